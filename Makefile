@@ -1,0 +1,52 @@
+# pinrelay: the two commands are `make demo` and `make test`; everything else supports them.
+SHELL := /bin/bash
+CARGO ?= cargo
+PYENV := $(CURDIR)/target/pyenv
+PY := $(PYENV)/bin/python
+# Test tools (moto_server, cfn-lint) live in a private virtualenv, installed on first use.
+export PATH := $(PYENV)/bin:$(PATH)
+
+.PHONY: demo test fmt-check clippy unit-and-integration template-lint tools bench package fuzz clean
+
+## The relay on this machine, fed Shopify's sample webhooks, printing what goes to Pinterest.
+demo:
+	$(CARGO) build --quiet -p pinrelay-cli
+	python3 scripts/demo.py --bin target/debug/pinrelay
+
+## Everything CI checks: format, lints, unit and integration tests, template lint.
+test: fmt-check clippy unit-and-integration template-lint
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+unit-and-integration: tools
+	$(CARGO) test --workspace --all-features
+
+template-lint: tools
+	cfn-lint template.yaml
+
+tools: $(PYENV)/.installed
+
+$(PYENV)/.installed: scripts/requirements-test.txt
+	python3 -m venv $(PYENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+	touch $@
+
+## Criterion benchmarks; figures go to BENCHMARKS.md.
+bench:
+	$(CARGO) bench -p pinrelay
+	$(CARGO) build --release -p pinrelay-cli
+	python3 scripts/bench_serve.py --bin target/release/pinrelay
+
+## Build both Lambda bundles with SAM + cargo-lambda (x86_64 here; ARCH=arm64 needs the aarch64 target).
+ARCH ?= x86_64
+package: tools
+	$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/requirements-package.txt
+	sam build --parameter-overrides Architecture=$(ARCH)
+
+clean:
+	$(CARGO) clean
+	rm -rf .aws-sam

@@ -1,0 +1,66 @@
+//! `pinrelay`: the relay's command line. Each subcommand lives in its own module; this file only
+//! parses arguments and maps results to exit codes.
+//!
+//! Exit codes: 0 success, 2 invalid input or usage, 3 `translate` skipped the webhook, 1 any other
+//! failure.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod dead_letters;
+mod replay;
+mod replay_aws;
+mod serve;
+mod sign;
+mod subscribe;
+mod translate;
+
+/// Shopify webhooks to Pinterest Conversions API, verified, hashed, exactly once.
+#[derive(Parser)]
+#[command(name = "pinrelay", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the Pinterest request body a webhook becomes.
+    Translate(translate::Args),
+    /// Print the X-Shopify-Hmac-Sha256 value for a body.
+    Sign(sign::Args),
+    /// Run the whole relay on this machine (SQLite storage).
+    Serve(serve::Args),
+    /// List the local relay's dead letters with their reasons.
+    DeadLetters(dead_letters::Args),
+    /// Re-queue dead letters (local data dir, or an AWS dead-letter queue).
+    Replay(replay::Args),
+    /// Subscribe a store's webhooks to the relay (GraphQL Admin API).
+    Subscribe(subscribe::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Translate(args) => translate::run(args),
+        Command::Sign(args) => sign::run(args),
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
+        Command::DeadLetters(args) => dead_letters::run(args),
+        Command::Replay(args) => runtime().and_then(|rt| rt.block_on(replay::run(args))),
+        Command::Subscribe(args) => runtime().and_then(|rt| rt.block_on(subscribe::run(args))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

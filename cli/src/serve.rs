@@ -1,0 +1,12 @@
+//! `pinrelay serve` (to be written).
+
+use std::process::ExitCode;
+
+/// Arguments of `pinrelay serve`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("not implemented yet")
+}

@@ -1,0 +1,12 @@
+//! `pinrelay sign` (to be written).
+
+use std::process::ExitCode;
+
+/// Arguments of `pinrelay sign`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("not implemented yet")
+}

@@ -1,0 +1,3 @@
+//! The dispatch Lambda (to be written).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The ingest Lambda (to be written).
+
+fn main() {}

@@ -1,0 +1,175 @@
+//! Configuration from the environment, read once at start-up through named keys.
+//!
+//! Loading fails with a message naming the variable, so a misconfigured function fails its first
+//! (cold-start) invocation loudly instead of mishandling webhooks.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::mapping::{ContentIdSource, Options, ValueSource};
+
+/// Environment variable names.
+pub mod keys {
+    /// SQS queue URL ingest sends to.
+    pub const QUEUE_URL: &str = "QUEUE_URL";
+    /// Comma-separated Shopify app client secrets (local use).
+    pub const SHOPIFY_WEBHOOK_SECRETS: &str = "SHOPIFY_WEBHOOK_SECRETS";
+    /// Secrets Manager ARN of the client secret(s): a JSON array or a plain string.
+    pub const SHOPIFY_WEBHOOK_SECRET_ARN: &str = "SHOPIFY_WEBHOOK_SECRET_ARN";
+    /// Optional comma-separated allow-list of shop domains.
+    pub const SHOPIFY_SHOP_DOMAINS: &str = "SHOPIFY_SHOP_DOMAINS";
+    /// Seconds order webhooks wait in the queue before dispatch (default 0).
+    pub const ORDER_DELAY_SECONDS: &str = "ORDER_DELAY_SECONDS";
+    /// DynamoDB table of idempotency records.
+    pub const IDEMPOTENCY_TABLE: &str = "IDEMPOTENCY_TABLE";
+    /// SQS dead-letter queue URL.
+    pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
+    /// Pinterest API base URL (default `https://api.pinterest.com`).
+    pub const PINTEREST_API_URL: &str = "PINTEREST_API_URL";
+    /// Pinterest ad account id.
+    pub const PINTEREST_AD_ACCOUNT_ID: &str = "PINTEREST_AD_ACCOUNT_ID";
+    /// Pinterest conversion access token (local use).
+    pub const PINTEREST_ACCESS_TOKEN: &str = "PINTEREST_ACCESS_TOKEN";
+    /// Secrets Manager ARN of the Pinterest token.
+    pub const PINTEREST_ACCESS_TOKEN_SECRET_ARN: &str = "PINTEREST_ACCESS_TOKEN_SECRET_ARN";
+    /// `true` adds `?test=true` to every Pinterest request.
+    pub const PINTEREST_TEST_MODE: &str = "PINTEREST_TEST_MODE";
+    /// Checkout `event_id` template (default `{order_id}`).
+    pub const EVENT_ID_TEMPLATE: &str = "EVENT_ID_TEMPLATE";
+    /// `event_source_url` (default `https://{shop}/`).
+    pub const STORE_URL: &str = "STORE_URL";
+    /// `true` sends orders marked `test`.
+    pub const INCLUDE_TEST_ORDERS: &str = "INCLUDE_TEST_ORDERS";
+    /// `true` sends POS orders as offline events.
+    pub const SEND_POS_ORDERS: &str = "SEND_POS_ORDERS";
+    /// `subtotal` (default) or `total`.
+    pub const VALUE_SOURCE: &str = "VALUE_SOURCE";
+    /// `variant` (default), `sku` or `product`.
+    pub const CONTENT_ID: &str = "CONTENT_ID";
+    /// Receives before the queue dead-letters a message (default 5, as in the template).
+    pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
+}
+
+/// A variable is set to a value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}={value:?} is invalid: {expected}")]
+pub struct InvalidVar {
+    /// The variable.
+    pub key: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it should be.
+    pub expected: &'static str,
+}
+
+/// A variable that must be set is not.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is not set")]
+pub struct MissingVar(pub &'static str);
+
+/// Reads a variable; empty counts as unset.
+pub fn var(key: &'static str) -> Option<String> {
+    std::env::var(key)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Reads a variable that must be set.
+///
+/// # Errors
+/// [`MissingVar`].
+pub fn required(key: &'static str) -> Result<String, MissingVar> {
+    var(key).ok_or(MissingVar(key))
+}
+
+/// Reads a boolean (`true`/`false`/`1`/`0`/`yes`/`no`), default false.
+///
+/// # Errors
+/// [`InvalidVar`].
+pub fn flag(key: &'static str) -> Result<bool, InvalidVar> {
+    match var(key).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) => match v.as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(InvalidVar {
+                key,
+                value: v,
+                expected: "true or false",
+            }),
+        },
+    }
+}
+
+/// Reads a whole number of seconds, with a default.
+///
+/// # Errors
+/// [`InvalidVar`].
+pub fn seconds(key: &'static str, default: u64) -> Result<Duration, InvalidVar> {
+    match var(key) {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => v.parse().map(Duration::from_secs).map_err(|_| InvalidVar {
+            key,
+            value: v,
+            expected: "a whole number of seconds",
+        }),
+    }
+}
+
+/// Reads `SHOPIFY_SHOP_DOMAINS` into a lowercase set; `None` when unset (every shop allowed).
+pub fn allowed_shops() -> Option<HashSet<String>> {
+    var(keys::SHOPIFY_SHOP_DOMAINS).map(|v| {
+        v.split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
+/// Reads the mapping [`Options`].
+///
+/// # Errors
+/// [`InvalidVar`] naming the variable.
+pub fn mapping_options() -> Result<Options, InvalidVar> {
+    let defaults = Options::default();
+    let value_source = match var(keys::VALUE_SOURCE).as_deref() {
+        None | Some("subtotal") => ValueSource::Subtotal,
+        Some("total") => ValueSource::Total,
+        Some(other) => {
+            return Err(InvalidVar {
+                key: keys::VALUE_SOURCE,
+                value: other.into(),
+                expected: "subtotal or total",
+            });
+        }
+    };
+    let content_id = match var(keys::CONTENT_ID).as_deref() {
+        None | Some("variant") => ContentIdSource::Variant,
+        Some("sku") => ContentIdSource::Sku,
+        Some("product") => ContentIdSource::Product,
+        Some(other) => {
+            return Err(InvalidVar {
+                key: keys::CONTENT_ID,
+                value: other.into(),
+                expected: "variant, sku or product",
+            });
+        }
+    };
+    let event_id_template = var(keys::EVENT_ID_TEMPLATE).unwrap_or(defaults.event_id_template);
+    if !event_id_template.contains("{order_id}") && !event_id_template.contains("{order_name}") {
+        return Err(InvalidVar {
+            key: keys::EVENT_ID_TEMPLATE,
+            value: event_id_template,
+            expected: "a template containing {order_id} or {order_name}",
+        });
+    }
+    Ok(Options {
+        event_id_template,
+        store_url: var(keys::STORE_URL),
+        include_test_orders: flag(keys::INCLUDE_TEST_ORDERS)?,
+        send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
+        value_source,
+        content_id,
+    })
+}

@@ -1,0 +1,558 @@
+//! [`Dispatcher`]: queue messages to Pinterest events, exactly once. Shared by the dispatch Lambda
+//! and `pinrelay serve`.
+//!
+//! For each batch: decode and translate every message on its own, claim each event's
+//! idempotency key, send the claimed events in as few requests as possible, then complete, release
+//! or dead-letter per event. The result names the messages to retry (batch item failures); every
+//! other message is settled: sent, deduplicated, skipped for a stated reason, or dead-lettered with
+//! its reason.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
+use crate::mapping::{self, ComplianceRequest, Options, Outcome};
+use crate::metrics::{Metrics, Unit, names};
+use crate::pinterest::{ConversionsApi, ConversionsApiError, Event, EventBatch, EventStatus};
+use crate::queue::{Envelope, Inbox, Received};
+
+/// Settings of the dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// How webhooks become events.
+    pub options: Options,
+    /// Events older than this are dead-lettered as `expired` (Pinterest's window is 7 days).
+    pub max_event_age: Duration,
+    /// Events older than this are sent and counted as `late` (Pinterest reports them as offline).
+    pub late_after: Duration,
+    /// First retry delay; doubles with each receive.
+    pub retry_base: Duration,
+    /// Longest retry delay (also used for auth failures, which need a human).
+    pub retry_max: Duration,
+    /// The queue's redrive count: on the last receive a still-failing message is dead-lettered by
+    /// the dispatcher itself, with its reason, instead of silently by the queue.
+    pub max_receive_count: u32,
+    /// Events per Pinterest request (at most 1000).
+    pub max_batch_events: usize,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            options: Options::default(),
+            max_event_age: Duration::from_secs(7 * 24 * 3600),
+            late_after: Duration::from_secs(3600),
+            retry_base: Duration::from_secs(60),
+            retry_max: Duration::from_secs(900),
+            max_receive_count: 5,
+            max_batch_events: EventBatch::MAX_EVENTS,
+        }
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Pinterest processed its event.
+    Sent,
+    /// Its event had been sent before.
+    Deduplicated,
+    /// It sends nothing, for this reason (label).
+    Skipped(&'static str),
+    /// A compliance request was carried out.
+    Compliance,
+    /// Moved to the dead-letter queue with this reason.
+    DeadLettered(String),
+    /// Handed back to the queue for another attempt after the delay.
+    Retry(Duration),
+}
+
+/// Counts of one batch, also emitted as metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Messages in the batch.
+    pub received: u64,
+    /// Events included in Pinterest requests.
+    pub sent: u64,
+    /// Events Pinterest processed.
+    pub processed: u64,
+    /// Events Pinterest failed.
+    pub failed: u64,
+    /// Events already sent before.
+    pub deduplicated: u64,
+    /// Skips by reason.
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Messages to retry.
+    pub retried: u64,
+    /// Dead letters by reason label.
+    pub dead_lettered: BTreeMap<&'static str, u64>,
+    /// Late events.
+    pub late: u64,
+    /// Expired events.
+    pub expired: u64,
+    /// Compliance requests handled.
+    pub compliance: u64,
+    /// Auth failures seen.
+    pub auth_failures: u64,
+    /// Processed events carrying each identifier: em, ph, click_id, ip+ua, external_id.
+    pub with_email: u64,
+    /// See `with_email`.
+    pub with_phone: u64,
+    /// See `with_email`.
+    pub with_click_id: u64,
+    /// See `with_email`.
+    pub with_ip_ua: u64,
+    /// See `with_email`.
+    pub with_external_id: u64,
+}
+
+/// The result of [`Dispatcher::dispatch`].
+#[derive(Debug, Clone, Default)]
+pub struct BatchReport {
+    /// Item identifiers of the messages to retry; all others are settled and may be deleted.
+    pub batch_item_failures: Vec<String>,
+    /// Per-message dispositions, by item identifier.
+    pub dispositions: BTreeMap<String, Disposition>,
+    /// Totals.
+    pub counts: Counts,
+}
+
+/// The dispatcher over an idempotency store, a Conversions API and an inbox.
+pub struct Dispatcher<S, A, I> {
+    store: S,
+    api: A,
+    inbox: I,
+    config: DispatchConfig,
+    metrics: Metrics,
+}
+
+/// One message whose event is waiting to be sent.
+struct Pending<'a> {
+    message: &'a Received,
+    key: IdempotencyKey,
+    event: Event,
+    topic: String,
+    webhook_id: Option<String>,
+}
+
+impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
+    /// Builds the dispatcher.
+    pub fn new(store: S, api: A, inbox: I, config: DispatchConfig, metrics: Metrics) -> Self {
+        Self {
+            store,
+            api,
+            inbox,
+            config,
+            metrics,
+        }
+    }
+
+    /// The idempotency store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The inbox.
+    pub fn inbox(&self) -> &I {
+        &self.inbox
+    }
+
+    /// Handles a batch. `deadline` is when the invocation ends: locks taken now expire then, so a
+    /// crashed invocation blocks nothing for longer.
+    pub async fn dispatch(
+        &self,
+        batch: &[Received],
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> BatchReport {
+        let mut report = BatchReport::default();
+        report.counts.received = batch.len() as u64;
+        let mut pending = Vec::new();
+        for message in batch {
+            match self.prepare(message, now).await {
+                Ok(Some(p)) => pending.push(p),
+                Ok(None) => {}
+                Err(d) => self.settle(&mut report, message, d, None).await,
+            }
+        }
+
+        // Claim every key at once; a key claimed by someone else is retried later.
+        let claims = futures::future::join_all(
+            pending
+                .iter()
+                .map(|p| self.store.put_in_progress(&p.key, now, deadline)),
+        )
+        .await;
+        let mut to_send = Vec::new();
+        for (p, claim) in pending.into_iter().zip(claims) {
+            match claim {
+                Ok(Claim::Acquired) => to_send.push(p),
+                Ok(Claim::AlreadyCompleted) => {
+                    self.settle(&mut report, p.message, Disposition::Deduplicated, Some(&p))
+                        .await;
+                }
+                Ok(Claim::InProgress { until_ms }) => {
+                    let wait = Duration::from_millis(
+                        (until_ms - now.timestamp_millis()).max(0) as u64 + 1000,
+                    );
+                    let delay = wait.max(self.backoff(p.message.receive_count));
+                    self.settle(&mut report, p.message, Disposition::Retry(delay), Some(&p))
+                        .await;
+                }
+                Err(e) => {
+                    tracing::warn!(key = %p.key, error.message = %e, "idempotency store unavailable; will retry");
+                    let delay = self.backoff(p.message.receive_count);
+                    self.settle(&mut report, p.message, Disposition::Retry(delay), Some(&p))
+                        .await;
+                }
+            }
+        }
+
+        let chunk = self.config.max_batch_events.clamp(1, EventBatch::MAX_EVENTS);
+        let mut queue: Vec<Vec<Pending>> = Vec::new();
+        let mut rest = to_send;
+        while !rest.is_empty() {
+            let tail = rest.split_off(chunk.min(rest.len()));
+            queue.push(std::mem::replace(&mut rest, tail));
+        }
+        while let Some(group) = queue.pop() {
+            self.send_group(group, now, &mut report, &mut queue).await;
+        }
+
+        self.emit(&report.counts);
+        report
+    }
+
+    /// Decodes and translates one message. `Ok(Some)` has an event to send; `Err` is already
+    /// decided.
+    async fn prepare<'a>(
+        &self,
+        message: &'a Received,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Pending<'a>>, Disposition> {
+        let envelope = Envelope::decode(&message.body, &message.attributes, now)
+            .map_err(|e| Disposition::DeadLettered(format!("undecodable: {e}")))?;
+        let outcome = mapping::translate(&envelope.metadata, &envelope.body, &self.config.options, now)
+            .map_err(|e| Disposition::DeadLettered(format!("invalid_payload: {e}")))?;
+        match outcome {
+            Outcome::Skip(reason) => {
+                tracing::info!(
+                    topic = %envelope.metadata.topic,
+                    shop = %envelope.metadata.shop_domain,
+                    webhook_id = envelope.metadata.webhook_id.as_deref().unwrap_or("-"),
+                    outcome = "skipped",
+                    reason = reason.label(),
+                    detail = %reason,
+                    "webhook skipped"
+                );
+                Err(Disposition::Skipped(reason.label()))
+            }
+            Outcome::Compliance(request) => Err(self.comply(&request).await),
+            Outcome::Send(event) => {
+                let key = IdempotencyKey::new(
+                    &envelope.metadata.shop_domain,
+                    &event.event_name,
+                    &event.event_id,
+                )
+                .map_err(|e| Disposition::DeadLettered(format!("invalid_payload: {e}")))?;
+                let age = now.timestamp() - event.event_time;
+                if age > self.config.max_event_age.as_secs() as i64 {
+                    return Err(Disposition::DeadLettered(format!(
+                        "expired: the event is {} days old; Pinterest accepts events up to 7 days old",
+                        age / 86_400
+                    )));
+                }
+                Ok(Some(Pending {
+                    message,
+                    key,
+                    event: *event,
+                    topic: envelope.metadata.topic.to_string(),
+                    webhook_id: envelope.metadata.webhook_id.clone(),
+                }))
+            }
+        }
+    }
+
+    async fn comply(&self, request: &ComplianceRequest) -> Disposition {
+        let result = match request {
+            ComplianceRequest::DataRequest {
+                shop_domain,
+                customer_id,
+                orders_requested,
+            } => {
+                tracing::info!(
+                    shop = %shop_domain,
+                    customer_id,
+                    orders = orders_requested.len(),
+                    outcome = "compliance",
+                    "customers/data_request: pinrelay stores no personal data for this customer (idempotency records hold only shop, event name and order-derived event ids)"
+                );
+                Ok(())
+            }
+            ComplianceRequest::CustomerRedact {
+                shop_domain,
+                customer_id,
+                orders_to_redact,
+            } => {
+                let mut keys = Vec::new();
+                for order_id in orders_to_redact {
+                    if let Some(event_id) = self.config.options.checkout_event_id(*order_id) {
+                        keys.extend(IdempotencyKey::new(shop_domain, "checkout", &event_id).ok());
+                    }
+                }
+                if let Some(id) = customer_id {
+                    keys.extend(
+                        IdempotencyKey::new(shop_domain, "signup", &format!("signup-{id}")).ok(),
+                    );
+                }
+                let results =
+                    futures::future::join_all(keys.iter().map(|k| self.store.release(k))).await;
+                let failed = results.iter().filter(|r| r.is_err()).count();
+                tracing::info!(
+                    shop = %shop_domain,
+                    records = keys.len(),
+                    failed,
+                    outcome = "compliance",
+                    "customers/redact: deleted the customer's idempotency records"
+                );
+                if failed == 0 { Ok(()) } else { Err(()) }
+            }
+            ComplianceRequest::ShopRedact { shop_domain } => {
+                match self.store.delete_shop(shop_domain).await {
+                    Ok(n) => {
+                        tracing::info!(shop = %shop_domain, records = n, outcome = "compliance", "shop/redact: deleted every record of the shop");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(shop = %shop_domain, error.message = %e, "shop/redact failed; will retry");
+                        Err(())
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(()) => Disposition::Compliance,
+            Err(()) => Disposition::Retry(self.config.retry_base),
+        }
+    }
+
+    /// Sends one group; a whole-request 400 splits the group in halves to find the offenders.
+    async fn send_group<'a>(
+        &self,
+        group: Vec<Pending<'a>>,
+        now: DateTime<Utc>,
+        report: &mut BatchReport,
+        queue: &mut Vec<Vec<Pending<'a>>>,
+    ) {
+        let events: Vec<Event> = group.iter().map(|p| p.event.clone()).collect();
+        let started = Instant::now();
+        let result = self.api.send(&events).await;
+        self.metrics.record(
+            None,
+            &[(
+                names::PINTEREST_LATENCY,
+                started.elapsed().as_secs_f64() * 1000.0,
+                Unit::Milliseconds,
+            )],
+        );
+        report.counts.sent += group.len() as u64;
+        match result {
+            Ok(statuses) => {
+                for (p, status) in group.iter().zip(statuses) {
+                    match status {
+                        EventStatus::Processed { warning } => {
+                            if let Some(w) = warning {
+                                tracing::info!(key = %p.key, warning = %w, "Pinterest accepted the event with a warning");
+                            }
+                            if let Err(e) = self.store.complete(&p.key, now).await {
+                                tracing::error!(key = %p.key, error.message = %e, "event sent but not recorded as completed; a redelivery may send it again (Pinterest deduplicates by event_id)");
+                            }
+                            let late = now.timestamp() - p.event.event_time
+                                > self.config.late_after.as_secs() as i64;
+                            count_match(&mut report.counts, &p.event, late);
+                            self.settle(report, p.message, Disposition::Sent, Some(p)).await;
+                        }
+                        EventStatus::Failed { error_message } => {
+                            report.counts.failed += 1;
+                            let _ = self.store.release(&p.key).await;
+                            let reason = format!("pinterest_rejected: {error_message}");
+                            self.settle(report, p.message, Disposition::DeadLettered(reason), Some(p))
+                                .await;
+                        }
+                    }
+                }
+            }
+            Err(ConversionsApiError::Rejected { status, message }) if group.len() > 1 => {
+                tracing::warn!(status, events = group.len(), error.message = %message, "Pinterest rejected the request as a whole; splitting it to find the offending events");
+                report.counts.sent -= group.len() as u64;
+                let mut first = group;
+                let second = first.split_off(first.len() / 2);
+                queue.push(second);
+                queue.push(first);
+            }
+            Err(e) => {
+                let retryable = e.is_retryable();
+                if e.is_auth() {
+                    report.counts.auth_failures += 1;
+                    tracing::error!(error.message = %e, events = group.len(), "Pinterest refused the access token; events are kept for retry");
+                } else {
+                    tracing::warn!(error.message = %e, kind = e.kind(), events = group.len(), retryable, "Pinterest request failed");
+                }
+                let releases =
+                    futures::future::join_all(group.iter().map(|p| self.store.release(&p.key)))
+                        .await;
+                drop(releases);
+                for p in &group {
+                    let d = if retryable {
+                        let delay = match &e {
+                            ConversionsApiError::RateLimited {
+                                retry_after: Some(after),
+                            } => (*after).max(self.backoff(p.message.receive_count)),
+                            ConversionsApiError::Unauthorized { .. } => self.config.retry_max,
+                            _ => self.backoff(p.message.receive_count),
+                        };
+                        Disposition::Retry(delay)
+                    } else {
+                        Disposition::DeadLettered(format!("pinterest_rejected: {e}"))
+                    };
+                    self.settle(report, p.message, d, Some(p)).await;
+                }
+            }
+        }
+    }
+
+    /// Records the disposition of one message, performing the dead-letter or retry it needs.
+    async fn settle(
+        &self,
+        report: &mut BatchReport,
+        message: &Received,
+        disposition: Disposition,
+        pending: Option<&Pending<'_>>,
+    ) {
+        let disposition = match disposition {
+            Disposition::Retry(_) if message.receive_count >= self.config.max_receive_count => {
+                Disposition::DeadLettered(format!(
+                    "retries_exhausted: still failing after {} attempts",
+                    message.receive_count
+                ))
+            }
+            other => other,
+        };
+        let disposition = match disposition {
+            Disposition::DeadLettered(reason) => {
+                match self.inbox.dead_letter(message, &reason).await {
+                    Ok(()) => Disposition::DeadLettered(reason),
+                    Err(e) => {
+                        tracing::error!(message_id = %message.id, error.message = %e, "could not dead-letter the message; it will be retried");
+                        Disposition::Retry(self.backoff(message.receive_count))
+                    }
+                }
+            }
+            other => other,
+        };
+        let c = &mut report.counts;
+        match &disposition {
+            Disposition::Sent => c.processed += 1,
+            Disposition::Deduplicated => c.deduplicated += 1,
+            Disposition::Skipped(reason) => *c.skipped.entry(reason).or_default() += 1,
+            Disposition::Compliance => c.compliance += 1,
+            Disposition::DeadLettered(reason) => {
+                let label = reason_label(reason);
+                if label == "expired" {
+                    c.expired += 1;
+                }
+                *c.dead_lettered.entry(label).or_default() += 1;
+                tracing::warn!(
+                    message_id = %message.id,
+                    topic = pending.map(|p| p.topic.as_str()),
+                    webhook_id = pending.and_then(|p| p.webhook_id.as_deref()),
+                    event_id = pending.map(|p| p.event.event_id.as_str()),
+                    outcome = "dead_lettered",
+                    reason = %reason,
+                    "message dead-lettered"
+                );
+            }
+            Disposition::Retry(delay) => {
+                c.retried += 1;
+                report.batch_item_failures.push(message.id.clone());
+                if let Err(e) = self.inbox.retry_after(message, *delay).await {
+                    tracing::warn!(message_id = %message.id, error.message = %e, "could not set the retry delay; the queue's visibility timeout applies");
+                }
+            }
+        }
+        if let Some(p) = pending
+            && matches!(disposition, Disposition::Sent | Disposition::Deduplicated)
+        {
+            tracing::info!(
+                topic = %p.topic,
+                webhook_id = p.webhook_id.as_deref().unwrap_or("-"),
+                event_id = %p.event.event_id,
+                outcome = if disposition == Disposition::Sent { "sent" } else { "deduplicated" },
+                "event settled"
+            );
+        }
+        report.dispositions.insert(message.id.clone(), disposition);
+    }
+
+    fn backoff(&self, receive_count: u32) -> Duration {
+        let exp = receive_count.saturating_sub(1).min(20);
+        self.config
+            .retry_base
+            .saturating_mul(1 << exp)
+            .min(self.config.retry_max)
+    }
+
+    fn emit(&self, c: &Counts) {
+        let count = |name, n: u64| (name, n as f64, Unit::Count);
+        self.metrics.record(
+            None,
+            &[
+                count(names::EVENTS_SENT, c.sent),
+                count(names::EVENTS_PROCESSED, c.processed),
+                count(names::EVENTS_FAILED, c.failed),
+                count(names::EVENTS_DEDUPLICATED, c.deduplicated),
+                count(names::EVENTS_RETRIED, c.retried),
+                count(names::EVENTS_LATE, c.late),
+                count(names::EVENTS_EXPIRED, c.expired),
+                count(names::COMPLIANCE_HANDLED, c.compliance),
+                count(names::PINTEREST_AUTH_FAILURES, c.auth_failures),
+                count(names::MATCH_EMAIL, c.with_email),
+                count(names::MATCH_PHONE, c.with_phone),
+                count(names::MATCH_CLICK_ID, c.with_click_id),
+                count(names::MATCH_IP_UA, c.with_ip_ua),
+                count(names::MATCH_EXTERNAL_ID, c.with_external_id),
+            ],
+        );
+        for (reason, n) in &c.skipped {
+            self.metrics.count(names::EVENTS_SKIPPED, Some(reason), *n);
+        }
+        for (reason, n) in &c.dead_lettered {
+            self.metrics
+                .count(names::EVENTS_DEAD_LETTERED, Some(reason), *n);
+        }
+    }
+}
+
+fn count_match(c: &mut Counts, event: &Event, late: bool) {
+    let u = &event.user_data;
+    c.late += u64::from(late);
+    c.with_email += u64::from(!u.em.is_empty());
+    c.with_phone += u64::from(!u.ph.is_empty());
+    c.with_click_id += u64::from(u.click_id.is_some());
+    c.with_ip_ua += u64::from(u.client_ip_address.is_some() && u.client_user_agent.is_some());
+    c.with_external_id += u64::from(!u.external_id.is_empty());
+}
+
+/// The stable label of a dead-letter reason: the text before the first `:`.
+pub fn reason_label(reason: &str) -> &'static str {
+    match reason.split(':').next().unwrap_or_default() {
+        "expired" => "expired",
+        "undecodable" => "undecodable",
+        "invalid_payload" => "invalid_payload",
+        "pinterest_rejected" => "pinterest_rejected",
+        "retries_exhausted" => "retries_exhausted",
+        _ => "other",
+    }
+}

@@ -1,0 +1,275 @@
+//! [`Ingest`]: the webhook endpoint's logic, shared by the Lambda and `pinrelay serve`.
+//!
+//! Route, verify the HMAC over the exact body bytes, check the shop, encode, enqueue, and map each
+//! outcome to one status code. Shopify retries anything but 2xx for 4 hours, so 2xx means "durably
+//! queued" and nothing else; failures that a retry can fix answer 503.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::json;
+
+use crate::metrics::{Metrics, Unit, names};
+use crate::queue::{EncodeError, Envelope, Queue, QueueError, Source};
+use crate::shopify::{self, MetadataError, VerifyError, WebhookMetadata, WebhookSecrets};
+
+/// The path Shopify posts to.
+pub const WEBHOOK_PATH: &str = "/webhooks/shopify";
+
+/// The longest ingest waits for the queue before answering 503 (Shopify's budget is 5 s).
+pub const ENQUEUE_TIMEOUT: Duration = Duration::from_millis(2500);
+
+/// Settings of the endpoint.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// App client secrets (current first).
+    pub secrets: WebhookSecrets,
+    /// When set, only these shop domains (lowercase) are accepted.
+    pub allowed_shops: Option<HashSet<String>>,
+    /// The queue's message size limit.
+    pub max_message_bytes: usize,
+    /// Delay before an order webhook becomes visible to dispatch.
+    pub order_delay: Duration,
+}
+
+/// An HTTP request, reduced to what ingest reads.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The path, without query string.
+    pub path: &'a str,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The exact body bytes (after any base64 decoding by the platform).
+    pub body: &'a [u8],
+}
+
+/// The answer: a status, a small JSON body, and an `Allow` header for 405.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The status code.
+    pub status: StatusCode,
+    /// A JSON document, `{"status": ...}` or `{"error": ...}`.
+    pub body: String,
+    /// Set on 405.
+    pub allow: Option<&'static str>,
+}
+
+impl Reply {
+    fn ok(detail: &str) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: json!({ "status": detail }).to_string(),
+            allow: None,
+        }
+    }
+
+    fn error(status: StatusCode, message: &str) -> Self {
+        Self {
+            status,
+            body: json!({ "error": message }).to_string(),
+            allow: None,
+        }
+    }
+}
+
+/// Why a request was not enqueued; each is a metric reason and one status code.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// Unknown path.
+    #[error("not found; Shopify webhooks go to POST {WEBHOOK_PATH}")]
+    NotFound,
+    /// Wrong method on the webhook path.
+    #[error("method not allowed; use POST")]
+    MethodNotAllowed,
+    /// The HMAC check failed.
+    #[error(transparent)]
+    Signature(#[from] VerifyError),
+    /// A required header is missing.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// The shop is not in `SHOPIFY_SHOP_DOMAINS`.
+    #[error("shop {0} is not in SHOPIFY_SHOP_DOMAINS")]
+    ShopNotAllowed(String),
+    /// The body does not fit the queue even compressed.
+    #[error(transparent)]
+    TooLarge(#[from] EncodeError),
+    /// The queue failed or timed out.
+    #[error("the queue is unavailable; Shopify will retry: {0}")]
+    QueueUnavailable(#[source] QueueError),
+}
+
+impl Rejection {
+    /// The status code Shopify sees.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::Signature(_) => StatusCode::UNAUTHORIZED,
+            Rejection::Metadata(_) => StatusCode::BAD_REQUEST,
+            Rejection::ShopNotAllowed(_) => StatusCode::FORBIDDEN,
+            Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The metric reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::NotFound => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::Signature(VerifyError::MissingHeader) => "missing_signature",
+            Rejection::Signature(VerifyError::Malformed) => "malformed_signature",
+            Rejection::Signature(VerifyError::Mismatch) => "bad_signature",
+            Rejection::Metadata(_) => "missing_header",
+            Rejection::ShopNotAllowed(_) => "shop_not_allowed",
+            Rejection::TooLarge(_) => "too_large",
+            Rejection::QueueUnavailable(_) => "queue_unavailable",
+        }
+    }
+}
+
+/// The webhook endpoint over a [`Queue`].
+pub struct Ingest<Q> {
+    queue: Q,
+    config: IngestConfig,
+    metrics: Metrics,
+}
+
+impl<Q: Queue> Ingest<Q> {
+    /// Builds the endpoint.
+    pub fn new(queue: Q, config: IngestConfig, metrics: Metrics) -> Self {
+        Self {
+            queue,
+            config,
+            metrics,
+        }
+    }
+
+    /// The queue (the local relay shares it with its dispatcher).
+    pub fn queue(&self) -> &Q {
+        &self.queue
+    }
+
+    /// Handles one request; never fails, every outcome is a [`Reply`].
+    pub async fn handle(&self, request: Request<'_>, now: DateTime<Utc>) -> Reply {
+        let started = Instant::now();
+        let path = request.path.trim_end_matches('/');
+        if path != WEBHOOK_PATH {
+            return self.reject(Rejection::NotFound, None, started);
+        }
+        if request.method != Method::POST {
+            let mut reply = self.reject(Rejection::MethodNotAllowed, None, started);
+            reply.allow = Some("POST");
+            return reply;
+        }
+        self.metrics.count(names::WEBHOOKS_RECEIVED, None, 1);
+        // Verify before reading anything else: an unsigned request learns nothing.
+        if let Err(e) = shopify::verify(request.headers, request.body, &self.config.secrets) {
+            return self.reject(e.into(), None, started);
+        }
+        let metadata = match WebhookMetadata::from_headers(request.headers) {
+            Ok(m) => m,
+            Err(e) => return self.reject(e.into(), None, started),
+        };
+        if let Some(allowed) = &self.config.allowed_shops
+            && !allowed.contains(&metadata.shop_domain)
+        {
+            let shop = metadata.shop_domain.clone();
+            return self.reject(Rejection::ShopNotAllowed(shop), Some(&metadata), started);
+        }
+        match self.enqueue(&metadata, request.body, now).await {
+            Ok(()) => {
+                let elapsed = started.elapsed();
+                self.metrics.record(
+                    None,
+                    &[
+                        (names::WEBHOOKS_ENQUEUED, 1.0, Unit::Count),
+                        (
+                            names::ENQUEUE_LATENCY,
+                            elapsed.as_secs_f64() * 1000.0,
+                            Unit::Milliseconds,
+                        ),
+                    ],
+                );
+                tracing::info!(
+                    topic = %metadata.topic,
+                    shop = %metadata.shop_domain,
+                    webhook_id = metadata.webhook_id.as_deref().unwrap_or("-"),
+                    outcome = "enqueued",
+                    latency_ms = elapsed.as_millis() as u64,
+                    "webhook enqueued"
+                );
+                Reply::ok("enqueued")
+            }
+            Err(e) => self.reject(e, Some(&metadata), started),
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        metadata: &WebhookMetadata,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), Rejection> {
+        let delay = if metadata.topic.is_order() {
+            self.config.order_delay
+        } else {
+            Duration::ZERO
+        };
+        let message = Envelope {
+            source: Source::Webhook,
+            metadata: metadata.clone(),
+            received_at: now,
+            body: body.to_vec(),
+        }
+        .encode(self.config.max_message_bytes, delay)?;
+        match tokio::time::timeout(ENQUEUE_TIMEOUT, self.queue.send(&message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(QueueError::TooLarge)) => Err(Rejection::TooLarge(EncodeError::TooLarge {
+                bytes: message.size(),
+                limit: self.config.max_message_bytes,
+            })),
+            Ok(Err(e)) => Err(Rejection::QueueUnavailable(e)),
+            Err(_elapsed) => Err(Rejection::QueueUnavailable(QueueError::Unavailable(
+                format!("no answer within {ENQUEUE_TIMEOUT:?}").into(),
+            ))),
+        }
+    }
+
+    fn reject(
+        &self,
+        rejection: Rejection,
+        metadata: Option<&WebhookMetadata>,
+        started: Instant,
+    ) -> Reply {
+        let status = rejection.status();
+        self.metrics
+            .count(names::WEBHOOKS_REJECTED, Some(rejection.reason()), 1);
+        let topic = metadata.map(|m| m.topic.to_string());
+        let shop = metadata.map(|m| m.shop_domain.as_str());
+        let webhook_id = metadata.and_then(|m| m.webhook_id.as_deref());
+        let latency_ms = started.elapsed().as_millis() as u64;
+        match &rejection {
+            Rejection::QueueUnavailable(e) => tracing::error!(
+                topic, shop, webhook_id, outcome = rejection.reason(), latency_ms,
+                error.message = %e, error.cause_chain = ?e,
+                "webhook NOT enqueued; answered 503 so Shopify retries it (nothing is lost unless all 8 retries fail)"
+            ),
+            Rejection::TooLarge(e) => tracing::error!(
+                topic, shop, webhook_id, outcome = rejection.reason(), latency_ms,
+                error.message = %e,
+                "webhook too large for the queue even compressed; answered 413 and it will not be delivered"
+            ),
+            _ => tracing::warn!(
+                topic, shop, webhook_id, outcome = rejection.reason(), latency_ms,
+                error.message = %rejection,
+                "webhook rejected"
+            ),
+        }
+        Reply::error(status, &rejection.to_string())
+    }
+}

@@ -1,0 +1,32 @@
+//! pinrelay: Shopify webhooks in, SHA-256-hashed Pinterest Conversions API events out, exactly once.
+//!
+//! # Layout
+//!
+//! - [`shopify`]: webhook HMAC verification, header metadata, typed payloads (pure).
+//! - [`pinterest`]: the CAPI request model, normalization and hashing (pure), the
+//!   [`pinterest::ConversionsApi`] port and its HTTP and dry-run adapters.
+//! - [`mapping`]: `translate(topic, metadata, body, options, now)`, a Shopify webhook to a Pinterest
+//!   event or a stated skip (pure).
+//! - [`queue`]: the [`queue::Envelope`] that travels from ingest to dispatch, its wire encoding, the
+//!   [`queue::Queue`] and [`queue::Inbox`] ports, and their SQS and SQLite adapters.
+//! - [`idempotency`]: dedup keys and records, the [`idempotency::IdempotencyStore`] port, and its
+//!   DynamoDB and SQLite adapters.
+//! - [`ingest`]: [`ingest::Ingest`], route, verify, enqueue; shared by the Lambda and `pinrelay serve`.
+//! - [`dispatch`]: [`dispatch::Dispatcher`], claim, translate, send, record; shared likewise.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines and the metric names of both functions.
+//! - [`config`]: environment configuration of the functions and the local relay.
+//! - [`telemetry`]: `tracing` initialization shared by the functions and the CLI.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod dispatch;
+pub mod idempotency;
+pub mod ingest;
+pub mod mapping;
+pub mod metrics;
+pub mod pinterest;
+pub mod queue;
+#[cfg(feature = "aws")]
+pub mod secrets;
+pub mod shopify;
+pub mod telemetry;

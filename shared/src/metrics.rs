@@ -1,0 +1,224 @@
+//! Metrics: CloudWatch Embedded Metric Format (EMF) lines on stdout for the Lambdas, in-memory
+//! counters for `pinrelay serve`. Metric names of both functions live here, once.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "pinrelay";
+
+/// Metric names (the alarms and dashboard in `template.yaml` refer to these strings).
+pub mod names {
+    /// Webhook requests that reached ingest.
+    pub const WEBHOOKS_RECEIVED: &str = "WebhooksReceived";
+    /// Webhook requests answered non-2xx (dimension `Reason`).
+    pub const WEBHOOKS_REJECTED: &str = "WebhooksRejected";
+    /// Webhooks stored in the queue.
+    pub const WEBHOOKS_ENQUEUED: &str = "WebhooksEnqueued";
+    /// Time to store a webhook in the queue, milliseconds.
+    pub const ENQUEUE_LATENCY: &str = "EnqueueLatency";
+    /// Events included in a Pinterest request.
+    pub const EVENTS_SENT: &str = "EventsSent";
+    /// Events Pinterest reported as processed.
+    pub const EVENTS_PROCESSED: &str = "EventsProcessed";
+    /// Events Pinterest reported as failed (dead-lettered).
+    pub const EVENTS_FAILED: &str = "EventsFailed";
+    /// Events already sent before (idempotency hit).
+    pub const EVENTS_DEDUPLICATED: &str = "EventsDeduplicated";
+    /// Webhooks that send nothing (dimension `Reason`).
+    pub const EVENTS_SKIPPED: &str = "EventsSkipped";
+    /// Messages handed back to the queue for a later attempt.
+    pub const EVENTS_RETRIED: &str = "EventsRetried";
+    /// Messages moved to the dead-letter queue (dimension `Reason`).
+    pub const EVENTS_DEAD_LETTERED: &str = "EventsDeadLettered";
+    /// Events sent more than an hour after they happened (Pinterest counts them as offline).
+    pub const EVENTS_LATE: &str = "EventsLate";
+    /// Events too old for Pinterest (over 7 days), dead-lettered.
+    pub const EVENTS_EXPIRED: &str = "EventsExpired";
+    /// Compliance webhooks handled.
+    pub const COMPLIANCE_HANDLED: &str = "ComplianceHandled";
+    /// Pinterest refused the access token (401/403): a human must act.
+    pub const PINTEREST_AUTH_FAILURES: &str = "PinterestAuthFailures";
+    /// Pinterest request latency, milliseconds.
+    pub const PINTEREST_LATENCY: &str = "PinterestLatency";
+    /// Sent events with a hashed email.
+    pub const MATCH_EMAIL: &str = "MatchEmail";
+    /// Sent events with a hashed phone.
+    pub const MATCH_PHONE: &str = "MatchPhone";
+    /// Sent events with a Pinterest click id.
+    pub const MATCH_CLICK_ID: &str = "MatchClickId";
+    /// Sent events with both IP address and user agent.
+    pub const MATCH_IP_UA: &str = "MatchIpUserAgent";
+    /// Sent events with a hashed external id.
+    pub const MATCH_EXTERNAL_ID: &str = "MatchExternalId";
+}
+
+/// A CloudWatch unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A count.
+    Count,
+    /// Milliseconds.
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Sink {
+    Emf(Arc<Mutex<Box<dyn Write + Send>>>),
+    Memory(Arc<Mutex<BTreeMap<String, f64>>>),
+}
+
+/// Records metrics for one function (`ingest`, `dispatch`, `serve`).
+#[derive(Clone)]
+pub struct Metrics {
+    function: &'static str,
+    sink: Sink,
+}
+
+impl Metrics {
+    /// EMF lines on stdout, where the Lambda runtime ships them to CloudWatch Logs.
+    pub fn emf(function: &'static str) -> Self {
+        Self::emf_to(function, Box::new(std::io::stdout()))
+    }
+
+    /// EMF lines to any writer (tests).
+    pub fn emf_to(function: &'static str, writer: Box<dyn Write + Send>) -> Self {
+        Self {
+            function,
+            sink: Sink::Emf(Arc::new(Mutex::new(writer))),
+        }
+    }
+
+    /// Totals kept in memory (`pinrelay serve`, tests); read them with [`Metrics::snapshot`].
+    pub fn in_memory(function: &'static str) -> Self {
+        Self {
+            function,
+            sink: Sink::Memory(Arc::default()),
+        }
+    }
+
+    /// Records values under an optional `Reason` dimension. Zero counts are left out.
+    pub fn record(&self, reason: Option<&str>, values: &[(&'static str, f64, Unit)]) {
+        let values: Vec<_> = values
+            .iter()
+            .filter(|(_, v, unit)| *v != 0.0 || *unit != Unit::Count)
+            .collect();
+        if values.is_empty() {
+            return;
+        }
+        match &self.sink {
+            Sink::Emf(writer) => {
+                let mut dimensions = vec!["Function"];
+                let mut doc = Map::new();
+                doc.insert("Function".into(), json!(self.function));
+                if let Some(reason) = reason {
+                    dimensions.push("Reason");
+                    doc.insert("Reason".into(), json!(reason));
+                }
+                let defs: Vec<Value> = values
+                    .iter()
+                    .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+                    .collect();
+                for (name, value, _) in &values {
+                    doc.insert((*name).into(), json!(value));
+                }
+                doc.insert(
+                    "_aws".into(),
+                    json!({
+                        "Timestamp": Utc::now().timestamp_millis(),
+                        "CloudWatchMetrics": [{
+                            "Namespace": NAMESPACE,
+                            "Dimensions": [dimensions],
+                            "Metrics": defs,
+                        }]
+                    }),
+                );
+                if let Ok(mut w) = writer.lock() {
+                    // Metrics are best effort: a closed stdout must not fail a webhook.
+                    let _ = writeln!(w, "{}", Value::Object(doc));
+                }
+            }
+            Sink::Memory(totals) => {
+                if let Ok(mut totals) = totals.lock() {
+                    for (name, value, _) in &values {
+                        let key = match reason {
+                            Some(r) => format!("{name}{{Reason={r}}}"),
+                            None => (*name).to_owned(),
+                        };
+                        *totals.entry(key).or_default() += value;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a single count.
+    pub fn count(&self, name: &'static str, reason: Option<&str>, n: u64) {
+        self.record(reason, &[(name, n as f64, Unit::Count)]);
+    }
+
+    /// In-memory totals (`Name` or `Name{Reason=r}`); empty for EMF sinks.
+    pub fn snapshot(&self) -> BTreeMap<String, f64> {
+        match &self.sink {
+            Sink::Memory(totals) => totals.lock().map(|t| t.clone()).unwrap_or_default(),
+            Sink::Emf(_) => BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_valid_emf_with_reason_dimension() {
+        let buf = Buf::default();
+        let m = Metrics::emf_to("ingest", Box::new(buf.clone()));
+        m.count(names::WEBHOOKS_REJECTED, Some("bad_signature"), 1);
+        let line = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let doc: Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(doc["WebhooksRejected"], 1.0);
+        assert_eq!(doc["Reason"], "bad_signature");
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "pinrelay");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0],
+            json!(["Function", "Reason"])
+        );
+    }
+
+    #[test]
+    fn memory_sink_sums_by_name_and_reason() {
+        let m = Metrics::in_memory("serve");
+        m.count(names::EVENTS_SKIPPED, Some("test_order"), 2);
+        m.count(names::EVENTS_SKIPPED, Some("test_order"), 1);
+        m.count(names::EVENTS_SENT, None, 0);
+        let s = m.snapshot();
+        assert_eq!(s["EventsSkipped{Reason=test_order}"], 3.0);
+        assert!(!s.contains_key("EventsSent"));
+    }
+}

@@ -1,0 +1,13 @@
+//! Pinterest's side of the relay: the Conversions API request model, normalization and hashing of
+//! user data, the [`ConversionsApi`] port, and its adapters.
+
+pub mod api;
+pub mod dry_run;
+pub mod event;
+pub mod http;
+pub mod normalize;
+
+pub use api::{ConversionsApi, ConversionsApiError, EventStatus};
+pub use dry_run::DryRun;
+pub use event::{ActionSource, Content, CustomData, Event, EventBatch, UserData};
+pub use http::{PinterestHttp, PinterestHttpConfig};
