@@ -45,6 +45,9 @@ pub struct Request<'a> {
     pub headers: &'a HeaderMap,
     /// The exact body bytes (after any base64 decoding by the platform).
     pub body: &'a [u8],
+    /// The client's IP address as the platform saw it (Function URL `requestContext.http.sourceIp`,
+    /// or the socket peer for `pinrelay serve`); used for browser events only.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// The answer: a status, a small JSON body, and an `Allow` header for 405.

@@ -18,6 +18,8 @@
 //! - [`telemetry`]: `tracing` initialization shared by the functions and the CLI.
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod config;
 pub mod dispatch;
 pub mod idempotency;

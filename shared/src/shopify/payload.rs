@@ -1,2 +1,682 @@
 //! Typed Shopify payloads: only the fields the relay uses, all optional, ids as `u64`, money as
 //! decimal strings. Unknown fields are ignored.
+//!
+//! Shopify may omit any field or send it as `null` (protected customer data, POS and draft orders,
+//! redacted stores), so every field is an `Option` (or an empty `Vec`) and a `null` reads the same as
+//! a missing field. Ids can exceed 2^53 (`820982911946154508`), so they are read as `u64`, never
+//! through `f64`; a numeric string id is accepted too. Money stays the decimal string Shopify sent:
+//! the relay never does arithmetic on it in floating point. A timestamp string that is not RFC 3339
+//! reads as missing rather than failing the whole webhook.
+//!
+//! This module does not decide anything: [`crate::mapping`] turns these values into events.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+
+/// An order: the body of `orders/create`, `orders/paid` and `orders/updated`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Order {
+    /// The order id; the default checkout `event_id` and `custom_data.order_id`.
+    #[serde(default, deserialize_with = "de::id")]
+    pub id: Option<u64>,
+    /// The shop-facing order name such as `#1001` (`{order_name}` in the event id template).
+    #[serde(default, deserialize_with = "de::text")]
+    pub name: Option<String>,
+    /// The buyer's email; the first source of `em`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub email: Option<String>,
+    /// The checkout's contact email; `em` when `email` is empty.
+    #[serde(default, deserialize_with = "de::text")]
+    pub contact_email: Option<String>,
+    /// The buyer's phone; the first source of `ph`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub phone: Option<String>,
+    /// When the order was placed: the `event_time`.
+    #[serde(default, deserialize_with = "de::timestamp")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the order was processed; `event_time` when `created_at` is missing.
+    #[serde(default, deserialize_with = "de::timestamp")]
+    pub processed_at: Option<DateTime<Utc>>,
+    /// Set when the order is cancelled; its presence is what matters, not its value.
+    #[serde(default, deserialize_with = "de::text")]
+    pub cancelled_at: Option<String>,
+    /// True for orders placed with a test gateway.
+    #[serde(default, deserialize_with = "de::flag")]
+    pub test: Option<bool>,
+    /// The sales channel: `web`, `pos`, `shopify_draft_order`, an app id...
+    #[serde(default, deserialize_with = "de::text")]
+    pub source_name: Option<String>,
+    /// The buyer's browser IP address.
+    #[serde(default, deserialize_with = "de::text")]
+    pub browser_ip: Option<String>,
+    /// The buyer's browser details.
+    #[serde(default)]
+    pub client_details: Option<ClientDetails>,
+    /// The first page of the buyer's visit, a path or URL with its query string (may carry `epik`).
+    #[serde(default, deserialize_with = "de::text")]
+    pub landing_site: Option<String>,
+    /// Cart attributes written by the storefront (may carry `epik` or `_epik`).
+    #[serde(default, deserialize_with = "de::list")]
+    pub note_attributes: Vec<NoteAttribute>,
+    /// The shop currency (ISO 4217) that the amounts below are in.
+    #[serde(default, deserialize_with = "de::text")]
+    pub currency: Option<String>,
+    /// Line items after edits and discounts, before shipping and tax: the default `value`.
+    #[serde(default, deserialize_with = "de::money")]
+    pub current_subtotal_price: Option<String>,
+    /// What the buyer pays after edits: `value` with `VALUE_SOURCE=total`.
+    #[serde(default, deserialize_with = "de::money")]
+    pub current_total_price: Option<String>,
+    /// The subtotal when the order was placed; used when `current_subtotal_price` is missing.
+    #[serde(default, deserialize_with = "de::money")]
+    pub subtotal_price: Option<String>,
+    /// The total when the order was placed; used when `current_total_price` is missing.
+    #[serde(default, deserialize_with = "de::money")]
+    pub total_price: Option<String>,
+    /// The buyer's locale such as `en` or `fr-CA`: the event `language`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub customer_locale: Option<String>,
+    /// The billing address: the first source of name and location fields.
+    #[serde(default)]
+    pub billing_address: Option<Address>,
+    /// The shipping address: name and location fields when billing has none.
+    #[serde(default)]
+    pub shipping_address: Option<Address>,
+    /// The customer record, when the order has one.
+    #[serde(default)]
+    pub customer: Option<Customer>,
+    /// What was bought.
+    #[serde(default, deserialize_with = "de::list")]
+    pub line_items: Vec<LineItem>,
+}
+
+/// One line of an order or checkout.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct LineItem {
+    /// The line's own id.
+    #[serde(default, deserialize_with = "de::id")]
+    pub id: Option<u64>,
+    /// The product; null for custom line items.
+    #[serde(default, deserialize_with = "de::id")]
+    pub product_id: Option<u64>,
+    /// The variant; the default catalog id. Null for custom line items.
+    #[serde(default, deserialize_with = "de::id")]
+    pub variant_id: Option<u64>,
+    /// The variant's SKU; the catalog id with `CONTENT_ID=sku`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub sku: Option<String>,
+    /// The unit price before discounts.
+    #[serde(default, deserialize_with = "de::money")]
+    pub price: Option<String>,
+    /// Units bought.
+    #[serde(default, deserialize_with = "de::count")]
+    pub quantity: Option<u64>,
+    /// The product title.
+    #[serde(default, deserialize_with = "de::text")]
+    pub title: Option<String>,
+    /// The product's vendor (brand).
+    #[serde(default, deserialize_with = "de::text")]
+    pub vendor: Option<String>,
+}
+
+/// A postal address (billing, shipping, or a customer's default address).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Address {
+    /// First name: `fn`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub first_name: Option<String>,
+    /// Last name: `ln`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub last_name: Option<String>,
+    /// Phone at this address: `ph` when the order has none.
+    #[serde(default, deserialize_with = "de::text")]
+    pub phone: Option<String>,
+    /// City: `ct`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub city: Option<String>,
+    /// Province or state code such as `KY`: `st`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub province_code: Option<String>,
+    /// Postal code: `zp`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub zip: Option<String>,
+    /// ISO 3166-1 alpha-2 country such as `US`: `country`, and the country code of local phones.
+    #[serde(default, deserialize_with = "de::text")]
+    pub country_code: Option<String>,
+}
+
+/// A customer: the body of `customers/create`, and the `customer` of orders and checkouts.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Customer {
+    /// The customer id: `external_id`, and the `signup` event id.
+    #[serde(default, deserialize_with = "de::id")]
+    pub id: Option<u64>,
+    /// Email: `em` of signups, and of orders without their own.
+    #[serde(default, deserialize_with = "de::text")]
+    pub email: Option<String>,
+    /// Phone (Shopify stores it as E.164).
+    #[serde(default, deserialize_with = "de::text")]
+    pub phone: Option<String>,
+    /// First name.
+    #[serde(default, deserialize_with = "de::text")]
+    pub first_name: Option<String>,
+    /// Last name.
+    #[serde(default, deserialize_with = "de::text")]
+    pub last_name: Option<String>,
+    /// When the customer was created: the `signup` event time.
+    #[serde(default, deserialize_with = "de::timestamp")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// The customer's default address.
+    #[serde(default)]
+    pub default_address: Option<Address>,
+}
+
+/// The buyer's browser, as Shopify saw it at checkout.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ClientDetails {
+    /// The browser IP; `client_ip_address` when the order's `browser_ip` is missing.
+    #[serde(default, deserialize_with = "de::text")]
+    pub browser_ip: Option<String>,
+    /// The browser's user agent: `client_user_agent`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub user_agent: Option<String>,
+    /// The browser's `Accept-Language`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub accept_language: Option<String>,
+}
+
+/// A cart attribute carried onto the order (`note_attributes[]`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct NoteAttribute {
+    /// The attribute name (`epik`, `_epik`...).
+    #[serde(default, deserialize_with = "de::text")]
+    pub name: Option<String>,
+    /// Its value; a number or boolean is read as its text.
+    #[serde(default, deserialize_with = "de::text")]
+    pub value: Option<String>,
+}
+
+/// A checkout: the body of `checkouts/create` and `checkouts/update` (the abandoned-checkout
+/// resource). Parsed for completeness; the relay does not turn checkouts into events.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Checkout {
+    /// The checkout id (absent from some webhook samples).
+    #[serde(default, deserialize_with = "de::id")]
+    pub id: Option<u64>,
+    /// The checkout token, shared with the browser's checkout events.
+    #[serde(default, deserialize_with = "de::text")]
+    pub token: Option<String>,
+    /// The cart token.
+    #[serde(default, deserialize_with = "de::text")]
+    pub cart_token: Option<String>,
+    /// The buyer's email, once entered.
+    #[serde(default, deserialize_with = "de::text")]
+    pub email: Option<String>,
+    /// The buyer's phone, once entered.
+    #[serde(default, deserialize_with = "de::text")]
+    pub phone: Option<String>,
+    /// When the checkout started.
+    #[serde(default, deserialize_with = "de::timestamp")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Set once the checkout became an order.
+    #[serde(default, deserialize_with = "de::text")]
+    pub completed_at: Option<String>,
+    /// The checkout currency.
+    #[serde(default, deserialize_with = "de::text")]
+    pub currency: Option<String>,
+    /// Line items after discounts, before shipping and tax.
+    #[serde(default, deserialize_with = "de::money")]
+    pub subtotal_price: Option<String>,
+    /// The total.
+    #[serde(default, deserialize_with = "de::money")]
+    pub total_price: Option<String>,
+    /// The sales channel.
+    #[serde(default, deserialize_with = "de::text")]
+    pub source_name: Option<String>,
+    /// The first page of the visit.
+    #[serde(default, deserialize_with = "de::text")]
+    pub landing_site: Option<String>,
+    /// Cart attributes.
+    #[serde(default, deserialize_with = "de::list")]
+    pub note_attributes: Vec<NoteAttribute>,
+    /// The buyer's locale.
+    #[serde(default, deserialize_with = "de::text")]
+    pub customer_locale: Option<String>,
+    /// The billing address.
+    #[serde(default)]
+    pub billing_address: Option<Address>,
+    /// The shipping address.
+    #[serde(default)]
+    pub shipping_address: Option<Address>,
+    /// The customer, when known.
+    #[serde(default)]
+    pub customer: Option<Customer>,
+    /// What is in the checkout.
+    #[serde(default, deserialize_with = "de::list")]
+    pub line_items: Vec<LineItem>,
+}
+
+/// The customer named by a compliance request. Only the id is read: the relay keeps no email or
+/// phone, so it has nothing to look up by them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ComplianceCustomer {
+    /// The customer id.
+    #[serde(default, deserialize_with = "de::id")]
+    pub id: Option<u64>,
+}
+
+/// The body of `customers/data_request`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct CustomersDataRequest {
+    /// The shop's numeric id.
+    #[serde(default, deserialize_with = "de::id")]
+    pub shop_id: Option<u64>,
+    /// The shop's `*.myshopify.com` domain (covered by the HMAC, unlike the header).
+    #[serde(default, deserialize_with = "de::text")]
+    pub shop_domain: Option<String>,
+    /// The customer whose data is requested.
+    #[serde(default)]
+    pub customer: Option<ComplianceCustomer>,
+    /// The orders the merchant asks about.
+    #[serde(default, deserialize_with = "de::ids")]
+    pub orders_requested: Vec<u64>,
+    /// The request's own id.
+    #[serde(default)]
+    pub data_request: Option<DataRequestId>,
+}
+
+/// `data_request` of a `customers/data_request` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct DataRequestId {
+    /// The request id, to quote back to the merchant.
+    #[serde(default, deserialize_with = "de::id")]
+    pub id: Option<u64>,
+}
+
+/// The body of `customers/redact`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct CustomersRedact {
+    /// The shop's numeric id.
+    #[serde(default, deserialize_with = "de::id")]
+    pub shop_id: Option<u64>,
+    /// The shop's `*.myshopify.com` domain.
+    #[serde(default, deserialize_with = "de::text")]
+    pub shop_domain: Option<String>,
+    /// The customer to forget.
+    #[serde(default)]
+    pub customer: Option<ComplianceCustomer>,
+    /// The customer's orders to forget.
+    #[serde(default, deserialize_with = "de::ids")]
+    pub orders_to_redact: Vec<u64>,
+}
+
+/// The body of `shop/redact`, sent 48 hours after the shop uninstalls the app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ShopRedact {
+    /// The shop's numeric id.
+    #[serde(default, deserialize_with = "de::id")]
+    pub shop_id: Option<u64>,
+    /// The shop's `*.myshopify.com` domain.
+    #[serde(default, deserialize_with = "de::text")]
+    pub shop_domain: Option<String>,
+}
+
+/// Field readers that treat `null` as missing and accept the harmless variations Shopify and
+/// hand-written test payloads produce (numeric-string ids, numbers where text is expected).
+mod de {
+    use std::fmt;
+
+    use serde::de::{self, SeqAccess, Visitor};
+
+    use super::*;
+
+    /// `null` or a list; `null` is an empty list.
+    pub fn list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+    }
+
+    /// An id: a non-negative integer, or a string of digits. Never read through `f64`.
+    pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_any(IdVisitor { what: "an id" })
+    }
+
+    /// A count such as a quantity: like an id.
+    pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_any(IdVisitor {
+            what: "a whole number",
+        })
+    }
+
+    /// A list of ids; `null` is an empty list.
+    pub fn ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        struct Ids;
+        impl<'de> Visitor<'de> for Ids {
+            type Value = Vec<u64>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of ids")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(FlexId(id)) = seq.next_element()? {
+                    out.extend(id);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(Ids)
+    }
+
+    /// Text; a number or boolean is read as its JSON text.
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+
+    /// Money: a decimal string as sent. A JSON number is accepted as its text (Shopify sends
+    /// strings; the relay never computes with the value).
+    pub fn money<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+
+    /// A boolean; `null` is missing.
+    pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        Option::<bool>::deserialize(d)
+    }
+
+    /// An RFC 3339 timestamp; any other string or scalar reads as missing.
+    pub fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Ok(text(d)?.and_then(|t| {
+            DateTime::parse_from_rfc3339(t.trim())
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        }))
+    }
+
+    struct FlexId(Option<u64>);
+
+    impl<'de> Deserialize<'de> for FlexId {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            id(d).map(FlexId)
+        }
+    }
+
+    struct IdVisitor {
+        what: &'static str,
+    }
+
+    impl<'de> Visitor<'de> for IdVisitor {
+        type Value = Option<u64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.what)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.parse()
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+    }
+
+    struct TextVisitor;
+
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // Only reached when a sender writes money as a JSON number; the shortest round-trip
+            // text is what that sender meant. No arithmetic is done on it.
+            Ok(v.is_finite().then(|| v.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORDER_REST: &str = include_str!(
+        "../../../tests/fixtures/shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json"
+    );
+    const ORDER_SAMPLE: &str = include_str!(
+        "../../../tests/fixtures/shopify/webhooks/orders-create.shopify-dev-sample-2026-07.json"
+    );
+    const CHECKOUT_REST: &str = include_str!(
+        "../../../tests/fixtures/shopify/rest-admin/abandoned-checkout-450789469.rest-2026-07.shopify-app-js.json"
+    );
+    const CHECKOUT_SAMPLE: &str = include_str!(
+        "../../../tests/fixtures/shopify/webhooks/checkouts-create.shopify-dev-sample-2026-07.json"
+    );
+    const CUSTOMER_REST: &str = include_str!(
+        "../../../tests/fixtures/shopify/rest-admin/customer-207119551.rest-2026-07.shopify-app-js.json"
+    );
+    const CUSTOMER_SAMPLE: &str = include_str!(
+        "../../../tests/fixtures/shopify/webhooks/customers-create.shopify-dev-sample-2026-07.json"
+    );
+    const DATA_REQUEST: &str = include_str!(
+        "../../../tests/fixtures/shopify/webhooks/customers-data_request.shopify-dev-sample-2026-07.json"
+    );
+    const CUSTOMERS_REDACT: &str = include_str!(
+        "../../../tests/fixtures/shopify/webhooks/customers-redact.shopify-dev-sample-2026-07.json"
+    );
+    const SHOP_REDACT: &str = include_str!(
+        "../../../tests/fixtures/shopify/webhooks/shop-redact.shopify-dev-sample-2026-07.json"
+    );
+
+    #[test]
+    fn parses_the_populated_rest_order() {
+        let o: Order = serde_json::from_str(ORDER_REST).unwrap();
+        assert_eq!(o.id, Some(450_789_469));
+        assert_eq!(o.name.as_deref(), Some("#1001"));
+        assert_eq!(o.email.as_deref(), Some("bob.norman@mail.example.com"));
+        assert_eq!(o.phone.as_deref(), Some("+557734881234"));
+        assert_eq!(o.created_at.unwrap().timestamp(), 1_199_980_800);
+        assert_eq!(o.cancelled_at, None);
+        assert_eq!(o.test, Some(false));
+        assert_eq!(o.source_name.as_deref(), Some("web"));
+        assert_eq!(o.browser_ip.as_deref(), Some("0.0.0.0"));
+        let client = o.client_details.as_ref().unwrap();
+        assert_eq!(client.browser_ip.as_deref(), Some("0.0.0.0"));
+        assert_eq!(client.user_agent, None);
+        assert_eq!(
+            o.landing_site.as_deref(),
+            Some("http://www.example.com?source=abc")
+        );
+        assert_eq!(o.note_attributes.len(), 2);
+        assert_eq!(o.note_attributes[0].name.as_deref(), Some("custom engraving"));
+        assert_eq!(o.currency.as_deref(), Some("USD"));
+        assert_eq!(o.current_subtotal_price.as_deref(), Some("195.67"));
+        assert_eq!(o.current_total_price.as_deref(), Some("199.65"));
+        let billing = o.billing_address.as_ref().unwrap();
+        assert_eq!(billing.first_name.as_deref(), Some("Bob"));
+        assert_eq!(billing.province_code.as_deref(), Some("KY"));
+        assert_eq!(billing.country_code.as_deref(), Some("US"));
+        assert_eq!(billing.zip.as_deref(), Some("40202"));
+        let customer = o.customer.as_ref().unwrap();
+        assert_eq!(customer.id, Some(207_119_551));
+        assert_eq!(customer.phone.as_deref(), Some("+16136120707"));
+        let default = customer.default_address.as_ref().unwrap();
+        assert_eq!(default.first_name, None);
+        assert_eq!(default.city.as_deref(), Some("Louisville"));
+        assert_eq!(o.line_items.len(), 3);
+        let li = &o.line_items[0];
+        assert_eq!(li.variant_id, Some(39_072_856));
+        assert_eq!(li.product_id, Some(632_910_392));
+        assert_eq!(li.sku.as_deref(), Some("IPOD2008GREEN"));
+        assert_eq!(li.price.as_deref(), Some("199.00"));
+        assert_eq!(li.quantity, Some(1));
+    }
+
+    #[test]
+    fn parses_ids_above_two_to_the_53_exactly() {
+        let o: Order = serde_json::from_str(ORDER_SAMPLE).unwrap();
+        assert_eq!(o.id, Some(820_982_911_946_154_508));
+        assert_eq!(
+            o.customer.as_ref().unwrap().id,
+            Some(115_310_627_314_723_954)
+        );
+        assert_eq!(o.line_items[1].id, Some(789_012_345_678_901_234));
+        assert_eq!(o.line_items[0].variant_id, None);
+        assert_eq!(o.test, Some(true));
+        assert!(o.cancelled_at.is_some());
+        assert_eq!(o.browser_ip, None);
+        assert_eq!(o.client_details, None);
+        assert!(o.note_attributes.is_empty());
+    }
+
+    #[test]
+    fn parses_both_checkout_fixtures() {
+        let c: Checkout = serde_json::from_str(CHECKOUT_REST).unwrap();
+        assert_eq!(c.id, Some(450_789_469));
+        assert_eq!(c.token.as_deref(), Some("2a1ace52255252df566af0faaedfbfa7"));
+        assert_eq!(c.subtotal_price.as_deref(), Some("358.20"));
+        assert_eq!(c.customer.as_ref().unwrap().id, Some(207_119_551));
+        assert_eq!(c.line_items.len(), 2);
+        let c: Checkout = serde_json::from_str(CHECKOUT_SAMPLE).unwrap();
+        assert_eq!(c.id, None);
+        assert_eq!(c.email.as_deref(), Some("example@email.com"));
+        assert_eq!(c.line_items[0].id, None);
+        assert_eq!(c.line_items[0].vendor.as_deref(), Some("Apple"));
+    }
+
+    #[test]
+    fn parses_both_customer_fixtures() {
+        let c: Customer = serde_json::from_str(CUSTOMER_REST).unwrap();
+        assert_eq!(c.id, Some(207_119_551));
+        assert_eq!(c.email.as_deref(), Some("bob.norman@mail.example.com"));
+        assert_eq!(c.created_at.unwrap().timestamp(), 1_743_611_158);
+        let c: Customer = serde_json::from_str(CUSTOMER_SAMPLE).unwrap();
+        assert_eq!(c.id, Some(706_405_506_930_370_084));
+        assert_eq!(c.phone, None);
+        let a = c.default_address.unwrap();
+        assert_eq!(a.zip.as_deref(), Some("K2P 2L8"));
+        assert_eq!(a.country_code.as_deref(), Some("CA"));
+    }
+
+    #[test]
+    fn parses_the_compliance_fixtures() {
+        let r: CustomersDataRequest = serde_json::from_str(DATA_REQUEST).unwrap();
+        assert_eq!(r.shop_id, Some(954_889));
+        assert_eq!(r.shop_domain.as_deref(), Some("{shop}.myshopify.com"));
+        assert_eq!(r.customer.unwrap().id, Some(191_167));
+        assert_eq!(r.orders_requested, vec![299_938, 280_263, 220_458]);
+        assert_eq!(r.data_request.unwrap().id, Some(9999));
+        let r: CustomersRedact = serde_json::from_str(CUSTOMERS_REDACT).unwrap();
+        assert_eq!(r.customer.unwrap().id, Some(191_167));
+        assert_eq!(r.orders_to_redact, vec![299_938, 280_263, 220_458]);
+        let r: ShopRedact = serde_json::from_str(SHOP_REDACT).unwrap();
+        assert_eq!(r.shop_id, Some(954_889));
+        assert_eq!(r.shop_domain.as_deref(), Some("{shop}.myshopify.com"));
+    }
+
+    #[test]
+    fn reads_null_as_missing_everywhere() {
+        let o: Order = serde_json::from_str(
+            r#"{"id":null,"email":null,"line_items":null,"note_attributes":null,
+                "customer":null,"billing_address":null,"client_details":null,"test":null,
+                "created_at":null,"current_subtotal_price":null}"#,
+        )
+        .unwrap();
+        assert_eq!(o, Order::default());
+        let r: CustomersRedact =
+            serde_json::from_str(r#"{"orders_to_redact":null,"customer":{"id":null}}"#).unwrap();
+        assert!(r.orders_to_redact.is_empty());
+        assert_eq!(r.customer.unwrap().id, None);
+    }
+
+    #[test]
+    fn ignores_unknown_fields_and_accepts_an_empty_object() {
+        let o: Order = serde_json::from_str(r#"{"brand_new_field":{"x":[1,2]}}"#).unwrap();
+        assert_eq!(o, Order::default());
+    }
+
+    #[test]
+    fn accepts_numeric_string_ids_and_text_scalars() {
+        let o: Order = serde_json::from_str(
+            r#"{"id":"820982911946154508","note_attributes":[{"name":"epik","value":42}],
+                "line_items":[{"quantity":"3","price":19.9}]}"#,
+        )
+        .unwrap();
+        assert_eq!(o.id, Some(820_982_911_946_154_508));
+        assert_eq!(o.note_attributes[0].value.as_deref(), Some("42"));
+        assert_eq!(o.line_items[0].quantity, Some(3));
+        assert_eq!(o.line_items[0].price.as_deref(), Some("19.9"));
+    }
+
+    #[test]
+    fn rejects_ids_that_are_not_whole_numbers() {
+        for body in [
+            r#"{"id":-1}"#,
+            r#"{"id":1.5}"#,
+            r#"{"id":"abc"}"#,
+            r#"{"id":{}}"#,
+            r#"{"id":18446744073709551616}"#,
+        ] {
+            assert!(serde_json::from_str::<Order>(body).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn reads_an_unparsable_timestamp_as_missing() {
+        let o: Order =
+            serde_json::from_str(r#"{"created_at":"yesterday","processed_at":12}"#).unwrap();
+        assert_eq!(o.created_at, None);
+        assert_eq!(o.processed_at, None);
+    }
+}

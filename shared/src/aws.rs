@@ -1,0 +1,122 @@
+//! AWS SDK configuration: one [`SdkConfig`] per function, loaded once at cold start, with explicit
+//! timeouts and retry budgets ([`Budget`]).
+//!
+//! The standard environment applies (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` and the
+//! per-service `AWS_ENDPOINT_URL_SQS`, ...), so the same binary runs against AWS or moto.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// How long an SDK call may take and how often it is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Time to open a connection.
+    pub connect: Duration,
+    /// Time for one attempt (request sent, response read).
+    pub attempt: Duration,
+    /// Time for the whole operation, retries and backoff included.
+    pub operation: Duration,
+    /// Attempts in total (1 = no retry).
+    pub max_attempts: u32,
+    /// First retry backoff (jittered, doubling).
+    pub initial_backoff: Duration,
+    /// Longest retry backoff.
+    pub max_backoff: Duration,
+}
+
+impl Budget {
+    /// Ingest: Shopify allows 1 s to connect and 5 s to answer, so one `SendMessage` may take at
+    /// most 2 s in total, and [`crate::ingest::ENQUEUE_TIMEOUT`] (2.5 s) stays the outer bound.
+    pub const INGEST: Budget = Budget {
+        connect: Duration::from_millis(500),
+        attempt: Duration::from_secs(1),
+        operation: Duration::from_secs(2),
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+    };
+
+    /// Dispatch: batches run for seconds anyway; retry a little harder before giving a message
+    /// back to the queue.
+    pub const DISPATCH: Budget = Budget {
+        connect: Duration::from_secs(1),
+        attempt: Duration::from_secs(3),
+        operation: Duration::from_secs(10),
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+    };
+
+    /// Cold start (Secrets Manager): a failure here fails the init, so allow more time.
+    pub const STARTUP: Budget = Budget {
+        connect: Duration::from_secs(1),
+        attempt: Duration::from_secs(3),
+        operation: Duration::from_secs(8),
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+    };
+
+    /// The SDK timeout configuration.
+    pub fn timeout_config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+
+    /// The SDK retry configuration (standard mode).
+    pub fn retry_config(&self) -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(self.max_attempts)
+            .with_initial_backoff(self.initial_backoff)
+            .with_max_backoff(self.max_backoff)
+    }
+}
+
+/// Loads the SDK configuration from the standard environment, with `budget` applied.
+pub async fn load(budget: Budget) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(budget.timeout_config())
+        .retry_config(budget.retry_config())
+        .load()
+        .await
+}
+
+/// The same configuration (region, credentials, endpoint) with another budget.
+pub fn with_budget(config: &SdkConfig, budget: Budget) -> SdkConfig {
+    config
+        .to_builder()
+        .timeout_config(budget.timeout_config())
+        .retry_config(budget.retry_config())
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_budget_fits_inside_the_enqueue_timeout_and_shopifys_five_seconds() {
+        let b = Budget::INGEST;
+        assert!(b.operation < crate::ingest::ENQUEUE_TIMEOUT);
+        assert!(b.attempt * b.max_attempts + b.max_backoff <= b.operation + b.attempt);
+        assert!(b.connect < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn with_budget_replaces_timeouts_and_retries() {
+        let base = SdkConfig::builder()
+            .timeout_config(Budget::DISPATCH.timeout_config())
+            .build();
+        let c = with_budget(&base, Budget::INGEST);
+        let t = c.timeout_config().unwrap();
+        assert_eq!(t.operation_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(t.connect_timeout(), Some(Duration::from_millis(500)));
+        assert_eq!(c.retry_config().unwrap().max_attempts(), 2);
+    }
+}

@@ -1,0 +1,389 @@
+//! First-party browser events from the storefront custom pixel (`infra/shopify/custom-pixel.js`):
+//! the strict wire format, and how each event becomes a Pinterest event or a shopper profile.
+//!
+//! The browser endpoint is unauthenticated, so this module never lets a browser event create or
+//! alter a `checkout`: a browser checkout only records a [`Profile`] that enriches the verified
+//! order webhook. Pure: no I/O, and `now` is an argument.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::pinterest::normalize;
+use crate::pinterest::{ActionSource, Content, CustomData, Event, UserData};
+
+/// The largest body the endpoint accepts.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+const MAX_URL: usize = 2048;
+const MAX_ID: usize = 128;
+const MAX_TEXT: usize = 256;
+const MAX_CLICK_ID: usize = 512;
+const MAX_ITEMS: usize = 100;
+
+/// The event types a pixel may relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrowserEventName {
+    /// `page_viewed`, `product_viewed`.
+    PageVisit,
+    /// `collection_viewed`.
+    ViewCategory,
+    /// `product_added_to_cart`.
+    AddToCart,
+    /// `search_submitted`.
+    Search,
+    /// `checkout_completed`: recorded as a profile, never sent.
+    Checkout,
+}
+
+impl BrowserEventName {
+    /// The Pinterest `event_name`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PageVisit => "page_visit",
+            Self::ViewCategory => "view_category",
+            Self::AddToCart => "add_to_cart",
+            Self::Search => "search",
+            Self::Checkout => "checkout",
+        }
+    }
+}
+
+/// Consent as the pixel saw it; `None` means unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// `marketingAllowed`.
+    #[serde(default)]
+    pub marketing: Option<bool>,
+    /// `saleOfDataAllowed`.
+    #[serde(default)]
+    pub sale_of_data: Option<bool>,
+    /// `analyticsProcessingAllowed`.
+    #[serde(default)]
+    pub analytics: Option<bool>,
+}
+
+/// UTM parameters of the landing page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Utm {
+    /// `utm_source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// `utm_medium`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    /// `utm_campaign`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    /// `utm_term`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    /// `utm_content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// Value and products of an event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserCustom {
+    /// Decimal string.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// ISO-4217.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Total quantity.
+    #[serde(default)]
+    pub num_items: Option<u64>,
+    /// Product ids.
+    #[serde(default)]
+    pub content_ids: Vec<String>,
+    /// Products.
+    #[serde(default)]
+    pub contents: Vec<BrowserContent>,
+    /// The search query.
+    #[serde(default)]
+    pub search_string: Option<String>,
+}
+
+/// One product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserContent {
+    /// Product id.
+    pub id: String,
+    /// Decimal string.
+    #[serde(default)]
+    pub item_price: Option<String>,
+    /// Quantity.
+    #[serde(default)]
+    pub quantity: Option<u64>,
+}
+
+/// The order a browser checkout belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserOrder {
+    /// The numeric Shopify order id, as a string.
+    pub order_id: String,
+    /// The checkout token.
+    #[serde(default)]
+    pub checkout_token: Option<String>,
+}
+
+/// The pixel's event, as posted (wire format v1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserEvent {
+    /// Wire format version, 1.
+    pub v: u8,
+    /// The `*.myshopify.com` domain.
+    pub shop: String,
+    /// Which event.
+    pub event: BrowserEventName,
+    /// Shopify's analytics event id (the order id for checkouts): the Tag's `event_id`.
+    pub event_id: String,
+    /// When it happened, from the pixel.
+    pub timestamp: DateTime<Utc>,
+    /// Shopify's client id of the browser.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The page.
+    #[serde(default)]
+    pub page_url: Option<String>,
+    /// The referrer.
+    #[serde(default)]
+    pub referrer: Option<String>,
+    /// Pinterest click id (`epik`).
+    #[serde(default)]
+    pub click_id: Option<String>,
+    /// UTM parameters.
+    #[serde(default)]
+    pub utm: Utm,
+    /// Consent.
+    #[serde(default)]
+    pub consent: Consent,
+    /// Value and products.
+    #[serde(default)]
+    pub custom: Option<BrowserCustom>,
+    /// For checkouts.
+    #[serde(default)]
+    pub order: Option<BrowserOrder>,
+}
+
+/// A browser event plus what only the server knows: the client's IP and user agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedBrowserEvent {
+    /// The pixel's event.
+    pub event: BrowserEvent,
+    /// From the request, never from the body.
+    pub client_ip: Option<IpAddr>,
+    /// From the request's `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// Why a browser event is refused (the endpoint answers 4xx with this message).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BrowserEventError {
+    /// Over [`MAX_BODY_BYTES`].
+    #[error("the event is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    /// Not JSON of the wire format (unknown fields and event names included).
+    #[error("the event is not a valid pinrelay browser event: {0}")]
+    Invalid(String),
+    /// A field is too long or empty.
+    #[error("the field {0} is empty or too long")]
+    Field(&'static str),
+}
+
+/// Parses and validates a posted body.
+///
+/// # Errors
+/// [`BrowserEventError`] for anything outside the wire format.
+pub fn parse(body: &[u8]) -> Result<BrowserEvent, BrowserEventError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(BrowserEventError::TooLarge);
+    }
+    let event: BrowserEvent =
+        serde_json::from_slice(body).map_err(|e| BrowserEventError::Invalid(e.to_string()))?;
+    if event.v != 1 {
+        return Err(BrowserEventError::Invalid(format!(
+            "unsupported version {}",
+            event.v
+        )));
+    }
+    let required = |name, value: &str, max| {
+        if value.trim().is_empty() || value.len() > max {
+            Err(BrowserEventError::Field(name))
+        } else {
+            Ok(())
+        }
+    };
+    let optional = |name, value: &Option<String>, max| match value {
+        Some(v) if v.len() > max => Err(BrowserEventError::Field(name)),
+        _ => Ok(()),
+    };
+    required("shop", &event.shop, MAX_TEXT)?;
+    required("event_id", &event.event_id, MAX_ID)?;
+    optional("client_id", &event.client_id, MAX_ID)?;
+    optional("page_url", &event.page_url, MAX_URL)?;
+    optional("referrer", &event.referrer, MAX_URL)?;
+    optional("click_id", &event.click_id, MAX_CLICK_ID)?;
+    for (name, v) in [
+        ("utm.source", &event.utm.source),
+        ("utm.medium", &event.utm.medium),
+        ("utm.campaign", &event.utm.campaign),
+        ("utm.term", &event.utm.term),
+        ("utm.content", &event.utm.content),
+    ] {
+        optional(name, v, MAX_TEXT)?;
+    }
+    if let Some(c) = &event.custom {
+        optional("custom.value", &c.value, 32)?;
+        optional("custom.currency", &c.currency, 3)?;
+        optional("custom.search_string", &c.search_string, MAX_TEXT)?;
+        if c.content_ids.len() > MAX_ITEMS || c.contents.len() > MAX_ITEMS {
+            return Err(BrowserEventError::Field("custom.contents"));
+        }
+        for id in &c.content_ids {
+            required("custom.content_ids", id, MAX_ID)?;
+        }
+        for item in &c.contents {
+            required("custom.contents.id", &item.id, MAX_ID)?;
+            optional("custom.contents.item_price", &item.item_price, 32)?;
+        }
+    }
+    match (&event.event, &event.order) {
+        (BrowserEventName::Checkout, Some(order)) => {
+            if order.order_id.is_empty()
+                || order.order_id.len() > 20
+                || !order.order_id.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(BrowserEventError::Field("order.order_id"));
+            }
+            optional("order.checkout_token", &order.checkout_token, MAX_ID)?;
+        }
+        (BrowserEventName::Checkout, None) => return Err(BrowserEventError::Field("order")),
+        (_, Some(_)) => return Err(BrowserEventError::Field("order")),
+        (_, None) => {}
+    }
+    Ok(event)
+}
+
+/// What the pixel learned about the shopper of one order, kept to enrich the order's webhook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Pinterest click id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub click_id: Option<String>,
+    /// Client IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// User agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// UTM parameters.
+    #[serde(default)]
+    pub utm: Utm,
+    /// Consent at checkout.
+    #[serde(default)]
+    pub consent: Consent,
+}
+
+/// What dispatch does with a browser event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrowserOutcome {
+    /// Send this event.
+    Send(Box<Event>),
+    /// Record this profile for the order (a browser checkout).
+    Profile {
+        /// The order id.
+        order_id: u64,
+        /// What to record.
+        profile: Profile,
+    },
+    /// Marketing consent was not given: send nothing.
+    NoConsent,
+}
+
+/// Turns a received browser event into a Pinterest event or a profile.
+pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> BrowserOutcome {
+    let e = &received.event;
+    if e.consent.marketing != Some(true) {
+        return BrowserOutcome::NoConsent;
+    }
+    let client_ip = received.client_ip.map(|ip| ip.to_string());
+    if e.event == BrowserEventName::Checkout {
+        let order_id = e
+            .order
+            .as_ref()
+            .and_then(|o| o.order_id.parse::<u64>().ok())
+            .unwrap_or_default();
+        return BrowserOutcome::Profile {
+            order_id,
+            profile: Profile {
+                click_id: e.click_id.clone(),
+                client_ip,
+                user_agent: received.user_agent.clone(),
+                utm: e.utm.clone(),
+                consent: e.consent,
+            },
+        };
+    }
+    let custom = e.custom.as_ref().map(|c| CustomData {
+        currency: c.currency.clone(),
+        value: c.value.clone(),
+        content_ids: c.content_ids.clone(),
+        contents: c
+            .contents
+            .iter()
+            .map(|i| Content {
+                id: i.id.clone(),
+                item_price: i.item_price.clone(),
+                quantity: i.quantity,
+            })
+            .collect(),
+        num_items: c.num_items,
+        search_string: c.search_string.clone(),
+        ..CustomData::default()
+    });
+    let opt_out_type = (e.consent.sale_of_data == Some(false)).then(|| "LDP".to_owned());
+    let custom = match (custom, opt_out_type) {
+        (Some(c), t) => Some(CustomData {
+            opt_out_type: t,
+            ..c
+        }),
+        (None, Some(t)) => Some(CustomData {
+            opt_out_type: Some(t),
+            ..CustomData::default()
+        }),
+        (None, None) => None,
+    };
+    BrowserOutcome::Send(Box::new(Event {
+        event_name: e.event.as_str().to_owned(),
+        action_source: ActionSource::Web,
+        event_time: e.timestamp.min(now).timestamp(),
+        event_id: e.event_id.clone(),
+        event_source_url: e.page_url.clone(),
+        opt_out: None,
+        user_data: UserData {
+            external_id: e
+                .client_id
+                .as_deref()
+                .and_then(normalize::external_id)
+                .into_iter()
+                .collect(),
+            client_ip_address: client_ip,
+            client_user_agent: received.user_agent.clone(),
+            click_id: e.click_id.clone(),
+            ..UserData::default()
+        },
+        custom_data: custom,
+        language: None,
+    }))
+}

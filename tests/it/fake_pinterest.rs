@@ -1,0 +1,485 @@
+//! A local fake of Pinterest's Conversions API (`POST /v5/ad_accounts/{id}/events`) for the
+//! integration tests. It is not a mock that expects calls: it records state.
+//!
+//! - Checks the Bearer token ([`ACCESS_TOKEN`]) and answers 401 otherwise.
+//! - Validates every body against `tests/fixtures/pinterest/conversion-events.request.schema.json`;
+//!   an invalid body is answered 400 `{"code":4196,...}` and its schema errors are kept
+//!   ([`FakePinterest::schema_errors`]), so a test can never pass on a body Pinterest would refuse.
+//! - Answers 200 with one `events[]` status per event, or 422 `DetailedError` when every event
+//!   failed, like the real API.
+//! - Records every request and every accepted event (with repeats, to assert "exactly once").
+//! - Failures are injected while it runs: [`FakePinterest::fail_next`],
+//!   [`FakePinterest::fail_events`], [`FakePinterest::reject_requests_containing`].
+//!
+//! It does not model rate limits, event age checks or Pinterest's own event_id deduplication.
+
+#![allow(dead_code)] // Shared by several test modules; each uses a part.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// The token the fake accepts (`Authorization: Bearer ...`).
+pub const ACCESS_TOKEN: &str = "fake-pinterest-token";
+
+/// The ad account id tests configure (any id is accepted and recorded).
+pub const AD_ACCOUNT_ID: &str = "549755885175";
+
+/// How long [`Failure::Timeout`] holds a response: longer than any client timeout in the tests.
+pub const TIMEOUT_HOLD: Duration = Duration::from_secs(30);
+
+const REQUEST_SCHEMA: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/pinterest/conversion-events.request.schema.json"
+));
+
+/// A whole-request failure injected with [`FakePinterest::fail_next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Answer this status (429, 500, 503, 401, 400, ...) with Pinterest's error body.
+    Status(u16),
+    /// Hold the response for [`TIMEOUT_HOLD`], past the client's timeout; nothing is accepted.
+    Timeout,
+}
+
+/// One request the fake received, whatever its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The `{id}` of the path.
+    pub ad_account_id: String,
+    /// Events in `data` (0 when the body is not JSON with a `data` array).
+    pub event_count: usize,
+    /// The `event_id`s of `data`, in order.
+    pub event_ids: Vec<String>,
+    /// The `test` query parameter, as sent.
+    pub test: Option<String>,
+    /// The status the fake answered (for timeouts, the status it would have sent: 0).
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: Vec<RecordedRequest>,
+    accepted: Vec<Value>,
+    schema_errors: Vec<String>,
+    fail_next: VecDeque<Failure>,
+    failing_events: HashMap<String, String>,
+    poison: HashSet<String>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    validator: jsonschema::Validator,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panicking test thread must not hide the recorded state from the others.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The running fake; dropping it stops the server.
+pub struct FakePinterest {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakePinterest {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakePinterest {
+    /// Starts the fake on `127.0.0.1:0`.
+    pub async fn start() -> Self {
+        let schema: Value = serde_json::from_str(REQUEST_SCHEMA).expect("request schema is JSON");
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("request schema compiles");
+        let shared = Arc::new(Shared {
+            inner: Mutex::default(),
+            validator,
+        });
+        let app = Router::new()
+            .route("/v5/ad_accounts/{id}/events", post(events))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            shared,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:{port}`: the value of `PINTEREST_API_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next `n` requests (with a valid token and body) fail this way.
+    pub fn fail_next(&self, n: usize, failure: Failure) {
+        self.shared
+            .lock()
+            .fail_next
+            .extend(std::iter::repeat_n(failure, n));
+    }
+
+    /// From now on, these events get a per-event `failed` status with `message`.
+    pub fn fail_events<I, S>(&self, event_ids: I, message: &str)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut inner = self.shared.lock();
+        for id in event_ids {
+            inner.failing_events.insert(id.into(), message.to_owned());
+        }
+    }
+
+    /// From now on, any request whose batch contains this event is refused as a whole with 400.
+    pub fn reject_requests_containing(&self, event_id: &str) {
+        self.shared.lock().poison.insert(event_id.to_owned());
+    }
+
+    /// Removes every injected failure.
+    pub fn heal(&self) {
+        let mut inner = self.shared.lock();
+        inner.fail_next.clear();
+        inner.failing_events.clear();
+        inner.poison.clear();
+    }
+
+    /// The `event_id` of every event answered `processed`, in order, with repeats.
+    pub fn accepted_event_ids(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .accepted
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Every event answered `processed`, as sent.
+    pub fn accepted_events(&self) -> Vec<Value> {
+        self.shared.lock().accepted.clone()
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Schema violations of every body refused as invalid (`{instance path}: {error}`).
+    pub fn schema_errors(&self) -> Vec<String> {
+        self.shared.lock().schema_errors.clone()
+    }
+}
+
+fn error_body(status: u16) -> Value {
+    let (code, message) = match status {
+        400 => (4196, "The request was invalid."),
+        401 => (2, "Authentication failed."),
+        403 => (29, "You are not permitted to access that resource."),
+        404 => (4, "Ad account not found."),
+        429 => (8, "This request exceeded a rate limit."),
+        503 => (
+            4197,
+            "The endpoint has been ramped down and is currently not accepting any traffic.",
+        ),
+        _ => (12, "Something went wrong on our end. Sorry about that."),
+    };
+    json!({ "code": code, "message": message })
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}
+
+async fn events(
+    State(shared): State<Arc<Shared>>,
+    Path(ad_account_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let data: Vec<Value> = parsed
+        .as_ref()
+        .and_then(|v| v.get("data"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let event_ids: Vec<String> = data
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let mut recorded = RecordedRequest {
+        ad_account_id,
+        event_count: data.len(),
+        event_ids: event_ids.clone(),
+        test: query.get("test").cloned(),
+        status: 0,
+    };
+
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {ACCESS_TOKEN}"));
+    let decision = {
+        let mut inner = shared.lock();
+        if !authorized {
+            Some((401, error_body(401)))
+        } else if let Some(errors) = invalid(&shared.validator, parsed.as_ref()) {
+            let message = format!("The request was invalid. {}", errors.join("; "));
+            inner.schema_errors.extend(errors);
+            Some((400, json!({ "code": 4196, "message": message })))
+        } else if let Some(failure) = inner.fail_next.pop_front() {
+            match failure {
+                Failure::Status(status) => Some((status, error_body(status))),
+                Failure::Timeout => None,
+            }
+        } else if let Some(id) = event_ids.iter().find(|id| inner.poison.contains(*id)) {
+            let message = format!("The request was invalid. Invalid parameters for event {id}.");
+            Some((400, json!({ "code": 4196, "message": message })))
+        } else {
+            let statuses: Vec<Value> = data
+                .iter()
+                .zip(&event_ids)
+                .map(|(event, id)| match inner.failing_events.get(id) {
+                    Some(message) => json!({
+                        "status": "failed",
+                        "error_message": message,
+                        "warning_message": null,
+                    }),
+                    None => {
+                        inner.accepted.push(event.clone());
+                        json!({ "status": "processed", "error_message": null, "warning_message": null })
+                    }
+                })
+                .collect();
+            let processed = statuses
+                .iter()
+                .filter(|s| s["status"] == "processed")
+                .count();
+            let answer = json!({
+                "num_events_received": data.len(),
+                "num_events_processed": processed,
+                "events": statuses,
+            });
+            if processed == 0 {
+                let error = json!({
+                    "code": 953,
+                    "message": "The action could not be processed properly due to some or all data provided being invalid.",
+                    "details": answer,
+                });
+                Some((422, error))
+            } else {
+                Some((200, answer))
+            }
+        }
+    };
+    let Some((status, response)) = decision else {
+        shared.lock().requests.push(recorded);
+        tokio::time::sleep(TIMEOUT_HOLD).await;
+        return reply(503, error_body(503));
+    };
+    recorded.status = status;
+    shared.lock().requests.push(recorded);
+    reply(status, response)
+}
+
+/// The schema errors of a body, or `None` when it is valid.
+fn invalid(validator: &jsonschema::Validator, body: Option<&Value>) -> Option<Vec<String>> {
+    let Some(body) = body else {
+        return Some(vec!["the body is not JSON".to_owned()]);
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    (!errors.is_empty()).then_some(errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESPONSE_SCHEMA: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/pinterest/conversion-events.response.schema.json"
+    ));
+
+    fn event(id: &str) -> Value {
+        json!({
+            "event_name": "checkout",
+            "action_source": "web",
+            "event_time": 1_780_000_000,
+            "event_id": id,
+            "user_data": { "em": ["a".repeat(64)] },
+            "custom_data": { "currency": "USD", "value": "10.00", "order_id": id },
+        })
+    }
+
+    async fn post(fake: &FakePinterest, token: &str, body: &Value) -> (u16, Value) {
+        let url = format!(
+            "{}/v5/ad_accounts/{AD_ACCOUNT_ID}/events?test=true",
+            fake.base_url()
+        );
+        let response = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    fn assert_valid_response(body: &Value) {
+        let schema: Value = serde_json::from_str(RESPONSE_SCHEMA).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[tokio::test]
+    async fn accepts_a_valid_body_and_records_its_events() {
+        let fake = FakePinterest::start().await;
+        let (status, body) = post(
+            &fake,
+            ACCESS_TOKEN,
+            &json!({"data": [event("1"), event("2")]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_valid_response(&body);
+        assert_eq!(body["num_events_processed"], 2);
+        assert_eq!(fake.accepted_event_ids(), ["1", "2"]);
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].event_count, 2);
+        assert_eq!(requests[0].test.as_deref(), Some("true"));
+        assert!(fake.schema_errors().is_empty());
+    }
+
+    #[tokio::test]
+    async fn rejects_a_body_that_breaks_the_schema() {
+        let fake = FakePinterest::start().await;
+        let mut bad = event("1");
+        bad.as_object_mut().unwrap().remove("event_time");
+        bad["not_a_field"] = json!(true);
+        let (status, body) = post(&fake, ACCESS_TOKEN, &json!({"data": [bad]})).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["code"], 4196);
+        assert!(fake.accepted_event_ids().is_empty());
+        let errors = fake.schema_errors();
+        assert!(
+            errors.iter().any(|e| e.contains("event_time")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("not_a_field")),
+            "{errors:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_a_wrong_token() {
+        let fake = FakePinterest::start().await;
+        let (status, _) = post(&fake, "wrong", &json!({"data": [event("1")]})).await;
+        assert_eq!(status, 401);
+        assert!(fake.accepted_event_ids().is_empty());
+    }
+
+    #[tokio::test]
+    async fn injected_failures_apply_in_order_then_stop() {
+        let fake = FakePinterest::start().await;
+        fake.fail_next(2, Failure::Status(503));
+        let body = json!({"data": [event("1")]});
+        assert_eq!(post(&fake, ACCESS_TOKEN, &body).await.0, 503);
+        assert_eq!(post(&fake, ACCESS_TOKEN, &body).await.0, 503);
+        assert_eq!(post(&fake, ACCESS_TOKEN, &body).await.0, 200);
+        assert_eq!(fake.accepted_event_ids(), ["1"]);
+    }
+
+    #[tokio::test]
+    async fn failed_events_get_per_event_statuses_and_422_when_all_fail() {
+        let fake = FakePinterest::start().await;
+        fake.fail_events(["2"], "Invalid event_time");
+        let (status, body) = post(
+            &fake,
+            ACCESS_TOKEN,
+            &json!({"data": [event("1"), event("2")]}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_valid_response(&body);
+        assert_eq!(body["events"][1]["status"], "failed");
+        assert_eq!(body["events"][1]["error_message"], "Invalid event_time");
+        let (status, body) = post(&fake, ACCESS_TOKEN, &json!({"data": [event("2")]})).await;
+        assert_eq!(status, 422);
+        assert_valid_response(&body["details"]);
+        assert_eq!(fake.accepted_event_ids(), ["1"]);
+    }
+
+    #[tokio::test]
+    async fn poisoned_event_fails_the_whole_request() {
+        let fake = FakePinterest::start().await;
+        fake.reject_requests_containing("2");
+        let (status, body) = post(
+            &fake,
+            ACCESS_TOKEN,
+            &json!({"data": [event("1"), event("2")]}),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(body["code"], 4196);
+        assert_eq!(
+            post(&fake, ACCESS_TOKEN, &json!({"data": [event("1")]}))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(fake.accepted_event_ids(), ["1"]);
+    }
+
+    #[tokio::test]
+    async fn timeout_holds_the_response_past_the_client_timeout() {
+        let fake = FakePinterest::start().await;
+        fake.fail_next(1, Failure::Timeout);
+        let url = format!("{}/v5/ad_accounts/{AD_ACCOUNT_ID}/events", fake.base_url());
+        let result = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+            .post(url)
+            .bearer_auth(ACCESS_TOKEN)
+            .json(&json!({"data": [event("1")]}))
+            .send()
+            .await;
+        assert!(result.is_err_and(|e| e.is_timeout()));
+        assert!(fake.accepted_event_ids().is_empty());
+        assert_eq!(fake.requests().len(), 1);
+    }
+}

@@ -1,0 +1,739 @@
+//! Checks `template.yaml` against the code: the wiring a reviewer would miss.
+//!
+//! - every environment variable a function's code reads is set on that function (derived by
+//!   scanning the function's sources, so a new variable in code without the template fails here);
+//! - the secrets travel as ARNs only, and each function's role can read exactly the resources its
+//!   variables name;
+//! - the SQS event source reports batch item failures, the queue hides a message for at least six
+//!   times the dispatch timeout, and the redrive to the dead-letter queue matches
+//!   `MAX_RECEIVE_COUNT`;
+//! - no policy statement grants `*` resources, except the listed, justified ones;
+//! - every alarm and dashboard metric in the `pinrelay` namespace is one the code emits.
+//!
+//! It does not deploy anything or replace `cfn-lint` (which `make template-lint` runs).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+/// Statements allowed a `*` resource: (role, Sid, actions). X-Ray's trace-writing actions have no
+/// resource-level permissions, so AWS requires `*` for them.
+const STAR_RESOURCE_ALLOWED: &[(&str, &str, &[&str])] = &[
+    (
+        "IngestRole",
+        "XRay",
+        &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+    ),
+    (
+        "DispatchRole",
+        "XRay",
+        &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+    ),
+];
+
+/// Variables that carry a secret itself, for local runs; on AWS the template sets their `_ARN`
+/// counterpart instead, and must never set these.
+const LOCAL_ONLY_SECRETS: &[(&str, &str)] = &[
+    ("SHOPIFY_WEBHOOK_SECRETS", "SHOPIFY_WEBHOOK_SECRET_ARN"),
+    (
+        "PINTEREST_ACCESS_TOKEN",
+        "PINTEREST_ACCESS_TOKEN_SECRET_ARN",
+    ),
+];
+
+/// The two functions: logical id in the template and source folder.
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("IngestFunction", "functions/ingest"),
+    ("DispatchFunction", "functions/dispatch"),
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+fn resources(t: &Value) -> &serde_yaml::Mapping {
+    t["Resources"].as_mapping().unwrap()
+}
+
+fn resource<'a>(t: &'a Value, id: &str) -> &'a Value {
+    t["Resources"]
+        .get(id)
+        .unwrap_or_else(|| panic!("template.yaml has no resource {id}"))
+}
+
+/// An intrinsic function in short (`!Ref X`) or long (`{Ref: X}`) form: its name without `Fn::`
+/// and its argument.
+fn intrinsic(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_owned(),
+            &t.value,
+        )),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, arg) = m.iter().next()?;
+            let k = k.as_str()?;
+            (k == "Ref" || k.starts_with("Fn::"))
+                .then(|| (k.trim_start_matches("Fn::").to_owned(), arg))
+        }
+        _ => None,
+    }
+}
+
+/// The logical ids a value refers to through `Ref` or `GetAtt`, looking into both branches of `If`.
+fn referred(v: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some((name, arg)) = intrinsic(v) {
+        match name.as_str() {
+            "Ref" => {
+                out.insert(arg.as_str().unwrap().to_owned());
+            }
+            "GetAtt" => {
+                let id = match arg {
+                    Value::String(s) => s.split('.').next().unwrap().to_owned(),
+                    Value::Sequence(s) => s[0].as_str().unwrap().to_owned(),
+                    other => panic!("unexpected GetAtt argument {other:?}"),
+                };
+                out.insert(id);
+            }
+            "If" => {
+                let branches = arg.as_sequence().unwrap();
+                out.extend(referred(&branches[1]));
+                out.extend(referred(&branches[2]));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The single resource a value refers to.
+fn referred_one(v: &Value) -> String {
+    let ids = referred(v);
+    assert_eq!(ids.len(), 1, "expected one reference in {v:?}");
+    ids.into_iter().next().unwrap()
+}
+
+fn as_list(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Sequence(s) => s.iter().collect(),
+        other => vec![other],
+    }
+}
+
+fn number(v: &Value) -> u64 {
+    match v {
+        Value::Number(n) => n.as_u64().unwrap(),
+        Value::String(s) => s.parse().unwrap(),
+        other => panic!("not a number: {other:?}"),
+    }
+}
+
+/// A function property, falling back to `Globals.Function`.
+fn function_property<'a>(t: &'a Value, id: &str, key: &str) -> Option<&'a Value> {
+    resource(t, id)["Properties"]
+        .get(key)
+        .or_else(|| t["Globals"]["Function"].get(key))
+}
+
+/// A function's environment: `Globals.Function` variables overlaid with its own.
+fn environment(t: &Value, id: &str) -> BTreeMap<String, Value> {
+    let mut vars = BTreeMap::new();
+    for source in [
+        &t["Globals"]["Function"]["Environment"]["Variables"],
+        &resource(t, id)["Properties"]["Environment"]["Variables"],
+    ] {
+        if let Some(m) = source.as_mapping() {
+            for (k, v) in m {
+                vars.insert(k.as_str().unwrap().to_owned(), v.clone());
+            }
+        }
+    }
+    vars
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// `pub const NAME: &str = "value";` lines of a Rust source, as NAME -> value.
+fn string_consts(source: &str) -> BTreeMap<String, String> {
+    source
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("pub const ")?;
+            let (name, rest) = rest.split_once(": &str = \"")?;
+            let value = rest.strip_suffix("\";")?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// The environment keys of `pinrelay::config::keys`, as const name -> variable name.
+fn config_keys() -> BTreeMap<String, String> {
+    let source = std::fs::read_to_string(root().join("shared/src/config.rs")).unwrap();
+    let keys = string_consts(&source);
+    assert_eq!(
+        keys.get("QUEUE_URL").map(String::as_str),
+        Some(pinrelay::config::keys::QUEUE_URL),
+        "could not read the keys module of shared/src/config.rs"
+    );
+    keys
+}
+
+/// Keys (const names) mentioned as `keys::NAME` in a piece of source.
+fn keys_mentioned(source: &str, keys: &BTreeMap<String, String>) -> BTreeSet<String> {
+    keys.keys()
+        .filter(|name| {
+            source
+                .match_indices(&format!("keys::{name}"))
+                .any(|(i, m)| {
+                    !source[i + m.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                })
+        })
+        .cloned()
+        .collect()
+}
+
+/// Shared-library functions that read environment keys themselves (like
+/// `config::mapping_options`), as fn name -> the keys (const names) their bodies mention.
+fn key_reading_fns(keys: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in rust_files(&root().join("shared/src")) {
+        let source = std::fs::read_to_string(&file).unwrap();
+        let starts: Vec<usize> = source.match_indices("fn ").map(|(i, _)| i).collect();
+        for (n, &start) in starts.iter().enumerate() {
+            let end = starts.get(n + 1).copied().unwrap_or(source.len());
+            let body = &source[start..end];
+            let Some(name) = body[3..]
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .filter(|s| !s.is_empty())
+            else {
+                continue;
+            };
+            let mentioned = keys_mentioned(body, keys);
+            if !mentioned.is_empty() {
+                out.entry(name.to_owned()).or_default().extend(mentioned);
+            }
+        }
+    }
+    out
+}
+
+/// The environment variables a function's code reads: `keys::NAME` uses and literals equal to a
+/// key in its own sources, plus the keys read inside shared functions it calls.
+fn variables_read(dir: &str) -> BTreeSet<String> {
+    let keys = config_keys();
+    let readers = key_reading_fns(&keys);
+    let mut names = BTreeSet::new();
+    let files = rust_files(&root().join(dir));
+    assert!(!files.is_empty(), "no sources in {dir}");
+    for file in files {
+        let source = std::fs::read_to_string(&file).unwrap();
+        names.extend(keys_mentioned(&source, &keys));
+        for (name, value) in &keys {
+            if source.contains(&format!("\"{value}\"")) {
+                names.insert(name.clone());
+            }
+        }
+        for (f, read) in &readers {
+            let called = source.match_indices(&format!("{f}(")).any(|(i, _)| {
+                i > 0
+                    && !source[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    && !source[..i].ends_with("fn ")
+            });
+            if called {
+                names.extend(read.iter().cloned());
+            }
+        }
+    }
+    names.into_iter().map(|n| keys[&n].clone()).collect()
+}
+
+/// Every policy statement of every IAM role or policy, with the owning logical id.
+fn statements(t: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (id, r) in resources(t) {
+        let id = id.as_str().unwrap().to_owned();
+        let props = &r["Properties"];
+        let docs: Vec<&Value> = match r["Type"].as_str().unwrap() {
+            "AWS::IAM::Role" => props["Policies"]
+                .as_sequence()
+                .map(|p| p.iter().map(|p| &p["PolicyDocument"]).collect())
+                .unwrap_or_default(),
+            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => vec![&props["PolicyDocument"]],
+            _ => continue,
+        };
+        for doc in docs {
+            for s in as_list(&doc["Statement"]) {
+                out.push((id.clone(), s.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn actions(statement: &Value) -> BTreeSet<String> {
+    as_list(&statement["Action"])
+        .into_iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The role a function runs as.
+fn role_of(t: &Value, function: &str) -> String {
+    let role = resource(t, function)["Properties"]
+        .get("Role")
+        .unwrap_or_else(|| panic!("{function} has no explicit Role"));
+    referred_one(role)
+}
+
+/// Metric names of `pinrelay::metrics::names`, read from its source.
+fn metric_names() -> BTreeSet<String> {
+    let source = std::fs::read_to_string(root().join("shared/src/metrics.rs")).unwrap();
+    let start = source.find("pub mod names").unwrap();
+    let end = start + source[start..].find("\n}").unwrap();
+    let names: BTreeSet<String> = string_consts(&source[start..end]).into_values().collect();
+    assert!(names.contains(pinrelay::metrics::names::PINTEREST_AUTH_FAILURES));
+    assert!(names.contains(pinrelay::metrics::names::EVENTS_FAILED));
+    names
+}
+
+/// The `Function` dimension values the functions emit: `Metrics::emf("name")` in their sources.
+fn metric_function_names() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (_, dir) in FUNCTIONS {
+        for file in rust_files(&root().join(dir)) {
+            let source = std::fs::read_to_string(file).unwrap();
+            for (i, m) in source.match_indices("Metrics::emf(\"") {
+                let rest = &source[i + m.len()..];
+                out.insert(rest[..rest.find('"').unwrap()].to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Every string literal in the shared library (to check `Reason` dimension values).
+fn shared_literals() -> String {
+    rust_files(&root().join("shared/src"))
+        .into_iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_variable_a_function_reads_is_set_by_the_template() {
+    let t = template();
+    for (function, dir) in FUNCTIONS {
+        let read = variables_read(dir);
+        let env = environment(&t, function);
+        assert!(
+            read.contains(pinrelay::config::keys::QUEUE_URL),
+            "{dir} reads no QUEUE_URL; is the source scan broken? read: {read:?}"
+        );
+        for var in &read {
+            if let Some((_, arn)) = LOCAL_ONLY_SECRETS.iter().find(|(v, _)| v == var) {
+                assert!(
+                    env.contains_key(*arn),
+                    "{function} reads {var} locally; on AWS the template must set {arn}"
+                );
+                continue;
+            }
+            assert!(
+                env.contains_key(var),
+                "{dir} reads {var} but template.yaml does not set it on {function}"
+            );
+        }
+    }
+}
+
+#[test]
+fn secrets_travel_only_as_arns() {
+    let t = template();
+    for (function, _) in FUNCTIONS {
+        let env = environment(&t, function);
+        for (secret, _) in LOCAL_ONLY_SECRETS {
+            assert!(
+                !env.contains_key(*secret),
+                "{function} must not carry {secret} in its environment; set the _ARN variable"
+            );
+        }
+        for (name, value) in env.iter().filter(|(k, _)| k.ends_with("_SECRET_ARN")) {
+            for id in referred(value) {
+                let kind = t["Resources"]
+                    .get(&id)
+                    .map(|r| r["Type"].as_str().unwrap().to_owned())
+                    .unwrap_or_else(|| {
+                        format!(
+                            "parameter {}",
+                            t["Parameters"][&id]["Type"].as_str().unwrap()
+                        )
+                    });
+                assert!(
+                    kind == "AWS::SecretsManager::Secret" || kind == "parameter String",
+                    "{function} {name} refers to {id} ({kind}), not a secret ARN"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn each_role_can_reach_exactly_what_its_function_is_configured_with() {
+    let t = template();
+    let all = statements(&t);
+    for (function, _) in FUNCTIONS {
+        let role = role_of(&t, function);
+        let mine: Vec<&Value> = all
+            .iter()
+            .filter(|(owner, _)| *owner == role)
+            .map(|(_, s)| s)
+            .collect();
+        let granted_on = |id: &str, action: &str| {
+            mine.iter().any(|s| {
+                actions(s).contains(action)
+                    && as_list(&s["Resource"])
+                        .iter()
+                        .any(|r| referred(r).contains(id))
+            })
+        };
+        for (name, value) in environment(&t, function) {
+            let ids = referred(&value);
+            for id in &ids {
+                let Some(r) = t["Resources"].get(id) else {
+                    continue;
+                };
+                let needed = match r["Type"].as_str().unwrap() {
+                    "AWS::SQS::Queue" => "sqs:SendMessage",
+                    "AWS::DynamoDB::Table" => "dynamodb:PutItem",
+                    "AWS::SecretsManager::Secret" => "secretsmanager:GetSecretValue",
+                    _ => continue,
+                };
+                // Dispatch's QUEUE_URL is the queue it consumes; it only changes visibility there.
+                let needed = if *function == "DispatchFunction" && name == "QUEUE_URL" {
+                    "sqs:ChangeMessageVisibility"
+                } else {
+                    needed
+                };
+                assert!(
+                    granted_on(id, needed),
+                    "{role} lacks {needed} on {id}, which {function} uses through {name}"
+                );
+            }
+            if name.ends_with("_SECRET_ARN") {
+                let stmt = mine
+                    .iter()
+                    .find(|s| actions(s).contains("secretsmanager:GetSecretValue"))
+                    .unwrap_or_else(|| panic!("{role} cannot read {name}"));
+                assert_eq!(
+                    stmt["Resource"], value,
+                    "{role} must read exactly the secret {function} is given in {name}"
+                );
+            }
+        }
+        assert!(
+            resource(&t, function)["Properties"]
+                .get("Policies")
+                .is_none(),
+            "{function}: SAM Policies would add managed policies with '*' resources; extend {role}"
+        );
+    }
+}
+
+#[test]
+fn the_queue_event_source_reports_batch_item_failures() {
+    let t = template();
+    let events = resource(&t, "DispatchFunction")["Properties"]["Events"]
+        .as_mapping()
+        .unwrap();
+    let sqs: Vec<&Value> = events
+        .values()
+        .filter(|e| e["Type"].as_str() == Some("SQS"))
+        .collect();
+    assert_eq!(sqs.len(), 1, "dispatch needs exactly one SQS event source");
+    let props = &sqs[0]["Properties"];
+    let types: Vec<&str> = as_list(&props["FunctionResponseTypes"])
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(types, ["ReportBatchItemFailures"]);
+    assert!(
+        props["ScalingConfig"].get("MaximumConcurrency").is_some(),
+        "the event source must bound dispatch's concurrency"
+    );
+    let env = environment(&t, "DispatchFunction");
+    assert_eq!(
+        referred_one(&props["Queue"]),
+        referred_one(&env["QUEUE_URL"]),
+        "dispatch consumes a different queue than its QUEUE_URL"
+    );
+    assert_eq!(
+        referred_one(&props["Queue"]),
+        referred_one(&environment(&t, "IngestFunction")["QUEUE_URL"]),
+        "dispatch consumes a different queue than ingest sends to"
+    );
+}
+
+#[test]
+fn the_queue_hides_messages_for_six_dispatch_timeouts() {
+    let t = template();
+    let timeout = number(function_property(&t, "DispatchFunction", "Timeout").unwrap());
+    let queue = referred_one(&environment(&t, "DispatchFunction")["QUEUE_URL"]);
+    let visibility = number(&resource(&t, &queue)["Properties"]["VisibilityTimeout"]);
+    assert!(
+        visibility >= 6 * timeout,
+        "{queue} VisibilityTimeout {visibility} s is under 6 x the dispatch timeout of {timeout} s"
+    );
+    let ingest_timeout = number(function_property(&t, "IngestFunction", "Timeout").unwrap());
+    assert!(
+        ingest_timeout <= 10,
+        "ingest must answer Shopify within 5 s; a long timeout only hides hangs"
+    );
+}
+
+#[test]
+fn the_queue_redrives_to_the_dead_letter_queue_after_max_receive_count() {
+    let t = template();
+    let env = environment(&t, "DispatchFunction");
+    let queue = referred_one(&env["QUEUE_URL"]);
+    let dlq = referred_one(&env["DEAD_LETTER_QUEUE_URL"]);
+    let redrive = &resource(&t, &queue)["Properties"]["RedrivePolicy"];
+    assert_eq!(referred_one(&redrive["deadLetterTargetArn"]), dlq);
+    let max = number(&redrive["maxReceiveCount"]);
+    assert_eq!(max, 5, "the issue asks for redrive after 5 receives");
+    assert_eq!(
+        number(&env[pinrelay::config::keys::MAX_RECEIVE_COUNT]),
+        max,
+        "MAX_RECEIVE_COUNT must equal the redrive count, or the queue dead-letters silently first"
+    );
+    assert_eq!(
+        u64::from(pinrelay::dispatch::DispatchConfig::default().max_receive_count),
+        max
+    );
+    let retention = number(&resource(&t, &dlq)["Properties"]["MessageRetentionPeriod"]);
+    assert_eq!(retention, 14 * 24 * 3600, "dead letters are kept 14 days");
+    let source_retention = number(&resource(&t, &queue)["Properties"]["MessageRetentionPeriod"]);
+    assert!(
+        retention > source_retention,
+        "a redriven message keeps its age; the DLQ must keep messages longer than the source queue"
+    );
+}
+
+#[test]
+fn no_policy_statement_grants_every_resource_except_the_listed_ones() {
+    let t = template();
+    let all = statements(&t);
+    assert!(!all.is_empty());
+    let mut allowed_seen = 0;
+    for (owner, s) in &all {
+        let star = as_list(&s["Resource"])
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r == "*"));
+        assert!(
+            s.get("NotResource").is_none() && s.get("NotAction").is_none(),
+            "{owner}: NotResource/NotAction grant more than they seem"
+        );
+        for action in actions(s) {
+            assert!(!action.contains('*'), "{owner}: wildcard action {action}");
+        }
+        if !star {
+            continue;
+        }
+        let sid = s["Sid"].as_str().unwrap_or_default();
+        let (_, _, permitted) = STAR_RESOURCE_ALLOWED
+            .iter()
+            .find(|(o, id, _)| o == owner && *id == sid)
+            .unwrap_or_else(|| panic!("{owner} statement {sid:?} grants Resource '*'"));
+        let permitted: BTreeSet<String> = permitted.iter().map(|a| (*a).to_owned()).collect();
+        assert!(
+            actions(s).is_subset(&permitted),
+            "{owner} {sid}: only {permitted:?} may use Resource '*'"
+        );
+        allowed_seen += 1;
+    }
+    assert_eq!(
+        allowed_seen,
+        STAR_RESOURCE_ALLOWED.len(),
+        "an allowed '*' statement is gone; remove it from STAR_RESOURCE_ALLOWED"
+    );
+}
+
+#[test]
+fn every_alarm_watches_a_metric_the_code_emits() {
+    let t = template();
+    let names = metric_names();
+    let functions = metric_function_names();
+    assert_eq!(
+        functions,
+        BTreeSet::from(["dispatch".to_owned(), "ingest".to_owned()]),
+        "the functions' Metrics::emf(..) names changed; update the alarms and dashboard"
+    );
+    let literals = shared_literals();
+    let mut pinrelay_alarms = 0;
+    for (id, r) in resources(&t) {
+        if r["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let props = &r["Properties"];
+        let mut metrics = vec![props.clone()];
+        if let Some(list) = props["Metrics"].as_sequence() {
+            metrics.extend(
+                list.iter()
+                    .filter_map(|m| m.get("MetricStat"))
+                    .map(|s| s["Metric"].clone()),
+            );
+        }
+        for m in metrics {
+            if m["Namespace"].as_str() != Some(pinrelay::metrics::NAMESPACE) {
+                continue;
+            }
+            pinrelay_alarms += 1;
+            let name = m["MetricName"].as_str().unwrap();
+            assert!(
+                names.contains(name),
+                "{id:?} watches {name}, which no code emits"
+            );
+            for d in as_list(&m["Dimensions"]) {
+                let (key, value) = (d["Name"].as_str().unwrap(), d["Value"].as_str().unwrap());
+                match key {
+                    "Function" => assert!(functions.contains(value), "{id:?}: Function={value}"),
+                    "Reason" => assert!(
+                        literals.contains(&format!("\"{value}\"")),
+                        "{id:?}: no code emits Reason={value}"
+                    ),
+                    other => panic!("{id:?}: the code emits no dimension {other}"),
+                }
+            }
+        }
+    }
+    assert!(pinrelay_alarms >= 3, "the EMF alarms are missing");
+    for required in [
+        pinrelay::metrics::names::PINTEREST_AUTH_FAILURES,
+        pinrelay::metrics::names::EVENTS_FAILED,
+    ] {
+        let text = serde_yaml::to_string(&t["Resources"]).unwrap();
+        assert!(text.contains(required), "no alarm on {required}");
+    }
+}
+
+#[test]
+fn every_dashboard_metric_is_one_the_code_emits() {
+    let t = template();
+    let names = metric_names();
+    let body = &resource(&t, "Dashboard")["Properties"]["DashboardBody"];
+    let (tag, arg) = intrinsic(body).expect("DashboardBody is a !Sub");
+    assert_eq!(tag, "Sub");
+    let mut text = arg.as_str().unwrap().to_owned();
+    while let Some(start) = text.find("${") {
+        let end = start + text[start..].find('}').unwrap();
+        text.replace_range(start..=end, "PLACEHOLDER");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&text).expect("the dashboard body is valid JSON");
+    let mut seen = BTreeSet::new();
+    for widget in json["widgets"].as_array().unwrap() {
+        for row in widget["properties"]["metrics"].as_array().unwrap() {
+            let row = row.as_array().unwrap();
+            if row[0] == pinrelay::metrics::NAMESPACE {
+                seen.insert(row[1].as_str().unwrap().to_owned());
+            }
+            if let Some(expr) = row[0]["expression"].as_str() {
+                for (i, m) in expr.match_indices("MetricName=\"") {
+                    let rest = &expr[i + m.len()..];
+                    seen.insert(rest[..rest.find('"').unwrap()].to_owned());
+                }
+            }
+        }
+    }
+    let unknown: Vec<_> = seen.difference(&names).collect();
+    assert!(
+        unknown.is_empty(),
+        "dashboard metrics no code emits: {unknown:?}"
+    );
+    for wanted in [
+        "WebhooksReceived",
+        "EventsSent",
+        "EventsDeduplicated",
+        "EventsDeadLettered",
+        "PinterestLatency",
+        "MatchEmail",
+    ] {
+        assert!(seen.contains(wanted), "the dashboard lacks {wanted}");
+    }
+}
+
+#[test]
+fn the_webhook_url_output_ends_with_the_ingest_route() {
+    let t = template();
+    let value = &t["Outputs"]["WebhookUrl"]["Value"];
+    let (tag, arg) = intrinsic(value).unwrap();
+    assert_eq!(tag, "Sub");
+    let text = arg.as_str().unwrap();
+    assert!(text.starts_with("${IngestFunctionUrl.FunctionUrl}"));
+    // FunctionUrl ends with '/'.
+    assert!(
+        format!(
+            "/{}",
+            text.trim_start_matches("${IngestFunctionUrl.FunctionUrl}")
+        ) == pinrelay::ingest::WEBHOOK_PATH,
+        "WebhookUrl must end with {}",
+        pinrelay::ingest::WEBHOOK_PATH
+    );
+    let url = &resource(&t, "IngestFunction")["Properties"]["FunctionUrlConfig"];
+    assert_eq!(url["AuthType"].as_str(), Some("NONE"));
+}
+
+#[test]
+fn the_functions_are_built_by_cargo_lambda_from_the_workspace() {
+    let t = template();
+    for (function, dir) in FUNCTIONS {
+        let r = resource(&t, function);
+        assert_eq!(
+            r["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda")
+        );
+        let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let manifest = std::fs::read_to_string(root().join(dir).join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("name = \"{binary}\"")),
+            "{function} builds binary {binary}, which {dir}/Cargo.toml does not define"
+        );
+        assert_eq!(
+            function_property(&t, function, "Runtime").and_then(Value::as_str),
+            Some("provided.al2023")
+        );
+        assert_eq!(
+            function_property(&t, function, "Handler").and_then(Value::as_str),
+            Some("bootstrap")
+        );
+        assert_eq!(
+            function_property(&t, function, "CodeUri").and_then(Value::as_str),
+            Some(".")
+        );
+    }
+    assert_eq!(
+        t["Parameters"]["Architecture"]["Default"].as_str(),
+        Some("arm64")
+    );
+}
