@@ -1,12 +1,391 @@
-//! `pinrelay serve` (to be written).
+//! `pinrelay serve`: the whole relay in one process, on SQLite under `--data-dir`.
+//!
+//! - HTTP (axum): every request except `GET /healthz` and `GET /metrics` goes through
+//!   [`Ingest::handle`], the code the ingest Lambda runs, so routes, status codes and bodies are the
+//!   same. A 200 means the webhook's row is committed.
+//! - A dispatcher task: receive up to 1000 messages, [`Dispatcher::dispatch`] them (the dispatch
+//!   Lambda's code), delete the settled ones; the rest come back after their backoff.
+//! - Pinterest: the real API when `PINTEREST_ACCESS_TOKEN` and `PINTEREST_AD_ACCOUNT_ID` are set,
+//!   otherwise a dry run printing each request body on stdout. Logs go to stderr.
+//! - SIGINT/SIGTERM: stop accepting, answer requests in flight, let the dispatcher finish its batch.
+//!
+//! This file only wires adapters to the shared services; it holds no relay logic of its own.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use pinrelay::config::{self, keys};
+use pinrelay::dispatch::{DispatchConfig, Dispatcher};
+use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
+use pinrelay::ingest::{self, Ingest, IngestConfig};
+use pinrelay::metrics::Metrics;
+use pinrelay::pinterest::http::DEFAULT_BASE_URL;
+use pinrelay::pinterest::{
+    ConversionsApi, ConversionsApiError, DryRun, Event, EventStatus, PinterestHttp,
+    PinterestHttpConfig,
+};
+use pinrelay::queue::sqlite::{SqliteDatabase, SqliteQueue};
+use pinrelay::queue::{EncodedMessage, MAX_MESSAGE_BYTES, Queue, QueueError};
+use pinrelay::shopify::WebhookSecrets;
+use pinrelay::telemetry::{self, Output};
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+
+/// The largest request body accepted, as for a Lambda Function URL (6 MB).
+const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// Messages per receive (and so at most per Pinterest request).
+const BATCH: usize = 1000;
+
+/// How long shutdown waits for requests in flight and the dispatcher's batch.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Arguments of `pinrelay serve`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port; the address is printed on stderr).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the relay database (`relay.db`: queue, dead letters, idempotency records).
+    #[arg(long, default_value = ".pinrelay")]
+    pub data_dir: PathBuf,
+    /// How long the dispatcher waits for new messages when the queue is empty, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub dispatch_interval_ms: u64,
+    /// First retry delay after a retryable Pinterest failure, in milliseconds; doubles with each
+    /// attempt, up to 15 minutes.
+    #[arg(long, env = "PINRELAY_RETRY_BASE_MS", default_value_t = 60_000)]
+    pub retry_base_ms: u64,
+    /// After a crash, how long until messages being dispatched are delivered again and their
+    /// idempotency locks expire, in milliseconds.
+    #[arg(long, env = "PINRELAY_VISIBILITY_TIMEOUT_MS", default_value_t = 60_000)]
+    pub visibility_timeout_ms: u64,
+}
+
+/// The Pinterest target chosen at start-up.
+enum Target {
+    Pinterest(PinterestHttp),
+    DryRun(DryRun),
+}
+
+impl ConversionsApi for Target {
+    async fn send(&self, events: &[Event]) -> Result<Vec<EventStatus>, ConversionsApiError> {
+        match self {
+            Target::Pinterest(api) => api.send(events).await,
+            Target::DryRun(api) => api.send(events).await,
+        }
+    }
+}
+
+/// The queue as ingest sees it: every stored webhook wakes the dispatcher.
+#[derive(Clone)]
+struct WakingQueue {
+    queue: SqliteQueue,
+    wake: Arc<Notify>,
+}
+
+impl Queue for WakingQueue {
+    async fn send(&self, message: &EncodedMessage) -> Result<(), QueueError> {
+        self.queue.send(message).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+struct App {
+    ingest: Ingest<WakingQueue>,
+    queue: SqliteQueue,
+    metrics: Metrics,
+}
+
+type Relay = Dispatcher<SqliteIdempotencyStore, Target, SqliteQueue>;
 
 /// Runs the command.
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    telemetry::init(Output::Stderr);
+
+    let secrets = config::var(keys::SHOPIFY_WEBHOOK_SECRETS)
+        .map(|s| WebhookSecrets::from_comma_separated(&s))
+        .filter(|s| !s.is_empty())
+        .with_context(|| {
+            format!(
+                "{} is not set: set it to your Shopify app's client secret (comma-separated, current first, during a rotation)",
+                keys::SHOPIFY_WEBHOOK_SECRETS
+            )
+        })?;
+    let target = pinterest_target()?;
+    let max_receive_count = match config::var(keys::MAX_RECEIVE_COUNT) {
+        None => 5,
+        Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).with_context(|| {
+            format!(
+                "{}={v:?} is invalid: a whole number of at least 1",
+                keys::MAX_RECEIVE_COUNT
+            )
+        })?,
+    };
+    let dispatch_config = DispatchConfig {
+        options: config::mapping_options()?,
+        retry_base: Duration::from_millis(args.retry_base_ms.max(1)),
+        max_receive_count,
+        ..DispatchConfig::default()
+    };
+    let ingest_config = IngestConfig {
+        secrets,
+        allowed_shops: config::allowed_shops(),
+        max_message_bytes: MAX_MESSAGE_BYTES,
+        order_delay: config::seconds(keys::ORDER_DELAY_SECONDS, 0)?,
+    };
+
+    let db = SqliteDatabase::open_in(&args.data_dir)?;
+    // The queue redrives one delivery after the dispatcher's own last attempt, so the dispatcher
+    // dead-letters with the real reason and the queue only catches crashes.
+    let queue = SqliteQueue::new(db.clone()).with_max_receive_count(max_receive_count + 1);
+    let store = SqliteIdempotencyStore::new(db.clone());
+    let metrics = Metrics::in_memory("serve");
+    let wake = Arc::new(Notify::new());
+    let target_name = match &target {
+        Target::Pinterest(_) => "Pinterest API",
+        Target::DryRun(_) => "dry run (request bodies on stdout)",
+    };
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        target,
+        queue.clone(),
+        dispatch_config,
+        metrics.clone(),
+    );
+    let app = Arc::new(App {
+        ingest: Ingest::new(
+            WakingQueue {
+                queue: queue.clone(),
+                wake: wake.clone(),
+            },
+            ingest_config,
+            metrics.clone(),
+        ),
+        queue: queue.clone(),
+        metrics,
+    });
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let (stop, stopping) = watch::channel(false);
+    tokio::spawn(stop_on_signal(stop));
+
+    let dispatching = tokio::spawn(dispatch_loop(
+        dispatcher,
+        queue,
+        store,
+        wake,
+        Duration::from_millis(args.dispatch_interval_ms.max(1)),
+        Duration::from_millis(args.visibility_timeout_ms.max(1)),
+        stopping.clone(),
+    ));
+
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_json))
+        .fallback(webhook)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(app);
+    tracing::info!(address = %address, data_dir = %args.data_dir.display(), target = target_name, "pinrelay serve listening");
+    eprintln!(
+        "pinrelay serve: listening on http://{address} (data dir {}, Pinterest: {target_name})",
+        db.path().display()
+    );
+    let mut until_stopped = stopping.clone();
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = until_stopped.wait_for(|s| *s).await;
+    })
+    .await
+    .context("the HTTP server failed")?;
+
+    match tokio::time::timeout(SHUTDOWN_GRACE, dispatching).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error.message = %e, "the dispatcher task failed"),
+        Err(_) => tracing::warn!(
+            "the dispatcher did not finish its batch within {SHUTDOWN_GRACE:?}; its messages will be delivered again after the visibility timeout"
+        ),
+    }
+    tracing::info!("pinrelay serve stopped");
+    eprintln!("pinrelay serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The real API when both credentials are set, a dry run when neither is.
+fn pinterest_target() -> anyhow::Result<Target> {
+    let token = config::var(keys::PINTEREST_ACCESS_TOKEN);
+    let account = config::var(keys::PINTEREST_AD_ACCOUNT_ID);
+    match (token, account) {
+        (Some(token), Some(ad_account_id)) => {
+            let api = PinterestHttp::new(PinterestHttpConfig {
+                base_url: config::var(keys::PINTEREST_API_URL)
+                    .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+                ad_account_id,
+                access_token: token.into(),
+                test_mode: config::flag(keys::PINTEREST_TEST_MODE)?,
+                connect_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(20),
+            })
+            .context("cannot initialize the HTTPS client for Pinterest")?;
+            Ok(Target::Pinterest(api))
+        }
+        (None, None) => Ok(Target::DryRun(DryRun::stdout())),
+        (Some(_), None) => anyhow::bail!(
+            "{} is set but {} is not: set both to send to Pinterest, or neither for a dry run",
+            keys::PINTEREST_ACCESS_TOKEN,
+            keys::PINTEREST_AD_ACCOUNT_ID
+        ),
+        (None, Some(_)) => anyhow::bail!(
+            "{} is set but {} is not: set both to send to Pinterest, or neither for a dry run",
+            keys::PINTEREST_AD_ACCOUNT_ID,
+            keys::PINTEREST_ACCESS_TOKEN
+        ),
+    }
+}
+
+async fn stop_on_signal(stop: watch::Sender<bool>) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error.message = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight and the current batch");
+    let _ = stop.send(true);
+}
+
+/// Receives, dispatches and acknowledges until stopped; never exits on an error.
+async fn dispatch_loop(
+    dispatcher: Relay,
+    queue: SqliteQueue,
+    store: SqliteIdempotencyStore,
+    wake: Arc<Notify>,
+    interval: Duration,
+    visibility: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    const PURGE_EVERY: Duration = Duration::from_secs(3600);
+    let mut last_purge: Option<tokio::time::Instant> = None;
+    let lock = chrono::Duration::from_std(visibility).unwrap_or(chrono::Duration::MAX);
+    while !*stopping.borrow() {
+        if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(tokio::time::Instant::now());
+            match store.purge_expired(Utc::now()).await {
+                Ok(n) => tracing::debug!(records = n, "purged expired idempotency records"),
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "could not purge expired idempotency records")
+                }
+            }
+        }
+        let now = Utc::now();
+        let batch = match queue.receive(BATCH, visibility, now).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(error.message = %e, error.cause_chain = ?e, "cannot receive from the relay database; retrying");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(interval) => {}
+                _ = stopping.changed() => {}
+            }
+            continue;
+        }
+        let report = dispatcher.dispatch(&batch, now, now + lock).await;
+        let settled: Vec<String> = batch
+            .iter()
+            .filter(|m| !report.batch_item_failures.contains(&m.id))
+            .map(|m| m.receipt.clone())
+            .collect();
+        if let Err(e) = queue.delete_many(&settled).await {
+            // They come back after the visibility timeout; the idempotency store absorbs the repeat.
+            tracing::error!(error.message = %e, messages = settled.len(), "cannot acknowledge settled messages; they will be delivered again");
+        }
+        tracing::debug!(
+            received = batch.len(),
+            settled = settled.len(),
+            retried = report.batch_item_failures.len(),
+            "batch dispatched"
+        );
+    }
+}
+
+async fn webhook(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = ingest::Request {
+        method: &method,
+        path: uri.path(),
+        headers: &headers,
+        body: &body,
+        source_ip: Some(peer.ip()),
+    };
+    let reply = app.ingest.handle(request, Utc::now()).await;
+    let mut response = (
+        reply.status,
+        [(header::CONTENT_TYPE, "application/json")],
+        reply.body,
+    )
+        .into_response();
+    if let Some(allow) = reply.allow {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app.queue.depth(Utc::now()).await {
+        Ok(depth) => axum::Json(json!({
+            "status": "ok",
+            "pending": depth.pending,
+            "visible": depth.visible,
+            "dead_letters": depth.dead_letters,
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "unavailable", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_json(State(app): State<Arc<App>>) -> Response {
+    axum::Json(app.metrics.snapshot()).into_response()
 }

@@ -127,9 +127,17 @@ var VALUE_SOURCE = 'subtotal';
   }
 
   // A money amount as the decimal string the relay expects: 12.5 -> "12.50", 1.234 -> "1.234".
+  // Null for anything that would not be a plain decimal (negative, exponent notation, too long).
   function money(n) {
-    if (n === null) return null;
-    return Math.round(n * 100) === n * 100 ? n.toFixed(2) : String(n);
+    if (n === null || n < 0) return null;
+    var s = Math.round(n * 100) === n * 100 ? n.toFixed(2) : String(n);
+    return /^\d{1,20}(\.\d{1,8})?$/.test(s) ? s : null;
+  }
+
+  // An ISO 4217 currency code, or null (the relay accepts three letters only).
+  function currencyCode(value) {
+    var s = text(value, 8);
+    return s && /^[A-Za-z]{3}$/.test(s) ? s.toUpperCase() : null;
   }
 
   function positiveInt(value, fallback) {
@@ -143,6 +151,14 @@ var VALUE_SOURCE = 'subtotal';
     } catch (e) {
       return null;
     }
+  }
+
+  // An RFC 3339 timestamp with its time zone, as the relay requires; now when there is none.
+  function rfc3339(value) {
+    var s = text(value, 64);
+    if (s && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s)) return s;
+    var ms = s && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(s) ? Date.parse(s) : NaN;
+    return isNaN(ms) ? new Date().toISOString() : new Date(ms).toISOString();
   }
 
   function webUrl(url) {
@@ -315,7 +331,7 @@ var VALUE_SOURCE = 'subtotal';
       if (ids.length < MAX_LINE_ITEMS) {
         ids.push(l.id);
         var c = { id: l.id, quantity: l.quantity };
-        if (l.price !== null) c.item_price = money(l.price);
+        if (l.price !== null && money(l.price) !== null) c.item_price = money(l.price);
         contents.push(c);
       }
     }
@@ -336,7 +352,7 @@ var VALUE_SOURCE = 'subtotal';
       if (l.id) item.product_id = l.id;
       if (l.variantId) item.product_variant_id = l.variantId;
       if (l.name) item.product_name = l.name;
-      if (l.price !== null) item.product_price = l.price;
+      if (l.price !== null && money(l.price) !== null) item.product_price = l.price;
       if (l.category) item.product_category = l.category;
       if (l.brand) item.product_brand = l.brand;
       items.push(item);
@@ -360,7 +376,7 @@ var VALUE_SOURCE = 'subtotal';
       case 'product_viewed':
         variant = get(data, ['productVariant']);
         value = amount(get(variant, ['price']));
-        currency = text(get(variant, ['price', 'currencyCode']), 8);
+        currency = currencyCode(get(variant, ['price', 'currencyCode']));
         lines = variant ? [line(variant, 1, value)] : [];
         customFromLines(lines, out.custom);
         if (lines.length) out.tag.line_items = tagLineItems(lines);
@@ -378,8 +394,8 @@ var VALUE_SOURCE = 'subtotal';
         value = amount(get(cartLine, ['cost', 'totalAmount']));
         if (value === null && unit !== null) value = unit * quantity;
         currency =
-          text(get(cartLine, ['cost', 'totalAmount', 'currencyCode']), 8) ||
-          text(get(variant, ['price', 'currencyCode']), 8);
+          currencyCode(get(cartLine, ['cost', 'totalAmount', 'currencyCode'])) ||
+          currencyCode(get(variant, ['price', 'currencyCode']));
         lines = variant ? [line(variant, quantity, unit)] : [];
         customFromLines(lines, out.custom);
         if (lines.length) {
@@ -401,7 +417,7 @@ var VALUE_SOURCE = 'subtotal';
       case 'checkout_completed': {
         var checkout = get(data, ['checkout']) || {};
         var orderId = numericId(get(checkout, ['order', 'id']));
-        if (!orderId) {
+        if (!orderId || !/^\d{1,20}$/.test(orderId)) {
           // Without the order id this checkout cannot be deduplicated with the server's, which
           // reports the order anyway: skip it rather than count the purchase twice.
           warn('checkout_completed without an order id; not sent');
@@ -411,7 +427,7 @@ var VALUE_SOURCE = 'subtotal';
         out.tagEventId = checkoutEventId(orderId);
         var price = VALUE_SOURCE === 'total' ? get(checkout, ['totalPrice']) : get(checkout, ['subtotalPrice']);
         value = amount(price);
-        currency = text(get(price, ['currencyCode']), 8) || text(get(checkout, ['currencyCode']), 8);
+        currency = currencyCode(get(price, ['currencyCode'])) || currencyCode(get(checkout, ['currencyCode']));
         lines = [];
         var items = get(checkout, ['lineItems']);
         if (items && items.length) {
@@ -437,7 +453,7 @@ var VALUE_SOURCE = 'subtotal';
         break;
     }
 
-    if (value !== null && value !== undefined) {
+    if (value !== null && value !== undefined && money(value) !== null) {
       out.custom.value = money(value);
       out.tag.value = value;
     }
@@ -529,10 +545,7 @@ var VALUE_SOURCE = 'subtotal';
     }
     var referrer = text(get(event, ['context', 'document', 'referrer']), 100000);
     if (!webUrl(parseUrl(referrer))) referrer = null;
-    var timestamp = text(get(event, ['timestamp']), 64);
-    if (!timestamp || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(timestamp) || isNaN(Date.parse(timestamp))) {
-      timestamp = new Date().toISOString();
-    }
+    var timestamp = rfc3339(get(event, ['timestamp']));
     var fromUrl = text(queryParam(url, 'epik'), MAX_CLICK_ID + 1);
     if (fromUrl && fromUrl.length <= MAX_CLICK_ID) rememberEpik(fromUrl, url);
     var shop = shopDomain();

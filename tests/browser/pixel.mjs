@@ -94,7 +94,15 @@ function parseArgs(argv) {
   opts.timeoutMs = Number(opts.timeoutMs);
   // Accept the relay's base URL or the full endpoint.
   const base = opts.relay.replace(/\/+$/, '');
-  opts.relayUrl = /\/events\/browser$/.test(base) ? base : `${base}/events/browser`;
+  let relayUrl;
+  try {
+    relayUrl = new URL(/\/events\/browser$/.test(base) ? base : `${base}/events/browser`);
+  } catch {
+    usage(`--relay is not a URL: ${opts.relay}`);
+  }
+  if (!/^https?:$/.test(relayUrl.protocol)) usage(`--relay must be an http(s) URL, got ${opts.relay}`);
+  // Normalized as the browser reports request URLs, so responses can be matched to it.
+  opts.relayUrl = relayUrl.href;
   return opts;
 }
 
@@ -196,10 +204,36 @@ const SCENARIOS = {
         },
       ],
       ['publish', 'search_submitted', { id: 'm-9', query: 'q'.repeat(1000) }],
+      // Values the relay would refuse: a non-ISO currency, a negative price, a zone-less timestamp.
+      [
+        'raw',
+        'product_added_to_cart',
+        {
+          id: 'm-10',
+          timestamp: '2026-11-29T08:00:00',
+          data: {
+            cartLine: {
+              quantity: 1.5,
+              cost: { totalAmount: { amount: -5, currencyCode: 'DOLLARS' } },
+              merchandise: { id: 'gid://shopify/ProductVariant/39072856', price: { amount: 1e300 } },
+            },
+          },
+        },
+      ],
     ],
     expect: {
-      tag: ['pagevisit', 'pagevisit', 'addtocart', 'search', 'viewcategory', 'checkout', 'addtocart', 'search'],
-      relay: 8,
+      tag: [
+        'pagevisit',
+        'pagevisit',
+        'addtocart',
+        'search',
+        'viewcategory',
+        'checkout',
+        'addtocart',
+        'search',
+        'addtocart',
+      ],
+      relay: 9,
     },
   }),
   all_events: (opts) => ({

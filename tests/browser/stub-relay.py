@@ -2,8 +2,9 @@
 """A stand-in for pinrelay's `POST /events/browser`, to try pixel.mjs without building the relay.
 
 It answers like the relay (202 {"status":"accepted"}, CORS for `Origin: null`, OPTIONS -> 204) and
-checks each body against notes/browser-event.md v1 as far as a stub can: required keys, no unknown
-top-level keys, known event names, length limits, 16 KiB. Invalid bodies get 400 with the reason.
+checks each body against notes/browser-event.md v1 and the limits of `shared/src/browser.rs`
+`parse` as far as a stub can: required keys, no unknown keys, known event names, length limits,
+three-letter currencies, decimal amounts, RFC 3339 timestamps, 16 KiB. Invalid bodies get 400 with the reason.
 Every request is printed to stderr as one JSON line. Not the relay: no queue, no Pinterest.
 
     python3 tests/browser/stub-relay.py [--port 0]   # prints "listening on http://127.0.0.1:PORT"
@@ -11,6 +12,7 @@ Every request is printed to stderr as one JSON line. Not the relay: no queue, no
 
 import argparse
 import json
+import re
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,6 +20,7 @@ MAX_BODY = 16 * 1024
 EVENTS = {"page_visit", "view_category", "add_to_cart", "search", "checkout"}
 TOP = {"v", "shop", "event", "event_id", "timestamp", "client_id", "page_url", "referrer",
        "click_id", "utm", "consent", "custom", "order"}
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 LIMITS = {"page_url": 2048, "referrer": 2048, "event_id": 128, "client_id": 128, "click_id": 512}
 
 
@@ -44,12 +47,30 @@ def problem(body):
         return "consent must be {marketing, sale_of_data, analytics}"
     if any(v is not None and not isinstance(v, bool) for v in consent.values()):
         return "consent values must be booleans or null"
+    if not RFC3339.match(body["timestamp"]):
+        return "timestamp is not RFC 3339 with a time zone"
+    for key, value in (body.get("utm") or {}).items():
+        if key not in {"source", "medium", "campaign", "term", "content"} or len(value) > 256:
+            return f"utm.{key} is unknown or longer than 256 characters"
     custom = body.get("custom") or {}
+    if set(custom) - {"value", "currency", "num_items", "content_ids", "contents", "search_string"}:
+        return "unknown keys in custom"
     if len(custom.get("search_string") or "") > 256:
         return "search_string is longer than 256 characters"
+    if custom.get("currency") is not None and not re.fullmatch(r"[A-Z]{3}", custom["currency"]):
+        return "currency is not a three-letter code"
+    for value in [custom.get("value")] + [c.get("item_price") for c in custom.get("contents", [])]:
+        if value is not None and not re.fullmatch(r"\d{1,20}(\.\d{1,8})?", value):
+            return f"{value!r} is not a decimal amount"
+    if len(custom.get("contents", [])) > 100 or len(custom.get("content_ids", [])) > 100:
+        return "more than 100 products"
+    for n in [custom.get("num_items")] + [c.get("quantity") for c in custom.get("contents", [])]:
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            return "quantities must be non-negative integers"
     if body["event"] == "checkout":
         order = body.get("order") or {}
-        if not str(order.get("order_id", "")).isdigit() or order.get("order_id") != body["event_id"]:
+        order_id = str(order.get("order_id", ""))
+        if not re.fullmatch(r"\d{1,20}", order_id) or order_id != body["event_id"]:
             return "checkout needs a numeric order.order_id equal to event_id"
     elif "order" in body:
         return "order is for checkout events only"

@@ -3,4 +3,8 @@
 
 mod fake_pinterest;
 mod helpers;
+mod idempotency;
+mod replay;
+mod serve;
+mod subscribe;
 mod template;

@@ -347,6 +347,7 @@ fn every_variable_a_function_reads_is_set_by_the_template() {
     let t = template();
     for (function, dir) in FUNCTIONS {
         let read = variables_read(dir);
+        eprintln!("{dir} reads {read:?}");
         let env = environment(&t, function);
         assert!(
             read.contains(pinrelay::config::keys::QUEUE_URL),
@@ -459,6 +460,60 @@ fn each_role_can_reach_exactly_what_its_function_is_configured_with() {
             "{function}: SAM Policies would add managed policies with '*' resources; extend {role}"
         );
     }
+}
+
+/// DynamoDB operations the SDK offers that the relay could call, as SDK method -> IAM action.
+const DYNAMODB_OPERATIONS: &[(&str, &str)] = &[
+    ("get_item", "dynamodb:GetItem"),
+    ("put_item", "dynamodb:PutItem"),
+    ("update_item", "dynamodb:UpdateItem"),
+    ("delete_item", "dynamodb:DeleteItem"),
+    ("query", "dynamodb:Query"),
+    ("scan", "dynamodb:Scan"),
+    ("batch_get_item", "dynamodb:BatchGetItem"),
+    ("batch_write_item", "dynamodb:BatchWriteItem"),
+    ("transact_get_items", "dynamodb:GetItem"),
+    ("transact_write_items", "dynamodb:PutItem"),
+];
+
+#[test]
+fn dispatch_may_call_exactly_the_dynamodb_operations_its_adapters_use() {
+    let mut used = BTreeSet::new();
+    for file in rust_files(&root().join("shared/src")) {
+        let source = std::fs::read_to_string(&file).unwrap();
+        if !source.contains("aws_sdk_dynamodb") {
+            continue;
+        }
+        for (method, action) in DYNAMODB_OPERATIONS {
+            if source.contains(&format!(".{method}()")) {
+                used.insert((*action).to_owned());
+            }
+        }
+    }
+    assert!(
+        used.contains("dynamodb:PutItem"),
+        "no DynamoDB adapter found"
+    );
+    let t = template();
+    let role = role_of(&t, "DispatchFunction");
+    let granted: BTreeSet<String> = statements(&t)
+        .iter()
+        .filter(|(owner, _)| *owner == role)
+        .flat_map(|(_, s)| actions(s))
+        .filter(|a| a.starts_with("dynamodb:"))
+        .collect();
+    assert_eq!(
+        granted, used,
+        "{role}'s DynamoDB actions differ from the operations the code calls"
+    );
+    let ingest_role = role_of(&t, "IngestFunction");
+    assert!(
+        statements(&t)
+            .iter()
+            .filter(|(owner, _)| *owner == ingest_role)
+            .all(|(_, s)| actions(s).iter().all(|a| !a.starts_with("dynamodb:"))),
+        "ingest uses no DynamoDB"
+    );
 }
 
 #[test]

@@ -1,3 +1,231 @@
-//! The dispatch Lambda (to be written).
+//! The dispatch Lambda: an SQS-triggered adapter over [`pinrelay::dispatch::Dispatcher`].
+//!
+//! `main` initializes telemetry, reads the configuration, builds the SDK clients and adapters once,
+//! and runs the handler. The handler only converts: SQS records become [`Received`] messages, the
+//! dispatcher's [`BatchReport`] becomes an [`SqsBatchResponse`] (the function's event source
+//! mapping must enable `ReportBatchItemFailures`). It never fails the invocation as a whole: even
+//! when every record is to be retried, it lists them all as batch item failures, so the queue's
+//! receive count and redrive policy stay per message.
+//!
+//! Environment: `IDEMPOTENCY_TABLE`, `QUEUE_URL` (the source queue, for visibility changes),
+//! `DEAD_LETTER_QUEUE_URL`, `PINTEREST_API_URL` (default `https://api.pinterest.com`),
+//! `PINTEREST_AD_ACCOUNT_ID`, `PINTEREST_ACCESS_TOKEN` or `PINTEREST_ACCESS_TOKEN_SECRET_ARN`,
+//! `PINTEREST_TEST_MODE`, `MAX_RECEIVE_COUNT`, and the mapping options of
+//! [`pinrelay::config::mapping_options`].
 
-fn main() {}
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use lambda_runtime::{LambdaEvent, service_fn};
+use pinrelay::aws::{self, Budget};
+use pinrelay::config::{self, InvalidVar, keys};
+use pinrelay::dispatch::{BatchReport, DispatchConfig, Dispatcher};
+use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use pinrelay::metrics::Metrics;
+use pinrelay::pinterest::http::DEFAULT_BASE_URL;
+use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
+use pinrelay::queue::Received;
+use pinrelay::queue::sqs::SqsInbox;
+use pinrelay::telemetry::{self, Output};
+
+/// Time allowed to open a connection to Pinterest.
+const PINTEREST_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time allowed for one Pinterest request; the function timeout must leave room for a few.
+const PINTEREST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The SQS attribute holding how often the message was delivered.
+const RECEIVE_COUNT: &str = "ApproximateReceiveCount";
+/// When the runtime gives no usable deadline, locks last as long as the longest invocation.
+const FALLBACK_LOCK: Duration = Duration::from_secs(15 * 60);
+
+type Service = Dispatcher<DynamoDbIdempotencyStore, PinterestHttp, SqsInbox>;
+
+/// Everything read from the environment except the Pinterest token.
+struct Config {
+    table: String,
+    queue_url: String,
+    dead_letter_queue_url: String,
+    api_url: String,
+    ad_account_id: String,
+    test_mode: bool,
+    dispatch: DispatchConfig,
+}
+
+impl Config {
+    fn from_env() -> anyhow::Result<Self> {
+        let dispatch = DispatchConfig {
+            options: config::mapping_options()?,
+            max_receive_count: max_receive_count()?,
+            ..DispatchConfig::default()
+        };
+        Ok(Self {
+            table: config::required(keys::IDEMPOTENCY_TABLE)?,
+            queue_url: config::required(keys::QUEUE_URL)?,
+            dead_letter_queue_url: config::required(keys::DEAD_LETTER_QUEUE_URL)?,
+            api_url: config::var(keys::PINTEREST_API_URL)
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            ad_account_id: config::required(keys::PINTEREST_AD_ACCOUNT_ID)?,
+            test_mode: config::flag(keys::PINTEREST_TEST_MODE)?,
+            dispatch,
+        })
+    }
+}
+
+fn max_receive_count() -> Result<u32, InvalidVar> {
+    let default = DispatchConfig::default().max_receive_count;
+    match config::var(keys::MAX_RECEIVE_COUNT) {
+        None => Ok(default),
+        Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or(InvalidVar {
+            key: keys::MAX_RECEIVE_COUNT,
+            value: v,
+            expected: "the queue's maxReceiveCount, a whole number of at least 1",
+        }),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init(Output::Stdout);
+    let config = Config::from_env().context("dispatch configuration")?;
+
+    let sdk = aws::load(Budget::DISPATCH).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws::with_budget(&sdk, Budget::STARTUP));
+    let access_token = pinrelay::secrets::pinterest_token(&secrets)
+        .await
+        .context("Pinterest access token")?;
+    let api = PinterestHttp::new(PinterestHttpConfig {
+        base_url: config.api_url,
+        ad_account_id: config.ad_account_id,
+        access_token,
+        test_mode: config.test_mode,
+        connect_timeout: PINTEREST_CONNECT_TIMEOUT,
+        request_timeout: PINTEREST_REQUEST_TIMEOUT,
+    })
+    .context("Pinterest HTTP client")?;
+    let store = DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
+    let inbox = SqsInbox::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        config.queue_url,
+        config.dead_letter_queue_url,
+    );
+    let service: Service =
+        Dispatcher::new(store, api, inbox, config.dispatch, Metrics::emf("dispatch"));
+
+    lambda_runtime::run(service_fn(|event| handle(&service, event))).await
+}
+
+async fn handle(
+    service: &Service,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let now = Utc::now();
+    let batch: Vec<Received> = event.payload.records.iter().map(received).collect();
+    let report = service
+        .dispatch(&batch, now, deadline(event.context.deadline, now))
+        .await;
+    Ok(response(&report))
+}
+
+/// An SQS record as the dispatcher's [`Received`]: string (and number) attributes, the receive
+/// count (1 when absent). Binary attributes are left out: pinrelay never sets any.
+fn received(record: &SqsMessage) -> Received {
+    Received {
+        id: record.message_id.clone().unwrap_or_default(),
+        receipt: record.receipt_handle.clone().unwrap_or_default(),
+        receive_count: record
+            .attributes
+            .get(RECEIVE_COUNT)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
+        body: record.body.clone().unwrap_or_default(),
+        attributes: record
+            .message_attributes
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.string_value.clone()?)))
+            .collect(),
+    }
+}
+
+/// The invocation deadline (Unix milliseconds from the runtime), or a worst-case one.
+fn deadline(deadline_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
+    i64::try_from(deadline_ms)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .filter(|d| *d > now)
+        .unwrap_or_else(|| now + FALLBACK_LOCK)
+}
+
+/// The batch item failures Lambda reads to return only those messages to the queue.
+fn response(report: &BatchReport) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = report
+        .batch_item_failures
+        .iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.clone();
+            failure
+        })
+        .collect();
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> SqsEvent {
+        serde_json::from_str(include_str!("../fixtures/sqs-event.json")).unwrap()
+    }
+
+    #[test]
+    fn converts_records_with_their_string_attributes_and_receive_count() {
+        let records: Vec<Received> = event().records.iter().map(received).collect();
+        assert_eq!(records.len(), 2);
+        let first = &records[0];
+        assert_eq!(first.id, "059f36b4-87a3-44ab-83d2-661975830a7d");
+        assert_eq!(first.receipt, "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a");
+        assert_eq!(first.receive_count, 3);
+        assert_eq!(first.body, r#"{"id":450789469,"test":false}"#);
+        assert_eq!(first.attributes["topic"], "orders/create");
+        assert_eq!(first.attributes["shop"], "example.myshopify.com");
+        assert_eq!(
+            first.attributes.len(),
+            4,
+            "the binary attribute is left out"
+        );
+    }
+
+    #[test]
+    fn a_record_without_receive_count_or_attributes_is_a_first_delivery() {
+        let records: Vec<Received> = event().records.iter().map(received).collect();
+        let eventbridge = &records[1];
+        assert_eq!(eventbridge.receive_count, 1);
+        assert!(eventbridge.attributes.is_empty());
+        assert!(eventbridge.body.contains("shopifyWebhook"));
+    }
+
+    #[test]
+    fn response_lists_only_the_messages_to_retry() {
+        let report = BatchReport {
+            batch_item_failures: vec!["m-2".into()],
+            ..BatchReport::default()
+        };
+        let json = serde_json::to_value(response(&report)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-2"}]})
+        );
+        let empty = serde_json::to_value(response(&BatchReport::default())).unwrap();
+        assert_eq!(empty, serde_json::json!({"batchItemFailures": []}));
+    }
+
+    #[test]
+    fn locks_expire_at_the_invocation_deadline() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let d = deadline(1_800_000_030_500, now);
+        assert_eq!(d.timestamp_millis(), 1_800_000_030_500);
+        assert_eq!(deadline(0, now), now + FALLBACK_LOCK);
+    }
+}

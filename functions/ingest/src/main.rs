@@ -1,3 +1,277 @@
-//! The ingest Lambda (to be written).
+//! The ingest Lambda, behind a Function URL: a thin adapter from `lambda_http` to
+//! [`pinrelay::ingest::Ingest`] over SQS, which routes, verifies, enqueues and picks the status.
+//!
+//! Start-up reads the configuration (`QUEUE_URL`, `SHOPIFY_WEBHOOK_SECRETS` or
+//! `SHOPIFY_WEBHOOK_SECRET_ARN`, `SHOPIFY_SHOP_DOMAINS`, `ORDER_DELAY_SECONDS`, and the standard AWS
+//! SDK variables) and fails the cold start with a message naming any variable that is wrong.
 
-fn main() {}
+use anyhow::{Context as _, ensure};
+use chrono::Utc;
+use lambda_http::http::header::{ALLOW, CONTENT_TYPE};
+use lambda_http::{Body, Request, RequestExt as _, Response, service_fn};
+use pinrelay::aws::{self, Budget};
+use pinrelay::config::{self, keys};
+use pinrelay::ingest::{self, Ingest, IngestConfig, Reply};
+use pinrelay::metrics::Metrics;
+use pinrelay::queue::sqs::{MAX_DELAY, SqsQueue};
+use pinrelay::queue::{MAX_MESSAGE_BYTES, Queue};
+use pinrelay::{secrets, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init(telemetry::Output::Stdout);
+    let ingest = match build().await {
+        Ok(ingest) => ingest,
+        Err(e) => {
+            tracing::error!(error.message = %format!("{e:#}"), "ingest cannot start: fix its configuration");
+            return Err(e);
+        }
+    };
+    let ingest = &ingest;
+    lambda_http::run(service_fn(move |request| handle(ingest, request)))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Reads the configuration and builds the SQS-backed endpoint, clients included (once).
+async fn build() -> anyhow::Result<Ingest<SqsQueue>> {
+    let queue_url = config::required(keys::QUEUE_URL)?;
+    let order_delay = config::seconds(keys::ORDER_DELAY_SECONDS, 0)?;
+    ensure!(
+        order_delay <= MAX_DELAY,
+        "{}={} is invalid: SQS delays messages by at most {} seconds",
+        keys::ORDER_DELAY_SECONDS,
+        order_delay.as_secs(),
+        MAX_DELAY.as_secs()
+    );
+    let sdk = aws::load(Budget::INGEST).await;
+    let secrets_client =
+        aws_sdk_secretsmanager::Client::new(&aws::with_budget(&sdk, Budget::STARTUP));
+    let secrets = secrets::webhook_secrets(&secrets_client)
+        .await
+        .context("cannot load the Shopify webhook secrets")?;
+    let config = IngestConfig {
+        secrets,
+        allowed_shops: config::allowed_shops(),
+        max_message_bytes: MAX_MESSAGE_BYTES,
+        order_delay,
+    };
+    tracing::info!(
+        secrets = config.secrets.len(),
+        shop_allow_list = config.allowed_shops.as_ref().map_or(0, |s| s.len()),
+        order_delay_s = order_delay.as_secs(),
+        "ingest ready"
+    );
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url);
+    Ok(Ingest::new(queue, config, Metrics::emf("ingest")))
+}
+
+/// Hands one Function URL request to [`Ingest::handle`] and converts its [`Reply`].
+async fn handle<Q: Queue>(
+    ingest: &Ingest<Q>,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    let raw_path = request.raw_http_path();
+    let path = if raw_path.is_empty() {
+        request.uri().path()
+    } else {
+        raw_path
+    };
+    let reply = ingest
+        .handle(
+            ingest::Request {
+                method: request.method(),
+                path,
+                headers: request.headers(),
+                body: request.body().as_ref(),
+            },
+            Utc::now(),
+        )
+        .await;
+    response(reply)
+}
+
+fn response(reply: Reply) -> Result<Response<Body>, lambda_http::Error> {
+    let mut response = Response::builder()
+        .status(reply.status)
+        .header(CONTENT_TYPE, "application/json");
+    if let Some(allow) = reply.allow {
+        response = response.header(ALLOW, allow);
+    }
+    Ok(response.body(Body::Text(reply.body))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use lambda_http::http::StatusCode;
+    use pinrelay::queue::{EncodedMessage, Envelope, QueueError, attr};
+    use pinrelay::shopify::WebhookSecrets;
+
+    use super::*;
+
+    const SECRET: &str = "ingest-unit-test-secret";
+
+    /// Records every message it is given.
+    #[derive(Clone, Default)]
+    struct Recording(Arc<Mutex<Vec<EncodedMessage>>>);
+
+    impl Queue for Recording {
+        async fn send(&self, message: &EncodedMessage) -> Result<(), QueueError> {
+            self.0.lock().unwrap().push(message.clone());
+            Ok(())
+        }
+    }
+
+    /// Always fails, like an unreachable SQS.
+    struct Down;
+
+    impl Queue for Down {
+        async fn send(&self, _: &EncodedMessage) -> Result<(), QueueError> {
+            Err(QueueError::Unavailable("connection refused".into()))
+        }
+    }
+
+    fn endpoint<Q: Queue>(queue: Q, metrics: Metrics) -> Ingest<Q> {
+        Ingest::new(
+            queue,
+            IngestConfig {
+                secrets: WebhookSecrets::from_comma_separated(SECRET),
+                allowed_shops: None,
+                max_message_bytes: MAX_MESSAGE_BYTES,
+                order_delay: Duration::from_secs(60),
+            },
+            metrics,
+        )
+    }
+
+    fn event_json(name: &str) -> String {
+        let path = format!("{}/tests/data/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn event(name: &str) -> Request {
+        lambda_http::request::from_str(&event_json(name)).unwrap()
+    }
+
+    /// The `body` field of a plain (not base64) event: the bytes Shopify signed.
+    fn plain_body(name: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(&event_json(name)).unwrap();
+        assert_eq!(v["isBase64Encoded"], false);
+        v["body"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs one event through the handler: the response, what was enqueued, the metric totals.
+    async fn run(name: &str) -> (Response<Body>, Vec<EncodedMessage>, BTreeMap<String, f64>) {
+        let queue = Recording::default();
+        let metrics = Metrics::in_memory("ingest");
+        let ingest = endpoint(queue.clone(), metrics.clone());
+        let response = handle(&ingest, event(name)).await.unwrap();
+        let sent = queue.0.lock().unwrap().clone();
+        (response, sent, metrics.snapshot())
+    }
+
+    fn json_body(response: &Response<Body>) -> serde_json::Value {
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        serde_json::from_slice(response.body().as_ref()).unwrap()
+    }
+
+    fn attributes(m: &EncodedMessage) -> HashMap<String, String> {
+        m.attributes.clone().into_iter().collect()
+    }
+
+    #[tokio::test]
+    async fn enqueues_a_signed_plain_body_byte_for_byte_with_its_metadata() {
+        let (response, sent, metrics) = run("orders-create.plain").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(json_body(&response)["status"], "enqueued");
+        assert_eq!(metrics["WebhooksEnqueued"], 1.0);
+        assert_eq!(sent.len(), 1);
+        let m = &sent[0];
+        let body = plain_body("orders-create.plain");
+        assert!(body.contains("Größe M — “gift” 🎁"));
+        assert_eq!(m.body, body);
+        assert_eq!(m.attributes[attr::CONTENT_ENCODING], "identity");
+        assert_eq!(m.attributes[attr::TOPIC], "orders/create");
+        assert_eq!(m.attributes[attr::SHOP], "snowdevil.myshopify.com");
+        assert_eq!(
+            m.attributes[attr::WEBHOOK_ID],
+            "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+        );
+        assert_eq!(
+            m.attributes[attr::EVENT_ID],
+            "98880550-7158-44d4-b7cd-2c97c8a091b5"
+        );
+        assert_eq!(m.attributes[attr::API_VERSION], "2026-07");
+        assert!(m.attributes[attr::TRIGGERED_AT].starts_with("2026-09-11T18:00:27"));
+        assert!(m.attributes.contains_key(attr::RECEIVED_AT));
+        assert_eq!(m.delay, Duration::from_secs(60), "orders wait ORDER_DELAY");
+        let back = Envelope::decode(&m.body, &attributes(m), Utc::now()).unwrap();
+        assert_eq!(back.body, body.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn enqueues_the_decoded_bytes_of_a_base64_encoded_event() {
+        let (response, sent, _) = run("orders-create.base64").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].body, plain_body("orders-create.plain"));
+    }
+
+    #[tokio::test]
+    async fn enqueues_compliance_webhooks_without_delay() {
+        let (response, sent, _) = run("customers-redact.plain").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].body, plain_body("customers-redact.plain"));
+        assert_eq!(sent[0].attributes[attr::TOPIC], "customers/redact");
+        assert_eq!(sent[0].delay, Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn answers_401_and_enqueues_nothing_on_a_bad_signature() {
+        for name in ["bad-signature", "missing-signature"] {
+            let (response, sent, metrics) = run(name).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+            assert!(json_body(&response)["error"].is_string());
+            assert!(sent.is_empty(), "{name}");
+            assert!(!metrics.contains_key("WebhooksEnqueued"), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_400_when_the_topic_or_shop_header_is_missing() {
+        for name in ["missing-topic", "missing-shop-domain"] {
+            let (response, sent, _) = run(name).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
+            assert!(sent.is_empty(), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_404_on_other_paths() {
+        let (response, sent, _) = run("unknown-path").await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(json_body(&response)["error"].is_string());
+        assert!(sent.is_empty());
+    }
+
+    #[tokio::test]
+    async fn answers_405_with_allow_on_other_methods() {
+        let (response, sent, _) = run("get-webhook-path").await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[ALLOW], "POST");
+        assert!(sent.is_empty());
+    }
+
+    #[tokio::test]
+    async fn answers_503_when_the_queue_is_down() {
+        let ingest = endpoint(Down, Metrics::in_memory("ingest"));
+        let response = handle(&ingest, event("orders-create.plain")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(json_body(&response)["error"].is_string());
+    }
+}
