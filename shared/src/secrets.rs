@@ -65,7 +65,19 @@ pub async fn webhook_secrets(client: &Client) -> Result<WebhookSecrets, SecretsE
         plain: keys::SHOPIFY_WEBHOOK_SECRETS,
         arn: keys::SHOPIFY_WEBHOOK_SECRET_ARN,
     })?;
-    let value = fetch(client, &arn, keys::SHOPIFY_WEBHOOK_SECRET_ARN).await?;
+    webhook_secrets_from_arn(client, &arn).await
+}
+
+/// Fetches and parses the webhook secrets stored at `arn` (errors name
+/// `SHOPIFY_WEBHOOK_SECRET_ARN`).
+///
+/// # Errors
+/// [`SecretsError::Fetch`] or [`SecretsError::Invalid`].
+pub async fn webhook_secrets_from_arn(
+    client: &Client,
+    arn: &str,
+) -> Result<WebhookSecrets, SecretsError> {
+    let value = fetch(client, arn, keys::SHOPIFY_WEBHOOK_SECRET_ARN).await?;
     let secrets = parse_webhook_secrets(&value, keys::SHOPIFY_WEBHOOK_SECRET_ARN)?;
     tracing::info!(
         source = "secrets_manager",
@@ -90,7 +102,19 @@ pub async fn pinterest_token(client: &Client) -> Result<SecretString, SecretsErr
             plain: keys::PINTEREST_ACCESS_TOKEN,
             arn: keys::PINTEREST_ACCESS_TOKEN_SECRET_ARN,
         })?;
-    let value = fetch(client, &arn, keys::PINTEREST_ACCESS_TOKEN_SECRET_ARN).await?;
+    pinterest_token_from_arn(client, &arn).await
+}
+
+/// Fetches and parses the Pinterest token stored at `arn` (errors name
+/// `PINTEREST_ACCESS_TOKEN_SECRET_ARN`).
+///
+/// # Errors
+/// [`SecretsError::Fetch`] or [`SecretsError::Invalid`].
+pub async fn pinterest_token_from_arn(
+    client: &Client,
+    arn: &str,
+) -> Result<SecretString, SecretsError> {
+    let value = fetch(client, arn, keys::PINTEREST_ACCESS_TOKEN_SECRET_ARN).await?;
     let token = parse_pinterest_token(&value, keys::PINTEREST_ACCESS_TOKEN_SECRET_ARN)?;
     tracing::info!(source = "secrets_manager", "loaded Pinterest access token");
     Ok(token)

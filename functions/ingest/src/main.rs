@@ -5,9 +5,12 @@
 //! `SHOPIFY_WEBHOOK_SECRET_ARN`, `SHOPIFY_SHOP_DOMAINS`, `ORDER_DELAY_SECONDS`, and the standard AWS
 //! SDK variables) and fails the cold start with a message naming any variable that is wrong.
 
+use std::net::IpAddr;
+
 use anyhow::{Context as _, ensure};
 use chrono::Utc;
 use lambda_http::http::header::{ALLOW, CONTENT_TYPE};
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response, service_fn};
 use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, keys};
@@ -84,11 +87,21 @@ async fn handle<Q: Queue>(
                 path,
                 headers: request.headers(),
                 body: request.body().as_ref(),
+                source_ip: source_ip(&request),
             },
             Utc::now(),
         )
         .await;
     response(reply)
+}
+
+/// `requestContext.http.sourceIp` of a Function URL (payload 2.0) event.
+fn source_ip(request: &Request) -> Option<IpAddr> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.http.source_ip.as_deref()?.parse().ok(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
 }
 
 fn response(reply: Reply) -> Result<Response<Body>, lambda_http::Error> {
@@ -209,6 +222,10 @@ mod tests {
         assert!(m.attributes[attr::TRIGGERED_AT].starts_with("2026-09-11T18:00:27"));
         assert!(m.attributes.contains_key(attr::RECEIVED_AT));
         assert_eq!(m.delay, Duration::from_secs(60), "orders wait ORDER_DELAY");
+        assert_eq!(
+            source_ip(&event("orders-create.plain")),
+            "34.23.0.10".parse().ok()
+        );
         let back = Envelope::decode(&m.body, &attributes(m), Utc::now()).unwrap();
         assert_eq!(back.body, body.as_bytes());
     }

@@ -1,0 +1,741 @@
+//! Dispatch scenarios end to end: the real [`Dispatcher`] with [`DynamoDbIdempotencyStore`] and
+//! [`SqsInbox`] on moto, and [`PinterestHttp`] against [`FakePinterest`].
+//!
+//! Each round plays the Lambda event source mapping: receive what is visible on the queue, dispatch
+//! it, delete every message not reported as a batch item failure. Time is injected (`now`); "the
+//! visibility timeout passes" is played by setting the retried messages' visibility to zero.
+//! Every scenario asserts exact counts at the fake, in the table and in the dead-letter queue.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, SendMessageBatchRequestEntry};
+use chrono::{DateTime, SecondsFormat, Utc};
+use pinrelay::dispatch::{BatchReport, DispatchConfig, Dispatcher, Disposition};
+use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use pinrelay::idempotency::{IdempotencyKey, IdempotencyStore, Status};
+use pinrelay::metrics::{Metrics, names};
+use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
+use pinrelay::queue::sqs::{SqsInbox, SqsQueue, received_from_message};
+use pinrelay::queue::{Envelope, MAX_MESSAGE_BYTES, Queue, Received, Source, attr};
+use pinrelay::shopify::{Topic, WebhookMetadata};
+use serde_json::{Value, json};
+
+use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, Failure, FakePinterest};
+use crate::helpers::{TestEnv, fixture};
+
+const SHOP: &str = "example.myshopify.com";
+const ORDER_FIXTURE: &str = "shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json";
+const REDACT_FIXTURE: &str = "shopify/webhooks/customers-redact.shopify-dev-sample-2026-07.json";
+/// Invocations in these tests "end" this long after `now`; claimed locks expire then.
+const INVOCATION: chrono::Duration = chrono::Duration::seconds(30);
+
+type TestDispatcher = Dispatcher<DynamoDbIdempotencyStore, PinterestHttp, SqsInbox>;
+
+/// moto, the fake, and what a dispatcher needs.
+struct World {
+    env: TestEnv,
+    fake: FakePinterest,
+    metrics: Metrics,
+    now: DateTime<Utc>,
+}
+
+impl World {
+    async fn start() -> Self {
+        let env = TestEnv::start().await;
+        let fake = FakePinterest::start().await;
+        Self {
+            env,
+            fake,
+            metrics: Metrics::in_memory("dispatch"),
+            now: Utc::now(),
+        }
+    }
+
+    fn store(&self) -> DynamoDbIdempotencyStore {
+        DynamoDbIdempotencyStore::new(self.env.dynamodb.clone(), &self.env.table)
+    }
+
+    /// Retries back off by zero seconds, so a retried message is visible again at once.
+    fn config(&self) -> DispatchConfig {
+        DispatchConfig {
+            retry_base: Duration::ZERO,
+            retry_max: Duration::ZERO,
+            ..DispatchConfig::default()
+        }
+    }
+
+    fn dispatcher(&self) -> TestDispatcher {
+        self.dispatcher_with(self.config())
+    }
+
+    fn dispatcher_with(&self, config: DispatchConfig) -> TestDispatcher {
+        let api = PinterestHttp::new(PinterestHttpConfig {
+            base_url: self.fake.base_url(),
+            ad_account_id: AD_ACCOUNT_ID.to_owned(),
+            access_token: ACCESS_TOKEN.to_owned().into(),
+            test_mode: false,
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let inbox = SqsInbox::new(self.env.sqs.clone(), &self.env.queue_url, &self.env.dlq_url);
+        Dispatcher::new(self.store(), api, inbox, config, self.metrics.clone())
+    }
+
+    /// An `orders/create` message for order `id`, created `age` before `now`.
+    async fn enqueue_order(&self, id: u64, age: chrono::Duration) {
+        self.enqueue(Topic::OrdersCreate, order(id, self.now - age))
+            .await;
+    }
+
+    async fn enqueue(&self, topic: Topic, body: Value) {
+        let message = envelope(topic, &body, self.now)
+            .encode(MAX_MESSAGE_BYTES, Duration::ZERO)
+            .unwrap();
+        SqsQueue::new(self.env.sqs.clone(), &self.env.queue_url)
+            .send(&message)
+            .await
+            .unwrap();
+    }
+
+    /// `n` orders with ids `first..first + n`, ten per `SendMessageBatch`.
+    async fn enqueue_orders(&self, first: u64, n: u64) {
+        let ids: Vec<u64> = (first..first + n).collect();
+        for chunk in ids.chunks(10) {
+            let entries = chunk
+                .iter()
+                .map(|id| {
+                    let m = envelope(
+                        Topic::OrdersCreate,
+                        &order(*id, self.now - chrono::Duration::minutes(5)),
+                        self.now,
+                    )
+                    .encode(MAX_MESSAGE_BYTES, Duration::ZERO)
+                    .unwrap();
+                    let mut entry = SendMessageBatchRequestEntry::builder()
+                        .id(id.to_string())
+                        .message_body(m.body);
+                    for (k, v) in m.attributes {
+                        entry = entry.message_attributes(
+                            k,
+                            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                                .data_type("String")
+                                .string_value(v)
+                                .build()
+                                .unwrap(),
+                        );
+                    }
+                    entry.build().unwrap()
+                })
+                .collect();
+            let out = self
+                .env
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.env.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .unwrap();
+            assert!(out.failed.is_empty(), "{:?}", out.failed);
+        }
+    }
+
+    async fn enqueue_raw(&self, body: &str) {
+        self.env
+            .sqs
+            .send_message()
+            .queue_url(&self.env.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Every visible message of the queue, as the Lambda would get it.
+    async fn receive(&self) -> Vec<Received> {
+        let messages = self.env.receive_all(&self.env.queue_url).await;
+        messages.iter().map(received_from_message).collect()
+    }
+
+    /// One Lambda invocation over every visible message, at `now`.
+    async fn round(&self, dispatcher: &TestDispatcher, now: DateTime<Utc>) -> BatchReport {
+        let batch = self.receive().await;
+        self.invoke(dispatcher, &batch, now).await
+    }
+
+    /// Dispatches `batch` and deletes what it settled, like the event source mapping.
+    async fn invoke(
+        &self,
+        dispatcher: &TestDispatcher,
+        batch: &[Received],
+        now: DateTime<Utc>,
+    ) -> BatchReport {
+        let report = dispatcher.dispatch(batch, now, now + INVOCATION).await;
+        let settled: Vec<&Received> = batch
+            .iter()
+            .filter(|m| !report.batch_item_failures.contains(&m.id))
+            .collect();
+        self.delete(&settled).await;
+        report
+    }
+
+    async fn delete(&self, messages: &[&Received]) {
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&m.receipt)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            self.env
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.env.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Plays "the visibility timeout has passed" for messages a dispatcher handed back.
+    async fn make_visible(&self, batch: &[Received], report: &BatchReport) {
+        for m in batch
+            .iter()
+            .filter(|m| report.batch_item_failures.contains(&m.id))
+        {
+            self.env
+                .sqs
+                .change_message_visibility()
+                .queue_url(&self.env.queue_url)
+                .receipt_handle(&m.receipt)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The dead letters: (dead-letter reason, the original topic attribute).
+    async fn dead_letters(&self) -> Vec<(String, Message)> {
+        self.env
+            .receive_all(&self.env.dlq_url)
+            .await
+            .into_iter()
+            .map(|m| {
+                let reason = m
+                    .message_attributes()
+                    .and_then(|a| a.get(attr::DEAD_LETTER_REASON))
+                    .and_then(|v| v.string_value())
+                    .unwrap_or_default()
+                    .to_owned();
+                (reason, m)
+            })
+            .collect()
+    }
+
+    async fn status(&self, order_id: u64) -> Option<Status> {
+        self.store()
+            .get(&key(order_id))
+            .await
+            .unwrap()
+            .map(|r| r.status)
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        self.metrics
+            .snapshot()
+            .get(name)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+fn key(order_id: u64) -> IdempotencyKey {
+    IdempotencyKey::new(SHOP, "checkout", &order_id.to_string()).unwrap()
+}
+
+/// The REST order fixture as order `id`, created at `created`.
+fn order(id: u64, created: DateTime<Utc>) -> Value {
+    let mut order: Value = serde_json::from_slice(&fixture(ORDER_FIXTURE)).unwrap();
+    let at = created.to_rfc3339_opts(SecondsFormat::Secs, true);
+    order["id"] = json!(id);
+    order["name"] = json!(format!("#{id}"));
+    order["admin_graphql_api_id"] = json!(format!("gid://shopify/Order/{id}"));
+    for field in ["created_at", "processed_at", "updated_at"] {
+        order[field] = json!(at);
+    }
+    order
+}
+
+fn envelope(topic: Topic, body: &Value, now: DateTime<Utc>) -> Envelope {
+    Envelope {
+        source: Source::Webhook,
+        metadata: WebhookMetadata {
+            topic,
+            shop_domain: SHOP.to_owned(),
+            webhook_id: Some(format!("webhook-{}", body["id"])),
+            event_id: None,
+            triggered_at: Some(now),
+            api_version: Some("2026-07".to_owned()),
+        },
+        received_at: now,
+        body: serde_json::to_vec(body).unwrap(),
+    }
+}
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+fn ids(v: &[u64]) -> Vec<String> {
+    v.iter().map(u64::to_string).collect()
+}
+
+#[tokio::test]
+async fn the_same_order_delivered_three_times_in_a_row_is_sent_once() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    let mut processed = 0;
+    let mut deduplicated = 0;
+    for _ in 0..3 {
+        w.enqueue_order(1001, minutes(5)).await;
+        let report = w.round(&d, w.now).await;
+        assert!(report.batch_item_failures.is_empty(), "{report:?}");
+        processed += report.counts.processed;
+        deduplicated += report.counts.deduplicated;
+    }
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+    assert_eq!((processed, deduplicated), (1, 2));
+    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert!(w.dead_letters().await.is_empty());
+    assert!(w.receive().await.is_empty());
+    assert_eq!(w.fake.schema_errors(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_same_order_in_concurrent_batches_is_sent_once() {
+    let w = World::start().await;
+    let (a, b) = (w.dispatcher(), w.dispatcher());
+    for _ in 0..3 {
+        w.enqueue_order(1001, minutes(5)).await;
+    }
+    let batch = w.receive().await;
+    assert_eq!(batch.len(), 3);
+    let (first, second) = batch.split_at(1);
+    let (ra, rb) = tokio::join!(w.invoke(&a, first, w.now), w.invoke(&b, second, w.now));
+    let mut processed = ra.counts.processed + rb.counts.processed;
+    let mut deduplicated = ra.counts.deduplicated + rb.counts.deduplicated;
+
+    // Whoever lost the race retries after the winner's lock; by then the event is completed.
+    let mut retried: Vec<Received> = batch
+        .iter()
+        .filter(|m| {
+            ra.batch_item_failures.contains(&m.id) || rb.batch_item_failures.contains(&m.id)
+        })
+        .cloned()
+        .collect();
+    let later = w.now + INVOCATION + chrono::Duration::seconds(1);
+    for _ in 0..3 {
+        if retried.is_empty() {
+            break;
+        }
+        let failures = BatchReport {
+            batch_item_failures: retried.iter().map(|m| m.id.clone()).collect(),
+            ..BatchReport::default()
+        };
+        w.make_visible(&retried, &failures).await;
+        let again = w.receive().await;
+        let report = w.invoke(&a, &again, later).await;
+        processed += report.counts.processed;
+        deduplicated += report.counts.deduplicated;
+        retried = again
+            .into_iter()
+            .filter(|m| report.batch_item_failures.contains(&m.id))
+            .collect();
+    }
+
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+    assert_eq!((processed, deduplicated), (1, 2));
+    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert!(w.dead_letters().await.is_empty());
+    assert!(w.receive().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_pinterest_500_is_retried_then_delivered_once() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_order(1001, minutes(5)).await;
+    w.fake.fail_next(1, Failure::Status(500));
+
+    let first = w.round(&d, w.now).await;
+    assert_eq!(first.batch_item_failures.len(), 1);
+    assert_eq!(first.counts.retried, 1);
+    assert!(w.fake.accepted_event_ids().is_empty());
+    assert_eq!(w.status(1001).await, None, "the lock is released");
+
+    let second = w.round(&d, w.now + minutes(1)).await;
+    assert!(second.batch_item_failures.is_empty(), "{second:?}");
+    assert_eq!(second.counts.processed, 1);
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+    assert_eq!(w.fake.requests().len(), 2);
+    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert!(w.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_pinterest_timeout_is_retried_then_delivered_once() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_order(1001, minutes(5)).await;
+    w.fake.fail_next(1, Failure::Timeout);
+
+    let first = w.round(&d, w.now).await;
+    assert_eq!(first.batch_item_failures.len(), 1);
+    assert!(w.fake.accepted_event_ids().is_empty());
+    assert_eq!(w.status(1001).await, None);
+
+    let second = w.round(&d, w.now + minutes(1)).await;
+    assert!(second.batch_item_failures.is_empty(), "{second:?}");
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert!(w.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_event_pinterest_fails_is_dead_lettered_alone_with_its_reason() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    for id in [1001, 1002, 1003] {
+        w.enqueue_order(id, minutes(5)).await;
+    }
+    w.fake
+        .fail_events(["1002"], "Invalid event_time parameter.");
+
+    let report = w.round(&d, w.now).await;
+    assert!(report.batch_item_failures.is_empty(), "{report:?}");
+    assert_eq!(report.counts.processed, 2);
+    assert_eq!(report.counts.failed, 1);
+    let mut accepted = w.fake.accepted_event_ids();
+    accepted.sort();
+    assert_eq!(accepted, ids(&[1001, 1003]));
+    assert_eq!(w.fake.requests().len(), 1);
+    let dead = w.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].0,
+        "pinterest_rejected: Invalid event_time parameter."
+    );
+    let body: Value = serde_json::from_str(dead[0].1.body().unwrap()).unwrap();
+    assert_eq!(body["id"], 1002, "the original message is dead-lettered");
+    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert_eq!(w.status(1002).await, None);
+    assert_eq!(w.status(1003).await, Some(Status::Completed));
+    assert!(w.receive().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_request_refused_for_one_event_dead_letters_that_event_and_sends_the_rest() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    for id in [1001, 1002, 1003, 1004] {
+        w.enqueue_order(id, minutes(5)).await;
+    }
+    w.fake.reject_requests_containing("1003");
+
+    let report = w.round(&d, w.now).await;
+    assert!(report.batch_item_failures.is_empty(), "{report:?}");
+    assert_eq!(report.counts.processed, 3);
+    let mut accepted = w.fake.accepted_event_ids();
+    accepted.sort();
+    assert_eq!(accepted, ids(&[1001, 1002, 1004]));
+    let dead = w.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].0.starts_with("pinterest_rejected: "),
+        "{}",
+        dead[0].0
+    );
+    let body: Value = serde_json::from_str(dead[0].1.body().unwrap()).unwrap();
+    assert_eq!(body["id"], 1003);
+    assert_eq!(w.status(1003).await, None);
+    for id in [1001, 1002, 1004] {
+        assert_eq!(w.status(id).await, Some(Status::Completed));
+    }
+}
+
+#[tokio::test]
+async fn a_refused_token_keeps_the_event_for_retry_and_counts_an_auth_failure() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_order(1001, minutes(5)).await;
+    w.fake.fail_next(1, Failure::Status(401));
+
+    let first = w.round(&d, w.now).await;
+    assert_eq!(first.batch_item_failures.len(), 1);
+    assert_eq!(first.counts.auth_failures, 1);
+    assert_eq!(w.metric(names::PINTEREST_AUTH_FAILURES), 1.0);
+    assert!(w.dead_letters().await.is_empty());
+    assert!(w.fake.accepted_event_ids().is_empty());
+    assert_eq!(w.status(1001).await, None);
+
+    // The token is fixed: the kept event goes out.
+    let second = w.round(&d, w.now + minutes(1)).await;
+    assert_eq!(second.counts.processed, 1);
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+}
+
+#[tokio::test]
+async fn an_invocation_that_died_after_claiming_blocks_the_event_only_until_its_lock_expires() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    let store = w.store();
+    // The dead invocation: claimed, never sent, never completed or released.
+    store
+        .put_in_progress(&key(1001), w.now, w.now + INVOCATION)
+        .await
+        .unwrap();
+    w.enqueue_order(1001, minutes(5)).await;
+
+    let batch = w.receive().await;
+    let first = w
+        .invoke(&d, &batch, w.now + chrono::Duration::seconds(5))
+        .await;
+    assert_eq!(first.batch_item_failures.len(), 1, "{first:?}");
+    assert!(matches!(
+        first.dispositions.values().next(),
+        Some(Disposition::Retry(delay)) if *delay >= Duration::from_secs(25)
+    ));
+    assert!(w.fake.requests().is_empty());
+
+    w.make_visible(&batch, &first).await;
+    let after_lock = w.now + INVOCATION + chrono::Duration::seconds(1);
+    let second = w.round(&d, after_lock).await;
+    assert!(second.batch_item_failures.is_empty(), "{second:?}");
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert!(w.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_ten_day_old_order_is_dead_lettered_as_expired() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_order(1001, chrono::Duration::days(10)).await;
+
+    let report = w.round(&d, w.now).await;
+    assert!(report.batch_item_failures.is_empty());
+    assert_eq!(report.counts.expired, 1);
+    assert!(w.fake.requests().is_empty());
+    let dead = w.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].0.starts_with("expired: "), "{}", dead[0].0);
+    assert_eq!(w.status(1001).await, None);
+    assert_eq!(w.metric("EventsDeadLettered{Reason=expired}"), 1.0);
+}
+
+#[tokio::test]
+async fn an_order_two_hours_old_is_sent_and_counted_late() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_order(1001, chrono::Duration::hours(2)).await;
+
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.processed, 1);
+    assert_eq!(report.counts.late, 1);
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+}
+
+#[tokio::test]
+async fn a_test_order_is_skipped() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    let mut body = order(1001, w.now - minutes(5));
+    body["test"] = json!(true);
+    w.enqueue(Topic::OrdersCreate, body).await;
+
+    let report = w.round(&d, w.now).await;
+    assert!(report.batch_item_failures.is_empty());
+    assert_eq!(report.counts.skipped.get("test_order"), Some(&1));
+    assert!(w.fake.requests().is_empty());
+    assert!(w.dead_letters().await.is_empty());
+    assert_eq!(w.status(1001).await, None);
+    assert!(w.receive().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_of_250_records_is_sent_in_one_request() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_orders(10_000, 250).await;
+
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.received, 250);
+    assert_eq!(report.counts.processed, 250);
+    let requests = w.fake.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].event_count, 250);
+    let mut accepted = w.fake.accepted_event_ids();
+    accepted.sort();
+    accepted.dedup();
+    assert_eq!(accepted.len(), 250);
+    assert!(w.receive().await.is_empty());
+}
+
+#[tokio::test]
+async fn twelve_hundred_events_go_out_in_two_requests() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_orders(20_000, 1_200).await;
+
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.received, 1_200);
+    assert_eq!(report.counts.processed, 1_200);
+    let mut sizes: Vec<usize> = w.fake.requests().iter().map(|r| r.event_count).collect();
+    sizes.sort();
+    assert_eq!(sizes, [200, 1_000]);
+    let accepted = w.fake.accepted_event_ids();
+    let distinct: std::collections::HashSet<_> = accepted.iter().collect();
+    assert_eq!((accepted.len(), distinct.len()), (1_200, 1_200));
+}
+
+#[tokio::test]
+async fn an_eventbridge_envelope_is_delivered() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    let body = json!({
+        "version": "0",
+        "id": "6f1e3b0a-1111-2222-3333-444455556666",
+        "detail-type": "shopifyWebhook",
+        "source": "aws.partner/shopify.com/0000000/pinrelay",
+        "account": "000000000000",
+        "time": w.now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "payload": order(1001, w.now - minutes(5)),
+            "metadata": {
+                "Content-Type": "application/json",
+                "X-Shopify-Topic": "orders/create",
+                "X-Shopify-Shop-Domain": SHOP,
+                "X-Shopify-Order-Id": "1001",
+                "X-Shopify-Hmac-SHA256": "DkXXXXX92/LQYUVHXXXXXXXXXXXXXXXXXXXXXXXXXfY=",
+                "X-Shopify-API-Version": "2026-07",
+                "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+            }
+        }
+    });
+    w.enqueue_raw(&body.to_string()).await;
+
+    let report = w.round(&d, w.now).await;
+    assert!(report.batch_item_failures.is_empty(), "{report:?}");
+    assert_eq!(report.counts.processed, 1);
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+    assert_eq!(w.status(1001).await, Some(Status::Completed));
+}
+
+#[tokio::test]
+async fn customers_redact_is_acknowledged_sends_nothing_and_deletes_the_orders_records() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    for id in [299_938, 280_263, 1003] {
+        w.enqueue_order(id, minutes(5)).await;
+    }
+    w.round(&d, w.now).await;
+    assert_eq!(w.fake.requests().len(), 1);
+    assert_eq!(w.status(299_938).await, Some(Status::Completed));
+
+    let mut redact: Value = serde_json::from_slice(&fixture(REDACT_FIXTURE)).unwrap();
+    redact["shop_domain"] = json!(SHOP);
+    w.enqueue(Topic::CustomersRedact, redact).await;
+    let report = w.round(&d, w.now).await;
+
+    assert!(report.batch_item_failures.is_empty(), "{report:?}");
+    assert_eq!(report.counts.compliance, 1);
+    assert_eq!(w.fake.requests().len(), 1, "nothing more was sent");
+    assert_eq!(w.status(299_938).await, None);
+    assert_eq!(w.status(280_263).await, None);
+    assert_eq!(w.status(1003).await, Some(Status::Completed));
+    assert!(w.dead_letters().await.is_empty());
+    assert!(w.receive().await.is_empty());
+}
+
+#[tokio::test]
+async fn shop_redact_deletes_every_record_of_the_shop() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    for id in [1001, 1002] {
+        w.enqueue_order(id, minutes(5)).await;
+    }
+    w.round(&d, w.now).await;
+    w.enqueue(
+        Topic::ShopRedact,
+        json!({"shop_id": 954_889, "shop_domain": SHOP}),
+    )
+    .await;
+
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.compliance, 1);
+    assert_eq!(w.status(1001).await, None);
+    assert_eq!(w.status(1002).await, None);
+    assert_eq!(w.fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn retries_exhausted_on_the_last_receive_are_dead_lettered_with_the_reason() {
+    let w = World::start().await;
+    let d = w.dispatcher_with(DispatchConfig {
+        max_receive_count: 2,
+        ..w.config()
+    });
+    w.enqueue_order(1001, minutes(5)).await;
+    w.fake.fail_next(2, Failure::Status(503));
+
+    let first = w.round(&d, w.now).await;
+    assert_eq!(first.batch_item_failures.len(), 1);
+    assert!(w.dead_letters().await.is_empty());
+
+    let second = w.round(&d, w.now + minutes(1)).await;
+    assert!(second.batch_item_failures.is_empty(), "{second:?}");
+    let dead = w.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].0.starts_with("retries_exhausted: "),
+        "{}",
+        dead[0].0
+    );
+    assert!(w.fake.accepted_event_ids().is_empty());
+    assert_eq!(w.fake.requests().len(), 2);
+    assert_eq!(w.status(1001).await, None);
+    assert!(w.receive().await.is_empty());
+}
+
+#[tokio::test]
+async fn test_mode_marks_every_request() {
+    let w = World::start().await;
+    let api = PinterestHttp::new(PinterestHttpConfig {
+        base_url: w.fake.base_url(),
+        ad_account_id: AD_ACCOUNT_ID.to_owned(),
+        access_token: ACCESS_TOKEN.to_owned().into(),
+        test_mode: true,
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(1),
+    })
+    .unwrap();
+    let inbox = SqsInbox::new(w.env.sqs.clone(), &w.env.queue_url, &w.env.dlq_url);
+    let d = Dispatcher::new(w.store(), api, inbox, w.config(), w.metrics.clone());
+    w.enqueue_order(1001, minutes(5)).await;
+
+    w.round(&d, w.now).await;
+    let requests = w.fake.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].test.as_deref(), Some("true"));
+    assert_eq!(requests[0].ad_account_id, AD_ACCOUNT_ID);
+}
