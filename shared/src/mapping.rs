@@ -100,16 +100,19 @@ pub fn render_event_id(
         match &tail[1..close] {
             "order_id" => out.push_str(&order_id.to_string()),
             "order_name" => {
-                let name = order_name
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .ok_or(MappingError::MissingField {
+                let name = order_name.map(str::trim).filter(|n| !n.is_empty()).ok_or(
+                    MappingError::MissingField {
                         topic: "orders".to_owned(),
                         field: "name",
-                    })?;
+                    },
+                )?;
                 out.push_str(name);
             }
-            _ => return Err(invalid("the only placeholders are {order_id} and {order_name}")),
+            _ => {
+                return Err(invalid(
+                    "the only placeholders are {order_id} and {order_name}",
+                ));
+            }
         }
         rest = &tail[close + 1..];
     }
@@ -259,7 +262,6 @@ pub enum MappingError {
     },
 }
 
-
 /// Turns a verified webhook into what the relay should do with it.
 ///
 /// The topic comes from `metadata`; the body is only parsed for the topics that are mapped, so an
@@ -303,17 +305,29 @@ pub fn translate(
                 shop_domain: metadata.shop_domain.clone(),
             }))
         }
-        Topic::OrdersUpdated | Topic::CheckoutsCreate | Topic::CheckoutsUpdate | Topic::Other(_) => {
-            Ok(Outcome::Skip(SkipReason::UnmappedTopic(topic.to_string())))
-        }
+        Topic::OrdersUpdated
+        | Topic::CheckoutsCreate
+        | Topic::CheckoutsUpdate
+        | Topic::Other(_) => Ok(Outcome::Skip(SkipReason::UnmappedTopic(topic.to_string()))),
     }
 }
 
+/// Parses a webhook body, which must be a JSON object (serde would also read a struct from an
+/// array).
 fn parse<T: DeserializeOwned>(topic: &Topic, body: &[u8]) -> Result<T, MappingError> {
-    serde_json::from_slice(body).map_err(|source| MappingError::InvalidPayload {
+    let invalid = |source| MappingError::InvalidPayload {
         topic: topic.to_string(),
         source,
-    })
+    };
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice(body).map_err(invalid),
+        Some(_) => Err(invalid(serde::de::Error::custom(
+            "expected a JSON object at line 1",
+        ))),
+        None => Err(invalid(serde::de::Error::custom(
+            "the body is empty, expected a JSON object",
+        ))),
+    }
 }
 
 /// `orders/create` and `orders/paid` → `checkout`.
@@ -327,7 +341,11 @@ fn order_event(
     if order.test == Some(true) && !options.include_test_orders {
         return Ok(Outcome::Skip(SkipReason::TestOrder));
     }
-    if order.cancelled_at.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+    if order
+        .cancelled_at
+        .as_deref()
+        .is_some_and(|c| !c.trim().is_empty())
+    {
         return Ok(Outcome::Skip(SkipReason::CancelledOrder));
     }
     let pos = order
@@ -366,13 +384,17 @@ fn order_event(
     } else {
         ActionSource::Web
     };
-    let language = order.customer_locale.as_deref().and_then(language).or_else(|| {
-        order
-            .client_details
-            .as_ref()
-            .and_then(|c| c.accept_language.as_deref())
-            .and_then(language)
-    });
+    let language = order
+        .customer_locale
+        .as_deref()
+        .and_then(language)
+        .or_else(|| {
+            order
+                .client_details
+                .as_ref()
+                .and_then(|c| c.accept_language.as_deref())
+                .and_then(language)
+        });
     Ok(Outcome::Send(Box::new(Event {
         event_name: "checkout".to_owned(),
         action_source,
@@ -830,7 +852,10 @@ mod tests {
             data: vec![event.clone()],
         })
         .unwrap();
-        let errors: Vec<String> = VALIDATOR.iter_errors(&body).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = VALIDATOR
+            .iter_errors(&body)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "schema errors {errors:?} in {body:#}");
         body
     }
@@ -932,7 +957,11 @@ mod tests {
         let e = event("orders/create", &v.to_string(), &include);
         assert_eq!(e.event_id, "820982911946154508");
         assert_eq!(e.user_data.em, h("jon@example.com"));
-        assert_eq!(e.user_data.ph, Vec::<String>::new(), "555 numbers are fictional");
+        assert_eq!(
+            e.user_data.ph,
+            Vec::<String>::new(),
+            "555 numbers are fictional"
+        );
         assert_eq!(e.user_data.external_id, h("115310627314723954"));
         assert_eq!(e.user_data.first_name, h("steve"));
         assert_eq!(e.user_data.ct, h("shippington"));
@@ -1013,7 +1042,7 @@ mod tests {
         let e = event("customers/create", CUSTOMER_SAMPLE, &defaults());
         assert_eq!(e.event_name, "signup");
         assert_eq!(e.event_id, "signup-706405506930370084");
-        assert_eq!(e.event_time, 1_641_002_400);
+        assert_eq!(e.event_time, 1_640_995_200);
         assert_eq!(e.user_data.em, h("bob@biller.com"));
         assert_eq!(e.user_data.first_name, h("bob"));
         assert_eq!(e.user_data.ln, h("biller"));
@@ -1042,10 +1071,19 @@ mod tests {
     fn signup_needs_an_id_and_a_creation_time() {
         let no_id = json!({"email": "a@b.co", "created_at": "2026-01-01T00:00:00Z"});
         let err = run("customers/create", &no_id.to_string(), &defaults()).unwrap_err();
-        assert!(matches!(err, MappingError::MissingField { field: "id", .. }));
+        assert!(matches!(
+            err,
+            MappingError::MissingField { field: "id", .. }
+        ));
         let no_time = json!({"id": 1, "email": "a@b.co"});
         let err = run("customers/create", &no_time.to_string(), &defaults()).unwrap_err();
-        assert!(matches!(err, MappingError::MissingField { field: "created_at", .. }));
+        assert!(matches!(
+            err,
+            MappingError::MissingField {
+                field: "created_at",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -1095,14 +1133,23 @@ mod tests {
     fn an_order_without_an_id_or_a_time_is_an_error() {
         let body = rest_order(|o| o["id"] = Value::Null);
         let err = run("orders/create", &body, &defaults()).unwrap_err();
-        assert!(matches!(err, MappingError::MissingField { field: "id", .. }));
+        assert!(matches!(
+            err,
+            MappingError::MissingField { field: "id", .. }
+        ));
         assert!(err.to_string().contains("orders/create"));
         let body = rest_order(|o| {
             o["created_at"] = Value::Null;
             o["processed_at"] = Value::Null;
         });
         let err = run("orders/create", &body, &defaults()).unwrap_err();
-        assert!(matches!(err, MappingError::MissingField { field: "created_at", .. }));
+        assert!(matches!(
+            err,
+            MappingError::MissingField {
+                field: "created_at",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -1129,12 +1176,18 @@ mod tests {
     #[test]
     fn skips_test_orders_unless_included() {
         let body = rest_order(|o| o["test"] = json!(true));
-        assert_eq!(skip("orders/create", &body, &defaults()), SkipReason::TestOrder);
+        assert_eq!(
+            skip("orders/create", &body, &defaults()),
+            SkipReason::TestOrder
+        );
         let include = Options {
             include_test_orders: true,
             ..defaults()
         };
-        assert_eq!(event("orders/create", &body, &include).event_id, "450789469");
+        assert_eq!(
+            event("orders/create", &body, &include).event_id,
+            "450789469"
+        );
     }
 
     #[test]
@@ -1149,7 +1202,10 @@ mod tests {
     #[test]
     fn skips_pos_orders_unless_sent_as_offline() {
         let body = rest_order(|o| o["source_name"] = json!("pos"));
-        assert_eq!(skip("orders/create", &body, &defaults()), SkipReason::PosOrder);
+        assert_eq!(
+            skip("orders/create", &body, &defaults()),
+            SkipReason::PosOrder
+        );
         let send = Options {
             send_pos_orders: true,
             ..defaults()
@@ -1182,13 +1238,17 @@ mod tests {
         });
         let e = event("orders/create", &body.to_string(), &defaults());
         assert!(e.user_data.em.is_empty());
-        assert_eq!(e.user_data.client_ip_address.as_deref(), Some("203.0.113.7"));
+        assert_eq!(
+            e.user_data.client_ip_address.as_deref(),
+            Some("203.0.113.7")
+        );
         assert_eq!(
             e.user_data.client_user_agent.as_deref(),
             Some("Mozilla/5.0 (X11; Linux x86_64)")
         );
         assert_schema_valid(&e);
-        let only_ip = json!({"id": 7, "created_at": "2026-11-28T10:00:00Z", "browser_ip": "203.0.113.7"});
+        let only_ip =
+            json!({"id": 7, "created_at": "2026-11-28T10:00:00Z", "browser_ip": "203.0.113.7"});
         assert_eq!(
             skip("orders/create", &only_ip.to_string(), &defaults()),
             SkipReason::NotEnoughIdentity
@@ -1202,7 +1262,10 @@ mod tests {
             o["client_details"]["browser_ip"] = json!(" 2001:DB8:0:0:0:0:0:1 ");
         });
         let e = event("orders/create", &body, &defaults());
-        assert_eq!(e.user_data.client_ip_address.as_deref(), Some("2001:db8::1"));
+        assert_eq!(
+            e.user_data.client_ip_address.as_deref(),
+            Some("2001:db8::1")
+        );
         let body = rest_order(|o| o["browser_ip"] = json!("not an ip"));
         let e = event("orders/create", &body, &defaults());
         assert_eq!(e.user_data.client_ip_address, None);
@@ -1281,7 +1344,8 @@ mod tests {
     fn names_fall_back_to_the_customer_and_location_comes_from_one_address() {
         let body = rest_order(|o| {
             o["billing_address"] = Value::Null;
-            o["shipping_address"] = json!({"first_name": null, "city": "Zürich", "zip": "8001", "country_code": "CH"});
+            o["shipping_address"] =
+                json!({"first_name": null, "city": "Zürich", "zip": "8001", "country_code": "CH"});
             o["customer"]["default_address"] = Value::Null;
         });
         let u = event("orders/create", &body, &defaults()).user_data;
@@ -1342,7 +1406,12 @@ mod tests {
             "the landing URL wins"
         );
         let body = rest_order(|o| o["landing_site"] = json!("/?epik="));
-        assert_eq!(event("orders/create", &body, &defaults()).user_data.click_id, None);
+        assert_eq!(
+            event("orders/create", &body, &defaults())
+                .user_data
+                .click_id,
+            None
+        );
     }
 
     #[test]
@@ -1352,7 +1421,10 @@ mod tests {
             ..defaults()
         };
         let e = event("orders/create", ORDER_REST, &with_store);
-        assert_eq!(e.event_source_url.as_deref(), Some("https://www.snowdevil.ca/"));
+        assert_eq!(
+            e.event_source_url.as_deref(),
+            Some("https://www.snowdevil.ca/")
+        );
         let e = event("orders/create", ORDER_REST, &defaults());
         assert_eq!(
             e.event_source_url.as_deref(),
@@ -1406,7 +1478,9 @@ mod tests {
         ] {
             assert_eq!(two_decimals(raw).as_deref(), Some(want), "{raw:?}");
         }
-        for bad in ["", ".", "-1.00", "+1", "1e3", "1,000.00", "1.2.3", "NaN", "１.00"] {
+        for bad in [
+            "", ".", "-1.00", "+1", "1e3", "1,000.00", "1.2.3", "NaN", "１.00",
+        ] {
             assert_eq!(two_decimals(bad), None, "{bad:?}");
         }
     }
@@ -1423,7 +1497,10 @@ mod tests {
                 .unwrap()
                 .content_ids
         };
-        assert_eq!(ids(ContentIdSource::Variant), ["39072856", "49148385", "457924702"]);
+        assert_eq!(
+            ids(ContentIdSource::Variant),
+            ["39072856", "49148385", "457924702"]
+        );
         assert_eq!(
             ids(ContentIdSource::Sku),
             ["IPOD2008GREEN", "IPOD2008RED", "IPOD2008BLACK"]
@@ -1445,7 +1522,9 @@ mod tests {
         };
         let c = event("orders/create", &body, &sku).custom_data.unwrap();
         assert_eq!(c.content_ids, ["2"]);
-        let c = event("orders/create", &body, &defaults()).custom_data.unwrap();
+        let c = event("orders/create", &body, &defaults())
+            .custom_data
+            .unwrap();
         assert_eq!(c.content_ids, ["2", "3"]);
         assert_eq!(c.contents[1].item_price.as_deref(), Some("1.50"));
         assert_eq!(c.num_items, Some(3));
@@ -1456,7 +1535,9 @@ mod tests {
     fn language_is_the_primary_subtag_of_the_locale() {
         let body = rest_order(|o| o["customer_locale"] = json!("fr-CA"));
         assert_eq!(
-            event("orders/create", &body, &defaults()).language.as_deref(),
+            event("orders/create", &body, &defaults())
+                .language
+                .as_deref(),
             Some("fr")
         );
         let body = rest_order(|o| {
@@ -1464,7 +1545,9 @@ mod tests {
             o["client_details"]["accept_language"] = json!("de-DE,de;q=0.9,en;q=0.8");
         });
         assert_eq!(
-            event("orders/create", &body, &defaults()).language.as_deref(),
+            event("orders/create", &body, &defaults())
+                .language
+                .as_deref(),
             Some("de")
         );
     }
@@ -1494,7 +1577,11 @@ mod tests {
             };
             assert_eq!(
                 options.checkout_event_id(450_789_469).as_deref(),
-                Some(event("orders/create", ORDER_REST, &options).event_id.as_str()),
+                Some(
+                    event("orders/create", ORDER_REST, &options)
+                        .event_id
+                        .as_str()
+                ),
                 "{template}"
             );
         }
@@ -1538,14 +1625,50 @@ mod tests {
     /// Arbitrary JSON, biased towards the keys the mapping reads so deep paths are reached.
     fn arbitrary_json() -> impl Strategy<Value = Value> {
         const KEYS: &[&str] = &[
-            "id", "name", "email", "contact_email", "phone", "created_at", "processed_at",
-            "cancelled_at", "test", "source_name", "browser_ip", "client_details", "user_agent",
-            "accept_language", "landing_site", "note_attributes", "value", "currency",
-            "current_subtotal_price", "current_total_price", "subtotal_price", "total_price",
-            "customer_locale", "billing_address", "shipping_address", "customer",
-            "default_address", "line_items", "product_id", "variant_id", "sku", "price",
-            "quantity", "title", "vendor", "first_name", "last_name", "city", "province_code",
-            "zip", "country_code", "orders_to_redact", "orders_requested", "shop_domain",
+            "id",
+            "name",
+            "email",
+            "contact_email",
+            "phone",
+            "created_at",
+            "processed_at",
+            "cancelled_at",
+            "test",
+            "source_name",
+            "browser_ip",
+            "client_details",
+            "user_agent",
+            "accept_language",
+            "landing_site",
+            "note_attributes",
+            "value",
+            "currency",
+            "current_subtotal_price",
+            "current_total_price",
+            "subtotal_price",
+            "total_price",
+            "customer_locale",
+            "billing_address",
+            "shipping_address",
+            "customer",
+            "default_address",
+            "line_items",
+            "product_id",
+            "variant_id",
+            "sku",
+            "price",
+            "quantity",
+            "title",
+            "vendor",
+            "first_name",
+            "last_name",
+            "city",
+            "province_code",
+            "zip",
+            "country_code",
+            "orders_to_redact",
+            "orders_requested",
+            "shop_domain",
         ];
         let leaf = prop_oneof![
             Just(Value::Null),

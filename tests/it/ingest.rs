@@ -146,6 +146,7 @@ async fn a_bad_signature_leaves_the_queue_empty() {
 
 #[tokio::test]
 async fn an_unreachable_queue_answers_503_within_shopifys_budget() {
+    crate::helpers::init_test_log();
     // Connection refused: a port nobody listens on.
     let closed = sdk_config(&format!("http://127.0.0.1:{}", free_port())).await;
     let ingest = ingest_to(&closed, "http://127.0.0.1/123456789012/q", Duration::ZERO);
@@ -167,6 +168,7 @@ async fn an_unreachable_queue_answers_503_within_shopifys_budget() {
 
 #[tokio::test]
 async fn a_queue_that_never_answers_gives_503_within_shopifys_budget() {
+    crate::helpers::init_test_log();
     // The kernel completes the handshake into the backlog, but nobody ever reads or answers.
     let blackhole = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", blackhole.local_addr().unwrap());

@@ -1,6 +1,7 @@
 //! Integration tests: real AWS-protocol server (moto), a local fake Pinterest that validates every
 //! body against Pinterest's schema, and the real binaries. See `helpers.rs` for `TestEnv`.
 
+mod cli;
 mod dispatch;
 mod fake_pinterest;
 mod helpers;

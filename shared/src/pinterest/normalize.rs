@@ -249,7 +249,10 @@ fn nfc(s: &str) -> Cow<'_, str> {
 }
 
 fn is_dash(c: char) -> bool {
-    matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}')
+    matches!(
+        c,
+        '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}'
+    )
 }
 
 /// The phone-number region of an ISO alpha-2 country code, if the metadata knows it.

@@ -281,9 +281,20 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
+/// The largest body a compressed message may expand to: far above any real order, low enough that
+/// a corrupt or hostile message cannot exhaust the function's memory.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 32 * 1024 * 1024;
+
 fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() * 8);
-    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(std::io::Error::other(format!(
+            "expands beyond {MAX_DECOMPRESSED_BYTES} bytes"
+        )));
+    }
     Ok(out)
 }
 

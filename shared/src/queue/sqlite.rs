@@ -118,11 +118,13 @@ trait Task: Send {
     fn finish(self: Box<Self>, committed: Result<(), Arc<rusqlite::Error>>);
 }
 
+type Reply<R> = Box<dyn FnOnce(Result<R, SqliteError>) + Send>;
+
 struct Request<F, R> {
     durable: bool,
     f: Option<F>,
     out: Option<rusqlite::Result<R>>,
-    reply: tokio::sync::oneshot::Sender<Result<R, SqliteError>>,
+    reply: Reply<R>,
 }
 
 impl<F, R> Task for Request<F, R>
@@ -151,8 +153,7 @@ where
             (Ok(()), Some(Err(e))) => Err(SqliteError::Sqlite(e)),
             (Ok(()), None) => Err(SqliteError::Closed),
         };
-        // The caller may have stopped waiting (ingest's enqueue timeout); the outcome stands.
-        let _ = self.reply.send(result);
+        (self.reply)(result);
     }
 }
 
@@ -272,21 +273,52 @@ impl SqliteDatabase {
         R: Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
+        self.enqueue(
+            durable,
+            f,
+            Box::new(move |result| {
+                // The caller may have stopped waiting (ingest's enqueue timeout); the outcome stands.
+                let _ = reply.send(result);
+            }),
+        )?;
+        answer.await.map_err(|_| SqliteError::Closed)?
+    }
+
+    /// Queues `f` without waiting for it (write-behind, `synchronous=NORMAL`). It runs after every
+    /// request queued before it and before every request queued after it, so later reads see it;
+    /// only a crash before its group commits can lose it. A failure is logged as `what`.
+    pub(crate) fn submit<F>(&self, what: &'static str, f: F) -> Result<(), SqliteError>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        self.enqueue(
+            false,
+            f,
+            Box::new(move |result| {
+                if let Err(e) = result {
+                    tracing::error!(error.message = %e, error.cause_chain = ?e, "{what} failed");
+                }
+            }),
+        )
+    }
+
+    fn enqueue<F, R>(&self, durable: bool, f: F, reply: Reply<R>) -> Result<(), SqliteError>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
         let task: Box<dyn Task> = Box::new(Request {
             durable,
             f: Some(f),
             out: None,
             reply,
         });
-        {
-            let sender = self.worker.sender.lock().map_err(|_| SqliteError::Closed)?;
-            sender
-                .as_ref()
-                .ok_or(SqliteError::Closed)?
-                .send(task)
-                .map_err(|_| SqliteError::Closed)?;
-        }
-        answer.await.map_err(|_| SqliteError::Closed)?
+        let sender = self.worker.sender.lock().map_err(|_| SqliteError::Closed)?;
+        sender
+            .as_ref()
+            .ok_or(SqliteError::Closed)?
+            .send(task)
+            .map_err(|_| SqliteError::Closed)
     }
 }
 

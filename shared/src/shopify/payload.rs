@@ -539,7 +539,10 @@ mod tests {
             Some("http://www.example.com?source=abc")
         );
         assert_eq!(o.note_attributes.len(), 2);
-        assert_eq!(o.note_attributes[0].name.as_deref(), Some("custom engraving"));
+        assert_eq!(
+            o.note_attributes[0].name.as_deref(),
+            Some("custom engraving")
+        );
         assert_eq!(o.currency.as_deref(), Some("USD"));
         assert_eq!(o.current_subtotal_price.as_deref(), Some("195.67"));
         assert_eq!(o.current_total_price.as_deref(), Some("199.65"));
