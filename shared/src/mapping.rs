@@ -743,8 +743,8 @@ fn non_blank(s: &str) -> Option<String> {
 }
 
 /// The first candidate that normalizes to something.
-fn first_of<'a, const N: usize>(
-    candidates: [Option<&'a str>; N],
+fn first_of<const N: usize>(
+    candidates: [Option<&str>; N],
     normalize: impl Fn(&str) -> Option<String>,
 ) -> Option<String> {
     candidates.into_iter().flatten().find_map(normalize)

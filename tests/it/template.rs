@@ -347,7 +347,6 @@ fn every_variable_a_function_reads_is_set_by_the_template() {
     let t = template();
     for (function, dir) in FUNCTIONS {
         let read = variables_read(dir);
-        eprintln!("{dir} reads {read:?}");
         let env = environment(&t, function);
         assert!(
             read.contains(pinrelay::config::keys::QUEUE_URL),
