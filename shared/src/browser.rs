@@ -376,6 +376,7 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
                 .client_id
                 .as_deref()
                 .and_then(normalize::external_id)
+                .and_then(|id| normalize::hash(&id))
                 .into_iter()
                 .collect(),
             client_ip_address: client_ip,

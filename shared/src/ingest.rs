@@ -11,12 +11,16 @@ use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::json;
 
+use crate::browser::{self, BrowserEventError, ReceivedBrowserEvent};
 use crate::metrics::{Metrics, Unit, names};
 use crate::queue::{EncodeError, Envelope, Queue, QueueError, Source};
 use crate::shopify::{self, MetadataError, VerifyError, WebhookMetadata, WebhookSecrets};
 
 /// The path Shopify posts to.
 pub const WEBHOOK_PATH: &str = "/webhooks/shopify";
+
+/// The path the storefront pixel posts browser events to (unauthenticated; see [`crate::browser`]).
+pub const BROWSER_PATH: &str = "/events/browser";
 
 /// The longest ingest waits for the queue before answering 503 (Shopify's budget is 5 s).
 pub const ENQUEUE_TIMEOUT: Duration = Duration::from_millis(2500);
@@ -59,6 +63,8 @@ pub struct Reply {
     pub body: String,
     /// Set on 405.
     pub allow: Option<&'static str>,
+    /// Set on the browser endpoint: CORS headers for the pixel's `Origin: null` requests.
+    pub cors: bool,
 }
 
 impl Reply {
@@ -67,6 +73,7 @@ impl Reply {
             status: StatusCode::OK,
             body: json!({ "status": detail }).to_string(),
             allow: None,
+            cors: false,
         }
     }
 
@@ -75,7 +82,27 @@ impl Reply {
             status,
             body: json!({ "error": message }).to_string(),
             allow: None,
+            cors: false,
         }
+    }
+
+    /// Every header the reply needs besides `Content-Type: application/json`.
+    pub fn headers(&self) -> Vec<(&'static str, &'static str)> {
+        let mut headers = Vec::new();
+        if let Some(allow) = self.allow {
+            headers.push(("allow", allow));
+        }
+        if self.cors {
+            headers.extend([
+                // Custom pixels run in a sandboxed iframe and send `Origin: null`; the endpoint
+                // takes no credentials, so any origin is safe.
+                ("access-control-allow-origin", "*"),
+                ("access-control-allow-methods", "POST, OPTIONS"),
+                ("access-control-allow-headers", "content-type"),
+                ("access-control-max-age", "86400"),
+            ]);
+        }
+        headers
     }
 }
 
@@ -103,6 +130,9 @@ pub enum Rejection {
     /// The queue failed or timed out.
     #[error("the queue is unavailable; Shopify will retry: {0}")]
     QueueUnavailable(#[source] QueueError),
+    /// A browser event outside the wire format.
+    #[error(transparent)]
+    BrowserEvent(#[from] BrowserEventError),
 }
 
 impl Rejection {
@@ -116,6 +146,8 @@ impl Rejection {
             Rejection::ShopNotAllowed(_) => StatusCode::FORBIDDEN,
             Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::BrowserEvent(BrowserEventError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BrowserEvent(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -131,6 +163,7 @@ impl Rejection {
             Rejection::ShopNotAllowed(_) => "shop_not_allowed",
             Rejection::TooLarge(_) => "too_large",
             Rejection::QueueUnavailable(_) => "queue_unavailable",
+            Rejection::BrowserEvent(_) => "invalid_browser_event",
         }
     }
 }
@@ -161,6 +194,9 @@ impl<Q: Queue> Ingest<Q> {
     pub async fn handle(&self, request: Request<'_>, now: DateTime<Utc>) -> Reply {
         let started = Instant::now();
         let path = request.path.trim_end_matches('/');
+        if path == BROWSER_PATH {
+            return self.handle_browser(&request, now, started).await;
+        }
         if path != WEBHOOK_PATH {
             return self.reject(Rejection::NotFound, None, started);
         }
@@ -212,6 +248,82 @@ impl<Q: Queue> Ingest<Q> {
         }
     }
 
+    async fn handle_browser(
+        &self,
+        request: &Request<'_>,
+        now: DateTime<Utc>,
+        started: Instant,
+    ) -> Reply {
+        let with_cors = |mut reply: Reply| {
+            reply.cors = true;
+            reply
+        };
+        if request.method == Method::OPTIONS {
+            return with_cors(Reply {
+                status: StatusCode::NO_CONTENT,
+                body: String::new(),
+                allow: Some("POST, OPTIONS"),
+                cors: true,
+            });
+        }
+        if request.method != Method::POST {
+            let mut reply = self.reject(Rejection::MethodNotAllowed, None, started);
+            reply.allow = Some("POST, OPTIONS");
+            return with_cors(reply);
+        }
+        let event = match browser::parse(request.body) {
+            Ok(event) => event,
+            Err(e) => return with_cors(self.reject(e.into(), None, started)),
+        };
+        let metadata = WebhookMetadata {
+            topic: format!("browser/{}", event.event.as_str())
+                .parse()
+                .unwrap_or_else(|e| match e {}),
+            shop_domain: event.shop.trim().to_ascii_lowercase(),
+            webhook_id: None,
+            event_id: Some(event.event_id.clone()),
+            triggered_at: None,
+            api_version: None,
+        };
+        if let Some(allowed) = &self.config.allowed_shops
+            && !allowed.contains(&metadata.shop_domain)
+        {
+            let shop = metadata.shop_domain.clone();
+            return with_cors(self.reject(Rejection::ShopNotAllowed(shop), Some(&metadata), started));
+        }
+        let received = ReceivedBrowserEvent {
+            event,
+            client_ip: request.source_ip,
+            user_agent: request
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(1024).collect()),
+        };
+        let body = match serde_json::to_vec(&received) {
+            Ok(body) => body,
+            Err(e) => {
+                let e = BrowserEventError::Invalid(e.to_string());
+                return with_cors(self.reject(e.into(), Some(&metadata), started));
+            }
+        };
+        let result = self
+            .send(Source::Browser, &metadata, &body, Duration::ZERO, now)
+            .await;
+        match result {
+            Ok(()) => {
+                self.metrics.count(names::BROWSER_EVENTS_ENQUEUED, None, 1);
+                with_cors(Reply {
+                    status: StatusCode::ACCEPTED,
+                    body: json!({ "status": "accepted" }).to_string(),
+                    allow: None,
+                    cors: true,
+                })
+            }
+            Err(e) => with_cors(self.reject(e, Some(&metadata), started)),
+        }
+    }
+
     async fn enqueue(
         &self,
         metadata: &WebhookMetadata,
@@ -223,8 +335,19 @@ impl<Q: Queue> Ingest<Q> {
         } else {
             Duration::ZERO
         };
+        self.send(Source::Webhook, metadata, body, delay, now).await
+    }
+
+    async fn send(
+        &self,
+        source: Source,
+        metadata: &WebhookMetadata,
+        body: &[u8],
+        delay: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), Rejection> {
         let message = Envelope {
-            source: Source::Webhook,
+            source,
             metadata: metadata.clone(),
             received_at: now,
             body: body.to_vec(),

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - [`browser`]: first-party events from the storefront pixel: wire format, profiles (pure).
 //! - [`shopify`]: webhook HMAC verification, header metadata, typed payloads (pure).
 //! - [`pinterest`]: the CAPI request model, normalization and hashing (pure), the
 //!   [`pinterest::ConversionsApi`] port and its HTTP and dry-run adapters.
@@ -20,6 +21,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod browser;
 pub mod config;
 pub mod dispatch;
 pub mod idempotency;

@@ -19,6 +19,8 @@ pub mod names {
     pub const WEBHOOKS_REJECTED: &str = "WebhooksRejected";
     /// Webhooks stored in the queue.
     pub const WEBHOOKS_ENQUEUED: &str = "WebhooksEnqueued";
+    /// Browser events from the storefront pixel stored in the queue.
+    pub const BROWSER_EVENTS_ENQUEUED: &str = "BrowserEventsEnqueued";
     /// Time to store a webhook in the queue, milliseconds.
     pub const ENQUEUE_LATENCY: &str = "EnqueueLatency";
     /// Events included in a Pinterest request.

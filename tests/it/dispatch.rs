@@ -330,6 +330,7 @@ async fn the_same_order_in_concurrent_batches_is_sent_once() {
     assert_eq!(batch.len(), 3);
     let (first, second) = batch.split_at(1);
     let (ra, rb) = tokio::join!(w.invoke(&a, first, w.now), w.invoke(&b, second, w.now));
+    eprintln!("A {:?}\nB {:?}", ra.dispositions, rb.dispositions);
     let mut processed = ra.counts.processed + rb.counts.processed;
     let mut deduplicated = ra.counts.deduplicated + rb.counts.deduplicated;
 
@@ -353,6 +354,7 @@ async fn the_same_order_in_concurrent_batches_is_sent_once() {
         w.make_visible(&retried, &failures).await;
         let again = w.receive().await;
         let report = w.invoke(&a, &again, later).await;
+        eprintln!("R {:?}", report.dispositions);
         processed += report.counts.processed;
         deduplicated += report.counts.deduplicated;
         retried = again

@@ -64,6 +64,9 @@ pub enum Source {
     Webhook,
     /// A Shopify delivery routed through Amazon EventBridge to the queue (trusted through IAM).
     EventBridge,
+    /// A storefront pixel event from the unauthenticated browser endpoint; its body is a
+    /// [`crate::browser::ReceivedBrowserEvent`].
+    Browser,
 }
 
 impl Source {
@@ -72,6 +75,7 @@ impl Source {
         match self {
             Source::Webhook => "webhook",
             Source::EventBridge => "eventbridge",
+            Source::Browser => "browser",
         }
     }
 }
@@ -214,8 +218,12 @@ impl Envelope {
         let received_at = get(attr::RECEIVED_AT)
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map_or(received_at, |t| t.with_timezone(&Utc));
+        let source = match get(attr::SOURCE).as_deref() {
+            Some("browser") => Source::Browser,
+            _ => Source::Webhook,
+        };
         Ok(Self {
-            source: Source::Webhook,
+            source,
             metadata,
             received_at,
             body,
