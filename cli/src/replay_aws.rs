@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use aws_config::BehaviorVersion;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
@@ -156,7 +157,7 @@ impl Replay {
                 .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+                .map_err(|e| anyhow::anyhow!("{}", sdk_error(&e)))
                 .with_context(|| {
                     format!("cannot receive from the dead-letter queue {}", self.dlq)
                 })?;
@@ -262,7 +263,7 @@ impl Replay {
                         "failed to send {} messages to {}: {}",
                         messages.len(),
                         self.target,
-                        DisplayErrorContext(&e)
+                        sdk_error(&e)
                     )
                 });
                 HashSet::new()
@@ -395,6 +396,21 @@ impl Info {
             self.shop.as_deref().unwrap_or("-"),
             self.reason.as_deref().unwrap_or("-")
         )
+    }
+}
+
+/// An SDK error in one line: SQS's code and message, or the transport error's chain.
+fn sdk_error<E>(error: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match error {
+        SdkError::ServiceError(e) => format!(
+            "{} ({})",
+            e.err().message().unwrap_or("no message"),
+            e.err().code().unwrap_or("no code")
+        ),
+        other => DisplayErrorContext(other).to_string(),
     }
 }
 

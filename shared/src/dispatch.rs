@@ -11,12 +11,17 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 
 use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
 use crate::mapping::{self, ComplianceRequest, Options, Outcome};
 use crate::metrics::{Metrics, Unit, names};
 use crate::pinterest::{ConversionsApi, ConversionsApiError, Event, EventBatch, EventStatus};
 use crate::queue::{Envelope, Inbox, Received};
+
+/// Store calls in flight at once: a batch may hold thousands of messages, and one connection per
+/// call would exhaust the function's file descriptors (1,024 on Lambda) and throttle the table.
+const STORE_CONCURRENCY: usize = 32;
 
 /// Settings of the dispatcher.
 #[derive(Debug, Clone)]
@@ -179,11 +184,13 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
         }
 
         // Claim every key at once; a key claimed by someone else is retried later.
-        let claims = futures::future::join_all(
+        let claims: Vec<_> = futures::stream::iter(
             pending
                 .iter()
                 .map(|p| self.store.put_in_progress(&p.key, now, deadline)),
         )
+        .buffered(STORE_CONCURRENCY)
+        .collect()
         .await;
         let mut to_send = Vec::new();
         for (p, claim) in pending.into_iter().zip(claims) {
@@ -400,10 +407,10 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
                 } else {
                     tracing::warn!(error.message = %e, kind = e.kind(), events = group.len(), retryable, "Pinterest request failed");
                 }
-                let releases =
-                    futures::future::join_all(group.iter().map(|p| self.store.release(&p.key)))
-                        .await;
-                drop(releases);
+                futures::stream::iter(group.iter().map(|p| self.store.release(&p.key)))
+                    .buffer_unordered(STORE_CONCURRENCY)
+                    .for_each(|_| async {})
+                    .await;
                 for p in &group {
                     let d = if retryable {
                         let delay = match &e {

@@ -12,6 +12,7 @@
 //!   [`queue::Queue`] and [`queue::Inbox`] ports, and their SQS and SQLite adapters.
 //! - [`idempotency`]: dedup keys and records, the [`idempotency::IdempotencyStore`] port, and its
 //!   DynamoDB and SQLite adapters.
+//! - [`profile`]: the [`profile::ProfileStore`] port for shopper profiles from the pixel.
 //! - [`ingest`]: [`ingest::Ingest`], route, verify, enqueue; shared by the Lambda and `pinrelay serve`.
 //! - [`dispatch`]: [`dispatch::Dispatcher`], claim, translate, send, record; shared likewise.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines and the metric names of both functions.
@@ -29,6 +30,7 @@ pub mod ingest;
 pub mod mapping;
 pub mod metrics;
 pub mod pinterest;
+pub mod profile;
 pub mod queue;
 #[cfg(feature = "aws")]
 pub mod secrets;

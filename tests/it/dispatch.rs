@@ -576,9 +576,16 @@ async fn a_test_order_is_skipped() {
 async fn a_batch_of_250_records_is_sent_in_one_request() {
     let w = World::start().await;
     let d = w.dispatcher();
+    let t = std::time::Instant::now();
     w.enqueue_orders(10_000, 250).await;
-
-    let report = w.round(&d, w.now).await;
+    eprintln!("T enqueue {:?}", t.elapsed());
+    let batch = w.receive().await;
+    eprintln!("T receive {:?}", t.elapsed());
+    let report = d.dispatch(&batch, w.now, w.now + INVOCATION).await;
+    eprintln!("T dispatch {:?}", t.elapsed());
+    let refs: Vec<&Received> = batch.iter().collect();
+    w.delete(&refs).await;
+    eprintln!("T delete {:?}", t.elapsed());
     assert_eq!(report.counts.received, 250);
     assert_eq!(report.counts.processed, 250);
     let requests = w.fake.requests();
@@ -740,4 +747,24 @@ async fn test_mode_marks_every_request() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].test.as_deref(), Some("true"));
     assert_eq!(requests[0].ad_account_id, AD_ACCOUNT_ID);
+}
+
+#[tokio::test]
+async fn tmp_race_probe() {
+    let w = World::start().await;
+    let store = w.store();
+    let mut doubles = 0;
+    for i in 0..200 {
+        let k = IdempotencyKey::new(SHOP, "checkout", &format!("r{i}")).unwrap();
+        let (a, b) = tokio::join!(
+            store.put_in_progress(&k, w.now, w.now + INVOCATION),
+            store.put_in_progress(&k, w.now, w.now + INVOCATION)
+        );
+        if matches!(a, Ok(pinrelay::idempotency::Claim::Acquired))
+            && matches!(b, Ok(pinrelay::idempotency::Claim::Acquired))
+        {
+            doubles += 1;
+        }
+    }
+    eprintln!("DOUBLES {doubles}/200");
 }

@@ -229,41 +229,29 @@ async fn until(what: &str, within: Duration, mut condition: impl FnMut() -> bool
     }
 }
 
-/// The kill lands while webhooks are being posted and while a dispatch batch is claimed and its
-/// Pinterest request is in flight (the fake holds it: [`Failure::Timeout`]), after earlier events
-/// were delivered. One window is deliberately kept out of the kill: after Pinterest accepted a
-/// request and before the relay committed those events as completed (a few milliseconds). A crash
-/// there resends the events on restart, in any relay; Pinterest deduplicates them by `event_id`,
-/// but this fake counts repeats, so landing there would make "none twice" a matter of luck rather
-/// than a property of the relay's own bookkeeping, which is what this test checks.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_acknowledged_order_survives_a_sigkill_and_is_sent_exactly_once() {
-    const ORDERS: usize = 1000;
-    const CONCURRENCY: usize = 32;
-    const HOLD_AFTER: usize = 100;
-    const KILL_AFTER: usize = 400;
-    let fake = FakePinterest::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let mut relay = Relay::start(&data_dir, &fake, "first.log");
-    let url = relay.webhook_url();
-
+/// Posts orders `ids` from `concurrency` connections; returns the handles of the posting tasks.
+/// Each order answered is added to `acked`; one without an answer (the relay was killed) is not.
+fn post_orders(
+    url: &str,
+    ids: std::ops::Range<u64>,
+    concurrency: usize,
+    acked: &Arc<Mutex<BTreeSet<String>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let next = Arc::new(AtomicUsize::new(0));
-    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let ids: Arc<Vec<u64>> = Arc::new(ids.collect());
     let client = reqwest::Client::new();
-    let workers: Vec<_> = (0..CONCURRENCY)
+    (0..concurrency)
         .map(|_| {
-            let (next, acked, client, url) =
-                (next.clone(), acked.clone(), client.clone(), url.clone());
+            let (next, ids, acked, client, url) = (
+                next.clone(),
+                ids.clone(),
+                acked.clone(),
+                client.clone(),
+                url.to_owned(),
+            );
             tokio::spawn(async move {
-                loop {
-                    let n = next.fetch_add(1, Ordering::SeqCst);
-                    if n >= ORDERS {
-                        return;
-                    }
-                    let id = 7_000_000 + n as u64;
+                while let Some(&id) = ids.get(next.fetch_add(1, Ordering::SeqCst)) {
                     let status = post(&client, &url, &order(id), &format!("w-{id}"), SECRET).await;
-                    // No answer: the relay was killed; the order may or may not have been stored.
                     if let Ok(status) = status {
                         assert_eq!(status, 200, "order {id} answered {status}");
                         acked.lock().unwrap().insert(id.to_string());
@@ -271,40 +259,69 @@ async fn every_acknowledged_order_survives_a_sigkill_and_is_sent_exactly_once() 
                 }
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The kill lands while webhooks are being posted and a dispatch batch is claimed with its
+/// Pinterest request in flight (the fake holds it: [`Failure::Timeout`]), after earlier orders were
+/// delivered and settled. One window is deliberately kept out of the kill: after Pinterest accepted
+/// a request and before the relay committed those events as completed (milliseconds). A crash
+/// there resends the events on restart, in any relay; Pinterest deduplicates them by `event_id`,
+/// but this fake counts repeats, so landing there would make "none twice" a matter of luck rather
+/// than a property of the relay's own bookkeeping, which is what this test checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_order_survives_a_sigkill_and_is_sent_exactly_once() {
+    const FIRST: u64 = 7_000_000;
+    const ORDERS: u64 = 1000;
+    const DELIVERED_FIRST: u64 = 100;
+    const KILL_AFTER: usize = 400;
+    const CONCURRENCY: usize = 32;
+    let wait = Duration::from_secs(30);
+    let fake = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut relay = Relay::start(&data_dir, &fake, "first.log");
+    let url = relay.webhook_url();
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let acked_count = || acked.lock().unwrap().len();
 
-    let wait = Duration::from_secs(30);
-    until(
-        "the first orders to be acknowledged and delivered",
-        wait,
-        || acked_count() >= HOLD_AFTER && !fake.accepted_event_ids().is_empty(),
-    )
-    .await;
+    // The first 100 orders are delivered and settled before the kill: they must not be resent.
+    for task in post_orders(&url, FIRST..FIRST + DELIVERED_FIRST, CONCURRENCY, &acked) {
+        task.await.unwrap();
+    }
+    let first: BTreeSet<String> = acked.lock().unwrap().clone();
+    wait_for_events(&fake, &first, wait).await;
+    relay.drained(wait).await;
+
+    // The other 900 are posted while the next batch hangs at Pinterest, then the relay is killed.
     fake.fail_next(1, Failure::Timeout);
-    until("a dispatch batch to be in flight", wait, || {
-        fake.requests().iter().any(|r| r.status == 0)
-    })
-    .await;
-    until("more orders to be acknowledged", wait, || {
-        acked_count() >= KILL_AFTER
-    })
+    let posting = post_orders(
+        &url,
+        FIRST + DELIVERED_FIRST..FIRST + ORDERS,
+        CONCURRENCY,
+        &acked,
+    );
+    until(
+        "a dispatch batch in flight and 400 orders acknowledged",
+        wait,
+        || fake.requests().iter().any(|r| r.status == 0) && acked_count() >= KILL_AFTER,
+    )
     .await;
     relay.child.kill().unwrap(); // SIGKILL
     relay.child.wait().unwrap();
     let delivered_before_kill = fake.accepted_event_ids().len();
-    for w in workers {
-        w.await.unwrap();
+    for task in posting {
+        task.await.unwrap();
     }
     let acked: BTreeSet<String> = acked.lock().unwrap().clone();
     assert!(
-        acked.len() < ORDERS,
+        acked.len() < ORDERS as usize,
         "every order was answered before the kill; the test needs posts in flight"
     );
 
     let relay = Relay::start(&data_dir, &fake, "second.log");
-    wait_for_events(&fake, &acked, Duration::from_secs(30)).await;
-    relay.drained(Duration::from_secs(30)).await;
+    wait_for_events(&fake, &acked, wait).await;
+    relay.drained(wait).await;
 
     let accepted = fake.accepted_event_ids();
     let counts = counts(&accepted);
@@ -314,7 +331,7 @@ async fn every_acknowledged_order_survives_a_sigkill_and_is_sent_exactly_once() 
         assert_eq!(counts.get(id.as_str()), Some(&1), "order {id}");
     }
     // Orders whose answer was lost to the kill may have been committed: sent once or not at all.
-    let posted: BTreeSet<String> = (0..ORDERS).map(|n| (7_000_000 + n).to_string()).collect();
+    let posted: BTreeSet<String> = (FIRST..FIRST + ORDERS).map(|n| n.to_string()).collect();
     assert!(counts.keys().all(|id| posted.contains(*id)));
     assert!(
         fake.schema_errors().is_empty(),
@@ -322,7 +339,7 @@ async fn every_acknowledged_order_survives_a_sigkill_and_is_sent_exactly_once() 
         fake.schema_errors()
     );
     eprintln!(
-        "durability: {} of {ORDERS} orders acknowledged before SIGKILL, {delivered_before_kill} delivered before it, {} delivered in total, none twice",
+        "durability: {} of {ORDERS} orders acknowledged, {delivered_before_kill} delivered before the SIGKILL, {} delivered in total, none twice",
         acked.len(),
         accepted.len()
     );

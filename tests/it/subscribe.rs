@@ -19,35 +19,65 @@ const LIST_QUERY: &str = "query pinrelayWebhookSubscriptions($after: String) { w
 const LIST_QUERY_LEGACY: &str = "query pinrelayWebhookSubscriptions($after: String) { webhookSubscriptions(first: 250, after: $after) { nodes { id topic endpoint { __typename ... on WebhookHttpEndpoint { callbackUrl } } } pageInfo { hasNextPage endCursor } } }";
 const CREATE_MUTATION: &str = "mutation pinrelayWebhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $webhookSubscription: WebhookSubscriptionInput!) { webhookSubscriptionCreate(topic: $topic, webhookSubscription: $webhookSubscription) { webhookSubscription { id topic } userErrors { field message } } }";
 
-/// The `pinrelay` binary, built once per test run (`cargo test` does not build a package's
-/// binaries for another package's tests) next to this test executable.
+/// The `pinrelay` binary next to this test executable. `cargo test --workspace` builds it (the
+/// CLI crate has integration tests); when it is missing or older than the sources (say, after
+/// `cargo test -p integration-tests`), it is built here, once per run.
 pub fn pinrelay_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
         // target/<profile>/deps/it-<hash>
         let profile_dir = exe.ancestors().nth(2).unwrap().to_path_buf();
-        let target_dir = profile_dir.parent().unwrap().to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "pinrelay-cli",
-                "--bin",
-                "pinrelay",
-            ])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build -p pinrelay-cli failed");
         let bin = profile_dir.join(format!("pinrelay{}", std::env::consts::EXE_SUFFIX));
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        if built.is_none_or(|t| t < newest_source()) {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "pinrelay-cli",
+                    "--bin",
+                    "pinrelay",
+                ])
+                .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .unwrap();
+            assert!(status.success(), "cargo build -p pinrelay-cli failed");
+        }
         assert!(bin.exists(), "{} was not built", bin.display());
         bin
     })
     .clone()
+}
+
+/// The newest modification time of the sources the binary is built from.
+fn newest_source() -> std::time::SystemTime {
+    fn walk(path: &std::path::Path, newest: &mut std::time::SystemTime) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                walk(&entry.unwrap().path(), newest);
+            }
+        } else if let Ok(t) = std::fs::metadata(path).and_then(|m| m.modified()) {
+            *newest = (*newest).max(t);
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for path in [
+        "cli/src",
+        "cli/Cargo.toml",
+        "shared/src",
+        "shared/Cargo.toml",
+        "Cargo.lock",
+    ] {
+        walk(&root.join(path), &mut newest);
+    }
+    newest
 }
 
 /// One recorded GraphQL request.

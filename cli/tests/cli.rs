@@ -1,0 +1,54 @@
+//! Smoke tests of the `pinrelay` binary's argument handling. Having an integration test here also
+//! makes `cargo test --workspace` build `target/<profile>/pinrelay`, which the workspace's
+//! integration tests (`tests/it/subscribe.rs`, `tests/it/replay.rs`) run.
+
+use std::process::Command;
+
+fn pinrelay(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pinrelay"))
+        .args(args)
+        .env_remove("SHOPIFY_ADMIN_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn subscribe_documents_its_options() {
+    let out = pinrelay(&["subscribe", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--shop",
+        "--admin-token",
+        "--address",
+        "--topics",
+        "--api-version",
+        "--dry-run",
+    ] {
+        assert!(help.contains(option), "subscribe --help lacks {option}");
+    }
+}
+
+#[test]
+fn subscribe_without_a_token_is_a_usage_error() {
+    let out = pinrelay(&[
+        "subscribe",
+        "--shop",
+        "acme",
+        "--address",
+        "https://x.example/webhooks/shopify",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--admin-token"));
+}
+
+#[test]
+fn replay_to_aws_needs_both_queues() {
+    let out = pinrelay(&[
+        "replay",
+        "--queue-url",
+        "https://sqs.us-east-1.amazonaws.com/1/dlq",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--to"));
+}
