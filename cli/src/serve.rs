@@ -183,17 +183,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     let (stop, stopping) = watch::channel(false);
-    tokio::spawn(stop_on_signal(stop));
-
-    let dispatching = tokio::spawn(dispatch_loop(
-        dispatcher,
-        queue,
-        store,
-        wake,
-        Duration::from_millis(args.dispatch_interval_ms.max(1)),
-        Duration::from_millis(args.visibility_timeout_ms.max(1)),
-        stopping.clone(),
-    ));
+    let stop = Arc::new(stop);
+    tokio::spawn(stop_on_signal(stop.clone()));
 
     let router = Router::new()
         .route("/healthz", get(healthz))
@@ -207,21 +198,46 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         db.path().display()
     );
     let mut until_stopped = stopping.clone();
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = until_stopped.wait_for(|s| *s).await;
-    })
-    .await
-    .context("the HTTP server failed")?;
+    let server_stop = stop.clone();
+    let server = tokio::spawn(async move {
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = until_stopped.wait_for(|s| *s).await;
+        })
+        .await;
+        // Whatever ended the server also ends the dispatcher.
+        let _ = server_stop.send(true);
+        served
+    });
 
-    match tokio::time::timeout(SHUTDOWN_GRACE, dispatching).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error.message = %e, "the dispatcher task failed"),
-        Err(_) => tracing::warn!(
+    // The dispatcher runs on this task rather than a spawned one: its future holds borrows of the
+    // batch across awaits (it is not `Send`), and it leaves the runtime's workers to HTTP.
+    let mut stopped = stopping.clone();
+    tokio::select! {
+        () = dispatch_loop(
+            dispatcher,
+            queue,
+            store,
+            wake,
+            Duration::from_millis(args.dispatch_interval_ms.max(1)),
+            Duration::from_millis(args.visibility_timeout_ms.max(1)),
+            stopping,
+        ) => {}
+        () = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!(
             "the dispatcher did not finish its batch within {SHUTDOWN_GRACE:?}; its messages will be delivered again after the visibility timeout"
+        ),
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(Ok(served)) => served.context("the HTTP server failed")?,
+        Ok(Err(e)) => anyhow::bail!("the HTTP server task failed: {e}"),
+        Err(_) => tracing::warn!(
+            "requests still open {SHUTDOWN_GRACE:?} after the shutdown signal were dropped"
         ),
     }
     tracing::info!("pinrelay serve stopped");
@@ -261,7 +277,7 @@ fn pinterest_target() -> anyhow::Result<Target> {
     }
 }
 
-async fn stop_on_signal(stop: watch::Sender<bool>) {
+async fn stop_on_signal(stop: Arc<watch::Sender<bool>>) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
