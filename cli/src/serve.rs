@@ -371,16 +371,18 @@ async fn webhook(
         source_ip: Some(peer.ip()),
     };
     let reply = app.ingest.handle(request, Utc::now()).await;
+    let extra_headers = reply.headers();
     let mut response = (
         reply.status,
         [(header::CONTENT_TYPE, "application/json")],
         reply.body,
     )
         .into_response();
-    if let Some(allow) = reply.allow {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    for (name, value) in extra_headers {
+        response.headers_mut().insert(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
     }
     response
 }

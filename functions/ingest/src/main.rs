@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use anyhow::{Context as _, ensure};
 use chrono::Utc;
-use lambda_http::http::header::{ALLOW, CONTENT_TYPE};
+use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response, service_fn};
 use pinrelay::aws::{self, Budget};
@@ -108,8 +108,8 @@ fn response(reply: Reply) -> Result<Response<Body>, lambda_http::Error> {
     let mut response = Response::builder()
         .status(reply.status)
         .header(CONTENT_TYPE, "application/json");
-    if let Some(allow) = reply.allow {
-        response = response.header(ALLOW, allow);
+    for (name, value) in reply.headers() {
+        response = response.header(name, value);
     }
     Ok(response.body(Body::Text(reply.body))?)
 }
