@@ -280,7 +280,7 @@ mod tests {
     async fn answers_405_with_allow_on_other_methods() {
         let (response, sent, _) = run("get-webhook-path").await;
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(response.headers()[ALLOW], "POST");
+        assert_eq!(response.headers()["allow"], "POST");
         assert!(sent.is_empty());
     }
 
