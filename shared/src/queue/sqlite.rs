@@ -473,31 +473,40 @@ impl SqliteQueue {
         self.db
             .call(false, move |conn| {
                 let now_ms = ms(now);
-                redrive(conn, max_receive_count, now_ms)?;
-                let mut statement = conn.prepare_cached(
-                    "UPDATE messages SET receive_count = receive_count + 1, visible_at_ms = ?1
-                     WHERE id IN (SELECT id FROM messages WHERE visible_at_ms <= ?2
-                                  ORDER BY visible_at_ms, id LIMIT ?3)
-                     RETURNING id, receive_count, body, attributes",
-                )?;
-                let mut received = statement
-                    .query_map(
-                        params![after(now, visibility_timeout), now_ms, limit],
-                        |row| {
-                            let id: i64 = row.get(0)?;
-                            let receive_count: u32 = row.get(1)?;
-                            let attributes: String = row.get(3)?;
-                            Ok(Received {
-                                id: id.to_string(),
-                                receipt: receipt(id, receive_count),
-                                receive_count,
-                                body: row.get(2)?,
-                                attributes: parse_attributes(&attributes),
-                            })
-                        },
+                let candidates = conn
+                    .prepare_cached(
+                        "SELECT id, receive_count, body, attributes FROM messages
+                         WHERE visible_at_ms <= ?1 ORDER BY visible_at_ms, id LIMIT ?2",
                     )?
+                    .query_map(params![now_ms, limit], |row| {
+                        let id: i64 = row.get(0)?;
+                        let receive_count: u32 = row.get(1)?;
+                        let attributes: String = row.get(3)?;
+                        Ok(Received {
+                            id: id.to_string(),
+                            receipt: receipt(id, receive_count),
+                            receive_count,
+                            body: row.get(2)?,
+                            attributes: parse_attributes(&attributes),
+                        })
+                    })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                received.sort_by_key(|m| m.id.parse::<i64>().unwrap_or_default());
+                let mut claim = conn.prepare_cached(
+                    "UPDATE messages SET receive_count = ?1, visible_at_ms = ?2 WHERE id = ?3",
+                )?;
+                let hidden_until = after(now, visibility_timeout);
+                let mut received = Vec::with_capacity(candidates.len());
+                for mut message in candidates {
+                    if message.receive_count >= max_receive_count {
+                        redrive(conn, &message, max_receive_count, now_ms)?;
+                        continue;
+                    }
+                    message.receive_count += 1;
+                    let id: i64 = message.id.parse().unwrap_or(-1);
+                    message.receipt = receipt(id, message.receive_count);
+                    claim.execute(params![message.receive_count, hidden_until, id])?;
+                    received.push(message);
+                }
                 Ok(received)
             })
             .await
@@ -637,41 +646,26 @@ impl SqliteQueue {
     }
 }
 
-/// Moves messages delivered `max_receive_count` times without being settled, and visible again, to
-/// the dead letters (what SQS's redrive policy does).
-fn redrive(conn: &Connection, max_receive_count: u32, now_ms: i64) -> rusqlite::Result<()> {
+/// Moves a message delivered `max_receive_count` times without being settled, and visible again,
+/// to the dead letters (what SQS's redrive policy does).
+fn redrive(
+    conn: &Connection,
+    message: &Received,
+    max_receive_count: u32,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
     let reason = format!(
         "retries_exhausted: delivered {max_receive_count} times without being settled; the relay stopped or failed while handling it"
     );
-    let mut select = conn.prepare_cached(
-        "SELECT id, body, attributes, receive_count FROM messages
-         WHERE visible_at_ms <= ?1 AND receive_count >= ?2",
-    )?;
-    let stale = select
-        .query_map(params![now_ms, max_receive_count], |row| {
-            let id: i64 = row.get(0)?;
-            let attributes: String = row.get(2)?;
-            Ok(Received {
-                id: id.to_string(),
-                receipt: receipt(id, row.get(3)?),
-                receive_count: row.get(3)?,
-                body: row.get(1)?,
-                attributes: parse_attributes(&attributes),
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    for message in &stale {
-        tracing::warn!(
-            message_id = %message.id,
-            topic = message.attributes.get(attr::TOPIC).map(String::as_str),
-            webhook_id = message.attributes.get(attr::WEBHOOK_ID).map(String::as_str),
-            outcome = "dead_lettered",
-            reason = %reason,
-            "message dead-lettered by the queue's redrive"
-        );
-        move_to_dead_letters(conn, message, &reason, now_ms)?;
-    }
-    Ok(())
+    tracing::warn!(
+        message_id = %message.id,
+        topic = message.attributes.get(attr::TOPIC).map(String::as_str),
+        webhook_id = message.attributes.get(attr::WEBHOOK_ID).map(String::as_str),
+        outcome = "dead_lettered",
+        reason = %reason,
+        "message dead-lettered by the queue's redrive"
+    );
+    move_to_dead_letters(conn, message, &reason, now_ms)
 }
 
 fn move_to_dead_letters(
