@@ -217,7 +217,10 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
             }
         }
 
-        let chunk = self.config.max_batch_events.clamp(1, EventBatch::MAX_EVENTS);
+        let chunk = self
+            .config
+            .max_batch_events
+            .clamp(1, EventBatch::MAX_EVENTS);
         let mut queue: Vec<Vec<Pending>> = Vec::new();
         let mut rest = to_send;
         while !rest.is_empty() {
@@ -241,8 +244,13 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
     ) -> Result<Option<Pending<'a>>, Disposition> {
         let envelope = Envelope::decode(&message.body, &message.attributes, now)
             .map_err(|e| Disposition::DeadLettered(format!("undecodable: {e}")))?;
-        let outcome = mapping::translate(&envelope.metadata, &envelope.body, &self.config.options, now)
-            .map_err(|e| Disposition::DeadLettered(format!("invalid_payload: {e}")))?;
+        let outcome = mapping::translate(
+            &envelope.metadata,
+            &envelope.body,
+            &self.config.options,
+            now,
+        )
+        .map_err(|e| Disposition::DeadLettered(format!("invalid_payload: {e}")))?;
         match outcome {
             Outcome::Skip(reason) => {
                 tracing::info!(
@@ -379,14 +387,20 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
                             let late = now.timestamp() - p.event.event_time
                                 > self.config.late_after.as_secs() as i64;
                             count_match(&mut report.counts, &p.event, late);
-                            self.settle(report, p.message, Disposition::Sent, Some(p)).await;
+                            self.settle(report, p.message, Disposition::Sent, Some(p))
+                                .await;
                         }
                         EventStatus::Failed { error_message } => {
                             report.counts.failed += 1;
                             let _ = self.store.release(&p.key).await;
                             let reason = format!("pinterest_rejected: {error_message}");
-                            self.settle(report, p.message, Disposition::DeadLettered(reason), Some(p))
-                                .await;
+                            self.settle(
+                                report,
+                                p.message,
+                                Disposition::DeadLettered(reason),
+                                Some(p),
+                            )
+                            .await;
                         }
                     }
                 }

@@ -289,7 +289,11 @@ impl<Q: Queue> Ingest<Q> {
             && !allowed.contains(&metadata.shop_domain)
         {
             let shop = metadata.shop_domain.clone();
-            return with_cors(self.reject(Rejection::ShopNotAllowed(shop), Some(&metadata), started));
+            return with_cors(self.reject(
+                Rejection::ShopNotAllowed(shop),
+                Some(&metadata),
+                started,
+            ));
         }
         let received = ReceivedBrowserEvent {
             event,

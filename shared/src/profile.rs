@@ -63,8 +63,10 @@ pub trait ProfileStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError`]; the compliance message is then retried.
-    fn delete_shop_profiles(&self, shop: &str)
-    -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn delete_shop_profiles(
+        &self,
+        shop: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Checks every [`ProfileStore`] adapter must pass (SQLite in unit tests, DynamoDB on moto).
@@ -97,8 +99,16 @@ pub mod contract {
         let expires = (now + Duration::days(30)).timestamp();
         assert!(store.put_profile(shop, 1, &profile, expires).await.is_ok());
         assert!(store.put_profile(shop, 2, &profile, expires).await.is_ok());
-        assert!(store.put_profile("other.myshopify.com", 1, &profile, expires).await.is_ok());
-        assert_eq!(store.get_profile(shop, 1, now).await.ok().flatten(), Some(profile.clone()));
+        assert!(
+            store
+                .put_profile("other.myshopify.com", 1, &profile, expires)
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            store.get_profile(shop, 1, now).await.ok().flatten(),
+            Some(profile.clone())
+        );
         assert_eq!(store.get_profile(shop, 3, now).await.ok().flatten(), None);
         let after = now + Duration::days(31);
         assert_eq!(
@@ -110,11 +120,13 @@ pub mod contract {
         assert_eq!(store.get_profile(shop, 1, now).await.ok().flatten(), None);
         assert_eq!(store.delete_shop_profiles(shop).await.ok(), Some(1));
         assert_eq!(store.get_profile(shop, 2, now).await.ok().flatten(), None);
-        assert!(store
-            .get_profile("other.myshopify.com", 1, now)
-            .await
-            .ok()
-            .flatten()
-            .is_some());
+        assert!(
+            store
+                .get_profile("other.myshopify.com", 1, now)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        );
     }
 }

@@ -325,7 +325,8 @@ pub trait Queue: Send + Sync + 'static {
     /// Returning `Ok` MUST mean the message is durably stored (SQS acknowledged it, or the SQLite
     /// transaction committed). Any doubt MUST be an error, so the webhook is answered non-2xx and
     /// Shopify retries.
-    fn send(&self, message: &EncodedMessage) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn send(&self, message: &EncodedMessage)
+    -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// A message handed to dispatch.
@@ -409,7 +410,10 @@ mod tests {
 
     #[test]
     fn large_bodies_are_compressed_and_restored_byte_for_byte() {
-        let body = format!("[{}]", vec![r#"{"title":"Widget","price":"1.00"}"#; 20_000].join(","));
+        let body = format!(
+            "[{}]",
+            vec![r#"{"title":"Widget","price":"1.00"}"#; 20_000].join(",")
+        );
         let e = envelope(body.into_bytes());
         let (m, back) = round_trip(&e);
         assert_eq!(m.attributes[attr::CONTENT_ENCODING], "gzip+base64");

@@ -199,7 +199,10 @@ mod tests {
             ("X-Shopify-Topic", "orders/create"),
             ("X-Shopify-Shop-Domain", "Snowdevil.myshopify.com"),
             ("X-Shopify-API-Version", "2026-07"),
-            ("X-Shopify-Webhook-Id", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"),
+            (
+                "X-Shopify-Webhook-Id",
+                "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+            ),
             ("X-Shopify-Triggered-At", "2023-03-29T18:00:27.877041743Z"),
             ("X-Shopify-Event-Id", "98880550-7158-44d4-b7cd-2c97c8a091b5"),
         ]);
@@ -243,7 +246,12 @@ mod tests {
 
     #[test]
     fn topic_round_trips_and_accepts_graphql_form() {
-        for t in ["orders/create", "orders/paid", "shop/redact", "refunds/create"] {
+        for t in [
+            "orders/create",
+            "orders/paid",
+            "shop/redact",
+            "refunds/create",
+        ] {
             assert_eq!(t.parse::<Topic>().unwrap().as_str(), t);
         }
         assert_eq!("ORDERS_PAID".parse::<Topic>().unwrap(), Topic::OrdersPaid);

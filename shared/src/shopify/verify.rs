@@ -152,7 +152,10 @@ mod tests {
             "X-Shopify-Hmac-Sha256",
             "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=",
         );
-        assert_eq!(verify(&h, br#"{"foo": "bar"}"#, &secrets("test_secret_key")), Ok(0));
+        assert_eq!(
+            verify(&h, br#"{"foo": "bar"}"#, &secrets("test_secret_key")),
+            Ok(0)
+        );
     }
 
     #[test]
@@ -170,7 +173,10 @@ mod tests {
             "Shopify-Hmac-Sha256",
             "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=",
         );
-        assert_eq!(verify(&h, br#"{"foo": "bar"}"#, &secrets("test_secret_key")), Ok(0));
+        assert_eq!(
+            verify(&h, br#"{"foo": "bar"}"#, &secrets("test_secret_key")),
+            Ok(0)
+        );
     }
 
     #[test]
@@ -204,7 +210,11 @@ mod tests {
             "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=",
         );
         assert_eq!(
-            verify(&h, br#"{"foo": "bar"}"#, &secrets("new-secret, test_secret_key")),
+            verify(
+                &h,
+                br#"{"foo": "bar"}"#,
+                &secrets("new-secret, test_secret_key")
+            ),
             Ok(1)
         );
     }
@@ -213,8 +223,16 @@ mod tests {
     fn distinguishes_missing_and_malformed_headers() {
         let body = br#"{"foo": "bar"}"#;
         let s = secrets("test_secret_key");
-        assert_eq!(verify(&HeaderMap::new(), body, &s), Err(VerifyError::MissingHeader));
-        for bad in ["not base64!", "AAAA", "", "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g"] {
+        assert_eq!(
+            verify(&HeaderMap::new(), body, &s),
+            Err(VerifyError::MissingHeader)
+        );
+        for bad in [
+            "not base64!",
+            "AAAA",
+            "",
+            "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g",
+        ] {
             let h = headers("X-Shopify-Hmac-Sha256", bad);
             assert_eq!(verify(&h, body, &s), Err(VerifyError::Malformed), "{bad:?}");
         }
