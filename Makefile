@@ -42,10 +42,14 @@ bench:
 	python3 scripts/bench_serve.py --bin target/release/pinrelay
 
 ## Build both Lambda bundles with SAM + cargo-lambda (x86_64 here; ARCH=arm64 needs the aarch64 target).
+# The build tools get their own virtualenv: aws-sam-cli would otherwise move the pinned cfn-lint.
 ARCH ?= x86_64
-package: tools
-	$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/requirements-package.txt
-	sam build --parameter-overrides Architecture=$(ARCH)
+PKGENV := $(CURDIR)/target/pyenv-package
+package:
+	python3 -m venv $(PKGENV)
+	$(PKGENV)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-package.txt
+	PATH=$(PKGENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 sam build --parameter-overrides Architecture=$(ARCH)
+	scripts/check_package.sh
 
 clean:
 	$(CARGO) clean
