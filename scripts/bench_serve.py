@@ -195,8 +195,12 @@ def main() -> int:
         while fake.events - fake.repeats < acked and time.monotonic() < deadline:
             time.sleep(0.05)
         drained = fake.last_delivery - began if fake.events else float("nan")
-        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as r:
-            health = json.load(r)
+        while True:  # the last batch's messages are deleted just after its delivery
+            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as r:
+                health = json.load(r)
+            if health["pending"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)
 
