@@ -388,3 +388,129 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
         language: None,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(overrides: serde_json::Value) -> Vec<u8> {
+        let mut event = json!({
+            "v": 1,
+            "shop": "example.myshopify.com",
+            "event": "add_to_cart",
+            "event_id": "sh-88a3c2",
+            "timestamp": "2026-11-29T08:00:00.000Z",
+            "client_id": "Client-7",
+            "page_url": "https://example.com/products/x?epik=abc",
+            "click_id": "abc",
+            "consent": {"marketing": true, "sale_of_data": true, "analytics": true},
+            "custom": {"value": "12.50", "currency": "USD", "num_items": 2,
+                       "contents": [{"id": "39072856", "item_price": "6.25", "quantity": 2}]}
+        });
+        if let (Some(e), Some(o)) = (event.as_object_mut(), overrides.as_object()) {
+            for (k, v) in o {
+                e.insert(k.clone(), v.clone());
+            }
+        }
+        serde_json::to_vec(&event).unwrap()
+    }
+
+    fn received(b: &[u8]) -> ReceivedBrowserEvent {
+        ReceivedBrowserEvent {
+            event: parse(b).unwrap(),
+            client_ip: "203.0.113.7".parse().ok(),
+            user_agent: Some("Mozilla/5.0".into()),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-29T09:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn consented_add_to_cart_becomes_a_pinterest_event_with_the_pixels_id() {
+        let BrowserOutcome::Send(event) = translate(&received(&body(json!({}))), now()) else {
+            panic!("expected an event");
+        };
+        assert_eq!(event.event_name, "add_to_cart");
+        assert_eq!(event.event_id, "sh-88a3c2");
+        assert_eq!(event.user_data.click_id.as_deref(), Some("abc"));
+        assert_eq!(
+            event.user_data.client_ip_address.as_deref(),
+            Some("203.0.113.7")
+        );
+        assert!(event.user_data.is_sendable());
+        // external_id is the SHA-256 of the lowercased client id, never the raw id.
+        assert_eq!(
+            event.user_data.external_id,
+            vec![normalize::sha256_hex("client-7")]
+        );
+        let custom = event.custom_data.unwrap();
+        assert_eq!(custom.value.as_deref(), Some("12.50"));
+        assert_eq!(custom.opt_out_type, None);
+    }
+
+    #[test]
+    fn events_without_marketing_consent_are_not_sent() {
+        for consent in [json!({"marketing": false}), json!({})] {
+            let b = body(json!({ "consent": consent }));
+            assert_eq!(translate(&received(&b), now()), BrowserOutcome::NoConsent);
+        }
+    }
+
+    #[test]
+    fn refused_sale_of_data_marks_the_event_ldp() {
+        let b = body(json!({"consent": {"marketing": true, "sale_of_data": false}}));
+        let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
+            panic!("expected an event");
+        };
+        assert_eq!(
+            event.custom_data.unwrap().opt_out_type.as_deref(),
+            Some("LDP")
+        );
+    }
+
+    #[test]
+    fn a_browser_checkout_only_becomes_a_profile() {
+        let b = body(json!({"event": "checkout", "event_id": "450789469",
+                            "order": {"order_id": "450789469", "checkout_token": "t"}}));
+        let BrowserOutcome::Profile { order_id, profile } = translate(&received(&b), now()) else {
+            panic!("expected a profile");
+        };
+        assert_eq!(order_id, 450_789_469);
+        assert_eq!(profile.click_id.as_deref(), Some("abc"));
+        assert_eq!(profile.client_ip.as_deref(), Some("203.0.113.7"));
+    }
+
+    #[test]
+    fn future_timestamps_are_clamped_to_now() {
+        let b = body(json!({"timestamp": "2030-01-01T00:00:00Z"}));
+        let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
+            panic!("expected an event");
+        };
+        assert_eq!(event.event_time, now().timestamp());
+    }
+
+    #[test]
+    fn parse_rejects_anything_outside_the_wire_format() {
+        let cases = [
+            body(json!({"event": "purchase"})),
+            body(json!({"unexpected": 1})),
+            body(json!({"v": 2})),
+            body(json!({"event_id": ""})),
+            body(json!({"page_url": "x".repeat(3000)})),
+            body(json!({"event": "checkout"})),
+            body(json!({"event": "checkout", "order": {"order_id": "gid://shopify/Order/1"}})),
+            body(json!({"order": {"order_id": "1"}})),
+            b"not json".to_vec(),
+        ];
+        for case in cases {
+            assert!(parse(&case).is_err(), "{}", String::from_utf8_lossy(&case));
+        }
+        assert_eq!(
+            parse(&vec![b' '; MAX_BODY_BYTES + 1]),
+            Err(BrowserEventError::TooLarge)
+        );
+    }
+}

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 
+use crate::browser::{self, BrowserOutcome, ReceivedBrowserEvent};
 use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
 use crate::mapping::{self, ComplianceRequest, Options, Outcome};
 use crate::metrics::{Metrics, Unit, names};
 use crate::pinterest::{ConversionsApi, ConversionsApiError, Event, EventBatch, EventStatus};
-use crate::queue::{Envelope, Inbox, Received};
+use crate::queue::{Envelope, Inbox, Received, Source};
 
 /// Store calls in flight at once: a batch may hold thousands of messages, and one connection per
 /// call would exhaust the function's file descriptors (1,024 on Lambda) and throttle the table.
@@ -244,13 +245,17 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
     ) -> Result<Option<Pending<'a>>, Disposition> {
         let envelope = Envelope::decode(&message.body, &message.attributes, now)
             .map_err(|e| Disposition::DeadLettered(format!("undecodable: {e}")))?;
-        let outcome = mapping::translate(
-            &envelope.metadata,
-            &envelope.body,
-            &self.config.options,
-            now,
-        )
-        .map_err(|e| Disposition::DeadLettered(format!("invalid_payload: {e}")))?;
+        let outcome = if envelope.source == Source::Browser {
+            Self::translate_browser(&envelope.body, now)?
+        } else {
+            mapping::translate(
+                &envelope.metadata,
+                &envelope.body,
+                &self.config.options,
+                now,
+            )
+            .map_err(|e| Disposition::DeadLettered(format!("invalid_payload: {e}")))?
+        };
         match outcome {
             Outcome::Skip(reason) => {
                 tracing::info!(
@@ -287,6 +292,18 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
                     webhook_id: envelope.metadata.webhook_id.clone(),
                 }))
             }
+        }
+    }
+
+    /// A browser event from the pixel: sent when it has marketing consent. A browser `checkout`
+    /// is never sent (the verified order webhook is the source of truth).
+    fn translate_browser(body: &[u8], now: DateTime<Utc>) -> Result<Outcome, Disposition> {
+        let received: ReceivedBrowserEvent = serde_json::from_slice(body)
+            .map_err(|e| Disposition::DeadLettered(format!("invalid_payload: {e}")))?;
+        match browser::translate(&received, now) {
+            BrowserOutcome::Send(event) => Ok(Outcome::Send(event)),
+            BrowserOutcome::NoConsent => Err(Disposition::Skipped("consent")),
+            BrowserOutcome::Profile { .. } => Err(Disposition::Skipped("browser_checkout")),
         }
     }
 

@@ -259,12 +259,12 @@ impl<Q: Queue> Ingest<Q> {
             reply
         };
         if request.method == Method::OPTIONS {
-            return with_cors(Reply {
+            return Reply {
                 status: StatusCode::NO_CONTENT,
                 body: String::new(),
                 allow: Some("POST, OPTIONS"),
                 cors: true,
-            });
+            };
         }
         if request.method != Method::POST {
             let mut reply = self.reject(Rejection::MethodNotAllowed, None, started);
@@ -317,12 +317,12 @@ impl<Q: Queue> Ingest<Q> {
         match result {
             Ok(()) => {
                 self.metrics.count(names::BROWSER_EVENTS_ENQUEUED, None, 1);
-                with_cors(Reply {
+                Reply {
                     status: StatusCode::ACCEPTED,
                     body: json!({ "status": "accepted" }).to_string(),
                     allow: None,
                     cors: true,
-                })
+                }
             }
             Err(e) => with_cors(self.reject(e, Some(&metadata), started)),
         }
@@ -401,5 +401,101 @@ impl<Q: Queue> Ingest<Q> {
             ),
         }
         Reply::error(status, &rejection.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::queue::{EncodedMessage, MAX_MESSAGE_BYTES, attr};
+
+    #[derive(Clone, Default)]
+    struct Recording(Arc<Mutex<Vec<EncodedMessage>>>);
+
+    impl Queue for Recording {
+        async fn send(&self, message: &EncodedMessage) -> Result<(), QueueError> {
+            self.0.lock().unwrap().push(message.clone());
+            Ok(())
+        }
+    }
+
+    fn ingest(queue: Recording) -> Ingest<Recording> {
+        Ingest::new(
+            queue,
+            IngestConfig {
+                secrets: WebhookSecrets::from_comma_separated("s"),
+                allowed_shops: Some(["example.myshopify.com".to_owned()].into()),
+                max_message_bytes: MAX_MESSAGE_BYTES,
+                order_delay: Duration::ZERO,
+            },
+            Metrics::in_memory("test"),
+        )
+    }
+
+    fn browser_body(shop: &str) -> Vec<u8> {
+        json!({"v": 1, "shop": shop, "event": "page_visit", "event_id": "e-1",
+               "timestamp": "2026-11-29T08:00:00Z", "consent": {"marketing": true}})
+        .to_string()
+        .into_bytes()
+    }
+
+    async fn call(ingest: &Ingest<Recording>, method: Method, body: &[u8]) -> Reply {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::USER_AGENT, "Mozilla/5.0".parse().unwrap());
+        let request = Request {
+            method: &method,
+            path: BROWSER_PATH,
+            headers: &headers,
+            body,
+            source_ip: "203.0.113.7".parse().ok(),
+        };
+        ingest.handle(request, Utc::now()).await
+    }
+
+    #[tokio::test]
+    async fn browser_preflight_answers_cors_for_origin_null() {
+        let reply = call(&ingest(Recording::default()), Method::OPTIONS, b"").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        assert!(
+            reply
+                .headers()
+                .contains(&("access-control-allow-origin", "*"))
+        );
+    }
+
+    #[tokio::test]
+    async fn browser_events_are_enqueued_with_the_ip_and_agent_of_the_request() {
+        let queue = Recording::default();
+        let reply = call(
+            &ingest(queue.clone()),
+            Method::POST,
+            &browser_body("example.myshopify.com"),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        assert!(reply.cors);
+        let sent = queue.0.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].attributes[attr::SOURCE], "browser");
+        assert_eq!(sent[0].attributes[attr::TOPIC], "browser/page_visit");
+        let received: ReceivedBrowserEvent = serde_json::from_str(&sent[0].body).unwrap();
+        assert_eq!(received.client_ip, "203.0.113.7".parse().ok());
+        assert_eq!(received.user_agent.as_deref(), Some("Mozilla/5.0"));
+    }
+
+    #[tokio::test]
+    async fn browser_events_outside_the_format_or_allow_list_are_refused() {
+        let queue = Recording::default();
+        let ingest = ingest(queue.clone());
+        let reply = call(&ingest, Method::POST, b"{\"v\":1}").await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert!(reply.cors);
+        let reply = call(&ingest, Method::POST, &browser_body("evil.myshopify.com")).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        let reply = call(&ingest, Method::GET, b"").await;
+        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(queue.0.lock().unwrap().is_empty());
     }
 }
