@@ -51,6 +51,10 @@ package:
 	PATH=$(PKGENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 sam build --parameter-overrides Architecture=$(ARCH)
 	scripts/check_package.sh
 
+## Bounded fuzzing of translate, envelope decoding and the browser parser (FUZZ_SECONDS each).
+fuzz:
+	scripts/fuzz.sh
+
 clean:
 	$(CARGO) clean
 	rm -rf .aws-sam

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
 # The browser endpoint's parser target (browser_event) joins this list when the lead adds it.
-ALL_TARGETS=(translate envelope_decode)
+ALL_TARGETS=(translate envelope_decode browser_event)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 export RUSTC_BOOTSTRAP=1
