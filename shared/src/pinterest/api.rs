@@ -40,7 +40,8 @@ pub enum ConversionsApiError {
     /// The request timed out or the connection failed before an answer.
     #[error("could not reach Pinterest ({0}); the events will be retried with backoff")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// 401/403: the access token is missing, revoked, or lacks a role on the ad account.
+    /// 401/403/404: the access token is missing, revoked, or lacks a role on the ad account, or the
+    /// ad account id is wrong.
     #[error(
         "Pinterest refused the access token (HTTP {status}: {message}); generate a conversion access token in Ads Manager for ad account PINTEREST_AD_ACCOUNT_ID and update PINTEREST_ACCESS_TOKEN or its secret; events are kept and retried"
     )]

@@ -127,7 +127,8 @@ impl ConversionsApi for PinterestHttp {
                 .and_then(|e| e.details)
                 .map(|d| d.events)
                 .ok_or_else(|| ConversionsApiError::UnexpectedResponse(message()))?,
-            401 | 403 => {
+            // 404 means a wrong ad account id: a configuration error like a bad token, kept for retry.
+            401 | 403 | 404 => {
                 return Err(ConversionsApiError::Unauthorized {
                     status,
                     message: message(),
