@@ -3,7 +3,6 @@
 //!
 //! The HMAC covers the exact bytes, trailing newline included: sign the file you send.
 
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,18 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("error: --secret is empty; pass the app's client secret");
         return Ok(ExitCode::from(INVALID));
     }
-    let body = match &args.file {
-        Some(path) => {
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-        }
-        None => {
-            let mut body = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut body)
-                .map(|_| body)
-                .map_err(|e| format!("cannot read standard input: {e}"))
-        }
-    };
+    let body = crate::translate::read_body(args.file.as_deref());
     match body {
         Ok(body) => {
             println!("{}", pinrelay::shopify::sign(args.secret.as_bytes(), &body));

@@ -143,7 +143,8 @@ fn describe(request: &ComplianceRequest) -> String {
     }
 }
 
-fn read_body(file: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
+/// Reads the raw body from a file, or standard input when none is given (shared with `sign`).
+pub(crate) fn read_body(file: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
     match file {
         Some(path) => {
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
