@@ -43,6 +43,15 @@ pub struct SqliteIdempotencyStore {
 
 type Row = (String, String, i64, Option<i64>);
 
+/// Reads one record row by key, expired or not.
+fn select_record(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Row>> {
+    conn.prepare_cached(
+        "SELECT id, status, expiration, in_progress_expiration FROM idempotency WHERE id = ?1",
+    )?
+    .query_row(params![id], read_row)
+    .optional()
+}
+
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
 }
@@ -127,12 +136,7 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 if acquired {
                     return Ok(None);
                 }
-                conn.prepare_cached(
-                    "SELECT id, status, expiration, in_progress_expiration
-                     FROM idempotency WHERE id = ?1",
-                )?
-                .query_row(params![id], read_row)
-                .optional()
+                select_record(conn, &id)
             })
             .await?;
         let Some(row) = row else {
@@ -184,14 +188,7 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         let id = key.as_str().to_owned();
         let row = self
             .db
-            .call(false, move |conn| {
-                conn.prepare_cached(
-                    "SELECT id, status, expiration, in_progress_expiration
-                     FROM idempotency WHERE id = ?1",
-                )?
-                .query_row(params![id], read_row)
-                .optional()
-            })
+            .call(false, move |conn| select_record(conn, &id))
             .await?;
         row.map(|row| to_record(key, row)).transpose()
     }
