@@ -121,8 +121,8 @@ def main() -> int:
         log_path = Path(tmp) / "serve.log"
         env = dict(os.environ, SHOPIFY_WEBHOOK_SECRETS=SECRET, PINTEREST_ACCESS_TOKEN=TOKEN,
                    PINTEREST_AD_ACCOUNT_ID=ACCOUNT, PINTEREST_API_URL=fake.url,
-                   RUST_LOG=args.log_level)
-        for key in ("ORDER_DELAY_SECONDS", "SHOPIFY_SHOP_DOMAINS", "PINTEREST_TEST_MODE"):
+                   RUST_LOG=args.log_level, ORDER_DELAY_SECONDS="0")
+        for key in ("SHOPIFY_SHOP_DOMAINS", "PINTEREST_TEST_MODE", "ORDER_CONSENT_POLICY"):
             env.pop(key, None)
         with open(log_path, "wb") as log:
             server = subprocess.Popen(

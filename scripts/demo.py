@@ -44,7 +44,7 @@ CLEARED_ENV = [
     "PINTEREST_ACCESS_TOKEN", "PINTEREST_AD_ACCOUNT_ID", "PINTEREST_API_URL", "PINTEREST_TEST_MODE",
     "SHOPIFY_SHOP_DOMAINS", "ORDER_DELAY_SECONDS", "EVENT_ID_TEMPLATE", "STORE_URL",
     "INCLUDE_TEST_ORDERS", "SEND_POS_ORDERS", "VALUE_SOURCE", "CONTENT_ID", "MAX_RECEIVE_COUNT",
-    "PINRELAY_RETRY_BASE_MS", "PINRELAY_VISIBILITY_TIMEOUT_MS",
+    "PINRELAY_RETRY_BASE_MS", "PINRELAY_VISIBILITY_TIMEOUT_MS", "ORDER_CONSENT_POLICY",
 ]
 
 # What each delivery should become, by topic (and source file for the two orders/create).
@@ -222,6 +222,8 @@ def main() -> int:
         log_path = Path(tmp) / "serve.log"
         env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
         env["SHOPIFY_WEBHOOK_SECRETS"] = SECRET
+        # Orders are dispatched at once: the demo has no storefront pixel to wait for (default 60 s).
+        env["ORDER_DELAY_SECONDS"] = "0"
         env.setdefault("RUST_LOG", "info")
         say("== pinrelay demo: the whole relay on this machine, dry run (nothing leaves it) ==")
         say(f"starting: pinrelay serve --listen 127.0.0.1:0 --data-dir {data_dir}")

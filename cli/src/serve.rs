@@ -138,13 +138,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         options: config::mapping_options()?,
         retry_base: Duration::from_millis(args.retry_base_ms.max(1)),
         max_receive_count,
+        order_consent_policy: config::order_consent_policy()?,
         ..DispatchConfig::default()
     };
     let ingest_config = IngestConfig {
         secrets,
         allowed_shops: config::allowed_shops(),
         max_message_bytes: MAX_MESSAGE_BYTES,
-        order_delay: config::seconds(keys::ORDER_DELAY_SECONDS, 0)?,
+        order_delay: config::seconds(
+            keys::ORDER_DELAY_SECONDS,
+            config::DEFAULT_ORDER_DELAY_SECONDS,
+        )?,
     };
 
     let db = SqliteDatabase::open_in(&args.data_dir)?;

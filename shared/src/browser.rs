@@ -260,9 +260,9 @@ pub fn parse(body: &[u8]) -> Result<BrowserEvent, BrowserEventError> {
     }
     match (&event.event, &event.order) {
         (BrowserEventName::Checkout, Some(order)) => {
-            if order.order_id.is_empty()
-                || order.order_id.len() > 20
-                || !order.order_id.bytes().all(|b| b.is_ascii_digit())
+            // A positive decimal that fits a Shopify id (u64); no sign, no spaces.
+            if !order.order_id.bytes().all(|b| b.is_ascii_digit())
+                || !order.order_id.parse::<u64>().is_ok_and(|id| id > 0)
             {
                 return Err(BrowserEventError::Field("order.order_id"));
             }
@@ -293,6 +293,10 @@ pub struct Profile {
     /// Consent at checkout.
     #[serde(default)]
     pub consent: Consent,
+    /// SHA-256 of the checkout token the pixel saw: the order's webhook must carry the same token
+    /// for the profile to apply, so a forged browser event cannot alter someone else's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout_token_sha256: Option<String>,
 }
 
 /// What dispatch does with a browser event.
@@ -305,7 +309,7 @@ pub enum BrowserOutcome {
         /// The order id.
         order_id: u64,
         /// What to record.
-        profile: Profile,
+        profile: Box<Profile>,
     },
     /// Marketing consent was not given: send nothing.
     NoConsent,
@@ -314,9 +318,7 @@ pub enum BrowserOutcome {
 /// Turns a received browser event into a Pinterest event or a profile.
 pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> BrowserOutcome {
     let e = &received.event;
-    if e.consent.marketing != Some(true) {
-        return BrowserOutcome::NoConsent;
-    }
+    let consented = e.consent.marketing == Some(true);
     let client_ip = received.client_ip.map(|ip| ip.to_string());
     if e.event == BrowserEventName::Checkout {
         let order_id = e
@@ -324,16 +326,36 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
             .as_ref()
             .and_then(|o| o.order_id.parse::<u64>().ok())
             .unwrap_or_default();
-        return BrowserOutcome::Profile {
-            order_id,
-            profile: Profile {
+        let checkout_token_sha256 = e
+            .order
+            .as_ref()
+            .and_then(|o| o.checkout_token.as_deref())
+            .map(normalize::sha256_hex);
+        // Without marketing consent only the refusal itself is kept, so the order webhook can
+        // honour it; nothing that identifies the shopper is stored.
+        let profile = if consented {
+            Profile {
                 click_id: e.click_id.clone(),
                 client_ip,
                 user_agent: received.user_agent.clone(),
                 utm: e.utm.clone(),
                 consent: e.consent,
-            },
+                checkout_token_sha256,
+            }
+        } else {
+            Profile {
+                consent: e.consent,
+                checkout_token_sha256,
+                ..Profile::default()
+            }
         };
+        return BrowserOutcome::Profile {
+            order_id,
+            profile: Box::new(profile),
+        };
+    }
+    if !consented {
+        return BrowserOutcome::NoConsent;
     }
     let custom = e.custom.as_ref().map(|c| CustomData {
         currency: c.currency.clone(),
@@ -460,6 +482,29 @@ mod tests {
     }
 
     #[test]
+    fn a_browser_checkout_without_consent_keeps_only_the_refusal() {
+        let b = body(json!({"event": "checkout", "event_id": "450789469",
+                            "consent": {"marketing": false, "sale_of_data": false},
+                            "order": {"order_id": "450789469", "checkout_token": "t"}}));
+        let BrowserOutcome::Profile { order_id, profile } = translate(&received(&b), now()) else {
+            panic!("expected a profile");
+        };
+        assert_eq!(order_id, 450_789_469);
+        assert_eq!(
+            *profile,
+            Profile {
+                consent: Consent {
+                    marketing: Some(false),
+                    sale_of_data: Some(false),
+                    analytics: None,
+                },
+                checkout_token_sha256: Some(normalize::sha256_hex("t")),
+                ..Profile::default()
+            }
+        );
+    }
+
+    #[test]
     fn refused_sale_of_data_marks_the_event_ldp() {
         let b = body(json!({"consent": {"marketing": true, "sale_of_data": false}}));
         let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
@@ -503,6 +548,9 @@ mod tests {
             body(json!({"event": "checkout"})),
             body(json!({"event": "checkout", "order": {"order_id": "gid://shopify/Order/1"}})),
             body(json!({"order": {"order_id": "1"}})),
+            body(json!({"event": "checkout", "order": {"order_id": "0"}})),
+            body(json!({"event": "checkout", "order": {"order_id": "18446744073709551616"}})),
+            body(json!({"event": "checkout", "order": {"order_id": "+1"}})),
             b"not json".to_vec(),
         ];
         for case in cases {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::mapping::{ContentIdSource, Options, ValueSource};
+use crate::profile::ConsentPolicy;
 
 /// Environment variable names.
 pub mod keys {
@@ -48,7 +49,12 @@ pub mod keys {
     pub const CONTENT_ID: &str = "CONTENT_ID";
     /// Receives before the queue dead-letters a message (default 5, as in the template).
     pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
+    /// `opt_out` (default) or `skip`: orders whose shopper refused marketing consent.
+    pub const ORDER_CONSENT_POLICY: &str = "ORDER_CONSENT_POLICY";
 }
+
+/// Default of `ORDER_DELAY_SECONDS`: time for the pixel's checkout to be recorded before the order.
+pub const DEFAULT_ORDER_DELAY_SECONDS: u64 = 60;
 
 /// A variable is set to a value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +131,21 @@ pub fn allowed_shops() -> Option<HashSet<String>> {
             .filter(|s| !s.is_empty())
             .collect()
     })
+}
+
+/// Reads `ORDER_CONSENT_POLICY`, default [`ConsentPolicy::OptOut`].
+///
+/// # Errors
+/// [`InvalidVar`].
+pub fn order_consent_policy() -> Result<ConsentPolicy, InvalidVar> {
+    match var(keys::ORDER_CONSENT_POLICY) {
+        None => Ok(ConsentPolicy::default()),
+        Some(v) => ConsentPolicy::parse(&v).ok_or(InvalidVar {
+            key: keys::ORDER_CONSENT_POLICY,
+            value: v,
+            expected: "opt_out or skip",
+        }),
+    }
 }
 
 /// Reads the mapping [`Options`].

@@ -1,9 +1,10 @@
 //! [`Dispatcher`]: queue messages to Pinterest events, exactly once. Shared by the dispatch Lambda
 //! and `pinrelay serve`.
 //!
-//! For each batch: decode and translate every message on its own, claim each event's
-//! idempotency key, send the claimed events in as few requests as possible, then complete, release
-//! or dead-letter per event. The result names the messages to retry (batch item failures); every
+//! For each batch: decode and translate every message on its own, record the shopper profiles of
+//! browser checkouts, claim each event's idempotency key, enrich claimed order checkouts from their
+//! profiles, send them in as few requests as possible, then complete, release or dead-letter per
+//! event. The result names the messages to retry (batch item failures); every
 //! other message is settled: sent, deduplicated, skipped for a stated reason, or dead-lettered with
 //! its reason.
 
@@ -13,11 +14,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 
-use crate::browser::{self, BrowserOutcome, ReceivedBrowserEvent};
+use crate::browser::{self, BrowserOutcome, Profile, ReceivedBrowserEvent};
 use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
 use crate::mapping::{self, ComplianceRequest, Options, Outcome};
 use crate::metrics::{Metrics, Unit, names};
 use crate::pinterest::{ConversionsApi, ConversionsApiError, Event, EventBatch, EventStatus};
+use crate::profile::{self, Applied, ConsentPolicy, PROFILE_TTL_SECONDS, ProfileStore};
 use crate::queue::{Envelope, Inbox, Received, Source};
 
 /// Store calls in flight at once: a batch may hold thousands of messages, and one connection per
@@ -42,6 +44,8 @@ pub struct DispatchConfig {
     pub max_receive_count: u32,
     /// Events per Pinterest request (at most 1000).
     pub max_batch_events: usize,
+    /// Orders whose shopper refused marketing consent in the browser: opt out or skip.
+    pub order_consent_policy: ConsentPolicy,
 }
 
 impl Default for DispatchConfig {
@@ -54,6 +58,7 @@ impl Default for DispatchConfig {
             retry_max: Duration::from_secs(900),
             max_receive_count: 5,
             max_batch_events: EventBatch::MAX_EVENTS,
+            order_consent_policy: ConsentPolicy::default(),
         }
     }
 }
@@ -69,6 +74,8 @@ pub enum Disposition {
     Skipped(&'static str),
     /// A compliance request was carried out.
     Compliance,
+    /// A browser checkout was recorded as the order's shopper profile.
+    ProfileRecorded,
     /// Moved to the dead-letter queue with this reason.
     DeadLettered(String),
     /// Handed back to the queue for another attempt after the delay.
@@ -102,6 +109,10 @@ pub struct Counts {
     pub compliance: u64,
     /// Auth failures seen.
     pub auth_failures: u64,
+    /// Browser checkouts recorded as profiles.
+    pub profiles_recorded: u64,
+    /// Order checkouts enriched from a profile.
+    pub enriched: u64,
     /// Processed events carrying each identifier: em, ph, click_id, ip+ua, external_id.
     pub with_email: u64,
     /// See `with_email`.
@@ -134,6 +145,19 @@ pub struct Dispatcher<S, A, I> {
     metrics: Metrics,
 }
 
+/// What a message becomes once decoded and translated.
+enum Prepared<'a> {
+    /// An event to claim and send.
+    Send(Box<Pending<'a>>),
+    /// A browser checkout's profile to record.
+    Profile {
+        message: &'a Received,
+        shop: String,
+        order_id: u64,
+        profile: Box<Profile>,
+    },
+}
+
 /// One message whose event is waiting to be sent.
 struct Pending<'a> {
     message: &'a Received,
@@ -141,9 +165,12 @@ struct Pending<'a> {
     event: Event,
     topic: String,
     webhook_id: Option<String>,
+    from_browser: bool,
+    /// The order's `checkout_token`, for an order checkout: its profile must match it.
+    checkout_token: Option<String>,
 }
 
-impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
+impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
     /// Builds the dispatcher.
     pub fn new(store: S, api: A, inbox: I, config: DispatchConfig, metrics: Metrics) -> Self {
         Self {
@@ -176,12 +203,38 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
         let mut report = BatchReport::default();
         report.counts.received = batch.len() as u64;
         let mut pending = Vec::new();
+        let mut profiles = Vec::new();
         for message in batch {
             match self.prepare(message, now).await {
-                Ok(Some(p)) => pending.push(p),
-                Ok(None) => {}
+                Ok(Prepared::Send(p)) => pending.push(*p),
+                Ok(Prepared::Profile {
+                    message,
+                    shop,
+                    order_id,
+                    profile,
+                }) => profiles.push((message, shop, order_id, profile)),
                 Err(d) => self.settle(&mut report, message, d, None).await,
             }
+        }
+
+        // Profiles first, so an order in the same batch already finds its browser checkout.
+        let expires_at = now.timestamp() + PROFILE_TTL_SECONDS;
+        let recorded: Vec<_> =
+            futures::stream::iter(profiles.iter().map(|(_, shop, order_id, profile)| {
+                self.store.put_profile(shop, *order_id, profile, expires_at)
+            }))
+            .buffered(STORE_CONCURRENCY)
+            .collect()
+            .await;
+        for ((message, _, _, _), result) in profiles.iter().zip(recorded) {
+            let d = match result {
+                Ok(()) => Disposition::ProfileRecorded,
+                Err(e) => {
+                    tracing::warn!(message_id = %message.id, error.message = %e, "could not record the shopper profile; will retry");
+                    Disposition::Retry(self.backoff(message.receive_count))
+                }
+            };
+            self.settle(&mut report, message, d, None).await;
         }
 
         // Claim every key at once; a key claimed by someone else is retried later.
@@ -193,10 +246,10 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
         .buffered(STORE_CONCURRENCY)
         .collect()
         .await;
-        let mut to_send = Vec::new();
+        let mut claimed = Vec::new();
         for (p, claim) in pending.into_iter().zip(claims) {
             match claim {
-                Ok(Claim::Acquired) => to_send.push(p),
+                Ok(Claim::Acquired) => claimed.push(p),
                 Ok(Claim::AlreadyCompleted) => {
                     self.settle(&mut report, p.message, Disposition::Deduplicated, Some(&p))
                         .await;
@@ -218,6 +271,8 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
             }
         }
 
+        let to_send = self.enrich(claimed, now, &mut report).await;
+
         let chunk = self
             .config
             .max_batch_events
@@ -236,17 +291,27 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
         report
     }
 
-    /// Decodes and translates one message. `Ok(Some)` has an event to send; `Err` is already
-    /// decided.
+    /// Decodes and translates one message. `Err` is already decided.
     async fn prepare<'a>(
         &self,
         message: &'a Received,
         now: DateTime<Utc>,
-    ) -> Result<Option<Pending<'a>>, Disposition> {
+    ) -> Result<Prepared<'a>, Disposition> {
         let envelope = Envelope::decode(&message.body, &message.attributes, now)
             .map_err(|e| Disposition::DeadLettered(format!("undecodable: {e}")))?;
         let outcome = if envelope.source == Source::Browser {
-            Self::translate_browser(&envelope.body, now)?
+            match Self::translate_browser(&envelope.body, now)? {
+                BrowserOutcome::Send(event) => Outcome::Send(event),
+                BrowserOutcome::NoConsent => return Err(Disposition::Skipped("consent")),
+                BrowserOutcome::Profile { order_id, profile } => {
+                    return Ok(Prepared::Profile {
+                        message,
+                        shop: envelope.metadata.shop_domain.clone(),
+                        order_id,
+                        profile,
+                    });
+                }
+            }
         } else {
             mapping::translate(
                 &envelope.metadata,
@@ -284,27 +349,97 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
                         age / 86_400
                     )));
                 }
-                Ok(Some(Pending {
+                let checkout_token =
+                    if envelope.source != Source::Browser && event.event_name == "checkout" {
+                        checkout_token(&envelope.body)
+                    } else {
+                        None
+                    };
+                Ok(Prepared::Send(Box::new(Pending {
                     message,
                     key,
                     event: *event,
                     topic: envelope.metadata.topic.to_string(),
                     webhook_id: envelope.metadata.webhook_id.clone(),
-                }))
+                    from_browser: envelope.source == Source::Browser,
+                    checkout_token,
+                })))
             }
         }
     }
 
     /// A browser event from the pixel: sent when it has marketing consent. A browser `checkout`
-    /// is never sent (the verified order webhook is the source of truth).
-    fn translate_browser(body: &[u8], now: DateTime<Utc>) -> Result<Outcome, Disposition> {
+    /// is never sent (the verified order webhook is the source of truth); it becomes a profile.
+    fn translate_browser(body: &[u8], now: DateTime<Utc>) -> Result<BrowserOutcome, Disposition> {
         let received: ReceivedBrowserEvent = serde_json::from_slice(body)
             .map_err(|e| Disposition::DeadLettered(format!("invalid_payload: {e}")))?;
-        match browser::translate(&received, now) {
-            BrowserOutcome::Send(event) => Ok(Outcome::Send(event)),
-            BrowserOutcome::NoConsent => Err(Disposition::Skipped("consent")),
-            BrowserOutcome::Profile { .. } => Err(Disposition::Skipped("browser_checkout")),
+        Ok(browser::translate(&received, now))
+    }
+
+    /// Applies each claimed order checkout's shopper profile (see [`profile::apply`]). A profile
+    /// that cannot be read leaves the order as the webhook has it: sending it beats delaying it.
+    /// Returns the events still to send; an order skipped for consent is released and settled.
+    async fn enrich<'a>(
+        &self,
+        claimed: Vec<Pending<'a>>,
+        now: DateTime<Utc>,
+        report: &mut BatchReport,
+    ) -> Vec<Pending<'a>> {
+        let lookups: Vec<_> = futures::stream::iter(claimed.iter().map(|p| async move {
+            let order_id = p
+                .event
+                .custom_data
+                .as_ref()
+                .and_then(|c| c.order_id.as_deref())
+                .and_then(|id| id.parse::<u64>().ok());
+            match order_id {
+                Some(id) if !p.from_browser && p.event.event_name == "checkout" => {
+                    self.store.get_profile(p.key.shop(), id, now).await
+                }
+                _ => Ok(None),
+            }
+        }))
+        .buffered(STORE_CONCURRENCY)
+        .collect()
+        .await;
+        let mut to_send = Vec::with_capacity(claimed.len());
+        for (mut p, lookup) in claimed.into_iter().zip(lookups) {
+            let profile = match lookup {
+                Ok(profile) => profile,
+                Err(e) => {
+                    tracing::warn!(key = %p.key, error.message = %e, "could not read the shopper profile; sending the order without it");
+                    None
+                }
+            };
+            let Some(profile) = profile else {
+                to_send.push(p);
+                continue;
+            };
+            match profile::apply(
+                &mut p.event,
+                p.checkout_token.as_deref(),
+                &profile,
+                self.config.order_consent_policy,
+            ) {
+                Applied::TokenMismatch => {
+                    tracing::warn!(key = %p.key, "the order's browser profile was recorded for another checkout token; ignored (a forged or stale browser event)");
+                    to_send.push(p);
+                }
+                Applied::Send { filled } => {
+                    report.counts.enriched += u64::from(filled > 0);
+                    to_send.push(p);
+                }
+                Applied::Skip => {
+                    if let Err(e) = self.store.release(&p.key).await {
+                        tracing::warn!(key = %p.key, error.message = %e, "could not release the key of an order skipped for consent; its lock expires");
+                    }
+                    tracing::info!(key = %p.key, topic = %p.topic, outcome = "skipped", reason = "consent", "the shopper refused marketing consent and ORDER_CONSENT_POLICY is skip");
+                    self.settle(report, p.message, Disposition::Skipped("consent"), Some(&p))
+                        .await;
+                }
+            }
         }
+        to_send
     }
 
     async fn comply(&self, request: &ComplianceRequest) -> Disposition {
@@ -314,14 +449,32 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
                 customer_id,
                 orders_requested,
             } => {
+                // Profiles are the only personal data pinrelay keeps; say which orders have one.
+                let now = Utc::now();
+                let found = futures::stream::iter(
+                    orders_requested
+                        .iter()
+                        .map(|id| self.store.get_profile(shop_domain, *id, now)),
+                )
+                .buffered(STORE_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await;
+                let with_profile: Vec<u64> = orders_requested
+                    .iter()
+                    .zip(&found)
+                    .filter(|(_, f)| matches!(f, Ok(Some(_))))
+                    .map(|(id, _)| *id)
+                    .collect();
+                let failed = found.iter().filter(|f| f.is_err()).count();
                 tracing::info!(
                     shop = %shop_domain,
                     customer_id,
                     orders = orders_requested.len(),
+                    orders_with_profile = ?with_profile,
                     outcome = "compliance",
-                    "customers/data_request: pinrelay stores no personal data for this customer (idempotency records hold only shop, event name and order-derived event ids)"
+                    "customers/data_request: pinrelay keeps, per order with a profile, the Pinterest click id, IP address, user agent, UTM parameters and consent seen by the storefront pixel, for up to 30 days; idempotency records hold no personal data"
                 );
-                Ok(())
+                if failed == 0 { Ok(()) } else { Err(()) }
             }
             ComplianceRequest::CustomerRedact {
                 shop_domain,
@@ -341,20 +494,34 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
                 }
                 let results =
                     futures::future::join_all(keys.iter().map(|k| self.store.release(k))).await;
-                let failed = results.iter().filter(|r| r.is_err()).count();
+                let profiles = self
+                    .store
+                    .delete_profiles(shop_domain, orders_to_redact)
+                    .await;
+                let failed =
+                    results.iter().filter(|r| r.is_err()).count() + usize::from(profiles.is_err());
                 tracing::info!(
                     shop = %shop_domain,
                     records = keys.len(),
+                    profiles = orders_to_redact.len(),
                     failed,
                     outcome = "compliance",
-                    "customers/redact: deleted the customer's idempotency records"
+                    "customers/redact: deleted the customer's idempotency records and order profiles"
                 );
                 if failed == 0 { Ok(()) } else { Err(()) }
             }
             ComplianceRequest::ShopRedact { shop_domain } => {
-                match self.store.delete_shop(shop_domain).await {
-                    Ok(n) => {
-                        tracing::info!(shop = %shop_domain, records = n, outcome = "compliance", "shop/redact: deleted every record of the shop");
+                let deleted = match self.store.delete_shop(shop_domain).await {
+                    Ok(records) => self
+                        .store
+                        .delete_shop_profiles(shop_domain)
+                        .await
+                        .map(|profiles| (records, profiles)),
+                    Err(e) => Err(e),
+                };
+                match deleted {
+                    Ok((records, profiles)) => {
+                        tracing::info!(shop = %shop_domain, records, profiles, outcome = "compliance", "shop/redact: deleted every record and profile of the shop");
                         Ok(())
                     }
                     Err(e) => {
@@ -496,6 +663,7 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
             Disposition::Deduplicated => c.deduplicated += 1,
             Disposition::Skipped(reason) => *c.skipped.entry(reason).or_default() += 1,
             Disposition::Compliance => c.compliance += 1,
+            Disposition::ProfileRecorded => c.profiles_recorded += 1,
             Disposition::DeadLettered(reason) => {
                 let label = reason_label(reason);
                 if label == "expired" {
@@ -561,6 +729,8 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
                 count(names::MATCH_CLICK_ID, c.with_click_id),
                 count(names::MATCH_IP_UA, c.with_ip_ua),
                 count(names::MATCH_EXTERNAL_ID, c.with_external_id),
+                count(names::PROFILES_RECORDED, c.profiles_recorded),
+                count(names::ORDERS_ENRICHED, c.enriched),
             ],
         );
         for (reason, n) in &c.skipped {
@@ -571,6 +741,18 @@ impl<S: IdempotencyStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
                 .count(names::EVENTS_DEAD_LETTERED, Some(reason), *n);
         }
     }
+}
+
+/// The `checkout_token` of an order payload, read on its own (the typed order has no use for it).
+fn checkout_token(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Token {
+        checkout_token: Option<String>,
+    }
+    serde_json::from_slice::<Token>(body)
+        .ok()
+        .and_then(|t| t.checkout_token)
+        .filter(|t| !t.is_empty())
 }
 
 fn count_match(c: &mut Counts, event: &Event, late: bool) {

@@ -57,6 +57,10 @@ pub mod names {
     pub const MATCH_IP_UA: &str = "MatchIpUserAgent";
     /// Sent events with a hashed external id.
     pub const MATCH_EXTERNAL_ID: &str = "MatchExternalId";
+    /// Browser checkouts recorded as shopper profiles.
+    pub const PROFILES_RECORDED: &str = "ProfilesRecorded";
+    /// Order checkouts that gained a click id, IP or user agent from a profile.
+    pub const ORDERS_ENRICHED: &str = "OrdersEnriched";
 }
 
 /// A CloudWatch unit.

@@ -3,6 +3,7 @@
 //!
 //! The [`ProfileStore`] port is implemented by the idempotency adapters (DynamoDB: the same table
 //! under the key prefix `order#`; SQLite: a `profiles` table), so one store serves both.
+//! [`apply`] is the pure rule that turns an order's profile into changes to its `checkout` event.
 
 use std::future::Future;
 
@@ -10,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::browser::Profile;
 use crate::idempotency::StoreError;
+use crate::pinterest::{CustomData, Event, normalize};
 
 /// Profiles are kept 30 days: long enough for any order webhook delay, short for privacy.
 pub const PROFILE_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
@@ -69,6 +71,112 @@ pub trait ProfileStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
+/// What to do with an order whose shopper refused marketing consent in the browser
+/// (`ORDER_CONSENT_POLICY`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConsentPolicy {
+    /// Send the order with `opt_out: true`: Pinterest counts the conversion but does not use it
+    /// for targeting (the default).
+    #[default]
+    OptOut,
+    /// Send nothing for the order (skip reason `consent`).
+    Skip,
+}
+
+impl ConsentPolicy {
+    /// Reads `opt_out` or `skip`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "opt_out" => Some(Self::OptOut),
+            "skip" => Some(Self::Skip),
+            _ => None,
+        }
+    }
+}
+
+/// What [`apply`] decided for an order's `checkout` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The profile's checkout token is not the order's: it was ignored (a forged or stale browser
+    /// event); send the order as the webhook has it.
+    TokenMismatch,
+    /// Send the event; `filled` counts the identifiers (click id, IP, user agent) the profile
+    /// added.
+    Send {
+        /// Identifiers added from the profile.
+        filled: u8,
+    },
+    /// The shopper refused marketing consent and the policy is [`ConsentPolicy::Skip`].
+    Skip,
+}
+
+/// Applies an order's browser profile to its server-side `checkout` event. Pure.
+///
+/// - When the order has a `checkout_token`, the profile applies only if it was recorded with the
+///   same token (the browser endpoint is unauthenticated; the token is known only to the
+///   shopper's browser and Shopify). Otherwise [`Applied::TokenMismatch`] and nothing changes.
+/// - Marketing refused: [`ConsentPolicy::OptOut`] sets `opt_out: true` and adds nothing;
+///   [`ConsentPolicy::Skip`] skips the order.
+/// - Otherwise the profile fills `click_id`, `client_ip_address` and `client_user_agent` where the
+///   webhook had none (the webhook's own values win).
+/// - Sale of data refused by a US buyer (hashed `country` is `us`) adds `LDP` to
+///   `custom_data.opt_out_type`, with the buyer's `st` already in `user_data`.
+/// - Unknown consent (`None`) changes nothing about consent.
+pub fn apply(
+    event: &mut Event,
+    order_checkout_token: Option<&str>,
+    profile: &Profile,
+    policy: ConsentPolicy,
+) -> Applied {
+    if let Some(token) = order_checkout_token
+        && profile.checkout_token_sha256.as_deref() != Some(normalize::sha256_hex(token).as_str())
+    {
+        return Applied::TokenMismatch;
+    }
+    let mut filled = 0;
+    if profile.consent.marketing == Some(false) {
+        if policy == ConsentPolicy::Skip {
+            return Applied::Skip;
+        }
+        event.opt_out = Some(true);
+    } else {
+        let u = &mut event.user_data;
+        for (slot, value) in [
+            (&mut u.click_id, &profile.click_id),
+            (&mut u.client_ip_address, &profile.client_ip),
+            (&mut u.client_user_agent, &profile.user_agent),
+        ] {
+            if slot.is_none() && value.is_some() {
+                slot.clone_from(value);
+                filled += 1;
+            }
+        }
+    }
+    if profile.consent.sale_of_data == Some(false) && is_us_buyer(event) {
+        add_opt_out_type(event, "LDP");
+    }
+    Applied::Send { filled }
+}
+
+/// True when the event's hashed country is the United States.
+fn is_us_buyer(event: &Event) -> bool {
+    let us = normalize::sha256_hex("us");
+    event.user_data.country.contains(&us)
+}
+
+/// Adds a flag to the comma-separated `custom_data.opt_out_type`, once.
+fn add_opt_out_type(event: &mut Event, flag: &str) {
+    let custom = event.custom_data.get_or_insert_with(CustomData::default);
+    match &mut custom.opt_out_type {
+        Some(types) if types.split(',').any(|t| t.trim() == flag) => {}
+        Some(types) => {
+            types.push(',');
+            types.push_str(flag);
+        }
+        None => custom.opt_out_type = Some(flag.to_owned()),
+    }
+}
+
 /// Checks every [`ProfileStore`] adapter must pass (SQLite in unit tests, DynamoDB on moto).
 #[doc(hidden)]
 pub mod contract {
@@ -78,6 +186,43 @@ pub mod contract {
 
     use super::{Profile, ProfileStore};
     use crate::browser::Consent;
+    use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
+
+    /// Records and profiles share a table in both adapters: each deletion touches only its kind.
+    pub async fn records_and_profiles_are_kept_apart<S: ProfileStore + IdempotencyStore>(
+        store: &S,
+    ) {
+        let now = Utc::now();
+        let shop = "apart.myshopify.com";
+        let key = IdempotencyKey::new(shop, "checkout", "5").unwrap_or_else(|_| unreachable!());
+        let claim = store
+            .put_in_progress(&key, now, now + Duration::seconds(60))
+            .await;
+        assert!(matches!(claim, Ok(Claim::Acquired)));
+        let expires = (now + Duration::days(1)).timestamp();
+        assert!(
+            store
+                .put_profile(shop, 5, &Profile::default(), expires)
+                .await
+                .is_ok()
+        );
+        assert_eq!(store.delete_shop(shop).await.ok(), Some(1), "records only");
+        assert!(
+            store
+                .get_profile(shop, 5, now)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        );
+        assert!(store.put_in_progress(&key, now, now).await.is_ok());
+        assert_eq!(
+            store.delete_shop_profiles(shop).await.ok(),
+            Some(1),
+            "profiles only"
+        );
+        assert!(matches!(store.get(&key).await, Ok(Some(_))));
+    }
 
     pub async fn run_all<S: ProfileStore>(store: &S) {
         let now = Utc
@@ -128,5 +273,177 @@ pub mod contract {
                 .flatten()
                 .is_some()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::browser::Consent;
+    use crate::pinterest::{ActionSource, UserData};
+
+    fn order(country: &str, ip: Option<&str>) -> Event {
+        Event {
+            event_name: "checkout".into(),
+            action_source: ActionSource::Web,
+            event_time: 1_764_403_200,
+            event_id: "450789469".into(),
+            event_source_url: None,
+            opt_out: None,
+            user_data: UserData {
+                em: vec![normalize::sha256_hex("bob@example.com")],
+                country: vec![normalize::sha256_hex(country)],
+                client_ip_address: ip.map(str::to_owned),
+                ..UserData::default()
+            },
+            custom_data: Some(CustomData {
+                value: Some("10.00".into()),
+                currency: Some("USD".into()),
+                ..CustomData::default()
+            }),
+            language: None,
+        }
+    }
+
+    fn profile(marketing: Option<bool>, sale_of_data: Option<bool>) -> Profile {
+        Profile {
+            click_id: Some("dj0yJnU9".into()),
+            client_ip: Some("203.0.113.7".into()),
+            user_agent: Some("Mozilla/5.0".into()),
+            consent: Consent {
+                marketing,
+                sale_of_data,
+                analytics: None,
+            },
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn fills_only_the_identifiers_the_webhook_lacks() {
+        let mut event = order("us", Some("198.51.100.1"));
+        let applied = apply(
+            &mut event,
+            None,
+            &profile(Some(true), Some(true)),
+            ConsentPolicy::OptOut,
+        );
+        assert_eq!(applied, Applied::Send { filled: 2 });
+        let u = &event.user_data;
+        assert_eq!(u.click_id.as_deref(), Some("dj0yJnU9"));
+        assert_eq!(
+            u.client_ip_address.as_deref(),
+            Some("198.51.100.1"),
+            "the webhook wins"
+        );
+        assert_eq!(u.client_user_agent.as_deref(), Some("Mozilla/5.0"));
+        assert_eq!(event.opt_out, None);
+        assert_eq!(event.custom_data.and_then(|c| c.opt_out_type), None);
+    }
+
+    #[test]
+    fn refused_marketing_opts_the_order_out_or_skips_it() {
+        let refused = Profile {
+            consent: Consent {
+                marketing: Some(false),
+                ..Consent::default()
+            },
+            ..Profile::default()
+        };
+        let mut event = order("us", None);
+        assert_eq!(
+            apply(&mut event, None, &refused, ConsentPolicy::OptOut),
+            Applied::Send { filled: 0 }
+        );
+        assert_eq!(event.opt_out, Some(true));
+        let mut event = order("us", None);
+        assert_eq!(
+            apply(&mut event, None, &refused, ConsentPolicy::Skip),
+            Applied::Skip
+        );
+    }
+
+    #[test]
+    fn refused_marketing_never_adds_identifiers_even_if_stored() {
+        let mut event = order("us", None);
+        apply(
+            &mut event,
+            None,
+            &profile(Some(false), None),
+            ConsentPolicy::OptOut,
+        );
+        assert_eq!(event.user_data.click_id, None);
+        assert_eq!(event.user_data.client_ip_address, None);
+    }
+
+    #[test]
+    fn refused_sale_of_data_marks_us_buyers_ldp_once() {
+        let mut event = order("us", None);
+        apply(
+            &mut event,
+            None,
+            &profile(Some(true), Some(false)),
+            ConsentPolicy::OptOut,
+        );
+        apply(
+            &mut event,
+            None,
+            &profile(Some(true), Some(false)),
+            ConsentPolicy::OptOut,
+        );
+        assert_eq!(
+            event.custom_data.and_then(|c| c.opt_out_type).as_deref(),
+            Some("LDP")
+        );
+        let mut event = order("fr", None);
+        apply(
+            &mut event,
+            None,
+            &profile(Some(true), Some(false)),
+            ConsentPolicy::OptOut,
+        );
+        assert_eq!(event.custom_data.and_then(|c| c.opt_out_type), None);
+    }
+
+    #[test]
+    fn a_profile_applies_only_with_the_orders_checkout_token() {
+        let recorded = Profile {
+            checkout_token_sha256: Some(normalize::sha256_hex("bd5a8aa1")),
+            ..profile(Some(true), None)
+        };
+        let mut event = order("us", None);
+        assert_eq!(
+            apply(
+                &mut event,
+                Some("bd5a8aa1"),
+                &recorded,
+                ConsentPolicy::OptOut
+            ),
+            Applied::Send { filled: 3 }
+        );
+        for forged in [
+            profile(Some(false), None),
+            Profile {
+                checkout_token_sha256: Some(normalize::sha256_hex("guess")),
+                ..profile(Some(false), None)
+            },
+        ] {
+            let mut event = order("us", None);
+            let before = event.clone();
+            assert_eq!(
+                apply(&mut event, Some("bd5a8aa1"), &forged, ConsentPolicy::Skip),
+                Applied::TokenMismatch
+            );
+            assert_eq!(event, before);
+        }
+    }
+
+    #[test]
+    fn unknown_consent_sends_the_order_normally() {
+        let mut event = order("us", None);
+        let applied = apply(&mut event, None, &profile(None, None), ConsentPolicy::Skip);
+        assert_eq!(applied, Applied::Send { filled: 3 });
+        assert_eq!(event.opt_out, None);
+        assert_eq!(event.custom_data.and_then(|c| c.opt_out_type), None);
     }
 }

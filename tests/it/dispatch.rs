@@ -15,6 +15,7 @@ use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::idempotency::{IdempotencyKey, IdempotencyStore, Status};
 use pinrelay::metrics::{Metrics, names};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
+use pinrelay::profile::{ConsentPolicy, ProfileStore};
 use pinrelay::queue::sqs::{SqsInbox, SqsQueue, received_from_message};
 use pinrelay::queue::{Envelope, MAX_MESSAGE_BYTES, Queue, Received, Source, attr};
 use pinrelay::shopify::{Topic, WebhookMetadata};
@@ -731,4 +732,259 @@ async fn test_mode_marks_every_request() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].test.as_deref(), Some("true"));
     assert_eq!(requests[0].ad_account_id, AD_ACCOUNT_ID);
+}
+
+// ---- shopper profiles: the storefront pixel's checkout enriches the verified order -------------
+
+/// The fixture order's checkout token, which the pixel sees as `checkout.token`.
+const CHECKOUT_TOKEN: &str = "bd5a8aa1ecd019dd3520ff791ee3a24c";
+const BROWSER_IP: &str = "203.0.113.7";
+const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0";
+
+/// A browser `checkout` for `order_id` as ingest enqueues it (source `browser`).
+fn browser_checkout(order_id: u64, consent: Value, token: &str, now: DateTime<Utc>) -> Envelope {
+    let received = json!({
+        "event": {
+            "v": 1,
+            "shop": SHOP,
+            "event": "checkout",
+            "event_id": order_id.to_string(),
+            "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "client_id": "client-7",
+            "page_url": "https://shop.example/checkouts/c/abc/thank-you",
+            "click_id": "dj0yJnU9browser",
+            "utm": {"source": "pinterest"},
+            "consent": consent,
+            "order": {"order_id": order_id.to_string(), "checkout_token": token}
+        },
+        "client_ip": BROWSER_IP,
+        "user_agent": BROWSER_UA
+    });
+    Envelope {
+        source: Source::Browser,
+        metadata: WebhookMetadata {
+            topic: "browser/checkout".parse().unwrap(),
+            shop_domain: SHOP.to_owned(),
+            webhook_id: None,
+            event_id: Some(order_id.to_string()),
+            triggered_at: None,
+            api_version: None,
+        },
+        received_at: now,
+        body: serde_json::to_vec(&received).unwrap(),
+    }
+}
+
+impl World {
+    async fn enqueue_envelope(&self, envelope: Envelope) {
+        let message = envelope.encode(MAX_MESSAGE_BYTES, Duration::ZERO).unwrap();
+        SqsQueue::new(self.env.sqs.clone(), &self.env.queue_url)
+            .send(&message)
+            .await
+            .unwrap();
+    }
+
+    /// The one event the fake accepted with this id.
+    fn accepted(&self, event_id: &str) -> Value {
+        let events: Vec<Value> = self
+            .fake
+            .accepted_events()
+            .into_iter()
+            .filter(|e| e["event_id"] == event_id)
+            .collect();
+        assert_eq!(events.len(), 1, "{events:?}");
+        events.into_iter().next().unwrap()
+    }
+
+    async fn profile(&self, order_id: u64) -> Option<pinrelay::browser::Profile> {
+        ProfileStore::get_profile(&self.store(), SHOP, order_id, self.now)
+            .await
+            .unwrap()
+    }
+}
+
+fn consented() -> Value {
+    json!({"marketing": true, "sale_of_data": true, "analytics": true})
+}
+
+#[tokio::test]
+async fn a_browser_checkout_enriches_the_order_with_click_id_ip_and_user_agent() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_envelope(browser_checkout(1001, consented(), CHECKOUT_TOKEN, w.now))
+        .await;
+    let first = w.round(&d, w.now).await;
+    assert_eq!(first.counts.profiles_recorded, 1, "{first:?}");
+    assert!(
+        w.fake.requests().is_empty(),
+        "a browser checkout is never sent"
+    );
+    let stored = w.profile(1001).await.unwrap();
+    assert_eq!(stored.click_id.as_deref(), Some("dj0yJnU9browser"));
+
+    w.enqueue_order(1001, minutes(1)).await;
+    let second = w.round(&d, w.now).await;
+    assert_eq!(second.counts.processed, 1, "{second:?}");
+    assert_eq!(second.counts.enriched, 1);
+    assert_eq!(w.metric(names::ORDERS_ENRICHED), 1.0);
+    let event = w.accepted("1001");
+    assert_eq!(event["event_name"], "checkout");
+    assert_eq!(event["user_data"]["click_id"], "dj0yJnU9browser");
+    assert_eq!(event["user_data"]["client_ip_address"], BROWSER_IP);
+    assert_eq!(event["user_data"]["client_user_agent"], BROWSER_UA);
+    assert!(event.get("opt_out").is_none());
+    assert!(w.fake.schema_errors().is_empty());
+}
+
+#[tokio::test]
+async fn a_browser_checkout_in_the_same_batch_as_its_order_still_enriches_it() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_order(1001, minutes(1)).await;
+    w.enqueue_envelope(browser_checkout(1001, consented(), CHECKOUT_TOKEN, w.now))
+        .await;
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.profiles_recorded, 1, "{report:?}");
+    assert_eq!(report.counts.processed, 1);
+    assert_eq!(
+        w.accepted("1001")["user_data"]["click_id"],
+        "dj0yJnU9browser"
+    );
+}
+
+#[tokio::test]
+async fn an_order_without_a_browser_checkout_is_sent_as_the_webhook_has_it() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_order(1001, minutes(1)).await;
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.processed, 1);
+    assert_eq!(report.counts.enriched, 0);
+    let event = w.accepted("1001");
+    assert!(event["user_data"].get("click_id").is_none(), "{event}");
+}
+
+#[tokio::test]
+async fn a_forged_browser_checkout_with_another_token_changes_nothing() {
+    let w = World::start().await;
+    let d = w.dispatcher_with(DispatchConfig {
+        order_consent_policy: ConsentPolicy::Skip,
+        ..w.config()
+    });
+    w.enqueue_envelope(browser_checkout(
+        1001,
+        json!({"marketing": false}),
+        "guessed-token",
+        w.now,
+    ))
+    .await;
+    w.round(&d, w.now).await;
+    w.enqueue_order(1001, minutes(1)).await;
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.processed, 1, "{report:?}");
+    let event = w.accepted("1001");
+    assert!(event.get("opt_out").is_none(), "{event}");
+    assert!(event["user_data"].get("click_id").is_none());
+}
+
+#[tokio::test]
+async fn refused_marketing_consent_sends_the_order_opted_out_by_default() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_envelope(browser_checkout(
+        1001,
+        json!({"marketing": false, "sale_of_data": false}),
+        CHECKOUT_TOKEN,
+        w.now,
+    ))
+    .await;
+    w.round(&d, w.now).await;
+    let stored = w.profile(1001).await.unwrap();
+    assert_eq!(
+        stored.click_id, None,
+        "nothing identifying is kept without consent"
+    );
+    assert_eq!(stored.client_ip, None);
+
+    w.enqueue_order(1001, minutes(1)).await;
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.processed, 1, "{report:?}");
+    let event = w.accepted("1001");
+    assert_eq!(event["opt_out"], true);
+    assert!(event["user_data"].get("click_id").is_none());
+    // The fixture's buyer is in the US: sale of data refused as well, so LDP.
+    assert_eq!(event["custom_data"]["opt_out_type"], "LDP");
+}
+
+#[tokio::test]
+async fn refused_marketing_consent_skips_the_order_when_the_policy_says_skip() {
+    let w = World::start().await;
+    let d = w.dispatcher_with(DispatchConfig {
+        order_consent_policy: ConsentPolicy::Skip,
+        ..w.config()
+    });
+    w.enqueue_envelope(browser_checkout(
+        1001,
+        json!({"marketing": false}),
+        CHECKOUT_TOKEN,
+        w.now,
+    ))
+    .await;
+    w.round(&d, w.now).await;
+    w.enqueue_order(1001, minutes(1)).await;
+    let report = w.round(&d, w.now).await;
+    assert!(report.batch_item_failures.is_empty(), "{report:?}");
+    assert_eq!(report.counts.skipped.get("consent"), Some(&1));
+    assert!(w.fake.requests().is_empty());
+    assert_eq!(w.status(1001).await, None, "the claim is released");
+    assert!(w.receive().await.is_empty());
+}
+
+#[tokio::test]
+async fn refused_sale_of_data_alone_marks_the_order_ldp_and_still_enriches_it() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_envelope(browser_checkout(
+        1001,
+        json!({"marketing": true, "sale_of_data": false}),
+        CHECKOUT_TOKEN,
+        w.now,
+    ))
+    .await;
+    w.enqueue_order(1001, minutes(1)).await;
+    w.round(&d, w.now).await;
+    let event = w.accepted("1001");
+    assert_eq!(event["custom_data"]["opt_out_type"], "LDP");
+    assert!(event.get("opt_out").is_none());
+    assert_eq!(event["user_data"]["click_id"], "dj0yJnU9browser");
+}
+
+#[tokio::test]
+async fn customers_redact_and_shop_redact_delete_the_profiles() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    for id in [299_938, 280_263, 1003] {
+        w.enqueue_envelope(browser_checkout(id, consented(), CHECKOUT_TOKEN, w.now))
+            .await;
+    }
+    w.round(&d, w.now).await;
+    assert!(w.profile(299_938).await.is_some());
+
+    let mut redact: Value = serde_json::from_slice(&fixture(REDACT_FIXTURE)).unwrap();
+    redact["shop_domain"] = json!(SHOP);
+    w.enqueue(Topic::CustomersRedact, redact).await;
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.compliance, 1, "{report:?}");
+    assert!(w.profile(299_938).await.is_none());
+    assert!(w.profile(280_263).await.is_none());
+    assert!(w.profile(1003).await.is_some(), "another customer's order");
+
+    w.enqueue(
+        Topic::ShopRedact,
+        json!({"shop_id": 954_889, "shop_domain": SHOP}),
+    )
+    .await;
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.compliance, 1, "{report:?}");
+    assert!(w.profile(1003).await.is_none());
 }

@@ -1,4 +1,5 @@
-//! The idempotency store contract ([`pinrelay::idempotency::contract`]) run against
+//! The idempotency and profile store contracts ([`pinrelay::idempotency::contract`],
+//! [`pinrelay::profile::contract`]) run against
 //! [`DynamoDbIdempotencyStore`] on moto, and [`serialized_dynamodb`], which gives moto the
 //! per-request atomicity DynamoDB has.
 //!
@@ -79,6 +80,14 @@ async fn dynamodb_store_passes_the_idempotency_contract() {
     let env = TestEnv::start().await;
     let store = DynamoDbIdempotencyStore::new(serialized_dynamodb(&env).await, &env.table);
     contract::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn dynamodb_store_passes_the_profile_contract() {
+    let env = TestEnv::start().await;
+    let store = DynamoDbIdempotencyStore::new(serialized_dynamodb(&env).await, &env.table);
+    pinrelay::profile::contract::run_all(&store).await;
+    pinrelay::profile::contract::records_and_profiles_are_kept_apart(&store).await;
 }
 
 #[tokio::test]

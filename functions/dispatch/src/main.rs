@@ -10,7 +10,7 @@
 //! Environment: `IDEMPOTENCY_TABLE`, `QUEUE_URL` (the source queue, for visibility changes),
 //! `DEAD_LETTER_QUEUE_URL`, `PINTEREST_API_URL` (default `https://api.pinterest.com`),
 //! `PINTEREST_AD_ACCOUNT_ID`, `PINTEREST_ACCESS_TOKEN` or `PINTEREST_ACCESS_TOKEN_SECRET_ARN`,
-//! `PINTEREST_TEST_MODE`, `MAX_RECEIVE_COUNT`, and the mapping options of
+//! `PINTEREST_TEST_MODE`, `MAX_RECEIVE_COUNT`, `ORDER_CONSENT_POLICY`, and the mapping options of
 //! [`pinrelay::config::mapping_options`].
 
 use std::time::Duration;
@@ -57,6 +57,7 @@ impl Config {
         let dispatch = DispatchConfig {
             options: config::mapping_options()?,
             max_receive_count: max_receive_count()?,
+            order_consent_policy: config::order_consent_policy()?,
             ..DispatchConfig::default()
         };
         Ok(Self {

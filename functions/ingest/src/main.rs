@@ -39,7 +39,10 @@ async fn main() -> anyhow::Result<()> {
 /// Reads the configuration and builds the SQS-backed endpoint, clients included (once).
 async fn build() -> anyhow::Result<Ingest<SqsQueue>> {
     let queue_url = config::required(keys::QUEUE_URL)?;
-    let order_delay = config::seconds(keys::ORDER_DELAY_SECONDS, 0)?;
+    let order_delay = config::seconds(
+        keys::ORDER_DELAY_SECONDS,
+        config::DEFAULT_ORDER_DELAY_SECONDS,
+    )?;
     ensure!(
         order_delay <= MAX_DELAY,
         "{}={} is invalid: SQS delays messages by at most {} seconds",

@@ -10,6 +10,10 @@
 //! | `expires_at` | N | Unix seconds; the record's `expiration`, and the table's TTL attribute |
 //! | `in_progress_expiration` | N | Unix milliseconds; when an `INPROGRESS` lock may be taken over |
 //!
+//! Shopper profiles ([`ProfileStore`]) share the table: `id` is `order#{shop}#{order_id}`, `profile`
+//! (S) the [`Profile`] as JSON, `expires_at` the same TTL attribute. The prefix keeps them apart from
+//! records, whose ids start with the shop.
+//!
 //! DynamoDB deletes expired items lazily (up to days late), so every condition compares the times
 //! itself. It is not a cache: every call goes to the table.
 
@@ -29,11 +33,14 @@ use super::{
     Claim, IdempotencyKey, IdempotencyRecord, IdempotencyStore, RECORD_TTL_SECONDS, Status,
     StoreError,
 };
+use crate::browser::Profile;
+use crate::profile::{ProfileStore, profile_key, shop_profile_prefix};
 
 const ID: &str = "id";
 const STATUS: &str = "status";
 const EXPIRES_AT: &str = "expires_at";
 const IN_PROGRESS_EXPIRATION: &str = "in_progress_expiration";
+const PROFILE: &str = "profile";
 
 /// Items per `BatchWriteItem`, DynamoDB's limit.
 const BATCH_WRITE_MAX: usize = 25;
@@ -138,6 +145,58 @@ impl DynamoDbIdempotencyStore {
                     left: requests.len(),
                 },
             ))
+        }
+    }
+
+    /// Deletes the items with these ids, 25 per `BatchWriteItem`.
+    async fn delete_ids(&self, ids: &[AttributeValue]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(BATCH_WRITE_MAX) {
+            let requests = chunk
+                .iter()
+                .map(|id| {
+                    DeleteRequest::builder()
+                        .key(ID, id.clone())
+                        .build()
+                        .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                        .map_err(|e| self.unavailable("BatchWriteItem", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.write_deletes(requests).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every item whose id starts with `prefix` (a consistent Scan, page by page); returns
+    /// how many.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut deleted = 0u64;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(#id, :prefix)")
+                .projection_expression("#id")
+                .expression_attribute_names("#id", ID)
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.unavailable("Scan", e))?;
+            let ids: Vec<AttributeValue> = page
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|mut item| item.remove(ID))
+                .collect();
+            self.delete_ids(&ids).await?;
+            deleted += ids.len() as u64;
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(deleted),
+            }
         }
     }
 }
@@ -326,48 +385,94 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
     }
 
     async fn delete_shop(&self, shop: &str) -> Result<u64, StoreError> {
-        let prefix = IdempotencyKey::shop_prefix(shop);
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        let mut deleted = 0u64;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(#id, :prefix)")
-                .projection_expression("#id")
-                .expression_attribute_names("#id", ID)
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.unavailable("Scan", e))?;
-            let ids: Vec<AttributeValue> = page
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|mut item| item.remove(ID))
-                .collect();
-            for chunk in ids.chunks(BATCH_WRITE_MAX) {
-                let requests = chunk
-                    .iter()
-                    .map(|id| {
-                        DeleteRequest::builder()
-                            .key(ID, id.clone())
-                            .build()
-                            .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                            .map_err(|e| self.unavailable("BatchWriteItem", e))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.write_deletes(requests).await?;
-                deleted += chunk.len() as u64;
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(deleted),
-            }
-        }
+        self.delete_prefix(&IdempotencyKey::shop_prefix(shop)).await
+    }
+}
+
+impl ProfileStore for DynamoDbIdempotencyStore {
+    async fn put_profile(
+        &self,
+        shop: &str,
+        order_id: u64,
+        profile: &Profile,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let id = profile_key(shop, order_id);
+        let json = serde_json::to_string(profile).map_err(|e| StoreError::Corrupt {
+            key: id.clone(),
+            why: format!("the profile cannot be serialized: {e}"),
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(ID, AttributeValue::S(id))
+            .item(PROFILE, AttributeValue::S(json))
+            .item(EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await
+            .map_err(|e| self.unavailable("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn get_profile(
+        &self,
+        shop: &str,
+        order_id: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Profile>, StoreError> {
+        let id = profile_key(shop, order_id);
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ID, AttributeValue::S(id.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable("GetItem", e))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        parse_profile(&id, &item, now)
+    }
+
+    async fn delete_profiles(&self, shop: &str, order_ids: &[u64]) -> Result<(), StoreError> {
+        let ids: Vec<AttributeValue> = order_ids
+            .iter()
+            .map(|id| AttributeValue::S(profile_key(shop, *id)))
+            .collect();
+        self.delete_ids(&ids).await
+    }
+
+    async fn delete_shop_profiles(&self, shop: &str) -> Result<u64, StoreError> {
+        self.delete_prefix(&shop_profile_prefix(shop)).await
+    }
+}
+
+/// Reads a stored profile item; an expired one reads as `None` (TTL deletes lazily).
+fn parse_profile(
+    id: &str,
+    item: &HashMap<String, AttributeValue>,
+    now: DateTime<Utc>,
+) -> Result<Option<Profile>, StoreError> {
+    let corrupt = |why: String| StoreError::Corrupt {
+        key: id.to_owned(),
+        why,
+    };
+    let expires_at = match item.get(EXPIRES_AT) {
+        Some(AttributeValue::N(n)) => n
+            .parse::<i64>()
+            .map_err(|_| corrupt("expires_at is not a whole number".into()))?,
+        _ => return Err(corrupt("expires_at is missing or not a number".into())),
+    };
+    if expires_at <= now.timestamp() {
+        return Ok(None);
+    }
+    match item.get(PROFILE) {
+        Some(AttributeValue::S(json)) => serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| corrupt(format!("the stored profile is not valid: {e}"))),
+        _ => Err(corrupt("profile is missing or not a string".into())),
     }
 }
 

@@ -34,7 +34,9 @@ use super::{EncodedMessage, Inbox, Queue, QueueError, Received, attr};
 pub const DB_FILE: &str = "relay.db";
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added the `profiles` table; an older pinrelay refuses the file rather than ignore
+/// profiles it would then fail to redact.
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a transaction waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
