@@ -16,7 +16,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
-# The browser endpoint's parser target (browser_event) joins this list when the lead adds it.
 ALL_TARGETS=(translate envelope_decode browser_event)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
@@ -66,6 +65,27 @@ write("envelope_decode", "compress", b"\x01" + attrs("orders/create") + order)
 write("envelope_decode", "gzip-base64", b"\x00" + attrs("customers/redact", "content-encoding=gzip+base64\n")
       + base64.b64encode(gzip.compress(redact)))
 write("envelope_decode", "eventbridge", b"\x00\n\n" + eventbridge)
+
+# browser_event: the pixel's wire format (see shared/src/browser.rs), one seed per event type
+base = {
+    "v": 1, "shop": "example.myshopify.com", "event_id": "sh-88a3c2",
+    "timestamp": "2026-11-29T08:00:00.000Z", "client_id": "client-7",
+    "page_url": "https://shop.example/products/x?epik=abc&utm_source=pinterest",
+    "referrer": "https://www.pinterest.com/", "click_id": "dj0yJnU9abc",
+    "utm": {"source": "pinterest", "medium": "social", "campaign": "fall"},
+    "consent": {"marketing": True, "sale_of_data": False, "analytics": None},
+}
+custom = {"value": "12.50", "currency": "USD", "num_items": 2, "content_ids": ["39072856"],
+          "contents": [{"id": "39072856", "item_price": "6.25", "quantity": 2}]}
+for name, extra in [
+    ("page_visit", {"event": "page_visit"}),
+    ("view_category", {"event": "view_category"}),
+    ("add_to_cart", {"event": "add_to_cart", "custom": custom}),
+    ("search", {"event": "search", "custom": {"search_string": "blue shirt"}}),
+    ("checkout", {"event": "checkout", "event_id": "450789469", "custom": custom,
+                  "order": {"order_id": "450789469", "checkout_token": "bd5a8aa1ecd019dd3520ff791ee3a24c"}}),
+]:
+    write("browser_event", name, json.dumps({**base, **extra}).encode())
 PY
 
 LOGS=fuzz/target/fuzz-logs

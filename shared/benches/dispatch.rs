@@ -1,6 +1,9 @@
 //! Dispatch CPU per event, without network: decode 100 queue messages carrying fixture orders,
 //! translate each into a Pinterest event, and serialize the one request body they make.
 //!
+//! Also the CPU that shopper profiles add to an order: reading its checkout token and applying a
+//! profile ([`pinrelay::profile`]).
+//!
 //! Run with `cargo bench -p pinrelay --bench dispatch`; criterion reports the time per batch of
 //! 100 and the throughput in events per second.
 
@@ -10,8 +13,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pinrelay::browser::{Consent, Profile};
 use pinrelay::mapping::{self, Options, Outcome};
 use pinrelay::pinterest::EventBatch;
+use pinrelay::pinterest::normalize;
+use pinrelay::profile::{self, ConsentPolicy};
 use pinrelay::queue::{Envelope, MAX_MESSAGE_BYTES, Source};
 use pinrelay::shopify::{Topic, WebhookMetadata};
 
@@ -95,5 +101,48 @@ fn dispatch_cpu(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dispatch_cpu);
+/// What enrichment costs per order on top of the send path: the second, token-only parse of the
+/// body and [`profile::apply`]; the profile read itself is one store round trip.
+fn profile_cpu(c: &mut Criterion) {
+    let now = Utc::now();
+    let (body, attrs) = messages(now).swap_remove(0);
+    let envelope = Envelope::decode(&body, &attrs, now).expect("decodes");
+    let Ok(Outcome::Send(event)) =
+        mapping::translate(&envelope.metadata, &envelope.body, &Options::default(), now)
+    else {
+        panic!("the fixture order translates to an event");
+    };
+    let token = profile::order_checkout_token(&envelope.body).expect("the fixture has a token");
+    let recorded = Profile {
+        click_id: Some("dj0yJnU9abc".into()),
+        client_ip: Some("203.0.113.7".into()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
+        consent: Consent {
+            marketing: Some(true),
+            sale_of_data: Some(false),
+            analytics: None,
+        },
+        checkout_token_sha256: Some(normalize::sha256_hex(&token)),
+        ..Profile::default()
+    };
+    let mut group = c.benchmark_group("profile");
+    group.bench_function("order_checkout_token_28kb_order", |b| {
+        b.iter(|| black_box(profile::order_checkout_token(black_box(&envelope.body))))
+    });
+    group.bench_function("apply", |b| {
+        b.iter(|| {
+            let mut e = (*event).clone();
+            let applied = profile::apply(
+                &mut e,
+                Some(black_box(&token)),
+                &recorded,
+                ConsentPolicy::OptOut,
+            );
+            black_box((e, applied))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, dispatch_cpu, profile_cpu);
 criterion_main!(benches);

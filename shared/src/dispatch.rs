@@ -351,7 +351,7 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
                 }
                 let checkout_token =
                     if envelope.source != Source::Browser && event.event_name == "checkout" {
-                        checkout_token(&envelope.body)
+                        profile::order_checkout_token(&envelope.body)
                     } else {
                         None
                     };
@@ -741,18 +741,6 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
                 .count(names::EVENTS_DEAD_LETTERED, Some(reason), *n);
         }
     }
-}
-
-/// The `checkout_token` of an order payload, read on its own (the typed order has no use for it).
-fn checkout_token(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Token {
-        checkout_token: Option<String>,
-    }
-    serde_json::from_slice::<Token>(body)
-        .ok()
-        .and_then(|t| t.checkout_token)
-        .filter(|t| !t.is_empty())
 }
 
 fn count_match(c: &mut Counts, event: &Event, late: bool) {

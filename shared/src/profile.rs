@@ -158,6 +158,19 @@ pub fn apply(
     Applied::Send { filled }
 }
 
+/// The `checkout_token` of an order webhook's body, which its profile must match (read on its own:
+/// the Pinterest event has no place for it).
+pub fn order_checkout_token(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Token {
+        checkout_token: Option<String>,
+    }
+    serde_json::from_slice::<Token>(body)
+        .ok()
+        .and_then(|t| t.checkout_token)
+        .filter(|t| !t.is_empty())
+}
+
 /// True when the event's hashed country is the United States.
 fn is_us_buyer(event: &Event) -> bool {
     let us = normalize::sha256_hex("us");
@@ -436,6 +449,21 @@ mod tests {
             );
             assert_eq!(event, before);
         }
+    }
+
+    #[test]
+    fn reads_the_checkout_token_of_an_order_body() {
+        let order = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json"
+        ));
+        assert_eq!(
+            order_checkout_token(order.as_bytes()).as_deref(),
+            Some("bd5a8aa1ecd019dd3520ff791ee3a24c")
+        );
+        assert_eq!(order_checkout_token(br#"{"checkout_token": null}"#), None);
+        assert_eq!(order_checkout_token(br#"{"checkout_token": ""}"#), None);
+        assert_eq!(order_checkout_token(b"not json"), None);
     }
 
     #[test]
