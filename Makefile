@@ -6,7 +6,7 @@ PY := $(PYENV)/bin/python
 # Test tools (moto_server, cfn-lint) live in a private virtualenv, installed on first use.
 export PATH := $(PYENV)/bin:$(PATH)
 
-.PHONY: demo test fmt-check clippy unit-and-integration template-lint tools bench package fuzz clean
+.PHONY: demo test fmt-check clippy unit-and-integration template-lint tools browser-deps bench package fuzz clean
 
 ## The relay on this machine, fed Shopify's sample webhooks, printing what goes to Pinterest.
 demo:
@@ -22,13 +22,19 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
-unit-and-integration: tools
+unit-and-integration: tools browser-deps
 	$(CARGO) test --workspace --all-features
 
 template-lint: tools
 	cfn-lint template.yaml
 
 tools: $(PYENV)/.installed
+
+## The storefront pixel test's browser: Debian's Chromium (apt) and the pinned playwright-core (npm).
+## PINRELAY_SKIP_BROWSER_TESTS=1 skips both the install and the test.
+browser-deps:
+	@if [ "$$PINRELAY_SKIP_BROWSER_TESTS" = 1 ]; then echo "browser test skipped (PINRELAY_SKIP_BROWSER_TESTS=1)"; \
+	else scripts/install-browser-test-deps.sh; fi
 
 $(PYENV)/.installed: scripts/requirements-test.txt
 	python3 -m venv $(PYENV)

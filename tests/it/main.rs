@@ -1,12 +1,14 @@
 //! Integration tests: real AWS-protocol server (moto), a local fake Pinterest that validates every
 //! body against Pinterest's schema, and the real binaries. See `helpers.rs` for `TestEnv`.
 
+mod browser;
 mod cli;
 mod dispatch;
 mod fake_pinterest;
 mod helpers;
 mod idempotency;
 mod ingest;
+mod relay;
 mod replay;
 mod serve;
 mod subscribe;

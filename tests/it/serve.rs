@@ -8,9 +8,8 @@
 //! - Pinterest failing with 500 twice, then recovering: the event is delivered once;
 //! - a bad signature is answered 401 and nothing is stored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,8 +18,8 @@ use chrono::{SecondsFormat, Utc};
 use pinrelay::queue::sqlite::SqliteQueue;
 use serde_json::Value;
 
-use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, Failure, FakePinterest};
-use crate::subscribe::pinrelay_bin;
+use crate::fake_pinterest::{Failure, FakePinterest};
+use crate::relay::Relay;
 
 const SECRET: &str = "serve-test-secret";
 const SHOP: &str = "serve-test.myshopify.com";
@@ -29,137 +28,18 @@ const ORDER_FIXTURE: &str = "shopify/rest-admin/order-450789469.rest-2026-07.sho
 /// Short enough that orders in flight when the relay is killed come back within the test.
 const VISIBILITY_TIMEOUT_MS: &str = "1500";
 
-/// Environment the relay would otherwise read from the developer's shell.
-const CLEARED_ENV: [&str; 10] = [
-    "SHOPIFY_SHOP_DOMAINS",
-    "ORDER_CONSENT_POLICY",
-    "EVENT_ID_TEMPLATE",
-    "STORE_URL",
-    "INCLUDE_TEST_ORDERS",
-    "SEND_POS_ORDERS",
-    "VALUE_SOURCE",
-    "CONTENT_ID",
-    "MAX_RECEIVE_COUNT",
-    "PINTEREST_TEST_MODE",
-];
-
-/// A running `pinrelay serve`; dropping it kills the process.
-struct Relay {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Relay {
-    /// Starts the relay on a free port, logging to `log_name` next to the data directory.
-    fn start(data_dir: &Path, fake: &FakePinterest, log_name: &str) -> Relay {
-        let log = data_dir.with_file_name(log_name);
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new(pinrelay_bin());
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(["--dispatch-interval-ms", "20"])
-            .env("SHOPIFY_WEBHOOK_SECRETS", SECRET)
-            .env("PINTEREST_ACCESS_TOKEN", ACCESS_TOKEN)
-            .env("PINTEREST_AD_ACCOUNT_ID", AD_ACCOUNT_ID)
-            .env("PINTEREST_API_URL", fake.base_url())
-            .env("PINRELAY_RETRY_BASE_MS", "100")
-            .env("PINRELAY_VISIBILITY_TIMEOUT_MS", VISIBILITY_TIMEOUT_MS)
-            .env("RUST_LOG", "info")
-            // Orders go at once: these tests have no storefront pixel to wait for.
-            .env("ORDER_DELAY_SECONDS", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file);
-        for key in CLEARED_ENV {
-            command.env_remove(key);
-        }
-        let mut child = command.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let base = loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(rest) = text.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("pinrelay serve exited with {status}:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pinrelay serve did not listen:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Relay { child, base, log }
-    }
-
-    fn webhook_url(&self) -> String {
-        format!("{}/webhooks/shopify", self.base)
-    }
-
-    async fn health(&self) -> Value {
-        reqwest::get(format!("{}/healthz", self.base))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn metrics(&self) -> BTreeMap<String, f64> {
-        reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// Waits until nothing is pending: every message sent, skipped, deduplicated or dead-lettered.
-    async fn drained(&self, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let health = self.health().await;
-            if health["pending"] == 0 {
-                return health;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "queue not drained within {within:?}: {health}\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
+/// The relay on `data_dir`, logging to `log_name` next to it.
+fn start(data_dir: &Path, fake: &FakePinterest, log_name: &str) -> Relay {
+    Relay::start(
+        data_dir,
+        data_dir.with_file_name(log_name),
+        SECRET,
+        fake,
+        &[
+            ("PINRELAY_RETRY_BASE_MS", "100"),
+            ("PINRELAY_VISIBILITY_TIMEOUT_MS", VISIBILITY_TIMEOUT_MS),
+        ],
+    )
 }
 
 /// The REST order fixture as order `id`, created now (so it is not expired).
@@ -282,7 +162,7 @@ async fn every_acknowledged_order_survives_a_sigkill_and_is_sent_exactly_once() 
     let fake = FakePinterest::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let mut relay = Relay::start(&data_dir, &fake, "first.log");
+    let mut relay = start(&data_dir, &fake, "first.log");
     let url = relay.webhook_url();
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let acked_count = || acked.lock().unwrap().len();
@@ -321,7 +201,7 @@ async fn every_acknowledged_order_survives_a_sigkill_and_is_sent_exactly_once() 
         "every order was answered before the kill; the test needs posts in flight"
     );
 
-    let relay = Relay::start(&data_dir, &fake, "second.log");
+    let relay = start(&data_dir, &fake, "second.log");
     wait_for_events(&fake, &acked, wait).await;
     relay.drained(wait).await;
 
@@ -352,7 +232,7 @@ async fn every_acknowledged_order_survives_a_sigkill_and_is_sent_exactly_once() 
 async fn the_same_order_posted_three_times_at_once_is_sent_once() {
     let fake = FakePinterest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&dir.path().join("data"), &fake, "serve.log");
+    let relay = start(&dir.path().join("data"), &fake, "serve.log");
     let client = reqwest::Client::new();
     let body = order(8_000_001);
     let url = relay.webhook_url();
@@ -376,7 +256,7 @@ async fn an_order_is_delivered_once_after_pinterest_fails_then_recovers() {
     let fake = FakePinterest::start().await;
     fake.fail_next(2, Failure::Status(500));
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&dir.path().join("data"), &fake, "serve.log");
+    let relay = start(&dir.path().join("data"), &fake, "serve.log");
     let client = reqwest::Client::new();
     let status = post(
         &client,
@@ -403,7 +283,7 @@ async fn a_bad_signature_is_refused_and_nothing_is_stored() {
     let fake = FakePinterest::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let relay = Relay::start(&data_dir, &fake, "serve.log");
+    let relay = start(&data_dir, &fake, "serve.log");
     let client = reqwest::Client::new();
     let status = post(
         &client,
