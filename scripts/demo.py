@@ -3,7 +3,9 @@
 
 Starts `pinrelay serve` in dry-run mode (no Pinterest credentials: each request body it would send
 is printed on its stdout) on a temporary data directory and a free port, posts every bundled sample
-webhook signed like Shopify signs them, plus one duplicate delivery and one forged signature, waits
+webhook signed like Shopify signs them, the two events the storefront pixel relays for one shopper
+(an add to cart, and the checkout whose click id, IP and user agent then enrich the order webhook),
+plus one duplicate delivery and one forged signature, waits
 until the queue is drained, prints what happened and the bodies Pinterest would receive, then stops
 the relay with SIGTERM.
 
@@ -56,7 +58,7 @@ EXPECTED = {
     "customers/redact": "compliance: records deleted",
     "orders/create (sample)": "skipped: test order",
     "shop/redact": "compliance: records deleted",
-    "orders/create (REST order)": "sent: checkout",
+    "orders/create (REST order)": "sent: checkout, with the pixel's click id, IP, UA",
     "customers/create (REST customer)": "sent: signup",
     "orders/create (REST order, redelivered)": "deduplicated",
     "orders/create (forged signature)": "rejected: 401",
@@ -65,7 +67,10 @@ EXPECTED_TOTALS = {
     "received": 11,
     "accepted": 10,
     "rejected": 1,
-    "sent": 3,
+    "browser events": 2,
+    "profiles recorded": 1,
+    "orders enriched": 1,
+    "sent": 4,
     "deduplicated": 1,
     "skipped": 3,
     "compliance": 3,
@@ -138,6 +143,49 @@ def post(base: str, topic: str, body: bytes, secret: str = SECRET) -> tuple[int,
         return e.code, e.read().decode()
 
 
+# What the storefront pixel (infra/shopify/custom-pixel.js) relays for a shopper who came from a
+# Pinterest ad (?epik=...) and consented: an add to cart, then the checkout of the REST order.
+CLICK_ID = "dj0yJnU9demo-click"
+PIXEL_USER_AGENT = "Mozilla/5.0 (pinrelay demo; storefront pixel)"
+
+
+def browser_events() -> list[tuple[str, dict]]:
+    """(label, wire-format body) of the pixel's events, as shared/src/browser.rs defines them."""
+    base = {
+        "v": 1, "shop": SHOP, "client_id": "demo-client-7",
+        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "referrer": "https://www.pinterest.com/", "click_id": CLICK_ID,
+        "utm": {"source": "pinterest", "medium": "paid"},
+        "consent": {"marketing": True, "sale_of_data": True, "analytics": True},
+    }
+    return [
+        ("add_to_cart (pixel)", {
+            **base, "event": "add_to_cart", "event_id": f"sh-{uuid.uuid4()}",
+            "page_url": f"https://{SHOP}/products/ipod-nano?epik={CLICK_ID}",
+            "custom": {"value": "199.00", "currency": "USD", "num_items": 1,
+                       "content_ids": ["39072856"],
+                       "contents": [{"id": "39072856", "item_price": "199.00", "quantity": 1}]},
+        }),
+        ("checkout (pixel, order 450789469)", {
+            **base, "event": "checkout", "event_id": "450789469",
+            "page_url": f"https://{SHOP}/checkouts/c/bd5a8aa1/thank-you",
+            "order": {"order_id": "450789469", "checkout_token": "bd5a8aa1ecd019dd3520ff791ee3a24c"},
+        }),
+    ]
+
+
+def post_browser(base: str, body: dict) -> tuple[int, str]:
+    """POSTs like the sandboxed pixel: text/plain (a CORS-simple request) from Origin null."""
+    request = urllib.request.Request(
+        f"{base}/events/browser", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "text/plain", "Origin": "null", "User-Agent": PIXEL_USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)
@@ -176,6 +224,9 @@ def summarize(metrics: dict) -> dict:
 
     return {
         "received": total("WebhooksReceived"),
+        "browser events": total("BrowserEventsEnqueued"),
+        "profiles recorded": total("ProfilesRecorded"),
+        "orders enriched": total("OrdersEnriched"),
         "accepted": total("WebhooksEnqueued"),
         "rejected": total("WebhooksRejected"),
         "rejected_by": by_reason("WebhooksRejected"),
@@ -264,6 +315,19 @@ def main() -> int:
 
             order_body = b""
             for label, topic, body in deliveries():
+                if label == "customers/create (REST customer)":
+                    # After the samples (their shop/redact forgets the shop's profiles), a shopper
+                    # from a Pinterest ad buys the REST order. The browser comes first: in
+                    # production ORDER_DELAY_SECONDS (60 s) gives it that head start; here the
+                    # demo waits for it.
+                    wait_drained(base)
+                    for pixel_label, pixel_body in browser_events():
+                        status, answer = post_browser(base, pixel_body)
+                        outcome = ("recorded: the order's profile"
+                                   if pixel_body["event"] == "checkout" else "sent: add_to_cart")
+                        say(f"{status:<7} {pixel_label:<42} {outcome}")
+                        check(status == 202, f"{pixel_label}: HTTP {status} {answer}, expected 202")
+                    wait_drained(base)
                 deliver(label, topic, body)
                 if label == "orders/create (REST order)":
                     order_body = body
@@ -286,6 +350,8 @@ def main() -> int:
         say(f"webhooks received     {s['received']}")
         say(f"  accepted (queued)   {s['accepted']}")
         say(f"  rejected            {s['rejected']}  ({reasons(s['rejected_by'])})")
+        say(f"browser events        {s['browser events']}  (profiles recorded "
+            f"{s['profiles recorded']}, orders enriched {s['orders enriched']})")
         say(f"events sent           {s['sent']}")
         say(f"deduplicated          {s['deduplicated']}")
         say(f"skipped               {s['skipped']}  ({reasons(s['skipped_by'])})")
@@ -326,10 +392,15 @@ def main() -> int:
         for event in events:
             bad = unhashed_fields(event)
             check(not bad, f"event {event.get('event_id')}: unhashed user_data {bad}")
+        checkout = [e for e in events if e.get("event_name") == "checkout"]
+        check(len(checkout) == 1 and checkout[0]["user_data"].get("click_id") == CLICK_ID
+              and checkout[0]["user_data"].get("client_user_agent") == PIXEL_USER_AGENT,
+              "the REST order's checkout should carry the pixel's click id and user agent")
         check(len(events) == EXPECTED_TOTALS["sent"],
               f"{len(events)} events printed, expected {EXPECTED_TOTALS['sent']}")
-        say(f"({len(events)} events; every user_data value above is a SHA-256 hash, as Pinterest "
-            "requires)")
+        say(f"({len(events)} events; every hashed user_data field above is SHA-256 hex, as Pinterest "
+            "requires; click_id, client_ip_address and client_user_agent are sent raw, and the "
+            "checkout took them from the pixel's profile)")
         say()
         say(f"pinrelay serve stopped on SIGTERM with status {code}; "
             f"demo took {time.monotonic() - started:.1f} s")
