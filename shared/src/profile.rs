@@ -26,6 +26,22 @@ pub fn shop_profile_prefix(shop: &str) -> String {
     format!("order#{shop}#")
 }
 
+/// A profile as the adapters store it: JSON.
+pub(crate) fn encode(id: &str, profile: &Profile) -> Result<String, StoreError> {
+    serde_json::to_string(profile).map_err(|e| StoreError::Corrupt {
+        key: id.to_owned(),
+        why: format!("the profile cannot be serialized: {e}"),
+    })
+}
+
+/// Reads a stored profile back.
+pub(crate) fn decode(id: &str, json: &str) -> Result<Profile, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+        key: id.to_owned(),
+        why: format!("the stored profile is not valid: {e}"),
+    })
+}
+
 /// Persists shopper profiles.
 pub trait ProfileStore: Send + Sync + 'static {
     /// Records (or replaces) the profile of an order, expiring at `expires_at` (Unix seconds).

@@ -398,10 +398,7 @@ impl ProfileStore for DynamoDbIdempotencyStore {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let id = profile_key(shop, order_id);
-        let json = serde_json::to_string(profile).map_err(|e| StoreError::Corrupt {
-            key: id.clone(),
-            why: format!("the profile cannot be serialized: {e}"),
-        })?;
+        let json = crate::profile::encode(&id, profile)?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -469,9 +466,7 @@ fn parse_profile(
         return Ok(None);
     }
     match item.get(PROFILE) {
-        Some(AttributeValue::S(json)) => serde_json::from_str(json)
-            .map(Some)
-            .map_err(|e| corrupt(format!("the stored profile is not valid: {e}"))),
+        Some(AttributeValue::S(json)) => crate::profile::decode(id, json).map(Some),
         _ => Err(corrupt("profile is missing or not a string".into())),
     }
 }

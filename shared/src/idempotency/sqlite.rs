@@ -232,10 +232,7 @@ impl ProfileStore for SqliteIdempotencyStore {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let id = profile_key(shop, order_id);
-        let json = serde_json::to_string(profile).map_err(|e| StoreError::Corrupt {
-            key: id.clone(),
-            why: format!("the profile cannot be serialized: {e}"),
-        })?;
+        let json = crate::profile::encode(&id, profile)?;
         self.db
             .call(false, move |conn| {
                 conn.prepare_cached(
@@ -268,13 +265,8 @@ impl ProfileStore for SqliteIdempotencyStore {
                 .optional()
             })
             .await?;
-        json.map(|json| {
-            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-                key: id,
-                why: format!("the stored profile is not valid: {e}"),
-            })
-        })
-        .transpose()
+        json.map(|json| crate::profile::decode(&id, &json))
+            .transpose()
     }
 
     async fn delete_profiles(&self, shop: &str, order_ids: &[u64]) -> Result<(), StoreError> {
