@@ -2,13 +2,14 @@
 //! and `pinrelay serve`.
 //!
 //! For each batch: decode and translate every message on its own, record the shopper profiles of
-//! browser checkouts, claim each event's idempotency key, enrich claimed order checkouts from their
+//! browser checkouts, claim each event's idempotency key (once per batch: further messages of the
+//! same key follow the first one's outcome), enrich claimed order checkouts from their
 //! profiles, send them in as few requests as possible, then complete, release or dead-letter per
 //! event. The result names the messages to retry (batch item failures); every
 //! other message is settled: sent, deduplicated, skipped for a stated reason, or dead-lettered with
 //! its reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -235,6 +236,22 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
             self.settle(&mut report, message, d, None).await;
         }
 
+        // One message per key goes on; the others of the batch (`orders/create` and `orders/paid`
+        // of one order, delayed together) follow its outcome instead of waiting for its lock.
+        let mut seen: HashMap<IdempotencyKey, String> = HashMap::new();
+        let mut followers = Vec::new();
+        let mut leaders = Vec::with_capacity(pending.len());
+        for p in pending {
+            match seen.get(&p.key) {
+                Some(leader_id) => followers.push((p, String::clone(leader_id))),
+                None => {
+                    seen.insert(p.key.clone(), p.message.id.clone());
+                    leaders.push(p);
+                }
+            }
+        }
+        let pending = leaders;
+
         // Claim every key at once; a key claimed by someone else is retried later.
         let claims: Vec<_> = futures::stream::iter(
             pending
@@ -283,6 +300,16 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
         }
         while let Some(group) = queue.pop() {
             self.send_group(group, now, &mut report, &mut queue).await;
+        }
+
+        for (p, leader_id) in &followers {
+            let d = match report.dispositions.get(leader_id) {
+                Some(Disposition::Sent | Disposition::Deduplicated) => Disposition::Deduplicated,
+                Some(Disposition::Skipped(reason)) => Disposition::Skipped(reason),
+                // Retried or dead-lettered: try this copy again later, on its own.
+                _ => Disposition::Retry(self.backoff(p.message.receive_count)),
+            };
+            self.settle(&mut report, p.message, d, Some(p)).await;
         }
 
         self.emit(&report.counts);

@@ -988,3 +988,43 @@ async fn customers_redact_and_shop_redact_delete_the_profiles() {
     assert_eq!(report.counts.compliance, 1, "{report:?}");
     assert!(w.profile(1003).await.is_none());
 }
+
+#[tokio::test]
+async fn orders_create_and_orders_paid_in_one_batch_send_once_without_a_retry() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    let body = order(1001, w.now - minutes(1));
+    w.enqueue(Topic::OrdersCreate, body.clone()).await;
+    w.enqueue(Topic::OrdersPaid, body).await;
+
+    let report = w.round(&d, w.now).await;
+    assert!(report.batch_item_failures.is_empty(), "{report:?}");
+    assert_eq!(report.counts.processed, 1);
+    assert_eq!(report.counts.deduplicated, 1);
+    assert_eq!(report.counts.retried, 0);
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert!(w.receive().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_second_copy_in_the_batch_is_retried_with_the_first_when_pinterest_fails() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    let body = order(1001, w.now - minutes(1));
+    w.enqueue(Topic::OrdersCreate, body.clone()).await;
+    w.enqueue(Topic::OrdersPaid, body).await;
+    w.fake.fail_next(1, Failure::Status(503));
+
+    let batch = w.receive().await;
+    let first = w.invoke(&d, &batch, w.now).await;
+    assert_eq!(first.batch_item_failures.len(), 2, "{first:?}");
+    assert!(w.fake.accepted_event_ids().is_empty());
+    w.make_visible(&batch, &first).await;
+
+    let second = w.round(&d, w.now + minutes(1)).await;
+    assert!(second.batch_item_failures.is_empty(), "{second:?}");
+    assert_eq!(second.counts.processed, 1);
+    assert_eq!(second.counts.deduplicated, 1);
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+}
