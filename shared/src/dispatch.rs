@@ -236,21 +236,7 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
             self.settle(&mut report, message, d, None).await;
         }
 
-        // One message per key goes on; the others of the batch (`orders/create` and `orders/paid`
-        // of one order, delayed together) follow its outcome instead of waiting for its lock.
-        let mut seen: HashMap<IdempotencyKey, String> = HashMap::new();
-        let mut followers = Vec::new();
-        let mut leaders = Vec::with_capacity(pending.len());
-        for p in pending {
-            match seen.get(&p.key) {
-                Some(leader_id) => followers.push((p, String::clone(leader_id))),
-                None => {
-                    seen.insert(p.key.clone(), p.message.id.clone());
-                    leaders.push(p);
-                }
-            }
-        }
-        let pending = leaders;
+        let (pending, followers) = leaders_and_followers(pending);
 
         // Claim every key at once; a key claimed by someone else is retried later.
         let claims: Vec<_> = futures::stream::iter(
@@ -774,6 +760,27 @@ fn count_match(c: &mut Counts, event: &Event, late: bool) {
     c.with_click_id += u64::from(u.click_id.is_some());
     c.with_ip_ua += u64::from(u.client_ip_address.is_some() && u.client_user_agent.is_some());
     c.with_external_id += u64::from(!u.external_id.is_empty());
+}
+
+/// Splits a batch's events into one leader per key and the followers of each leader (with the
+/// leader's message id): `orders/create` and `orders/paid` of one order, delayed together, arrive
+/// in one batch, and a follower takes its leader's outcome instead of waiting for its lock.
+fn leaders_and_followers(
+    pending: Vec<Pending<'_>>,
+) -> (Vec<Pending<'_>>, Vec<(Pending<'_>, String)>) {
+    let mut leader_of: HashMap<IdempotencyKey, String> = HashMap::new();
+    let mut leaders = Vec::with_capacity(pending.len());
+    let mut followers = Vec::new();
+    for p in pending {
+        match leader_of.get(&p.key) {
+            Some(leader_id) => followers.push((p, leader_id.clone())),
+            None => {
+                leader_of.insert(p.key.clone(), p.message.id.clone());
+                leaders.push(p);
+            }
+        }
+    }
+    (leaders, followers)
 }
 
 /// The stable label of a dead-letter reason: the text before the first `:`.
