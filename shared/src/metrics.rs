@@ -87,31 +87,38 @@ enum Sink {
     Memory(Arc<Mutex<BTreeMap<String, f64>>>),
 }
 
-/// Records metrics for one function (`ingest`, `dispatch`, `serve`).
+/// The `Function` dimension of a Lambda's metrics: its own name (`AWS_LAMBDA_FUNCTION_NAME`, set
+/// by the Lambda runtime and unique per stack, so two stacks in one account and region never share
+/// alarm metrics), else `fallback`.
+pub fn function_dimension(fallback: &str) -> String {
+    crate::config::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| fallback.to_owned())
+}
+
+/// Records metrics for one function (its Lambda name, or `serve`).
 #[derive(Clone)]
 pub struct Metrics {
-    function: &'static str,
+    function: Arc<str>,
     sink: Sink,
 }
 
 impl Metrics {
     /// EMF lines on stdout, where the Lambda runtime ships them to CloudWatch Logs.
-    pub fn emf(function: &'static str) -> Self {
+    pub fn emf(function: &str) -> Self {
         Self::emf_to(function, Box::new(std::io::stdout()))
     }
 
     /// EMF lines to any writer (tests).
-    pub fn emf_to(function: &'static str, writer: Box<dyn Write + Send>) -> Self {
+    pub fn emf_to(function: &str, writer: Box<dyn Write + Send>) -> Self {
         Self {
-            function,
+            function: function.into(),
             sink: Sink::Emf(Arc::new(Mutex::new(writer))),
         }
     }
 
     /// Totals kept in memory (`pinrelay serve`, tests); read them with [`Metrics::snapshot`].
-    pub fn in_memory(function: &'static str) -> Self {
+    pub fn in_memory(function: &str) -> Self {
         Self {
-            function,
+            function: function.into(),
             sink: Sink::Memory(Arc::default()),
         }
     }
@@ -129,7 +136,7 @@ impl Metrics {
             Sink::Emf(writer) => {
                 let mut dimensions = vec!["Function"];
                 let mut doc = Map::new();
-                doc.insert("Function".into(), json!(self.function));
+                doc.insert("Function".into(), json!(&*self.function));
                 if let Some(reason) = reason {
                     dimensions.push("Reason");
                     doc.insert("Reason".into(), json!(reason));
@@ -210,6 +217,7 @@ mod tests {
         let doc: Value = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(doc["WebhooksRejected"], 1.0);
         assert_eq!(doc["Reason"], "bad_signature");
+        assert_eq!(doc["Function"], "ingest");
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "pinrelay");
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0],

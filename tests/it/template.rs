@@ -318,15 +318,15 @@ fn metric_names() -> BTreeSet<String> {
     names
 }
 
-/// The `Function` dimension values the functions emit: `Metrics::emf("name")` in their sources.
-fn metric_function_names() -> BTreeSet<String> {
+/// The template functions whose metrics carry their own name as the `Function` dimension
+/// (`Metrics::emf(&metrics::function_dimension(..))` in their sources).
+fn functions_emitting_their_name() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (_, dir) in FUNCTIONS {
+    for (logical_id, dir) in FUNCTIONS {
         for file in rust_files(&root().join(dir)) {
             let source = std::fs::read_to_string(file).unwrap();
-            for (i, m) in source.match_indices("Metrics::emf(\"") {
-                let rest = &source[i + m.len()..];
-                out.insert(rest[..rest.find('"').unwrap()].to_owned());
+            if source.contains("Metrics::emf(&metrics::function_dimension(") {
+                out.insert((*logical_id).to_owned());
             }
         }
     }
@@ -637,11 +637,11 @@ fn no_policy_statement_grants_every_resource_except_the_listed_ones() {
 fn every_alarm_watches_a_metric_the_code_emits() {
     let t = template();
     let names = metric_names();
-    let functions = metric_function_names();
+    let functions = functions_emitting_their_name();
     assert_eq!(
         functions,
-        BTreeSet::from(["dispatch".to_owned(), "ingest".to_owned()]),
-        "the functions' Metrics::emf(..) names changed; update the alarms and dashboard"
+        BTreeSet::from(["DispatchFunction".to_owned(), "IngestFunction".to_owned()]),
+        "each function's metrics must carry its own name (unique per stack) as `Function`"
     );
     let literals = shared_literals();
     let mut pinrelay_alarms = 0;
@@ -669,13 +669,20 @@ fn every_alarm_watches_a_metric_the_code_emits() {
                 "{id:?} watches {name}, which no code emits"
             );
             for d in as_list(&m["Dimensions"]) {
-                let (key, value) = (d["Name"].as_str().unwrap(), d["Value"].as_str().unwrap());
+                let key = d["Name"].as_str().unwrap();
                 match key {
-                    "Function" => assert!(functions.contains(value), "{id:?}: Function={value}"),
-                    "Reason" => assert!(
-                        literals.contains(&format!("\"{value}\"")),
-                        "{id:?}: no code emits Reason={value}"
-                    ),
+                    "Function" => {
+                        // `!Ref XFunction`: the function's name, unique to this stack.
+                        let referred = referred_one(&d["Value"]);
+                        assert!(functions.contains(&referred), "{id:?}: Function={referred}");
+                    }
+                    "Reason" => {
+                        let value = d["Value"].as_str().unwrap();
+                        assert!(
+                            literals.contains(&format!("\"{value}\"")),
+                            "{id:?}: no code emits Reason={value}"
+                        );
+                    }
                     other => panic!("{id:?}: the code emits no dimension {other}"),
                 }
             }
@@ -711,8 +718,15 @@ fn every_dashboard_metric_is_one_the_code_emits() {
             let row = row.as_array().unwrap();
             if row[0] == pinrelay::metrics::NAMESPACE {
                 seen.insert(row[1].as_str().unwrap().to_owned());
+                // `${IngestFunction}` or `${DispatchFunction}`: this stack's function, never a
+                // fixed name another stack in the account would share.
+                assert_eq!(row[2], "Function", "{row:?}");
+                assert_eq!(row[3], "PLACEHOLDER", "{row:?}");
             }
             if let Some(expr) = row[0]["expression"].as_str() {
+                if expr.contains("{pinrelay,") {
+                    assert!(expr.contains("Function=\"PLACEHOLDER\""), "{expr}");
+                }
                 for (i, m) in expr.match_indices("MetricName=\"") {
                     let rest = &expr[i + m.len()..];
                     seen.insert(rest[..rest.find('"').unwrap()].to_owned());

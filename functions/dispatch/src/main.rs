@@ -23,7 +23,7 @@ use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, InvalidVar, keys};
 use pinrelay::dispatch::{BatchReport, DispatchConfig, Dispatcher};
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use pinrelay::metrics::Metrics;
+use pinrelay::metrics::{self, Metrics};
 use pinrelay::pinterest::http::DEFAULT_BASE_URL;
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::queue::Received;
@@ -110,8 +110,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.queue_url,
         config.dead_letter_queue_url,
     );
-    let service: Service =
-        Dispatcher::new(store, api, inbox, config.dispatch, Metrics::emf("dispatch"));
+    let service: Service = Dispatcher::new(
+        store,
+        api,
+        inbox,
+        config.dispatch,
+        Metrics::emf(&metrics::function_dimension("dispatch")),
+    );
 
     lambda_runtime::run(service_fn(|event| handle(&service, event))).await
 }

@@ -15,7 +15,7 @@ use lambda_http::{Body, Request, RequestExt as _, Response, service_fn};
 use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, keys};
 use pinrelay::ingest::{self, Ingest, IngestConfig, Reply};
-use pinrelay::metrics::Metrics;
+use pinrelay::metrics::{self, Metrics};
 use pinrelay::queue::sqs::{MAX_DELAY, SqsQueue};
 use pinrelay::queue::{MAX_MESSAGE_BYTES, Queue};
 use pinrelay::{secrets, telemetry};
@@ -69,7 +69,11 @@ async fn build() -> anyhow::Result<Ingest<SqsQueue>> {
         "ingest ready"
     );
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url);
-    Ok(Ingest::new(queue, config, Metrics::emf("ingest")))
+    Ok(Ingest::new(
+        queue,
+        config,
+        Metrics::emf(&metrics::function_dimension("ingest")),
+    ))
 }
 
 /// Hands one Function URL request to [`Ingest::handle`] and converts its [`Reply`].
