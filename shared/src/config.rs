@@ -192,5 +192,6 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
         send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
         value_source,
         content_id,
+        defer_identity_check: false,
     })
 }

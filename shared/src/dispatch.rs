@@ -17,7 +17,7 @@ use futures::StreamExt as _;
 
 use crate::browser::{self, BrowserOutcome, Profile, ReceivedBrowserEvent};
 use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
-use crate::mapping::{self, ComplianceRequest, Options, Outcome};
+use crate::mapping::{self, ComplianceRequest, Options, Outcome, SkipReason};
 use crate::metrics::{Metrics, Unit, names};
 use crate::pinterest::{ConversionsApi, ConversionsApiError, Event, EventBatch, EventStatus};
 use crate::profile::{self, Applied, ConsentPolicy, PROFILE_TTL_SECONDS, ProfileStore};
@@ -171,7 +171,9 @@ struct Pending<'a> {
 
 impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
     /// Builds the dispatcher.
-    pub fn new(store: S, api: A, inbox: I, config: DispatchConfig, metrics: Metrics) -> Self {
+    pub fn new(store: S, api: A, inbox: I, mut config: DispatchConfig, metrics: Metrics) -> Self {
+        // Identity is checked after enrichment (see `enrich`), not by `translate`.
+        config.options.defer_identity_check = true;
         Self {
             store,
             api,
@@ -416,7 +418,7 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
                 }
             };
             let Some(profile) = profile else {
-                to_send.push(p);
+                self.send_if_identified(p, report, &mut to_send).await;
                 continue;
             };
             // Read only for orders that have a profile: a second parse of the body (about 30 µs
@@ -432,11 +434,11 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
             ) {
                 Applied::TokenMismatch => {
                     tracing::warn!(key = %p.key, "the order's browser profile was recorded for another checkout token; ignored (a forged or stale browser event)");
-                    to_send.push(p);
+                    self.send_if_identified(p, report, &mut to_send).await;
                 }
                 Applied::Send { filled } => {
                     report.counts.enriched += u64::from(filled > 0);
-                    to_send.push(p);
+                    self.send_if_identified(p, report, &mut to_send).await;
                 }
                 Applied::Skip => {
                     if let Err(e) = self.store.release(&p.key).await {
@@ -449,6 +451,32 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
             }
         }
         to_send
+    }
+
+    /// Queues the event for sending when Pinterest can match it (an email, mobile ad ids, or IP
+    /// and user agent); otherwise releases its key and skips it (`not_enough_identity`).
+    async fn send_if_identified<'a>(
+        &self,
+        p: Pending<'a>,
+        report: &mut BatchReport,
+        to_send: &mut Vec<Pending<'a>>,
+    ) {
+        if p.event.user_data.is_sendable() {
+            to_send.push(p);
+            return;
+        }
+        if let Err(e) = self.store.release(&p.key).await {
+            tracing::warn!(key = %p.key, error.message = %e, "could not release the key of an unidentified order; its lock expires");
+        }
+        let reason = SkipReason::NotEnoughIdentity;
+        tracing::info!(key = %p.key, topic = %p.topic, outcome = "skipped", reason = reason.label(), detail = %reason, "webhook skipped");
+        self.settle(
+            report,
+            p.message,
+            Disposition::Skipped(reason.label()),
+            Some(&p),
+        )
+        .await;
     }
 
     async fn comply(&self, request: &ComplianceRequest) -> Disposition {

@@ -46,6 +46,10 @@ pub struct Options {
     pub value_source: ValueSource,
     /// Which line-item field becomes the product id in `content_ids` and `contents`.
     pub content_id: ContentIdSource,
+    /// Return an order's `checkout` even without the identity Pinterest needs (default false:
+    /// skipped as [`SkipReason::NotEnoughIdentity`]). The dispatcher sets it: a shopper profile may
+    /// add the IP address and user agent, and it checks [`UserData::is_sendable`] itself after.
+    pub defer_identity_check: bool,
 }
 
 impl Default for Options {
@@ -57,6 +61,7 @@ impl Default for Options {
             send_pos_orders: false,
             value_source: ValueSource::Subtotal,
             content_id: ContentIdSource::Variant,
+            defer_identity_check: false,
         }
     }
 }
@@ -376,7 +381,7 @@ fn order_event(
         })?;
 
     let user_data = order_user_data(&order);
-    if !user_data.is_sendable() {
+    if !user_data.is_sendable() && !options.defer_identity_check {
         return Ok(Outcome::Skip(SkipReason::NotEnoughIdentity));
     }
     let action_source = if pos {
@@ -1227,6 +1232,13 @@ mod tests {
             skip("orders/create", &body, &defaults()),
             SkipReason::NotEnoughIdentity
         );
+        // The dispatcher defers the check until a shopper profile may have added IP and UA.
+        let deferred = Options {
+            defer_identity_check: true,
+            ..defaults()
+        };
+        let e = event("orders/create", &body, &deferred);
+        assert!(!e.user_data.is_sendable());
     }
 
     #[test]
@@ -1701,8 +1713,9 @@ mod tests {
             any::<bool>(),
             0..3u8,
             prop::sample::select(vec!["{order_id}", "{order_name}", "x-{order_id}", "{bad}"]),
+            any::<bool>(),
         )
-            .prop_map(|(test, pos, total, content, template)| Options {
+            .prop_map(|(test, pos, total, content, template, defer)| Options {
                 event_id_template: template.to_owned(),
                 store_url: None,
                 include_test_orders: test,
@@ -1717,6 +1730,7 @@ mod tests {
                     1 => ContentIdSource::Sku,
                     _ => ContentIdSource::Product,
                 },
+                defer_identity_check: defer,
             })
     }
 

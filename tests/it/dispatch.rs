@@ -1028,3 +1028,48 @@ async fn a_second_copy_in_the_batch_is_retried_with_the_first_when_pinterest_fai
     assert_eq!(second.counts.deduplicated, 1);
     assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
 }
+
+/// Order `id` with no email anywhere (the fixture has no usable IP or user agent either).
+fn order_without_email(id: u64, created: DateTime<Utc>) -> Value {
+    let mut body = order(id, created);
+    body["email"] = Value::Null;
+    body["contact_email"] = Value::Null;
+    body["customer"]["email"] = Value::Null;
+    body
+}
+
+#[tokio::test]
+async fn an_order_pinterest_cannot_match_is_skipped_and_its_key_released() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue(
+        Topic::OrdersCreate,
+        order_without_email(1001, w.now - minutes(1)),
+    )
+    .await;
+    let report = w.round(&d, w.now).await;
+    assert!(report.batch_item_failures.is_empty(), "{report:?}");
+    assert_eq!(report.counts.skipped.get("not_enough_identity"), Some(&1));
+    assert!(w.fake.requests().is_empty());
+    assert_eq!(w.status(1001).await, None, "the claim is released");
+}
+
+#[tokio::test]
+async fn a_browser_checkout_makes_an_order_without_email_matchable() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    w.enqueue_envelope(browser_checkout(1001, consented(), CHECKOUT_TOKEN, w.now))
+        .await;
+    w.enqueue(
+        Topic::OrdersCreate,
+        order_without_email(1001, w.now - minutes(1)),
+    )
+    .await;
+    let report = w.round(&d, w.now).await;
+    assert_eq!(report.counts.processed, 1, "{report:?}");
+    let event = w.accepted("1001");
+    assert!(event["user_data"].get("em").is_none(), "{event}");
+    assert_eq!(event["user_data"]["client_ip_address"], BROWSER_IP);
+    assert_eq!(event["user_data"]["client_user_agent"], BROWSER_UA);
+    assert!(w.fake.schema_errors().is_empty());
+}
