@@ -347,7 +347,7 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
                 );
                 Err(Disposition::Skipped(reason.label()))
             }
-            Outcome::Compliance(request) => Err(self.comply(&request).await),
+            Outcome::Compliance(request) => Err(self.comply(&request, now).await),
             Outcome::Send(event) => {
                 let key = IdempotencyKey::new(
                     &envelope.metadata.shop_domain,
@@ -384,7 +384,8 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
 
     /// Applies each claimed order checkout's shopper profile (see [`profile::apply`]). A profile
     /// that cannot be read leaves the order as the webhook has it: sending it beats delaying it.
-    /// Returns the events still to send; an order skipped for consent is released and settled.
+    /// Returns the events still to send; an order skipped (consent, or still not enough identity)
+    /// is released and settled.
     async fn enrich<'a>(
         &self,
         claimed: Vec<Pending<'a>>,
@@ -479,7 +480,7 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
         .await;
     }
 
-    async fn comply(&self, request: &ComplianceRequest) -> Disposition {
+    async fn comply(&self, request: &ComplianceRequest, now: DateTime<Utc>) -> Disposition {
         let result = match request {
             ComplianceRequest::DataRequest {
                 shop_domain,
@@ -487,7 +488,6 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
                 orders_requested,
             } => {
                 // Profiles are the only personal data pinrelay keeps; say which orders have one.
-                let now = Utc::now();
                 let found = futures::stream::iter(
                     orders_requested
                         .iter()
