@@ -434,7 +434,7 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
                 self.config.order_consent_policy,
             ) {
                 Applied::TokenMismatch => {
-                    tracing::warn!(key = %p.key, "the order's browser profile was recorded for another checkout token; ignored (a forged or stale browser event)");
+                    tracing::warn!(key = %p.key, "the order's browser profile was not recorded with the order's checkout token; ignored (a forged or stale browser event, or an order without a checkout)");
                     self.send_if_identified(p, report, &mut to_send).await;
                 }
                 Applied::Send { filled } => {

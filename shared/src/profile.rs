@@ -113,8 +113,8 @@ impl ConsentPolicy {
 /// What [`apply`] decided for an order's `checkout` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    /// The profile's checkout token is not the order's: it was ignored (a forged or stale browser
-    /// event); send the order as the webhook has it.
+    /// The profile was not recorded with the order's checkout token (a forged or stale browser
+    /// event, or an order without a checkout): it was ignored; send the order as the webhook has it.
     TokenMismatch,
     /// Send the event; `filled` counts the identifiers (click id, IP, user agent) the profile
     /// added.
@@ -128,9 +128,10 @@ pub enum Applied {
 
 /// Applies an order's browser profile to its server-side `checkout` event. Pure.
 ///
-/// - When the order has a `checkout_token`, the profile applies only if it was recorded with the
-///   same token (the browser endpoint is unauthenticated; the token is known only to the
-///   shopper's browser and Shopify). Otherwise [`Applied::TokenMismatch`] and nothing changes.
+/// - The profile applies only if it was recorded with the order's own `checkout_token` (the
+///   browser endpoint is unauthenticated; the token is known only to the shopper's browser and
+///   Shopify). An order without one had no storefront checkout, so a profile for it is forged.
+///   Otherwise [`Applied::TokenMismatch`] and nothing changes.
 /// - Marketing refused: [`ConsentPolicy::OptOut`] sets `opt_out: true` and adds nothing;
 ///   [`ConsentPolicy::Skip`] skips the order.
 /// - Otherwise the profile fills `click_id`, `client_ip_address` and `client_user_agent` where the
@@ -144,9 +145,11 @@ pub fn apply(
     profile: &Profile,
     policy: ConsentPolicy,
 ) -> Applied {
-    if let Some(token) = order_checkout_token
-        && profile.checkout_token_sha256.as_deref() != Some(normalize::sha256_hex(token).as_str())
-    {
+    let token_matches = match (order_checkout_token, &profile.checkout_token_sha256) {
+        (Some(token), Some(recorded)) => normalize::sha256_hex(token) == *recorded,
+        _ => false,
+    };
+    if !token_matches {
         return Applied::TokenMismatch;
     }
     let mut filled = 0;
@@ -334,8 +337,12 @@ mod tests {
         }
     }
 
+    /// The order's checkout token, as the pixel saw it.
+    const TOKEN: &str = "bd5a8aa1";
+
     fn profile(marketing: Option<bool>, sale_of_data: Option<bool>) -> Profile {
         Profile {
+            checkout_token_sha256: Some(normalize::sha256_hex(TOKEN)),
             click_id: Some("dj0yJnU9".into()),
             client_ip: Some("203.0.113.7".into()),
             user_agent: Some("Mozilla/5.0".into()),
@@ -353,7 +360,7 @@ mod tests {
         let mut event = order("us", Some("198.51.100.1"));
         let applied = apply(
             &mut event,
-            None,
+            Some(TOKEN),
             &profile(Some(true), Some(true)),
             ConsentPolicy::OptOut,
         );
@@ -377,17 +384,18 @@ mod tests {
                 marketing: Some(false),
                 ..Consent::default()
             },
+            checkout_token_sha256: Some(normalize::sha256_hex(TOKEN)),
             ..Profile::default()
         };
         let mut event = order("us", None);
         assert_eq!(
-            apply(&mut event, None, &refused, ConsentPolicy::OptOut),
+            apply(&mut event, Some(TOKEN), &refused, ConsentPolicy::OptOut),
             Applied::Send { filled: 0 }
         );
         assert_eq!(event.opt_out, Some(true));
         let mut event = order("us", None);
         assert_eq!(
-            apply(&mut event, None, &refused, ConsentPolicy::Skip),
+            apply(&mut event, Some(TOKEN), &refused, ConsentPolicy::Skip),
             Applied::Skip
         );
     }
@@ -397,7 +405,7 @@ mod tests {
         let mut event = order("us", None);
         apply(
             &mut event,
-            None,
+            Some(TOKEN),
             &profile(Some(false), None),
             ConsentPolicy::OptOut,
         );
@@ -410,13 +418,13 @@ mod tests {
         let mut event = order("us", None);
         apply(
             &mut event,
-            None,
+            Some(TOKEN),
             &profile(Some(true), Some(false)),
             ConsentPolicy::OptOut,
         );
         apply(
             &mut event,
-            None,
+            Some(TOKEN),
             &profile(Some(true), Some(false)),
             ConsentPolicy::OptOut,
         );
@@ -427,7 +435,7 @@ mod tests {
         let mut event = order("fr", None);
         apply(
             &mut event,
-            None,
+            Some(TOKEN),
             &profile(Some(true), Some(false)),
             ConsentPolicy::OptOut,
         );
@@ -450,8 +458,17 @@ mod tests {
             ),
             Applied::Send { filled: 3 }
         );
+        let mut event = order("us", None);
+        assert_eq!(
+            apply(&mut event, None, &recorded, ConsentPolicy::Skip),
+            Applied::TokenMismatch,
+            "an order without a checkout token had no storefront checkout"
+        );
         for forged in [
-            profile(Some(false), None),
+            Profile {
+                checkout_token_sha256: None,
+                ..profile(Some(false), None)
+            },
             Profile {
                 checkout_token_sha256: Some(normalize::sha256_hex("guess")),
                 ..profile(Some(false), None)
@@ -485,7 +502,12 @@ mod tests {
     #[test]
     fn unknown_consent_sends_the_order_normally() {
         let mut event = order("us", None);
-        let applied = apply(&mut event, None, &profile(None, None), ConsentPolicy::Skip);
+        let applied = apply(
+            &mut event,
+            Some(TOKEN),
+            &profile(None, None),
+            ConsentPolicy::Skip,
+        );
         assert_eq!(applied, Applied::Send { filled: 3 });
         assert_eq!(event.opt_out, None);
         assert_eq!(event.custom_data.and_then(|c| c.opt_out_type), None);
