@@ -25,6 +25,8 @@ pub mod aws;
 pub mod browser;
 pub mod config;
 pub mod dispatch;
+#[cfg(test)]
+mod fixtures;
 pub mod idempotency;
 pub mod ingest;
 pub mod mapping;

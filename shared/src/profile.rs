@@ -486,12 +486,8 @@ mod tests {
 
     #[test]
     fn reads_the_checkout_token_of_an_order_body() {
-        let order = include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json"
-        ));
         assert_eq!(
-            order_checkout_token(order.as_bytes()).as_deref(),
+            order_checkout_token(crate::fixtures::ORDER_REST.as_bytes()).as_deref(),
             Some("bd5a8aa1ecd019dd3520ff791ee3a24c")
         );
         assert_eq!(order_checkout_token(br#"{"checkout_token": null}"#), None);

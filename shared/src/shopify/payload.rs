@@ -490,34 +490,7 @@ mod de {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const ORDER_REST: &str = include_str!(
-        "../../../tests/fixtures/shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json"
-    );
-    const ORDER_SAMPLE: &str = include_str!(
-        "../../../tests/fixtures/shopify/webhooks/orders-create.shopify-dev-sample-2026-07.json"
-    );
-    const CHECKOUT_REST: &str = include_str!(
-        "../../../tests/fixtures/shopify/rest-admin/abandoned-checkout-450789469.rest-2026-07.shopify-app-js.json"
-    );
-    const CHECKOUT_SAMPLE: &str = include_str!(
-        "../../../tests/fixtures/shopify/webhooks/checkouts-create.shopify-dev-sample-2026-07.json"
-    );
-    const CUSTOMER_REST: &str = include_str!(
-        "../../../tests/fixtures/shopify/rest-admin/customer-207119551.rest-2026-07.shopify-app-js.json"
-    );
-    const CUSTOMER_SAMPLE: &str = include_str!(
-        "../../../tests/fixtures/shopify/webhooks/customers-create.shopify-dev-sample-2026-07.json"
-    );
-    const DATA_REQUEST: &str = include_str!(
-        "../../../tests/fixtures/shopify/webhooks/customers-data_request.shopify-dev-sample-2026-07.json"
-    );
-    const CUSTOMERS_REDACT: &str = include_str!(
-        "../../../tests/fixtures/shopify/webhooks/customers-redact.shopify-dev-sample-2026-07.json"
-    );
-    const SHOP_REDACT: &str = include_str!(
-        "../../../tests/fixtures/shopify/webhooks/shop-redact.shopify-dev-sample-2026-07.json"
-    );
+    use crate::fixtures::*;
 
     #[test]
     fn parses_the_populated_rest_order() {
