@@ -166,7 +166,6 @@ struct Pending<'a> {
     event: Event,
     topic: String,
     webhook_id: Option<String>,
-    from_browser: bool,
 }
 
 impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher<S, A, I> {
@@ -368,7 +367,6 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
                     event: *event,
                     topic: envelope.metadata.topic.to_string(),
                     webhook_id: envelope.metadata.webhook_id.clone(),
-                    from_browser: envelope.source == Source::Browser,
                 })))
             }
         }
@@ -400,7 +398,8 @@ impl<S: IdempotencyStore + ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher
                 .and_then(|c| c.order_id.as_deref())
                 .and_then(|id| id.parse::<u64>().ok());
             match order_id {
-                Some(id) if !p.from_browser && p.event.event_name == "checkout" => {
+                // Only order webhooks make `checkout` events: a browser checkout is a profile.
+                Some(id) if p.event.event_name == "checkout" => {
                     self.store.get_profile(p.key.shop(), id, now).await
                 }
                 _ => Ok(None),
