@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod dead_letters;
+mod input;
+mod local;
 mod replay;
-mod replay_aws;
 mod serve;
 mod sign;
 mod subscribe;

@@ -9,7 +9,9 @@
 //!   otherwise a dry run printing each request body on stdout. Logs go to stderr.
 //! - SIGINT/SIGTERM: stop accepting, answer requests in flight, let the dispatcher finish its batch.
 //!
-//! This file only wires adapters to the shared services; it holds no relay logic of its own.
+//! Relay logic lives in the library: this file wires the SQLite adapters to [`Ingest`] and
+//! [`Dispatcher`] and plays the part Lambda's SQS event source mapping plays in AWS: it receives
+//! batches, deletes the messages the dispatcher settled, and purges expired rows hourly.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,19 +27,19 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
-use pinrelay::config::{self, keys};
-use pinrelay::dispatch::{DispatchConfig, Dispatcher};
+use pinrelay::config::ServeSettings;
+use pinrelay::dispatch::Dispatcher;
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
-use pinrelay::ingest::{self, Ingest, IngestConfig};
+use pinrelay::ingest::{self, Ingest};
 use pinrelay::metrics::Metrics;
-use pinrelay::pinterest::http::DEFAULT_BASE_URL;
 use pinrelay::pinterest::{
     ConversionsApi, ConversionsApiError, DryRun, Event, EventStatus, PinterestHttp,
     PinterestHttpConfig,
 };
-use pinrelay::queue::sqlite::{SqliteDatabase, SqliteQueue};
-use pinrelay::queue::{EncodedMessage, MAX_MESSAGE_BYTES, Queue, QueueError};
-use pinrelay::shopify::WebhookSecrets;
+use pinrelay::profile::sqlite::SqliteProfileStore;
+use pinrelay::queue::sqlite::SqliteQueue;
+use pinrelay::queue::{EncodedMessage, Queue, QueueError};
+use pinrelay::sqlite::SqliteDatabase;
 use pinrelay::telemetry::{self, Output};
 use serde_json::json;
 use tokio::sync::{Notify, watch};
@@ -109,53 +111,43 @@ struct App {
     metrics: Metrics,
 }
 
-type Relay = Dispatcher<SqliteIdempotencyStore, Target, SqliteQueue>;
+type Relay = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, Target, SqliteQueue>;
+
+/// Time allowed to open a connection to Pinterest.
+const PINTEREST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for one Pinterest request.
+const PINTEREST_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     telemetry::init(Output::Stderr);
 
-    let secrets = config::var(keys::SHOPIFY_WEBHOOK_SECRETS)
-        .map(|s| WebhookSecrets::from_comma_separated(&s))
-        .filter(|s| !s.is_empty())
-        .with_context(|| {
-            format!(
-                "{} is not set: set it to your Shopify app's client secret (comma-separated, current first, during a rotation)",
-                keys::SHOPIFY_WEBHOOK_SECRETS
-            )
-        })?;
-    let target = pinterest_target()?;
-    let max_receive_count = match config::var(keys::MAX_RECEIVE_COUNT) {
-        None => 5,
-        Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).with_context(|| {
-            format!(
-                "{}={v:?} is invalid: a whole number of at least 1",
-                keys::MAX_RECEIVE_COUNT
-            )
-        })?,
+    let settings = ServeSettings::from_env()?;
+    // The real API when the settings have credentials, a dry run otherwise.
+    let target = match settings.pinterest {
+        Some((pinterest, access_token)) => Target::Pinterest(
+            PinterestHttp::new(PinterestHttpConfig {
+                base_url: pinterest.base_url,
+                ad_account_id: pinterest.ad_account_id,
+                access_token,
+                test_mode: pinterest.test_mode,
+                connect_timeout: PINTEREST_CONNECT_TIMEOUT,
+                request_timeout: PINTEREST_REQUEST_TIMEOUT,
+            })
+            .context("cannot initialize the HTTPS client for Pinterest")?,
+        ),
+        None => Target::DryRun(DryRun::stdout()),
     };
-    let dispatch_config = DispatchConfig {
-        options: config::mapping_options()?,
-        retry_base: Duration::from_millis(args.retry_base_ms.max(1)),
-        max_receive_count,
-        order_consent_policy: config::order_consent_policy()?,
-        ..DispatchConfig::default()
-    };
-    let ingest_config = IngestConfig {
-        secrets,
-        allowed_shops: config::allowed_shops(),
-        max_message_bytes: MAX_MESSAGE_BYTES,
-        order_delay: config::seconds(
-            keys::ORDER_DELAY_SECONDS,
-            config::DEFAULT_ORDER_DELAY_SECONDS,
-        )?,
-    };
+    let max_receive_count = settings.dispatch.max_receive_count;
+    let mut dispatch_config = settings.dispatch;
+    dispatch_config.retry_base = Duration::from_millis(args.retry_base_ms.max(1));
 
     let db = SqliteDatabase::open_in(&args.data_dir)?;
     // The queue redrives one delivery after the dispatcher's own last attempt, so the dispatcher
     // dead-letters with the real reason and the queue only catches crashes.
     let queue = SqliteQueue::new(db.clone()).with_max_receive_count(max_receive_count + 1);
     let store = SqliteIdempotencyStore::new(db.clone());
+    let profiles = SqliteProfileStore::new(db.clone());
     let metrics = Metrics::in_memory("serve");
     let wake = Arc::new(Notify::new());
     let target_name = match &target {
@@ -164,6 +156,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let dispatcher = Dispatcher::new(
         store.clone(),
+        profiles.clone(),
         target,
         queue.clone(),
         dispatch_config,
@@ -175,7 +168,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 queue: queue.clone(),
                 wake: wake.clone(),
             },
-            ingest_config,
+            settings.ingest,
             metrics.clone(),
         ),
         queue: queue.clone(),
@@ -224,7 +217,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         () = dispatch_loop(
             dispatcher,
             queue,
-            store,
+            (store, profiles),
             wake,
             Duration::from_millis(args.dispatch_interval_ms.max(1)),
             Duration::from_millis(args.visibility_timeout_ms.max(1)),
@@ -247,38 +240,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     tracing::info!("pinrelay serve stopped");
     eprintln!("pinrelay serve: stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The real API when both credentials are set, a dry run when neither is.
-fn pinterest_target() -> anyhow::Result<Target> {
-    let token = config::var(keys::PINTEREST_ACCESS_TOKEN);
-    let account = config::var(keys::PINTEREST_AD_ACCOUNT_ID);
-    match (token, account) {
-        (Some(token), Some(ad_account_id)) => {
-            let api = PinterestHttp::new(PinterestHttpConfig {
-                base_url: config::var(keys::PINTEREST_API_URL)
-                    .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-                ad_account_id,
-                access_token: token.into(),
-                test_mode: config::flag(keys::PINTEREST_TEST_MODE)?,
-                connect_timeout: Duration::from_secs(5),
-                request_timeout: Duration::from_secs(20),
-            })
-            .context("cannot initialize the HTTPS client for Pinterest")?;
-            Ok(Target::Pinterest(api))
-        }
-        (None, None) => Ok(Target::DryRun(DryRun::stdout())),
-        (Some(_), None) => anyhow::bail!(
-            "{} is set but {} is not: set both to send to Pinterest, or neither for a dry run",
-            keys::PINTEREST_ACCESS_TOKEN,
-            keys::PINTEREST_AD_ACCOUNT_ID
-        ),
-        (None, Some(_)) => anyhow::bail!(
-            "{} is set but {} is not: set both to send to Pinterest, or neither for a dry run",
-            keys::PINTEREST_AD_ACCOUNT_ID,
-            keys::PINTEREST_ACCESS_TOKEN
-        ),
-    }
 }
 
 async fn stop_on_signal(stop: Arc<watch::Sender<bool>>) {
@@ -305,7 +266,7 @@ async fn stop_on_signal(stop: Arc<watch::Sender<bool>>) {
 async fn dispatch_loop(
     dispatcher: Relay,
     queue: SqliteQueue,
-    store: SqliteIdempotencyStore,
+    (store, profiles): (SqliteIdempotencyStore, SqliteProfileStore),
     wake: Arc<Notify>,
     interval: Duration,
     visibility: Duration,
@@ -317,10 +278,17 @@ async fn dispatch_loop(
     while !*stopping.borrow() {
         if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
             last_purge = Some(tokio::time::Instant::now());
-            match store.purge_expired(Utc::now()).await {
+            let now = Utc::now();
+            match store.purge_expired(now).await {
                 Ok(n) => tracing::debug!(records = n, "purged expired idempotency records"),
                 Err(e) => {
                     tracing::warn!(error.message = %e, "could not purge expired idempotency records")
+                }
+            }
+            match profiles.purge_expired(now).await {
+                Ok(n) => tracing::debug!(profiles = n, "purged expired shopper profiles"),
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "could not purge expired shopper profiles")
                 }
             }
         }

@@ -25,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("error: --secret is empty; pass the app's client secret");
         return Ok(ExitCode::from(INVALID));
     }
-    let body = crate::translate::read_body(args.file.as_deref());
+    let body = crate::input::read_body(args.file.as_deref());
     match body {
         Ok(body) => {
             println!("{}", pinrelay::shopify::sign(args.secret.as_bytes(), &body));

@@ -4,7 +4,6 @@
 //! Exit codes: 0 the body is printed on stdout; 3 the webhook is skipped (reason on stderr); 2 the
 //! input or the options are invalid (one-line error on stderr).
 
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -100,12 +99,21 @@ fn translate(args: &Args) -> Result<Translated, String> {
         _ => None,
     })
     .map_err(|e| format!("{e} (use --topic and --shop)"))?;
-    let body = read_body(args.file.as_deref())?;
+    let body = crate::input::read_body(args.file.as_deref())?;
     let now = args.now.unwrap_or_else(Utc::now);
     let outcome = mapping::translate(&metadata, &body, &options, now).map_err(|e| e.to_string())?;
     match outcome {
-        Outcome::Send(event) => {
-            let batch = EventBatch { data: vec![*event] };
+        // Without a shopper profile to enrich it, the identity check follows at once, as in dispatch.
+        Outcome::Send(conversion) => {
+            if let Err(reason) = mapping::require_identity(&conversion.event) {
+                return Ok(Translated::Skipped(format!(
+                    "{reason} [{}]",
+                    reason.label()
+                )));
+            }
+            let batch = EventBatch {
+                data: vec![conversion.event],
+            };
             let json = if args.compact {
                 serde_json::to_string(&batch)
             } else {
@@ -139,22 +147,6 @@ fn describe(request: &ComplianceRequest) -> String {
         ),
         ComplianceRequest::ShopRedact { shop_domain } => {
             format!("forget everything of {shop_domain}")
-        }
-    }
-}
-
-/// Reads the raw body from a file, or standard input when none is given (shared with `sign`).
-pub(crate) fn read_body(file: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
-    match file {
-        Some(path) => {
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-        }
-        None => {
-            let mut body = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut body)
-                .map_err(|e| format!("cannot read standard input: {e}"))?;
-            Ok(body)
         }
     }
 }

@@ -63,9 +63,10 @@ fn core(c: &mut Criterion) {
         b.iter(|| {
             let outcome = translate(&metadata, black_box(ORDER), &options, now);
             match outcome {
-                Ok(Outcome::Send(event)) => {
-                    serde_json::to_vec(&EventBatch { data: vec![*event] }).unwrap_or_default()
-                }
+                Ok(Outcome::Send(conversion)) => serde_json::to_vec(&EventBatch {
+                    data: vec![conversion.event],
+                })
+                .unwrap_or_default(),
                 _ => Vec::new(),
             }
         })

@@ -88,10 +88,10 @@ fn dispatch_cpu(c: &mut Criterion) {
                 let Ok(envelope) = Envelope::decode(black_box(body), attrs, now) else {
                     continue;
                 };
-                if let Ok(Outcome::Send(event)) =
+                if let Ok(Outcome::Send(conversion)) =
                     mapping::translate(&envelope.metadata, &envelope.body, &options, now)
                 {
-                    data.push(*event);
+                    data.push(conversion.event);
                 }
             }
             let body = serde_json::to_vec(&EventBatch { data }).unwrap_or_default();
@@ -101,18 +101,23 @@ fn dispatch_cpu(c: &mut Criterion) {
     group.finish();
 }
 
-/// What enrichment costs per order on top of the send path: the second, token-only parse of the
-/// body and [`profile::apply`]; the profile read itself is one store round trip.
+/// What enrichment costs per order on top of the send path: [`profile::apply`] (the checkout token
+/// comes with the translated order); the profile read itself is one store round trip.
 fn profile_cpu(c: &mut Criterion) {
     let now = Utc::now();
     let (body, attrs) = messages(now).swap_remove(0);
     let envelope = Envelope::decode(&body, &attrs, now).expect("decodes");
-    let Ok(Outcome::Send(event)) =
+    let Ok(Outcome::Send(conversion)) =
         mapping::translate(&envelope.metadata, &envelope.body, &Options::default(), now)
     else {
         panic!("the fixture order translates to an event");
     };
-    let token = profile::order_checkout_token(&envelope.body).expect("the fixture has a token");
+    let token = conversion
+        .order
+        .as_ref()
+        .and_then(|o| o.checkout_token.clone())
+        .expect("the fixture has a token");
+    let event = conversion.event;
     let recorded = Profile {
         click_id: Some("dj0yJnU9abc".into()),
         client_ip: Some("203.0.113.7".into()),
@@ -126,12 +131,9 @@ fn profile_cpu(c: &mut Criterion) {
         ..Profile::default()
     };
     let mut group = c.benchmark_group("profile");
-    group.bench_function("order_checkout_token_28kb_order", |b| {
-        b.iter(|| black_box(profile::order_checkout_token(black_box(&envelope.body))))
-    });
     group.bench_function("apply", |b| {
         b.iter(|| {
-            let mut e = (*event).clone();
+            let mut e = event.clone();
             let applied = profile::apply(
                 &mut e,
                 Some(black_box(&token)),

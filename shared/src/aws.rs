@@ -60,6 +60,16 @@ impl Budget {
         max_backoff: Duration::from_secs(1),
     };
 
+    /// Operator commands (`pinrelay replay`): nobody waits on them but a person, so be patient.
+    pub const CLI: Budget = Budget {
+        connect: Duration::from_secs(3),
+        attempt: Duration::from_secs(10),
+        operation: Duration::from_secs(30),
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(2),
+    };
+
     /// The SDK timeout configuration.
     pub fn timeout_config(&self) -> TimeoutConfig {
         TimeoutConfig::builder()

@@ -1,13 +1,23 @@
 //! Configuration from the environment, read once at start-up through named keys.
 //!
+//! One loader per process kind: [`IngestSettings`] (the ingest Lambda), [`DispatchSettings`] (the
+//! dispatch Lambda) and [`ServeSettings`] (`pinrelay serve`, both halves in one process). Each
+//! variable is read by one function here, with one default and one error message, whoever reads it.
 //! Loading fails with a message naming the variable, so a misconfigured function fails its first
 //! (cold-start) invocation loudly instead of mishandling webhooks.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use secrecy::SecretString;
+
+use crate::dispatch::DispatchConfig;
+use crate::ingest::IngestConfig;
 use crate::mapping::{ContentIdSource, Options, ValueSource};
+use crate::pinterest::http::DEFAULT_BASE_URL;
 use crate::profile::ConsentPolicy;
+use crate::queue::{MAX_DELAY, MAX_MESSAGE_BYTES};
+use crate::shopify::WebhookSecrets;
 
 /// Environment variable names.
 pub mod keys {
@@ -55,6 +65,32 @@ pub mod keys {
 
 /// Default of `ORDER_DELAY_SECONDS`: time for the pixel's checkout to be recorded before the order.
 pub const DEFAULT_ORDER_DELAY_SECONDS: u64 = 60;
+
+/// Why the environment cannot configure this process.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error(transparent)]
+    Missing(#[from] MissingVar),
+    /// A variable is set to a value that cannot be used.
+    #[error(transparent)]
+    Invalid(#[from] InvalidVar),
+    /// `pinrelay serve` has no webhook secret.
+    #[error(
+        "SHOPIFY_WEBHOOK_SECRETS is not set: set it to your Shopify app's client secret (comma-separated, current first, during a rotation)"
+    )]
+    NoWebhookSecrets,
+    /// Two variables that go together are not both set.
+    #[error(
+        "{set} is set but {unset} is not: set both to send to Pinterest, or neither for a dry run"
+    )]
+    Incomplete {
+        /// The one that is set.
+        set: &'static str,
+        /// The one that is not.
+        unset: &'static str,
+    },
+}
 
 /// A variable is set to a value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +228,204 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
         send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
         value_source,
         content_id,
-        defer_identity_check: false,
     })
+}
+
+/// Reads `ORDER_DELAY_SECONDS`, default [`DEFAULT_ORDER_DELAY_SECONDS`], at most SQS's 900.
+///
+/// # Errors
+/// [`InvalidVar`].
+pub fn order_delay() -> Result<Duration, InvalidVar> {
+    let delay = seconds(keys::ORDER_DELAY_SECONDS, DEFAULT_ORDER_DELAY_SECONDS)?;
+    if delay > MAX_DELAY {
+        return Err(InvalidVar {
+            key: keys::ORDER_DELAY_SECONDS,
+            value: delay.as_secs().to_string(),
+            expected: "at most 900 seconds (SQS delays messages by at most 15 minutes)",
+        });
+    }
+    Ok(delay)
+}
+
+/// Reads `MAX_RECEIVE_COUNT`, default 5 (the template's `maxReceiveCount`).
+///
+/// # Errors
+/// [`InvalidVar`].
+pub fn max_receive_count() -> Result<u32, InvalidVar> {
+    match var(keys::MAX_RECEIVE_COUNT) {
+        None => Ok(DispatchConfig::default().max_receive_count),
+        Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or(InvalidVar {
+            key: keys::MAX_RECEIVE_COUNT,
+            value: v,
+            expected: "the queue's maxReceiveCount, a whole number of at least 1",
+        }),
+    }
+}
+
+/// Reads what both halves of ingest need except the secrets, which the caller loads (from
+/// `SHOPIFY_WEBHOOK_SECRETS` or Secrets Manager).
+///
+/// # Errors
+/// [`InvalidVar`].
+pub fn ingest_config(secrets: WebhookSecrets) -> Result<IngestConfig, InvalidVar> {
+    Ok(IngestConfig {
+        secrets,
+        allowed_shops: allowed_shops(),
+        max_message_bytes: MAX_MESSAGE_BYTES,
+        order_delay: order_delay()?,
+    })
+}
+
+/// Reads the dispatcher's settings: mapping options, `MAX_RECEIVE_COUNT`, `ORDER_CONSENT_POLICY`.
+///
+/// # Errors
+/// [`InvalidVar`].
+pub fn dispatch_config() -> Result<DispatchConfig, InvalidVar> {
+    Ok(DispatchConfig {
+        options: mapping_options()?,
+        max_receive_count: max_receive_count()?,
+        order_consent_policy: order_consent_policy()?,
+        ..DispatchConfig::default()
+    })
+}
+
+/// Where and how to reach Pinterest, except the access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinterestSettings {
+    /// `PINTEREST_API_URL`, default [`DEFAULT_BASE_URL`].
+    pub base_url: String,
+    /// `PINTEREST_AD_ACCOUNT_ID`.
+    pub ad_account_id: String,
+    /// `PINTEREST_TEST_MODE`.
+    pub test_mode: bool,
+}
+
+impl PinterestSettings {
+    fn from_env(ad_account_id: String) -> Result<Self, InvalidVar> {
+        Ok(Self {
+            base_url: var(keys::PINTEREST_API_URL).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            ad_account_id,
+            test_mode: flag(keys::PINTEREST_TEST_MODE)?,
+        })
+    }
+}
+
+/// The ingest Lambda's settings (the webhook secrets are loaded at start-up, see
+/// [`crate::secrets`]).
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// `QUEUE_URL`.
+    pub queue_url: String,
+    /// `SHOPIFY_SHOP_DOMAINS`.
+    pub allowed_shops: Option<HashSet<String>>,
+    /// `ORDER_DELAY_SECONDS`.
+    pub order_delay: Duration,
+}
+
+impl IngestSettings {
+    /// Reads them.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            queue_url: required(keys::QUEUE_URL)?,
+            allowed_shops: allowed_shops(),
+            order_delay: order_delay()?,
+        })
+    }
+
+    /// The endpoint's settings with these secrets.
+    pub fn config(&self, secrets: WebhookSecrets) -> IngestConfig {
+        IngestConfig {
+            secrets,
+            allowed_shops: self.allowed_shops.clone(),
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            order_delay: self.order_delay,
+        }
+    }
+}
+
+/// The dispatch Lambda's settings (the Pinterest token is loaded at start-up, see
+/// [`crate::secrets`]).
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// `IDEMPOTENCY_TABLE`: idempotency records and shopper profiles.
+    pub table: String,
+    /// `QUEUE_URL`: the source queue, for visibility changes.
+    pub queue_url: String,
+    /// `DEAD_LETTER_QUEUE_URL`.
+    pub dead_letter_queue_url: String,
+    /// Pinterest's URL, ad account and test mode.
+    pub pinterest: PinterestSettings,
+    /// The dispatcher's settings.
+    pub dispatch: DispatchConfig,
+}
+
+impl DispatchSettings {
+    /// Reads them.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: required(keys::IDEMPOTENCY_TABLE)?,
+            queue_url: required(keys::QUEUE_URL)?,
+            dead_letter_queue_url: required(keys::DEAD_LETTER_QUEUE_URL)?,
+            pinterest: PinterestSettings::from_env(required(keys::PINTEREST_AD_ACCOUNT_ID)?)?,
+            dispatch: dispatch_config()?,
+        })
+    }
+}
+
+/// `pinrelay serve`'s settings: ingest and dispatch in one process, secrets from the environment.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// The endpoint's settings (`SHOPIFY_WEBHOOK_SECRETS` included).
+    pub ingest: IngestConfig,
+    /// The dispatcher's settings.
+    pub dispatch: DispatchConfig,
+    /// Pinterest and the token when both `PINTEREST_ACCESS_TOKEN` and `PINTEREST_AD_ACCOUNT_ID`
+    /// are set; `None` (a dry run) when neither is.
+    pub pinterest: Option<(PinterestSettings, SecretString)>,
+}
+
+impl ServeSettings {
+    /// Reads them.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable; [`ConfigError::Incomplete`] when only one of the
+    /// Pinterest token and ad account is set.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let secrets = var(keys::SHOPIFY_WEBHOOK_SECRETS)
+            .map(|s| WebhookSecrets::from_comma_separated(&s))
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::NoWebhookSecrets)?;
+        let pinterest = match (
+            var(keys::PINTEREST_ACCESS_TOKEN),
+            var(keys::PINTEREST_AD_ACCOUNT_ID),
+        ) {
+            (Some(token), Some(account)) => {
+                Some((PinterestSettings::from_env(account)?, token.into()))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Incomplete {
+                    set: keys::PINTEREST_ACCESS_TOKEN,
+                    unset: keys::PINTEREST_AD_ACCOUNT_ID,
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Incomplete {
+                    set: keys::PINTEREST_AD_ACCOUNT_ID,
+                    unset: keys::PINTEREST_ACCESS_TOKEN,
+                });
+            }
+        };
+        Ok(Self {
+            ingest: ingest_config(secrets)?,
+            dispatch: dispatch_config()?,
+            pinterest,
+        })
+    }
 }

@@ -25,6 +25,8 @@ pub mod aws;
 pub mod browser;
 pub mod config;
 pub mod dispatch;
+#[cfg(feature = "aws")]
+pub mod dynamodb;
 #[cfg(test)]
 mod fixtures;
 pub mod idempotency;
@@ -37,4 +39,6 @@ pub mod queue;
 #[cfg(feature = "aws")]
 pub mod secrets;
 pub mod shopify;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod telemetry;

@@ -12,9 +12,11 @@
 //! | `carts/*` and any other topic | skipped: no purchase, and carts carry no identity |
 //!
 //! Orders are skipped, with the reason, when they are test orders (unless
-//! [`Options::include_test_orders`]), cancelled, point-of-sale (unless [`Options::send_pos_orders`],
-//! which sends them as `offline`), or without the identity Pinterest requires (an email, or both IP
-//! address and user agent). Identity fields are normalized and hashed by [`crate::pinterest::normalize`].
+//! [`Options::include_test_orders`]), cancelled, or point-of-sale (unless
+//! [`Options::send_pos_orders`], which sends them as `offline`). Whether an event has the identity
+//! Pinterest requires (an email, or both IP address and user agent) is decided once, by
+//! [`require_identity`], after the dispatcher has enriched it from a shopper profile. Identity
+//! fields are normalized and hashed by [`crate::pinterest::normalize`].
 
 use std::net::IpAddr;
 use std::sync::LazyLock;
@@ -46,10 +48,6 @@ pub struct Options {
     pub value_source: ValueSource,
     /// Which line-item field becomes the product id in `content_ids` and `contents`.
     pub content_id: ContentIdSource,
-    /// Return an order's `checkout` even without the identity Pinterest needs (default false:
-    /// skipped as [`SkipReason::NotEnoughIdentity`]). The dispatcher sets it: a shopper profile may
-    /// add the IP address and user agent, and it checks [`UserData::is_sendable`] itself after.
-    pub defer_identity_check: bool,
 }
 
 impl Default for Options {
@@ -61,7 +59,6 @@ impl Default for Options {
             send_pos_orders: false,
             value_source: ValueSource::Subtotal,
             content_id: ContentIdSource::Variant,
-            defer_identity_check: false,
         }
     }
 }
@@ -153,12 +150,45 @@ pub enum ContentIdSource {
 /// What to do with a webhook.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Send this event.
-    Send(Box<Event>),
+    /// Send this event (once [`require_identity`] agrees, after any enrichment).
+    Send(Box<Conversion>),
     /// Send nothing, for this reason.
     Skip(SkipReason),
     /// A mandatory compliance request for dispatch to act on; never a Pinterest event.
     Compliance(ComplianceRequest),
+}
+
+/// A webhook's Pinterest event, with what the relay needs to know about the order behind it, decided
+/// here where the payload is read so that nobody recovers it from the event later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversion {
+    /// The event to send.
+    pub event: Event,
+    /// The Shopify order behind a `checkout` event; `None` for other events.
+    pub order: Option<OrderRef>,
+}
+
+/// The Shopify order behind a `checkout` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRef {
+    /// The order id (the shopper profile's key).
+    pub id: u64,
+    /// The storefront checkout's token, which a shopper profile must match; `None` when the order
+    /// had no storefront checkout.
+    pub checkout_token: Option<String>,
+}
+
+/// Pinterest's identity rule, checked once, after any enrichment: an event needs an email, mobile
+/// ad ids, or both IP address and user agent.
+///
+/// # Errors
+/// [`SkipReason::NotEnoughIdentity`] otherwise.
+pub fn require_identity(event: &Event) -> Result<(), SkipReason> {
+    if event.user_data.is_sendable() {
+        Ok(())
+    } else {
+        Err(SkipReason::NotEnoughIdentity)
+    }
 }
 
 /// Why a verified webhook sends nothing. Each reason is a metric dimension and a log field.
@@ -174,6 +204,9 @@ pub enum SkipReason {
     NotEnoughIdentity,
     /// The order was cancelled before the webhook was handled.
     CancelledOrder,
+    /// The shopper has not given marketing consent: a browser event without it, or an order whose
+    /// shopper refused it while `ORDER_CONSENT_POLICY` is `skip`.
+    Consent,
 }
 
 impl SkipReason {
@@ -185,6 +218,7 @@ impl SkipReason {
             SkipReason::UnmappedTopic(_) => "unmapped_topic",
             SkipReason::NotEnoughIdentity => "not_enough_identity",
             SkipReason::CancelledOrder => "cancelled_order",
+            SkipReason::Consent => "consent",
         }
     }
 }
@@ -205,6 +239,9 @@ impl std::fmt::Display for SkipReason {
                 "Pinterest needs an email, mobile ad ids, or both IP address and user agent; the webhook has none",
             ),
             SkipReason::CancelledOrder => f.write_str("the order is cancelled"),
+            SkipReason::Consent => f.write_str(
+                "the shopper has not given marketing consent (for an order: refused in the browser, and ORDER_CONSENT_POLICY is skip)",
+            ),
         }
     }
 }
@@ -381,9 +418,6 @@ fn order_event(
         })?;
 
     let user_data = order_user_data(&order);
-    if !user_data.is_sendable() && !options.defer_identity_check {
-        return Ok(Outcome::Skip(SkipReason::NotEnoughIdentity));
-    }
     let action_source = if pos {
         ActionSource::Offline
     } else {
@@ -400,7 +434,7 @@ fn order_event(
                 .and_then(|c| c.accept_language.as_deref())
                 .and_then(language)
         });
-    Ok(Outcome::Send(Box::new(Event {
+    let event = Event {
         event_name: "checkout".to_owned(),
         action_source,
         event_time: event_time(created, now),
@@ -413,6 +447,13 @@ fn order_event(
         user_data,
         custom_data: Some(order_custom_data(&order, order_id, options)),
         language,
+    };
+    Ok(Outcome::Send(Box::new(Conversion {
+        event,
+        order: Some(OrderRef {
+            id: order_id,
+            checkout_token: order.checkout_token.clone(),
+        }),
     })))
 }
 
@@ -460,10 +501,7 @@ fn signup_event(
     if let Some(a) = address {
         add_location(&mut user_data, a);
     }
-    if !user_data.is_sendable() {
-        return Ok(Outcome::Skip(SkipReason::NotEnoughIdentity));
-    }
-    Ok(Outcome::Send(Box::new(Event {
+    let event = Event {
         event_name: "signup".to_owned(),
         action_source: ActionSource::Web,
         event_time: event_time(created, now),
@@ -473,7 +511,8 @@ fn signup_event(
         user_data,
         custom_data: None,
         language: None,
-    })))
+    };
+    Ok(Outcome::Send(Box::new(Conversion { event, order: None })))
 }
 
 fn order_user_data(order: &Order) -> UserData {
@@ -804,13 +843,23 @@ mod tests {
         }
     }
 
+    /// What the relay decides for a webhook without a shopper profile: translate, then the
+    /// identity check.
     fn run(topic: &str, body: &str, options: &Options) -> Result<Outcome, MappingError> {
-        translate(&meta(topic), body.as_bytes(), options, now())
+        Ok(
+            match translate(&meta(topic), body.as_bytes(), options, now())? {
+                Outcome::Send(c) => match require_identity(&c.event) {
+                    Ok(()) => Outcome::Send(c),
+                    Err(reason) => Outcome::Skip(reason),
+                },
+                other => other,
+            },
+        )
     }
 
     fn event(topic: &str, body: &str, options: &Options) -> Event {
         match run(topic, body, options).unwrap() {
-            Outcome::Send(e) => *e,
+            Outcome::Send(c) => c.event,
             other => panic!("expected an event, got {other:?}"),
         }
     }
@@ -1203,13 +1252,16 @@ mod tests {
             skip("orders/create", &body, &defaults()),
             SkipReason::NotEnoughIdentity
         );
-        // The dispatcher defers the check until a shopper profile may have added IP and UA.
-        let deferred = Options {
-            defer_identity_check: true,
-            ..defaults()
+        // `translate` itself returns the event: a shopper profile may still add IP and UA.
+        let Ok(Outcome::Send(c)) =
+            translate(&meta("orders/create"), body.as_bytes(), &defaults(), now())
+        else {
+            panic!("translate returns the unidentified order");
         };
-        let e = event("orders/create", &body, &deferred);
-        assert!(!e.user_data.is_sendable());
+        assert_eq!(
+            require_identity(&c.event),
+            Err(SkipReason::NotEnoughIdentity)
+        );
     }
 
     #[test]
@@ -1684,9 +1736,8 @@ mod tests {
             any::<bool>(),
             0..3u8,
             prop::sample::select(vec!["{order_id}", "{order_name}", "x-{order_id}", "{bad}"]),
-            any::<bool>(),
         )
-            .prop_map(|(test, pos, total, content, template, defer)| Options {
+            .prop_map(|(test, pos, total, content, template)| Options {
                 event_id_template: template.to_owned(),
                 store_url: None,
                 include_test_orders: test,
@@ -1701,7 +1752,6 @@ mod tests {
                     1 => ContentIdSource::Sku,
                     _ => ContentIdSource::Product,
                 },
-                defer_identity_check: defer,
             })
     }
 
@@ -1725,9 +1775,9 @@ mod tests {
             options in arbitrary_options(),
         ) {
             let bytes = serde_json::to_vec(&body).unwrap();
-            if let Ok(Outcome::Send(e)) = translate(&meta(topic), &bytes, &options, now()) {
+            if let Ok(Outcome::Send(c)) = translate(&meta(topic), &bytes, &options, now()) {
                 // Whatever the input, what is sent is what Pinterest's schema accepts.
-                let body = serde_json::to_value(EventBatch { data: vec![*e] }).unwrap();
+                let body = serde_json::to_value(EventBatch { data: vec![c.event] }).unwrap();
                 prop_assert!(VALIDATOR.is_valid(&body), "{body:#}");
             }
         }
@@ -1750,8 +1800,8 @@ mod tests {
             value in arbitrary_json(),
         ) {
             let body = rest_order(|o| o[key] = value);
-            if let Ok(Outcome::Send(e)) = run(topic, &body, &defaults()) {
-                let body = serde_json::to_value(EventBatch { data: vec![*e] }).unwrap();
+            if let Ok(Outcome::Send(c)) = run(topic, &body, &defaults()) {
+                let body = serde_json::to_value(EventBatch { data: vec![c.event] }).unwrap();
                 prop_assert!(VALIDATOR.is_valid(&body), "{body:#}");
             }
         }

@@ -11,10 +11,12 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use chrono::{DateTime, SecondsFormat, Utc};
 use pinrelay::dispatch::{BatchReport, DispatchConfig, Dispatcher, Disposition};
+use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::idempotency::{IdempotencyKey, IdempotencyStore, Status};
 use pinrelay::metrics::{Metrics, names};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
+use pinrelay::profile::dynamodb::DynamoDbProfileStore;
 use pinrelay::profile::{ConsentPolicy, ProfileStore};
 use pinrelay::queue::sqs::{SqsInbox, SqsQueue, received_from_message};
 use pinrelay::queue::{Envelope, MAX_MESSAGE_BYTES, Queue, Received, Source, attr};
@@ -36,7 +38,8 @@ const INVOCATION: chrono::Duration = chrono::Duration::seconds(30);
 /// holds its answer for longer.
 const PINTEREST_TIMEOUT: Duration = Duration::from_secs(5);
 
-type TestDispatcher = Dispatcher<DynamoDbIdempotencyStore, PinterestHttp, SqsInbox>;
+type TestDispatcher =
+    Dispatcher<DynamoDbIdempotencyStore, DynamoDbProfileStore, PinterestHttp, SqsInbox>;
 
 /// moto, the fake, and what a dispatcher needs.
 struct World {
@@ -61,8 +64,16 @@ impl World {
         }
     }
 
+    fn table(&self) -> Table {
+        Table::new(self.dynamodb.clone(), &self.env.table)
+    }
+
     fn store(&self) -> DynamoDbIdempotencyStore {
-        DynamoDbIdempotencyStore::new(self.dynamodb.clone(), &self.env.table)
+        DynamoDbIdempotencyStore::new(self.table())
+    }
+
+    fn profiles(&self) -> DynamoDbProfileStore {
+        DynamoDbProfileStore::new(self.table())
     }
 
     /// Retries back off by zero seconds, so a retried message is visible again at once.
@@ -89,7 +100,14 @@ impl World {
         })
         .unwrap();
         let inbox = SqsInbox::new(self.env.sqs.clone(), &self.env.queue_url, &self.env.dlq_url);
-        Dispatcher::new(self.store(), api, inbox, config, self.metrics.clone())
+        Dispatcher::new(
+            self.store(),
+            self.profiles(),
+            api,
+            inbox,
+            config,
+            self.metrics.clone(),
+        )
     }
 
     /// An `orders/create` message for order `id`, created `age` before `now`.
@@ -724,7 +742,14 @@ async fn test_mode_marks_every_request() {
     })
     .unwrap();
     let inbox = SqsInbox::new(w.env.sqs.clone(), &w.env.queue_url, &w.env.dlq_url);
-    let d = Dispatcher::new(w.store(), api, inbox, w.config(), w.metrics.clone());
+    let d = Dispatcher::new(
+        w.store(),
+        w.profiles(),
+        api,
+        inbox,
+        w.config(),
+        w.metrics.clone(),
+    );
     w.enqueue_order(1001, minutes(5)).await;
 
     w.round(&d, w.now).await;
@@ -797,7 +822,8 @@ impl World {
     }
 
     async fn profile(&self, order_id: u64) -> Option<pinrelay::browser::Profile> {
-        ProfileStore::get_profile(&self.store(), SHOP, order_id, self.now)
+        self.profiles()
+            .get_profile(SHOP, order_id, self.now)
             .await
             .unwrap()
     }

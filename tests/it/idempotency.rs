@@ -15,8 +15,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::contract;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use pinrelay::profile::dynamodb::DynamoDbProfileStore;
 
 use crate::helpers::TestEnv;
 
@@ -78,22 +80,29 @@ async fn forward(
 #[tokio::test]
 async fn dynamodb_store_passes_the_idempotency_contract() {
     let env = TestEnv::start().await;
-    let store = DynamoDbIdempotencyStore::new(serialized_dynamodb(&env).await, &env.table);
+    let store =
+        DynamoDbIdempotencyStore::new(Table::new(serialized_dynamodb(&env).await, &env.table));
     contract::run_all(&store).await;
 }
 
 #[tokio::test]
 async fn dynamodb_store_passes_the_profile_contract() {
     let env = TestEnv::start().await;
-    let store = DynamoDbIdempotencyStore::new(serialized_dynamodb(&env).await, &env.table);
-    pinrelay::profile::contract::run_all(&store).await;
-    pinrelay::profile::contract::records_and_profiles_are_kept_apart(&store).await;
+    let table = Table::new(serialized_dynamodb(&env).await, &env.table);
+    let profiles = DynamoDbProfileStore::new(table.clone());
+    pinrelay::profile::contract::run_all(&profiles).await;
+    pinrelay::profile::contract::records_and_profiles_are_kept_apart(
+        &DynamoDbIdempotencyStore::new(table),
+        &profiles,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn dynamodb_store_grants_one_of_many_concurrent_claims_every_time() {
     let env = TestEnv::start().await;
-    let store = DynamoDbIdempotencyStore::new(serialized_dynamodb(&env).await, &env.table);
+    let store =
+        DynamoDbIdempotencyStore::new(Table::new(serialized_dynamodb(&env).await, &env.table));
     for _ in 0..5 {
         contract::concurrent_claims_acquire_once(&store).await;
         let key =

@@ -7,11 +7,8 @@
 //! when every record is to be retried, it lists them all as batch item failures, so the queue's
 //! receive count and redrive policy stay per message.
 //!
-//! Environment: `IDEMPOTENCY_TABLE`, `QUEUE_URL` (the source queue, for visibility changes),
-//! `DEAD_LETTER_QUEUE_URL`, `PINTEREST_API_URL` (default `https://api.pinterest.com`),
-//! `PINTEREST_AD_ACCOUNT_ID`, `PINTEREST_ACCESS_TOKEN` or `PINTEREST_ACCESS_TOKEN_SECRET_ARN`,
-//! `PINTEREST_TEST_MODE`, `MAX_RECEIVE_COUNT`, `ORDER_CONSENT_POLICY`, and the mapping options of
-//! [`pinrelay::config::mapping_options`].
+//! Environment: read by [`DispatchSettings::from_env`], plus `PINTEREST_ACCESS_TOKEN` or
+//! `PINTEREST_ACCESS_TOKEN_SECRET_ARN` (see [`pinrelay::secrets`]).
 
 use std::time::Duration;
 
@@ -20,12 +17,13 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use pinrelay::aws::{self, Budget};
-use pinrelay::config::{self, InvalidVar, keys};
-use pinrelay::dispatch::{BatchReport, DispatchConfig, Dispatcher};
+use pinrelay::config::DispatchSettings;
+use pinrelay::dispatch::{BatchReport, Dispatcher};
+use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::metrics::{self, Metrics};
-use pinrelay::pinterest::http::DEFAULT_BASE_URL;
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
+use pinrelay::profile::dynamodb::DynamoDbProfileStore;
 use pinrelay::queue::Received;
 use pinrelay::queue::sqs::SqsInbox;
 use pinrelay::telemetry::{self, Output};
@@ -39,56 +37,12 @@ const RECEIVE_COUNT: &str = "ApproximateReceiveCount";
 /// When the runtime gives no usable deadline, locks last as long as the longest invocation.
 const FALLBACK_LOCK: Duration = Duration::from_secs(15 * 60);
 
-type Service = Dispatcher<DynamoDbIdempotencyStore, PinterestHttp, SqsInbox>;
-
-/// Everything read from the environment except the Pinterest token.
-struct Config {
-    table: String,
-    queue_url: String,
-    dead_letter_queue_url: String,
-    api_url: String,
-    ad_account_id: String,
-    test_mode: bool,
-    dispatch: DispatchConfig,
-}
-
-impl Config {
-    fn from_env() -> anyhow::Result<Self> {
-        let dispatch = DispatchConfig {
-            options: config::mapping_options()?,
-            max_receive_count: max_receive_count()?,
-            order_consent_policy: config::order_consent_policy()?,
-            ..DispatchConfig::default()
-        };
-        Ok(Self {
-            table: config::required(keys::IDEMPOTENCY_TABLE)?,
-            queue_url: config::required(keys::QUEUE_URL)?,
-            dead_letter_queue_url: config::required(keys::DEAD_LETTER_QUEUE_URL)?,
-            api_url: config::var(keys::PINTEREST_API_URL)
-                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-            ad_account_id: config::required(keys::PINTEREST_AD_ACCOUNT_ID)?,
-            test_mode: config::flag(keys::PINTEREST_TEST_MODE)?,
-            dispatch,
-        })
-    }
-}
-
-fn max_receive_count() -> Result<u32, InvalidVar> {
-    let default = DispatchConfig::default().max_receive_count;
-    match config::var(keys::MAX_RECEIVE_COUNT) {
-        None => Ok(default),
-        Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or(InvalidVar {
-            key: keys::MAX_RECEIVE_COUNT,
-            value: v,
-            expected: "the queue's maxReceiveCount, a whole number of at least 1",
-        }),
-    }
-}
+type Service = Dispatcher<DynamoDbIdempotencyStore, DynamoDbProfileStore, PinterestHttp, SqsInbox>;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(Output::Stdout);
-    let config = Config::from_env().context("dispatch configuration")?;
+    let config = DispatchSettings::from_env().context("dispatch configuration")?;
 
     let sdk = aws::load(Budget::DISPATCH).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws::with_budget(&sdk, Budget::STARTUP));
@@ -96,22 +50,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await
         .context("Pinterest access token")?;
     let api = PinterestHttp::new(PinterestHttpConfig {
-        base_url: config.api_url,
-        ad_account_id: config.ad_account_id,
+        base_url: config.pinterest.base_url,
+        ad_account_id: config.pinterest.ad_account_id,
         access_token,
-        test_mode: config.test_mode,
+        test_mode: config.pinterest.test_mode,
         connect_timeout: PINTEREST_CONNECT_TIMEOUT,
         request_timeout: PINTEREST_REQUEST_TIMEOUT,
     })
     .context("Pinterest HTTP client")?;
-    let store = DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
+    // Records and profiles share the table; each port has its own adapter.
+    let table = Table::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
     let inbox = SqsInbox::new(
         aws_sdk_sqs::Client::new(&sdk),
         config.queue_url,
         config.dead_letter_queue_url,
     );
     let service: Service = Dispatcher::new(
-        store,
+        DynamoDbIdempotencyStore::new(table.clone()),
+        DynamoDbProfileStore::new(table),
         api,
         inbox,
         config.dispatch,

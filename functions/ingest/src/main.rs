@@ -1,23 +1,23 @@
 //! The ingest Lambda, behind a Function URL: a thin adapter from `lambda_http` to
 //! [`pinrelay::ingest::Ingest`] over SQS, which routes, verifies, enqueues and picks the status.
 //!
-//! Start-up reads the configuration (`QUEUE_URL`, `SHOPIFY_WEBHOOK_SECRETS` or
-//! `SHOPIFY_WEBHOOK_SECRET_ARN`, `SHOPIFY_SHOP_DOMAINS`, `ORDER_DELAY_SECONDS`, and the standard AWS
-//! SDK variables) and fails the cold start with a message naming any variable that is wrong.
+//! Start-up reads the configuration ([`IngestSettings::from_env`], the webhook secrets from
+//! `SHOPIFY_WEBHOOK_SECRETS` or `SHOPIFY_WEBHOOK_SECRET_ARN`, and the standard AWS SDK variables)
+//! and fails the cold start with a message naming any variable that is wrong.
 
 use std::net::IpAddr;
 
-use anyhow::{Context as _, ensure};
+use anyhow::Context as _;
 use chrono::Utc;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response, service_fn};
 use pinrelay::aws::{self, Budget};
-use pinrelay::config::{self, keys};
-use pinrelay::ingest::{self, Ingest, IngestConfig, Reply};
+use pinrelay::config::IngestSettings;
+use pinrelay::ingest::{self, Ingest, Reply};
 use pinrelay::metrics::{self, Metrics};
-use pinrelay::queue::sqs::{MAX_DELAY, SqsQueue};
-use pinrelay::queue::{MAX_MESSAGE_BYTES, Queue};
+use pinrelay::queue::Queue;
+use pinrelay::queue::sqs::SqsQueue;
 use pinrelay::{secrets, telemetry};
 
 #[tokio::main]
@@ -38,37 +38,21 @@ async fn main() -> anyhow::Result<()> {
 
 /// Reads the configuration and builds the SQS-backed endpoint, clients included (once).
 async fn build() -> anyhow::Result<Ingest<SqsQueue>> {
-    let queue_url = config::required(keys::QUEUE_URL)?;
-    let order_delay = config::seconds(
-        keys::ORDER_DELAY_SECONDS,
-        config::DEFAULT_ORDER_DELAY_SECONDS,
-    )?;
-    ensure!(
-        order_delay <= MAX_DELAY,
-        "{}={} is invalid: SQS delays messages by at most {} seconds",
-        keys::ORDER_DELAY_SECONDS,
-        order_delay.as_secs(),
-        MAX_DELAY.as_secs()
-    );
+    let settings = IngestSettings::from_env()?;
     let sdk = aws::load(Budget::INGEST).await;
     let secrets_client =
         aws_sdk_secretsmanager::Client::new(&aws::with_budget(&sdk, Budget::STARTUP));
     let secrets = secrets::webhook_secrets(&secrets_client)
         .await
         .context("cannot load the Shopify webhook secrets")?;
-    let config = IngestConfig {
-        secrets,
-        allowed_shops: config::allowed_shops(),
-        max_message_bytes: MAX_MESSAGE_BYTES,
-        order_delay,
-    };
+    let config = settings.config(secrets);
     tracing::info!(
         secrets = config.secrets.len(),
         shop_allow_list = config.allowed_shops.as_ref().map_or(0, |s| s.len()),
-        order_delay_s = order_delay.as_secs(),
+        order_delay_s = config.order_delay.as_secs(),
         "ingest ready"
     );
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url);
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), settings.queue_url);
     Ok(Ingest::new(
         queue,
         config,
@@ -128,7 +112,8 @@ mod tests {
     use std::time::Duration;
 
     use lambda_http::http::StatusCode;
-    use pinrelay::queue::{EncodedMessage, Envelope, QueueError, attr};
+    use pinrelay::ingest::IngestConfig;
+    use pinrelay::queue::{EncodedMessage, Envelope, MAX_MESSAGE_BYTES, QueueError, attr};
     use pinrelay::shopify::WebhookSecrets;
 
     use super::*;

@@ -10,73 +10,44 @@
 //! | `expires_at` | N | Unix seconds; the record's `expiration`, and the table's TTL attribute |
 //! | `in_progress_expiration` | N | Unix milliseconds; when an `INPROGRESS` lock may be taken over |
 //!
-//! Shopper profiles ([`ProfileStore`]) share the table: `id` is `order#{shop}#{order_id}`, `profile`
-//! (S) the [`Profile`] as JSON, `expires_at` the same TTL attribute. The prefix keeps them apart from
-//! records, whose ids start with the shop.
+//! Shopper profiles share the table ([`crate::profile::dynamodb`]) under ids that start with
+//! `order#`, apart from records, whose ids start with the shop.
 //!
 //! DynamoDB deletes expired items lazily (up to days late), so every condition compares the times
 //! itself. It is not a cache: every call goes to the table.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
 use super::{
     Claim, IdempotencyKey, IdempotencyRecord, IdempotencyStore, RECORD_TTL_SECONDS, Status,
     StoreError,
 };
-use crate::browser::Profile;
-use crate::profile::{ProfileStore, profile_key, shop_profile_prefix};
+use crate::dynamodb::{EXPIRES_AT, ID, Table, TableError};
 
-const ID: &str = "id";
 const STATUS: &str = "status";
-const EXPIRES_AT: &str = "expires_at";
 const IN_PROGRESS_EXPIRATION: &str = "in_progress_expiration";
-const PROFILE: &str = "profile";
 
-/// Items per `BatchWriteItem`, DynamoDB's limit.
-const BATCH_WRITE_MAX: usize = 25;
-/// Attempts at writing back a batch's unprocessed items before giving up (the caller retries).
-const UNPROCESSED_ATTEMPTS: u32 = 8;
+impl From<TableError> for StoreError {
+    fn from(e: TableError) -> Self {
+        StoreError::Unavailable(Box::new(e))
+    }
+}
 
 /// Idempotency records in a DynamoDB table (partition key `id`, TTL attribute `expires_at`).
 #[derive(Debug, Clone)]
 pub struct DynamoDbIdempotencyStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoDbIdempotencyStore {
-    /// Uses `table` through `client`; build the client once per process.
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    /// The table name.
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    fn unavailable<E>(&self, operation: &'static str, source: E) -> StoreError
-    where
-        E: std::error::Error + Send + Sync + 'static,
-    {
-        StoreError::Unavailable(Box::new(DynamoDbError {
-            operation,
-            table: self.table.clone(),
-            source: Box::new(source),
-        }))
+    /// Records in `table`.
+    pub fn new(table: Table) -> Self {
+        Self { table }
     }
 
     fn item(
@@ -114,124 +85,6 @@ impl DynamoDbIdempotencyStore {
             },
         }
     }
-
-    async fn write_deletes(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        for attempt in 0..UNPROCESSED_ATTEMPTS {
-            if requests.is_empty() {
-                return Ok(());
-            }
-            if attempt > 0 {
-                // Unprocessed items mean throttling: back off before writing them again.
-                tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
-            }
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(|e| self.unavailable("BatchWriteItem", e))?;
-            requests = output
-                .unprocessed_items
-                .and_then(|mut items| items.remove(&self.table))
-                .unwrap_or_default();
-        }
-        if requests.is_empty() {
-            Ok(())
-        } else {
-            Err(self.unavailable(
-                "BatchWriteItem",
-                Throttled {
-                    left: requests.len(),
-                },
-            ))
-        }
-    }
-
-    /// Deletes the items with these ids, 25 per `BatchWriteItem`.
-    async fn delete_ids(&self, ids: &[AttributeValue]) -> Result<(), StoreError> {
-        for chunk in ids.chunks(BATCH_WRITE_MAX) {
-            let requests = chunk
-                .iter()
-                .map(|id| {
-                    DeleteRequest::builder()
-                        .key(ID, id.clone())
-                        .build()
-                        .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                        .map_err(|e| self.unavailable("BatchWriteItem", e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            self.write_deletes(requests).await?;
-        }
-        Ok(())
-    }
-
-    /// Deletes every item whose id starts with `prefix` (a consistent Scan, page by page); returns
-    /// how many.
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        let mut deleted = 0u64;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(#id, :prefix)")
-                .projection_expression("#id")
-                .expression_attribute_names("#id", ID)
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.unavailable("Scan", e))?;
-            let ids: Vec<AttributeValue> = page
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|mut item| item.remove(ID))
-                .collect();
-            self.delete_ids(&ids).await?;
-            deleted += ids.len() as u64;
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(deleted),
-            }
-        }
-    }
-}
-
-/// A DynamoDB call failed; the message names the call, the table and the SDK's explanation.
-#[derive(Debug)]
-struct DynamoDbError {
-    operation: &'static str,
-    table: String,
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl fmt::Display for DynamoDbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "DynamoDB {} on table {} failed (check IDEMPOTENCY_TABLE and the function's IAM permissions): {}",
-            self.operation,
-            self.table,
-            DisplayErrorContext(&*self.source)
-        )
-    }
-}
-
-impl std::error::Error for DynamoDbError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
-}
-
-/// DynamoDB kept returning unprocessed items.
-#[derive(Debug, thiserror::Error)]
-#[error("{left} deletes were still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)")]
-struct Throttled {
-    left: usize,
 }
 
 /// Reads a stored item back into a record.
@@ -291,9 +144,10 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         // `<=` matches `IdempotencyRecord::is_expired`: whatever a reader sees as expired can be
         // taken over.
         let result = self
-            .client
+            .table
+            .client()
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(item))
             .condition_expression(
                 "attribute_not_exists(#id) OR #expires_at <= :now \
@@ -327,7 +181,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             _ => None,
         };
         match old {
-            None => Err(self.unavailable("PutItem", error)),
+            None => Err(self.table.error("PutItem", error).into()),
             Some(Some(item)) => Ok(Self::claim_of(&parse(key.as_str(), &item)?)),
             // The condition failed but the old item was not returned: read it (consistently).
             Some(None) => match self.get(key).await? {
@@ -347,127 +201,34 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             now.timestamp() + RECORD_TTL_SECONDS,
             None,
         );
-        self.client
+        self.table
+            .client()
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|e| self.unavailable("PutItem", e))?;
+            .map_err(|e| self.table.error("PutItem", e))?;
         Ok(())
     }
 
     async fn release(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key(ID, AttributeValue::S(key.as_str().to_owned()))
-            .send()
-            .await
-            .map_err(|e| self.unavailable("DeleteItem", e))?;
-        Ok(())
+        Ok(self.table.delete(key.as_str()).await?)
     }
 
     async fn get(&self, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(ID, AttributeValue::S(key.as_str().to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable("GetItem", e))?;
-        output
-            .item
+        self.table
+            .get(key.as_str())
+            .await?
             .map(|item| parse(key.as_str(), &item))
             .transpose()
     }
 
     async fn delete_shop(&self, shop: &str) -> Result<u64, StoreError> {
-        self.delete_prefix(&IdempotencyKey::shop_prefix(shop)).await
-    }
-}
-
-impl ProfileStore for DynamoDbIdempotencyStore {
-    async fn put_profile(
-        &self,
-        shop: &str,
-        order_id: u64,
-        profile: &Profile,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        let id = profile_key(shop, order_id);
-        let json = crate::profile::encode(&id, profile)?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(ID, AttributeValue::S(id))
-            .item(PROFILE, AttributeValue::S(json))
-            .item(EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
-            .send()
-            .await
-            .map_err(|e| self.unavailable("PutItem", e))?;
-        Ok(())
-    }
-
-    async fn get_profile(
-        &self,
-        shop: &str,
-        order_id: u64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Profile>, StoreError> {
-        let id = profile_key(shop, order_id);
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(ID, AttributeValue::S(id.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable("GetItem", e))?;
-        let Some(item) = output.item else {
-            return Ok(None);
-        };
-        parse_profile(&id, &item, now)
-    }
-
-    async fn delete_profiles(&self, shop: &str, order_ids: &[u64]) -> Result<(), StoreError> {
-        let ids: Vec<AttributeValue> = order_ids
-            .iter()
-            .map(|id| AttributeValue::S(profile_key(shop, *id)))
-            .collect();
-        self.delete_ids(&ids).await
-    }
-
-    async fn delete_shop_profiles(&self, shop: &str) -> Result<u64, StoreError> {
-        self.delete_prefix(&shop_profile_prefix(shop)).await
-    }
-}
-
-/// Reads a stored profile item; an expired one reads as `None` (TTL deletes lazily).
-fn parse_profile(
-    id: &str,
-    item: &HashMap<String, AttributeValue>,
-    now: DateTime<Utc>,
-) -> Result<Option<Profile>, StoreError> {
-    let corrupt = |why: String| StoreError::Corrupt {
-        key: id.to_owned(),
-        why,
-    };
-    let expires_at = match item.get(EXPIRES_AT) {
-        Some(AttributeValue::N(n)) => n
-            .parse::<i64>()
-            .map_err(|_| corrupt("expires_at is not a whole number".into()))?,
-        _ => return Err(corrupt("expires_at is missing or not a number".into())),
-    };
-    if expires_at <= now.timestamp() {
-        return Ok(None);
-    }
-    match item.get(PROFILE) {
-        Some(AttributeValue::S(json)) => crate::profile::decode(id, json).map(Some),
-        _ => Err(corrupt("profile is missing or not a string".into())),
+        Ok(self
+            .table
+            .delete_prefix(&IdempotencyKey::shop_prefix(shop))
+            .await?)
     }
 }
 

@@ -1,13 +1,12 @@
-//! [`SqliteIdempotencyStore`]: the [`IdempotencyStore`] and [`ProfileStore`] of `pinrelay serve`,
-//! two tables in the relay database (see [`crate::queue::sqlite::SqliteDatabase`]).
+//! [`SqliteIdempotencyStore`]: the [`IdempotencyStore`] of `pinrelay serve`, the `idempotency`
+//! table of the relay database (see [`crate::sqlite::SqliteDatabase`]).
 //!
 //! A claim is one statement, `INSERT ... ON CONFLICT DO UPDATE ... WHERE <the record is expired>`,
 //! inside a write transaction, so of two concurrent claimers (even in two processes sharing the
 //! file) exactly one acquires. Records commit with `synchronous=NORMAL`: they survive a process
 //! kill; a power cut may lose the last ones, which can at worst resend an event that Pinterest then
 //! deduplicates by `event_id`. [`IdempotencyStore::complete`] is write-behind (see there). Expired records are deleted lazily by
-//! [`SqliteIdempotencyStore::purge_expired`]; every read checks expiry itself. Profiles are one row
-//! per order, the [`Profile`] as JSON, and expire the same way.
+//! [`SqliteIdempotencyStore::purge_expired`]; every read checks expiry itself.
 
 use std::path::Path;
 
@@ -18,24 +17,7 @@ use super::{
     Claim, IdempotencyKey, IdempotencyRecord, IdempotencyStore, RECORD_TTL_SECONDS, Status,
     StoreError,
 };
-use crate::browser::Profile;
-use crate::profile::{ProfileStore, profile_key, shop_profile_prefix};
-use crate::queue::sqlite::{SqliteDatabase, SqliteError};
-
-/// The table, created by [`SqliteDatabase::open`].
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS idempotency (
-    id                     TEXT    PRIMARY KEY,
-    status                 TEXT    NOT NULL,
-    expiration             INTEGER NOT NULL,
-    in_progress_expiration INTEGER
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS profiles (
-    id         TEXT    PRIMARY KEY,
-    profile    TEXT    NOT NULL,
-    expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
-";
+use crate::sqlite::{SqliteDatabase, SqliteError};
 
 impl From<SqliteError> for StoreError {
     fn from(e: SqliteError) -> Self {
@@ -92,7 +74,7 @@ impl SqliteIdempotencyStore {
         Ok(Self::new(SqliteDatabase::open_in(data_dir)?))
     }
 
-    /// Deletes records and profiles that no longer count at `now`; returns how many.
+    /// Deletes records that no longer count at `now`; returns how many.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -100,16 +82,12 @@ impl SqliteIdempotencyStore {
         Ok(self
             .db
             .call(false, move |conn| {
-                let records = conn.execute(
+                conn.execute(
                     "DELETE FROM idempotency WHERE expiration <= ?1
                      OR (status = 'INPROGRESS' AND in_progress_expiration <= ?2)",
                     params![now.timestamp(), now.timestamp_millis()],
-                )?;
-                let profiles = conn.execute(
-                    "DELETE FROM profiles WHERE expires_at <= ?1",
-                    params![now.timestamp()],
-                )?;
-                Ok((records + profiles) as u64)
+                )
+                .map(|n| n as u64)
             })
             .await?)
     }
@@ -223,83 +201,6 @@ impl IdempotencyStore for SqliteIdempotencyStore {
     }
 }
 
-impl ProfileStore for SqliteIdempotencyStore {
-    async fn put_profile(
-        &self,
-        shop: &str,
-        order_id: u64,
-        profile: &Profile,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        let id = profile_key(shop, order_id);
-        let json = crate::profile::encode(&id, profile)?;
-        self.db
-            .call(false, move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO profiles (id, profile, expires_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (id) DO UPDATE SET
-                         profile = excluded.profile, expires_at = excluded.expires_at",
-                )?
-                .execute(params![id, json, expires_at])?;
-                Ok(())
-            })
-            .await?;
-        Ok(())
-    }
-
-    async fn get_profile(
-        &self,
-        shop: &str,
-        order_id: u64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Profile>, StoreError> {
-        let id = profile_key(shop, order_id);
-        let key = id.clone();
-        let json: Option<String> = self
-            .db
-            .call(false, move |conn| {
-                conn.prepare_cached(
-                    "SELECT profile FROM profiles WHERE id = ?1 AND expires_at > ?2",
-                )?
-                .query_row(params![key, now.timestamp()], |row| row.get(0))
-                .optional()
-            })
-            .await?;
-        json.map(|json| crate::profile::decode(&id, &json))
-            .transpose()
-    }
-
-    async fn delete_profiles(&self, shop: &str, order_ids: &[u64]) -> Result<(), StoreError> {
-        let ids: Vec<String> = order_ids.iter().map(|id| profile_key(shop, *id)).collect();
-        self.db
-            .call(false, move |conn| {
-                let mut delete = conn.prepare_cached("DELETE FROM profiles WHERE id = ?1")?;
-                for id in &ids {
-                    delete.execute(params![id])?;
-                }
-                Ok(())
-            })
-            .await?;
-        Ok(())
-    }
-
-    async fn delete_shop_profiles(&self, shop: &str) -> Result<u64, StoreError> {
-        // As in `delete_shop`: the shop's keys are exactly those in ["order#{shop}#", "order#{shop}$").
-        let from = shop_profile_prefix(shop);
-        let to = format!("order#{shop}$");
-        Ok(self
-            .db
-            .call(false, move |conn| {
-                conn.execute(
-                    "DELETE FROM profiles WHERE id >= ?1 AND id < ?2",
-                    params![from, to],
-                )
-                .map(|n| n as u64)
-            })
-            .await?)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,37 +217,6 @@ mod tests {
     async fn passes_the_idempotency_store_contract() {
         let (_dir, store) = store();
         contract::run_all(&store).await;
-    }
-
-    #[tokio::test]
-    async fn passes_the_profile_store_contract() {
-        let (_dir, store) = store();
-        crate::profile::contract::run_all(&store).await;
-        crate::profile::contract::records_and_profiles_are_kept_apart(&store).await;
-    }
-
-    #[tokio::test]
-    async fn purge_deletes_expired_profiles() {
-        let (_dir, store) = store();
-        let now = Utc::now();
-        let profile = Profile::default();
-        let shop = "a.myshopify.com";
-        store
-            .put_profile(shop, 1, &profile, now.timestamp() + 10)
-            .await
-            .unwrap();
-        store
-            .put_profile(shop, 2, &profile, now.timestamp() + 1000)
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .purge_expired(now + Duration::seconds(20))
-                .await
-                .unwrap(),
-            1
-        );
-        assert!(store.get_profile(shop, 2, now).await.unwrap().is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

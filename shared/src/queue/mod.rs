@@ -51,6 +51,10 @@ pub mod attr {
 /// Bodies above this size are compressed (JSON orders shrink about tenfold).
 pub const COMPRESS_THRESHOLD: usize = 64 * 1024;
 
+/// The longest delay a queue holds a message back (SQS's `DelaySeconds` limit, 15 minutes;
+/// the SQLite queue keeps to it too).
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
 /// The largest message a standard SQS queue accepts by default (256 KiB, attributes included).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 

@@ -1,5 +1,6 @@
-//! Amazon SQS adapters: [`SqsQueue`] (ingest's [`Queue`]) and [`SqsInbox`] (dispatch's [`Inbox`]),
-//! plus [`received_from_message`], which reads an SDK [`Message`] as a [`Received`].
+//! Amazon SQS adapters: [`SqsQueue`] (ingest's [`Queue`]), [`SqsInbox`] (dispatch's [`Inbox`]) and
+//! [`SqsRedrive`] (`pinrelay replay`: a dead-letter queue drained back into the event queue), plus
+//! [`received_from_message`], which reads an SDK [`Message`] as a [`Received`].
 //!
 //! Timeouts and retries come from the client's [`SdkConfig`](aws_config::SdkConfig); build it with
 //! [`crate::aws`].
@@ -10,12 +11,16 @@ use std::time::Duration;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
+use chrono::{DateTime, Utc};
 
 use super::{EncodedMessage, Inbox, Queue, QueueError, Received, attr};
 
-/// The longest `DelaySeconds` SQS accepts (15 minutes).
-pub const MAX_DELAY: Duration = Duration::from_secs(900);
+pub use super::MAX_DELAY;
 
 /// The longest visibility timeout SQS accepts (12 hours).
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
@@ -149,6 +154,224 @@ impl From<&Message> for Received {
     }
 }
 
+/// A dead letter as [`SqsRedrive::receive`] returns it.
+#[derive(Debug, Clone)]
+pub struct DeadLetterMessage {
+    /// The message, its `dead-letter-reason` attribute included.
+    pub message: Received,
+    /// When it was sent to the dead-letter queue (`SentTimestamp`).
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What became of one dead letter handed to [`SqsRedrive::redrive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redriven {
+    /// Sent to the target queue and deleted from the dead-letter queue.
+    Replayed,
+    /// Sent, but it could not be deleted: a later replay sends it again (dispatch deduplicates).
+    NotDeleted,
+    /// Not sent; it stays in the dead-letter queue.
+    Failed(String),
+}
+
+/// Drains a dead-letter queue back into the event queue: receive with a hold, send without the
+/// `dead-letter-reason` attribute, delete only what was sent, release what is left.
+#[derive(Debug, Clone)]
+pub struct SqsRedrive {
+    client: Client,
+    dead_letter_queue_url: String,
+    target_url: String,
+}
+
+impl SqsRedrive {
+    /// Redrives `dead_letter_queue_url` into `target_url`.
+    pub fn new(
+        client: Client,
+        dead_letter_queue_url: impl Into<String>,
+        target_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            dead_letter_queue_url: dead_letter_queue_url.into(),
+            target_url: target_url.into(),
+        }
+    }
+
+    /// The approximate number of dead letters (for a progress bar).
+    ///
+    /// # Errors
+    /// [`QueueError::Unavailable`].
+    pub async fn approximate_len(&self) -> Result<u64, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.dead_letter_queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetQueueAttributes", &e))?;
+        Ok(out
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Up to 10 dead letters, hidden from other readers for `hold`, waiting at most `wait` for
+    /// one; empty when the queue is drained.
+    ///
+    /// # Errors
+    /// [`QueueError::Unavailable`].
+    pub async fn receive(
+        &self,
+        hold: Duration,
+        wait: Duration,
+    ) -> Result<Vec<DeadLetterMessage>, QueueError> {
+        let seconds = |d: Duration| i32::try_from(d.as_secs()).unwrap_or(i32::MAX);
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.dead_letter_queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(seconds(wait).min(20))
+            .visibility_timeout(seconds(hold.min(MAX_VISIBILITY)))
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| unavailable("ReceiveMessage", &e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .iter()
+            .map(|m| DeadLetterMessage {
+                message: received_from_message(m),
+                sent_at: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|ms| ms.parse().ok())
+                    .and_then(DateTime::from_timestamp_millis),
+            })
+            .collect())
+    }
+
+    /// Sends up to 10 dead letters to the target queue without their `dead-letter-reason`, then
+    /// deletes the sent ones from the dead-letter queue. One result per letter, in order.
+    ///
+    /// # Errors
+    /// [`QueueError::Unavailable`] when the send itself failed (nothing was sent or deleted).
+    pub async fn redrive(&self, letters: &[&Received]) -> Result<Vec<Redriven>, QueueError> {
+        let mut entries = Vec::with_capacity(letters.len());
+        for (i, m) in letters.iter().enumerate() {
+            let mut entry = SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(&m.body);
+            for (name, value) in m
+                .attributes
+                .iter()
+                .filter(|(k, v)| k.as_str() != attr::DEAD_LETTER_REASON && !v.is_empty())
+            {
+                entry = entry.message_attributes(name, string_attribute(value)?);
+            }
+            entries.push(
+                entry
+                    .build()
+                    .map_err(|e| QueueError::Unavailable(Box::new(e)))?,
+            );
+        }
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.target_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| unavailable("SendMessageBatch", &e))?;
+        let mut results = vec![Redriven::Failed("not in SQS's answer".to_owned()); letters.len()];
+        for f in out.failed() {
+            if let Some(r) = f
+                .id()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| results.get_mut(i))
+            {
+                *r = Redriven::Failed(format!("{} {}", f.code(), f.message().unwrap_or_default()));
+            }
+        }
+        let mut deletes = Vec::new();
+        for s in out.successful() {
+            if let Some(i) = s.id().parse::<usize>().ok().filter(|i| *i < letters.len()) {
+                results[i] = Redriven::NotDeleted;
+                deletes.push(
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&letters[i].receipt)
+                        .build()
+                        .map_err(|e| QueueError::Unavailable(Box::new(e)))?,
+                );
+            }
+        }
+        if deletes.is_empty() {
+            return Ok(results);
+        }
+        // A failed delete leaves a replayed message behind: reported, never fatal.
+        if let Ok(out) = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.dead_letter_queue_url)
+            .set_entries(Some(deletes))
+            .send()
+            .await
+        {
+            for d in out.successful() {
+                if let Some(r) = d
+                    .id()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| results.get_mut(i))
+                {
+                    *r = Redriven::Replayed;
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Makes held dead letters visible again (best effort: otherwise they reappear after the hold).
+    pub async fn release(&self, receipts: &[String]) {
+        for chunk in receipts.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, receipt)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(receipt)
+                        .visibility_timeout(0)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let _ = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.dead_letter_queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+        }
+    }
+}
+
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| QueueError::Unavailable(Box::new(e)))
+}
+
 async fn send<'a>(
     client: &Client,
     queue_url: &str,
@@ -163,12 +386,7 @@ async fn send<'a>(
         .delay_seconds(i32::try_from(delay_seconds).unwrap_or(900));
     // SQS refuses empty attribute values.
     for (name, value) in attributes.filter(|(_, v)| !v.is_empty()) {
-        let value = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(value)
-            .build()
-            .map_err(|e| QueueError::Unavailable(Box::new(e)))?;
-        request = request.message_attributes(name, value);
+        request = request.message_attributes(name, string_attribute(value)?);
     }
     request.send().await.map(|_| ()).map_err(|e| {
         if is_too_large(&e) {

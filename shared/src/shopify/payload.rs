@@ -43,6 +43,10 @@ pub struct Order {
     /// True for orders placed with a test gateway.
     #[serde(default, deserialize_with = "de::flag")]
     pub test: Option<bool>,
+    /// The storefront checkout's token; a shopper profile applies only with the same token. Absent
+    /// for orders that had no storefront checkout.
+    #[serde(default, deserialize_with = "de::text")]
+    pub checkout_token: Option<String>,
     /// The sales channel: `web`, `pos`, `shopify_draft_order`, an app id...
     #[serde(default, deserialize_with = "de::text")]
     pub source_name: Option<String>,

@@ -1,17 +1,22 @@
 //! Shopper profiles: what the storefront pixel saw at checkout (click id, IP, user agent, UTMs,
 //! consent), kept per order so dispatch can enrich the verified order webhook.
 //!
-//! The [`ProfileStore`] port is implemented by the idempotency adapters (DynamoDB: the same table
-//! under the key prefix `order#`; SQLite: a `profiles` table), so one store serves both.
-//! [`apply`] is the pure rule that turns an order's profile into changes to its `checkout` event.
+//! The [`ProfileStore`] port has a DynamoDB adapter ([`dynamodb`], feature `aws`: the idempotency
+//! table under the key prefix `order#`) and a SQLite one ([`sqlite`], feature `sqlite`: a
+//! `profiles` table of the relay database); both run the [`contract`] suite. [`apply`] is the pure
+//! rule that turns an order's profile into changes to its `checkout` event.
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
 use crate::browser::Profile;
-use crate::idempotency::StoreError;
 use crate::pinterest::{CustomData, Event, normalize};
+
+#[cfg(feature = "aws")]
+pub mod dynamodb;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 /// Profiles are kept 30 days: long enough for any order webhook delay, short for privacy.
 pub const PROFILE_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
@@ -26,17 +31,33 @@ pub fn shop_profile_prefix(shop: &str) -> String {
     format!("order#{shop}#")
 }
 
+/// Why a profile store operation failed; every variant is retryable or tolerated by the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The store could not be reached or refused the request.
+    #[error("the shopper profile store is unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored profile cannot be read.
+    #[error("the shopper profile {key} is corrupt: {why}")]
+    Corrupt {
+        /// The profile's storage key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
 /// A profile as the adapters store it: JSON.
-pub(crate) fn encode(id: &str, profile: &Profile) -> Result<String, StoreError> {
-    serde_json::to_string(profile).map_err(|e| StoreError::Corrupt {
+pub(crate) fn encode(id: &str, profile: &Profile) -> Result<String, ProfileError> {
+    serde_json::to_string(profile).map_err(|e| ProfileError::Corrupt {
         key: id.to_owned(),
         why: format!("the profile cannot be serialized: {e}"),
     })
 }
 
 /// Reads a stored profile back.
-pub(crate) fn decode(id: &str, json: &str) -> Result<Profile, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+pub(crate) fn decode(id: &str, json: &str) -> Result<Profile, ProfileError> {
+    serde_json::from_str(json).map_err(|e| ProfileError::Corrupt {
         key: id.to_owned(),
         why: format!("the stored profile is not valid: {e}"),
     })
@@ -47,44 +68,44 @@ pub trait ProfileStore: Send + Sync + 'static {
     /// Records (or replaces) the profile of an order, expiring at `expires_at` (Unix seconds).
     ///
     /// # Errors
-    /// [`StoreError`]; the browser event is then retried.
+    /// [`ProfileError`]; the browser event is then retried.
     fn put_profile(
         &self,
         shop: &str,
         order_id: u64,
         profile: &Profile,
         expires_at: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), ProfileError>> + Send;
 
     /// Reads the profile of an order; an expired profile MUST read as `None`.
     ///
     /// # Errors
-    /// [`StoreError`]; dispatch then sends the order without enrichment.
+    /// [`ProfileError`]; dispatch then sends the order without enrichment.
     fn get_profile(
         &self,
         shop: &str,
         order_id: u64,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Profile>, ProfileError>> + Send;
 
     /// Deletes the profiles of these orders (`customers/redact`).
     ///
     /// # Errors
-    /// [`StoreError`]; the compliance message is then retried.
+    /// [`ProfileError`]; the compliance message is then retried.
     fn delete_profiles(
         &self,
         shop: &str,
         order_ids: &[u64],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), ProfileError>> + Send;
 
     /// Deletes every profile of a shop (`shop/redact`); returns how many.
     ///
     /// # Errors
-    /// [`StoreError`]; the compliance message is then retried.
+    /// [`ProfileError`]; the compliance message is then retried.
     fn delete_shop_profiles(
         &self,
         shop: &str,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    ) -> impl Future<Output = Result<u64, ProfileError>> + Send;
 }
 
 /// What to do with an order whose shopper refused marketing consent in the browser
@@ -177,19 +198,6 @@ pub fn apply(
     Applied::Send { filled }
 }
 
-/// The `checkout_token` of an order webhook's body, which its profile must match (read on its own:
-/// the Pinterest event has no place for it).
-pub fn order_checkout_token(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Token {
-        checkout_token: Option<String>,
-    }
-    serde_json::from_slice::<Token>(body)
-        .ok()
-        .and_then(|t| t.checkout_token)
-        .filter(|t| !t.is_empty())
-}
-
 /// True when the event's hashed country is the United States.
 fn is_us_buyer(event: &Event) -> bool {
     let us = normalize::sha256_hex("us");
@@ -221,8 +229,9 @@ pub mod contract {
     use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
 
     /// Records and profiles share a table in both adapters: each deletion touches only its kind.
-    pub async fn records_and_profiles_are_kept_apart<S: ProfileStore + IdempotencyStore>(
+    pub async fn records_and_profiles_are_kept_apart<S: IdempotencyStore, P: ProfileStore>(
         store: &S,
+        profiles: &P,
     ) {
         let now = Utc::now();
         let shop = "apart.myshopify.com";
@@ -233,14 +242,14 @@ pub mod contract {
         assert!(matches!(claim, Ok(Claim::Acquired)));
         let expires = (now + Duration::days(1)).timestamp();
         assert!(
-            store
+            profiles
                 .put_profile(shop, 5, &Profile::default(), expires)
                 .await
                 .is_ok()
         );
         assert_eq!(store.delete_shop(shop).await.ok(), Some(1), "records only");
         assert!(
-            store
+            profiles
                 .get_profile(shop, 5, now)
                 .await
                 .ok()
@@ -249,7 +258,7 @@ pub mod contract {
         );
         assert!(store.put_in_progress(&key, now, now).await.is_ok());
         assert_eq!(
-            store.delete_shop_profiles(shop).await.ok(),
+            profiles.delete_shop_profiles(shop).await.ok(),
             Some(1),
             "profiles only"
         );
@@ -482,17 +491,6 @@ mod tests {
             );
             assert_eq!(event, before);
         }
-    }
-
-    #[test]
-    fn reads_the_checkout_token_of_an_order_body() {
-        assert_eq!(
-            order_checkout_token(crate::fixtures::ORDER_REST.as_bytes()).as_deref(),
-            Some("bd5a8aa1ecd019dd3520ff791ee3a24c")
-        );
-        assert_eq!(order_checkout_token(br#"{"checkout_token": null}"#), None);
-        assert_eq!(order_checkout_token(br#"{"checkout_token": ""}"#), None);
-        assert_eq!(order_checkout_token(b"not json"), None);
     }
 
     #[test]

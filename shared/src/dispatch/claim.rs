@@ -1,0 +1,98 @@
+//! Stage 3: one claim per idempotency key. `orders/create` and `orders/paid` of one order, delayed
+//! together, often arrive in one batch: the first message of a key leads and claims, the others
+//! follow its outcome instead of waiting for its lock.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+
+use super::model::{DispatchConfig, Disposition, Pending, STORE_CONCURRENCY};
+use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
+
+/// One leader per key, and the followers of each leader with the leader's message id.
+pub(super) type Split<'a> = (Vec<Pending<'a>>, Vec<(Pending<'a>, String)>);
+
+/// Splits a batch's events into one leader per key and the followers of each leader.
+pub(super) fn leaders_and_followers(pending: Vec<Pending<'_>>) -> Split<'_> {
+    let mut leader_of: HashMap<IdempotencyKey, String> = HashMap::new();
+    let mut leaders = Vec::with_capacity(pending.len());
+    let mut followers = Vec::new();
+    for p in pending {
+        match leader_of.get(&p.key) {
+            Some(leader_id) => followers.push((p, leader_id.clone())),
+            None => {
+                leader_of.insert(p.key.clone(), p.message.id.clone());
+                leaders.push(p);
+            }
+        }
+    }
+    (leaders, followers)
+}
+
+/// The leaders after claiming: those this invocation holds, and the others with their
+/// disposition (already sent, or locked elsewhere or unreachable: retried later).
+pub(super) struct Claimed<'a> {
+    /// Keys this invocation holds until `lock_until`: send, then complete or release.
+    pub held: Vec<Pending<'a>>,
+    /// Not held; nothing to release.
+    pub decided: Vec<(Pending<'a>, Disposition)>,
+}
+
+/// Claims every leader's key at once.
+pub(super) async fn claim<'a, S: IdempotencyStore>(
+    store: &S,
+    leaders: Vec<Pending<'a>>,
+    config: &DispatchConfig,
+    now: DateTime<Utc>,
+    lock_until: DateTime<Utc>,
+) -> Claimed<'a> {
+    let claims: Vec<_> = futures::stream::iter(
+        leaders
+            .iter()
+            .map(|p| store.put_in_progress(&p.key, now, lock_until)),
+    )
+    .buffered(STORE_CONCURRENCY)
+    .collect()
+    .await;
+    let mut out = Claimed {
+        held: Vec::with_capacity(leaders.len()),
+        decided: Vec::new(),
+    };
+    for (p, claim) in leaders.into_iter().zip(claims) {
+        let backoff = config.backoff(p.message.receive_count);
+        let d = match claim {
+            Ok(Claim::Acquired) => {
+                out.held.push(p);
+                continue;
+            }
+            Ok(Claim::AlreadyCompleted) => Disposition::Deduplicated,
+            Ok(Claim::InProgress { until_ms }) => {
+                let wait =
+                    Duration::from_millis((until_ms - now.timestamp_millis()).max(0) as u64 + 1000);
+                Disposition::Retry(wait.max(backoff))
+            }
+            Err(e) => {
+                tracing::warn!(key = %p.key, error.message = %e, "idempotency store unavailable; will retry");
+                Disposition::Retry(backoff)
+            }
+        };
+        out.decided.push((p, d));
+    }
+    out
+}
+
+/// A follower's disposition from its leader's: sent or deduplicated → deduplicated; skipped →
+/// skipped alike; retried or dead-lettered → this copy is retried on its own.
+pub(super) fn follow(
+    leader: Option<&Disposition>,
+    follower: &Pending<'_>,
+    config: &DispatchConfig,
+) -> Disposition {
+    match leader {
+        Some(Disposition::Sent | Disposition::Deduplicated) => Disposition::Deduplicated,
+        Some(Disposition::Skipped(reason)) => Disposition::Skipped(reason.clone()),
+        _ => Disposition::Retry(config.backoff(follower.message.receive_count)),
+    }
+}

@@ -1,0 +1,145 @@
+//! Shopify's mandatory compliance webhooks: what pinrelay keeps about a customer or a shop, and
+//! forgetting it. The only personal data kept is the shopper profiles; idempotency records hold
+//! none, but a redacted customer's are deleted too.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+
+use super::model::{DispatchConfig, Disposition, STORE_CONCURRENCY};
+use crate::idempotency::{IdempotencyKey, IdempotencyStore};
+use crate::mapping::ComplianceRequest;
+use crate::profile::ProfileStore;
+
+/// Carries out one request: [`Disposition::Compliance`] when done, a retry when a store failed.
+pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore>(
+    store: &S,
+    profiles: &P,
+    config: &DispatchConfig,
+    request: &ComplianceRequest,
+    now: DateTime<Utc>,
+) -> Disposition {
+    let done = match request {
+        ComplianceRequest::DataRequest {
+            shop_domain,
+            customer_id,
+            orders_requested,
+        } => data_request(profiles, shop_domain, *customer_id, orders_requested, now).await,
+        ComplianceRequest::CustomerRedact {
+            shop_domain,
+            customer_id,
+            orders_to_redact,
+        } => {
+            customer_redact(
+                store,
+                profiles,
+                config,
+                shop_domain,
+                *customer_id,
+                orders_to_redact,
+            )
+            .await
+        }
+        ComplianceRequest::ShopRedact { shop_domain } => {
+            shop_redact(store, profiles, shop_domain).await
+        }
+    };
+    if done {
+        Disposition::Compliance
+    } else {
+        Disposition::Retry(config.retry_base)
+    }
+}
+
+/// `customers/data_request`: says which of the orders have a profile, and what a profile holds.
+async fn data_request<P: ProfileStore>(
+    profiles: &P,
+    shop: &str,
+    customer_id: Option<u64>,
+    orders: &[u64],
+    now: DateTime<Utc>,
+) -> bool {
+    let found = futures::stream::iter(orders.iter().map(|id| profiles.get_profile(shop, *id, now)))
+        .buffered(STORE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    let with_profile: Vec<u64> = orders
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| matches!(f, Ok(Some(_))))
+        .map(|(id, _)| *id)
+        .collect();
+    let failed = found.iter().filter(|f| f.is_err()).count();
+    tracing::info!(
+        shop,
+        customer_id,
+        orders = orders.len(),
+        orders_with_profile = ?with_profile,
+        outcome = "compliance",
+        "customers/data_request: pinrelay keeps, per order with a profile, the Pinterest click id, IP address, user agent, UTM parameters and consent seen by the storefront pixel, for up to 30 days; idempotency records hold no personal data"
+    );
+    failed == 0
+}
+
+/// `customers/redact`: deletes the orders' and the sign-up's records and the orders' profiles.
+async fn customer_redact<S: IdempotencyStore, P: ProfileStore>(
+    store: &S,
+    profiles: &P,
+    config: &DispatchConfig,
+    shop: &str,
+    customer_id: Option<u64>,
+    orders: &[u64],
+) -> bool {
+    let mut keys = Vec::new();
+    for order_id in orders {
+        if let Some(event_id) = config.options.checkout_event_id(*order_id) {
+            keys.extend(IdempotencyKey::new(shop, "checkout", &event_id).ok());
+        }
+    }
+    if let Some(id) = customer_id {
+        keys.extend(IdempotencyKey::new(shop, "signup", &format!("signup-{id}")).ok());
+    }
+    let results = futures::future::join_all(keys.iter().map(|k| store.release(k))).await;
+    let deleted_profiles = profiles.delete_profiles(shop, orders).await;
+    let failed =
+        results.iter().filter(|r| r.is_err()).count() + usize::from(deleted_profiles.is_err());
+    tracing::info!(
+        shop,
+        records = keys.len(),
+        profiles = orders.len(),
+        failed,
+        outcome = "compliance",
+        "customers/redact: deleted the customer's idempotency records and order profiles"
+    );
+    failed == 0
+}
+
+/// `shop/redact`: deletes every record and profile of the shop.
+async fn shop_redact<S: IdempotencyStore, P: ProfileStore>(
+    store: &S,
+    profiles: &P,
+    shop: &str,
+) -> bool {
+    let records = match store.delete_shop(shop).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(shop, error.message = %e, "shop/redact failed; will retry");
+            return false;
+        }
+    };
+    match profiles.delete_shop_profiles(shop).await {
+        Ok(deleted) => {
+            tracing::info!(
+                shop,
+                records,
+                profiles = deleted,
+                outcome = "compliance",
+                "shop/redact: deleted every record and profile of the shop"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(shop, error.message = %e, "shop/redact failed; will retry");
+            false
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The types every dispatch stage shares: settings, the messages in flight, what becomes of them
+//! and why, and the batch's counts. Stages depend on this module and never on each other.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::browser::Profile;
+use crate::idempotency::IdempotencyKey;
+use crate::mapping::{ComplianceRequest, Options, OrderRef, SkipReason};
+use crate::pinterest::{Event, EventBatch};
+use crate::profile::ConsentPolicy;
+use crate::queue::Received;
+
+/// Store calls in flight at once: a batch may hold thousands of messages, and one connection per
+/// call would exhaust the function's file descriptors (1,024 on Lambda) and throttle the table.
+pub(super) const STORE_CONCURRENCY: usize = 32;
+
+/// Settings of the dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// How webhooks become events.
+    pub options: Options,
+    /// Events older than this are dead-lettered as `expired` (Pinterest's window is 7 days).
+    pub max_event_age: Duration,
+    /// Events older than this are sent and counted as `late` (Pinterest reports them as offline).
+    pub late_after: Duration,
+    /// First retry delay; doubles with each receive.
+    pub retry_base: Duration,
+    /// Longest retry delay (also used for auth failures, which need a human).
+    pub retry_max: Duration,
+    /// The queue's redrive count: on the last receive a still-failing message is dead-lettered by
+    /// the dispatcher itself, with its reason, instead of silently by the queue.
+    pub max_receive_count: u32,
+    /// Events per Pinterest request (at most 1000).
+    pub max_batch_events: usize,
+    /// Orders whose shopper refused marketing consent in the browser: opt out or skip.
+    pub order_consent_policy: ConsentPolicy,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            options: Options::default(),
+            max_event_age: Duration::from_secs(7 * 24 * 3600),
+            late_after: Duration::from_secs(3600),
+            retry_base: Duration::from_secs(60),
+            retry_max: Duration::from_secs(900),
+            max_receive_count: 5,
+            max_batch_events: EventBatch::MAX_EVENTS,
+            order_consent_policy: ConsentPolicy::default(),
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// The retry delay of a message delivered `receive_count` times: `retry_base` doubled per
+    /// earlier delivery, at most `retry_max`.
+    pub fn backoff(&self, receive_count: u32) -> Duration {
+        let exp = receive_count.saturating_sub(1).min(20);
+        self.retry_base.saturating_mul(1 << exp).min(self.retry_max)
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Pinterest processed its event.
+    Sent,
+    /// Its event had been sent before.
+    Deduplicated,
+    /// It sends nothing, for this reason.
+    Skipped(SkipReason),
+    /// A compliance request was carried out.
+    Compliance,
+    /// A browser checkout was recorded as the order's shopper profile.
+    ProfileRecorded,
+    /// Moved to the dead-letter queue with this reason.
+    DeadLettered(DeadLetterReason),
+    /// Handed back to the queue for another attempt after the delay.
+    Retry(Duration),
+}
+
+impl Disposition {
+    /// The `outcome` log field.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Disposition::Sent => "sent",
+            Disposition::Deduplicated => "deduplicated",
+            Disposition::Skipped(_) => "skipped",
+            Disposition::Compliance => "compliance",
+            Disposition::ProfileRecorded => "profile_recorded",
+            Disposition::DeadLettered(_) => "dead_lettered",
+            Disposition::Retry(_) => "retried",
+        }
+    }
+}
+
+/// Why a message was moved to the dead-letter queue: something a human must look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterReason {
+    /// The message is not a queue envelope pinrelay can read.
+    Undecodable(String),
+    /// The webhook or browser body does not fit its topic.
+    InvalidPayload(String),
+    /// The event is older than Pinterest accepts.
+    Expired {
+        /// Its age in whole days.
+        days: i64,
+    },
+    /// Pinterest refused the event for good.
+    PinterestRejected(String),
+    /// Every delivery the queue allows failed with a retryable error.
+    RetriesExhausted {
+        /// Deliveries so far.
+        attempts: u32,
+    },
+}
+
+impl DeadLetterReason {
+    /// A short stable label: the metric dimension, the log field, and what the
+    /// `dead-letter-reason` attribute starts with.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DeadLetterReason::Undecodable(_) => "undecodable",
+            DeadLetterReason::InvalidPayload(_) => "invalid_payload",
+            DeadLetterReason::Expired { .. } => "expired",
+            DeadLetterReason::PinterestRejected(_) => "pinterest_rejected",
+            DeadLetterReason::RetriesExhausted { .. } => "retries_exhausted",
+        }
+    }
+}
+
+/// `label: what happened`, the `dead-letter-reason` attribute a merchant reads in `replay`.
+impl fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = self.label();
+        match self {
+            DeadLetterReason::Undecodable(why)
+            | DeadLetterReason::InvalidPayload(why)
+            | DeadLetterReason::PinterestRejected(why) => write!(f, "{label}: {why}"),
+            DeadLetterReason::Expired { days } => write!(
+                f,
+                "{label}: the event is {days} days old; Pinterest accepts events up to 7 days old"
+            ),
+            DeadLetterReason::RetriesExhausted { attempts } => {
+                write!(f, "{label}: still failing after {attempts} attempts")
+            }
+        }
+    }
+}
+
+/// What the logs say about a message: never its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Context {
+    /// The webhook topic (or `browser`).
+    pub topic: String,
+    /// The shop domain.
+    pub shop: String,
+    /// `X-Shopify-Webhook-Id`.
+    pub webhook_id: Option<String>,
+}
+
+/// One message whose event is waiting to be claimed and sent.
+#[derive(Debug)]
+pub(super) struct Pending<'a> {
+    /// The queue message.
+    pub message: &'a Received,
+    /// The event's idempotency key.
+    pub key: IdempotencyKey,
+    /// The event, enriched in place.
+    pub event: Event,
+    /// The order behind a `checkout`, as `mapping` read it.
+    pub order: Option<OrderRef>,
+    /// For the logs.
+    pub context: Context,
+}
+
+/// A browser checkout to record as its order's shopper profile.
+#[derive(Debug)]
+pub(super) struct ProfileWrite<'a> {
+    /// The queue message.
+    pub message: &'a Received,
+    /// The shop.
+    pub shop: String,
+    /// The order id the pixel reported.
+    pub order_id: u64,
+    /// What to record.
+    pub profile: Box<Profile>,
+}
+
+/// What a message becomes once decoded and translated.
+#[derive(Debug)]
+pub(super) enum Prepared<'a> {
+    /// An event to claim and send.
+    Event(Box<Pending<'a>>),
+    /// A shopper profile to record.
+    Profile(ProfileWrite<'a>),
+    /// A compliance request to carry out.
+    Compliance(&'a Received, Context, ComplianceRequest),
+    /// Already decided: skipped or dead-lettered.
+    Decided(&'a Received, Option<Context>, Disposition),
+}
+
+/// Counts of one batch, also emitted as metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Messages in the batch.
+    pub received: u64,
+    /// Events included in Pinterest requests.
+    pub sent: u64,
+    /// Events Pinterest processed.
+    pub processed: u64,
+    /// Events Pinterest failed.
+    pub failed: u64,
+    /// Events already sent before.
+    pub deduplicated: u64,
+    /// Skips by reason label.
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Messages to retry.
+    pub retried: u64,
+    /// Dead letters by reason label.
+    pub dead_lettered: BTreeMap<&'static str, u64>,
+    /// Late events.
+    pub late: u64,
+    /// Expired events.
+    pub expired: u64,
+    /// Compliance requests handled.
+    pub compliance: u64,
+    /// Auth failures seen.
+    pub auth_failures: u64,
+    /// Browser checkouts recorded as profiles.
+    pub profiles_recorded: u64,
+    /// Order checkouts enriched from a profile.
+    pub enriched: u64,
+    /// Processed events carrying each identifier: em, ph, click_id, ip+ua, external_id.
+    pub with_email: u64,
+    /// See `with_email`.
+    pub with_phone: u64,
+    /// See `with_email`.
+    pub with_click_id: u64,
+    /// See `with_email`.
+    pub with_ip_ua: u64,
+    /// See `with_email`.
+    pub with_external_id: u64,
+}
+
+/// The result of [`super::Dispatcher::dispatch`].
+#[derive(Debug, Clone, Default)]
+pub struct BatchReport {
+    /// Item identifiers of the messages to retry; all others are settled and may be deleted.
+    pub batch_item_failures: Vec<String>,
+    /// Per-message dispositions, by item identifier.
+    pub dispositions: BTreeMap<String, Disposition>,
+    /// Totals.
+    pub counts: Counts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_delivery_up_to_the_maximum() {
+        let config = DispatchConfig {
+            retry_base: Duration::from_secs(60),
+            retry_max: Duration::from_secs(900),
+            ..DispatchConfig::default()
+        };
+        let delays: Vec<u64> = (1..=6).map(|n| config.backoff(n).as_secs()).collect();
+        assert_eq!(delays, [60, 120, 240, 480, 900, 900]);
+        assert_eq!(config.backoff(0).as_secs(), 60);
+        assert_eq!(config.backoff(u32::MAX).as_secs(), 900);
+    }
+
+    #[test]
+    fn dead_letter_reasons_start_with_their_label() {
+        let reasons = [
+            DeadLetterReason::Undecodable("no topic".into()),
+            DeadLetterReason::InvalidPayload("line 1".into()),
+            DeadLetterReason::Expired { days: 9 },
+            DeadLetterReason::PinterestRejected("bad currency".into()),
+            DeadLetterReason::RetriesExhausted { attempts: 5 },
+        ];
+        for reason in reasons {
+            let text = reason.to_string();
+            assert!(text.starts_with(&format!("{}: ", reason.label())), "{text}");
+        }
+        assert_eq!(
+            DeadLetterReason::Expired { days: 9 }.to_string(),
+            "expired: the event is 9 days old; Pinterest accepts events up to 7 days old"
+        );
+    }
+}

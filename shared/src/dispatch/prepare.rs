@@ -1,0 +1,199 @@
+//! Stage 1: each message on its own, decoded and translated. Pure: no I/O, `now` injected.
+
+use chrono::{DateTime, Utc};
+
+use super::model::{
+    Context, DeadLetterReason, DispatchConfig, Disposition, Pending, Prepared, ProfileWrite,
+};
+use crate::browser::{self, BrowserOutcome, ReceivedBrowserEvent};
+use crate::idempotency::IdempotencyKey;
+use crate::mapping::{self, Outcome, SkipReason};
+use crate::queue::{Envelope, Received, Source};
+
+/// What one message becomes: an event to claim, a profile to record, a compliance request, or a
+/// disposition decided already (a skip or a dead letter).
+pub(super) fn prepare<'a>(
+    message: &'a Received,
+    config: &DispatchConfig,
+    now: DateTime<Utc>,
+) -> Prepared<'a> {
+    let envelope = match Envelope::decode(&message.body, &message.attributes, now) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            let reason = DeadLetterReason::Undecodable(e.to_string());
+            return Prepared::Decided(message, None, Disposition::DeadLettered(reason));
+        }
+    };
+    let context = Context {
+        topic: envelope.metadata.topic.to_string(),
+        shop: envelope.metadata.shop_domain.clone(),
+        webhook_id: envelope.metadata.webhook_id.clone(),
+    };
+    let decided = |context, d| Prepared::Decided(message, Some(context), d);
+    let invalid = |why: String| Disposition::DeadLettered(DeadLetterReason::InvalidPayload(why));
+
+    let conversion = if envelope.source == Source::Browser {
+        let received: ReceivedBrowserEvent = match serde_json::from_slice(&envelope.body) {
+            Ok(received) => received,
+            Err(e) => return decided(context, invalid(e.to_string())),
+        };
+        match browser::translate(&received, now) {
+            BrowserOutcome::Send(event) => mapping::Conversion {
+                event: *event,
+                order: None,
+            },
+            BrowserOutcome::NoConsent => {
+                return decided(context, Disposition::Skipped(SkipReason::Consent));
+            }
+            BrowserOutcome::Profile { order_id, profile } => {
+                return Prepared::Profile(ProfileWrite {
+                    message,
+                    shop: context.shop,
+                    order_id,
+                    profile,
+                });
+            }
+        }
+    } else {
+        match mapping::translate(&envelope.metadata, &envelope.body, &config.options, now) {
+            Ok(Outcome::Send(conversion)) => *conversion,
+            Ok(Outcome::Skip(reason)) => return decided(context, Disposition::Skipped(reason)),
+            Ok(Outcome::Compliance(request)) => {
+                return Prepared::Compliance(message, context, request);
+            }
+            Err(e) => return decided(context, invalid(e.to_string())),
+        }
+    };
+
+    let event = conversion.event;
+    let key = match IdempotencyKey::new(&context.shop, &event.event_name, &event.event_id) {
+        Ok(key) => key,
+        Err(e) => return decided(context, invalid(e.to_string())),
+    };
+    let age = now.timestamp() - event.event_time;
+    if age > config.max_event_age.as_secs() as i64 {
+        let reason = DeadLetterReason::Expired { days: age / 86_400 };
+        return decided(context, Disposition::DeadLettered(reason));
+    }
+    Prepared::Event(Box::new(Pending {
+        message,
+        key,
+        event,
+        order: conversion.order,
+        context,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::queue::MAX_MESSAGE_BYTES;
+    use crate::shopify::{Topic, WebhookMetadata};
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-29T12:00:00Z".parse().unwrap()
+    }
+
+    fn message(topic: Topic, body: serde_json::Value) -> Received {
+        let envelope = Envelope {
+            source: Source::Webhook,
+            metadata: WebhookMetadata {
+                topic,
+                shop_domain: "a.myshopify.com".into(),
+                webhook_id: Some("w-1".into()),
+                event_id: None,
+                triggered_at: None,
+                api_version: None,
+            },
+            received_at: now(),
+            body: body.to_string().into_bytes(),
+        };
+        let m = envelope.encode(MAX_MESSAGE_BYTES, Duration::ZERO).unwrap();
+        Received {
+            id: "m-1".into(),
+            receipt: "r-1".into(),
+            receive_count: 1,
+            body: m.body,
+            attributes: m.attributes.into_iter().collect(),
+        }
+    }
+
+    fn order(created_at: &str) -> serde_json::Value {
+        json!({"id": 42, "created_at": created_at, "email": "a@b.co", "checkout_token": "tok"})
+    }
+
+    #[test]
+    fn an_order_becomes_a_pending_checkout_with_its_order_facts() {
+        let m = message(Topic::OrdersCreate, order("2026-11-29T11:00:00Z"));
+        let Prepared::Event(p) = prepare(&m, &DispatchConfig::default(), now()) else {
+            panic!("expected an event");
+        };
+        assert_eq!(p.key.as_str(), "a.myshopify.com#checkout#42");
+        let order = p.order.unwrap();
+        assert_eq!(
+            (order.id, order.checkout_token.as_deref()),
+            (42, Some("tok"))
+        );
+        assert_eq!(p.context.webhook_id.as_deref(), Some("w-1"));
+    }
+
+    #[test]
+    fn skips_and_dead_letters_are_decided_with_typed_reasons() {
+        let config = DispatchConfig::default();
+        let test_order = message(Topic::OrdersCreate, json!({"id": 1, "test": true}));
+        assert!(matches!(
+            prepare(&test_order, &config, now()),
+            Prepared::Decided(_, Some(_), Disposition::Skipped(SkipReason::TestOrder))
+        ));
+        let expired = message(Topic::OrdersCreate, order("2026-11-19T12:00:00Z"));
+        assert!(matches!(
+            prepare(&expired, &config, now()),
+            Prepared::Decided(
+                _,
+                _,
+                Disposition::DeadLettered(DeadLetterReason::Expired { days: 10 })
+            )
+        ));
+        let array = message(Topic::OrdersCreate, json!([1]));
+        assert!(matches!(
+            prepare(&array, &config, now()),
+            Prepared::Decided(
+                _,
+                _,
+                Disposition::DeadLettered(DeadLetterReason::InvalidPayload(_))
+            )
+        ));
+        let junk = Received {
+            id: "m".into(),
+            receipt: "r".into(),
+            receive_count: 1,
+            body: "not an envelope".into(),
+            attributes: HashMap::new(),
+        };
+        assert!(matches!(
+            prepare(&junk, &config, now()),
+            Prepared::Decided(
+                _,
+                None,
+                Disposition::DeadLettered(DeadLetterReason::Undecodable(_))
+            )
+        ));
+    }
+
+    #[test]
+    fn compliance_webhooks_become_requests() {
+        let m = message(
+            Topic::ShopRedact,
+            json!({"shop_id": 1, "shop_domain": "a.myshopify.com"}),
+        );
+        assert!(matches!(
+            prepare(&m, &DispatchConfig::default(), now()),
+            Prepared::Compliance(_, _, _)
+        ));
+    }
+}

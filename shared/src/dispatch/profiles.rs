@@ -1,0 +1,103 @@
+//! Shopper profiles in a batch: browser checkouts are recorded (stage 2, before any claim, so an
+//! order in the same batch already finds its profile), and claimed order checkouts are enriched
+//! from theirs (stage 4). The identity check follows enrichment, here and nowhere else.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+
+use super::model::{DispatchConfig, Disposition, Pending, ProfileWrite, STORE_CONCURRENCY};
+use crate::mapping;
+use crate::profile::{self, Applied, ConsentPolicy, PROFILE_TTL_SECONDS, ProfileStore};
+use crate::queue::Received;
+
+/// Records each browser checkout's profile for 30 days; a failed write is retried.
+pub(super) async fn record<'a, P: ProfileStore>(
+    profiles: &P,
+    writes: Vec<ProfileWrite<'a>>,
+    config: &DispatchConfig,
+    now: DateTime<Utc>,
+) -> Vec<(&'a Received, Disposition)> {
+    let expires_at = now.timestamp() + PROFILE_TTL_SECONDS;
+    let results: Vec<_> = futures::stream::iter(
+        writes
+            .iter()
+            .map(|w| profiles.put_profile(&w.shop, w.order_id, &w.profile, expires_at)),
+    )
+    .buffered(STORE_CONCURRENCY)
+    .collect()
+    .await;
+    writes
+        .iter()
+        .zip(results)
+        .map(|(w, result)| {
+            let d = match result {
+                Ok(()) => Disposition::ProfileRecorded,
+                Err(e) => {
+                    tracing::warn!(message_id = %w.message.id, error.message = %e, "could not record the shopper profile; will retry");
+                    Disposition::Retry(config.backoff(w.message.receive_count))
+                }
+            };
+            (w.message, d)
+        })
+        .collect()
+}
+
+/// The claimed events after enrichment.
+pub(super) struct Enriched<'a> {
+    /// Events to send.
+    pub to_send: Vec<Pending<'a>>,
+    /// Claimed events that are not sent (consent, or still not enough identity).
+    pub skipped: Vec<(Pending<'a>, Disposition)>,
+    /// Order checkouts a profile added an identifier to.
+    pub enriched: u64,
+}
+
+/// Applies each claimed order checkout's profile (see [`profile::apply`]), then checks identity
+/// ([`mapping::require_identity`]). A profile that cannot be read leaves the order as the webhook
+/// has it: sending it beats delaying it.
+pub(super) async fn enrich<'a, P: ProfileStore>(
+    profiles: &P,
+    claimed: Vec<Pending<'a>>,
+    policy: ConsentPolicy,
+    now: DateTime<Utc>,
+) -> Enriched<'a> {
+    let lookups: Vec<_> = futures::stream::iter(claimed.iter().map(|p| async move {
+        match &p.order {
+            Some(order) => profiles.get_profile(p.key.shop(), order.id, now).await,
+            None => Ok(None),
+        }
+    }))
+    .buffered(STORE_CONCURRENCY)
+    .collect()
+    .await;
+    let mut out = Enriched {
+        to_send: Vec::with_capacity(claimed.len()),
+        skipped: Vec::new(),
+        enriched: 0,
+    };
+    for (mut p, lookup) in claimed.into_iter().zip(lookups) {
+        let found = lookup.unwrap_or_else(|e| {
+            tracing::warn!(key = %p.key, error.message = %e, "could not read the shopper profile; sending the order without it");
+            None
+        });
+        if let Some(found) = found {
+            let token = p.order.as_ref().and_then(|o| o.checkout_token.as_deref());
+            match profile::apply(&mut p.event, token, &found, policy) {
+                Applied::TokenMismatch => {
+                    tracing::warn!(key = %p.key, "the order's browser profile was not recorded with the order's checkout token; ignored (a forged or stale browser event, or an order without a checkout)");
+                }
+                Applied::Send { filled } => out.enriched += u64::from(filled > 0),
+                Applied::Skip => {
+                    out.skipped
+                        .push((p, Disposition::Skipped(mapping::SkipReason::Consent)));
+                    continue;
+                }
+            }
+        }
+        match mapping::require_identity(&p.event) {
+            Ok(()) => out.to_send.push(p),
+            Err(reason) => out.skipped.push((p, Disposition::Skipped(reason))),
+        }
+    }
+    out
+}

@@ -1,0 +1,122 @@
+//! Stage 5: the claimed events to Pinterest in as few requests as possible (at most
+//! `max_batch_events` each), and each event's disposition from Pinterest's answer. A request that
+//! Pinterest refuses as a whole (400) is split in halves until the offending events stand alone.
+
+use std::time::Instant;
+
+use super::model::{DeadLetterReason, DispatchConfig, Disposition, Pending};
+use crate::metrics::{Metrics, Unit, names};
+use crate::pinterest::{ConversionsApi, ConversionsApiError, Event, EventBatch, EventStatus};
+
+/// What sending did.
+#[derive(Default)]
+pub(super) struct Sent<'a> {
+    /// Each event with its disposition: sent, dead-lettered (refused for good) or retried.
+    pub results: Vec<(Pending<'a>, Disposition)>,
+    /// Events included in requests Pinterest answered or failed (a split request counts its halves).
+    pub sent: u64,
+    /// Events Pinterest failed one by one.
+    pub failed: u64,
+    /// Requests refused for the access token.
+    pub auth_failures: u64,
+}
+
+/// Sends the events, chunked; the last chunk first, halves of a split request in order.
+pub(super) async fn send<'a, A: ConversionsApi>(
+    api: &A,
+    events: Vec<Pending<'a>>,
+    config: &DispatchConfig,
+    metrics: &Metrics,
+) -> Sent<'a> {
+    let chunk = config.max_batch_events.clamp(1, EventBatch::MAX_EVENTS);
+    let mut queue: Vec<Vec<Pending>> = Vec::new();
+    let mut rest = events;
+    while !rest.is_empty() {
+        let tail = rest.split_off(chunk.min(rest.len()));
+        queue.push(std::mem::replace(&mut rest, tail));
+    }
+    let mut out = Sent::default();
+    while let Some(group) = queue.pop() {
+        if let Some((first, second)) = send_group(api, group, config, metrics, &mut out).await {
+            queue.push(second);
+            queue.push(first);
+        }
+    }
+    out
+}
+
+/// Sends one group; returns its two halves when Pinterest refused the request as a whole.
+async fn send_group<'a, A: ConversionsApi>(
+    api: &A,
+    group: Vec<Pending<'a>>,
+    config: &DispatchConfig,
+    metrics: &Metrics,
+    out: &mut Sent<'a>,
+) -> Option<(Vec<Pending<'a>>, Vec<Pending<'a>>)> {
+    let events: Vec<Event> = group.iter().map(|p| p.event.clone()).collect();
+    let started = Instant::now();
+    let result = api.send(&events).await;
+    metrics.record(
+        None,
+        &[(
+            names::PINTEREST_LATENCY,
+            started.elapsed().as_secs_f64() * 1000.0,
+            Unit::Milliseconds,
+        )],
+    );
+    match result {
+        Ok(statuses) => {
+            out.sent += group.len() as u64;
+            for (p, status) in group.into_iter().zip(statuses) {
+                let d = match status {
+                    EventStatus::Processed { warning } => {
+                        if let Some(w) = warning {
+                            tracing::info!(key = %p.key, warning = %w, "Pinterest accepted the event with a warning");
+                        }
+                        Disposition::Sent
+                    }
+                    EventStatus::Failed { error_message } => {
+                        out.failed += 1;
+                        Disposition::DeadLettered(DeadLetterReason::PinterestRejected(
+                            error_message,
+                        ))
+                    }
+                };
+                out.results.push((p, d));
+            }
+            None
+        }
+        Err(ConversionsApiError::Rejected { status, message }) if group.len() > 1 => {
+            tracing::warn!(status, events = group.len(), error.message = %message, "Pinterest rejected the request as a whole; splitting it to find the offending events");
+            let mut first = group;
+            let second = first.split_off(first.len() / 2);
+            Some((first, second))
+        }
+        Err(e) => {
+            out.sent += group.len() as u64;
+            let retryable = e.is_retryable();
+            if e.is_auth() {
+                out.auth_failures += 1;
+                tracing::error!(error.message = %e, events = group.len(), "Pinterest refused the access token; events are kept for retry");
+            } else {
+                tracing::warn!(error.message = %e, kind = e.kind(), events = group.len(), retryable, "Pinterest request failed");
+            }
+            for p in group {
+                let d = if retryable {
+                    let backoff = config.backoff(p.message.receive_count);
+                    Disposition::Retry(match &e {
+                        ConversionsApiError::RateLimited {
+                            retry_after: Some(after),
+                        } => (*after).max(backoff),
+                        ConversionsApiError::Unauthorized { .. } => config.retry_max,
+                        _ => backoff,
+                    })
+                } else {
+                    Disposition::DeadLettered(DeadLetterReason::PinterestRejected(e.to_string()))
+                };
+                out.results.push((p, d));
+            }
+            None
+        }
+    }
+}

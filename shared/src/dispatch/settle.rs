@@ -1,0 +1,194 @@
+//! Stage 6: what each message's disposition requires. A held key is completed (sent) or released
+//! (anything else); a dead letter is moved with its reason, a retry gets its delay; every message is
+//! counted and logged once, in one compact line. The batch's counts become metrics.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+
+use super::model::{
+    BatchReport, Context, Counts, DeadLetterReason, DispatchConfig, Disposition, Pending,
+    STORE_CONCURRENCY,
+};
+use crate::idempotency::IdempotencyStore;
+use crate::metrics::{Metrics, Unit, names};
+use crate::pinterest::Event;
+use crate::queue::{Inbox, Received};
+
+/// Settles messages of one batch into its report.
+pub(super) struct Settler<'d, S, I> {
+    /// Where held keys are completed or released.
+    pub store: &'d S,
+    /// Where dead letters and retry delays go.
+    pub inbox: &'d I,
+    /// Retry limits and the late threshold.
+    pub config: &'d DispatchConfig,
+    /// The batch's clock.
+    pub now: DateTime<Utc>,
+}
+
+impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
+    /// Settles events whose keys this invocation holds: sent ones are completed, all others
+    /// released (so a later delivery may try again), all at once; then each is settled.
+    pub async fn settle_held(
+        &self,
+        report: &mut BatchReport,
+        results: Vec<(Pending<'_>, Disposition)>,
+    ) {
+        futures::stream::iter(results.iter().map(|(p, d)| async move {
+            if *d == Disposition::Sent {
+                if let Err(e) = self.store.complete(&p.key, self.now).await {
+                    tracing::error!(key = %p.key, error.message = %e, "event sent but not recorded as completed; a redelivery may send it again (Pinterest deduplicates by event_id)");
+                }
+            } else if let Err(e) = self.store.release(&p.key).await {
+                tracing::warn!(key = %p.key, error.message = %e, "could not release the event's key; its lock expires");
+            }
+        }))
+        .buffer_unordered(STORE_CONCURRENCY)
+        .for_each(|()| async {})
+        .await;
+        for (p, d) in results {
+            if d == Disposition::Sent {
+                let late = self.now.timestamp() - p.event.event_time
+                    > self.config.late_after.as_secs() as i64;
+                count_match(&mut report.counts, &p.event, late);
+            }
+            self.settle_event(report, &p, d).await;
+        }
+    }
+
+    /// Settles an event whose key this invocation does not hold.
+    pub async fn settle_event(&self, report: &mut BatchReport, p: &Pending<'_>, d: Disposition) {
+        self.settle(
+            report,
+            p.message,
+            Some(&p.context),
+            Some(&p.event.event_id),
+            d,
+        )
+        .await;
+    }
+
+    /// Records the disposition of one message, performing the dead-letter or retry it needs.
+    pub async fn settle(
+        &self,
+        report: &mut BatchReport,
+        message: &Received,
+        context: Option<&Context>,
+        event_id: Option<&str>,
+        disposition: Disposition,
+    ) {
+        let disposition = match disposition {
+            Disposition::Retry(_) if message.receive_count >= self.config.max_receive_count => {
+                Disposition::DeadLettered(DeadLetterReason::RetriesExhausted {
+                    attempts: message.receive_count,
+                })
+            }
+            other => other,
+        };
+        let disposition = match disposition {
+            Disposition::DeadLettered(reason) => {
+                match self.inbox.dead_letter(message, &reason.to_string()).await {
+                    Ok(()) => Disposition::DeadLettered(reason),
+                    Err(e) => {
+                        tracing::error!(message_id = %message.id, error.message = %e, "could not dead-letter the message; it will be retried");
+                        Disposition::Retry(self.config.backoff(message.receive_count))
+                    }
+                }
+            }
+            other => other,
+        };
+        if let Disposition::Retry(delay) = &disposition {
+            report.batch_item_failures.push(message.id.clone());
+            if let Err(e) = self.inbox.retry_after(message, *delay).await {
+                tracing::warn!(message_id = %message.id, error.message = %e, "could not set the retry delay; the queue's visibility timeout applies");
+            }
+        }
+        count(&mut report.counts, &disposition);
+        log(message, context, event_id, &disposition);
+        report.dispositions.insert(message.id.clone(), disposition);
+    }
+}
+
+fn count(c: &mut Counts, disposition: &Disposition) {
+    match disposition {
+        Disposition::Sent => c.processed += 1,
+        Disposition::Deduplicated => c.deduplicated += 1,
+        Disposition::Skipped(reason) => *c.skipped.entry(reason.label()).or_default() += 1,
+        Disposition::Compliance => c.compliance += 1,
+        Disposition::ProfileRecorded => c.profiles_recorded += 1,
+        Disposition::DeadLettered(reason) => {
+            if matches!(reason, DeadLetterReason::Expired { .. }) {
+                c.expired += 1;
+            }
+            *c.dead_lettered.entry(reason.label()).or_default() += 1;
+        }
+        Disposition::Retry(_) => c.retried += 1,
+    }
+}
+
+/// The message's one log line: outcome, reason label, and what identifies it (never its body).
+fn log(message: &Received, context: Option<&Context>, event_id: Option<&str>, d: &Disposition) {
+    let topic = context.map(|c| c.topic.as_str());
+    let shop = context.map(|c| c.shop.as_str());
+    let webhook_id = context.and_then(|c| c.webhook_id.as_deref());
+    let outcome = d.label();
+    match d {
+        Disposition::DeadLettered(reason) => tracing::warn!(
+            message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
+            reason = reason.label(), detail = %reason, "message settled"
+        ),
+        Disposition::Skipped(reason) => tracing::info!(
+            message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
+            reason = reason.label(), detail = %reason, "message settled"
+        ),
+        Disposition::Retry(delay) => tracing::info!(
+            message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
+            delay_s = delay.as_secs(), receive_count = message.receive_count, "message settled"
+        ),
+        _ => tracing::info!(
+            message_id = %message.id, topic, shop, webhook_id, event_id, outcome, "message settled"
+        ),
+    }
+}
+
+fn count_match(c: &mut Counts, event: &Event, late: bool) {
+    let u = &event.user_data;
+    c.late += u64::from(late);
+    c.with_email += u64::from(!u.em.is_empty());
+    c.with_phone += u64::from(!u.ph.is_empty());
+    c.with_click_id += u64::from(u.click_id.is_some());
+    c.with_ip_ua += u64::from(u.client_ip_address.is_some() && u.client_user_agent.is_some());
+    c.with_external_id += u64::from(!u.external_id.is_empty());
+}
+
+/// Emits the batch's counts as metrics (skips and dead letters with their reason dimension).
+pub(super) fn emit(metrics: &Metrics, c: &Counts) {
+    let count = |name, n: u64| (name, n as f64, Unit::Count);
+    metrics.record(
+        None,
+        &[
+            count(names::EVENTS_SENT, c.sent),
+            count(names::EVENTS_PROCESSED, c.processed),
+            count(names::EVENTS_FAILED, c.failed),
+            count(names::EVENTS_DEDUPLICATED, c.deduplicated),
+            count(names::EVENTS_RETRIED, c.retried),
+            count(names::EVENTS_LATE, c.late),
+            count(names::EVENTS_EXPIRED, c.expired),
+            count(names::COMPLIANCE_HANDLED, c.compliance),
+            count(names::PINTEREST_AUTH_FAILURES, c.auth_failures),
+            count(names::MATCH_EMAIL, c.with_email),
+            count(names::MATCH_PHONE, c.with_phone),
+            count(names::MATCH_CLICK_ID, c.with_click_id),
+            count(names::MATCH_IP_UA, c.with_ip_ua),
+            count(names::MATCH_EXTERNAL_ID, c.with_external_id),
+            count(names::PROFILES_RECORDED, c.profiles_recorded),
+            count(names::ORDERS_ENRICHED, c.enriched),
+        ],
+    );
+    for (reason, n) in &c.skipped {
+        metrics.count(names::EVENTS_SKIPPED, Some(reason), *n);
+    }
+    for (reason, n) in &c.dead_lettered {
+        metrics.count(names::EVENTS_DEAD_LETTERED, Some(reason), *n);
+    }
+}

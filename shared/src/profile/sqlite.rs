@@ -1,0 +1,188 @@
+//! [`SqliteProfileStore`]: the [`ProfileStore`] of `pinrelay serve`, the `profiles` table of the
+//! relay database (see [`crate::sqlite::SqliteDatabase`]): one row per order, the [`Profile`] as
+//! JSON. Reads check expiry; [`SqliteProfileStore::purge_expired`] deletes expired rows.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{ProfileError, ProfileStore, profile_key, shop_profile_prefix};
+use crate::browser::Profile;
+use crate::sqlite::{SqliteDatabase, SqliteError};
+
+impl From<SqliteError> for ProfileError {
+    fn from(e: SqliteError) -> Self {
+        ProfileError::Unavailable(Box::new(e))
+    }
+}
+
+/// Shopper profiles in the relay database.
+#[derive(Clone, Debug)]
+pub struct SqliteProfileStore {
+    db: SqliteDatabase,
+}
+
+impl SqliteProfileStore {
+    /// The store in `db`.
+    pub fn new(db: SqliteDatabase) -> Self {
+        Self { db }
+    }
+
+    /// Opens the store in `data_dir/relay.db`.
+    ///
+    /// # Errors
+    /// See [`SqliteDatabase::open`].
+    pub fn open_in(data_dir: &Path) -> Result<Self, SqliteError> {
+        Ok(Self::new(SqliteDatabase::open_in(data_dir)?))
+    }
+
+    /// Deletes profiles expired at `now`; returns how many.
+    ///
+    /// # Errors
+    /// [`ProfileError`].
+    pub async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, ProfileError> {
+        Ok(self
+            .db
+            .call(false, move |conn| {
+                conn.execute(
+                    "DELETE FROM profiles WHERE expires_at <= ?1",
+                    params![now.timestamp()],
+                )
+                .map(|n| n as u64)
+            })
+            .await?)
+    }
+}
+
+impl ProfileStore for SqliteProfileStore {
+    async fn put_profile(
+        &self,
+        shop: &str,
+        order_id: u64,
+        profile: &Profile,
+        expires_at: i64,
+    ) -> Result<(), ProfileError> {
+        let id = profile_key(shop, order_id);
+        let json = super::encode(&id, profile)?;
+        self.db
+            .call(false, move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO profiles (id, profile, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET
+                         profile = excluded.profile, expires_at = excluded.expires_at",
+                )?
+                .execute(params![id, json, expires_at])?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn get_profile(
+        &self,
+        shop: &str,
+        order_id: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Profile>, ProfileError> {
+        let id = profile_key(shop, order_id);
+        let key = id.clone();
+        let json: Option<String> = self
+            .db
+            .call(false, move |conn| {
+                conn.prepare_cached(
+                    "SELECT profile FROM profiles WHERE id = ?1 AND expires_at > ?2",
+                )?
+                .query_row(params![key, now.timestamp()], |row| row.get(0))
+                .optional()
+            })
+            .await?;
+        json.map(|json| super::decode(&id, &json)).transpose()
+    }
+
+    async fn delete_profiles(&self, shop: &str, order_ids: &[u64]) -> Result<(), ProfileError> {
+        let ids: Vec<String> = order_ids.iter().map(|id| profile_key(shop, *id)).collect();
+        self.db
+            .call(false, move |conn| {
+                let mut delete = conn.prepare_cached("DELETE FROM profiles WHERE id = ?1")?;
+                for id in &ids {
+                    delete.execute(params![id])?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_shop_profiles(&self, shop: &str) -> Result<u64, ProfileError> {
+        // As in `delete_shop`: the shop's keys are exactly those in ["order#{shop}#", "order#{shop}$").
+        let from = shop_profile_prefix(shop);
+        let to = format!("order#{shop}$");
+        Ok(self
+            .db
+            .call(false, move |conn| {
+                conn.execute(
+                    "DELETE FROM profiles WHERE id >= ?1 AND id < ?2",
+                    params![from, to],
+                )
+                .map(|n| n as u64)
+            })
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::idempotency::sqlite::SqliteIdempotencyStore;
+    use crate::profile::contract;
+
+    fn store() -> (tempfile::TempDir, SqliteProfileStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteProfileStore::open_in(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn passes_the_profile_store_contract() {
+        let (_dir, store) = store();
+        contract::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn shares_the_database_with_the_idempotency_store_without_mixing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open_in(dir.path()).unwrap();
+        contract::records_and_profiles_are_kept_apart(
+            &SqliteIdempotencyStore::new(db.clone()),
+            &SqliteProfileStore::new(db),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn purge_deletes_expired_profiles() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let profile = Profile::default();
+        let shop = "a.myshopify.com";
+        store
+            .put_profile(shop, 1, &profile, now.timestamp() + 10)
+            .await
+            .unwrap();
+        store
+            .put_profile(shop, 2, &profile, now.timestamp() + 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .purge_expired(now + Duration::seconds(20))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store.get_profile(shop, 2, now).await.unwrap().is_some());
+    }
+}

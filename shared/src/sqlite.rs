@@ -1,0 +1,408 @@
+//! The relay database of `pinrelay serve`: one SQLite file, [`SqliteDatabase`], shared by the
+//! embedded adapters ([`crate::queue::sqlite`], [`crate::idempotency::sqlite`],
+//! [`crate::profile::sqlite`]). It owns the schema of every table and its version, so the adapters
+//! depend on it and never on each other.
+//!
+//! - One connection, owned by one dedicated thread, so blocking SQLite calls never run on the async
+//!   runtime. Requests queued while a transaction runs are executed together in the next one (group
+//!   commit): many concurrent webhooks cost one `fsync`, not one each. Each request runs in its own
+//!   savepoint, so one failing request never undoes another.
+//! - WAL mode. Durable requests (a webhook acknowledged, a message moved) commit with
+//!   `synchronous=FULL`: they survive a process kill *and* a power cut. Bookkeeping (receive,
+//!   delete, retry delays, idempotency records, profiles) commits with `synchronous=NORMAL`, which
+//!   survives a process kill; a power cut may lose the last of those commits, which at worst
+//!   redelivers a message that the idempotency store or Pinterest's `event_id` deduplication then
+//!   absorbs.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// The database file inside a data directory.
+pub const DB_FILE: &str = "relay.db";
+
+/// The schema version this code writes (`PRAGMA user_version`).
+/// Version 2 added the `profiles` table; an older pinrelay refuses the file rather than ignore
+/// profiles it would then fail to redact.
+const SCHEMA_VERSION: i64 = 2;
+
+/// How long a transaction waits for another process holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most requests committed together.
+const MAX_GROUP: usize = 512;
+
+/// Every table of the relay database. `CREATE ... IF NOT EXISTS`, so opening an older file adds
+/// what it lacks.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    body          TEXT    NOT NULL,
+    attributes    TEXT    NOT NULL,
+    sent_at_ms    INTEGER NOT NULL,
+    visible_at_ms INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (visible_at_ms, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id          TEXT    NOT NULL,
+    body                TEXT    NOT NULL,
+    attributes          TEXT    NOT NULL,
+    reason              TEXT    NOT NULL,
+    topic               TEXT,
+    shop                TEXT,
+    webhook_id          TEXT,
+    receive_count       INTEGER NOT NULL,
+    dead_lettered_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    id                     TEXT    PRIMARY KEY,
+    status                 TEXT    NOT NULL,
+    expiration             INTEGER NOT NULL,
+    in_progress_expiration INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS profiles (
+    id         TEXT    PRIMARY KEY,
+    profile    TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Why the relay database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteError {
+    /// The file cannot be opened or initialized.
+    #[error(
+        "cannot open the relay database {path}: {source}; check that the data directory is writable and not on a network file system"
+    )]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite or the file system said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The file was written by a newer pinrelay.
+    #[error(
+        "the relay database {path} has schema version {found}, newer than this pinrelay ({SCHEMA_VERSION}); upgrade pinrelay"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+    },
+    /// A statement failed.
+    #[error("the relay database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The transaction holding this request could not commit (disk full, I/O error, lock timeout).
+    #[error("the relay database could not commit: {0}")]
+    Commit(#[source] Arc<rusqlite::Error>),
+    /// The database thread has stopped (the relay is shutting down).
+    #[error("the relay database is closed")]
+    Closed,
+}
+
+/// One request to the database thread: run inside the group's transaction, then learn whether the
+/// group committed.
+trait Task: Send {
+    /// Needs `synchronous=FULL`.
+    fn durable(&self) -> bool;
+    /// Runs the request; false when it failed (its savepoint is rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Delivers the result once the transaction's fate is known.
+    fn finish(self: Box<Self>, committed: Result<(), Arc<rusqlite::Error>>);
+}
+
+type Reply<R> = Box<dyn FnOnce(Result<R, SqliteError>) + Send>;
+
+struct Request<F, R> {
+    durable: bool,
+    f: Option<F>,
+    out: Option<rusqlite::Result<R>>,
+    reply: Reply<R>,
+}
+
+impl<F, R> Task for Request<F, R>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<R> + Send,
+    R: Send,
+{
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(f) = self.f.take() else {
+            return false;
+        };
+        let out = f(conn);
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), Arc<rusqlite::Error>>) {
+        let result = match (committed, self.out) {
+            (Err(e), _) => Err(SqliteError::Commit(e)),
+            (Ok(()), Some(Ok(r))) => Ok(r),
+            (Ok(()), Some(Err(e))) => Err(SqliteError::Sqlite(e)),
+            (Ok(()), None) => Err(SqliteError::Closed),
+        };
+        (self.reply)(result);
+    }
+}
+
+struct Worker {
+    sender: Mutex<Option<mpsc::Sender<Box<dyn Task>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread after the requests already queued; joining it lets the
+        // connection close (and checkpoint the WAL) before the process exits.
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A handle to the relay database file; clones share one connection and one thread.
+#[derive(Clone)]
+pub struct SqliteDatabase {
+    worker: Arc<Worker>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDatabase")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteDatabase {
+    /// Opens (creating if needed) `relay.db` in `data_dir`, creating the directory too.
+    ///
+    /// # Errors
+    /// [`SqliteError::Open`] or [`SqliteError::TooNew`].
+    pub fn open_in(data_dir: &Path) -> Result<Self, SqliteError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| SqliteError::Open {
+            path: data_dir.join(DB_FILE),
+            source: Box::new(e),
+        })?;
+        Self::open(&data_dir.join(DB_FILE))
+    }
+
+    /// Opens (creating if needed) the database file, with every table.
+    ///
+    /// # Errors
+    /// [`SqliteError::Open`] or [`SqliteError::TooNew`].
+    pub fn open(path: &Path) -> Result<Self, SqliteError> {
+        let open_error = |e: rusqlite::Error| SqliteError::Open {
+            path: path.to_owned(),
+            source: Box::new(e),
+        };
+        let conn = Connection::open(path).map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(open_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(SqliteError::Open {
+                path: path.to_owned(),
+                source: format!(
+                    "the file system does not support WAL mode (journal_mode is {mode})"
+                )
+                .into(),
+            });
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_error)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_error)?;
+        if version > SCHEMA_VERSION {
+            return Err(SqliteError::TooNew {
+                path: path.to_owned(),
+                found: version,
+            });
+        }
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+        .map_err(open_error)?;
+
+        let (sender, receiver) = mpsc::channel::<Box<dyn Task>>();
+        let thread = std::thread::Builder::new()
+            .name("pinrelay-sqlite".into())
+            .spawn(move || serve_requests(&conn, &receiver))
+            .map_err(|e| SqliteError::Open {
+                path: path.to_owned(),
+                source: Box::new(e),
+            })?;
+        Ok(Self {
+            worker: Arc::new(Worker {
+                sender: Mutex::new(Some(sender)),
+                thread: Mutex::new(Some(thread)),
+            }),
+            path: Arc::new(path.to_owned()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in a transaction on the database thread and returns its result once committed.
+    /// `durable` requests commit with `synchronous=FULL`.
+    pub(crate) async fn call<F, R>(&self, durable: bool, f: F) -> Result<R, SqliteError>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.enqueue(
+            durable,
+            f,
+            Box::new(move |result| {
+                // The caller may have stopped waiting (ingest's enqueue timeout); the outcome stands.
+                let _ = reply.send(result);
+            }),
+        )?;
+        answer.await.map_err(|_| SqliteError::Closed)?
+    }
+
+    /// Queues `f` without waiting for it (write-behind, `synchronous=NORMAL`). It runs after every
+    /// request queued before it and before every request queued after it, so later reads see it;
+    /// only a crash before its group commits can lose it. A failure is logged as `what`.
+    pub(crate) fn submit<F>(&self, what: &'static str, f: F) -> Result<(), SqliteError>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        self.enqueue(
+            false,
+            f,
+            Box::new(move |result| {
+                if let Err(e) = result {
+                    tracing::error!(error.message = %e, error.cause_chain = ?e, "{what} failed");
+                }
+            }),
+        )
+    }
+
+    fn enqueue<F, R>(&self, durable: bool, f: F, reply: Reply<R>) -> Result<(), SqliteError>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let task: Box<dyn Task> = Box::new(Request {
+            durable,
+            f: Some(f),
+            out: None,
+            reply,
+        });
+        let sender = self.worker.sender.lock().map_err(|_| SqliteError::Closed)?;
+        sender
+            .as_ref()
+            .ok_or(SqliteError::Closed)?
+            .send(task)
+            .map_err(|_| SqliteError::Closed)
+    }
+}
+
+/// The database thread: takes every queued request, runs them in one transaction, commits, answers.
+fn serve_requests(conn: &Connection, requests: &mpsc::Receiver<Box<dyn Task>>) {
+    let mut full = true;
+    while let Ok(first) = requests.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match requests.try_recv() {
+                Ok(task) => group.push(task),
+                Err(_) => break,
+            }
+        }
+        let durable = group.iter().any(|t| t.durable());
+        if durable != full {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            if conn.pragma_update(None, "synchronous", mode).is_ok() {
+                full = durable;
+            }
+        }
+        let committed = run_group(conn, &mut group);
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for task in group {
+            task.finish(committed.clone());
+        }
+    }
+}
+
+fn run_group(conn: &Connection, group: &mut [Box<dyn Task>]) -> Result<(), Arc<rusqlite::Error>> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(Arc::new)?;
+    for task in group.iter_mut() {
+        conn.execute_batch("SAVEPOINT request").map_err(Arc::new)?;
+        if task.run(conn) {
+            conn.execute_batch("RELEASE request").map_err(Arc::new)?;
+        } else {
+            conn.execute_batch("ROLLBACK TO request; RELEASE request")
+                .map_err(Arc::new)?;
+        }
+    }
+    conn.execute_batch("COMMIT").map_err(Arc::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_database_from_a_newer_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(
+            SqliteDatabase::open(&path),
+            Err(SqliteError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failing_request_does_not_undo_the_others_of_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open_in(dir.path()).unwrap();
+        let bad = db.call(false, |conn| {
+            conn.execute("INSERT INTO nowhere VALUES (1)", [])
+        });
+        let good = db.call(true, |conn| {
+            conn.execute(
+                "INSERT INTO profiles (id, profile, expires_at) VALUES ('a', '{}', 1)",
+                [],
+            )
+        });
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(bad.is_err());
+        assert!(good.is_ok());
+        let rows: i64 = db
+            .call(false, |conn| {
+                conn.query_row("SELECT count(*) FROM profiles", [], |r| r.get(0))
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+}
