@@ -87,6 +87,8 @@ mod tests {
             shop: None,
             webhook_id: Some("w-1".into()),
             receive_count: 2,
+            body: "{}".into(),
+            attributes: Default::default(),
             dead_lettered_at: chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
         }];
         let mut out = Vec::new();

@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
-use pinrelay::config::ServeSettings;
+use pinrelay::config;
 use pinrelay::dispatch::Dispatcher;
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
 use pinrelay::ingest::{self, Ingest};
@@ -122,7 +122,7 @@ const PINTEREST_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     telemetry::init(Output::Stderr);
 
-    let settings = ServeSettings::from_env()?;
+    let settings = config::serve_settings()?;
     // The real API when the settings have credentials, a dry run otherwise.
     let target = match settings.pinterest {
         Some((pinterest, access_token)) => Target::Pinterest(

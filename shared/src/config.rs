@@ -1,7 +1,7 @@
 //! Configuration from the environment, read once at start-up through named keys.
 //!
-//! One loader per process kind: [`IngestSettings`] (the ingest Lambda), [`DispatchSettings`] (the
-//! dispatch Lambda) and [`ServeSettings`] (`pinrelay serve`, both halves in one process). Each
+//! One loader per process kind: [`ingest_settings`] (the ingest Lambda), [`dispatch_settings`]
+//! (the dispatch Lambda) and [`serve_settings`] (`pinrelay serve`, both halves in one process). Each
 //! variable is read by one function here, with one default and one error message, whoever reads it.
 //! Loading fails with a message naming the variable, so a misconfigured function fails its first
 //! (cold-start) invocation loudly instead of mishandling webhooks.
@@ -300,14 +300,13 @@ pub struct PinterestSettings {
     pub test_mode: bool,
 }
 
-impl PinterestSettings {
-    fn from_env(ad_account_id: String) -> Result<Self, InvalidVar> {
-        Ok(Self {
-            base_url: var(keys::PINTEREST_API_URL).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-            ad_account_id,
-            test_mode: flag(keys::PINTEREST_TEST_MODE)?,
-        })
-    }
+/// Reads `PINTEREST_API_URL` and `PINTEREST_TEST_MODE` for this ad account.
+fn pinterest_settings(ad_account_id: String) -> Result<PinterestSettings, InvalidVar> {
+    Ok(PinterestSettings {
+        base_url: var(keys::PINTEREST_API_URL).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+        ad_account_id,
+        test_mode: flag(keys::PINTEREST_TEST_MODE)?,
+    })
 }
 
 /// The ingest Lambda's settings (the webhook secrets are loaded at start-up, see
@@ -322,19 +321,19 @@ pub struct IngestSettings {
     pub order_delay: Duration,
 }
 
-impl IngestSettings {
-    /// Reads them.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            queue_url: required(keys::QUEUE_URL)?,
-            allowed_shops: allowed_shops(),
-            order_delay: order_delay()?,
-        })
-    }
+/// Reads the ingest Lambda's settings.
+///
+/// # Errors
+/// [`ConfigError`] naming the variable.
+pub fn ingest_settings() -> Result<IngestSettings, ConfigError> {
+    Ok(IngestSettings {
+        queue_url: required(keys::QUEUE_URL)?,
+        allowed_shops: allowed_shops(),
+        order_delay: order_delay()?,
+    })
+}
 
+impl IngestSettings {
     /// The endpoint's settings with these secrets.
     pub fn config(&self, secrets: WebhookSecrets) -> IngestConfig {
         IngestConfig {
@@ -362,20 +361,18 @@ pub struct DispatchSettings {
     pub dispatch: DispatchConfig,
 }
 
-impl DispatchSettings {
-    /// Reads them.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            table: required(keys::IDEMPOTENCY_TABLE)?,
-            queue_url: required(keys::QUEUE_URL)?,
-            dead_letter_queue_url: required(keys::DEAD_LETTER_QUEUE_URL)?,
-            pinterest: PinterestSettings::from_env(required(keys::PINTEREST_AD_ACCOUNT_ID)?)?,
-            dispatch: dispatch_config()?,
-        })
-    }
+/// Reads the dispatch Lambda's settings.
+///
+/// # Errors
+/// [`ConfigError`] naming the variable.
+pub fn dispatch_settings() -> Result<DispatchSettings, ConfigError> {
+    Ok(DispatchSettings {
+        table: required(keys::IDEMPOTENCY_TABLE)?,
+        queue_url: required(keys::QUEUE_URL)?,
+        dead_letter_queue_url: required(keys::DEAD_LETTER_QUEUE_URL)?,
+        pinterest: pinterest_settings(required(keys::PINTEREST_AD_ACCOUNT_ID)?)?,
+        dispatch: dispatch_config()?,
+    })
 }
 
 /// `pinrelay serve`'s settings: ingest and dispatch in one process, secrets from the environment.
@@ -390,42 +387,38 @@ pub struct ServeSettings {
     pub pinterest: Option<(PinterestSettings, SecretString)>,
 }
 
-impl ServeSettings {
-    /// Reads them.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the variable; [`ConfigError::Incomplete`] when only one of the
-    /// Pinterest token and ad account is set.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let secrets = var(keys::SHOPIFY_WEBHOOK_SECRETS)
-            .map(|s| WebhookSecrets::from_comma_separated(&s))
-            .filter(|s| !s.is_empty())
-            .ok_or(ConfigError::NoWebhookSecrets)?;
-        let pinterest = match (
-            var(keys::PINTEREST_ACCESS_TOKEN),
-            var(keys::PINTEREST_AD_ACCOUNT_ID),
-        ) {
-            (Some(token), Some(account)) => {
-                Some((PinterestSettings::from_env(account)?, token.into()))
-            }
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(ConfigError::Incomplete {
-                    set: keys::PINTEREST_ACCESS_TOKEN,
-                    unset: keys::PINTEREST_AD_ACCOUNT_ID,
-                });
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::Incomplete {
-                    set: keys::PINTEREST_AD_ACCOUNT_ID,
-                    unset: keys::PINTEREST_ACCESS_TOKEN,
-                });
-            }
-        };
-        Ok(Self {
-            ingest: ingest_config(secrets)?,
-            dispatch: dispatch_config()?,
-            pinterest,
-        })
-    }
+/// Reads `pinrelay serve`'s settings.
+///
+/// # Errors
+/// [`ConfigError`] naming the variable; [`ConfigError::Incomplete`] when only one of the Pinterest
+/// token and ad account is set.
+pub fn serve_settings() -> Result<ServeSettings, ConfigError> {
+    let secrets = var(keys::SHOPIFY_WEBHOOK_SECRETS)
+        .map(|s| WebhookSecrets::from_comma_separated(&s))
+        .filter(|s| !s.is_empty())
+        .ok_or(ConfigError::NoWebhookSecrets)?;
+    let pinterest = match (
+        var(keys::PINTEREST_ACCESS_TOKEN),
+        var(keys::PINTEREST_AD_ACCOUNT_ID),
+    ) {
+        (Some(token), Some(account)) => Some((pinterest_settings(account)?, token.into())),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::Incomplete {
+                set: keys::PINTEREST_ACCESS_TOKEN,
+                unset: keys::PINTEREST_AD_ACCOUNT_ID,
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Incomplete {
+                set: keys::PINTEREST_AD_ACCOUNT_ID,
+                unset: keys::PINTEREST_ACCESS_TOKEN,
+            });
+        }
+    };
+    Ok(ServeSettings {
+        ingest: ingest_config(secrets)?,
+        dispatch: dispatch_config()?,
+        pinterest,
+    })
 }

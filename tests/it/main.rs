@@ -8,6 +8,7 @@ mod fake_pinterest;
 mod helpers;
 mod idempotency;
 mod ingest;
+mod queue;
 mod relay;
 mod replay;
 mod serve;

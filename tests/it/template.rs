@@ -216,7 +216,7 @@ fn keys_mentioned(source: &str, keys: &BTreeMap<String, String>) -> BTreeSet<Str
 /// Shared-library functions that read environment keys themselves (like
 /// `config::mapping_options`), as fn name -> the keys (const names) their bodies mention.
 fn key_reading_fns(keys: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut bodies: BTreeMap<String, String> = BTreeMap::new();
     for file in rust_files(&root().join("shared/src")) {
         let source = std::fs::read_to_string(&file).unwrap();
         let starts: Vec<usize> = source.match_indices("fn ").map(|(i, _)| i).collect();
@@ -230,13 +230,42 @@ fn key_reading_fns(keys: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet
             else {
                 continue;
             };
-            let mentioned = keys_mentioned(body, keys);
-            if !mentioned.is_empty() {
-                out.entry(name.to_owned()).or_default().extend(mentioned);
-            }
+            bodies.entry(name.to_owned()).or_default().push_str(body);
         }
     }
+    // Keys a function mentions, then (to a fixed point) the keys of the functions it calls.
+    let mut out: BTreeMap<String, BTreeSet<String>> = bodies
+        .iter()
+        .map(|(name, body)| (name.clone(), keys_mentioned(body, keys)))
+        .collect();
+    loop {
+        let mut changed = false;
+        for (name, body) in &bodies {
+            let called: BTreeSet<String> = out
+                .iter()
+                .filter(|(f, read)| *f != name && !read.is_empty() && calls(body, f))
+                .flat_map(|(_, read)| read.iter().cloned())
+                .collect();
+            let entry = out.entry(name.clone()).or_default();
+            let before = entry.len();
+            entry.extend(called);
+            changed |= entry.len() != before;
+        }
+        if !changed {
+            break;
+        }
+    }
+    out.retain(|_, read| !read.is_empty());
     out
+}
+
+/// True when `source` calls `f` (not a longer name ending in it, not its definition).
+fn calls(source: &str, f: &str) -> bool {
+    source.match_indices(&format!("{f}(")).any(|(i, _)| {
+        i > 0
+            && !source[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && !source[..i].ends_with("fn ")
+    })
 }
 
 /// The environment variables a function's code reads: `keys::NAME` uses and literals equal to a
@@ -256,12 +285,7 @@ fn variables_read(dir: &str) -> BTreeSet<String> {
             }
         }
         for (f, read) in &readers {
-            let called = source.match_indices(&format!("{f}(")).any(|(i, _)| {
-                i > 0
-                    && !source[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-                    && !source[..i].ends_with("fn ")
-            });
-            if called {
+            if calls(&source, f) {
                 names.extend(read.iter().cloned());
             }
         }

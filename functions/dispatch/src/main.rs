@@ -7,7 +7,7 @@
 //! when every record is to be retried, it lists them all as batch item failures, so the queue's
 //! receive count and redrive policy stay per message.
 //!
-//! Environment: read by [`DispatchSettings::from_env`], plus `PINTEREST_ACCESS_TOKEN` or
+//! Environment: read by [`config::dispatch_settings`], plus `PINTEREST_ACCESS_TOKEN` or
 //! `PINTEREST_ACCESS_TOKEN_SECRET_ARN` (see [`pinrelay::secrets`]).
 
 use std::time::Duration;
@@ -17,7 +17,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use pinrelay::aws::{self, Budget};
-use pinrelay::config::DispatchSettings;
+use pinrelay::config;
 use pinrelay::dispatch::{BatchReport, Dispatcher};
 use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
@@ -42,7 +42,7 @@ type Service = Dispatcher<DynamoDbIdempotencyStore, DynamoDbProfileStore, Pinter
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(Output::Stdout);
-    let config = DispatchSettings::from_env().context("dispatch configuration")?;
+    let config = config::dispatch_settings().context("dispatch configuration")?;
 
     let sdk = aws::load(Budget::DISPATCH).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws::with_budget(&sdk, Budget::STARTUP));

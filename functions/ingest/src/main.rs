@@ -1,7 +1,7 @@
 //! The ingest Lambda, behind a Function URL: a thin adapter from `lambda_http` to
 //! [`pinrelay::ingest::Ingest`] over SQS, which routes, verifies, enqueues and picks the status.
 //!
-//! Start-up reads the configuration ([`IngestSettings::from_env`], the webhook secrets from
+//! Start-up reads the configuration ([`config::ingest_settings`], the webhook secrets from
 //! `SHOPIFY_WEBHOOK_SECRETS` or `SHOPIFY_WEBHOOK_SECRET_ARN`, and the standard AWS SDK variables)
 //! and fails the cold start with a message naming any variable that is wrong.
 
@@ -13,7 +13,7 @@ use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response, service_fn};
 use pinrelay::aws::{self, Budget};
-use pinrelay::config::IngestSettings;
+use pinrelay::config;
 use pinrelay::ingest::{self, Ingest, Reply};
 use pinrelay::metrics::{self, Metrics};
 use pinrelay::queue::Queue;
@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Reads the configuration and builds the SQS-backed endpoint, clients included (once).
 async fn build() -> anyhow::Result<Ingest<SqsQueue>> {
-    let settings = IngestSettings::from_env()?;
+    let settings = config::ingest_settings()?;
     let sdk = aws::load(Budget::INGEST).await;
     let secrets_client =
         aws_sdk_secretsmanager::Client::new(&aws::with_budget(&sdk, Budget::STARTUP));

@@ -28,6 +28,8 @@ mod prepare;
 mod profiles;
 mod send;
 mod settle;
+#[cfg(all(test, feature = "sqlite"))]
+mod tests;
 
 use chrono::{DateTime, Utc};
 

@@ -19,6 +19,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::shopify::{MetadataError, WebhookMetadata};
 
+#[doc(hidden)]
+pub mod contract;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "aws")]

@@ -34,7 +34,7 @@ pub struct DeadLetter {
     pub id: i64,
     /// The id the message had in the queue.
     pub message_id: String,
-    /// Why it was dead-lettered (`label: detail`, see [`crate::dispatch::reason_label`]).
+    /// Why it was dead-lettered (`label: detail`, see [`crate::dispatch::DeadLetterReason`]).
     pub reason: String,
     /// The webhook topic, when the message carried one.
     pub topic: Option<String>,
@@ -44,6 +44,10 @@ pub struct DeadLetter {
     pub webhook_id: Option<String>,
     /// Deliveries before it was dead-lettered.
     pub receive_count: u32,
+    /// The message body, as it was queued.
+    pub body: String,
+    /// The message attributes (the reason is [`DeadLetter::reason`], not among them).
+    pub attributes: HashMap<String, String>,
     /// When it was dead-lettered.
     pub dead_lettered_at: DateTime<Utc>,
 }
@@ -247,7 +251,7 @@ impl SqliteQueue {
             .call(false, |conn| {
                 let mut statement = conn.prepare_cached(
                     "SELECT id, message_id, reason, topic, shop, webhook_id, receive_count,
-                            dead_lettered_at_ms
+                            dead_lettered_at_ms, body, attributes
                      FROM dead_letters ORDER BY id",
                 )?;
                 statement
@@ -261,6 +265,8 @@ impl SqliteQueue {
                             shop: row.get(4)?,
                             webhook_id: row.get(5)?,
                             receive_count: row.get(6)?,
+                            body: row.get(8)?,
+                            attributes: parse_attributes(&row.get::<_, String>(9)?),
                             dead_lettered_at: Utc
                                 .timestamp_millis_opt(at)
                                 .single()
@@ -420,6 +426,63 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::queue::contract::{self, Harness};
+
+    /// The contract's consumer: what `pinrelay serve`'s loop does.
+    struct Local {
+        _dir: tempfile::TempDir,
+        q: SqliteQueue,
+    }
+
+    impl Harness for Local {
+        type Queue = SqliteQueue;
+        type Inbox = SqliteQueue;
+        fn queue(&self) -> &SqliteQueue {
+            &self.q
+        }
+        fn inbox(&self) -> &SqliteQueue {
+            &self.q
+        }
+        async fn receive(&self, visibility: Duration) -> Vec<Received> {
+            self.q.receive(10, visibility, Utc::now()).await.unwrap()
+        }
+        async fn delete(&self, message: &Received) {
+            self.q.delete(&message.receipt).await.unwrap();
+        }
+        async fn dead_letters(&self) -> Vec<(String, HashMap<String, String>)> {
+            let letters = self.q.dead_letters().await.unwrap();
+            self.q.requeue_dead_letters().await.unwrap();
+            for m in self
+                .q
+                .receive(1000, Duration::from_secs(1), Utc::now())
+                .await
+                .unwrap()
+            {
+                self.q.delete(&m.receipt).await.unwrap();
+            }
+            letters
+                .into_iter()
+                .map(|d| {
+                    let mut attributes = d.attributes;
+                    attributes.insert(attr::DEAD_LETTER_REASON.into(), d.reason);
+                    (d.body, attributes)
+                })
+                .collect()
+        }
+    }
+
+    fn local() -> Local {
+        let (_dir, q) = queue();
+        Local { _dir, q }
+    }
+
+    #[tokio::test]
+    async fn passes_the_queue_contract() {
+        contract::a_sent_message_arrives_whole(&local()).await;
+        contract::a_compressed_body_round_trips(&local()).await;
+        contract::a_dead_letter_keeps_the_message_and_its_latest_reason(&local()).await;
+        contract::retry_after_sets_the_next_delivery(&local()).await;
+    }
 
     fn message(n: u32, delay: Duration) -> EncodedMessage {
         let mut attributes = BTreeMap::new();

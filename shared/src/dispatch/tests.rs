@@ -1,0 +1,634 @@
+//! The dispatcher's logic in milliseconds: the real pipeline over the SQLite stores (a temporary
+//! relay database), a scripted Conversions API and a recording inbox. The end-to-end layer (moto,
+//! the fake Pinterest) lives in `tests/it/dispatch.rs`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::browser::Profile;
+use crate::idempotency::sqlite::SqliteIdempotencyStore;
+use crate::idempotency::{Claim, IdempotencyKey, Status};
+use crate::mapping::SkipReason;
+use crate::pinterest::{ConversionsApiError, Event, EventStatus};
+use crate::profile::sqlite::SqliteProfileStore;
+use crate::profile::{ConsentPolicy, ProfileStore};
+use crate::queue::{Envelope, MAX_MESSAGE_BYTES, QueueError, Source};
+use crate::shopify::{Topic, WebhookMetadata};
+use crate::sqlite::SqliteDatabase;
+
+const SHOP: &str = "unit.myshopify.com";
+const TOKEN: &str = "bd5a8aa1ecd019dd3520ff791ee3a24c";
+
+type Answer = Result<Vec<EventStatus>, ConversionsApiError>;
+/// How the scripted API answers a request.
+type Rule = Arc<dyn Fn(&[Event]) -> Answer + Send + Sync>;
+
+/// A Conversions API that answers by a rule and records each request's event ids.
+#[derive(Clone)]
+struct ScriptedApi {
+    answer: Rule,
+    requests: Arc<Mutex<Vec<Vec<String>>>>,
+    sent: Arc<Mutex<Vec<Event>>>,
+}
+
+impl ScriptedApi {
+    fn new(answer: impl Fn(&[Event]) -> Answer + Send + Sync + 'static) -> Self {
+        Self {
+            answer: Arc::new(answer),
+            requests: Arc::default(),
+            sent: Arc::default(),
+        }
+    }
+
+    fn accepting() -> Self {
+        Self::new(|events| Ok(vec![EventStatus::Processed { warning: None }; events.len()]))
+    }
+
+    fn requests(&self) -> Vec<Vec<String>> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The events Pinterest processed.
+    fn sent(&self) -> Vec<Event> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+impl ConversionsApi for ScriptedApi {
+    async fn send(&self, events: &[Event]) -> Answer {
+        let ids = events.iter().map(|e| e.event_id.clone()).collect();
+        self.requests.lock().unwrap().push(ids);
+        let answer = (self.answer)(events);
+        if let Ok(statuses) = &answer {
+            for (e, s) in events.iter().zip(statuses) {
+                if matches!(s, EventStatus::Processed { .. }) {
+                    self.sent.lock().unwrap().push(e.clone());
+                }
+            }
+        }
+        answer
+    }
+}
+
+/// An inbox that records dead letters (message id, reason) and retry delays.
+#[derive(Clone, Default)]
+struct RecordingInbox {
+    dead: Arc<Mutex<Vec<(String, String)>>>,
+    delays: Arc<Mutex<Vec<(String, Duration)>>>,
+}
+
+impl Inbox for RecordingInbox {
+    async fn dead_letter(&self, message: &Received, reason: &str) -> Result<(), QueueError> {
+        let entry = (message.id.clone(), reason.to_owned());
+        self.dead.lock().unwrap().push(entry);
+        Ok(())
+    }
+
+    async fn retry_after(&self, message: &Received, delay: Duration) -> Result<(), QueueError> {
+        self.delays
+            .lock()
+            .unwrap()
+            .push((message.id.clone(), delay));
+        Ok(())
+    }
+}
+
+type Unit = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, ScriptedApi, RecordingInbox>;
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: SqliteIdempotencyStore,
+    profiles: SqliteProfileStore,
+    inbox: RecordingInbox,
+    now: DateTime<Utc>,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open_in(dir.path()).unwrap();
+        Self {
+            _dir: dir,
+            store: SqliteIdempotencyStore::new(db.clone()),
+            profiles: SqliteProfileStore::new(db),
+            inbox: RecordingInbox::default(),
+            now: "2026-11-29T12:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn config() -> DispatchConfig {
+        DispatchConfig {
+            retry_base: Duration::from_secs(60),
+            retry_max: Duration::from_secs(900),
+            ..DispatchConfig::default()
+        }
+    }
+
+    fn dispatcher(&self, api: &ScriptedApi, config: DispatchConfig) -> Unit {
+        Dispatcher::new(
+            self.store.clone(),
+            self.profiles.clone(),
+            api.clone(),
+            self.inbox.clone(),
+            config,
+            crate::metrics::Metrics::in_memory("dispatch"),
+        )
+    }
+
+    async fn run(&self, api: &ScriptedApi, batch: &[Received]) -> BatchReport {
+        self.run_with(api, Self::config(), batch).await
+    }
+
+    async fn run_with(
+        &self,
+        api: &ScriptedApi,
+        config: DispatchConfig,
+        batch: &[Received],
+    ) -> BatchReport {
+        let deadline = self.now + chrono::Duration::seconds(30);
+        self.dispatcher(api, config)
+            .dispatch(batch, self.now, deadline)
+            .await
+    }
+
+    async fn status(&self, order_id: u64) -> Option<Status> {
+        self.store
+            .get(&key(order_id))
+            .await
+            .unwrap()
+            .map(|r| r.status)
+    }
+
+    fn dead_letters(&self) -> Vec<(String, String)> {
+        self.inbox.dead.lock().unwrap().clone()
+    }
+
+    fn delays(&self) -> Vec<(String, Duration)> {
+        self.inbox.delays.lock().unwrap().clone()
+    }
+}
+
+fn key(order_id: u64) -> IdempotencyKey {
+    IdempotencyKey::new(SHOP, "checkout", &order_id.to_string()).unwrap()
+}
+
+fn message(id: &str, receive_count: u32, envelope: &Envelope) -> Received {
+    let m = envelope.encode(MAX_MESSAGE_BYTES, Duration::ZERO).unwrap();
+    Received {
+        id: id.to_owned(),
+        receipt: format!("receipt-{id}"),
+        receive_count,
+        body: m.body,
+        attributes: m.attributes.into_iter().collect(),
+    }
+}
+
+fn webhook(topic: Topic, body: &Value, now: DateTime<Utc>) -> Envelope {
+    Envelope {
+        source: Source::Webhook,
+        metadata: WebhookMetadata {
+            topic,
+            shop_domain: SHOP.to_owned(),
+            webhook_id: Some("w".into()),
+            event_id: None,
+            triggered_at: None,
+            api_version: None,
+        },
+        received_at: now,
+        body: body.to_string().into_bytes(),
+    }
+}
+
+fn order_body(id: u64, now: DateTime<Utc>) -> Value {
+    json!({
+        "id": id,
+        "created_at": (now - chrono::Duration::minutes(5)).to_rfc3339(),
+        "email": "buyer@example.com",
+        "checkout_token": TOKEN,
+        "currency": "USD",
+        "current_subtotal_price": "10.00"
+    })
+}
+
+/// An `orders/create` message (id `o-{order_id}`), first delivery.
+fn order(w: &World, order_id: u64) -> Received {
+    message(
+        &format!("o-{order_id}"),
+        1,
+        &webhook(Topic::OrdersCreate, &order_body(order_id, w.now), w.now),
+    )
+}
+
+fn browser_checkout(w: &World, order_id: u64, marketing: bool, token: &str) -> Received {
+    let received = json!({
+        "event": {
+            "v": 1,
+            "shop": SHOP,
+            "event": "checkout",
+            "event_id": order_id.to_string(),
+            "timestamp": w.now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "client_id": "client-7",
+            "page_url": "https://shop.example/checkouts/c/abc/thank-you",
+            "click_id": "dj0yJnU9browser",
+            "consent": {"marketing": marketing, "sale_of_data": true, "analytics": true},
+            "order": {"order_id": order_id.to_string(), "checkout_token": token}
+        },
+        "client_ip": "203.0.113.7",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"
+    });
+    let envelope = Envelope {
+        source: Source::Browser,
+        metadata: WebhookMetadata {
+            topic: "browser/checkout".parse().unwrap(),
+            shop_domain: SHOP.to_owned(),
+            webhook_id: None,
+            event_id: Some(order_id.to_string()),
+            triggered_at: None,
+            api_version: None,
+        },
+        received_at: w.now,
+        body: serde_json::to_vec(&received).unwrap(),
+    };
+    message(&format!("b-{order_id}"), 1, &envelope)
+}
+
+#[tokio::test]
+async fn orders_create_and_paid_in_one_batch_send_once_without_a_retry() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let paid = message(
+        "paid-1",
+        1,
+        &webhook(Topic::OrdersPaid, &order_body(1, w.now), w.now),
+    );
+    let report = w.run(&api, &[order(&w, 1), paid]).await;
+    assert_eq!(api.requests(), [["1"]]);
+    assert_eq!(report.dispositions["o-1"], Disposition::Sent);
+    assert_eq!(report.dispositions["paid-1"], Disposition::Deduplicated);
+    assert!(report.batch_item_failures.is_empty());
+    assert_eq!(w.status(1).await, Some(Status::Completed));
+    assert_eq!(
+        (report.counts.processed, report.counts.deduplicated),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn an_event_sent_before_is_deduplicated_without_a_request() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    w.run(&api, &[order(&w, 1)]).await;
+    let again = w.run(&api, &[order(&w, 1)]).await;
+    assert_eq!(again.dispositions["o-1"], Disposition::Deduplicated);
+    assert_eq!(api.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_refused_as_a_whole_is_split_until_the_offender_stands_alone() {
+    let w = World::new();
+    let api = ScriptedApi::new(|events| {
+        if events.iter().any(|e| e.event_id == "3") {
+            Err(ConversionsApiError::Rejected {
+                status: 400,
+                message: "currency is not ISO 4217".into(),
+            })
+        } else {
+            Ok(vec![EventStatus::Processed { warning: None }; events.len()])
+        }
+    });
+    let batch: Vec<_> = (1..=4).map(|id| order(&w, id)).collect();
+    let report = w.run(&api, &batch).await;
+    let requests = api.requests();
+    assert_eq!(requests[0], ["1", "2", "3", "4"]);
+    assert!(requests.iter().any(|r| r == &["3"]), "{requests:?}");
+    assert_eq!(requests.len(), 5, "4 → 2+2 → the refused half split again");
+    let mut sent: Vec<_> = api.sent().into_iter().map(|e| e.event_id).collect();
+    sent.sort();
+    assert_eq!(sent, ["1", "2", "4"]);
+    let dead = w.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "o-3");
+    assert!(
+        dead[0].1.starts_with("pinterest_rejected: "),
+        "{}",
+        dead[0].1
+    );
+    assert_eq!(
+        report.counts.dead_lettered.get("pinterest_rejected"),
+        Some(&1)
+    );
+    assert_eq!(
+        report.counts.sent, 4,
+        "split requests count their halves once"
+    );
+    assert_eq!(
+        w.status(3).await,
+        None,
+        "the refused event's key is released"
+    );
+}
+
+#[tokio::test]
+async fn an_event_pinterest_fails_alone_is_dead_lettered_and_the_rest_sent() {
+    let w = World::new();
+    let api = ScriptedApi::new(|events| {
+        Ok(events
+            .iter()
+            .map(|e| match e.event_id.as_str() {
+                "2" => EventStatus::Failed {
+                    error_message: "event_time is too old".into(),
+                },
+                _ => EventStatus::Processed { warning: None },
+            })
+            .collect())
+    });
+    let report = w.run(&api, &[order(&w, 1), order(&w, 2)]).await;
+    assert_eq!(report.dispositions["o-1"], Disposition::Sent);
+    assert_eq!(
+        report.dispositions["o-2"],
+        Disposition::DeadLettered(DeadLetterReason::PinterestRejected(
+            "event_time is too old".into()
+        ))
+    );
+    assert_eq!(report.counts.failed, 1);
+    assert_eq!(w.status(2).await, None);
+}
+
+#[tokio::test]
+async fn a_503_is_retried_with_backoff_and_the_key_released() {
+    let w = World::new();
+    let api = ScriptedApi::new(|_| Err(ConversionsApiError::Unavailable { status: 503 }));
+    let second_delivery = message(
+        "o-7",
+        2,
+        &webhook(Topic::OrdersCreate, &order_body(7, w.now), w.now),
+    );
+    let report = w.run(&api, &[second_delivery]).await;
+    assert_eq!(report.batch_item_failures, ["o-7"]);
+    assert_eq!(
+        report.dispositions["o-7"],
+        Disposition::Retry(Duration::from_secs(120))
+    );
+    assert_eq!(w.delays(), [("o-7".to_owned(), Duration::from_secs(120))]);
+    assert_eq!(w.status(7).await, None, "released for the next delivery");
+}
+
+#[tokio::test]
+async fn a_rate_limit_waits_at_least_what_pinterest_asks() {
+    let w = World::new();
+    let api = ScriptedApi::new(|_| {
+        Err(ConversionsApiError::RateLimited {
+            retry_after: Some(Duration::from_secs(600)),
+        })
+    });
+    let report = w.run(&api, &[order(&w, 1)]).await;
+    assert_eq!(
+        report.dispositions["o-1"],
+        Disposition::Retry(Duration::from_secs(600))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_token_is_retried_after_the_longest_delay_and_counted() {
+    let w = World::new();
+    let api = ScriptedApi::new(|_| {
+        Err(ConversionsApiError::Unauthorized {
+            status: 401,
+            message: "invalid token".into(),
+        })
+    });
+    let report = w.run(&api, &[order(&w, 1)]).await;
+    assert_eq!(
+        report.dispositions["o-1"],
+        Disposition::Retry(Duration::from_secs(900))
+    );
+    assert_eq!(report.counts.auth_failures, 1);
+}
+
+#[tokio::test]
+async fn a_lock_held_elsewhere_is_retried_once_it_can_have_expired() {
+    let w = World::new();
+    let held_until = w.now + chrono::Duration::seconds(300);
+    assert_eq!(
+        w.store
+            .put_in_progress(&key(1), w.now, held_until)
+            .await
+            .unwrap(),
+        Claim::Acquired
+    );
+    let api = ScriptedApi::accepting();
+    let report = w.run(&api, &[order(&w, 1)]).await;
+    assert!(api.requests().is_empty());
+    assert_eq!(
+        report.dispositions["o-1"],
+        Disposition::Retry(Duration::from_secs(301))
+    );
+    assert_eq!(
+        w.status(1).await,
+        Some(Status::InProgress),
+        "not ours to release"
+    );
+}
+
+#[tokio::test]
+async fn the_last_delivery_is_dead_lettered_with_retries_exhausted() {
+    let w = World::new();
+    let api = ScriptedApi::new(|_| Err(ConversionsApiError::Unavailable { status: 503 }));
+    let last = message(
+        "o-1",
+        5,
+        &webhook(Topic::OrdersCreate, &order_body(1, w.now), w.now),
+    );
+    let report = w.run(&api, &[last]).await;
+    assert!(report.batch_item_failures.is_empty());
+    assert_eq!(
+        w.dead_letters(),
+        [(
+            "o-1".to_owned(),
+            "retries_exhausted: still failing after 5 attempts".to_owned()
+        )]
+    );
+    assert_eq!(
+        report.counts.dead_lettered.get("retries_exhausted"),
+        Some(&1)
+    );
+}
+
+#[tokio::test]
+async fn a_copy_following_a_retried_leader_is_retried_too() {
+    let w = World::new();
+    let api = ScriptedApi::new(|_| Err(ConversionsApiError::Unavailable { status: 503 }));
+    let paid = message(
+        "paid-1",
+        1,
+        &webhook(Topic::OrdersPaid, &order_body(1, w.now), w.now),
+    );
+    let report = w.run(&api, &[order(&w, 1), paid]).await;
+    assert_eq!(api.requests().len(), 1);
+    let mut failures = report.batch_item_failures.clone();
+    failures.sort();
+    assert_eq!(failures, ["o-1", "paid-1"]);
+}
+
+#[tokio::test]
+async fn a_browser_checkout_in_the_same_batch_enriches_its_order() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let report = w
+        .run(&api, &[browser_checkout(&w, 1, true, TOKEN), order(&w, 1)])
+        .await;
+    assert_eq!(report.dispositions["b-1"], Disposition::ProfileRecorded);
+    let sent = api.sent();
+    assert_eq!(sent.len(), 1, "the browser checkout itself is never sent");
+    assert_eq!(
+        sent[0].user_data.click_id.as_deref(),
+        Some("dj0yJnU9browser")
+    );
+    assert_eq!(report.counts.enriched, 1);
+    assert_eq!(report.counts.profiles_recorded, 1);
+}
+
+#[tokio::test]
+async fn a_profile_recorded_with_another_checkout_token_changes_nothing() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    w.run(&api, &[browser_checkout(&w, 1, true, "forged-token")])
+        .await;
+    let report = w.run(&api, &[order(&w, 1)]).await;
+    assert_eq!(api.sent()[0].user_data.click_id, None);
+    assert_eq!(report.counts.enriched, 0);
+}
+
+#[tokio::test]
+async fn refused_consent_skips_the_order_when_the_policy_says_skip() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let config = DispatchConfig {
+        order_consent_policy: ConsentPolicy::Skip,
+        ..World::config()
+    };
+    let batch = [browser_checkout(&w, 1, false, TOKEN), order(&w, 1)];
+    let report = w.run_with(&api, config, &batch).await;
+    assert!(api.requests().is_empty());
+    assert_eq!(
+        report.dispositions["o-1"],
+        Disposition::Skipped(SkipReason::Consent)
+    );
+    assert_eq!(w.status(1).await, None, "a skipped order's key is released");
+}
+
+#[tokio::test]
+async fn refused_consent_opts_the_order_out_by_default() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    w.run(&api, &[browser_checkout(&w, 1, false, TOKEN), order(&w, 1)])
+        .await;
+    let sent = api.sent();
+    assert_eq!(sent[0].opt_out, Some(true));
+    assert_eq!(
+        sent[0].user_data.click_id, None,
+        "nothing added without consent"
+    );
+}
+
+#[tokio::test]
+async fn an_order_without_identity_is_skipped_and_its_key_released() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let mut body = order_body(1, w.now);
+    body["email"] = Value::Null;
+    let m = message("o-1", 1, &webhook(Topic::OrdersCreate, &body, w.now));
+    let report = w.run(&api, &[m]).await;
+    assert_eq!(
+        report.dispositions["o-1"],
+        Disposition::Skipped(SkipReason::NotEnoughIdentity)
+    );
+    assert_eq!(w.status(1).await, None);
+    assert_eq!(report.counts.skipped.get("not_enough_identity"), Some(&1));
+}
+
+#[tokio::test]
+async fn a_browser_profile_makes_an_order_without_email_matchable() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let mut body = order_body(1, w.now);
+    body["email"] = Value::Null;
+    let m = message("o-1", 1, &webhook(Topic::OrdersCreate, &body, w.now));
+    let report = w
+        .run(&api, &[browser_checkout(&w, 1, true, TOKEN), m])
+        .await;
+    assert_eq!(report.dispositions["o-1"], Disposition::Sent);
+    assert_eq!(
+        api.sent()[0].user_data.client_ip_address.as_deref(),
+        Some("203.0.113.7")
+    );
+}
+
+#[tokio::test]
+async fn shop_redact_deletes_the_shops_records_and_profiles() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    w.run(&api, &[order(&w, 1)]).await;
+    let expires = (w.now + chrono::Duration::days(1)).timestamp();
+    w.profiles
+        .put_profile(SHOP, 9, &Profile::default(), expires)
+        .await
+        .unwrap();
+    let redact = message(
+        "redact",
+        1,
+        &webhook(
+            Topic::ShopRedact,
+            &json!({"shop_id": 1, "shop_domain": SHOP}),
+            w.now,
+        ),
+    );
+    let report = w.run(&api, &[redact]).await;
+    assert_eq!(report.dispositions["redact"], Disposition::Compliance);
+    assert_eq!(w.status(1).await, None);
+    assert_eq!(w.profiles.get_profile(SHOP, 9, w.now).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn customers_redact_deletes_the_orders_records_and_profiles() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    w.run(&api, &[browser_checkout(&w, 1, true, TOKEN), order(&w, 1)])
+        .await;
+    let redact = message(
+        "redact",
+        1,
+        &webhook(
+            Topic::CustomersRedact,
+            &json!({"shop_domain": SHOP, "customer": {"id": 5}, "orders_to_redact": [1]}),
+            w.now,
+        ),
+    );
+    let report = w.run(&api, &[redact]).await;
+    assert_eq!(report.dispositions["redact"], Disposition::Compliance);
+    assert_eq!(w.status(1).await, None);
+    assert_eq!(w.profiles.get_profile(SHOP, 1, w.now).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn skips_and_dead_letters_of_prepare_are_settled_with_their_labels() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let mut test_order = order_body(2, w.now);
+    test_order["test"] = json!(true);
+    let mut old = order_body(3, w.now);
+    old["created_at"] = json!((w.now - chrono::Duration::days(10)).to_rfc3339());
+    let batch = [
+        message("test", 1, &webhook(Topic::OrdersCreate, &test_order, w.now)),
+        message("old", 1, &webhook(Topic::OrdersCreate, &old, w.now)),
+    ];
+    let report = w.run(&api, &batch).await;
+    assert_eq!(report.counts.skipped.get("test_order"), Some(&1));
+    assert_eq!(report.counts.dead_lettered.get("expired"), Some(&1));
+    assert_eq!(report.counts.expired, 1);
+    assert!(api.requests().is_empty());
+}
