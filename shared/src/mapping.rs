@@ -50,6 +50,10 @@ pub struct Options {
     /// skipped as [`SkipReason::NotEnoughIdentity`]). The dispatcher sets it: a shopper profile may
     /// add the IP address and user agent, and it checks [`UserData::is_sendable`] itself after.
     pub defer_identity_check: bool,
+    /// `DEFAULT_COUNTRY`: the ISO alpha-2 country (uppercase) of a phone written without `+`/`00`
+    /// whose order or customer names no address country (default `None`: such a phone is left out,
+    /// since a country is never guessed from its digits).
+    pub default_country: Option<String>,
 }
 
 impl Default for Options {
@@ -62,6 +66,7 @@ impl Default for Options {
             value_source: ValueSource::Subtotal,
             content_id: ContentIdSource::Variant,
             defer_identity_check: false,
+            default_country: None,
         }
     }
 }
@@ -380,7 +385,7 @@ fn order_event(
             field: "created_at",
         })?;
 
-    let user_data = order_user_data(&order);
+    let user_data = order_user_data(&order, options.default_country.as_deref());
     if !user_data.is_sendable() && !options.defer_identity_check {
         return Ok(Outcome::Skip(SkipReason::NotEnoughIdentity));
     }
@@ -436,10 +441,13 @@ fn signup_event(
     let address_country = address.and_then(|a| a.country_code.as_deref());
     let mut user_data = UserData {
         em: hashed(customer.email.as_deref().and_then(normalize::email)),
-        ph: hashed(first_phone([
-            (customer.phone.as_deref(), address_country),
-            (address.and_then(|a| a.phone.as_deref()), address_country),
-        ])),
+        ph: hashed(first_phone(
+            [
+                (customer.phone.as_deref(), address_country),
+                (address.and_then(|a| a.phone.as_deref()), address_country),
+            ],
+            options.default_country.as_deref(),
+        )),
         first_name: hashed(first_of(
             [
                 customer.first_name.as_deref(),
@@ -476,7 +484,7 @@ fn signup_event(
     })))
 }
 
-fn order_user_data(order: &Order) -> UserData {
+fn order_user_data(order: &Order, default_country: Option<&str>) -> UserData {
     let customer = order.customer.as_ref();
     let billing = order.billing_address.as_ref();
     let shipping = order.shipping_address.as_ref();
@@ -495,21 +503,24 @@ fn order_user_data(order: &Order) -> UserData {
             ],
             normalize::email,
         )),
-        ph: hashed(first_phone([
-            (order.phone.as_deref(), any_country),
-            (
-                billing.and_then(|a| a.phone.as_deref()),
-                country_of(billing).or(any_country),
-            ),
-            (
-                shipping.and_then(|a| a.phone.as_deref()),
-                country_of(shipping).or(any_country),
-            ),
-            (
-                customer.and_then(|c| c.phone.as_deref()),
-                country_of(default).or(any_country),
-            ),
-        ])),
+        ph: hashed(first_phone(
+            [
+                (order.phone.as_deref(), any_country),
+                (
+                    billing.and_then(|a| a.phone.as_deref()),
+                    country_of(billing).or(any_country),
+                ),
+                (
+                    shipping.and_then(|a| a.phone.as_deref()),
+                    country_of(shipping).or(any_country),
+                ),
+                (
+                    customer.and_then(|c| c.phone.as_deref()),
+                    country_of(default).or(any_country),
+                ),
+            ],
+            default_country,
+        )),
         first_name: hashed(first_of(
             [
                 billing.and_then(|a| a.first_name.as_deref()),
@@ -755,11 +766,15 @@ fn first_of<const N: usize>(
     candidates.into_iter().flatten().find_map(normalize)
 }
 
-/// The first phone that normalizes, each read with the country of its own address.
-fn first_phone<const N: usize>(candidates: [(Option<&str>, Option<&str>); N]) -> Option<String> {
+/// The first phone that normalizes, each read with the country of its own address, or
+/// `default_country` (`DEFAULT_COUNTRY`) when there is none; never a country guessed from digits.
+fn first_phone<const N: usize>(
+    candidates: [(Option<&str>, Option<&str>); N],
+    default_country: Option<&str>,
+) -> Option<String> {
     candidates
         .into_iter()
-        .find_map(|(phone, country)| normalize::phone(phone?, country))
+        .find_map(|(phone, country)| normalize::phone(phone?, country.or(default_country)))
 }
 
 fn hashed(normalized: Option<String>) -> Vec<String> {
@@ -1323,6 +1338,90 @@ mod tests {
         );
     }
 
+    /// The REST order with only `phone` as a phone, and no address naming a country.
+    fn order_without_a_country(phone: &str) -> String {
+        rest_order(|o| {
+            o["phone"] = json!(phone);
+            o["billing_address"] = Value::Null;
+            o["shipping_address"] = Value::Null;
+            o["customer"]["default_address"] = Value::Null;
+            o["customer"]["phone"] = Value::Null;
+        })
+    }
+
+    fn us_default() -> Options {
+        Options {
+            default_country: Some("US".to_owned()),
+            ..defaults()
+        }
+    }
+
+    #[test]
+    fn a_phone_without_plus_or_country_is_left_out_without_a_default_country() {
+        for raw in ["4692223333", "6465550199", "3235551234"] {
+            let e = event("orders/create", &order_without_a_country(raw), &defaults());
+            assert!(e.user_data.ph.is_empty(), "{raw}: {:?}", e.user_data.ph);
+            assert!(
+                !e.user_data.em.is_empty(),
+                "the order is still sent on its email"
+            );
+        }
+    }
+
+    #[test]
+    fn a_phone_without_plus_or_country_takes_the_default_country() {
+        // Golden digests, computed outside the crate (`printf %s 14692223333 | sha256sum`).
+        for (raw, digest) in [
+            (
+                "4692223333",
+                "a04fcbf6c8f15bad464e2d2838173928464f2086ca420c40cfa424e80a545eb6",
+            ),
+            (
+                "6465550199",
+                "0c82ed9de8cef0e789845770db2d4bf31b5a2952e6b7f0e8fdcc973bd73f7fd8",
+            ),
+            (
+                "3235551234",
+                "3cb9c1db8556f1e069f9d9d5f910c66623f84a5e8b716b6557d3013d5742ff39",
+            ),
+        ] {
+            let e = event(
+                "orders/create",
+                &order_without_a_country(raw),
+                &us_default(),
+            );
+            assert_eq!(e.user_data.ph, [digest], "{raw}");
+            assert_schema_valid(&e);
+        }
+        let signup = json!({"id": 1, "created_at": "2026-01-01T00:00:00Z",
+                            "email": "a@b.co", "phone": "4692223333"});
+        let e = event("customers/create", &signup.to_string(), &defaults());
+        assert!(e.user_data.ph.is_empty(), "{:?}", e.user_data.ph);
+        let e = event("customers/create", &signup.to_string(), &us_default());
+        assert_eq!(e.user_data.ph, h("14692223333"));
+    }
+
+    #[test]
+    fn the_address_country_wins_over_the_default_country_and_00_needs_neither() {
+        let body = rest_order(|o| {
+            o["phone"] = json!("020 7946 0018");
+            o["billing_address"]["country_code"] = json!("GB");
+        });
+        assert_eq!(
+            event("orders/create", &body, &us_default()).user_data.ph,
+            h("442079460018")
+        );
+        let body = order_without_a_country("0044 20 7946 0018");
+        assert_eq!(
+            event("orders/create", &body, &defaults()).user_data.ph,
+            h("442079460018")
+        );
+        assert_eq!(
+            event("orders/create", &body, &us_default()).user_data.ph,
+            h("442079460018")
+        );
+    }
+
     #[test]
     fn names_fall_back_to_the_customer_and_location_comes_from_one_address() {
         let body = rest_order(|o| {
@@ -1702,6 +1801,7 @@ mod tests {
                     _ => ContentIdSource::Product,
                 },
                 defer_identity_check: defer,
+                default_country: None,
             })
     }
 
