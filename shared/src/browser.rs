@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::mapping::currency_amount;
 use crate::pinterest::normalize;
 use crate::pinterest::{ActionSource, Content, CustomData, Event, UserData};
 
@@ -357,16 +358,24 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
     if !consented {
         return BrowserOutcome::NoConsent;
     }
+    // Amounts get the currency's own decimals, as order amounts do; one that is not a plain
+    // decimal is left out rather than sent as the pixel wrote it.
     let custom = e.custom.as_ref().map(|c| CustomData {
         currency: c.currency.clone(),
-        value: c.value.clone(),
+        value: c
+            .value
+            .as_deref()
+            .and_then(|v| currency_amount(v, c.currency.as_deref())),
         content_ids: c.content_ids.clone(),
         contents: c
             .contents
             .iter()
             .map(|i| Content {
                 id: i.id.clone(),
-                item_price: i.item_price.clone(),
+                item_price: i
+                    .item_price
+                    .as_deref()
+                    .and_then(|p| currency_amount(p, c.currency.as_deref())),
                 quantity: i.quantity,
             })
             .collect(),
@@ -526,6 +535,38 @@ mod tests {
         assert_eq!(order_id, 450_789_469);
         assert_eq!(profile.click_id.as_deref(), Some("abc"));
         assert_eq!(profile.client_ip.as_deref(), Some("203.0.113.7"));
+    }
+
+    #[test]
+    fn browser_amounts_get_the_currencys_own_decimals() {
+        for (currency, value, price, want_value, want_price) in [
+            ("JPY", "3000.00", "1500.00", "3000", "1500"),
+            ("KWD", "1.2345", "0.5", "1.235", "0.500"),
+            ("USD", "12.5", "6.25", "12.50", "6.25"),
+        ] {
+            let b = body(
+                json!({"custom": {"value": value, "currency": currency, "num_items": 2,
+                "contents": [{"id": "39072856", "item_price": price, "quantity": 2}]}}),
+            );
+            let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
+                panic!("expected an event");
+            };
+            let custom = event.custom_data.unwrap();
+            assert_eq!(custom.value.as_deref(), Some(want_value), "{currency}");
+            assert_eq!(
+                custom.contents[0].item_price.as_deref(),
+                Some(want_price),
+                "{currency}"
+            );
+        }
+        let b = body(json!({"custom": {"value": "1e3", "currency": "USD",
+            "contents": [{"id": "1", "item_price": "-2"}]}}));
+        let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
+            panic!("expected an event");
+        };
+        let custom = event.custom_data.unwrap();
+        assert_eq!(custom.value, None);
+        assert_eq!(custom.contents[0].item_price, None);
     }
 
     #[test]

@@ -600,12 +600,13 @@ fn add_location(user_data: &mut UserData, a: &Address) {
 }
 
 fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomData {
+    let currency = order.currency.as_deref();
     let value = match options.value_source {
         ValueSource::Subtotal => [&order.current_subtotal_price, &order.subtotal_price],
         ValueSource::Total => [&order.current_total_price, &order.total_price],
     }
     .into_iter()
-    .find_map(|v| v.as_deref().and_then(two_decimals));
+    .find_map(|v| v.as_deref().and_then(|v| currency_amount(v, currency)));
 
     let mut content_ids: Vec<String> = Vec::new();
     let mut contents = Vec::new();
@@ -616,7 +617,10 @@ fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomD
             }
             contents.push(Content {
                 id,
-                item_price: item.price.as_deref().and_then(two_decimals),
+                item_price: item
+                    .price
+                    .as_deref()
+                    .and_then(|p| currency_amount(p, currency)),
                 quantity: item.quantity,
             });
         }
@@ -627,7 +631,7 @@ fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomD
         .filter_map(|i| i.quantity)
         .fold(0u64, u64::saturating_add);
     CustomData {
-        currency: order.currency.as_deref().and_then(non_blank),
+        currency: currency.and_then(non_blank),
         value,
         content_ids,
         contents,
@@ -666,10 +670,42 @@ fn single<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Option<String> {
     found.map(str::to_owned)
 }
 
-/// A decimal amount with exactly two fractional digits, rounded half away from zero, computed on
-/// the digits (never through `f64`): `"195.67"`, `"10"` → `"10.00"`, `"0.125"` → `"0.13"`.
-/// Negative, exponent or otherwise non-decimal text yields `None`.
-pub fn two_decimals(amount: &str) -> Option<String> {
+/// ISO 4217 currencies without minor units (`JPY 1500`): their amounts have no decimals.
+const ZERO_DECIMAL_CURRENCIES: [&str; 17] = [
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+    "VUV", "XAF", "XOF", "XPF",
+];
+/// ISO 4217 currencies with three decimals (`KWD 1.235`).
+const THREE_DECIMAL_CURRENCIES: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+/// ISO 4217 units of account with four decimals (Chile's UF, Uruguay's UYW).
+const FOUR_DECIMAL_CURRENCIES: [&str; 2] = ["CLF", "UYW"];
+
+/// The number of decimals (ISO 4217 minor units) of a currency code, any case: 0 for JPY, KRW and
+/// the other zero-decimal currencies, 3 for KWD, BHD, OMR, JOD, TND, IQD and LYD, 4 for CLF and
+/// UYW, and 2 for every other code and when the currency is unknown.
+pub fn minor_units(currency: Option<&str>) -> usize {
+    let Some(code) = currency.map(str::trim) else {
+        return 2;
+    };
+    let is = |list: &[&str]| list.iter().any(|c| c.eq_ignore_ascii_case(code));
+    if is(&ZERO_DECIMAL_CURRENCIES) {
+        0
+    } else if is(&THREE_DECIMAL_CURRENCIES) {
+        3
+    } else if is(&FOUR_DECIMAL_CURRENCIES) {
+        4
+    } else {
+        2
+    }
+}
+
+/// A decimal amount written with exactly the currency's own decimals ([`minor_units`]), computed on
+/// the digits (never through `f64`): `"1500.00"` JPY → `"1500"`, `"10"` USD → `"10.00"`,
+/// `"1.2345"` KWD → `"1.235"`. Digits are only dropped when the amount has more of them than the
+/// currency, and then it is rounded half away from zero (`"0.125"` USD → `"0.13"`); missing digits
+/// are zeros, so nothing is invented. Negative, exponent or otherwise non-decimal text yields `None`.
+pub fn currency_amount(amount: &str, currency: Option<&str>) -> Option<String> {
+    let decimals = minor_units(currency);
     let amount = amount.trim();
     let (int, frac) = amount.split_once('.').unwrap_or((amount, ""));
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -679,31 +715,31 @@ pub fn two_decimals(amount: &str) -> Option<String> {
     let int = int.trim_start_matches('0');
     let frac = frac.as_bytes();
     let digit = |i: usize| frac.get(i).copied().unwrap_or(b'0');
-    // The amount in hundredths, as decimal digits, most significant first.
-    let mut cents: Vec<u8> = int.bytes().chain([digit(0), digit(1)]).collect();
-    if digit(2) >= b'5' {
-        let mut i = cents.len();
+    // The amount in minor units, as decimal digits, most significant first.
+    let mut minor: Vec<u8> = int.bytes().chain((0..decimals).map(digit)).collect();
+    if digit(decimals) >= b'5' {
+        let mut i = minor.len();
         loop {
             if i == 0 {
-                cents.insert(0, b'1');
+                minor.insert(0, b'1');
                 break;
             }
             i -= 1;
-            if cents[i] == b'9' {
-                cents[i] = b'0';
+            if minor[i] == b'9' {
+                minor[i] = b'0';
             } else {
-                cents[i] += 1;
+                minor[i] += 1;
                 break;
             }
         }
     }
-    let (units, hundredths) = cents.split_at(cents.len() - 2);
+    let (units, fraction) = minor.split_at(minor.len() - decimals);
     let units = std::str::from_utf8(units).ok()?.trim_start_matches('0');
-    let hundredths = std::str::from_utf8(hundredths).ok()?;
-    Some(format!(
-        "{}.{hundredths}",
-        if units.is_empty() { "0" } else { units }
-    ))
+    let units = if units.is_empty() { "0" } else { units };
+    if decimals == 0 {
+        return Some(units.to_owned());
+    }
+    Some(format!("{units}.{}", std::str::from_utf8(fraction).ok()?))
 }
 
 /// Unix seconds, never after `now` (Pinterest rejects or misreads events from the future).
@@ -1542,7 +1578,7 @@ mod tests {
     }
 
     #[test]
-    fn two_decimals_reformats_without_floating_point() {
+    fn amounts_keep_two_decimals_by_default_without_floating_point() {
         for (raw, want) in [
             ("195.67", "195.67"),
             ("10", "10.00"),
@@ -1558,13 +1594,77 @@ mod tests {
             ("0", "0.00"),
             ("12345678901234567890.005", "12345678901234567890.01"),
         ] {
-            assert_eq!(two_decimals(raw).as_deref(), Some(want), "{raw:?}");
+            for currency in [Some("USD"), Some("eur"), None, Some("XYZ")] {
+                assert_eq!(
+                    currency_amount(raw, currency).as_deref(),
+                    Some(want),
+                    "{raw:?} {currency:?}"
+                );
+            }
         }
         for bad in [
             "", ".", "-1.00", "+1", "1e3", "1,000.00", "1.2.3", "NaN", "１.00",
         ] {
-            assert_eq!(two_decimals(bad), None, "{bad:?}");
+            for currency in [Some("USD"), Some("JPY"), Some("KWD")] {
+                assert_eq!(currency_amount(bad, currency), None, "{bad:?} {currency:?}");
+            }
         }
+    }
+
+    #[test]
+    fn amounts_keep_the_currencys_own_decimals() {
+        for (raw, currency, want) in [
+            ("1.2345", "KWD", "1.235"),
+            ("1.2344", "KWD", "1.234"),
+            ("5", "BHD", "5.000"),
+            ("12.5", "OMR", "12.500"),
+            ("0.0005", "JOD", "0.001"),
+            ("3.14159", "TND", "3.142"),
+            ("1000", "IQD", "1000.000"),
+            ("2.1", "LYD", "2.100"),
+            ("1500", "JPY", "1500"),
+            ("1500.00", "JPY", "1500"),
+            ("1500.5", "jpy", "1501"),
+            ("1499.49", "JPY", "1499"),
+            ("0.4", "KRW", "0"),
+            (".5", "KRW", "1"),
+            ("9999.5", "VND", "10000"),
+            ("25000", "CLP", "25000"),
+            ("10", "USD", "10.00"),
+            ("0.125", "USD", "0.13"),
+            ("37.1234", "CLF", "37.1234"),
+            ("37.12345", "CLF", "37.1235"),
+        ] {
+            assert_eq!(
+                currency_amount(raw, Some(currency)).as_deref(),
+                Some(want),
+                "{raw:?} {currency}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_yen_order_is_sent_without_decimals_and_a_dinar_order_with_three() {
+        let yen = rest_order(|o| {
+            o["currency"] = json!("JPY");
+            o["current_subtotal_price"] = json!("1500.00");
+            o["line_items"][0]["price"] = json!("500.00");
+        });
+        let e = event("orders/create", &yen, &defaults());
+        let c = e.custom_data.as_ref().unwrap();
+        assert_eq!(c.value.as_deref(), Some("1500"));
+        assert_eq!(c.contents[0].item_price.as_deref(), Some("500"));
+        assert_schema_valid(&e);
+        let dinar = rest_order(|o| {
+            o["currency"] = json!("KWD");
+            o["current_subtotal_price"] = json!("1.2345");
+            o["line_items"][0]["price"] = json!("0.5");
+        });
+        let e = event("orders/create", &dinar, &defaults());
+        let c = e.custom_data.as_ref().unwrap();
+        assert_eq!(c.value.as_deref(), Some("1.235"));
+        assert_eq!(c.contents[0].item_price.as_deref(), Some("0.500"));
+        assert_schema_valid(&e);
     }
 
     #[test]
@@ -1857,14 +1957,49 @@ mod tests {
         }
 
         #[test]
-        fn two_decimals_agrees_with_exact_integer_rounding(cents in 0u64..10_000_000_000, extra in 0u8..10) {
+        fn two_decimal_amounts_agree_with_exact_integer_rounding(cents in 0u64..10_000_000_000, extra in 0u8..10) {
             // cents + extra/10 of a cent, rounded half up, computed in integers.
             let raw = format!("{}.{:02}{}", cents / 100, cents % 100, extra);
             let rounded = cents + u64::from(extra >= 5);
             prop_assert_eq!(
-                two_decimals(&raw),
+                currency_amount(&raw, Some("USD")),
                 Some(format!("{}.{:02}", rounded / 100, rounded % 100))
             );
+        }
+
+        #[test]
+        fn amounts_always_have_exactly_the_currencys_decimals(
+            int in "[0-9]{0,15}",
+            frac in proptest::option::of("[0-9]{0,8}"),
+            currency in proptest::sample::select(vec![
+                None, Some("USD"), Some("EUR"), Some("JPY"), Some("KRW"), Some("ISK"),
+                Some("KWD"), Some("BHD"), Some("OMR"), Some("JOD"), Some("TND"), Some("IQD"),
+                Some("LYD"), Some("CLF"), Some("ZZZ"),
+            ]),
+        ) {
+            let raw = match &frac {
+                Some(f) => format!("{int}.{f}"),
+                None => int.clone(),
+            };
+            let decimals = minor_units(currency);
+            match currency_amount(&raw, currency) {
+                None => prop_assert!(int.is_empty() && frac.as_deref().is_none_or(str::is_empty)),
+                Some(out) => {
+                    let (units, fraction) = out.split_once('.').unwrap_or((&out, ""));
+                    prop_assert_eq!(fraction.len(), decimals, "{:?} {:?} -> {:?}", raw, currency, out);
+                    prop_assert_eq!(out.contains('.'), decimals > 0);
+                    prop_assert!(!units.is_empty() && units.bytes().all(|b| b.is_ascii_digit()));
+                    prop_assert!(units == "0" || !units.starts_with('0'));
+                    // Already in the currency's form: formatting again changes nothing.
+                    prop_assert_eq!(currency_amount(&out, currency), Some(out.clone()));
+                    // Never rounded away: with no more digits than the currency, the value is kept.
+                    if frac.as_deref().is_none_or(|f| f.len() <= decimals) {
+                        let written: String = format!("{}{:0<width$}", int, frac.as_deref().unwrap_or(""), width = decimals);
+                        let kept: String = format!("{units}{fraction}");
+                        prop_assert_eq!(written.trim_start_matches('0'), kept.trim_start_matches('0'));
+                    }
+                }
+            }
         }
     }
 }
