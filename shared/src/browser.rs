@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 use crate::mapping::currency_amount;
 use crate::pinterest::normalize;
@@ -400,7 +401,7 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
         action_source: ActionSource::Web,
         event_time: e.timestamp.min(now).timestamp(),
         event_id: e.event_id.clone(),
-        event_source_url: e.page_url.clone(),
+        event_source_url: e.page_url.as_deref().and_then(origin_and_path),
         opt_out: None,
         user_data: UserData {
             external_id: e
@@ -418,6 +419,22 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
         custom_data: custom,
         language: None,
     }))
+}
+
+/// `event_source_url` of a browser event: the page's origin and path. The query and fragment
+/// (click ids, UTMs, search terms, tokens) and any credentials are dropped; what the pixel needed
+/// from them it has already read. A URL that does not parse, or is not http(s), yields `None`:
+/// it is not sent at all.
+fn origin_and_path(page_url: &str) -> Option<String> {
+    let mut url = Url::parse(page_url.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return None;
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    url.set_username("").ok()?;
+    url.set_password(None).ok()?;
+    Some(url.into())
 }
 
 #[cfg(test)]
@@ -567,6 +584,50 @@ mod tests {
         let custom = event.custom_data.unwrap();
         assert_eq!(custom.value, None);
         assert_eq!(custom.contents[0].item_price, None);
+    }
+
+    #[test]
+    fn the_page_url_is_sent_as_origin_and_path_only() {
+        let sent = |page_url: serde_json::Value| {
+            let b = body(json!({ "page_url": page_url }));
+            let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
+                panic!("expected an event");
+            };
+            event.event_source_url
+        };
+        for (page_url, want) in [
+            (
+                "https://example.com/products/x?epik=abc&utm_source=pinterest#reviews",
+                "https://example.com/products/x",
+            ),
+            ("https://example.com", "https://example.com/"),
+            (
+                "http://shop.example:8080/search?q=secret",
+                "http://shop.example:8080/search",
+            ),
+            (
+                "https://user:pass@example.com/checkouts/cn/abc/thank-you?key=tok",
+                "https://example.com/checkouts/cn/abc/thank-you",
+            ),
+            (
+                "HTTPS://Example.COM/a%20b/?x=1",
+                "https://example.com/a%20b/",
+            ),
+        ] {
+            assert_eq!(sent(json!(page_url)).as_deref(), Some(want), "{page_url}");
+        }
+        for dropped in [
+            "not a url",
+            "/products/x?epik=abc",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "ftp://example.com/file",
+            "file:///etc/passwd",
+            "",
+        ] {
+            assert_eq!(sent(json!(dropped)), None, "{dropped:?}");
+        }
+        assert_eq!(sent(serde_json::Value::Null), None);
     }
 
     #[test]
