@@ -178,6 +178,29 @@ pub struct BrowserEvent {
     pub order: Option<BrowserOrder>,
 }
 
+impl BrowserEvent {
+    /// True only with an explicit marketing consent (`marketingAllowed`); unknown counts as no.
+    pub fn has_marketing_consent(&self) -> bool {
+        self.consent.marketing == Some(true)
+    }
+
+    /// The event reduced to what the relay may keep without marketing consent: its identity
+    /// (shop, name, id, time), the consent flags and, for a checkout, the order id and checkout
+    /// token. The client id, page, referrer, click id, UTMs and products are dropped, so a
+    /// consent-only record (or a forged one) never carries shopper data into the queue.
+    pub fn consent_only(self) -> Self {
+        Self {
+            client_id: None,
+            page_url: None,
+            referrer: None,
+            click_id: None,
+            utm: Utm::default(),
+            custom: None,
+            ..self
+        }
+    }
+}
+
 /// A browser event plus what only the server knows: the client's IP and user agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceivedBrowserEvent {
@@ -320,7 +343,7 @@ pub enum BrowserOutcome {
 /// Turns a received browser event into a Pinterest event or a profile.
 pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> BrowserOutcome {
     let e = &received.event;
-    let consented = e.consent.marketing == Some(true);
+    let consented = e.has_marketing_consent();
     let client_ip = received.client_ip.map(|ip| ip.to_string());
     if e.event == BrowserEventName::Checkout {
         let order_id = e
