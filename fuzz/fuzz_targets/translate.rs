@@ -36,6 +36,7 @@ fn options(flags: u8) -> Options {
             defaults.event_id_template.clone()
         },
         store_url: (flags & 64 != 0).then(|| "https://shop.example/".into()),
+        default_country: (flags & 128 != 0).then(|| "US".into()),
         ..defaults
     }
 }

@@ -22,11 +22,18 @@
 // checkout with the server's. pinrelay never sends a browser checkout to Pinterest itself; it only
 // uses it to attach this shopper's click id, IP address and browser to the verified order.
 //
-// Consent: nothing at all is sent (no Tag, no pinrelay request, no cookie written) until the shopper
-// has given marketing consent. Events that happen before consent is given are dropped, not queued:
-// a shopper who declines is never tracked retroactively. As soon as consent is given on the page
-// (Shopify's consent banner), the Tag loads and the following events flow.
-// Also set the pixel's "Permission" to "Marketing" in Shopify admin, so Shopify applies the same rule.
+// Consent: without the shopper's marketing consent the Tag is not loaded, no cookie is read or
+// written, and no shopper event is relayed. Events that happen before consent is given are dropped,
+// not queued: a shopper who declines is never tracked retroactively. The one exception is the
+// purchase itself: on checkout_completed without consent the pixel posts a consent-only record
+// (the order id, the checkout token and the consent flags; no click id, page, UTM, product or
+// client id; the relay keeps neither IP address nor user agent for it), so that pinrelay can honour
+// the refusal for the order's server-side checkout (ORDER_CONSENT_POLICY: opt_out or skip).
+// As soon as consent is given on the page (Shopify's consent banner, visitorConsentCollected), the
+// Tag loads and the following events flow.
+// So that the pixel runs at all to see a refusal, set its "Permission" to "Not required" in Shopify
+// admin (and "Data sale" to "Data collected qualifies as data sale"): the pixel applies the consent
+// rules itself.
 //
 // If the official Pinterest sales channel app is installed with its own Tag, its event ids cannot
 // match pinrelay's: turn off that app's tracking, or leave this pixel's Tag out (see README).
@@ -520,9 +527,41 @@ var VALUE_SOURCE = 'subtotal';
 
   // ----- the handler -----------------------------------------------------------------------
 
+  // The consent-only record of a purchase made without marketing consent: just enough for the
+  // relay to apply the refusal to the order's server-side checkout, and nothing that identifies
+  // the shopper or the browser. No Tag call, no cookie.
+  function relayConsentOnly(event) {
+    var checkout = get(event, ['data', 'checkout']) || {};
+    var orderId = numericId(get(checkout, ['order', 'id']));
+    if (!orderId || !/^\d{1,20}$/.test(orderId)) return;
+    var shop = shopDomain();
+    if (!shop) {
+      warn('the shop domain is unknown; set SHOP_DOMAIN at the top of the pixel');
+      return;
+    }
+    var order = { order_id: orderId };
+    var token = text(get(checkout, ['token']), MAX_ID);
+    if (token) order.checkout_token = token;
+    relay(
+      JSON.stringify({
+        v: 1,
+        shop: shop,
+        event: 'checkout',
+        event_id: orderId,
+        timestamp: rfc3339(get(event, ['timestamp'])),
+        consent: { marketing: consent.marketing, sale_of_data: consent.sale_of_data, analytics: consent.analytics },
+        order: order,
+      })
+    );
+  }
+
   function handle(shopifyName, event) {
-    // No marketing consent: send nothing. The event is dropped, not kept for later.
-    if (!marketingAllowed()) return;
+    // No marketing consent: the event is dropped, not kept for later; a purchase leaves only its
+    // consent-only record.
+    if (!marketingAllowed()) {
+      if (shopifyName === 'checkout_completed') relayConsentOnly(event);
+      return;
+    }
     loadTag();
 
     var names = EVENTS[shopifyName];
@@ -579,7 +618,10 @@ var VALUE_SOURCE = 'subtotal';
         // A click id longer than the relay accepts is not a Pinterest click id: leave it out.
         body.click_id = id && id.length <= MAX_CLICK_ID ? id : null;
         // Consent may have been withdrawn while the cookie was read.
-        if (!marketingAllowed()) return;
+        if (!marketingAllowed()) {
+          if (shopifyName === 'checkout_completed') relayConsentOnly(event);
+          return;
+        }
         var json = serialize(body);
         if (json) relay(json);
         else warn('event too large for pinrelay; not sent');

@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use url::Url;
 
+use crate::mapping::currency_amount;
 use crate::pinterest::normalize;
 use crate::pinterest::{ActionSource, Content, CustomData, Event, UserData};
 
@@ -176,6 +178,29 @@ pub struct BrowserEvent {
     pub order: Option<BrowserOrder>,
 }
 
+impl BrowserEvent {
+    /// True only with an explicit marketing consent (`marketingAllowed`); unknown counts as no.
+    pub fn has_marketing_consent(&self) -> bool {
+        self.consent.marketing == Some(true)
+    }
+
+    /// The event reduced to what the relay may keep without marketing consent: its identity
+    /// (shop, name, id, time), the consent flags and, for a checkout, the order id and checkout
+    /// token. The client id, page, referrer, click id, UTMs and products are dropped, so a
+    /// consent-only record (or a forged one) never carries shopper data into the queue.
+    pub fn consent_only(self) -> Self {
+        Self {
+            client_id: None,
+            page_url: None,
+            referrer: None,
+            click_id: None,
+            utm: Utm::default(),
+            custom: None,
+            ..self
+        }
+    }
+}
+
 /// A browser event plus what only the server knows: the client's IP and user agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceivedBrowserEvent {
@@ -318,7 +343,7 @@ pub enum BrowserOutcome {
 /// Turns a received browser event into a Pinterest event or a profile.
 pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> BrowserOutcome {
     let e = &received.event;
-    let consented = e.consent.marketing == Some(true);
+    let consented = e.has_marketing_consent();
     let client_ip = received.client_ip.map(|ip| ip.to_string());
     if e.event == BrowserEventName::Checkout {
         let order_id = e
@@ -357,16 +382,24 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
     if !consented {
         return BrowserOutcome::NoConsent;
     }
+    // Amounts get the currency's own decimals, as order amounts do; one that is not a plain
+    // decimal is left out rather than sent as the pixel wrote it.
     let custom = e.custom.as_ref().map(|c| CustomData {
         currency: c.currency.clone(),
-        value: c.value.clone(),
+        value: c
+            .value
+            .as_deref()
+            .and_then(|v| currency_amount(v, c.currency.as_deref())),
         content_ids: c.content_ids.clone(),
         contents: c
             .contents
             .iter()
             .map(|i| Content {
                 id: i.id.clone(),
-                item_price: i.item_price.clone(),
+                item_price: i
+                    .item_price
+                    .as_deref()
+                    .and_then(|p| currency_amount(p, c.currency.as_deref())),
                 quantity: i.quantity,
             })
             .collect(),
@@ -391,7 +424,7 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
         action_source: ActionSource::Web,
         event_time: e.timestamp.min(now).timestamp(),
         event_id: e.event_id.clone(),
-        event_source_url: e.page_url.clone(),
+        event_source_url: e.page_url.as_deref().and_then(origin_and_path),
         opt_out: None,
         user_data: UserData {
             external_id: e
@@ -409,6 +442,22 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
         custom_data: custom,
         language: None,
     }))
+}
+
+/// `event_source_url` of a browser event: the page's origin and path. The query and fragment
+/// (click ids, UTMs, search terms, tokens) and any credentials are dropped; what the pixel needed
+/// from them it has already read. A URL that does not parse, or is not http(s), yields `None`:
+/// it is not sent at all.
+fn origin_and_path(page_url: &str) -> Option<String> {
+    let mut url = Url::parse(page_url.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return None;
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    url.set_username("").ok()?;
+    url.set_password(None).ok()?;
+    Some(url.into())
 }
 
 #[cfg(test)]
@@ -526,6 +575,82 @@ mod tests {
         assert_eq!(order_id, 450_789_469);
         assert_eq!(profile.click_id.as_deref(), Some("abc"));
         assert_eq!(profile.client_ip.as_deref(), Some("203.0.113.7"));
+    }
+
+    #[test]
+    fn browser_amounts_get_the_currencys_own_decimals() {
+        for (currency, value, price, want_value, want_price) in [
+            ("JPY", "3000.00", "1500.00", "3000", "1500"),
+            ("KWD", "1.2345", "0.5", "1.235", "0.500"),
+            ("USD", "12.5", "6.25", "12.50", "6.25"),
+        ] {
+            let b = body(
+                json!({"custom": {"value": value, "currency": currency, "num_items": 2,
+                "contents": [{"id": "39072856", "item_price": price, "quantity": 2}]}}),
+            );
+            let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
+                panic!("expected an event");
+            };
+            let custom = event.custom_data.unwrap();
+            assert_eq!(custom.value.as_deref(), Some(want_value), "{currency}");
+            assert_eq!(
+                custom.contents[0].item_price.as_deref(),
+                Some(want_price),
+                "{currency}"
+            );
+        }
+        let b = body(json!({"custom": {"value": "1e3", "currency": "USD",
+            "contents": [{"id": "1", "item_price": "-2"}]}}));
+        let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
+            panic!("expected an event");
+        };
+        let custom = event.custom_data.unwrap();
+        assert_eq!(custom.value, None);
+        assert_eq!(custom.contents[0].item_price, None);
+    }
+
+    #[test]
+    fn the_page_url_is_sent_as_origin_and_path_only() {
+        let sent = |page_url: serde_json::Value| {
+            let b = body(json!({ "page_url": page_url }));
+            let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
+                panic!("expected an event");
+            };
+            event.event_source_url
+        };
+        for (page_url, want) in [
+            (
+                "https://example.com/products/x?epik=abc&utm_source=pinterest#reviews",
+                "https://example.com/products/x",
+            ),
+            ("https://example.com", "https://example.com/"),
+            (
+                "http://shop.example:8080/search?q=secret",
+                "http://shop.example:8080/search",
+            ),
+            (
+                "https://user:pass@example.com/checkouts/cn/abc/thank-you?key=tok",
+                "https://example.com/checkouts/cn/abc/thank-you",
+            ),
+            (
+                "HTTPS://Example.COM/a%20b/?x=1",
+                "https://example.com/a%20b/",
+            ),
+        ] {
+            assert_eq!(sent(json!(page_url)).as_deref(), Some(want), "{page_url}");
+        }
+        for dropped in [
+            "not a url",
+            "/products/x?epik=abc",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "ftp://example.com/file",
+            "file:///etc/passwd",
+            "",
+        ] {
+            assert_eq!(sent(json!(dropped)), None, "{dropped:?}");
+        }
+        assert_eq!(sent(serde_json::Value::Null), None);
     }
 
     #[test]

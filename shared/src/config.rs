@@ -15,6 +15,7 @@ use crate::dispatch::DispatchConfig;
 use crate::ingest::IngestConfig;
 use crate::mapping::{ContentIdSource, Options, ValueSource};
 use crate::pinterest::http::DEFAULT_BASE_URL;
+use crate::pinterest::normalize;
 use crate::profile::ConsentPolicy;
 use crate::queue::{MAX_DELAY, MAX_MESSAGE_BYTES};
 use crate::shopify::WebhookSecrets;
@@ -61,6 +62,8 @@ pub mod keys {
     pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
     /// `opt_out` (default) or `skip`: orders whose shopper refused marketing consent.
     pub const ORDER_CONSENT_POLICY: &str = "ORDER_CONSENT_POLICY";
+    /// ISO 3166-1 alpha-2 country of phones written without `+` and without an address country.
+    pub const DEFAULT_COUNTRY: &str = "DEFAULT_COUNTRY";
 }
 
 /// Default of `ORDER_DELAY_SECONDS`: time for the pixel's checkout to be recorded before the order.
@@ -221,6 +224,17 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             expected: "a template containing {order_id} or {order_name}",
         });
     }
+    let default_country = match var(keys::DEFAULT_COUNTRY) {
+        None => None,
+        Some(v) if normalize::is_phone_country(&v) => Some(v.to_ascii_uppercase()),
+        Some(v) => {
+            return Err(InvalidVar {
+                key: keys::DEFAULT_COUNTRY,
+                value: v,
+                expected: "an ISO 3166-1 alpha-2 country code such as US or GB (the shop's country), or unset",
+            });
+        }
+    };
     Ok(Options {
         event_id_template,
         store_url: var(keys::STORE_URL),
@@ -228,6 +242,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
         send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
         value_source,
         content_id,
+        default_country,
     })
 }
 

@@ -295,12 +295,20 @@ impl<Q: Queue> Ingest<Q> {
                 started,
             ));
         }
+        // Without marketing consent (the pixel's consent-only checkout record) neither the IP
+        // address nor the user agent is queued, nor anything else that identifies the shopper.
+        let consented = event.has_marketing_consent();
         let received = ReceivedBrowserEvent {
-            event,
-            client_ip: request.source_ip,
+            event: if consented {
+                event
+            } else {
+                event.consent_only()
+            },
+            client_ip: request.source_ip.filter(|_| consented),
             user_agent: request
                 .headers
                 .get(http::header::USER_AGENT)
+                .filter(|_| consented)
                 .and_then(|v| v.to_str().ok())
                 .map(|ua| ua.chars().take(1024).collect()),
         };
@@ -483,6 +491,59 @@ mod tests {
         let received: ReceivedBrowserEvent = serde_json::from_str(&sent[0].body).unwrap();
         assert_eq!(received.client_ip, "203.0.113.7".parse().ok());
         assert_eq!(received.user_agent.as_deref(), Some("Mozilla/5.0"));
+    }
+
+    #[tokio::test]
+    async fn a_consent_only_checkout_is_accepted_and_queued_without_ip_agent_or_shopper_data() {
+        for consent in [
+            json!({"marketing": false, "sale_of_data": false, "analytics": false}),
+            json!({}),
+        ] {
+            let queue = Recording::default();
+            // As the pixel posts it, plus the fields a forged record could add.
+            let body = json!({"v": 1, "shop": "example.myshopify.com", "event": "checkout",
+                "event_id": "450789469", "timestamp": "2026-11-29T08:00:00Z", "consent": consent,
+                "order": {"order_id": "450789469", "checkout_token": "t"},
+                "click_id": "abc", "client_id": "c-1", "page_url": "https://shop.example/x",
+                "referrer": "https://pinterest.com/", "utm": {"source": "pinterest"},
+                "custom": {"value": "1.00", "currency": "USD"}});
+            let reply = call(
+                &ingest(queue.clone()),
+                Method::POST,
+                body.to_string().as_bytes(),
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+            let sent = queue.0.lock().unwrap();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].attributes[attr::TOPIC], "browser/checkout");
+            let received: ReceivedBrowserEvent = serde_json::from_str(&sent[0].body).unwrap();
+            assert_eq!(received.client_ip, None);
+            assert_eq!(received.user_agent, None);
+            let e = &received.event;
+            assert_eq!(
+                (
+                    &e.click_id,
+                    &e.client_id,
+                    &e.page_url,
+                    &e.referrer,
+                    &e.custom
+                ),
+                (&None, &None, &None, &None, &None)
+            );
+            assert_eq!(e.utm, browser::Utm::default());
+            assert_eq!(
+                e.order.as_ref().and_then(|o| o.checkout_token.as_deref()),
+                Some("t")
+            );
+            for leaked in ["203.0.113.7", "Mozilla", "abc", "pinterest", "shop.example"] {
+                assert!(
+                    !sent[0].body.contains(leaked),
+                    "{leaked} in {}",
+                    sent[0].body
+                );
+            }
+        }
     }
 
     #[tokio::test]

@@ -48,6 +48,10 @@ pub struct Options {
     pub value_source: ValueSource,
     /// Which line-item field becomes the product id in `content_ids` and `contents`.
     pub content_id: ContentIdSource,
+    /// `DEFAULT_COUNTRY`: the ISO alpha-2 country (uppercase) of a phone written without `+`/`00`
+    /// whose order or customer names no address country (default `None`: such a phone is left out,
+    /// since a country is never guessed from its digits).
+    pub default_country: Option<String>,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             send_pos_orders: false,
             value_source: ValueSource::Subtotal,
             content_id: ContentIdSource::Variant,
+            default_country: None,
         }
     }
 }
@@ -417,7 +422,7 @@ fn order_event(
             field: "created_at",
         })?;
 
-    let user_data = order_user_data(&order);
+    let user_data = order_user_data(&order, options.default_country.as_deref());
     let action_source = if pos {
         ActionSource::Offline
     } else {
@@ -477,10 +482,13 @@ fn signup_event(
     let address_country = address.and_then(|a| a.country_code.as_deref());
     let mut user_data = UserData {
         em: hashed(customer.email.as_deref().and_then(normalize::email)),
-        ph: hashed(first_phone([
-            (customer.phone.as_deref(), address_country),
-            (address.and_then(|a| a.phone.as_deref()), address_country),
-        ])),
+        ph: hashed(first_phone(
+            [
+                (customer.phone.as_deref(), address_country),
+                (address.and_then(|a| a.phone.as_deref()), address_country),
+            ],
+            options.default_country.as_deref(),
+        )),
         first_name: hashed(first_of(
             [
                 customer.first_name.as_deref(),
@@ -515,7 +523,7 @@ fn signup_event(
     Ok(Outcome::Send(Box::new(Conversion { event, order: None })))
 }
 
-fn order_user_data(order: &Order) -> UserData {
+fn order_user_data(order: &Order, default_country: Option<&str>) -> UserData {
     let customer = order.customer.as_ref();
     let billing = order.billing_address.as_ref();
     let shipping = order.shipping_address.as_ref();
@@ -534,21 +542,24 @@ fn order_user_data(order: &Order) -> UserData {
             ],
             normalize::email,
         )),
-        ph: hashed(first_phone([
-            (order.phone.as_deref(), any_country),
-            (
-                billing.and_then(|a| a.phone.as_deref()),
-                country_of(billing).or(any_country),
-            ),
-            (
-                shipping.and_then(|a| a.phone.as_deref()),
-                country_of(shipping).or(any_country),
-            ),
-            (
-                customer.and_then(|c| c.phone.as_deref()),
-                country_of(default).or(any_country),
-            ),
-        ])),
+        ph: hashed(first_phone(
+            [
+                (order.phone.as_deref(), any_country),
+                (
+                    billing.and_then(|a| a.phone.as_deref()),
+                    country_of(billing).or(any_country),
+                ),
+                (
+                    shipping.and_then(|a| a.phone.as_deref()),
+                    country_of(shipping).or(any_country),
+                ),
+                (
+                    customer.and_then(|c| c.phone.as_deref()),
+                    country_of(default).or(any_country),
+                ),
+            ],
+            default_country,
+        )),
         first_name: hashed(first_of(
             [
                 billing.and_then(|a| a.first_name.as_deref()),
@@ -628,12 +639,13 @@ fn add_location(user_data: &mut UserData, a: &Address) {
 }
 
 fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomData {
+    let currency = order.currency.as_deref();
     let value = match options.value_source {
         ValueSource::Subtotal => [&order.current_subtotal_price, &order.subtotal_price],
         ValueSource::Total => [&order.current_total_price, &order.total_price],
     }
     .into_iter()
-    .find_map(|v| v.as_deref().and_then(two_decimals));
+    .find_map(|v| v.as_deref().and_then(|v| currency_amount(v, currency)));
 
     let mut content_ids: Vec<String> = Vec::new();
     let mut contents = Vec::new();
@@ -644,7 +656,10 @@ fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomD
             }
             contents.push(Content {
                 id,
-                item_price: item.price.as_deref().and_then(two_decimals),
+                item_price: item
+                    .price
+                    .as_deref()
+                    .and_then(|p| currency_amount(p, currency)),
                 quantity: item.quantity,
             });
         }
@@ -655,7 +670,7 @@ fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomD
         .filter_map(|i| i.quantity)
         .fold(0u64, u64::saturating_add);
     CustomData {
-        currency: order.currency.as_deref().and_then(non_blank),
+        currency: currency.and_then(non_blank),
         value,
         content_ids,
         contents,
@@ -694,10 +709,42 @@ fn single<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Option<String> {
     found.map(str::to_owned)
 }
 
-/// A decimal amount with exactly two fractional digits, rounded half away from zero, computed on
-/// the digits (never through `f64`): `"195.67"`, `"10"` → `"10.00"`, `"0.125"` → `"0.13"`.
-/// Negative, exponent or otherwise non-decimal text yields `None`.
-pub fn two_decimals(amount: &str) -> Option<String> {
+/// ISO 4217 currencies without minor units (`JPY 1500`): their amounts have no decimals.
+const ZERO_DECIMAL_CURRENCIES: [&str; 17] = [
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+    "VUV", "XAF", "XOF", "XPF",
+];
+/// ISO 4217 currencies with three decimals (`KWD 1.235`).
+const THREE_DECIMAL_CURRENCIES: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+/// ISO 4217 units of account with four decimals (Chile's UF, Uruguay's UYW).
+const FOUR_DECIMAL_CURRENCIES: [&str; 2] = ["CLF", "UYW"];
+
+/// The number of decimals (ISO 4217 minor units) of a currency code, any case: 0 for JPY, KRW and
+/// the other zero-decimal currencies, 3 for KWD, BHD, OMR, JOD, TND, IQD and LYD, 4 for CLF and
+/// UYW, and 2 for every other code and when the currency is unknown.
+pub fn minor_units(currency: Option<&str>) -> usize {
+    let Some(code) = currency.map(str::trim) else {
+        return 2;
+    };
+    let is = |list: &[&str]| list.iter().any(|c| c.eq_ignore_ascii_case(code));
+    if is(&ZERO_DECIMAL_CURRENCIES) {
+        0
+    } else if is(&THREE_DECIMAL_CURRENCIES) {
+        3
+    } else if is(&FOUR_DECIMAL_CURRENCIES) {
+        4
+    } else {
+        2
+    }
+}
+
+/// A decimal amount written with exactly the currency's own decimals ([`minor_units`]), computed on
+/// the digits (never through `f64`): `"1500.00"` JPY → `"1500"`, `"10"` USD → `"10.00"`,
+/// `"1.2345"` KWD → `"1.235"`. Digits are only dropped when the amount has more of them than the
+/// currency, and then it is rounded half away from zero (`"0.125"` USD → `"0.13"`); missing digits
+/// are zeros, so nothing is invented. Negative, exponent or otherwise non-decimal text yields `None`.
+pub fn currency_amount(amount: &str, currency: Option<&str>) -> Option<String> {
+    let decimals = minor_units(currency);
     let amount = amount.trim();
     let (int, frac) = amount.split_once('.').unwrap_or((amount, ""));
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -707,31 +754,31 @@ pub fn two_decimals(amount: &str) -> Option<String> {
     let int = int.trim_start_matches('0');
     let frac = frac.as_bytes();
     let digit = |i: usize| frac.get(i).copied().unwrap_or(b'0');
-    // The amount in hundredths, as decimal digits, most significant first.
-    let mut cents: Vec<u8> = int.bytes().chain([digit(0), digit(1)]).collect();
-    if digit(2) >= b'5' {
-        let mut i = cents.len();
+    // The amount in minor units, as decimal digits, most significant first.
+    let mut minor: Vec<u8> = int.bytes().chain((0..decimals).map(digit)).collect();
+    if digit(decimals) >= b'5' {
+        let mut i = minor.len();
         loop {
             if i == 0 {
-                cents.insert(0, b'1');
+                minor.insert(0, b'1');
                 break;
             }
             i -= 1;
-            if cents[i] == b'9' {
-                cents[i] = b'0';
+            if minor[i] == b'9' {
+                minor[i] = b'0';
             } else {
-                cents[i] += 1;
+                minor[i] += 1;
                 break;
             }
         }
     }
-    let (units, hundredths) = cents.split_at(cents.len() - 2);
+    let (units, fraction) = minor.split_at(minor.len() - decimals);
     let units = std::str::from_utf8(units).ok()?.trim_start_matches('0');
-    let hundredths = std::str::from_utf8(hundredths).ok()?;
-    Some(format!(
-        "{}.{hundredths}",
-        if units.is_empty() { "0" } else { units }
-    ))
+    let units = if units.is_empty() { "0" } else { units };
+    if decimals == 0 {
+        return Some(units.to_owned());
+    }
+    Some(format!("{units}.{}", std::str::from_utf8(fraction).ok()?))
 }
 
 /// Unix seconds, never after `now` (Pinterest rejects or misreads events from the future).
@@ -794,11 +841,15 @@ fn first_of<const N: usize>(
     candidates.into_iter().flatten().find_map(normalize)
 }
 
-/// The first phone that normalizes, each read with the country of its own address.
-fn first_phone<const N: usize>(candidates: [(Option<&str>, Option<&str>); N]) -> Option<String> {
+/// The first phone that normalizes, each read with the country of its own address, or
+/// `default_country` (`DEFAULT_COUNTRY`) when there is none; never a country guessed from digits.
+fn first_phone<const N: usize>(
+    candidates: [(Option<&str>, Option<&str>); N],
+    default_country: Option<&str>,
+) -> Option<String> {
     candidates
         .into_iter()
-        .find_map(|(phone, country)| normalize::phone(phone?, country))
+        .find_map(|(phone, country)| normalize::phone(phone?, country.or(default_country)))
 }
 
 fn hashed(normalized: Option<String>) -> Vec<String> {
@@ -1375,6 +1426,90 @@ mod tests {
         );
     }
 
+    /// The REST order with only `phone` as a phone, and no address naming a country.
+    fn order_without_a_country(phone: &str) -> String {
+        rest_order(|o| {
+            o["phone"] = json!(phone);
+            o["billing_address"] = Value::Null;
+            o["shipping_address"] = Value::Null;
+            o["customer"]["default_address"] = Value::Null;
+            o["customer"]["phone"] = Value::Null;
+        })
+    }
+
+    fn us_default() -> Options {
+        Options {
+            default_country: Some("US".to_owned()),
+            ..defaults()
+        }
+    }
+
+    #[test]
+    fn a_phone_without_plus_or_country_is_left_out_without_a_default_country() {
+        for raw in ["4692223333", "6465550199", "3235551234"] {
+            let e = event("orders/create", &order_without_a_country(raw), &defaults());
+            assert!(e.user_data.ph.is_empty(), "{raw}: {:?}", e.user_data.ph);
+            assert!(
+                !e.user_data.em.is_empty(),
+                "the order is still sent on its email"
+            );
+        }
+    }
+
+    #[test]
+    fn a_phone_without_plus_or_country_takes_the_default_country() {
+        // Golden digests, computed outside the crate (`printf %s 14692223333 | sha256sum`).
+        for (raw, digest) in [
+            (
+                "4692223333",
+                "a04fcbf6c8f15bad464e2d2838173928464f2086ca420c40cfa424e80a545eb6",
+            ),
+            (
+                "6465550199",
+                "0c82ed9de8cef0e789845770db2d4bf31b5a2952e6b7f0e8fdcc973bd73f7fd8",
+            ),
+            (
+                "3235551234",
+                "3cb9c1db8556f1e069f9d9d5f910c66623f84a5e8b716b6557d3013d5742ff39",
+            ),
+        ] {
+            let e = event(
+                "orders/create",
+                &order_without_a_country(raw),
+                &us_default(),
+            );
+            assert_eq!(e.user_data.ph, [digest], "{raw}");
+            assert_schema_valid(&e);
+        }
+        let signup = json!({"id": 1, "created_at": "2026-01-01T00:00:00Z",
+                            "email": "a@b.co", "phone": "4692223333"});
+        let e = event("customers/create", &signup.to_string(), &defaults());
+        assert!(e.user_data.ph.is_empty(), "{:?}", e.user_data.ph);
+        let e = event("customers/create", &signup.to_string(), &us_default());
+        assert_eq!(e.user_data.ph, h("14692223333"));
+    }
+
+    #[test]
+    fn the_address_country_wins_over_the_default_country_and_00_needs_neither() {
+        let body = rest_order(|o| {
+            o["phone"] = json!("020 7946 0018");
+            o["billing_address"]["country_code"] = json!("GB");
+        });
+        assert_eq!(
+            event("orders/create", &body, &us_default()).user_data.ph,
+            h("442079460018")
+        );
+        let body = order_without_a_country("0044 20 7946 0018");
+        assert_eq!(
+            event("orders/create", &body, &defaults()).user_data.ph,
+            h("442079460018")
+        );
+        assert_eq!(
+            event("orders/create", &body, &us_default()).user_data.ph,
+            h("442079460018")
+        );
+    }
+
     #[test]
     fn names_fall_back_to_the_customer_and_location_comes_from_one_address() {
         let body = rest_order(|o| {
@@ -1495,7 +1630,7 @@ mod tests {
     }
 
     #[test]
-    fn two_decimals_reformats_without_floating_point() {
+    fn amounts_keep_two_decimals_by_default_without_floating_point() {
         for (raw, want) in [
             ("195.67", "195.67"),
             ("10", "10.00"),
@@ -1511,13 +1646,77 @@ mod tests {
             ("0", "0.00"),
             ("12345678901234567890.005", "12345678901234567890.01"),
         ] {
-            assert_eq!(two_decimals(raw).as_deref(), Some(want), "{raw:?}");
+            for currency in [Some("USD"), Some("eur"), None, Some("XYZ")] {
+                assert_eq!(
+                    currency_amount(raw, currency).as_deref(),
+                    Some(want),
+                    "{raw:?} {currency:?}"
+                );
+            }
         }
         for bad in [
             "", ".", "-1.00", "+1", "1e3", "1,000.00", "1.2.3", "NaN", "１.00",
         ] {
-            assert_eq!(two_decimals(bad), None, "{bad:?}");
+            for currency in [Some("USD"), Some("JPY"), Some("KWD")] {
+                assert_eq!(currency_amount(bad, currency), None, "{bad:?} {currency:?}");
+            }
         }
+    }
+
+    #[test]
+    fn amounts_keep_the_currencys_own_decimals() {
+        for (raw, currency, want) in [
+            ("1.2345", "KWD", "1.235"),
+            ("1.2344", "KWD", "1.234"),
+            ("5", "BHD", "5.000"),
+            ("12.5", "OMR", "12.500"),
+            ("0.0005", "JOD", "0.001"),
+            ("3.14159", "TND", "3.142"),
+            ("1000", "IQD", "1000.000"),
+            ("2.1", "LYD", "2.100"),
+            ("1500", "JPY", "1500"),
+            ("1500.00", "JPY", "1500"),
+            ("1500.5", "jpy", "1501"),
+            ("1499.49", "JPY", "1499"),
+            ("0.4", "KRW", "0"),
+            (".5", "KRW", "1"),
+            ("9999.5", "VND", "10000"),
+            ("25000", "CLP", "25000"),
+            ("10", "USD", "10.00"),
+            ("0.125", "USD", "0.13"),
+            ("37.1234", "CLF", "37.1234"),
+            ("37.12345", "CLF", "37.1235"),
+        ] {
+            assert_eq!(
+                currency_amount(raw, Some(currency)).as_deref(),
+                Some(want),
+                "{raw:?} {currency}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_yen_order_is_sent_without_decimals_and_a_dinar_order_with_three() {
+        let yen = rest_order(|o| {
+            o["currency"] = json!("JPY");
+            o["current_subtotal_price"] = json!("1500.00");
+            o["line_items"][0]["price"] = json!("500.00");
+        });
+        let e = event("orders/create", &yen, &defaults());
+        let c = e.custom_data.as_ref().unwrap();
+        assert_eq!(c.value.as_deref(), Some("1500"));
+        assert_eq!(c.contents[0].item_price.as_deref(), Some("500"));
+        assert_schema_valid(&e);
+        let dinar = rest_order(|o| {
+            o["currency"] = json!("KWD");
+            o["current_subtotal_price"] = json!("1.2345");
+            o["line_items"][0]["price"] = json!("0.5");
+        });
+        let e = event("orders/create", &dinar, &defaults());
+        let c = e.custom_data.as_ref().unwrap();
+        assert_eq!(c.value.as_deref(), Some("1.235"));
+        assert_eq!(c.contents[0].item_price.as_deref(), Some("0.500"));
+        assert_schema_valid(&e);
     }
 
     #[test]
@@ -1752,6 +1951,7 @@ mod tests {
                     1 => ContentIdSource::Sku,
                     _ => ContentIdSource::Product,
                 },
+                default_country: None,
             })
     }
 
@@ -1807,14 +2007,49 @@ mod tests {
         }
 
         #[test]
-        fn two_decimals_agrees_with_exact_integer_rounding(cents in 0u64..10_000_000_000, extra in 0u8..10) {
+        fn two_decimal_amounts_agree_with_exact_integer_rounding(cents in 0u64..10_000_000_000, extra in 0u8..10) {
             // cents + extra/10 of a cent, rounded half up, computed in integers.
             let raw = format!("{}.{:02}{}", cents / 100, cents % 100, extra);
             let rounded = cents + u64::from(extra >= 5);
             prop_assert_eq!(
-                two_decimals(&raw),
+                currency_amount(&raw, Some("USD")),
                 Some(format!("{}.{:02}", rounded / 100, rounded % 100))
             );
+        }
+
+        #[test]
+        fn amounts_always_have_exactly_the_currencys_decimals(
+            int in "[0-9]{0,15}",
+            frac in proptest::option::of("[0-9]{0,8}"),
+            currency in proptest::sample::select(vec![
+                None, Some("USD"), Some("EUR"), Some("JPY"), Some("KRW"), Some("ISK"),
+                Some("KWD"), Some("BHD"), Some("OMR"), Some("JOD"), Some("TND"), Some("IQD"),
+                Some("LYD"), Some("CLF"), Some("ZZZ"),
+            ]),
+        ) {
+            let raw = match &frac {
+                Some(f) => format!("{int}.{f}"),
+                None => int.clone(),
+            };
+            let decimals = minor_units(currency);
+            match currency_amount(&raw, currency) {
+                None => prop_assert!(int.is_empty() && frac.as_deref().is_none_or(str::is_empty)),
+                Some(out) => {
+                    let (units, fraction) = out.split_once('.').unwrap_or((&out, ""));
+                    prop_assert_eq!(fraction.len(), decimals, "{:?} {:?} -> {:?}", raw, currency, out);
+                    prop_assert_eq!(out.contains('.'), decimals > 0);
+                    prop_assert!(!units.is_empty() && units.bytes().all(|b| b.is_ascii_digit()));
+                    prop_assert!(units == "0" || !units.starts_with('0'));
+                    // Already in the currency's form: formatting again changes nothing.
+                    prop_assert_eq!(currency_amount(&out, currency), Some(out.clone()));
+                    // Never rounded away: with no more digits than the currency, the value is kept.
+                    if frac.as_deref().is_none_or(|f| f.len() <= decimals) {
+                        let written: String = format!("{}{:0<width$}", int, frac.as_deref().unwrap_or(""), width = decimals);
+                        let kept: String = format!("{units}{fraction}");
+                        prop_assert_eq!(written.trim_start_matches('0'), kept.trim_start_matches('0'));
+                    }
+                }
+            }
         }
     }
 }

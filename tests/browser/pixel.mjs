@@ -19,7 +19,10 @@
 // Scenarios:
 //   consented      consent given at load: page_viewed (URL with ?epik=testclick123 and UTMs),
 //                  product_added_to_cart, search_submitted, checkout_completed (order GID 450789469)
-//   no_consent     marketing consent withheld: the same events; expect no Tag call, no relay post
+//   no_consent     marketing consent withheld: the same events; expect no Tag call, no cookie, and
+//                  one relay post: the checkout's consent-only record (order id, checkout token,
+//                  consent flags; nothing else)
+//   no_sale_of_data  marketing consent given, sale of data refused: the same events as consented
 //   consent_later  withheld, page_viewed (dropped), visitorConsentCollected with consent, then
 //                  product_added_to_cart and checkout_completed
 //   all_events     consent given: all six subscribed events, including product_viewed and
@@ -58,7 +61,7 @@ const STOREFRONT = 'https://shop.example';
 function usage(message) {
   process.stderr.write(
     `${message}\nusage: node tests/browser/pixel.mjs --relay http://127.0.0.1:PORT --scenario ` +
-      `consented|no_consent|consent_later|all_events|malformed [--shop D] [--tag-id T] [--order-id N] ` +
+      `consented|no_consent|no_sale_of_data|consent_later|all_events|malformed [--shop D] [--tag-id T] [--order-id N] ` +
       `[--epik V] [--timeout-ms N] [--check]\n`,
   );
   process.exit(2);
@@ -155,7 +158,17 @@ const SCENARIOS = {
       ['publish', 'product_added_to_cart', { href: `${STOREFRONT}/products/ipod-nano`, quantity: 2 }],
       ...purchase(opts),
     ],
-    expect: { tag: [], relay: 0 },
+    expect: { tag: [], relay: 1, consentOnly: 1, cookies: false },
+  }),
+  no_sale_of_data: (opts) => ({
+    marketing: 'true',
+    saleOfData: 'false',
+    steps: [
+      ['publish', 'page_viewed', { href: landing(opts), referrer: 'https://www.pinterest.com/' }],
+      ['publish', 'product_added_to_cart', { href: `${STOREFRONT}/products/ipod-nano`, quantity: 2 }],
+      ...purchase(opts),
+    ],
+    expect: { tag: ['pagevisit', 'addtocart', 'search', 'checkout'], relay: 4 },
   }),
   consent_later: (opts) => ({
     marketing: 'false',
@@ -165,7 +178,7 @@ const SCENARIOS = {
       ['publish', 'product_added_to_cart', { href: `${STOREFRONT}/products/ipod-nano`, quantity: 2 }],
       purchase(opts)[1],
     ],
-    expect: { tag: ['addtocart', 'checkout'], relay: 2 },
+    expect: { tag: ['addtocart', 'checkout'], relay: 2, cookies: false },
   }),
   malformed: (opts) => ({
     marketing: 'true',
@@ -322,7 +335,7 @@ async function run(opts) {
     tag: opts.tagId,
     shop: opts.shop,
     marketing: scenario.marketing,
-    sale_of_data: scenario.marketing,
+    sale_of_data: scenario.saleOfData || scenario.marketing,
     analytics: scenario.marketing,
   }).toString();
   const server = await startServer(query);
@@ -382,7 +395,7 @@ async function run(opts) {
     // Wait for the pixel to go quiet: every relay POST answered and nothing in flight for a while.
     // With nothing expected, stay quiet past the pixel's 1 s cookie timeout, so a late send would
     // still be seen.
-    const quietMs = scenario.expect.relay === 0 ? 1500 : 300;
+    const quietMs = scenario.expect.relay === (scenario.expect.consentOnly || 0) ? 1500 : 300;
     await pollUntil('the pixel to go quiet', deadline, async () => {
       const quiet = await frame.evaluate(() => window.__harness.quietFor());
       const sent = await frame.evaluate(() => window.__relayRequests.length);
@@ -444,12 +457,13 @@ function check(opts, scenario, result) {
   }
   const bad = result.relay_posts.filter((s) => s < 200 || s > 299);
   if (bad.length) out.push(`relay answered ${JSON.stringify(bad)}`);
-  if (scenario.expect.relay === 0 && result.cookie_writes.length) out.push('cookies written without consent');
+  if (scenario.expect.cookies === false && result.cookie_writes.length) out.push('cookies written without consent');
 
   // Every Tag event id is relayed with the same id; the checkout's is the numeric order id.
   // (Compared as sets: the relay send waits for the cookie read, so its order is not guaranteed.)
+  const consented = (b) => !!b && typeof b === 'object' && !!b.consent && b.consent.marketing === true;
   const tagIds = tracks.map((c) => c[2] && c[2].event_id).sort();
-  const relayIds = result.relay_bodies.map((b) => b && b.event_id).sort();
+  const relayIds = result.relay_bodies.filter(consented).map((b) => b.event_id).sort();
   if (JSON.stringify(tagIds) !== JSON.stringify(relayIds)) {
     out.push(`Tag event ids ${JSON.stringify(tagIds)} differ from relayed ids ${JSON.stringify(relayIds)}`);
   }
@@ -463,9 +477,22 @@ function check(opts, scenario, result) {
       out.push(`relayed ${b.event} has event_id ${b.event_id}, not a published Shopify event id`);
     }
     if (b.shop !== opts.shop) out.push(`relayed shop ${b.shop}`);
-    if (!b.consent || b.consent.marketing !== true) out.push(`relayed ${b.event} without marketing consent`);
+    if (!consented(b)) {
+      // Without consent only a purchase's consent-only record may leave the browser, and it holds
+      // exactly these fields.
+      const keys = Object.keys(b).sort().join(',');
+      if (b.event !== 'checkout') out.push(`relayed ${b.event} without marketing consent`);
+      else if (keys !== 'consent,event,event_id,order,shop,timestamp,v') out.push(`consent-only record with fields ${keys}`);
+      else if (Object.keys(b.order).some((k) => k !== 'order_id' && k !== 'checkout_token')) {
+        out.push(`consent-only record with order fields ${Object.keys(b.order).join(',')}`);
+      }
+    }
   }
-  if (opts.scenario === 'consented' || opts.scenario === 'all_events') {
+  const consentOnly = result.relay_bodies.filter((b) => !consented(b)).length;
+  if (consentOnly !== (scenario.expect.consentOnly || 0)) {
+    out.push(`${consentOnly} consent-only records, expected ${scenario.expect.consentOnly || 0}`);
+  }
+  if (opts.scenario === 'consented' || opts.scenario === 'all_events' || opts.scenario === 'no_sale_of_data') {
     const withClick = result.relay_bodies.filter((b) => b && b.click_id === opts.epik).length;
     if (withClick !== result.relay_bodies.length) {
       out.push(`${withClick} of ${result.relay_bodies.length} relayed events carry the click id`);

@@ -6,8 +6,14 @@
 //!   with those ids, the click id, and the browser's IP and user agent; the browser checkout is never
 //!   sent, and the verified `orders/create` webhook of the same order becomes the single server-side
 //!   `checkout`, with the Tag checkout's `event_id` and the browser's click id, IP and user agent;
-//! - no consent: no Tag call, no relay request, nothing at Pinterest;
-//! - consent given later: the events before it are dropped, the events after it flow;
+//!   browser events carry only the page's origin and path as `event_source_url`;
+//! - marketing refused: no Tag call, no cookie, and only the checkout's consent-only record reaches
+//!   the relay (no IP, user agent or click id kept); the order then goes with `opt_out: true`
+//!   (`ORDER_CONSENT_POLICY=opt_out`) or not at all (`skip`);
+//! - sale of data refused: browser events and the (US) order carry `opt_out_type: LDP`;
+//! - no pixel: the order is sent from the webhook alone;
+//! - consent given later: the events before it are dropped, the events after it flow, and the
+//!   order is enriched from the checkout made after consent;
 //! - every event type and malformed pixel input: the relay answers every request 202.
 //!
 //! Needs Chromium and `tests/browser/node_modules/playwright-core`
@@ -83,17 +89,24 @@ fn browser_dir() -> PathBuf {
 
 /// A relay allowing [`SHOP`] that holds orders [`ORDER_DELAY`], in a temporary directory.
 fn start_relay(fake: &FakePinterest) -> (tempfile::TempDir, Relay) {
+    start_relay_with(fake, &[])
+}
+
+/// [`start_relay`] with more settings.
+fn start_relay_with(fake: &FakePinterest, env: &[(&str, &str)]) -> (tempfile::TempDir, Relay) {
     let dir = tempfile::tempdir().unwrap();
     let delay = ORDER_DELAY.as_secs().to_string();
+    let mut settings = vec![
+        ("SHOPIFY_SHOP_DOMAINS", SHOP),
+        ("ORDER_DELAY_SECONDS", delay.as_str()),
+    ];
+    settings.extend_from_slice(env);
     let relay = Relay::start(
         &dir.path().join("data"),
         dir.path().join("serve.log"),
         SECRET,
         fake,
-        &[
-            ("SHOPIFY_SHOP_DOMAINS", SHOP),
-            ("ORDER_DELAY_SECONDS", &delay),
-        ],
+        &settings,
     );
     (dir, relay)
 }
@@ -281,6 +294,82 @@ async fn post_order(relay: &Relay, body: &[u8]) -> u16 {
         .as_u16()
 }
 
+/// Posts a browser event body to the relay's browser endpoint, as the pixel does; the status.
+async fn post_browser(relay: &Relay, body: &Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/events/browser", relay.base))
+        .header("Content-Type", "text/plain")
+        .header("User-Agent", "pinrelay-test-agent")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Posts the order webhook and waits for its single `checkout` at Pinterest, which must not come
+/// before [`ORDER_DELAY`].
+async fn order_checkout(fake: &FakePinterest, relay: &Relay) -> Value {
+    let posted = Instant::now();
+    assert_eq!(post_order(relay, &order_webhook()).await, 200);
+    until_accepted(fake, relay, "the order's checkout", |a| {
+        a.iter().any(|e| e["event_name"] == "checkout")
+    })
+    .await;
+    assert!(
+        posted.elapsed() >= ORDER_DELAY,
+        "the order was dispatched after {:?}, before ORDER_DELAY_SECONDS",
+        posted.elapsed()
+    );
+    drained(relay).await;
+    let accepted = fake.accepted_events();
+    let checkouts: Vec<&Value> = accepted
+        .iter()
+        .filter(|e| e["event_name"] == "checkout")
+        .collect();
+    assert_eq!(checkouts.len(), 1, "{accepted:#?}");
+    assert!(
+        fake.schema_errors().is_empty(),
+        "{:?}",
+        fake.schema_errors()
+    );
+    checkouts[0].clone()
+}
+
+/// The pixel's consent-only record: a checkout with exactly the order id, the checkout token and
+/// the consent flags.
+fn assert_consent_only(body: &Value, marketing: bool) {
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "consent",
+            "event",
+            "event_id",
+            "order",
+            "shop",
+            "timestamp",
+            "v"
+        ],
+        "{body}"
+    );
+    assert_eq!(body["event"], "checkout");
+    assert_eq!(body["event_id"], ORDER_ID.to_string());
+    assert_eq!(
+        body["order"],
+        serde_json::json!({"order_id": ORDER_ID.to_string(),
+                           "checkout_token": "bd5a8aa1ecd019dd3520ff791ee3a24c"})
+    );
+    assert_eq!(body["consent"]["marketing"], marketing, "{body}");
+}
+
 /// Every relay request answered 202, and the relay's own count agrees: none refused.
 async fn assert_all_accepted(relay: &Relay, run: &PixelRun) {
     assert!(
@@ -336,7 +425,21 @@ async fn a_consented_shoppers_events_and_order_reach_pinterest_with_the_tags_ids
         assert_eq!(user["client_ip_address"], "127.0.0.1", "{event}");
         assert_eq!(user["client_user_agent"], user_agent.as_str(), "{event}");
         assert_eq!(event["action_source"], "web", "{event}");
+        // Origin and path only: the landing page's `?epik=...&utm_...` stays in the browser.
+        let url = str_of(&event["event_source_url"]);
+        assert!(
+            url.starts_with("https://shop.example/") && !url.contains(['?', '#']),
+            "{event}"
+        );
     }
+    let landing = accepted
+        .iter()
+        .find(|e| e["event_name"] == "page_visit")
+        .unwrap();
+    assert_eq!(
+        landing["event_source_url"],
+        "https://shop.example/products/ipod-nano"
+    );
     // The browser checkout has been dispatched (recorded as the order's profile) and not sent.
     drained(&relay).await;
     assert_eq!(
@@ -347,26 +450,8 @@ async fn a_consented_shoppers_events_and_order_reach_pinterest_with_the_tags_ids
     );
 
     // The verified order webhook becomes the one server-side checkout, held ORDER_DELAY first.
-    let posted = Instant::now();
-    assert_eq!(post_order(&relay, &order_webhook()).await, 200);
-    let accepted = until_accepted(&fake, &relay, "the order's checkout", |a| {
-        a.iter().any(|e| e["event_name"] == "checkout")
-    })
-    .await;
-    assert!(
-        posted.elapsed() >= ORDER_DELAY,
-        "the order was dispatched after {:?}, before ORDER_DELAY_SECONDS",
-        posted.elapsed()
-    );
-    drained(&relay).await;
-    let accepted_now = fake.accepted_events();
-    let checkouts: Vec<&Value> = accepted_now
-        .iter()
-        .filter(|e| e["event_name"] == "checkout")
-        .collect();
-    assert_eq!(checkouts.len(), 1, "{accepted_now:#?}");
-    assert_eq!(accepted_now.len(), accepted.len());
-    let checkout = checkouts[0];
+    let checkout = order_checkout(&fake, &relay).await;
+    assert_eq!(fake.accepted_events().len(), 4);
     assert_eq!(checkout["event_id"], tag_checkout_id.as_str());
     let user = &checkout["user_data"];
     assert_eq!(
@@ -379,15 +464,16 @@ async fn a_consented_shoppers_events_and_order_reach_pinterest_with_the_tags_ids
         user_agent.as_str(),
         "{checkout:#}"
     );
-    assert!(
-        fake.schema_errors().is_empty(),
-        "{:?}",
-        fake.schema_errors()
+    assert_eq!(checkout.get("opt_out"), None, "{checkout:#}");
+    assert_eq!(
+        checkout["custom_data"].get("opt_out_type"),
+        None,
+        "{checkout:#}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_consent_nothing_reaches_the_tag_the_relay_or_pinterest() {
+async fn refused_consent_relays_only_the_consent_and_the_order_goes_opted_out_or_not_at_all() {
     if !browser_available() {
         return;
     }
@@ -395,40 +481,112 @@ async fn without_consent_nothing_reaches_the_tag_the_relay_or_pinterest() {
     let (_dir, relay) = start_relay(&fake);
     let run = run_pixel(&relay, "no_consent").await;
     assert!(run.tag_calls.is_empty(), "{:?}", run.tag_calls);
-    assert!(run.relay_posts.is_empty() && run.relay_bodies.is_empty());
     assert_eq!(run.published.len(), 4, "the scenario published its events");
+    assert_all_accepted(&relay, &run).await;
+    assert_eq!(run.relay_bodies.len(), 1, "{:?}", run.relay_bodies);
+    let record = run.relay_bodies[0].clone();
+    assert_consent_only(&record, false);
 
-    // The relay was reachable and idle: a consented event posted after the pixel finished reaches
-    // Pinterest, alone. Had the pixel sent anything, it would have been ahead of this one.
-    let sentinel = serde_json::json!({
-        "v": 1, "shop": SHOP, "event": "page_visit", "event_id": "sentinel-1",
-        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        "consent": {"marketing": true, "sale_of_data": true, "analytics": true},
-    });
-    let status = reqwest::Client::new()
-        .post(format!("{}/events/browser", relay.base))
-        .header("Content-Type", "text/plain")
-        .header("User-Agent", "pinrelay-test")
-        .body(sentinel.to_string())
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 202);
-    until_accepted(&fake, &relay, "the sentinel event", |a| !a.is_empty()).await;
+    // The record becomes the order's profile; nothing reaches Pinterest from the browser.
     drained(&relay).await;
-    assert_eq!(fake.accepted_event_ids(), ["sentinel-1"]);
     let metrics = relay.metrics().await;
-    assert_eq!(
-        metrics.get("BrowserEventsEnqueued"),
-        Some(&1.0),
-        "{metrics:?}"
+    assert_eq!(metrics.get("ProfilesRecorded"), Some(&1.0), "{metrics:?}");
+    assert!(
+        fake.accepted_events().is_empty(),
+        "{:#?}",
+        fake.accepted_events()
     );
-    assert_eq!(
-        metrics.keys().filter(|k| k.starts_with("Webhooks")).count(),
-        0,
-        "{metrics:?}"
+
+    // ORDER_CONSENT_POLICY=opt_out (the default): the order is sent, opted out, not enriched.
+    let checkout = order_checkout(&fake, &relay).await;
+    assert_eq!(checkout["opt_out"], true, "{checkout:#}");
+    assert_eq!(checkout["event_id"], ORDER_ID.to_string());
+    let user = &checkout["user_data"];
+    for field in ["click_id", "client_ip_address", "client_user_agent"] {
+        assert_eq!(user.get(field), None, "{field} in {checkout:#}");
+    }
+    assert!(
+        user["em"].as_array().is_some_and(|em| !em.is_empty()),
+        "{checkout:#}"
     );
+
+    // ORDER_CONSENT_POLICY=skip: the same record, and the order is not sent at all.
+    let skip_fake = FakePinterest::start().await;
+    let (_skip_dir, skip_relay) = start_relay_with(&skip_fake, &[("ORDER_CONSENT_POLICY", "skip")]);
+    assert_eq!(post_browser(&skip_relay, &record).await, 202);
+    drained(&skip_relay).await;
+    assert_eq!(post_order(&skip_relay, &order_webhook()).await, 200);
+    let deadline = Instant::now() + WAIT;
+    let skipped = loop {
+        let metrics = skip_relay.metrics().await;
+        if metrics.get("EventsSkipped{Reason=consent}") == Some(&1.0) {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the order was not skipped for consent: {metrics:?}\n{}",
+            skip_relay.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    drained(&skip_relay).await;
+    assert!(
+        skip_fake.requests().is_empty(),
+        "Pinterest got {:#?} ({skipped:?})",
+        skip_fake.accepted_events()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_sale_of_data_marks_the_browser_events_and_the_us_order_ldp() {
+    if !browser_available() {
+        return;
+    }
+    let fake = FakePinterest::start().await;
+    let (_dir, relay) = start_relay(&fake);
+    let run = run_pixel(&relay, "no_sale_of_data").await;
+    assert_all_accepted(&relay, &run).await;
+    assert_eq!(run.tracks_as_relayed(), run.relayed());
+    let accepted =
+        until_accepted(&fake, &relay, "the three browser events", |a| a.len() >= 3).await;
+    drained(&relay).await;
+    for event in &accepted {
+        assert_eq!(event["custom_data"]["opt_out_type"], "LDP", "{event}");
+        assert_eq!(event["user_data"]["click_id"], EPIK, "{event}");
+    }
+    // The order's buyer is in the US (Kentucky): enriched as with consent, and LDP.
+    let checkout = order_checkout(&fake, &relay).await;
+    assert_eq!(
+        checkout["custom_data"]["opt_out_type"], "LDP",
+        "{checkout:#}"
+    );
+    assert_eq!(checkout["user_data"]["click_id"], EPIK, "{checkout:#}");
+    assert_eq!(checkout.get("opt_out"), None, "{checkout:#}");
+}
+
+/// Needs no browser: the relay alone, as for a shop without the pixel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_pixel_the_order_is_sent_from_the_webhook_alone() {
+    let fake = FakePinterest::start().await;
+    let (_dir, relay) = start_relay(&fake);
+    let checkout = order_checkout(&fake, &relay).await;
+    assert_eq!(checkout["event_id"], ORDER_ID.to_string());
+    assert_eq!(checkout.get("opt_out"), None, "{checkout:#}");
+    assert_eq!(
+        checkout["custom_data"].get("opt_out_type"),
+        None,
+        "{checkout:#}"
+    );
+    let user = &checkout["user_data"];
+    for field in ["click_id", "client_ip_address", "client_user_agent"] {
+        assert_eq!(user.get(field), None, "{field} in {checkout:#}");
+    }
+    assert!(
+        user["em"].as_array().is_some_and(|em| !em.is_empty()),
+        "{checkout:#}"
+    );
+    let metrics = relay.metrics().await;
+    assert_eq!(metrics.get("ProfilesRecorded"), None, "{metrics:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,6 +623,18 @@ async fn consent_given_later_drops_the_earlier_events_and_lets_the_later_ones_fl
         fake.accepted_event_ids().iter().all(|id| *id != dropped),
         "the event before consent reached Pinterest"
     );
+
+    // The checkout after consent was relayed in full: the order is enriched with the browser's IP
+    // and user agent (no click id: the landing page that had it came before consent).
+    let checkout = order_checkout(&fake, &relay).await;
+    assert_eq!(checkout.get("opt_out"), None, "{checkout:#}");
+    let user = &checkout["user_data"];
+    assert_eq!(user["client_ip_address"], "127.0.0.1", "{checkout:#}");
+    assert!(
+        str_of(&user["client_user_agent"]).contains("HeadlessChrome/"),
+        "{checkout:#}"
+    );
+    assert_eq!(user.get("click_id"), None, "{checkout:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,8 @@ const SHOP_REDACT: &str = "shopify/webhooks/shop-redact.shopify-dev-sample-2026-
 const NOW: &str = "2026-11-29T08:00:00Z";
 
 /// The environment variables that change the mapping; removed so the tests see the defaults.
-const MAPPING_VARS: [&str; 6] = [
+const MAPPING_VARS: [&str; 7] = [
+    "DEFAULT_COUNTRY",
     "EVENT_ID_TEMPLATE",
     "STORE_URL",
     "INCLUDE_TEST_ORDERS",
@@ -232,6 +233,20 @@ fn translate_exits_2_on_invalid_options() {
         .unwrap();
     assert_invalid(&o);
     assert!(stderr(&o).contains("VALUE_SOURCE"));
+    for bad in ["USA", "XX", "United States"] {
+        let o = Command::new(pinrelay_bin())
+            .args(["translate", "--topic", "orders/create"])
+            .env("DEFAULT_COUNTRY", bad)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_invalid(&o);
+        assert!(
+            stderr(&o).contains("DEFAULT_COUNTRY") && stderr(&o).contains("alpha-2"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+    }
     let o = pinrelay(
         &[
             "translate",

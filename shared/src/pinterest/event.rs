@@ -124,7 +124,8 @@ pub struct CustomData {
     /// ISO-4217 currency code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
-    /// Decimal string with two fractional digits.
+    /// Decimal string with the currency's own decimals (ISO 4217 minor units: `1500` JPY, `1.235`
+    /// KWD, `10.00` USD; see [`crate::mapping::currency_amount`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// Catalog ids of the products.

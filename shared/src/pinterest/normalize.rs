@@ -6,12 +6,12 @@
 //! Each normalizer takes the raw Shopify value and returns the exact string to hash, or `None` when
 //! nothing usable is left. [`hash`] then turns it into the 64-lowercase-hex digest Pinterest wants.
 //! Every normalizer is idempotent: normalizing its own output changes nothing (property-tested; a
-//! [`phone`] output is re-read as the international number it is, see there).
+//! [`phone`] output is re-read with its `+`, as the international number it is, see there).
 //!
 //! | field | function | rule |
 //! |---|---|---|
 //! | `em` | [`email`] | trim, lowercase; must look like `local@domain` |
-//! | `ph` | [`phone`] | E.164 digits without `+`, country code from the address when missing |
+//! | `ph` | [`phone`] | E.164 digits without `+`; without `+`/`00`, read nationally in the address's (or the default) country, never guessed |
 //! | `fn`, `ln` | [`name`] | trim, lowercase, inner spaces and diacritics kept |
 //! | `ct` | [`city`] | lowercase, letters and digits only (any script) |
 //! | `st` | [`state`] | the province or state code, trimmed, lowercase |
@@ -68,21 +68,22 @@ pub fn email(raw: &str) -> Option<String> {
 /// `ph`: the E.164 number without `+` (`+1 (415) 555-2671` → `14155552671`).
 ///
 /// Punctuation, spaces, a `tel:` prefix and extensions are dropped, as is a national trunk prefix
-/// (`020 7946 0018` in GB → `442079460018`). A number written without its country code gets the
-/// country code of `default_country`, the ISO alpha-2 country of the address it belongs to. A
-/// number written with `00` instead of `+`, or with its country code but no `+`, is read
-/// internationally when it is not a valid national number of `default_country`.
+/// (`020 7946 0018` in GB → `442079460018`). A number written with `+` or `00` is read
+/// internationally. Any other number is read as a national number of `country`: the ISO alpha-2
+/// country of the address it belongs to or, failing that, the shop's configured default (the
+/// caller decides which). Without a country such a number yields `None`: a country is never
+/// guessed from the leading digits, because `4692223333` (a US number) read as international is
+/// +46, Sweden, and its hash could match a stranger. For the same reason a bare `44 20 7946 0018`
+/// in a US address yields `None` rather than +44.
 ///
 /// The result is always a number the phone-number metadata (libphonenumber's, through the
 /// `phonenumber` crate) recognizes as valid: `555-555-SHIP` or a fictional `555` number yields `None`
 /// rather than the hash of something Pinterest can never match. Leading zeros that are part of the
 /// E.164 number itself (Italian fixed lines, `+39 06…`) are kept, as E.164 requires.
 ///
-/// The output carries its country code, so normalizing it again with `default_country = None`
-/// returns it unchanged. Digits without `+` are ambiguous in general (`2522000000` is Somalia's
-/// +252 2000 0000 and also a valid US national number); raw address phones are typed nationally,
-/// so the national reading in `default_country` is tried first.
-pub fn phone(raw: &str, default_country: Option<&str>) -> Option<String> {
+/// The output is the international number without its `+`, so normalizing `+` followed by the
+/// output returns it unchanged, whatever `country` is.
+pub fn phone(raw: &str, country: Option<&str>) -> Option<String> {
     let raw = raw.trim();
     if let Some(digest) = already_hashed(raw) {
         return Some(digest);
@@ -90,6 +91,10 @@ pub fn phone(raw: &str, default_country: Option<&str>) -> Option<String> {
     if !raw.bytes().any(|b| b.is_ascii_digit()) {
         return None;
     }
+    let raw = match raw.get(..4) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("tel:") => raw[4..].trim_start(),
+        _ => raw,
+    };
     if raw.starts_with('+') {
         return parse_phone(None, raw);
     }
@@ -99,13 +104,14 @@ pub fn phone(raw: &str, default_country: Option<&str>) -> Option<String> {
     {
         return Some(e164);
     }
-    let region = default_country.and_then(phone_region);
-    if let Some(region) = region
-        && let Some(e164) = parse_phone(Some(region), raw)
-    {
-        return Some(e164);
-    }
-    parse_phone(None, &format!("+{digits}"))
+    parse_phone(Some(country.and_then(phone_region)?), raw)
+}
+
+/// True when `code` is an ISO 3166-1 alpha-2 country (any case) that the phone-number metadata
+/// knows, so national numbers can be read in it: the check for a configured default country.
+pub fn is_phone_country(code: &str) -> bool {
+    let code = code.trim();
+    code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()) && phone_region(code).is_some()
 }
 
 /// `fn` and `ln`: trimmed and lowercased; inner spaces, hyphens, apostrophes and diacritics kept
@@ -281,7 +287,8 @@ mod tests {
         use super::*;
 
         const EM: &str = "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d";
-        const PH: &str = "758fbf68945f21c416814c539ab578876c8d98fb69e6da692def92cd52417fe0";
+        pub(super) const PH: &str =
+            "758fbf68945f21c416814c539ab578876c8d98fb69e6da692def92cd52417fe0";
         const FN: &str = "81f8f6dde88365f3928796ec7aa53f72820b06db8664f5fe76a7eb13e24546a2";
         const LN: &str = "799ef92a11af918e3fb741df42934f3b568ed2d93ac1df74f1b8d41a27932a6f";
         const GE: &str = "252f10c83610ebca1a059c0bae8255eba2f95be4d1d7bcfa89d7248a82d9f111";
@@ -466,21 +473,79 @@ mod tests {
     }
 
     #[test]
-    fn phone_reads_00_and_bare_country_codes_internationally() {
+    fn phone_reads_00_prefixed_numbers_internationally_with_or_without_a_country() {
+        for country in [None, Some("US"), Some("GB"), Some("DE")] {
+            assert_eq!(
+                phone("0044 20 7946 0018", country).as_deref(),
+                Some("442079460018"),
+                "{country:?}"
+            );
+            assert_eq!(
+                phone("00 1 415 555 2671", country).as_deref(),
+                Some("14155552671"),
+                "{country:?}"
+            );
+        }
         assert_eq!(
-            phone("0044 20 7946 0018", Some("US")).as_deref(),
-            Some("442079460018")
+            hash(&phone("0014155552671", None).expect("a number")).as_deref(),
+            Some(reference_vectors::PH)
         );
-        assert_eq!(
-            phone("44 20 7946 0018", Some("US")).as_deref(),
-            Some("442079460018")
-        );
-        assert_eq!(phone("14155552671", None).as_deref(), Some("14155552671"));
+    }
+
+    /// Issue 12: US numbers typed without `+1` were read as +46 (Sweden), +64 (New Zealand) and +32
+    /// (Belgium) when the order named no country. `(raw, E.164 without +, SHA-256)`; the digests
+    /// were computed outside the crate (`printf %s 14692223333 | sha256sum`).
+    const US_NUMBERS_THAT_LOOK_INTERNATIONAL: [(&str, &str, &str); 3] = [
+        (
+            "4692223333",
+            "14692223333",
+            "a04fcbf6c8f15bad464e2d2838173928464f2086ca420c40cfa424e80a545eb6",
+        ),
+        (
+            "6465550199",
+            "16465550199",
+            "0c82ed9de8cef0e789845770db2d4bf31b5a2952e6b7f0e8fdcc973bd73f7fd8",
+        ),
+        (
+            "3235551234",
+            "13235551234",
+            "3cb9c1db8556f1e069f9d9d5f910c66623f84a5e8b716b6557d3013d5742ff39",
+        ),
+    ];
+
+    #[test]
+    fn phone_without_a_plus_or_a_country_is_dropped_never_guessed_from_its_digits() {
+        for (raw, _, _) in US_NUMBERS_THAT_LOOK_INTERNATIONAL {
+            assert_eq!(phone(raw, None), None, "{raw:?}");
+        }
+        assert_eq!(phone("14155552671", None), None);
+        assert_eq!(phone("44 20 7946 0018", None), None);
+        // A bare country code is not read as one either: in a US address this is no US number.
+        assert_eq!(phone("44 20 7946 0018", Some("US")), None);
     }
 
     #[test]
-    fn phone_without_a_country_code_or_country_is_dropped() {
-        assert_eq!(phone("(415) 555-2671", None), None);
+    fn phone_without_a_plus_takes_the_given_country() {
+        for (raw, e164, digest) in US_NUMBERS_THAT_LOOK_INTERNATIONAL {
+            let got = phone(raw, Some("US"));
+            assert_eq!(got.as_deref(), Some(e164), "{raw:?}");
+            assert_eq!(hash(e164).as_deref(), Some(digest), "{raw:?}");
+        }
+        // The country code written without `+` is still understood within its own country.
+        assert_eq!(
+            phone("1 415 555 2671", Some("US")).as_deref(),
+            Some("14155552671")
+        );
+    }
+
+    #[test]
+    fn is_phone_country_accepts_known_alpha2_codes_only() {
+        for ok in ["US", "us", " GB ", "JP", "KW"] {
+            assert!(is_phone_country(ok), "{ok:?}");
+        }
+        for bad in ["", "USA", "U", "XX", "1A", "+1", "United States"] {
+            assert!(!is_phone_country(bad), "{bad:?}");
+        }
     }
 
     #[test]
@@ -650,17 +715,17 @@ mod tests {
             idempotent(email, &raw)?;
         }
 
-        // The output of `phone` is a complete international number, so it is normalized again
-        // without an address country. (With one, no normalizer can be idempotent: `2522000000` is
-        // both the output for Somalia's +252 2000 0000 and a valid US national number; real address
-        // phones are typed nationally, so the national reading must win for raw input.)
+        // The output of `phone` is a complete international number without its `+`, so it is
+        // normalized again with the `+`, with or without a country. (Without the `+` it is not
+        // idempotent by design: digits without `+` are read nationally, and `2522000000` is both
+        // the output for Somalia's +252 2000 0000 and a valid US national number.)
         #[test]
         fn phone_normalization_is_idempotent(
             raw in "[+]?[0-9 ()./-]{0,20}",
             country in proptest::sample::select(COUNTRIES.to_vec()),
         ) {
             let once = phone(&raw, country);
-            prop_assert_eq!(once.as_deref().and_then(|p| phone(p, None)), once.clone());
+            prop_assert_eq!(once.as_deref().and_then(|p| phone(&format!("+{p}"), None)), once.clone());
             prop_assert_eq!(once.as_deref().and_then(|p| phone(&format!("+{p}"), country)), once);
         }
 
@@ -670,7 +735,7 @@ mod tests {
             country in proptest::sample::select(COUNTRIES.to_vec()),
         ) {
             let once = phone(&raw, country);
-            prop_assert_eq!(once.as_deref().and_then(|p| phone(p, None)), once);
+            prop_assert_eq!(once.as_deref().and_then(|p| phone(&format!("+{p}"), None)), once);
         }
 
         #[test]
