@@ -5,13 +5,15 @@ PYENV := $(CURDIR)/target/pyenv
 PY := $(PYENV)/bin/python
 # Test tools (moto_server, cfn-lint) live in a private virtualenv, installed on first use.
 export PATH := $(PYENV)/bin:$(PATH)
+# Where cargo puts the binaries, as cargo itself decides (CARGO_TARGET_DIR, .cargo/config.toml).
+TARGET_DIR = $(shell python3 scripts/cargo_target.py)
 
 .PHONY: demo test fmt-check clippy unit-and-integration template-lint tools browser-deps bench package fuzz clean
 
 ## The relay on this machine, fed Shopify's sample webhooks, printing what goes to Pinterest.
 demo:
 	$(CARGO) build --quiet -p pinrelay-cli
-	python3 scripts/demo.py --bin target/debug/pinrelay
+	python3 scripts/demo.py --bin $(TARGET_DIR)/debug/pinrelay
 
 ## Everything CI checks: format, lints, unit and integration tests, template lint.
 test: fmt-check clippy unit-and-integration template-lint
@@ -45,7 +47,7 @@ $(PYENV)/.installed: scripts/requirements-test.txt
 bench:
 	$(CARGO) bench -p pinrelay
 	$(CARGO) build --release -p pinrelay-cli
-	python3 scripts/bench_serve.py --bin target/release/pinrelay
+	python3 scripts/bench_serve.py --bin $(TARGET_DIR)/release/pinrelay
 
 ## Build both Lambda bundles with SAM + cargo-lambda (x86_64 here; ARCH=arm64 needs the aarch64 target).
 # The build tools get their own virtualenv: aws-sam-cli would otherwise move the pinned cfn-lint.

@@ -34,6 +34,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import cargo_target
+
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ROOT / "tests/fixtures/shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json"
 SECRET = "bench-secret"
@@ -99,12 +101,14 @@ def percentile(values: list[float], p: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin", default="target/release/pinrelay")
+    parser.add_argument(
+        "--bin", default=None, help="the pinrelay binary (default: cargo's release build)"
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of posting")
     parser.add_argument("--concurrency", type=int, default=32, help="connections posting at once")
     parser.add_argument("--log-level", default="info", help="RUST_LOG of the relay")
     args = parser.parse_args()
-    binary = Path(args.bin).resolve()
+    binary = (Path(args.bin) if args.bin else cargo_target.binary("pinrelay", "release")).resolve()
     if not binary.is_file():
         print(f"bench: {binary} does not exist; run `cargo build --release -p pinrelay-cli`")
         return 1

@@ -34,6 +34,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import cargo_target
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "shopify"
 SECRET = "demo-secret-not-for-production"
@@ -253,9 +255,13 @@ def unhashed_fields(event: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin", default="target/debug/pinrelay", help="the pinrelay binary")
+    parser.add_argument(
+        "--bin",
+        default=None,
+        help="the pinrelay binary (default: the debug build in cargo's target directory)",
+    )
     args = parser.parse_args()
-    binary = Path(args.bin)
+    binary = Path(args.bin) if args.bin else cargo_target.binary("pinrelay")
     if not binary.is_absolute():
         binary = (Path.cwd() / binary).resolve()
     if not binary.is_file():

@@ -6,17 +6,24 @@
 //! - [`shopify`]: webhook HMAC verification, header metadata, typed payloads (pure).
 //! - [`pinterest`]: the CAPI request model, normalization and hashing (pure), the
 //!   [`pinterest::ConversionsApi`] port and its HTTP and dry-run adapters.
-//! - [`mapping`]: `translate(topic, metadata, body, options, now)`, a Shopify webhook to a Pinterest
-//!   event or a stated skip (pure).
+//! - [`mapping`]: `translate(metadata, body, options, now)`, a Shopify webhook to a
+//!   [`mapping::Conversion`] (the event and the order behind it), a stated skip, or a compliance
+//!   request; [`mapping::require_identity`], checked once after enrichment (pure).
 //! - [`queue`]: the [`queue::Envelope`] that travels from ingest to dispatch, its wire encoding, the
 //!   [`queue::Queue`] and [`queue::Inbox`] ports, and their SQS and SQLite adapters.
 //! - [`idempotency`]: dedup keys and records, the [`idempotency::IdempotencyStore`] port, and its
 //!   DynamoDB and SQLite adapters.
-//! - [`profile`]: the [`profile::ProfileStore`] port for shopper profiles from the pixel.
+//! - [`profile`]: the [`profile::ProfileStore`] port for shopper profiles from the pixel, its
+//!   DynamoDB and SQLite adapters, and [`profile::apply`] (pure).
+//! - [`dynamodb`]: the DynamoDB table the AWS adapters share (feature `aws`).
+//! - [`sqlite`]: the relay database the embedded adapters share: worker thread, group commit,
+//!   schema and its version (feature `sqlite`).
 //! - [`ingest`]: [`ingest::Ingest`], route, verify, enqueue; shared by the Lambda and `pinrelay serve`.
-//! - [`dispatch`]: [`dispatch::Dispatcher`], claim, translate, send, record; shared likewise.
+//! - [`dispatch`]: [`dispatch::Dispatcher`], prepare, comply, record, claim, enrich, send, settle;
+//!   shared likewise.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines and the metric names of both functions.
-//! - [`config`]: environment configuration of the functions and the local relay.
+//! - [`config`]: environment configuration: one loader per process kind.
+//! - [`aws`], [`secrets`]: SDK configuration with timeouts and retry budgets; secrets at start-up.
 //! - [`telemetry`]: `tracing` initialization shared by the functions and the CLI.
 #![warn(missing_docs)]
 

@@ -1,0 +1,379 @@
+//! `translate`: one Shopify webhook to one Pinterest event, a stated skip, or a compliance request.
+//!
+//! Pure: no I/O, no environment, and the clock is the `now` argument.
+//!
+//! | topic | outcome |
+//! |---|---|
+//! | `orders/create`, `orders/paid` | one `checkout` event; both topics give the same `event_id`, so the second is deduplicated |
+//! | `customers/create` | one `signup` event, `event_id` = `signup-{customer id}` |
+//! | `customers/data_request`, `customers/redact`, `shop/redact` | [`Outcome::Compliance`], never a Pinterest event |
+//! | `orders/updated` | skipped: it fires on every edit, fulfillment and refund of an order already sent |
+//! | `checkouts/create`, `checkouts/update` | skipped: checkouts are not purchases (most are abandoned), and Pinterest's `checkout` event means a completed purchase |
+//! | `carts/*` and any other topic | skipped: no purchase, and carts carry no identity |
+//!
+//! Orders are skipped, with the reason, when they are test orders (unless
+//! [`Options::include_test_orders`]), cancelled, or point-of-sale (unless
+//! [`Options::send_pos_orders`], which sends them as `offline`). Whether an event has the identity
+//! Pinterest requires (an email, or both IP address and user agent) is decided once, by
+//! [`require_identity`], after the dispatcher has enriched it from a shopper profile. Identity
+//! fields are normalized and hashed by [`crate::pinterest::normalize`].
+
+mod fields;
+mod money;
+mod order;
+mod signup;
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+pub use self::money::{currency_amount, minor_units};
+use crate::pinterest::Event;
+use crate::shopify::payload::{CustomersDataRequest, CustomersRedact, ShopRedact};
+use crate::shopify::{Topic, WebhookMetadata};
+
+/// How orders become events; every field has a documented default and an env var (see README).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `event_id` template for checkouts: `{order_id}` (default), `{order_name}`, or any text around
+    /// them such as `checkout-{order_id}`. The browser Tag must send the same string.
+    pub event_id_template: String,
+    /// `event_source_url`; `https://{shop}/` when unset.
+    pub store_url: Option<String>,
+    /// Send orders marked `test: true` (default false).
+    pub include_test_orders: bool,
+    /// Send point-of-sale orders as `action_source = offline` (default false: skipped).
+    pub send_pos_orders: bool,
+    /// Which amount becomes `custom_data.value`.
+    pub value_source: ValueSource,
+    /// Which line-item field becomes the product id in `content_ids` and `contents`.
+    pub content_id: ContentIdSource,
+    /// `DEFAULT_COUNTRY`: the ISO alpha-2 country (uppercase) of a phone written without `+`/`00`
+    /// whose order or customer names no address country (default `None`: such a phone is left out,
+    /// since a country is never guessed from its digits).
+    pub default_country: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            event_id_template: "{order_id}".into(),
+            store_url: None,
+            include_test_orders: false,
+            send_pos_orders: false,
+            value_source: ValueSource::Subtotal,
+            content_id: ContentIdSource::Variant,
+            default_country: None,
+        }
+    }
+}
+
+impl Options {
+    /// The checkout `event_id` of an order, when the template needs nothing but the order id
+    /// (`None` for templates with `{order_name}`, which only the order body knows, and for invalid
+    /// templates). Always the id [`translate`] gives the order's `checkout` event.
+    pub fn checkout_event_id(&self, order_id: u64) -> Option<String> {
+        render_event_id(&self.event_id_template, order_id, None).ok()
+    }
+}
+
+/// Renders an `event_id` template: `{order_id}` becomes the order id in decimal, `{order_name}` the
+/// order name as Shopify writes it (`#1001`), and any other text is kept.
+///
+/// # Errors
+/// [`MappingError::InvalidTemplate`] for an unknown placeholder, an unbalanced brace or an empty
+/// result; [`MappingError::MissingField`] (`name`) when the template uses `{order_name}` and
+/// `order_name` is `None` or blank.
+pub fn render_event_id(
+    template: &str,
+    order_id: u64,
+    order_name: Option<&str>,
+) -> Result<String, MappingError> {
+    let invalid = |why| MappingError::InvalidTemplate {
+        template: template.to_owned(),
+        why,
+    };
+    let mut out = String::with_capacity(template.len() + 20);
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        let (text, tail) = rest.split_at(open);
+        out.push_str(text);
+        if tail.starts_with('}') {
+            return Err(invalid("it has a '}' without a matching '{'"));
+        }
+        let close = tail
+            .find('}')
+            .ok_or_else(|| invalid("it has a '{' without a matching '}'"))?;
+        match &tail[1..close] {
+            "order_id" => out.push_str(&order_id.to_string()),
+            "order_name" => {
+                let name = order_name.map(str::trim).filter(|n| !n.is_empty()).ok_or(
+                    MappingError::MissingField {
+                        topic: "orders".to_owned(),
+                        field: "name",
+                    },
+                )?;
+                out.push_str(name);
+            }
+            _ => {
+                return Err(invalid(
+                    "the only placeholders are {order_id} and {order_name}",
+                ));
+            }
+        }
+        rest = &tail[close + 1..];
+    }
+    out.push_str(rest);
+    if out.trim().is_empty() {
+        return Err(invalid("it produces an empty event_id"));
+    }
+    Ok(out)
+}
+
+/// The order amount sent as `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueSource {
+    /// `current_subtotal_price`: after discounts, before shipping and tax (Pinterest's advice).
+    #[default]
+    Subtotal,
+    /// `current_total_price`: what the buyer paid.
+    Total,
+}
+
+/// The line-item field used as the catalog product id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentIdSource {
+    /// `variant_id`, falling back to `product_id` (Shopify's Pinterest catalog uses variant ids).
+    #[default]
+    Variant,
+    /// `sku`, falling back to the variant id.
+    Sku,
+    /// `product_id`.
+    Product,
+}
+
+/// What to do with a webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Send this event (once [`require_identity`] agrees, after any enrichment).
+    Send(Box<Conversion>),
+    /// Send nothing, for this reason.
+    Skip(SkipReason),
+    /// A mandatory compliance request for dispatch to act on; never a Pinterest event.
+    Compliance(ComplianceRequest),
+}
+
+/// A webhook's Pinterest event, with what the relay needs to know about the order behind it, decided
+/// here where the payload is read so that nobody recovers it from the event later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversion {
+    /// The event to send.
+    pub event: Event,
+    /// The Shopify order behind a `checkout` event; `None` for other events.
+    pub order: Option<OrderRef>,
+}
+
+/// The Shopify order behind a `checkout` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRef {
+    /// The order id (the shopper profile's key).
+    pub id: u64,
+    /// The storefront checkout's token, which a shopper profile must match; `None` when the order
+    /// had no storefront checkout.
+    pub checkout_token: Option<String>,
+}
+
+/// Pinterest's identity rule, checked once, after any enrichment: an event needs an email, mobile
+/// ad ids, or both IP address and user agent.
+///
+/// # Errors
+/// [`SkipReason::NotEnoughIdentity`] otherwise.
+pub fn require_identity(event: &Event) -> Result<(), SkipReason> {
+    if event.user_data.is_sendable() {
+        Ok(())
+    } else {
+        Err(SkipReason::NotEnoughIdentity)
+    }
+}
+
+/// Why a verified webhook sends nothing. Each reason is a metric dimension and a log field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// `test: true` and test orders are not included.
+    TestOrder,
+    /// `source_name = pos` and POS orders are not sent.
+    PosOrder,
+    /// A topic the relay does not turn into an event.
+    UnmappedTopic(String),
+    /// Neither an email, nor mobile ad ids, nor both IP and user agent.
+    NotEnoughIdentity,
+    /// The order was cancelled before the webhook was handled.
+    CancelledOrder,
+    /// The shopper has not given marketing consent: a browser event without it, or an order whose
+    /// shopper refused it while `ORDER_CONSENT_POLICY` is `skip`.
+    Consent,
+}
+
+impl SkipReason {
+    /// A short stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SkipReason::TestOrder => "test_order",
+            SkipReason::PosOrder => "pos_order",
+            SkipReason::UnmappedTopic(_) => "unmapped_topic",
+            SkipReason::NotEnoughIdentity => "not_enough_identity",
+            SkipReason::CancelledOrder => "cancelled_order",
+            SkipReason::Consent => "consent",
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::TestOrder => f.write_str(
+                "test order (test: true); set INCLUDE_TEST_ORDERS=true to send test orders",
+            ),
+            SkipReason::PosOrder => f.write_str(
+                "point-of-sale order; set SEND_POS_ORDERS=true to send them as offline events",
+            ),
+            SkipReason::UnmappedTopic(t) => {
+                write!(f, "topic {t} is not turned into a Pinterest event")
+            }
+            SkipReason::NotEnoughIdentity => f.write_str(
+                "Pinterest needs an email, mobile ad ids, or both IP address and user agent; the webhook has none",
+            ),
+            SkipReason::CancelledOrder => f.write_str("the order is cancelled"),
+            SkipReason::Consent => f.write_str(
+                "the shopper has not given marketing consent (for an order: refused in the browser, and ORDER_CONSENT_POLICY is skip)",
+            ),
+        }
+    }
+}
+
+/// A mandatory compliance webhook, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComplianceRequest {
+    /// `customers/data_request`: the relay stores no personal data; it logs the request.
+    DataRequest {
+        /// The shop's domain.
+        shop_domain: String,
+        /// Shopify's customer id, if given.
+        customer_id: Option<u64>,
+        /// Order ids the merchant asked about.
+        orders_requested: Vec<u64>,
+    },
+    /// `customers/redact`: forget the customer's orders and signup.
+    CustomerRedact {
+        /// The shop's domain.
+        shop_domain: String,
+        /// Shopify's customer id, if given.
+        customer_id: Option<u64>,
+        /// Order ids to forget.
+        orders_to_redact: Vec<u64>,
+    },
+    /// `shop/redact`: forget everything about the shop.
+    ShopRedact {
+        /// The shop's domain.
+        shop_domain: String,
+    },
+}
+
+/// Why a webhook body cannot be translated (it will be dead-lettered with this reason).
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    /// The body is not JSON of the shape the topic promises.
+    #[error("the {topic} body is not a valid Shopify payload: {source}")]
+    InvalidPayload {
+        /// The topic that decided the expected shape.
+        topic: String,
+        /// The JSON error, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A field the event cannot do without (such as the order id) is missing.
+    #[error("the {topic} body has no {field}; Pinterest needs it")]
+    MissingField {
+        /// The topic.
+        topic: String,
+        /// The missing Shopify field.
+        field: &'static str,
+    },
+    /// The event id template produced an empty id or names an unknown placeholder.
+    #[error("EVENT_ID_TEMPLATE {template:?} is invalid: {why}")]
+    InvalidTemplate {
+        /// The template.
+        template: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+/// Turns a verified webhook into what the relay should do with it.
+///
+/// The topic comes from `metadata`; the body is only parsed for the topics that are mapped, so an
+/// unmapped topic is skipped whatever its body.
+///
+/// # Errors
+/// [`MappingError`] when the body does not fit its topic.
+pub fn translate(
+    metadata: &WebhookMetadata,
+    body: &[u8],
+    options: &Options,
+    now: DateTime<Utc>,
+) -> Result<Outcome, MappingError> {
+    let topic = &metadata.topic;
+    match topic {
+        Topic::OrdersCreate | Topic::OrdersPaid => {
+            order::order_event(metadata, parse(topic, body)?, options, now)
+        }
+        Topic::CustomersCreate => signup::signup_event(metadata, parse(topic, body)?, options, now),
+        Topic::CustomersDataRequest => {
+            let r: CustomersDataRequest = parse(topic, body)?;
+            Ok(Outcome::Compliance(ComplianceRequest::DataRequest {
+                shop_domain: metadata.shop_domain.clone(),
+                customer_id: r.customer.and_then(|c| c.id),
+                orders_requested: r.orders_requested,
+            }))
+        }
+        Topic::CustomersRedact => {
+            let r: CustomersRedact = parse(topic, body)?;
+            Ok(Outcome::Compliance(ComplianceRequest::CustomerRedact {
+                shop_domain: metadata.shop_domain.clone(),
+                customer_id: r.customer.and_then(|c| c.id),
+                orders_to_redact: r.orders_to_redact,
+            }))
+        }
+        Topic::ShopRedact => {
+            // The body is parsed so that a malformed one is dead-lettered, not acted on. Records are
+            // keyed (and shops allow-listed) by the header's domain, so that is the one to forget.
+            let _: ShopRedact = parse(topic, body)?;
+            Ok(Outcome::Compliance(ComplianceRequest::ShopRedact {
+                shop_domain: metadata.shop_domain.clone(),
+            }))
+        }
+        Topic::OrdersUpdated
+        | Topic::CheckoutsCreate
+        | Topic::CheckoutsUpdate
+        | Topic::Other(_) => Ok(Outcome::Skip(SkipReason::UnmappedTopic(topic.to_string()))),
+    }
+}
+
+/// Parses a webhook body, which must be a JSON object (serde would also read a struct from an
+/// array).
+fn parse<T: DeserializeOwned>(topic: &Topic, body: &[u8]) -> Result<T, MappingError> {
+    let invalid = |source| MappingError::InvalidPayload {
+        topic: topic.to_string(),
+        source,
+    };
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice(body).map_err(invalid),
+        Some(_) => Err(invalid(serde::de::Error::custom(
+            "expected a JSON object at line 1",
+        ))),
+        None => Err(invalid(serde::de::Error::custom(
+            "the body is empty, expected a JSON object",
+        ))),
+    }
+}

@@ -1,0 +1,268 @@
+//! `orders/create` and `orders/paid` → one `checkout` event, and the facts about the order the
+//! dispatcher needs ([`OrderRef`]).
+
+use chrono::{DateTime, Utc};
+
+use super::fields::*;
+use super::money::currency_amount;
+use super::{
+    ContentIdSource, Conversion, MappingError, Options, OrderRef, Outcome, SkipReason, ValueSource,
+    render_event_id,
+};
+use crate::pinterest::normalize;
+use crate::pinterest::{ActionSource, Content, CustomData, Event, UserData};
+use crate::shopify::WebhookMetadata;
+use crate::shopify::payload::{LineItem, Order};
+
+/// `orders/create` and `orders/paid` → `checkout`.
+pub(super) fn order_event(
+    metadata: &WebhookMetadata,
+    order: Order,
+    options: &Options,
+    now: DateTime<Utc>,
+) -> Result<Outcome, MappingError> {
+    let topic = metadata.topic.as_str();
+    if order.test == Some(true) && !options.include_test_orders {
+        return Ok(Outcome::Skip(SkipReason::TestOrder));
+    }
+    if order
+        .cancelled_at
+        .as_deref()
+        .is_some_and(|c| !c.trim().is_empty())
+    {
+        return Ok(Outcome::Skip(SkipReason::CancelledOrder));
+    }
+    let pos = order
+        .source_name
+        .as_deref()
+        .is_some_and(|s| s.trim().eq_ignore_ascii_case("pos"));
+    if pos && !options.send_pos_orders {
+        return Ok(Outcome::Skip(SkipReason::PosOrder));
+    }
+    let order_id = order.id.ok_or(MappingError::MissingField {
+        topic: topic.to_owned(),
+        field: "id",
+    })?;
+    let event_id = render_event_id(&options.event_id_template, order_id, order.name.as_deref())
+        .map_err(|e| match e {
+            MappingError::MissingField { field, .. } => MappingError::MissingField {
+                topic: topic.to_owned(),
+                field,
+            },
+            other => other,
+        })?;
+    let created = order
+        .created_at
+        .or(order.processed_at)
+        .ok_or(MappingError::MissingField {
+            topic: topic.to_owned(),
+            field: "created_at",
+        })?;
+
+    let user_data = order_user_data(&order, options.default_country.as_deref());
+    let action_source = if pos {
+        ActionSource::Offline
+    } else {
+        ActionSource::Web
+    };
+    let language = order
+        .customer_locale
+        .as_deref()
+        .and_then(language)
+        .or_else(|| {
+            order
+                .client_details
+                .as_ref()
+                .and_then(|c| c.accept_language.as_deref())
+                .and_then(language)
+        });
+    let event = Event {
+        event_name: "checkout".to_owned(),
+        action_source,
+        event_time: event_time(created, now),
+        event_id,
+        // An in-store sale has no page; never `order_status_url`, which carries an access key.
+        event_source_url: (action_source == ActionSource::Web)
+            .then(|| source_url(metadata, options))
+            .flatten(),
+        opt_out: None,
+        user_data,
+        custom_data: Some(order_custom_data(&order, order_id, options)),
+        language,
+    };
+    Ok(Outcome::Send(Box::new(Conversion {
+        event,
+        order: Some(OrderRef {
+            id: order_id,
+            checkout_token: order.checkout_token.clone(),
+        }),
+    })))
+}
+
+fn order_user_data(order: &Order, default_country: Option<&str>) -> UserData {
+    let customer = order.customer.as_ref();
+    let billing = order.billing_address.as_ref();
+    let shipping = order.shipping_address.as_ref();
+    let default = customer.and_then(|c| c.default_address.as_ref());
+    let addresses = [billing, shipping, default];
+    // The country of a phone written without its country code: its own address's, else the first
+    // address that names one.
+    let any_country = addresses.into_iter().find_map(country_of);
+
+    let mut user_data = UserData {
+        em: hashed(first_of(
+            [
+                order.email.as_deref(),
+                order.contact_email.as_deref(),
+                customer.and_then(|c| c.email.as_deref()),
+            ],
+            normalize::email,
+        )),
+        ph: hashed(first_phone(
+            [
+                (order.phone.as_deref(), any_country),
+                (
+                    billing.and_then(|a| a.phone.as_deref()),
+                    country_of(billing).or(any_country),
+                ),
+                (
+                    shipping.and_then(|a| a.phone.as_deref()),
+                    country_of(shipping).or(any_country),
+                ),
+                (
+                    customer.and_then(|c| c.phone.as_deref()),
+                    country_of(default).or(any_country),
+                ),
+            ],
+            default_country,
+        )),
+        first_name: hashed(first_of(
+            [
+                billing.and_then(|a| a.first_name.as_deref()),
+                shipping.and_then(|a| a.first_name.as_deref()),
+                default.and_then(|a| a.first_name.as_deref()),
+                customer.and_then(|c| c.first_name.as_deref()),
+            ],
+            normalize::name,
+        )),
+        ln: hashed(first_of(
+            [
+                billing.and_then(|a| a.last_name.as_deref()),
+                shipping.and_then(|a| a.last_name.as_deref()),
+                default.and_then(|a| a.last_name.as_deref()),
+                customer.and_then(|c| c.last_name.as_deref()),
+            ],
+            normalize::name,
+        )),
+        external_id: hashed(
+            customer
+                .and_then(|c| c.id)
+                .and_then(|id| normalize::external_id(&id.to_string())),
+        ),
+        client_ip_address: [
+            order.browser_ip.as_deref(),
+            order
+                .client_details
+                .as_ref()
+                .and_then(|c| c.browser_ip.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(ip_address),
+        client_user_agent: order
+            .client_details
+            .as_ref()
+            .and_then(|c| c.user_agent.as_deref())
+            .and_then(non_blank),
+        click_id: order
+            .landing_site
+            .as_deref()
+            .and_then(epik_from_landing_site)
+            .or_else(|| {
+                order.note_attributes.iter().find_map(|a| {
+                    let name = a.name.as_deref()?.trim();
+                    (name.eq_ignore_ascii_case("epik") || name.eq_ignore_ascii_case("_epik"))
+                        .then(|| a.value.as_deref().and_then(non_blank))
+                        .flatten()
+                })
+            }),
+        ..UserData::default()
+    };
+    // City, state, zip and country describe one place: take them from one address, the first that
+    // has any of them, rather than mixing a billing city with a shipping zip.
+    if let Some(a) = addresses.into_iter().flatten().find(|a| has_location(a)) {
+        add_location(&mut user_data, a);
+    }
+    user_data
+}
+
+fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomData {
+    let currency = order.currency.as_deref();
+    let value = match options.value_source {
+        ValueSource::Subtotal => [&order.current_subtotal_price, &order.subtotal_price],
+        ValueSource::Total => [&order.current_total_price, &order.total_price],
+    }
+    .into_iter()
+    .find_map(|v| v.as_deref().and_then(|v| currency_amount(v, currency)));
+
+    let mut content_ids: Vec<String> = Vec::new();
+    let mut contents = Vec::new();
+    for item in &order.line_items {
+        if let Some(id) = content_id(item, options.content_id) {
+            if !content_ids.contains(&id) {
+                content_ids.push(id.clone());
+            }
+            contents.push(Content {
+                id,
+                item_price: item
+                    .price
+                    .as_deref()
+                    .and_then(|p| currency_amount(p, currency)),
+                quantity: item.quantity,
+            });
+        }
+    }
+    let num_items = order
+        .line_items
+        .iter()
+        .filter_map(|i| i.quantity)
+        .fold(0u64, u64::saturating_add);
+    CustomData {
+        currency: currency.and_then(non_blank),
+        value,
+        content_ids,
+        contents,
+        // One name and one brand per event: only set when every line agrees.
+        content_name: single(order.line_items.iter().map(|i| i.title.as_deref())),
+        content_brand: single(order.line_items.iter().map(|i| i.vendor.as_deref())),
+        num_items: (num_items > 0).then_some(num_items),
+        order_id: Some(order_id.to_string()),
+        ..CustomData::default()
+    }
+}
+
+fn content_id(item: &LineItem, source: ContentIdSource) -> Option<String> {
+    let variant_or_product = || item.variant_id.or(item.product_id).map(|id| id.to_string());
+    match source {
+        ContentIdSource::Variant => variant_or_product(),
+        ContentIdSource::Sku => item
+            .sku
+            .as_deref()
+            .and_then(non_blank)
+            .or_else(|| item.variant_id.map(|id| id.to_string())),
+        ContentIdSource::Product => item.product_id.map(|id| id.to_string()),
+    }
+}
+
+/// The value every item agrees on, when there is exactly one.
+fn single<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Option<String> {
+    let mut found: Option<&str> = None;
+    for v in values {
+        let v = v.map(str::trim).filter(|v| !v.is_empty())?;
+        match found {
+            Some(f) if f != v => return None,
+            _ => found = Some(v),
+        }
+    }
+    found.map(str::to_owned)
+}
