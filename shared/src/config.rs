@@ -54,6 +54,8 @@ pub mod keys {
     pub const INCLUDE_TEST_ORDERS: &str = "INCLUDE_TEST_ORDERS";
     /// `true` sends POS orders as offline events.
     pub const SEND_POS_ORDERS: &str = "SEND_POS_ORDERS";
+    /// Comma-separated order `source_name`s sent as storefront checkouts (default `web`).
+    pub const ORDER_SOURCES: &str = "ORDER_SOURCES";
     /// `subtotal` (default) or `total`.
     pub const VALUE_SOURCE: &str = "VALUE_SOURCE";
     /// `variant` (default), `sku` or `product`.
@@ -240,10 +242,23 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
         store_url: var(keys::STORE_URL),
         include_test_orders: flag(keys::INCLUDE_TEST_ORDERS)?,
         send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
+        order_sources: order_sources(),
         value_source,
         content_id,
         default_country,
     })
+}
+
+/// Reads `ORDER_SOURCES` into lowercase source names; default the online store (`web`).
+pub fn order_sources() -> Vec<String> {
+    match var(keys::ORDER_SOURCES) {
+        None => vec![crate::mapping::ONLINE_STORE.to_owned()],
+        Some(v) => v
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    }
 }
 
 /// Reads `ORDER_DELAY_SECONDS`, default [`DEFAULT_ORDER_DELAY_SECONDS`], at most SQS's 900.

@@ -19,8 +19,9 @@ const SHOP_REDACT: &str = "shopify/webhooks/shop-redact.shopify-dev-sample-2026-
 const NOW: &str = "2026-11-29T08:00:00Z";
 
 /// The environment variables that change the mapping; removed so the tests see the defaults.
-const MAPPING_VARS: [&str; 7] = [
+const MAPPING_VARS: [&str; 8] = [
     "DEFAULT_COUNTRY",
+    "ORDER_SOURCES",
     "EVENT_ID_TEMPLATE",
     "STORE_URL",
     "INCLUDE_TEST_ORDERS",
@@ -142,22 +143,69 @@ fn translate_reads_standard_input_and_applies_flags() {
     );
 }
 
+/// A fixture with some top-level fields replaced.
+fn fixture_with(name: &str, fields: Value) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&fixture(name)).unwrap();
+    for (k, v) in fields.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
 #[test]
-fn translate_maps_a_new_customer_to_a_signup() {
-    let file = fixture_path(SAMPLE_CUSTOMER);
+fn translate_maps_an_account_registration_to_a_signup() {
+    let registration = fixture_with(SAMPLE_CUSTOMER, serde_json::json!({"state": "enabled"}));
     let o = pinrelay(
-        &[
-            "translate",
-            "--topic",
-            "customers/create",
-            file.to_str().unwrap(),
-        ],
-        None,
+        &["translate", "--topic", "customers/create"],
+        Some(&registration),
     );
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let body: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_schema_valid(&body);
     assert_eq!(body["data"][0]["event_id"], "signup-706405506930370084");
+}
+
+#[test]
+fn translate_skips_what_is_not_a_storefront_conversion_with_its_reason() {
+    let cases = [
+        // Shopify's own sample is a guest buyer's customer record (state disabled).
+        (
+            "customers/create",
+            fixture(SAMPLE_CUSTOMER),
+            "[not_a_signup]",
+        ),
+        (
+            "orders/create",
+            fixture_with(
+                REST_ORDER,
+                serde_json::json!({"source_name": "shopify_draft_order"}),
+            ),
+            "[draft_order]",
+        ),
+        (
+            "orders/create",
+            fixture_with(
+                REST_ORDER,
+                serde_json::json!({"source_name": "subscription_contract", "checkout_token": null}),
+            ),
+            "[subscription_renewal]",
+        ),
+        (
+            "orders/create",
+            fixture_with(REST_ORDER, serde_json::json!({"source_name": "2329312"})),
+            "[sales_channel]",
+        ),
+    ];
+    for (topic, body, label) in cases {
+        let o = pinrelay(&["translate", "--topic", topic, "--now", NOW], Some(&body));
+        assert_eq!(o.status.code(), Some(3), "{label}: {}", stderr(&o));
+        assert!(stderr(&o).contains(label), "{label}: {}", stderr(&o));
+    }
+    let storefront = pinrelay(
+        &["translate", "--topic", "orders/create", "--now", NOW],
+        Some(&fixture(REST_ORDER)),
+    );
+    assert_eq!(storefront.status.code(), Some(0), "{}", stderr(&storefront));
 }
 
 #[test]

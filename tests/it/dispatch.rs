@@ -537,7 +537,7 @@ async fn an_invocation_that_died_after_claiming_blocks_the_event_only_until_its_
 }
 
 #[tokio::test]
-async fn a_ten_day_old_order_is_dead_lettered_as_expired() {
+async fn a_ten_day_old_order_never_sent_is_skipped_as_expired() {
     let w = World::start().await;
     let d = w.dispatcher();
     w.enqueue_order(1001, chrono::Duration::days(10)).await;
@@ -546,11 +546,32 @@ async fn a_ten_day_old_order_is_dead_lettered_as_expired() {
     assert!(report.batch_item_failures.is_empty());
     assert_eq!(report.counts.expired, 1);
     assert!(w.fake.requests().is_empty());
-    let dead = w.dead_letters().await;
-    assert_eq!(dead.len(), 1);
-    assert!(dead[0].0.starts_with("expired: "), "{}", dead[0].0);
+    assert!(
+        w.dead_letters().await.is_empty(),
+        "nothing a human can act on"
+    );
     assert_eq!(w.status(1001).await, None);
-    assert_eq!(w.metric("EventsDeadLettered{Reason=expired}"), 1.0);
+    assert_eq!(w.metric("EventsSkipped{Reason=expired}"), 1.0);
+    assert_eq!(w.metric("EventsExpired"), 1.0);
+}
+
+#[tokio::test]
+async fn orders_paid_eight_days_after_its_orders_create_was_sent_is_deduplicated() {
+    let w = World::start().await;
+    let d = w.dispatcher();
+    let created = w.now - chrono::Duration::days(8);
+    // orders/create, dispatched when the order was five minutes old.
+    w.enqueue(Topic::OrdersCreate, order(1001, created)).await;
+    let first = w.round(&d, created + minutes(5)).await;
+    assert!(first.batch_item_failures.is_empty());
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+    // The bank transfer clears eight days later.
+    w.enqueue(Topic::OrdersPaid, order(1001, created)).await;
+    let paid = w.round(&d, w.now).await;
+    assert_eq!(paid.counts.deduplicated, 1, "{paid:?}");
+    assert_eq!(paid.counts.expired, 0);
+    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]), "sent once");
+    assert!(w.dead_letters().await.is_empty());
 }
 
 #[tokio::test]

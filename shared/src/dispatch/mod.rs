@@ -10,7 +10,8 @@
 //! 3. **record** ([`profiles::record`]): browser checkouts become shopper profiles, before any
 //!    claim, so an order in the same batch already finds its profile.
 //! 4. **claim** ([`claim`]): one leader per idempotency key takes the lock; further messages of the
-//!    key follow the leader's outcome.
+//!    key follow the leader's outcome. A key sent before is deduplicated whatever its age; an event
+//!    claimed but older than Pinterest's 7 days is skipped as `expired` ([`prepare::expiry`]).
 //! 5. **enrich** ([`profiles::enrich`]): claimed order checkouts take what their profile adds, then
 //!    the identity check.
 //! 6. **send** ([`send`]): as few requests as possible; a whole-request 400 is split in halves.
@@ -122,13 +123,18 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
             settler.settle_event(&mut report, &p, d).await;
         }
 
-        let enriched = profiles::enrich(
-            &self.profiles,
-            claimed.held,
-            config.order_consent_policy,
-            now,
-        )
-        .await;
+        let mut held = Vec::with_capacity(claimed.held.len());
+        let mut expired = Vec::new();
+        for p in claimed.held {
+            match prepare::expiry(&p, config, now) {
+                Some(reason) => expired.push((p, Disposition::Skipped(reason))),
+                None => held.push(p),
+            }
+        }
+        settler.settle_held(&mut report, expired).await;
+
+        let enriched =
+            profiles::enrich(&self.profiles, held, config.order_consent_policy, now).await;
         report.counts.enriched += enriched.enriched;
         settler.settle_held(&mut report, enriched.skipped).await;
 

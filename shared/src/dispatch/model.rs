@@ -21,7 +21,8 @@ pub(super) const STORE_CONCURRENCY: usize = 32;
 pub struct DispatchConfig {
     /// How webhooks become events.
     pub options: Options,
-    /// Events older than this are dead-lettered as `expired` (Pinterest's window is 7 days).
+    /// Events older than this that were never sent are skipped as `expired` (Pinterest's window is
+    /// 7 days); checked after the claim, so a duplicate is deduplicated whatever its age.
     pub max_event_age: Duration,
     /// Events older than this are sent and counted as `late` (Pinterest reports them as offline).
     pub late_after: Duration,
@@ -103,11 +104,6 @@ pub enum DeadLetterReason {
     Undecodable(String),
     /// The webhook or browser body does not fit its topic.
     InvalidPayload(String),
-    /// The event is older than Pinterest accepts.
-    Expired {
-        /// Its age in whole days.
-        days: i64,
-    },
     /// Pinterest refused the event for good.
     PinterestRejected(String),
     /// Every delivery the queue allows failed with a retryable error.
@@ -124,7 +120,6 @@ impl DeadLetterReason {
         match self {
             DeadLetterReason::Undecodable(_) => "undecodable",
             DeadLetterReason::InvalidPayload(_) => "invalid_payload",
-            DeadLetterReason::Expired { .. } => "expired",
             DeadLetterReason::PinterestRejected(_) => "pinterest_rejected",
             DeadLetterReason::RetriesExhausted { .. } => "retries_exhausted",
         }
@@ -139,10 +134,6 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::Undecodable(why)
             | DeadLetterReason::InvalidPayload(why)
             | DeadLetterReason::PinterestRejected(why) => write!(f, "{label}: {why}"),
-            DeadLetterReason::Expired { days } => write!(
-                f,
-                "{label}: the event is {days} days old; Pinterest accepts events up to 7 days old"
-            ),
             DeadLetterReason::RetriesExhausted { attempts } => {
                 write!(f, "{label}: still failing after {attempts} attempts")
             }
@@ -223,7 +214,7 @@ pub struct Counts {
     pub dead_lettered: BTreeMap<&'static str, u64>,
     /// Late events.
     pub late: u64,
-    /// Expired events.
+    /// Events skipped as expired (never sent, now too old to send).
     pub expired: u64,
     /// Compliance requests handled.
     pub compliance: u64,
@@ -278,7 +269,6 @@ mod tests {
         let reasons = [
             DeadLetterReason::Undecodable("no topic".into()),
             DeadLetterReason::InvalidPayload("line 1".into()),
-            DeadLetterReason::Expired { days: 9 },
             DeadLetterReason::PinterestRejected("bad currency".into()),
             DeadLetterReason::RetriesExhausted { attempts: 5 },
         ];
@@ -287,8 +277,8 @@ mod tests {
             assert!(text.starts_with(&format!("{}: ", reason.label())), "{text}");
         }
         assert_eq!(
-            DeadLetterReason::Expired { days: 9 }.to_string(),
-            "expired: the event is 9 days old; Pinterest accepts events up to 7 days old"
+            DeadLetterReason::RetriesExhausted { attempts: 5 }.to_string(),
+            "retries_exhausted: still failing after 5 attempts"
         );
     }
 }

@@ -10,6 +10,18 @@ use crate::idempotency::IdempotencyKey;
 use crate::mapping::{self, Outcome, SkipReason};
 use crate::queue::{Envelope, Received, Source};
 
+/// The skip of a claimed event older than Pinterest accepts (`max_event_age`). Checked after the
+/// claim, so that an event already sent is deduplicated however old its redelivery.
+pub(super) fn expiry(
+    p: &Pending<'_>,
+    config: &DispatchConfig,
+    now: DateTime<Utc>,
+) -> Option<SkipReason> {
+    let age = now.timestamp() - p.event.event_time;
+    (age > config.max_event_age.as_secs() as i64)
+        .then_some(SkipReason::Expired { days: age / 86_400 })
+}
+
 /// What one message becomes: an event to claim, a profile to record, a compliance request, or a
 /// disposition decided already (a skip or a dead letter).
 pub(super) fn prepare<'a>(
@@ -70,11 +82,6 @@ pub(super) fn prepare<'a>(
         Ok(key) => key,
         Err(e) => return decided(context, invalid(e.to_string())),
     };
-    let age = now.timestamp() - event.event_time;
-    if age > config.max_event_age.as_secs() as i64 {
-        let reason = DeadLetterReason::Expired { days: age / 86_400 };
-        return decided(context, Disposition::DeadLettered(reason));
-    }
     Prepared::Event(Box::new(Pending {
         message,
         key,
@@ -150,15 +157,19 @@ mod tests {
             prepare(&test_order, &config, now()),
             Prepared::Decided(_, Some(_), Disposition::Skipped(SkipReason::TestOrder))
         ));
-        let expired = message(Topic::OrdersCreate, order("2026-11-19T12:00:00Z"));
-        assert!(matches!(
-            prepare(&expired, &config, now()),
-            Prepared::Decided(
-                _,
-                _,
-                Disposition::DeadLettered(DeadLetterReason::Expired { days: 10 })
-            )
-        ));
+        let old = message(Topic::OrdersCreate, order("2026-11-19T12:00:00Z"));
+        let Prepared::Event(p) = prepare(&old, &config, now()) else {
+            panic!("an old order is still claimed: it may have been sent already");
+        };
+        assert_eq!(
+            expiry(&p, &config, now()),
+            Some(SkipReason::Expired { days: 10 })
+        );
+        let fresh = message(Topic::OrdersCreate, order("2026-11-29T11:00:00Z"));
+        let Prepared::Event(p) = prepare(&fresh, &config, now()) else {
+            panic!("expected an event");
+        };
+        assert_eq!(expiry(&p, &config, now()), None);
         let array = message(Topic::OrdersCreate, json!([1]));
         assert!(matches!(
             prepare(&array, &config, now()),

@@ -10,6 +10,7 @@ use super::model::{
     STORE_CONCURRENCY,
 };
 use crate::idempotency::IdempotencyStore;
+use crate::mapping::SkipReason;
 use crate::metrics::{Metrics, Unit, names};
 use crate::pinterest::Event;
 use crate::queue::{Inbox, Received};
@@ -113,13 +114,15 @@ fn count(c: &mut Counts, disposition: &Disposition) {
     match disposition {
         Disposition::Sent => c.processed += 1,
         Disposition::Deduplicated => c.deduplicated += 1,
-        Disposition::Skipped(reason) => *c.skipped.entry(reason.label()).or_default() += 1,
+        Disposition::Skipped(reason) => {
+            if matches!(reason, SkipReason::Expired { .. }) {
+                c.expired += 1;
+            }
+            *c.skipped.entry(reason.label()).or_default() += 1;
+        }
         Disposition::Compliance => c.compliance += 1,
         Disposition::ProfileRecorded => c.profiles_recorded += 1,
         Disposition::DeadLettered(reason) => {
-            if matches!(reason, DeadLetterReason::Expired { .. }) {
-                c.expired += 1;
-            }
             *c.dead_lettered.entry(reason.label()).or_default() += 1;
         }
         Disposition::Retry(_) => c.retried += 1,

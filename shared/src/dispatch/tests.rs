@@ -615,7 +615,7 @@ async fn customers_redact_deletes_the_orders_records_and_profiles() {
 }
 
 #[tokio::test]
-async fn skips_and_dead_letters_of_prepare_are_settled_with_their_labels() {
+async fn test_orders_and_expired_events_are_skipped_with_their_labels() {
     let w = World::new();
     let api = ScriptedApi::accepting();
     let mut test_order = order_body(2, w.now);
@@ -628,7 +628,47 @@ async fn skips_and_dead_letters_of_prepare_are_settled_with_their_labels() {
     ];
     let report = w.run(&api, &batch).await;
     assert_eq!(report.counts.skipped.get("test_order"), Some(&1));
-    assert_eq!(report.counts.dead_lettered.get("expired"), Some(&1));
+    assert_eq!(report.counts.skipped.get("expired"), Some(&1));
     assert_eq!(report.counts.expired, 1);
+    assert!(
+        w.dead_letters().is_empty(),
+        "an expired event pages no one as a dead letter"
+    );
     assert!(api.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_late_payment_of_an_order_sent_before_is_deduplicated_not_expired() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let created = w.now - chrono::Duration::days(8);
+    let mut body = order_body(1, w.now);
+    body["created_at"] = json!(created.to_rfc3339());
+    // orders/create was sent 8 days ago, when the order was fresh.
+    w.store
+        .put_in_progress(&key(1), created, created + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    w.store.complete(&key(1), created).await.unwrap();
+    let paid = message("paid-1", 1, &webhook(Topic::OrdersPaid, &body, w.now));
+    let report = w.run(&api, &[paid]).await;
+    assert_eq!(report.dispositions["paid-1"], Disposition::Deduplicated);
+    assert!(w.dead_letters().is_empty());
+    assert!(api.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_old_event_never_sent_is_skipped_as_expired_and_its_key_released() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let mut body = order_body(1, w.now);
+    body["created_at"] = json!((w.now - chrono::Duration::days(8)).to_rfc3339());
+    let m = message("o-1", 1, &webhook(Topic::OrdersCreate, &body, w.now));
+    let report = w.run(&api, &[m]).await;
+    assert_eq!(
+        report.dispositions["o-1"],
+        Disposition::Skipped(SkipReason::Expired { days: 8 })
+    );
+    assert_eq!(w.status(1).await, None);
+    assert!(w.dead_letters().is_empty());
 }

@@ -20,9 +20,10 @@ pub mod dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-/// Completed records are kept this long (8 days: past Pinterest's 7-day event window, so a late
-/// Shopify retry of an old order is still recognised).
-pub const RECORD_TTL_SECONDS: i64 = 8 * 24 * 60 * 60;
+/// Completed records are kept this long: 45 days, well past Pinterest's 7-day event window, so an
+/// `orders/paid` of an order sent weeks before (bank transfer, net-30 terms) is recognised as a
+/// duplicate rather than counted as an expired event. A record is about 100 bytes.
+pub const RECORD_TTL_SECONDS: i64 = 45 * 24 * 60 * 60;
 
 /// `{shop}#{event_name}#{event_id}`: the identity of one Pinterest event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,15 +5,16 @@
 //! | topic | outcome |
 //! |---|---|
 //! | `orders/create`, `orders/paid` | one `checkout` event; both topics give the same `event_id`, so the second is deduplicated |
-//! | `customers/create` | one `signup` event, `event_id` = `signup-{customer id}` |
+//! | `customers/create` | one `signup` event, `event_id` = `signup-{customer id}`, for an account registration or a newsletter sign-up; any other customer is skipped (`not_a_signup`) |
 //! | `customers/data_request`, `customers/redact`, `shop/redact` | [`Outcome::Compliance`], never a Pinterest event |
 //! | `orders/updated` | skipped: it fires on every edit, fulfillment and refund of an order already sent |
 //! | `checkouts/create`, `checkouts/update` | skipped: checkouts are not purchases (most are abandoned), and Pinterest's `checkout` event means a completed purchase |
 //! | `carts/*` and any other topic | skipped: no purchase, and carts carry no identity |
 //!
 //! Orders are skipped, with the reason, when they are test orders (unless
-//! [`Options::include_test_orders`]), cancelled, or point-of-sale (unless
-//! [`Options::send_pos_orders`], which sends them as `offline`). Whether an event has the identity
+//! [`Options::include_test_orders`]), cancelled, point-of-sale (unless
+//! [`Options::send_pos_orders`], which sends them as `offline`), or from a sales channel not in
+//! [`Options::order_sources`] (draft orders, subscription renewals, other channels and apps). Whether an event has the identity
 //! Pinterest requires (an email, or both IP address and user agent) is decided once, by
 //! [`require_identity`], after the dispatcher has enriched it from a shopper profile. Identity
 //! fields are normalized and hashed by [`crate::pinterest::normalize`].
@@ -29,6 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 pub use self::money::{currency_amount, minor_units};
+pub use self::order::ONLINE_STORE;
 use crate::pinterest::Event;
 use crate::shopify::payload::{CustomersDataRequest, CustomersRedact, ShopRedact};
 use crate::shopify::{Topic, WebhookMetadata};
@@ -45,6 +47,9 @@ pub struct Options {
     pub include_test_orders: bool,
     /// Send point-of-sale orders as `action_source = offline` (default false: skipped).
     pub send_pos_orders: bool,
+    /// `ORDER_SOURCES`: the order `source_name`s sent as storefront `web` checkouts, lowercase
+    /// (default `["web"]`, the online store). Any other source is skipped with its reason.
+    pub order_sources: Vec<String>,
     /// Which amount becomes `custom_data.value`.
     pub value_source: ValueSource,
     /// Which line-item field becomes the product id in `content_ids` and `contents`.
@@ -62,6 +67,7 @@ impl Default for Options {
             store_url: None,
             include_test_orders: false,
             send_pos_orders: false,
+            order_sources: vec![order::ONLINE_STORE.to_owned()],
             value_source: ValueSource::Subtotal,
             content_id: ContentIdSource::Variant,
             default_country: None,
@@ -204,6 +210,19 @@ pub enum SkipReason {
     TestOrder,
     /// `source_name = pos` and POS orders are not sent.
     PosOrder,
+    /// A draft order created by staff (`source_name = shopify_draft_order`).
+    DraftOrder,
+    /// A subscription renewal an app charged (`source_name = subscription_contract…`).
+    SubscriptionRenewal,
+    /// An order from another sales channel or app (marketplace, social channel, API), by source.
+    SalesChannel(String),
+    /// A `customers/create` that is not a storefront sign-up (guest checkout, import, staff, app).
+    NotASignup,
+    /// The event is older than Pinterest accepts and was never sent, so it cannot be.
+    Expired {
+        /// Its age in whole days.
+        days: i64,
+    },
     /// A topic the relay does not turn into an event.
     UnmappedTopic(String),
     /// Neither an email, nor mobile ad ids, nor both IP and user agent.
@@ -221,6 +240,11 @@ impl SkipReason {
         match self {
             SkipReason::TestOrder => "test_order",
             SkipReason::PosOrder => "pos_order",
+            SkipReason::DraftOrder => "draft_order",
+            SkipReason::SubscriptionRenewal => "subscription_renewal",
+            SkipReason::SalesChannel(_) => "sales_channel",
+            SkipReason::NotASignup => "not_a_signup",
+            SkipReason::Expired { .. } => "expired",
             SkipReason::UnmappedTopic(_) => "unmapped_topic",
             SkipReason::NotEnoughIdentity => "not_enough_identity",
             SkipReason::CancelledOrder => "cancelled_order",
@@ -237,6 +261,23 @@ impl std::fmt::Display for SkipReason {
             ),
             SkipReason::PosOrder => f.write_str(
                 "point-of-sale order; set SEND_POS_ORDERS=true to send them as offline events",
+            ),
+            SkipReason::DraftOrder => f.write_str(
+                "a draft order created by staff, not a storefront checkout; add shopify_draft_order to ORDER_SOURCES to send draft orders",
+            ),
+            SkipReason::SubscriptionRenewal => f.write_str(
+                "a subscription renewal charged by an app, not a storefront checkout (the first order of a subscription is sent); add its source to ORDER_SOURCES to send renewals",
+            ),
+            SkipReason::SalesChannel(source) => write!(
+                f,
+                "an order from the sales channel or app {source:?}, not the online store's checkout; add it to ORDER_SOURCES to send its orders"
+            ),
+            SkipReason::NotASignup => f.write_str(
+                "a customer created at checkout, by an import, by staff or by an app, not a storefront sign-up (an account registration, or the newsletter form with email marketing consent)",
+            ),
+            SkipReason::Expired { days } => write!(
+                f,
+                "the event is {days} days old and was never sent; Pinterest accepts events up to 7 days old"
             ),
             SkipReason::UnmappedTopic(t) => {
                 write!(f, "topic {t} is not turned into a Pinterest event")

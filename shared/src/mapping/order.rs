@@ -14,6 +14,24 @@ use crate::pinterest::{ActionSource, Content, CustomData, Event, UserData};
 use crate::shopify::WebhookMetadata;
 use crate::shopify::payload::{LineItem, Order};
 
+/// `source_name` of orders placed through the online store's checkout.
+pub const ONLINE_STORE: &str = "web";
+
+/// Why an order from this sales channel is not a storefront checkout, unless `ORDER_SOURCES`
+/// lists the source: draft orders staff create, subscription renewals an app charges (the first
+/// subscription order is a storefront checkout, `web`), and every other channel or app
+/// (marketplaces, social channels, orders created through the API).
+fn channel_skip(source: &str, options: &Options) -> Option<SkipReason> {
+    if options.order_sources.iter().any(|s| s == source) {
+        return None;
+    }
+    Some(match source {
+        "shopify_draft_order" => SkipReason::DraftOrder,
+        s if s.starts_with("subscription_contract") => SkipReason::SubscriptionRenewal,
+        other => SkipReason::SalesChannel(other.to_owned()),
+    })
+}
+
 /// `orders/create` and `orders/paid` → `checkout`.
 pub(super) fn order_event(
     metadata: &WebhookMetadata,
@@ -32,12 +50,20 @@ pub(super) fn order_event(
     {
         return Ok(Outcome::Skip(SkipReason::CancelledOrder));
     }
-    let pos = order
+    let source = order
         .source_name
         .as_deref()
-        .is_some_and(|s| s.trim().eq_ignore_ascii_case("pos"));
-    if pos && !options.send_pos_orders {
-        return Ok(Outcome::Skip(SkipReason::PosOrder));
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        // Shopify always names the source; a payload without one is taken as the online store.
+        .unwrap_or_else(|| ONLINE_STORE.to_owned());
+    let pos = source == "pos";
+    if pos {
+        if !options.send_pos_orders {
+            return Ok(Outcome::Skip(SkipReason::PosOrder));
+        }
+    } else if let Some(reason) = channel_skip(&source, options) {
+        return Ok(Outcome::Skip(reason));
     }
     let order_id = order.id.ok_or(MappingError::MissingField {
         topic: topic.to_owned(),

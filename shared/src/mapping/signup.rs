@@ -1,9 +1,19 @@
-//! `customers/create` → one `signup` event.
+//! `customers/create` → one `signup` event, when the customer signed up on the storefront.
+//!
+//! Shopify creates a customer for far more than sign-ups: every guest checkout, every CSV import,
+//! every customer staff or an app adds. Only two payloads are a storefront sign-up:
+//!
+//! - an account registration: `state` is `enabled` (classic customer accounts; Shopify documents
+//!   `state` as meaningful only there);
+//! - the storefront newsletter form: Shopify tags its customers `newsletter`, with email marketing
+//!   consent `subscribed` (or `pending`, double opt-in not yet confirmed).
+//!
+//! Everything else is skipped as [`SkipReason::NotASignup`].
 
 use chrono::{DateTime, Utc};
 
 use super::fields::*;
-use super::{Conversion, MappingError, Options, Outcome};
+use super::{Conversion, MappingError, Options, Outcome, SkipReason};
 use crate::pinterest::normalize;
 use crate::pinterest::{ActionSource, Event, UserData};
 use crate::shopify::WebhookMetadata;
@@ -17,6 +27,9 @@ pub(super) fn signup_event(
     now: DateTime<Utc>,
 ) -> Result<Outcome, MappingError> {
     let topic = metadata.topic.as_str();
+    if !is_storefront_signup(&customer) {
+        return Ok(Outcome::Skip(SkipReason::NotASignup));
+    }
     let id = customer.id.ok_or(MappingError::MissingField {
         topic: topic.to_owned(),
         field: "id",
@@ -68,4 +81,25 @@ pub(super) fn signup_event(
         language: None,
     };
     Ok(Outcome::Send(Box::new(Conversion { event, order: None })))
+}
+
+/// An account registration, or the storefront newsletter form (see the module docs).
+fn is_storefront_signup(customer: &Customer) -> bool {
+    let registered = customer
+        .state
+        .as_deref()
+        .is_some_and(|s| s.trim().eq_ignore_ascii_case("enabled"));
+    let newsletter = customer
+        .tags
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("newsletter"))
+        && customer
+            .email_marketing_consent
+            .as_ref()
+            .and_then(|c| c.state.as_deref())
+            .is_some_and(|s| {
+                let s = s.trim();
+                s.eq_ignore_ascii_case("subscribed") || s.eq_ignore_ascii_case("pending")
+            });
+    registered || newsletter
 }

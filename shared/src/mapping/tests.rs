@@ -203,8 +203,8 @@ fn every_order_and_customer_fixture_gives_a_schema_valid_body() {
         ("orders/paid", ORDER_REST),
         ("orders/create", sample.as_str()),
         ("orders/paid", sample.as_str()),
-        ("customers/create", CUSTOMER_REST),
-        ("customers/create", CUSTOMER_SAMPLE),
+        ("customers/create", &registered(CUSTOMER_REST)),
+        ("customers/create", &registered(CUSTOMER_SAMPLE)),
     ];
     for (topic, body) in cases {
         for content_id in [
@@ -251,9 +251,140 @@ fn skips_carts_order_updates_and_unknown_topics_whatever_their_body() {
     }
 }
 
+/// A customer fixture as an account registration (`state: enabled`).
+fn registered(customer: &str) -> String {
+    let mut c: Value = serde_json::from_str(customer).unwrap();
+    c["state"] = json!("enabled");
+    c.to_string()
+}
+
+#[test]
+fn a_guest_buyer_imported_or_staff_created_customer_is_not_a_signup() {
+    // Shopify's own sample: `state: disabled`, no newsletter tag, as for a guest checkout.
+    assert_eq!(
+        skip("customers/create", CUSTOMER_SAMPLE, &defaults()),
+        SkipReason::NotASignup
+    );
+    // The REST fixture: disabled, tagged by staff, not subscribed.
+    assert_eq!(
+        skip("customers/create", CUSTOMER_REST, &defaults()),
+        SkipReason::NotASignup
+    );
+    let sample: Value = serde_json::from_str(CUSTOMER_SAMPLE).unwrap();
+    for (state, tags, consent) in [
+        ("invited", "", "not_subscribed"),
+        ("declined", "", "not_subscribed"),
+        // A guest who ticked "email me" at checkout: consent, but no newsletter form.
+        ("disabled", "", "subscribed"),
+        // An import tagged newsletter by the merchant, without consent.
+        ("disabled", "newsletter, import", "not_subscribed"),
+        ("disabled", "newsletter", "unsubscribed"),
+    ] {
+        let mut c = sample.clone();
+        c["state"] = json!(state);
+        c["tags"] = json!(tags);
+        c["email_marketing_consent"] = json!({"state": consent, "opt_in_level": "single_opt_in"});
+        assert_eq!(
+            skip("customers/create", &c.to_string(), &defaults()),
+            SkipReason::NotASignup,
+            "{state} {tags:?} {consent}"
+        );
+    }
+}
+
+#[test]
+fn an_account_registration_or_a_newsletter_signup_is_a_signup() {
+    let sample: Value = serde_json::from_str(CUSTOMER_SAMPLE).unwrap();
+    for (state, tags, consent) in [
+        ("enabled", "", "not_subscribed"),
+        ("ENABLED", "", "subscribed"),
+        ("disabled", "newsletter", "subscribed"),
+        ("disabled", "Newsletter, vip", "pending"),
+    ] {
+        let mut c = sample.clone();
+        c["state"] = json!(state);
+        c["tags"] = json!(tags);
+        c["email_marketing_consent"] = json!({"state": consent});
+        let e = event("customers/create", &c.to_string(), &defaults());
+        assert_eq!(e.event_name, "signup", "{state} {tags:?} {consent}");
+    }
+    let mut listed = sample.clone();
+    listed["tags"] = json!(["newsletter"]);
+    listed["email_marketing_consent"] = json!({"state": "subscribed"});
+    assert_eq!(
+        event("customers/create", &listed.to_string(), &defaults()).event_name,
+        "signup",
+        "tags as a list"
+    );
+}
+
+/// The REST order fixture from another source.
+fn order_from(source: Option<&str>) -> String {
+    rest_order(|o| o["source_name"] = source.map_or(Value::Null, |s| json!(s)))
+}
+
+#[test]
+fn only_the_online_stores_checkout_is_a_web_checkout_by_default() {
+    assert_eq!(
+        event("orders/create", &order_from(Some("web")), &defaults()).action_source,
+        ActionSource::Web
+    );
+    assert_eq!(
+        event("orders/create", &order_from(None), &defaults()).event_name,
+        "checkout",
+        "a payload without source_name is taken as the online store"
+    );
+    for (source, reason) in [
+        ("shopify_draft_order", SkipReason::DraftOrder),
+        ("subscription_contract", SkipReason::SubscriptionRenewal),
+        (
+            "subscription_contract_checkout_one",
+            SkipReason::SubscriptionRenewal,
+        ),
+        ("2329312", SkipReason::SalesChannel("2329312".into())),
+        ("iphone", SkipReason::SalesChannel("iphone".into())),
+        ("Amazon", SkipReason::SalesChannel("amazon".into())),
+    ] {
+        assert_eq!(
+            skip("orders/create", &order_from(Some(source)), &defaults()),
+            reason,
+            "{source}"
+        );
+    }
+}
+
+#[test]
+fn order_sources_lets_a_merchant_send_other_channels() {
+    let options = Options {
+        order_sources: vec!["web".into(), "shopify_draft_order".into(), "2329312".into()],
+        ..defaults()
+    };
+    for source in ["web", "shopify_draft_order", "2329312"] {
+        let e = event("orders/create", &order_from(Some(source)), &options);
+        assert_eq!(e.action_source, ActionSource::Web, "{source}");
+    }
+    assert_eq!(
+        skip(
+            "orders/create",
+            &order_from(Some("subscription_contract")),
+            &options
+        ),
+        SkipReason::SubscriptionRenewal
+    );
+    // POS keeps its own switch, whatever ORDER_SOURCES says.
+    assert_eq!(
+        skip("orders/create", &order_from(Some("pos")), &options),
+        SkipReason::PosOrder
+    );
+}
+
 #[test]
 fn maps_customers_create_to_a_signup() {
-    let e = event("customers/create", CUSTOMER_SAMPLE, &defaults());
+    let e = event(
+        "customers/create",
+        &registered(CUSTOMER_SAMPLE),
+        &defaults(),
+    );
     assert_eq!(e.event_name, "signup");
     assert_eq!(e.event_id, "signup-706405506930370084");
     assert_eq!(e.event_time, 1_640_995_200);
@@ -267,14 +398,15 @@ fn maps_customers_create_to_a_signup() {
     assert_eq!(e.user_data.ct, h("ottawa"));
     assert_eq!(e.custom_data, None);
     assert_schema_valid(&e);
-    let e = event("customers/create", CUSTOMER_REST, &defaults());
+    let e = event("customers/create", &registered(CUSTOMER_REST), &defaults());
     assert_eq!(e.event_id, "signup-207119551");
     assert_eq!(e.user_data.ph, h("16136120707"));
 }
 
 #[test]
 fn signup_without_an_email_is_not_enough_identity() {
-    let body = json!({"id": 1, "created_at": "2026-01-01T00:00:00Z", "phone": "+16136120707"});
+    let body = json!({"id": 1, "created_at": "2026-01-01T00:00:00Z", "phone": "+16136120707",
+                      "state": "enabled"});
     assert_eq!(
         skip("customers/create", &body.to_string(), &defaults()),
         SkipReason::NotEnoughIdentity
@@ -283,13 +415,14 @@ fn signup_without_an_email_is_not_enough_identity() {
 
 #[test]
 fn signup_needs_an_id_and_a_creation_time() {
-    let no_id = json!({"email": "a@b.co", "created_at": "2026-01-01T00:00:00Z"});
+    let no_id =
+        json!({"email": "a@b.co", "created_at": "2026-01-01T00:00:00Z", "state": "enabled"});
     let err = run("customers/create", &no_id.to_string(), &defaults()).unwrap_err();
     assert!(matches!(
         err,
         MappingError::MissingField { field: "id", .. }
     ));
-    let no_time = json!({"id": 1, "email": "a@b.co"});
+    let no_time = json!({"id": 1, "email": "a@b.co", "state": "enabled"});
     let err = run("customers/create", &no_time.to_string(), &defaults()).unwrap_err();
     assert!(matches!(
         err,
@@ -619,7 +752,7 @@ fn a_phone_without_plus_or_country_takes_the_default_country() {
         assert_eq!(e.user_data.ph, [digest], "{raw}");
         assert_schema_valid(&e);
     }
-    let signup = json!({"id": 1, "created_at": "2026-01-01T00:00:00Z",
+    let signup = json!({"id": 1, "created_at": "2026-01-01T00:00:00Z", "state": "enabled",
                         "email": "a@b.co", "phone": "4692223333"});
     let e = event("customers/create", &signup.to_string(), &defaults());
     assert!(e.user_data.ph.is_empty(), "{:?}", e.user_data.ph);
@@ -1080,6 +1213,7 @@ fn arbitrary_options() -> impl Strategy<Value = Options> {
             store_url: None,
             include_test_orders: test,
             send_pos_orders: pos,
+            order_sources: vec![ONLINE_STORE.to_owned()],
             value_source: if total {
                 ValueSource::Total
             } else {

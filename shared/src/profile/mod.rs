@@ -48,6 +48,7 @@ pub enum ProfileError {
 }
 
 /// A profile as the adapters store it: JSON.
+#[cfg(any(feature = "aws", feature = "sqlite"))]
 pub(crate) fn encode(id: &str, profile: &Profile) -> Result<String, ProfileError> {
     serde_json::to_string(profile).map_err(|e| ProfileError::Corrupt {
         key: id.to_owned(),
@@ -56,6 +57,7 @@ pub(crate) fn encode(id: &str, profile: &Profile) -> Result<String, ProfileError
 }
 
 /// Reads a stored profile back.
+#[cfg(any(feature = "aws", feature = "sqlite"))]
 pub(crate) fn decode(id: &str, json: &str) -> Result<Profile, ProfileError> {
     serde_json::from_str(json).map_err(|e| ProfileError::Corrupt {
         key: id.to_owned(),

@@ -173,6 +173,25 @@ pub struct Customer {
     /// The customer's default address.
     #[serde(default)]
     pub default_address: Option<Address>,
+    /// Classic customer accounts: `enabled` once the customer created an account, `disabled`
+    /// (no account: a guest buyer, an import, a contact), `invited` or `declined`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub state: Option<String>,
+    /// Tags; the storefront's newsletter form tags its customers `newsletter`.
+    #[serde(default, deserialize_with = "de::tags")]
+    pub tags: Vec<String>,
+    /// Email marketing consent.
+    #[serde(default)]
+    pub email_marketing_consent: Option<MarketingConsent>,
+}
+
+/// A customer's consent to email marketing.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct MarketingConsent {
+    /// `subscribed`, `pending` (double opt-in not yet confirmed), `not_subscribed`,
+    /// `unsubscribed`, `redacted` or `invalid`.
+    #[serde(default, deserialize_with = "de::text")]
+    pub state: Option<String>,
 }
 
 /// The buyer's browser, as Shopify saw it at checkout.
@@ -378,6 +397,27 @@ mod de {
             }
         }
         d.deserialize_any(Ids)
+    }
+
+    /// Tags: REST's comma-separated string, or a list of strings; trimmed, blanks dropped.
+    pub fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Tags {
+            Text(String),
+            List(Vec<String>),
+            Other(serde::de::IgnoredAny),
+        }
+        let tags = match Option::<Tags>::deserialize(d)? {
+            Some(Tags::Text(s)) => s.split(',').map(str::to_owned).collect(),
+            Some(Tags::List(l)) => l,
+            Some(Tags::Other(_)) | None => Vec::new(),
+        };
+        Ok(tags
+            .into_iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect())
     }
 
     /// Text; a number or boolean is read as its JSON text.
