@@ -21,7 +21,7 @@ const INVALID: u8 = 2;
 /// Arguments of `pinrelay translate`.
 ///
 /// Mapping options come from the same environment variables as the relay (`EVENT_ID_TEMPLATE`,
-/// `STORE_URL`, `INCLUDE_TEST_ORDERS`, `SEND_POS_ORDERS`, `VALUE_SOURCE`, `CONTENT_ID`,
+/// `STORE_URL`, `INCLUDE_TEST_ORDERS`, `SEND_POS_ORDERS`, `ORDER_SOURCES`, `VALUE_SOURCE`, `CONTENT_ID`,
 /// `DEFAULT_COUNTRY`); the flags
 /// below override them.
 #[derive(clap::Args)]

@@ -13,8 +13,9 @@ use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
 use crate::subscribe::pinrelay_bin;
 
 /// Settings the relay reads; cleared so the shell cannot change a test's outcome.
-const CLEARED_ENV: [&str; 14] = [
+const CLEARED_ENV: [&str; 15] = [
     "DEFAULT_COUNTRY",
+    "ORDER_SOURCES",
     "SHOPIFY_SHOP_DOMAINS",
     "ORDER_DELAY_SECONDS",
     "ORDER_CONSENT_POLICY",
