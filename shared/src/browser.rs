@@ -224,6 +224,55 @@ pub enum BrowserEventError {
     /// A field is too long or empty.
     #[error("the field {0} is empty or too long")]
     Field(&'static str),
+    /// A field does not hold what it must (a decimal, a currency code, a shop domain).
+    #[error("the field {field} must be {expected}")]
+    Format {
+        /// The field.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// The event's time is too far from the server's clock.
+    #[error(
+        "the event's timestamp is outside the accepted window (from {MAX_EVENT_AGE_HOURS} hours ago to {MAX_CLOCK_SKEW_MINUTES} minutes ahead)"
+    )]
+    Timestamp,
+}
+
+/// Browser events older than this are refused at the endpoint: the pixel posts them as they happen.
+pub const MAX_EVENT_AGE_HOURS: i64 = 24;
+/// How far ahead of the server's clock a browser's clock may be.
+pub const MAX_CLOCK_SKEW_MINUTES: i64 = 60;
+
+/// Refuses an event whose timestamp is outside [`MAX_EVENT_AGE_HOURS`] ago to
+/// [`MAX_CLOCK_SKEW_MINUTES`] ahead of `now`.
+///
+/// # Errors
+/// [`BrowserEventError::Timestamp`].
+pub fn check_time(event: &BrowserEvent, now: DateTime<Utc>) -> Result<(), BrowserEventError> {
+    let earliest = now - chrono::Duration::hours(MAX_EVENT_AGE_HOURS);
+    let latest = now + chrono::Duration::minutes(MAX_CLOCK_SKEW_MINUTES);
+    if event.timestamp < earliest || event.timestamp > latest {
+        return Err(BrowserEventError::Timestamp);
+    }
+    Ok(())
+}
+
+/// A plain non-negative decimal such as `19.99` (at most 12 digits before the point, 6 after).
+fn is_decimal(s: &str) -> bool {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    !int.is_empty()
+        && int.len() <= 12
+        && frac.len() <= 6
+        && digits(int)
+        && digits(frac)
+        && (s.contains('.') == !frac.is_empty())
+}
+
+/// An ISO 4217 code's shape: three ASCII capital letters.
+fn is_currency_code(s: &str) -> bool {
+    s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 /// Parses and validates a posted body.
@@ -254,6 +303,12 @@ pub fn parse(body: &[u8]) -> Result<BrowserEvent, BrowserEventError> {
         _ => Ok(()),
     };
     required("shop", &event.shop, MAX_TEXT)?;
+    if !crate::shopify::metadata::is_shop_domain(&event.shop.trim().to_ascii_lowercase()) {
+        return Err(BrowserEventError::Format {
+            field: "shop",
+            expected: "the store's *.myshopify.com domain",
+        });
+    }
     required("event_id", &event.event_id, MAX_ID)?;
     optional("client_id", &event.client_id, MAX_ID)?;
     optional("page_url", &event.page_url, MAX_URL)?;
@@ -272,6 +327,18 @@ pub fn parse(body: &[u8]) -> Result<BrowserEvent, BrowserEventError> {
         optional("custom.value", &c.value, 32)?;
         optional("custom.currency", &c.currency, 3)?;
         optional("custom.search_string", &c.search_string, MAX_TEXT)?;
+        if c.value.as_deref().is_some_and(|v| !is_decimal(v)) {
+            return Err(BrowserEventError::Format {
+                field: "custom.value",
+                expected: "a plain decimal such as 19.99",
+            });
+        }
+        if c.currency.as_deref().is_some_and(|v| !is_currency_code(v)) {
+            return Err(BrowserEventError::Format {
+                field: "custom.currency",
+                expected: "an ISO 4217 code such as USD",
+            });
+        }
         if c.content_ids.len() > MAX_ITEMS || c.contents.len() > MAX_ITEMS {
             return Err(BrowserEventError::Field("custom.contents"));
         }
@@ -281,6 +348,12 @@ pub fn parse(body: &[u8]) -> Result<BrowserEvent, BrowserEventError> {
         for item in &c.contents {
             required("custom.contents.id", &item.id, MAX_ID)?;
             optional("custom.contents.item_price", &item.item_price, 32)?;
+            if item.item_price.as_deref().is_some_and(|v| !is_decimal(v)) {
+                return Err(BrowserEventError::Format {
+                    field: "custom.contents.item_price",
+                    expected: "a plain decimal such as 19.99",
+                });
+            }
         }
     }
     match (&event.event, &event.order) {
@@ -599,14 +672,44 @@ mod tests {
                 "{currency}"
             );
         }
-        let b = body(json!({"custom": {"value": "1e3", "currency": "USD",
-            "contents": [{"id": "1", "item_price": "-2"}]}}));
-        let BrowserOutcome::Send(event) = translate(&received(&b), now()) else {
-            panic!("expected an event");
-        };
-        let custom = event.custom_data.unwrap();
-        assert_eq!(custom.value, None);
-        assert_eq!(custom.contents[0].item_price, None);
+    }
+
+    #[test]
+    fn junk_values_shops_and_times_are_refused_at_the_edge() {
+        for (custom, field) in [
+            (json!({"value": "1e3", "currency": "USD"}), "custom.value"),
+            (json!({"value": "abc", "currency": "USD"}), "custom.value"),
+            (json!({"value": "-2", "currency": "USD"}), "custom.value"),
+            (json!({"value": "2.", "currency": "USD"}), "custom.value"),
+            (json!({"value": "2", "currency": "usd"}), "custom.currency"),
+            (json!({"value": "2", "currency": "US1"}), "custom.currency"),
+            (
+                json!({"contents": [{"id": "1", "item_price": "-2"}]}),
+                "custom.contents.item_price",
+            ),
+        ] {
+            let err = parse(&body(json!({ "custom": custom }))).unwrap_err();
+            assert!(
+                matches!(err, BrowserEventError::Format { field: f, .. } if f == field),
+                "{custom}: {err}"
+            );
+        }
+        for shop in ["a#b", "evil.com", "shop.myshopify.com/../x"] {
+            let err = parse(&body(json!({ "shop": shop }))).unwrap_err();
+            assert!(
+                matches!(err, BrowserEventError::Format { field: "shop", .. }),
+                "{shop}"
+            );
+        }
+        let event = parse(&body(json!({}))).unwrap();
+        assert!(check_time(&event, event.timestamp).is_ok());
+        let later = event.timestamp + chrono::Duration::hours(MAX_EVENT_AGE_HOURS + 1);
+        assert_eq!(check_time(&event, later), Err(BrowserEventError::Timestamp));
+        let earlier = event.timestamp - chrono::Duration::minutes(MAX_CLOCK_SKEW_MINUTES + 1);
+        assert_eq!(
+            check_time(&event, earlier),
+            Err(BrowserEventError::Timestamp)
+        );
     }
 
     #[test]

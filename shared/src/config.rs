@@ -17,7 +17,7 @@ use crate::mapping::{ContentIdSource, Options, ValueSource};
 use crate::pinterest::http::DEFAULT_BASE_URL;
 use crate::pinterest::normalize;
 use crate::profile::ConsentPolicy;
-use crate::queue::{MAX_DELAY, MAX_MESSAGE_BYTES};
+use crate::queue::{MAX_DELAY, MAX_ENQUEUE_BYTES};
 use crate::shopify::WebhookSecrets;
 
 /// Environment variable names.
@@ -301,7 +301,7 @@ pub fn ingest_config(secrets: WebhookSecrets) -> Result<IngestConfig, InvalidVar
     Ok(IngestConfig {
         secrets,
         allowed_shops: allowed_shops(),
-        max_message_bytes: MAX_MESSAGE_BYTES,
+        max_message_bytes: MAX_ENQUEUE_BYTES,
         order_delay: order_delay()?,
     })
 }
@@ -369,7 +369,7 @@ impl IngestSettings {
         IngestConfig {
             secrets,
             allowed_shops: self.allowed_shops.clone(),
-            max_message_bytes: MAX_MESSAGE_BYTES,
+            max_message_bytes: MAX_ENQUEUE_BYTES,
             order_delay: self.order_delay,
         }
     }

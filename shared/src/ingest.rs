@@ -32,7 +32,8 @@ pub struct IngestConfig {
     pub secrets: WebhookSecrets,
     /// When set, only these shop domains (lowercase) are accepted.
     pub allowed_shops: Option<HashSet<String>>,
-    /// The queue's message size limit.
+    /// The largest message to enqueue ([`crate::queue::MAX_ENQUEUE_BYTES`]: the queue's limit less
+    /// room for a dead-letter reason).
     pub max_message_bytes: usize,
     /// Delay before an order webhook becomes visible to dispatch.
     pub order_delay: Duration,
@@ -124,6 +125,11 @@ pub enum Rejection {
     /// The shop is not in `SHOPIFY_SHOP_DOMAINS`.
     #[error("shop {0} is not in SHOPIFY_SHOP_DOMAINS")]
     ShopNotAllowed(String),
+    /// The storefront endpoint is unauthenticated, so it fails closed: it needs an allow-list.
+    #[error(
+        "the storefront endpoint accepts events only from the shops in SHOPIFY_SHOP_DOMAINS (stack parameter ShopDomains), which is not set; set it to the store's *.myshopify.com domain"
+    )]
+    NoShopAllowList,
     /// The body does not fit the queue even compressed.
     #[error(transparent)]
     TooLarge(#[from] EncodeError),
@@ -143,7 +149,7 @@ impl Rejection {
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::Signature(_) => StatusCode::UNAUTHORIZED,
             Rejection::Metadata(_) => StatusCode::BAD_REQUEST,
-            Rejection::ShopNotAllowed(_) => StatusCode::FORBIDDEN,
+            Rejection::ShopNotAllowed(_) | Rejection::NoShopAllowList => StatusCode::FORBIDDEN,
             Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::BrowserEvent(BrowserEventError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -159,8 +165,10 @@ impl Rejection {
             Rejection::Signature(VerifyError::MissingHeader) => "missing_signature",
             Rejection::Signature(VerifyError::Malformed) => "malformed_signature",
             Rejection::Signature(VerifyError::Mismatch) => "bad_signature",
+            Rejection::Metadata(MetadataError::InvalidShopDomain(_)) => "invalid_shop_domain",
             Rejection::Metadata(_) => "missing_header",
             Rejection::ShopNotAllowed(_) => "shop_not_allowed",
+            Rejection::NoShopAllowList => "no_shop_allow_list",
             Rejection::TooLarge(_) => "too_large",
             Rejection::QueueUnavailable(_) => "queue_unavailable",
             Rejection::BrowserEvent(_) => "invalid_browser_event",
@@ -271,7 +279,13 @@ impl<Q: Queue> Ingest<Q> {
             reply.allow = Some("POST, OPTIONS");
             return with_cors(reply);
         }
-        let event = match browser::parse(request.body) {
+        let Some(allowed) = &self.config.allowed_shops else {
+            return with_cors(self.reject(Rejection::NoShopAllowList, None, started));
+        };
+        let event = match browser::parse(request.body).and_then(|e| {
+            browser::check_time(&e, now)?;
+            Ok(e)
+        }) {
             Ok(event) => event,
             Err(e) => return with_cors(self.reject(e.into(), None, started)),
         };
@@ -285,9 +299,7 @@ impl<Q: Queue> Ingest<Q> {
             triggered_at: None,
             api_version: None,
         };
-        if let Some(allowed) = &self.config.allowed_shops
-            && !allowed.contains(&metadata.shop_domain)
-        {
+        if !allowed.contains(&metadata.shop_domain) {
             let shop = metadata.shop_domain.clone();
             return with_cors(self.reject(
                 Rejection::ShopNotAllowed(shop),
@@ -459,7 +471,9 @@ mod tests {
             body,
             source_ip: "203.0.113.7".parse().ok(),
         };
-        ingest.handle(request, Utc::now()).await
+        // Half an hour after the events' own timestamp.
+        let now = "2026-11-29T08:30:00Z".parse().unwrap();
+        ingest.handle(request, now).await
     }
 
     #[tokio::test]
@@ -557,6 +571,40 @@ mod tests {
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
         let reply = call(&ingest, Method::GET, b"").await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+        for junk in [
+            json!({"timestamp": "2020-01-01T00:00:00Z"}),
+            json!({"shop": "a#b"}),
+            json!({"custom": {"value": "abc"}}),
+            json!({"custom": {"value": "1", "currency": "dollars"}}),
+        ] {
+            let mut body: serde_json::Value =
+                serde_json::from_slice(&browser_body("example.myshopify.com")).unwrap();
+            for (k, v) in junk.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let reply = call(&ingest, Method::POST, body.to_string().as_bytes()).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{junk}: {}",
+                reply.body
+            );
+        }
+        assert!(queue.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_an_allow_list_the_storefront_endpoint_refuses_every_shop() {
+        let queue = Recording::default();
+        let mut open = ingest(queue.clone());
+        open.config.allowed_shops = None;
+        let reply = call(&open, Method::POST, &browser_body("example.myshopify.com")).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        assert!(
+            reply.body.contains("SHOPIFY_SHOP_DOMAINS"),
+            "{}",
+            reply.body
+        );
         assert!(queue.0.lock().unwrap().is_empty());
     }
 }

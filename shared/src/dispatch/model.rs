@@ -10,7 +10,7 @@ use crate::idempotency::IdempotencyKey;
 use crate::mapping::{ComplianceRequest, Options, OrderRef, SkipReason};
 use crate::pinterest::{Event, EventBatch};
 use crate::profile::ConsentPolicy;
-use crate::queue::Received;
+use crate::queue::{Received, Source};
 
 /// Store calls in flight at once: a batch may hold thousands of messages, and one connection per
 /// call would exhaust the function's file descriptors (1,024 on Lambda) and throttle the table.
@@ -144,7 +144,9 @@ impl fmt::Display for DeadLetterReason {
 /// What the logs say about a message: never its body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Context {
-    /// The webhook topic (or `browser`).
+    /// How the message reached the relay.
+    pub source: Option<Source>,
+    /// The webhook topic (or `browser/{event}`).
     pub topic: String,
     /// The shop domain.
     pub shop: String,

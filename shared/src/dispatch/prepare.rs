@@ -37,6 +37,7 @@ pub(super) fn prepare<'a>(
         }
     };
     let context = Context {
+        source: Some(envelope.source),
         topic: envelope.metadata.topic.to_string(),
         shop: envelope.metadata.shop_domain.clone(),
         webhook_id: envelope.metadata.webhook_id.clone(),

@@ -5,8 +5,10 @@
 use std::time::Instant;
 
 use super::model::{DeadLetterReason, DispatchConfig, Disposition, Pending};
+use crate::mapping::SkipReason;
 use crate::metrics::{Metrics, Unit, names};
 use crate::pinterest::{ConversionsApi, ConversionsApiError, Event, EventBatch, EventStatus};
+use crate::queue::Source;
 
 /// What sending did.
 #[derive(Default)]
@@ -45,6 +47,16 @@ pub(super) async fn send<'a, A: ConversionsApi>(
     out
 }
 
+/// An event Pinterest refused for good: a dead letter for a human, except a storefront browser
+/// event, which anyone can post and is only skipped (counted and logged).
+fn refused(p: &Pending<'_>, why: String) -> Disposition {
+    if p.context.source == Some(Source::Browser) {
+        Disposition::Skipped(SkipReason::BrowserEventRejected(why))
+    } else {
+        Disposition::DeadLettered(DeadLetterReason::PinterestRejected(why))
+    }
+}
+
 /// Sends one group; returns its two halves when Pinterest refused the request as a whole.
 async fn send_group<'a, A: ConversionsApi>(
     api: &A,
@@ -77,9 +89,7 @@ async fn send_group<'a, A: ConversionsApi>(
                     }
                     EventStatus::Failed { error_message } => {
                         out.failed += 1;
-                        Disposition::DeadLettered(DeadLetterReason::PinterestRejected(
-                            error_message,
-                        ))
+                        refused(&p, error_message)
                     }
                 };
                 out.results.push((p, d));
@@ -112,7 +122,7 @@ async fn send_group<'a, A: ConversionsApi>(
                         _ => backoff,
                     })
                 } else {
-                    Disposition::DeadLettered(DeadLetterReason::PinterestRejected(e.to_string()))
+                    refused(&p, e.to_string())
                 };
                 out.results.push((p, d));
             }

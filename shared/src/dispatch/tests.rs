@@ -672,3 +672,49 @@ async fn an_old_event_never_sent_is_skipped_as_expired_and_its_key_released() {
     assert_eq!(w.status(1).await, None);
     assert!(w.dead_letters().is_empty());
 }
+
+#[tokio::test]
+async fn a_browser_event_pinterest_refuses_is_skipped_not_dead_lettered() {
+    let w = World::new();
+    let api = ScriptedApi::new(|events| {
+        Ok(vec![
+            EventStatus::Failed {
+                error_message: "invalid value".into(),
+            };
+            events.len()
+        ])
+    });
+    let received = json!({
+        "event": {
+            "v": 1, "shop": SHOP, "event": "add_to_cart", "event_id": "atc-1",
+            "timestamp": w.now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "consent": {"marketing": true},
+            "custom": {"value": "9.99", "currency": "USD"}
+        },
+        "client_ip": "203.0.113.7",
+        "user_agent": "Mozilla/5.0"
+    });
+    let envelope = Envelope {
+        source: Source::Browser,
+        metadata: WebhookMetadata {
+            topic: "browser/add_to_cart".parse().unwrap(),
+            shop_domain: SHOP.to_owned(),
+            webhook_id: None,
+            event_id: Some("atc-1".into()),
+            triggered_at: None,
+            api_version: None,
+        },
+        received_at: w.now,
+        body: serde_json::to_vec(&received).unwrap(),
+    };
+    let report = w.run(&api, &[message("atc", 1, &envelope)]).await;
+    assert_eq!(
+        report.dispositions["atc"],
+        Disposition::Skipped(SkipReason::BrowserEventRejected("invalid value".into()))
+    );
+    assert!(w.dead_letters().is_empty());
+    assert_eq!(
+        report.counts.skipped.get("browser_event_rejected"),
+        Some(&1)
+    );
+}

@@ -218,6 +218,9 @@ pub enum SkipReason {
     SalesChannel(String),
     /// A `customers/create` that is not a storefront sign-up (guest checkout, import, staff, app).
     NotASignup,
+    /// Pinterest refused a storefront browser event for good: unauthenticated input, counted and
+    /// logged, never a dead letter for a human.
+    BrowserEventRejected(String),
     /// The event is older than Pinterest accepts and was never sent, so it cannot be.
     Expired {
         /// Its age in whole days.
@@ -244,6 +247,7 @@ impl SkipReason {
             SkipReason::SubscriptionRenewal => "subscription_renewal",
             SkipReason::SalesChannel(_) => "sales_channel",
             SkipReason::NotASignup => "not_a_signup",
+            SkipReason::BrowserEventRejected(_) => "browser_event_rejected",
             SkipReason::Expired { .. } => "expired",
             SkipReason::UnmappedTopic(_) => "unmapped_topic",
             SkipReason::NotEnoughIdentity => "not_enough_identity",
@@ -274,6 +278,10 @@ impl std::fmt::Display for SkipReason {
             ),
             SkipReason::NotASignup => f.write_str(
                 "a customer created at checkout, by an import, by staff or by an app, not a storefront sign-up (an account registration, or the newsletter form with email marketing consent)",
+            ),
+            SkipReason::BrowserEventRejected(why) => write!(
+                f,
+                "Pinterest refused this storefront browser event ({why}); browser events are unauthenticated, so they are skipped, never dead-lettered"
             ),
             SkipReason::Expired { days } => write!(
                 f,

@@ -60,6 +60,18 @@ pub const MAX_DELAY: Duration = Duration::from_secs(900);
 /// The largest message a standard SQS queue accepts by default (256 KiB, attributes included).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
+/// The longest dead-letter reason an inbox writes; a longer one is cut.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// The most a `dead-letter-reason` attribute adds to a message, as SQS counts it (name, type,
+/// value).
+pub const DEAD_LETTER_RESERVE: usize =
+    attr::DEAD_LETTER_REASON.len() + "String".len() + MAX_REASON_BYTES;
+
+/// The largest message ingest enqueues: [`MAX_MESSAGE_BYTES`] less [`DEAD_LETTER_RESERVE`], so
+/// every message it queues can still be dead-lettered with its reason.
+pub const MAX_ENQUEUE_BYTES: usize = MAX_MESSAGE_BYTES - DEAD_LETTER_RESERVE;
+
 const IDENTITY: &str = "identity";
 const GZIP_BASE64: &str = "gzip+base64";
 
@@ -428,6 +440,43 @@ mod tests {
     }
 
     #[test]
+    fn a_message_at_ingests_limit_still_fits_with_the_longest_reason() {
+        // Incompressible bytes, so the encoded message lands right at the limit.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let noise: Vec<u8> = (0..400_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b'a' + (x % 26) as u8
+            })
+            .collect();
+        let mut fitting = None;
+        for len in (150_000..400_000).rev().step_by(1000) {
+            let e = envelope(noise[..len].to_vec());
+            if let Ok(m) = e.encode(MAX_ENQUEUE_BYTES, Duration::ZERO) {
+                fitting = Some(m);
+                break;
+            }
+        }
+        let mut m = fitting.expect("some body fits ingest's limit");
+        assert!(
+            m.size() > MAX_ENQUEUE_BYTES - 2000,
+            "{} is near the limit",
+            m.size()
+        );
+        m.attributes.insert(
+            attr::DEAD_LETTER_REASON.into(),
+            "x".repeat(MAX_REASON_BYTES),
+        );
+        assert!(
+            m.size() <= MAX_MESSAGE_BYTES,
+            "{} > {MAX_MESSAGE_BYTES}",
+            m.size()
+        );
+    }
+
+    #[test]
     fn non_utf8_bodies_are_compressed_rather_than_mangled() {
         let e = envelope(vec![0xff, 0xfe, b'{']);
         let (_, back) = round_trip(&e);
@@ -471,7 +520,7 @@ mod tests {
         assert!(Envelope::decode("not json", &HashMap::new(), Utc::now()).is_err());
         let mut attrs = HashMap::new();
         attrs.insert(attr::TOPIC.to_owned(), "orders/create".to_owned());
-        attrs.insert(attr::SHOP.to_owned(), "a".to_owned());
+        attrs.insert(attr::SHOP.to_owned(), "a.myshopify.com".to_owned());
         attrs.insert(attr::CONTENT_ENCODING.to_owned(), "brotli".to_owned());
         assert!(matches!(
             Envelope::decode("{}", &attrs, Utc::now()),

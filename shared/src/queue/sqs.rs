@@ -18,15 +18,12 @@ use aws_sdk_sqs::types::{
 };
 use chrono::{DateTime, Utc};
 
-use super::{EncodedMessage, Inbox, Queue, QueueError, Received, attr};
+use super::{EncodedMessage, Inbox, MAX_REASON_BYTES, Queue, QueueError, Received, attr};
 
 pub use super::MAX_DELAY;
 
 /// The longest visibility timeout SQS accepts (12 hours).
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
-
-/// Dead-letter reasons are cut to this many bytes (they count toward the message size).
-const MAX_REASON_BYTES: usize = 1024;
 
 /// Sends ingest's messages to one SQS queue.
 #[derive(Debug, Clone)]

@@ -115,6 +115,24 @@ pub enum MetadataError {
     /// `X-Shopify-Shop-Domain` is missing or empty.
     #[error("the request has no X-Shopify-Shop-Domain header")]
     MissingShopDomain,
+    /// `X-Shopify-Shop-Domain` is not a store's `*.myshopify.com` domain.
+    #[error("X-Shopify-Shop-Domain {0:?} is not a store's *.myshopify.com domain")]
+    InvalidShopDomain(String),
+}
+
+/// True for a store's permanent domain: `{handle}.myshopify.com`, the handle 1 to 63 lowercase
+/// letters, digits and inner hyphens. Every key and allow-list entry is built from it, so nothing
+/// else (a path, a `#`, another host) ever reaches them.
+pub fn is_shop_domain(domain: &str) -> bool {
+    let Some(handle) = domain.strip_suffix(".myshopify.com") else {
+        return false;
+    };
+    (1..=63).contains(&handle.len())
+        && handle
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !handle.starts_with('-')
+        && !handle.ends_with('-')
 }
 
 /// What Shopify tells us about a delivery besides its body.
@@ -154,7 +172,8 @@ impl WebhookMetadata {
     /// envelopes, whose headers arrive as a JSON object.
     ///
     /// # Errors
-    /// [`MetadataError`] when the topic or shop domain is missing.
+    /// [`MetadataError`] when the topic or shop domain is missing, or the shop domain is not a
+    /// `*.myshopify.com` domain (see [`is_shop_domain`]).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MetadataError> {
         let get = |name: &str| {
             lookup(name)
@@ -162,10 +181,15 @@ impl WebhookMetadata {
                 .filter(|v| !v.is_empty())
         };
         let topic = get("topic").ok_or(MetadataError::MissingTopic)?;
-        let shop_domain = get("shop-domain").ok_or(MetadataError::MissingShopDomain)?;
+        let shop_domain = get("shop-domain")
+            .ok_or(MetadataError::MissingShopDomain)?
+            .to_ascii_lowercase();
+        if !is_shop_domain(&shop_domain) {
+            return Err(MetadataError::InvalidShopDomain(shop_domain));
+        }
         Ok(Self {
             topic: topic.parse().unwrap_or_else(|e| match e {}),
-            shop_domain: shop_domain.to_ascii_lowercase(),
+            shop_domain,
             webhook_id: get("webhook-id"),
             event_id: get("event-id"),
             triggered_at: get("triggered-at").and_then(|t| {
@@ -230,6 +254,37 @@ mod tests {
         let m = WebhookMetadata::from_headers(&h).unwrap();
         assert!(m.topic.is_compliance());
         assert_eq!(m.webhook_id, None);
+    }
+
+    #[test]
+    fn accepts_only_myshopify_domains() {
+        for ok in ["a.myshopify.com", "snow-devil2.myshopify.com"] {
+            assert!(is_shop_domain(ok), "{ok}");
+        }
+        for bad in [
+            "evil.com/../x",
+            "myshopify.com",
+            ".myshopify.com",
+            "a#b.myshopify.com",
+            "-a.myshopify.com",
+            "a.b.myshopify.com",
+            "shop.example.com",
+            "a.myshopify.com.evil.com",
+        ] {
+            assert!(!is_shop_domain(bad), "{bad}");
+        }
+        let lookup = |shop: &'static str| {
+            move |name: &str| match name {
+                "topic" => Some("orders/create".to_owned()),
+                "shop-domain" => Some(shop.to_owned()),
+                _ => None,
+            }
+        };
+        assert_eq!(
+            WebhookMetadata::from_lookup(lookup("evil.com/../x")),
+            Err(MetadataError::InvalidShopDomain("evil.com/../x".into()))
+        );
+        assert!(WebhookMetadata::from_lookup(lookup("Shop.MyShopify.com")).is_ok());
     }
 
     #[test]
