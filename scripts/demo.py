@@ -116,7 +116,9 @@ def deliveries() -> list[tuple[str, str, bytes]]:
         # "customers-data_request.shopify-dev-sample-2026-07.json" -> "customers/data_request"
         topic = path.name.split(".", 1)[0].replace("-", "/", 1)
         label = f"{topic} (sample)" if topic == "orders/create" else topic
-        body = json.dumps(freshen(json.loads(path.read_text()))).encode()
+        # The compliance samples name their shop "{shop}.myshopify.com": Shopify sends the real one.
+        text = path.read_text().replace("{shop}.myshopify.com", SHOP)
+        body = json.dumps(freshen(json.loads(text))).encode()
         out.append((label, topic, body))
     rest = FIXTURES / "rest-admin"
     customer = json.loads((rest / "customer-207119551.rest-2026-07.shopify-app-js.json").read_text())

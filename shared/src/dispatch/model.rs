@@ -104,6 +104,8 @@ pub enum DeadLetterReason {
     Undecodable(String),
     /// The webhook or browser body does not fit its topic.
     InvalidPayload(String),
+    /// A compliance request whose body disagrees with its delivery's headers: not carried out.
+    ComplianceMismatch(String),
     /// Pinterest refused the event for good.
     PinterestRejected(String),
     /// Every delivery the queue allows failed with a retryable error.
@@ -120,6 +122,7 @@ impl DeadLetterReason {
         match self {
             DeadLetterReason::Undecodable(_) => "undecodable",
             DeadLetterReason::InvalidPayload(_) => "invalid_payload",
+            DeadLetterReason::ComplianceMismatch(_) => "compliance_mismatch",
             DeadLetterReason::PinterestRejected(_) => "pinterest_rejected",
             DeadLetterReason::RetriesExhausted { .. } => "retries_exhausted",
         }
@@ -133,6 +136,7 @@ impl fmt::Display for DeadLetterReason {
         match self {
             DeadLetterReason::Undecodable(why)
             | DeadLetterReason::InvalidPayload(why)
+            | DeadLetterReason::ComplianceMismatch(why)
             | DeadLetterReason::PinterestRejected(why) => write!(f, "{label}: {why}"),
             DeadLetterReason::RetriesExhausted { attempts } => {
                 write!(f, "{label}: still failing after {attempts} attempts")
@@ -271,6 +275,7 @@ mod tests {
         let reasons = [
             DeadLetterReason::Undecodable("no topic".into()),
             DeadLetterReason::InvalidPayload("line 1".into()),
+            DeadLetterReason::ComplianceMismatch("shop".into()),
             DeadLetterReason::PinterestRejected("bad currency".into()),
             DeadLetterReason::RetriesExhausted { attempts: 5 },
         ];

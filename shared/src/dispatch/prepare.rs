@@ -7,7 +7,7 @@ use super::model::{
 };
 use crate::browser::{self, BrowserOutcome, ReceivedBrowserEvent};
 use crate::idempotency::IdempotencyKey;
-use crate::mapping::{self, Outcome, SkipReason};
+use crate::mapping::{self, MappingError, Outcome, SkipReason};
 use crate::queue::{Envelope, Received, Source};
 
 /// The skip of a claimed event older than Pinterest accepts (`max_event_age`). Checked after the
@@ -73,6 +73,10 @@ pub(super) fn prepare<'a>(
             Ok(Outcome::Skip(reason)) => return decided(context, Disposition::Skipped(reason)),
             Ok(Outcome::Compliance(request)) => {
                 return Prepared::Compliance(message, context, request);
+            }
+            Err(e @ MappingError::ComplianceMismatch { .. }) => {
+                let reason = DeadLetterReason::ComplianceMismatch(e.to_string());
+                return decided(context, Disposition::DeadLettered(reason));
             }
             Err(e) => return decided(context, invalid(e.to_string())),
         }

@@ -718,3 +718,33 @@ async fn a_browser_event_pinterest_refuses_is_skipped_not_dead_lettered() {
         Some(&1)
     );
 }
+
+#[tokio::test]
+async fn a_signed_order_body_replayed_as_shop_redact_deletes_nothing() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    w.run(&api, &[order(&w, 1)]).await;
+    let replayed = message(
+        "replayed",
+        1,
+        &webhook(Topic::ShopRedact, &order_body(1, w.now), w.now),
+    );
+    let report = w.run(&api, &[replayed]).await;
+    assert!(
+        matches!(
+            &report.dispositions["replayed"],
+            Disposition::DeadLettered(DeadLetterReason::ComplianceMismatch(_))
+        ),
+        "{:?}",
+        report.dispositions
+    );
+    assert_eq!(
+        w.status(1).await,
+        Some(Status::Completed),
+        "nothing deleted"
+    );
+    assert_eq!(
+        w.dead_letters()[0].1.split(':').next(),
+        Some("compliance_mismatch")
+    );
+}

@@ -349,6 +349,15 @@ pub enum MappingError {
         /// The missing Shopify field.
         field: &'static str,
     },
+    /// A compliance body does not agree with its delivery's headers (or lacks what its topic
+    /// requires): it is not acted on.
+    #[error("the {topic} request was not carried out: {why}; a replayed or forged delivery?")]
+    ComplianceMismatch {
+        /// The topic.
+        topic: String,
+        /// What disagrees.
+        why: String,
+    },
     /// The event id template produced an empty id or names an unknown placeholder.
     #[error("EVENT_ID_TEMPLATE {template:?} is invalid: {why}")]
     InvalidTemplate {
@@ -380,6 +389,9 @@ pub fn translate(
         Topic::CustomersCreate => signup::signup_event(metadata, parse(topic, body)?, options, now),
         Topic::CustomersDataRequest => {
             let r: CustomersDataRequest = parse(topic, body)?;
+            agrees(metadata, r.shop_domain.as_deref())?;
+            required(topic, r.customer.is_some(), "customer")?;
+            required(topic, r.data_request.is_some(), "data_request")?;
             Ok(Outcome::Compliance(ComplianceRequest::DataRequest {
                 shop_domain: metadata.shop_domain.clone(),
                 customer_id: r.customer.and_then(|c| c.id),
@@ -388,6 +400,8 @@ pub fn translate(
         }
         Topic::CustomersRedact => {
             let r: CustomersRedact = parse(topic, body)?;
+            agrees(metadata, r.shop_domain.as_deref())?;
+            required(topic, r.customer.is_some(), "customer")?;
             Ok(Outcome::Compliance(ComplianceRequest::CustomerRedact {
                 shop_domain: metadata.shop_domain.clone(),
                 customer_id: r.customer.and_then(|c| c.id),
@@ -395,9 +409,11 @@ pub fn translate(
             }))
         }
         Topic::ShopRedact => {
-            // The body is parsed so that a malformed one is dead-lettered, not acted on. Records are
-            // keyed (and shops allow-listed) by the header's domain, so that is the one to forget.
-            let _: ShopRedact = parse(topic, body)?;
+            // Records are keyed (and shops allow-listed) by the header's domain, so that is the one
+            // to forget, and only when the body, which the HMAC covers, names the same shop.
+            let r: ShopRedact = parse(topic, body)?;
+            agrees(metadata, r.shop_domain.as_deref())?;
+            required(topic, r.shop_id.is_some(), "shop_id")?;
             Ok(Outcome::Compliance(ComplianceRequest::ShopRedact {
                 shop_domain: metadata.shop_domain.clone(),
             }))
@@ -406,6 +422,36 @@ pub fn translate(
         | Topic::CheckoutsCreate
         | Topic::CheckoutsUpdate
         | Topic::Other(_) => Ok(Outcome::Skip(SkipReason::UnmappedTopic(topic.to_string()))),
+    }
+}
+
+/// A compliance body names the shop of the delivery's header. The HMAC covers the body but not the
+/// headers, so a captured signed body replayed under a compliance topic is refused here.
+fn agrees(metadata: &WebhookMetadata, body_shop: Option<&str>) -> Result<(), MappingError> {
+    match body_shop.map(|s| s.trim().to_ascii_lowercase()) {
+        Some(shop) if shop == metadata.shop_domain => Ok(()),
+        found => Err(MappingError::ComplianceMismatch {
+            topic: metadata.topic.to_string(),
+            why: match found {
+                None => "its body has no shop_domain".to_owned(),
+                Some(shop) => format!(
+                    "its body names shop {shop:?}, the delivery's header {:?}",
+                    metadata.shop_domain
+                ),
+            },
+        }),
+    }
+}
+
+/// A field a compliance body must carry.
+fn required(topic: &Topic, present: bool, field: &'static str) -> Result<(), MappingError> {
+    if present {
+        Ok(())
+    } else {
+        Err(MappingError::ComplianceMismatch {
+            topic: topic.to_string(),
+            why: format!("its body has no {field}"),
+        })
     }
 }
 

@@ -433,10 +433,20 @@ fn signup_needs_an_id_and_a_creation_time() {
     ));
 }
 
+/// A compliance sample as Shopify sends it for [`SHOP`]: the samples say `{shop}.myshopify.com`.
+fn for_shop(sample: &str) -> String {
+    sample.replace("{shop}.myshopify.com", SHOP)
+}
+
 #[test]
 fn maps_compliance_topics_to_compliance_requests() {
     assert_eq!(
-        run("customers/data_request", DATA_REQUEST, &defaults()).unwrap(),
+        run(
+            "customers/data_request",
+            &for_shop(DATA_REQUEST),
+            &defaults()
+        )
+        .unwrap(),
         Outcome::Compliance(ComplianceRequest::DataRequest {
             shop_domain: SHOP.into(),
             customer_id: Some(191_167),
@@ -444,7 +454,7 @@ fn maps_compliance_topics_to_compliance_requests() {
         })
     );
     assert_eq!(
-        run("customers/redact", CUSTOMERS_REDACT, &defaults()).unwrap(),
+        run("customers/redact", &for_shop(CUSTOMERS_REDACT), &defaults()).unwrap(),
         Outcome::Compliance(ComplianceRequest::CustomerRedact {
             shop_domain: SHOP.into(),
             customer_id: Some(191_167),
@@ -452,10 +462,37 @@ fn maps_compliance_topics_to_compliance_requests() {
         })
     );
     assert_eq!(
-        run("shop/redact", SHOP_REDACT, &defaults()).unwrap(),
+        run("shop/redact", &for_shop(SHOP_REDACT), &defaults()).unwrap(),
         Outcome::Compliance(ComplianceRequest::ShopRedact {
             shop_domain: SHOP.into()
         })
+    );
+}
+
+#[test]
+fn a_compliance_body_that_disagrees_with_its_headers_is_not_acted_on() {
+    let mismatch = |topic: &str, body: &str| {
+        let err = run(topic, body, &defaults()).unwrap_err();
+        assert!(
+            matches!(err, MappingError::ComplianceMismatch { .. }),
+            "{topic} {body}: {err}"
+        );
+    };
+    // A captured signed orders/create body replayed under each compliance topic.
+    for topic in ["shop/redact", "customers/redact", "customers/data_request"] {
+        mismatch(topic, ORDER_REST);
+    }
+    // Another shop's request, and requests without the fields their topic requires.
+    let other = SHOP_REDACT.replace("{shop}", "other");
+    mismatch("shop/redact", &other);
+    mismatch("shop/redact", &format!(r#"{{"shop_domain": "{SHOP}"}}"#));
+    mismatch(
+        "customers/redact",
+        &format!(r#"{{"shop_domain": "{SHOP}", "orders_to_redact": [1]}}"#),
+    );
+    mismatch(
+        "customers/data_request",
+        &format!(r#"{{"shop_domain": "{SHOP}", "customer": {{"id": 1}}}}"#),
     );
 }
 
