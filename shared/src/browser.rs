@@ -267,7 +267,7 @@ fn is_decimal(s: &str) -> bool {
         && frac.len() <= 6
         && digits(int)
         && digits(frac)
-        && (s.contains('.') == !frac.is_empty())
+        && s.contains('.') != frac.is_empty()
 }
 
 /// An ISO 4217 code's shape: three ASCII capital letters.

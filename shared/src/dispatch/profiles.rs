@@ -7,7 +7,7 @@ use futures::StreamExt as _;
 
 use super::model::{DispatchConfig, Disposition, Pending, ProfileWrite, STORE_CONCURRENCY};
 use crate::mapping;
-use crate::profile::{self, Applied, ConsentPolicy, PROFILE_TTL_SECONDS, ProfileStore};
+use crate::profile::{self, Applied, ConsentPolicy, PROFILE_TTL_SECONDS, ProfileStore, Stored};
 use crate::queue::Received;
 
 /// Records each browser checkout's profile for 30 days; a failed write is retried.
@@ -21,7 +21,7 @@ pub(super) async fn record<'a, P: ProfileStore>(
     let results: Vec<_> = futures::stream::iter(
         writes
             .iter()
-            .map(|w| profiles.put_profile(&w.shop, w.order_id, &w.profile, expires_at)),
+            .map(|w| profiles.put_profile(&w.shop, w.order_id, &w.profile, expires_at, now)),
     )
     .buffered(STORE_CONCURRENCY)
     .collect()
@@ -31,7 +31,11 @@ pub(super) async fn record<'a, P: ProfileStore>(
         .zip(results)
         .map(|(w, result)| {
             let d = match result {
-                Ok(()) => Disposition::ProfileRecorded,
+                Ok(Stored::Recorded) => Disposition::ProfileRecorded,
+                Ok(Stored::KeptEarlier) => {
+                    tracing::warn!(message_id = %w.message.id, shop = %w.shop, order_id = w.order_id, "a browser checkout for an order that has a profile from another checkout was ignored (a forged or repeated event)");
+                    Disposition::Skipped(mapping::SkipReason::ProfileConflict)
+                }
                 Err(e) => {
                     tracing::warn!(message_id = %w.message.id, error.message = %e, "could not record the shopper profile; will retry");
                     Disposition::Retry(config.backoff(w.message.receive_count))

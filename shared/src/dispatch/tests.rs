@@ -575,7 +575,7 @@ async fn shop_redact_deletes_the_shops_records_and_profiles() {
     w.run(&api, &[order(&w, 1)]).await;
     let expires = (w.now + chrono::Duration::days(1)).timestamp();
     w.profiles
-        .put_profile(SHOP, 9, &Profile::default(), expires)
+        .put_profile(SHOP, 9, &Profile::default(), expires, w.now)
         .await
         .unwrap();
     let redact = message(
@@ -747,4 +747,24 @@ async fn a_signed_order_body_replayed_as_shop_redact_deletes_nothing() {
         w.dead_letters()[0].1.split(':').next(),
         Some("compliance_mismatch")
     );
+}
+
+#[tokio::test]
+async fn a_forged_checkout_after_the_genuine_one_does_not_replace_its_profile() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    w.run(&api, &[browser_checkout(&w, 1, true, TOKEN)]).await;
+    let forged = browser_checkout(&w, 1, false, "forged-token");
+    let report = w.run(&api, &[forged]).await;
+    assert_eq!(
+        report.dispositions["b-1"],
+        Disposition::Skipped(SkipReason::ProfileConflict)
+    );
+    w.run(&api, &[order(&w, 1)]).await;
+    let sent = api.sent();
+    assert_eq!(
+        sent[0].user_data.click_id.as_deref(),
+        Some("dj0yJnU9browser")
+    );
+    assert_eq!(sent[0].opt_out, None, "the forged refusal did not apply");
 }

@@ -218,6 +218,9 @@ pub enum SkipReason {
     SalesChannel(String),
     /// A `customers/create` that is not a storefront sign-up (guest checkout, import, staff, app).
     NotASignup,
+    /// A browser checkout for an order whose profile came from another checkout token: the first
+    /// is kept.
+    ProfileConflict,
     /// Pinterest refused a storefront browser event for good: unauthenticated input, counted and
     /// logged, never a dead letter for a human.
     BrowserEventRejected(String),
@@ -248,6 +251,7 @@ impl SkipReason {
             SkipReason::SalesChannel(_) => "sales_channel",
             SkipReason::NotASignup => "not_a_signup",
             SkipReason::BrowserEventRejected(_) => "browser_event_rejected",
+            SkipReason::ProfileConflict => "profile_conflict",
             SkipReason::Expired { .. } => "expired",
             SkipReason::UnmappedTopic(_) => "unmapped_topic",
             SkipReason::NotEnoughIdentity => "not_enough_identity",
@@ -278,6 +282,9 @@ impl std::fmt::Display for SkipReason {
             ),
             SkipReason::NotASignup => f.write_str(
                 "a customer created at checkout, by an import, by staff or by an app, not a storefront sign-up (an account registration, or the newsletter form with email marketing consent)",
+            ),
+            SkipReason::ProfileConflict => f.write_str(
+                "a browser checkout for an order that already has a profile from another checkout; the first is kept (a forged or repeated event)",
             ),
             SkipReason::BrowserEventRejected(why) => write!(
                 f,

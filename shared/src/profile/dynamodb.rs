@@ -5,20 +5,25 @@
 //! |---|---|---|
 //! | `id` | S | `order#{shop}#{order_id}` |
 //! | `profile` | S | the [`Profile`] as JSON |
+//! | `checkout_token_sha256` | S | the profile's checkout token hash, when it has one |
 //! | `expires_at` | N | Unix seconds; the table's TTL attribute |
 //!
 //! DynamoDB deletes expired items lazily, so reads compare `expires_at` themselves.
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::{ProfileError, ProfileStore, profile_key, shop_profile_prefix};
+use super::{ProfileError, ProfileStore, Stored, profile_key, shop_profile_prefix};
 use crate::browser::Profile;
 use crate::dynamodb::{EXPIRES_AT, ID, Table, TableError};
 
 const PROFILE: &str = "profile";
+/// The profile's checkout token hash, on its own for the first-write-wins condition.
+const TOKEN: &str = "checkout_token_sha256";
 
 impl From<TableError> for ProfileError {
     fn from(e: TableError) -> Self {
@@ -46,20 +51,43 @@ impl ProfileStore for DynamoDbProfileStore {
         order_id: u64,
         profile: &Profile,
         expires_at: i64,
-    ) -> Result<(), ProfileError> {
+        now: DateTime<Utc>,
+    ) -> Result<Stored, ProfileError> {
         let id = profile_key(shop, order_id);
         let json = super::encode(&id, profile)?;
-        self.table
+        let mut put = self
+            .table
             .client()
             .put_item()
             .table_name(self.table.name())
             .item(ID, AttributeValue::S(id))
             .item(PROFILE, AttributeValue::S(json))
             .item(EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
-            .send()
-            .await
-            .map_err(|e| self.table.error("PutItem", e))?;
-        Ok(())
+            .expression_attribute_names("#id", ID)
+            .expression_attribute_names("#expires_at", EXPIRES_AT)
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()));
+        // The first live profile wins unless the new one has its checkout token.
+        put = match &profile.checkout_token_sha256 {
+            Some(token) => put
+                .item(TOKEN, AttributeValue::S(token.clone()))
+                .expression_attribute_values(":token", AttributeValue::S(token.clone()))
+                .condition_expression(
+                    "attribute_not_exists(#id) OR #expires_at <= :now OR #token = :token",
+                ),
+            None => put.condition_expression(
+                "attribute_not_exists(#id) OR #expires_at <= :now OR attribute_not_exists(#token)",
+            ),
+        };
+        match put.send().await {
+            Ok(_) => Ok(Stored::Recorded),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(Stored::KeptEarlier)
+            }
+            Err(e) => Err(self.table.error("PutItem", e).into()),
+        }
     }
 
     async fn get_profile(

@@ -65,9 +65,21 @@ pub(crate) fn decode(id: &str, json: &str) -> Result<Profile, ProfileError> {
     })
 }
 
+/// What [`ProfileStore::put_profile`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The profile is the order's now.
+    Recorded,
+    /// The order already has a live profile recorded with another checkout token; it was kept.
+    KeptEarlier,
+}
+
 /// Persists shopper profiles.
 pub trait ProfileStore: Send + Sync + 'static {
-    /// Records (or replaces) the profile of an order, expiring at `expires_at` (Unix seconds).
+    /// Records the profile of an order, expiring at `expires_at` (Unix seconds). The first write
+    /// for an order wins: a live profile is replaced only by one with the same
+    /// `checkout_token_sha256` (the endpoint is unauthenticated, and a forged checkout must not
+    /// replace the genuine one); an expired one (at `now`) always is.
     ///
     /// # Errors
     /// [`ProfileError`]; the browser event is then retried.
@@ -77,7 +89,8 @@ pub trait ProfileStore: Send + Sync + 'static {
         order_id: u64,
         profile: &Profile,
         expires_at: i64,
-    ) -> impl Future<Output = Result<(), ProfileError>> + Send;
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Stored, ProfileError>> + Send;
 
     /// Reads the profile of an order; an expired profile MUST read as `None`.
     ///
@@ -226,7 +239,7 @@ pub mod contract {
 
     use chrono::{Duration, TimeZone, Utc};
 
-    use super::{Profile, ProfileStore};
+    use super::{Profile, ProfileStore, Stored};
     use crate::browser::Consent;
     use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
 
@@ -245,7 +258,7 @@ pub mod contract {
         let expires = (now + Duration::days(1)).timestamp();
         assert!(
             profiles
-                .put_profile(shop, 5, &Profile::default(), expires)
+                .put_profile(shop, 5, &Profile::default(), expires, now)
                 .await
                 .is_ok()
         );
@@ -267,6 +280,47 @@ pub mod contract {
         assert!(matches!(store.get(&key).await, Ok(Some(_))));
     }
 
+    /// The first profile of an order wins over one with another checkout token, until it expires.
+    pub async fn the_first_profile_wins_unless_the_token_matches<S: ProfileStore>(store: &S) {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let shop = "first.myshopify.com";
+        let with = |click: &str, token: &str| Profile {
+            click_id: Some(click.into()),
+            checkout_token_sha256: Some(token.into()),
+            ..Profile::default()
+        };
+        let expires = (now + Duration::days(30)).timestamp();
+        let put =
+            |p: Profile, at| async move { store.put_profile(shop, 7, &p, expires, at).await.ok() };
+        assert_eq!(
+            put(with("genuine", "t1"), now).await,
+            Some(Stored::Recorded)
+        );
+        assert_eq!(
+            put(with("forged", "t2"), now).await,
+            Some(Stored::KeptEarlier)
+        );
+        let click = |p: Option<Profile>| p.and_then(|p| p.click_id);
+        let read = store.get_profile(shop, 7, now).await.ok().flatten();
+        assert_eq!(click(read).as_deref(), Some("genuine"));
+        assert_eq!(
+            put(with("again", "t1"), now).await,
+            Some(Stored::Recorded),
+            "same token"
+        );
+        let read = store.get_profile(shop, 7, now).await.ok().flatten();
+        assert_eq!(click(read).as_deref(), Some("again"));
+        let later = now + Duration::days(31);
+        assert_eq!(
+            put(with("next", "t3"), later).await,
+            Some(Stored::Recorded),
+            "expired"
+        );
+    }
+
     pub async fn run_all<S: ProfileStore>(store: &S) {
         let now = Utc
             .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
@@ -285,11 +339,22 @@ pub mod contract {
         };
         let shop = "p.myshopify.com";
         let expires = (now + Duration::days(30)).timestamp();
-        assert!(store.put_profile(shop, 1, &profile, expires).await.is_ok());
-        assert!(store.put_profile(shop, 2, &profile, expires).await.is_ok());
+        assert_eq!(
+            store
+                .put_profile(shop, 1, &profile, expires, now)
+                .await
+                .ok(),
+            Some(Stored::Recorded)
+        );
         assert!(
             store
-                .put_profile("other.myshopify.com", 1, &profile, expires)
+                .put_profile(shop, 2, &profile, expires, now)
+                .await
+                .is_ok()
+        );
+        assert!(
+            store
+                .put_profile("other.myshopify.com", 1, &profile, expires, now)
                 .await
                 .is_ok()
         );

@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{ProfileError, ProfileStore, profile_key, shop_profile_prefix};
+use super::{ProfileError, ProfileStore, Stored, profile_key, shop_profile_prefix};
 use crate::browser::Profile;
 use crate::sqlite::{SqliteDatabase, SqliteError};
 
@@ -62,21 +62,31 @@ impl ProfileStore for SqliteProfileStore {
         order_id: u64,
         profile: &Profile,
         expires_at: i64,
-    ) -> Result<(), ProfileError> {
+        now: DateTime<Utc>,
+    ) -> Result<Stored, ProfileError> {
         let id = profile_key(shop, order_id);
         let json = super::encode(&id, profile)?;
-        self.db
+        let token = profile.checkout_token_sha256.clone();
+        let written = self
+            .db
             .call(false, move |conn| {
+                // The first live profile wins unless the new one has its checkout token (`IS`
+                // compares NULLs as equal).
                 conn.prepare_cached(
                     "INSERT INTO profiles (id, profile, expires_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (id) DO UPDATE SET
-                         profile = excluded.profile, expires_at = excluded.expires_at",
+                         profile = excluded.profile, expires_at = excluded.expires_at
+                     WHERE profiles.expires_at <= ?4
+                        OR json_extract(profiles.profile, '$.checkout_token_sha256') IS ?5",
                 )?
-                .execute(params![id, json, expires_at])?;
-                Ok(())
+                .execute(params![id, json, expires_at, now.timestamp(), token])
             })
             .await?;
-        Ok(())
+        Ok(if written == 1 {
+            Stored::Recorded
+        } else {
+            Stored::KeptEarlier
+        })
     }
 
     async fn get_profile(
@@ -149,6 +159,7 @@ mod tests {
     async fn passes_the_profile_store_contract() {
         let (_dir, store) = store();
         contract::run_all(&store).await;
+        contract::the_first_profile_wins_unless_the_token_matches(&store).await;
     }
 
     #[tokio::test]
@@ -169,11 +180,11 @@ mod tests {
         let profile = Profile::default();
         let shop = "a.myshopify.com";
         store
-            .put_profile(shop, 1, &profile, now.timestamp() + 10)
+            .put_profile(shop, 1, &profile, now.timestamp() + 10, now)
             .await
             .unwrap();
         store
-            .put_profile(shop, 2, &profile, now.timestamp() + 1000)
+            .put_profile(shop, 2, &profile, now.timestamp() + 1000, now)
             .await
             .unwrap();
         assert_eq!(
