@@ -291,6 +291,8 @@ def main() -> int:
         log_path = Path(tmp) / "serve.log"
         env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
         env["SHOPIFY_WEBHOOK_SECRETS"] = SECRET
+        # The storefront endpoint fails closed: it accepts only the allow-listed shops.
+        env["SHOPIFY_SHOP_DOMAINS"] = SHOP
         # Orders are dispatched at once: the demo has no storefront pixel to wait for (default 60 s).
         env["ORDER_DELAY_SECONDS"] = "0"
         env.setdefault("RUST_LOG", "info")

@@ -8,6 +8,9 @@
 //! - Pinterest: the real API when `PINTEREST_ACCESS_TOKEN` and `PINTEREST_AD_ACCOUNT_ID` are set,
 //!   otherwise a dry run printing each request body on stdout. Logs go to stderr.
 //! - SIGINT/SIGTERM: stop accepting, answer requests in flight, let the dispatcher finish its batch.
+//! - One process per data directory, enforced by an exclusive lock on `serve.lock`: a batch's
+//!   deadline is the visibility timeout, no Pinterest request starts that could not finish before
+//!   it, and its locks last one request timeout longer, so a batch never outlives its own locks.
 //!
 //! Relay logic lives in the library: this file wires the SQLite adapters to [`Ingest`] and
 //! [`Dispatcher`] and plays the part Lambda's SQS event source mapping plays in AWS: it receives
@@ -50,6 +53,9 @@ const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// Messages per receive (and so at most per Pinterest request).
 const BATCH: usize = 1000;
 
+/// The file `pinrelay serve` holds an exclusive lock on, in its data directory.
+const LOCK_FILE: &str = "serve.lock";
+
 /// How long shutdown waits for requests in flight and the dispatcher's batch.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -69,8 +75,9 @@ pub struct Args {
     /// attempt, up to 15 minutes.
     #[arg(long, env = "PINRELAY_RETRY_BASE_MS", default_value_t = 60_000)]
     pub retry_base_ms: u64,
-    /// After a crash, how long until messages being dispatched are delivered again and their
-    /// idempotency locks expire, in milliseconds.
+    /// How long a received batch may take, in milliseconds: after a crash its messages are
+    /// delivered again this long after they were received, and their idempotency locks expire one
+    /// Pinterest request timeout (a third of this, 1 to 20 s) later.
     #[arg(long, env = "PINRELAY_VISIBILITY_TIMEOUT_MS", default_value_t = 60_000)]
     pub visibility_timeout_ms: u64,
 }
@@ -115,14 +122,25 @@ type Relay = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, Target, Sqli
 
 /// Time allowed to open a connection to Pinterest.
 const PINTEREST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time allowed for one Pinterest request.
+/// The longest one Pinterest request may take, with the default 60 s visibility timeout.
 const PINTEREST_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A batch's deadline is the visibility timeout: its Pinterest requests get a third of it (at
+/// most [`PINTEREST_REQUEST_TIMEOUT`], at least 1 s) and a tenth (at most 2 s) is kept to settle,
+/// so a batch always has room for a request and never outlives its locks.
+fn request_budget(visibility: Duration) -> (Duration, Duration) {
+    let request = (visibility / 3).clamp(Duration::from_secs(1), PINTEREST_REQUEST_TIMEOUT);
+    let margin = (visibility / 10).min(Duration::from_secs(2));
+    (request, margin)
+}
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     telemetry::init(Output::Stderr);
 
     let settings = config::serve_settings()?;
+    let visibility = Duration::from_millis(args.visibility_timeout_ms.max(1));
+    let (request_timeout, deadline_margin) = request_budget(visibility);
     // The real API when the settings have credentials, a dry run otherwise.
     let target = match settings.pinterest {
         Some((pinterest, access_token)) => Target::Pinterest(
@@ -131,8 +149,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ad_account_id: pinterest.ad_account_id,
                 access_token,
                 test_mode: pinterest.test_mode,
-                connect_timeout: PINTEREST_CONNECT_TIMEOUT,
-                request_timeout: PINTEREST_REQUEST_TIMEOUT,
+                connect_timeout: PINTEREST_CONNECT_TIMEOUT.min(request_timeout),
+                request_timeout,
             })
             .context("cannot initialize the HTTPS client for Pinterest")?,
         ),
@@ -141,8 +159,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let max_receive_count = settings.dispatch.max_receive_count;
     let mut dispatch_config = settings.dispatch;
     dispatch_config.retry_base = Duration::from_millis(args.retry_base_ms.max(1));
+    dispatch_config.request_timeout = request_timeout;
+    dispatch_config.deadline_margin = deadline_margin;
 
     let db = SqliteDatabase::open_in(&args.data_dir)?;
+    // One relay per data directory: a second would compete for messages and its batches could
+    // outlive the other's locks. The lock is the OS's, released whenever this process ends.
+    let lock_path = args.data_dir.join(LOCK_FILE);
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        anyhow::bail!(
+            "another pinrelay serve is running on {}; one relay per data directory (stop it, or give this one another --data-dir)",
+            args.data_dir.display()
+        );
+    }
     // The queue redrives one delivery after the dispatcher's own last attempt, so the dispatcher
     // dead-letters with the real reason and the queue only catches crashes.
     let queue = SqliteQueue::new(db.clone()).with_max_receive_count(max_receive_count + 1);
@@ -220,7 +251,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             (store, profiles),
             wake,
             Duration::from_millis(args.dispatch_interval_ms.max(1)),
-            Duration::from_millis(args.visibility_timeout_ms.max(1)),
+            visibility,
             stopping,
         ) => {}
         () = async {
@@ -378,4 +409,26 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics_json(State(app): State<Arc<App>>) -> Response {
     axum::Json(app.metrics.snapshot()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_always_has_room_for_one_request_and_settling() {
+        for ms in [1, 500, 1500, 3000, 60_000, 3_600_000] {
+            let visibility = Duration::from_millis(ms);
+            let (request, margin) = request_budget(visibility);
+            assert!(request <= PINTEREST_REQUEST_TIMEOUT && request >= Duration::from_secs(1));
+            assert!(margin <= Duration::from_secs(2));
+            if visibility >= Duration::from_millis(1500) {
+                assert!(request + margin < visibility, "{ms} ms");
+            }
+        }
+        assert_eq!(
+            request_budget(Duration::from_secs(60)),
+            (Duration::from_secs(20), Duration::from_secs(2))
+        );
+    }
 }

@@ -26,7 +26,7 @@ const SHOP: &str = "serve-test.myshopify.com";
 const ORDER_FIXTURE: &str = "shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json";
 
 /// Short enough that orders in flight when the relay is killed come back within the test.
-const VISIBILITY_TIMEOUT_MS: &str = "1500";
+const VISIBILITY_TIMEOUT_MS: &str = "6000";
 
 /// The relay on `data_dir`, logging to `log_name` next to it.
 fn start(data_dir: &Path, fake: &FakePinterest, log_name: &str) -> Relay {
@@ -309,4 +309,24 @@ async fn a_bad_signature_is_refused_and_nothing_is_stored() {
     let depth = queue.depth(Utc::now()).await.unwrap();
     assert_eq!((depth.pending, depth.dead_letters), (0, 0));
     assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_second_relay_on_the_same_data_dir_refuses_to_start() {
+    let fake = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let _first = start(&data_dir, &fake, "first.log");
+    let second = std::process::Command::new(crate::subscribe::pinrelay_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .env("SHOPIFY_WEBHOOK_SECRETS", SECRET)
+        .env_remove("PINTEREST_ACCESS_TOKEN")
+        .env_remove("PINTEREST_AD_ACCOUNT_ID")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another pinrelay serve is running"), "{err}");
 }

@@ -574,14 +574,15 @@ fn the_queue_event_source_reports_batch_item_failures() {
 }
 
 #[test]
-fn the_queue_hides_messages_for_six_dispatch_timeouts() {
+fn the_queue_hides_messages_for_six_dispatch_timeouts_and_the_batching_window() {
     let t = template();
     let timeout = number(function_property(&t, "DispatchFunction", "Timeout").unwrap());
     let queue = referred_one(&environment(&t, "DispatchFunction")["QUEUE_URL"]);
     let visibility = number(&resource(&t, &queue)["Properties"]["VisibilityTimeout"]);
+    let window = number(&t["Parameters"]["DispatchBatchingWindowSeconds"]["MaxValue"]);
     assert!(
-        visibility >= 6 * timeout,
-        "{queue} VisibilityTimeout {visibility} s is under 6 x the dispatch timeout of {timeout} s"
+        visibility >= 6 * timeout + window,
+        "{queue} VisibilityTimeout {visibility} s is under 6 x the dispatch timeout of {timeout} s + the largest batching window, {window} s"
     );
     let ingest_timeout = number(function_property(&t, "IngestFunction", "Timeout").unwrap());
     assert!(
@@ -828,4 +829,14 @@ fn the_functions_are_built_by_cargo_lambda_from_the_workspace() {
         t["Parameters"]["Architecture"]["Default"].as_str(),
         Some("arm64")
     );
+}
+
+#[test]
+fn ingest_can_reserve_concurrency_so_a_flood_cannot_starve_dispatch() {
+    let t = template();
+    let reserved = function_property(&t, "IngestFunction", "ReservedConcurrentExecutions")
+        .expect("IngestFunction has ReservedConcurrentExecutions");
+    let text = serde_yaml::to_string(reserved).unwrap();
+    assert!(text.contains("IngestReservedConcurrency"), "{text}");
+    assert!(t["Parameters"]["IngestReservedConcurrency"].is_mapping());
 }

@@ -42,7 +42,8 @@ type Service = Dispatcher<DynamoDbIdempotencyStore, DynamoDbProfileStore, Pinter
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(Output::Stdout);
-    let config = config::dispatch_settings().context("dispatch configuration")?;
+    let mut config = config::dispatch_settings().context("dispatch configuration")?;
+    config.dispatch.request_timeout = PINTEREST_REQUEST_TIMEOUT;
 
     let sdk = aws::load(Budget::DISPATCH).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws::with_budget(&sdk, Budget::STARTUP));

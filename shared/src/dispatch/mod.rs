@@ -32,6 +32,8 @@ mod settle;
 #[cfg(all(test, feature = "sqlite"))]
 mod tests;
 
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 
 use self::model::Prepared;
@@ -74,8 +76,10 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         }
     }
 
-    /// Handles a batch. `deadline` is when the invocation ends: locks taken now expire then, so a
-    /// crashed invocation blocks nothing for longer.
+    /// Handles a batch. `deadline` is when the invocation ends: no Pinterest request starts that
+    /// could not finish before it (less `deadline_margin`); what is left is released and handed
+    /// back. Locks taken now expire one `request_timeout` after the deadline, so a crashed
+    /// invocation blocks nothing for longer and a live one never outlives its locks.
     pub async fn dispatch(
         &self,
         batch: &[Received],
@@ -83,6 +87,13 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         deadline: DateTime<Utc>,
     ) -> BatchReport {
         let config = &self.config;
+        let started = Instant::now();
+        let budget = (deadline - now).to_std().unwrap_or(Duration::ZERO);
+        let cutoff = started + budget.saturating_sub(config.deadline_margin);
+        let lock_until = chrono::Duration::from_std(config.request_timeout)
+            .ok()
+            .and_then(|t| deadline.checked_add_signed(t))
+            .unwrap_or(deadline);
         let settler = Settler {
             store: &self.store,
             inbox: &self.inbox,
@@ -118,7 +129,7 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         }
 
         let (leaders, followers) = claim::leaders_and_followers(events);
-        let claimed = claim::claim(&self.store, leaders, config, now, deadline).await;
+        let claimed = claim::claim(&self.store, leaders, config, now, lock_until).await;
         for (p, d) in claimed.decided {
             settler.settle_event(&mut report, &p, d).await;
         }
@@ -138,7 +149,7 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         report.counts.enriched += enriched.enriched;
         settler.settle_held(&mut report, enriched.skipped).await;
 
-        let sent = send::send(&self.api, enriched.to_send, config, &self.metrics).await;
+        let sent = send::send(&self.api, enriched.to_send, config, &self.metrics, cutoff).await;
         report.counts.sent += sent.sent;
         report.counts.failed += sent.failed;
         report.counts.auth_failures += sent.auth_failures;

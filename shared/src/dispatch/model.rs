@@ -37,6 +37,12 @@ pub struct DispatchConfig {
     pub max_batch_events: usize,
     /// Orders whose shopper refused marketing consent in the browser: opt out or skip.
     pub order_consent_policy: ConsentPolicy,
+    /// The longest one Pinterest request may take (the HTTP client's timeout). No request starts
+    /// unless it can finish before the deadline less `deadline_margin`, and locks last this long
+    /// past the deadline, so no lock expires while its request may still be in flight.
+    pub request_timeout: Duration,
+    /// Time kept after the last request to settle the batch (complete, release, delay).
+    pub deadline_margin: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -50,6 +56,8 @@ impl Default for DispatchConfig {
             max_receive_count: 5,
             max_batch_events: EventBatch::MAX_EVENTS,
             order_consent_policy: ConsentPolicy::default(),
+            request_timeout: Duration::from_secs(10),
+            deadline_margin: Duration::from_secs(2),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `max_batch_events` each), and each event's disposition from Pinterest's answer. A request that
 //! Pinterest refuses as a whole (400) is split in halves until the offending events stand alone.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::model::{DeadLetterReason, DispatchConfig, Disposition, Pending};
 use crate::mapping::SkipReason;
@@ -23,12 +23,15 @@ pub(super) struct Sent<'a> {
     pub auth_failures: u64,
 }
 
-/// Sends the events, chunked; the last chunk first, halves of a split request in order.
+/// Sends the events, chunked; the last chunk first, halves of a split request in order. A request
+/// that could not finish by `cutoff` (its `request_timeout` from now) is not started: its events,
+/// and all after it, are handed back for another delivery at once.
 pub(super) async fn send<'a, A: ConversionsApi>(
     api: &A,
     events: Vec<Pending<'a>>,
     config: &DispatchConfig,
     metrics: &Metrics,
+    cutoff: Instant,
 ) -> Sent<'a> {
     let chunk = config.max_batch_events.clamp(1, EventBatch::MAX_EVENTS);
     let mut queue: Vec<Vec<Pending>> = Vec::new();
@@ -39,6 +42,17 @@ pub(super) async fn send<'a, A: ConversionsApi>(
     }
     let mut out = Sent::default();
     while let Some(group) = queue.pop() {
+        if Instant::now() + config.request_timeout > cutoff {
+            let left: usize = group.len() + queue.iter().map(Vec::len).sum::<usize>();
+            tracing::warn!(
+                events = left,
+                "the invocation's deadline is near: events not sent are handed back for another delivery"
+            );
+            for p in std::iter::once(group).chain(queue.drain(..)).flatten() {
+                out.results.push((p, Disposition::Retry(Duration::ZERO)));
+            }
+            break;
+        }
         if let Some((first, second)) = send_group(api, group, config, metrics, &mut out).await {
             queue.push(second);
             queue.push(first);

@@ -27,10 +27,11 @@ type Answer = Result<Vec<EventStatus>, ConversionsApiError>;
 /// How the scripted API answers a request.
 type Rule = Arc<dyn Fn(&[Event]) -> Answer + Send + Sync>;
 
-/// A Conversions API that answers by a rule and records each request's event ids.
+/// A Conversions API that answers by a rule (after `delay`) and records each request's event ids.
 #[derive(Clone)]
 struct ScriptedApi {
     answer: Rule,
+    delay: Duration,
     requests: Arc<Mutex<Vec<Vec<String>>>>,
     sent: Arc<Mutex<Vec<Event>>>,
 }
@@ -39,6 +40,7 @@ impl ScriptedApi {
     fn new(answer: impl Fn(&[Event]) -> Answer + Send + Sync + 'static) -> Self {
         Self {
             answer: Arc::new(answer),
+            delay: Duration::ZERO,
             requests: Arc::default(),
             sent: Arc::default(),
         }
@@ -62,6 +64,7 @@ impl ConversionsApi for ScriptedApi {
     async fn send(&self, events: &[Event]) -> Answer {
         let ids = events.iter().map(|e| e.event_id.clone()).collect();
         self.requests.lock().unwrap().push(ids);
+        tokio::time::sleep(self.delay).await;
         let answer = (self.answer)(events);
         if let Ok(statuses) = &answer {
             for (e, s) in events.iter().zip(statuses) {
@@ -767,4 +770,74 @@ async fn a_forged_checkout_after_the_genuine_one_does_not_replace_its_profile() 
         Some("dj0yJnU9browser")
     );
     assert_eq!(sent[0].opt_out, None, "the forged refusal did not apply");
+}
+
+#[tokio::test]
+async fn a_slow_pinterest_and_a_near_deadline_hand_the_rest_back_in_time() {
+    let w = World::new();
+    let api = ScriptedApi {
+        delay: Duration::from_millis(150),
+        ..ScriptedApi::accepting()
+    };
+    let config = DispatchConfig {
+        max_batch_events: 1,
+        request_timeout: Duration::from_millis(200),
+        deadline_margin: Duration::from_millis(50),
+        ..World::config()
+    };
+    let batch: Vec<_> = (1..=5).map(|id| order(&w, id)).collect();
+    let deadline = w.now + chrono::Duration::milliseconds(500);
+    let started = std::time::Instant::now();
+    let report = w
+        .dispatcher(&api, config.clone())
+        .dispatch(&batch, w.now, deadline)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "returned in time"
+    );
+    let sent = api.sent().len();
+    assert!(
+        (1..5).contains(&sent),
+        "some sent, some handed back: {sent}"
+    );
+    assert_eq!(report.batch_item_failures.len(), 5 - sent);
+    for id in &report.batch_item_failures {
+        assert_eq!(report.dispositions[id], Disposition::Retry(Duration::ZERO));
+    }
+    // Their keys are released: the next delivery sends exactly the rest, none twice.
+    let rest: Vec<_> = batch
+        .iter()
+        .filter(|m| report.batch_item_failures.contains(&m.id))
+        .cloned()
+        .collect();
+    let later = w.now + chrono::Duration::seconds(1);
+    w.dispatcher(&api, World::config())
+        .dispatch(&rest, later, later + chrono::Duration::seconds(30))
+        .await;
+    let mut ids: Vec<_> = api.sent().into_iter().map(|e| e.event_id).collect();
+    ids.sort();
+    assert_eq!(ids, ["1", "2", "3", "4", "5"]);
+}
+
+#[tokio::test]
+async fn locks_outlast_the_deadline_by_one_request_timeout() {
+    let w = World::new();
+    let api = ScriptedApi {
+        delay: Duration::from_millis(300),
+        ..ScriptedApi::accepting()
+    };
+    let config = World::config();
+    let deadline = w.now + chrono::Duration::seconds(30);
+    let dispatcher = w.dispatcher(&api, config.clone());
+    let batch = [order(&w, 1)];
+    let (_, record) = tokio::join!(dispatcher.dispatch(&batch, w.now, deadline), async {
+        // While the request is in flight.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        w.store.get(&key(1)).await.unwrap()
+    });
+    let record = record.expect("locked while sending");
+    assert_eq!(record.status, Status::InProgress);
+    let want = deadline + chrono::Duration::from_std(config.request_timeout).unwrap();
+    assert_eq!(record.in_progress_expiration, Some(want.timestamp_millis()));
 }
