@@ -223,7 +223,8 @@ const SCENARIOS = {
         'product_added_to_cart',
         {
           id: 'm-10',
-          timestamp: '2026-11-29T08:00:00',
+          // Zone-less, and recent: the relay refuses events over 24 hours old.
+          timestamp: new Date().toISOString().slice(0, 19),
           data: {
             cartLine: {
               quantity: 1.5,

@@ -32,6 +32,8 @@ const ORDER_FIXTURE: &str = "shopify/rest-admin/order-450789469.rest-2026-07.sho
 const REDACT_FIXTURE: &str = "shopify/webhooks/customers-redact.shopify-dev-sample-2026-07.json";
 /// Invocations in these tests "end" this long after `now`; claimed locks expire then.
 const INVOCATION: chrono::Duration = chrono::Duration::seconds(30);
+/// For the large batches: moto's serialized claims alone can take most of [`INVOCATION`].
+const LONG_INVOCATION: chrono::Duration = chrono::Duration::seconds(600);
 
 /// Long enough for a loaded CI machine (the fake validates every body against the schema): a client
 /// timeout on a request the fake did accept would count its events twice. [`Failure::Timeout`]
@@ -609,7 +611,8 @@ async fn a_batch_of_250_records_is_sent_in_one_request() {
     let d = w.dispatcher();
     let batch = w.records(10_000, 250);
 
-    let report = d.dispatch(&batch, w.now, w.now + INVOCATION).await;
+    // moto claims a thousand keys slowly (serialized); a real invocation has the time to send.
+    let report = d.dispatch(&batch, w.now, w.now + LONG_INVOCATION).await;
     assert_eq!(report.counts.received, 250);
     assert_eq!(report.counts.processed, 250);
     let requests = w.fake.requests();
@@ -628,7 +631,8 @@ async fn twelve_hundred_events_go_out_in_two_requests() {
     let d = w.dispatcher();
     let batch = w.records(20_000, 1_200);
 
-    let report = d.dispatch(&batch, w.now, w.now + INVOCATION).await;
+    // moto claims a thousand keys slowly (serialized); a real invocation has the time to send.
+    let report = d.dispatch(&batch, w.now, w.now + LONG_INVOCATION).await;
     assert_eq!(report.counts.received, 1_200);
     assert_eq!(report.counts.processed, 1_200);
     let mut sizes: Vec<usize> = w.fake.requests().iter().map(|r| r.event_count).collect();
@@ -1119,4 +1123,74 @@ async fn a_browser_checkout_makes_an_order_without_email_matchable() {
     assert_eq!(event["user_data"]["client_ip_address"], BROWSER_IP);
     assert_eq!(event["user_data"]["client_user_agent"], BROWSER_UA);
     assert!(w.fake.schema_errors().is_empty());
+}
+
+// ---- deadlines: a slow Pinterest and a short invocation --------------------------------------
+
+#[tokio::test]
+async fn a_slow_pinterest_and_a_short_deadline_return_in_time_and_send_nothing_twice() {
+    let w = World::start().await;
+    for id in [2001, 2002, 2003] {
+        w.enqueue_order(id, minutes(5)).await;
+    }
+    // The first request hangs past the client's timeout; the deadline leaves no room for more.
+    w.fake.fail_next(1, Failure::Timeout);
+    let request_timeout = Duration::from_secs(1);
+    let config = DispatchConfig {
+        max_batch_events: 1,
+        request_timeout,
+        deadline_margin: Duration::from_millis(500),
+        ..w.config()
+    };
+    let api = PinterestHttp::new(PinterestHttpConfig {
+        base_url: w.fake.base_url(),
+        ad_account_id: AD_ACCOUNT_ID.to_owned(),
+        access_token: ACCESS_TOKEN.to_owned().into(),
+        test_mode: false,
+        connect_timeout: Duration::from_secs(1),
+        request_timeout,
+    })
+    .unwrap();
+    let inbox = SqsInbox::new(w.env.sqs.clone(), &w.env.queue_url, &w.env.dlq_url);
+    let d = Dispatcher::new(
+        w.store(),
+        w.profiles(),
+        api,
+        inbox,
+        config,
+        w.metrics.clone(),
+    );
+
+    let batch = w.receive().await;
+    assert_eq!(batch.len(), 3);
+    let now = Utc::now();
+    let deadline = now + chrono::Duration::milliseconds(2500);
+    let started = std::time::Instant::now();
+    let report = d.dispatch(&batch, now, deadline).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "returned after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.batch_item_failures.len(), 3, "{report:?}");
+    assert_eq!(
+        w.fake.requests().len(),
+        1,
+        "only the request that fitted started"
+    );
+    for id in [2001, 2002, 2003] {
+        assert_eq!(w.status(id).await, None, "released for the next delivery");
+    }
+
+    // The next delivery sends each once.
+    w.make_visible(&batch, &report).await;
+    let later = Utc::now();
+    let batch = w.receive().await;
+    let report = d
+        .dispatch(&batch, later, later + chrono::Duration::seconds(30))
+        .await;
+    assert!(report.batch_item_failures.is_empty(), "{report:?}");
+    let mut accepted = w.fake.accepted_event_ids();
+    accepted.sort();
+    assert_eq!(accepted, ids(&[2001, 2002, 2003]), "each once");
 }

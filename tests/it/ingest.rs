@@ -13,7 +13,8 @@ use pinrelay::ingest::{self, Ingest, IngestConfig, WEBHOOK_PATH};
 use pinrelay::metrics::Metrics;
 use pinrelay::queue::sqs::{SqsInbox, SqsQueue, received_from_message};
 use pinrelay::queue::{
-    EncodedMessage, Envelope, Inbox, MAX_MESSAGE_BYTES, Queue, QueueError, Received, attr,
+    EncodedMessage, Envelope, Inbox, MAX_ENQUEUE_BYTES, MAX_MESSAGE_BYTES, MAX_REASON_BYTES, Queue,
+    QueueError, Received, attr,
 };
 use pinrelay::shopify::{self, Topic, WebhookSecrets};
 
@@ -393,4 +394,97 @@ async fn loads_webhook_secrets_and_the_pinterest_token_from_secrets_manager() {
             .starts_with("SHOPIFY_WEBHOOK_SECRET_ARN"),
         "{missing}"
     );
+}
+
+/// An order whose body, with `noise` bytes of random letters in its note, encodes (gzip+base64)
+/// to a message of about `target` bytes.
+fn incompressible_order(target: usize) -> Vec<u8> {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut noise = String::new();
+    let mut best = Vec::new();
+    for _ in 0..target * 2 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.push(char::from(b'a' + (x % 26) as u8));
+        if noise.len().is_multiple_of(512) {
+            let mut order: serde_json::Value =
+                serde_json::from_slice(&fixture(REST_ORDER)).unwrap();
+            order["note"] = serde_json::json!(noise);
+            let body = serde_json::to_vec(&order).unwrap();
+            let envelope = Envelope {
+                source: pinrelay::queue::Source::Webhook,
+                metadata: pinrelay::shopify::WebhookMetadata::from_headers(&headers(
+                    "orders/create",
+                    &body,
+                    SECRET,
+                ))
+                .unwrap(),
+                received_at: chrono::Utc::now(),
+                body: body.clone(),
+            };
+            match envelope.encode(target, Duration::ZERO) {
+                Ok(_) => best = body,
+                Err(_) => return best,
+            }
+        }
+    }
+    best
+}
+
+#[tokio::test]
+async fn an_order_at_ingests_size_limit_can_still_be_dead_lettered_with_its_reason() {
+    let env = TestEnv::start().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws::with_budget(&env.sdk_config, Budget::INGEST));
+    let ingest = Ingest::new(
+        SqsQueue::new(sqs, &env.queue_url),
+        IngestConfig {
+            secrets: WebhookSecrets::from_comma_separated(SECRET),
+            allowed_shops: None,
+            max_message_bytes: MAX_ENQUEUE_BYTES,
+            order_delay: Duration::ZERO,
+        },
+        Metrics::in_memory("ingest"),
+    );
+    let body = incompressible_order(MAX_ENQUEUE_BYTES);
+    let reply = post(&ingest, &headers("orders/create", &body, SECRET), &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let received = received_from_message(&env.receive_all(&env.queue_url).await[0]);
+    let size = received.body.len()
+        + received
+            .attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + "String".len())
+            .sum::<usize>();
+    assert!(
+        size > 255 * 1024 - 4096,
+        "a message near the limit: {size} bytes"
+    );
+
+    let inbox = SqsInbox::new(env.sqs.clone(), &env.queue_url, &env.dlq_url);
+    let reason = format!("pinterest_rejected: {}", "x".repeat(2000));
+    inbox.dead_letter(&received, &reason).await.unwrap();
+    let dead = received_from_message(&env.receive_all(&env.dlq_url).await[0]);
+    assert_eq!(dead.body, received.body);
+    assert_eq!(
+        dead.attributes[attr::DEAD_LETTER_REASON].len(),
+        MAX_REASON_BYTES,
+        "the reason, cut to its limit"
+    );
+}
+
+#[tokio::test]
+async fn a_shop_header_that_is_not_a_myshopify_domain_gets_400() {
+    let env = TestEnv::start().await;
+    let ingest = ingest_to(&env.sdk_config, &env.queue_url, Duration::ZERO);
+    let body = fixture(REST_ORDER);
+    let mut h = headers("orders/create", &body, SECRET);
+    h.insert(
+        HeaderName::from_static("x-shopify-shop-domain"),
+        HeaderValue::from_static("evil.com/../x"),
+    );
+    let reply = post(&ingest, &h, &body).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(reply.body.contains("myshopify.com"), "{}", reply.body);
+    assert!(env.receive_all(&env.queue_url).await.is_empty());
 }
