@@ -284,24 +284,6 @@ impl SqliteDatabase {
         answer.await.map_err(|_| SqliteError::Closed)?
     }
 
-    /// Queues `f` without waiting for it (write-behind, `synchronous=NORMAL`). It runs after every
-    /// request queued before it and before every request queued after it, so later reads see it;
-    /// only a crash before its group commits can lose it. A failure is logged as `what`.
-    pub(crate) fn submit<F>(&self, what: &'static str, f: F) -> Result<(), SqliteError>
-    where
-        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
-    {
-        self.enqueue(
-            false,
-            f,
-            Box::new(move |result| {
-                if let Err(e) = result {
-                    tracing::error!(error.message = %e, error.cause_chain = ?e, "{what} failed");
-                }
-            }),
-        )
-    }
-
     fn enqueue<F, R>(&self, durable: bool, f: F, reply: Reply<R>) -> Result<(), SqliteError>
     where
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,

@@ -5,7 +5,7 @@
 //! inside a write transaction, so of two concurrent claimers (even in two processes sharing the
 //! file) exactly one acquires. Records commit with `synchronous=NORMAL`: they survive a process
 //! kill; a power cut may lose the last ones, which can at worst resend an event that Pinterest then
-//! deduplicates by `event_id`. [`IdempotencyStore::complete`] is write-behind (see there). Expired records are deleted lazily by
+//! deduplicates by `event_id`. Expired records are deleted lazily by
 //! [`SqliteIdempotencyStore::purge_expired`]; every read checks expiry itself.
 
 use std::path::Path;
@@ -143,13 +143,11 @@ impl IdempotencyStore for SqliteIdempotencyStore {
 
     async fn complete(&self, key: &IdempotencyKey, now: DateTime<Utc>) -> Result<(), StoreError> {
         let id = key.as_str().to_owned();
-        // Write-behind: the dispatcher completes a batch's events one by one, and waiting for each
-        // commit would cost a group commit (an fsync while webhooks arrive) per event. Queued on the
-        // database thread, it is ordered before every later claim, delete or read, so the
-        // observable behaviour is the same; a crash before the commit can at worst resend the
-        // event, as a crash just before `complete` could anyway.
+        // Committed before it returns: the dispatcher completes a batch's events at once, so they
+        // share one group commit, and a process killed after Pinterest answered does not resend
+        // an event whose completion was only queued.
         self.db
-            .submit("recording an event as completed", move |conn| {
+            .call(false, move |conn| {
                 conn.prepare_cached(
                     "INSERT INTO idempotency (id, status, expiration, in_progress_expiration)
                  VALUES (?1, 'COMPLETED', ?2, NULL)
@@ -158,7 +156,8 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 )?
                 .execute(params![id, now.timestamp() + RECORD_TTL_SECONDS])?;
                 Ok(())
-            })?;
+            })
+            .await?;
         Ok(())
     }
 
