@@ -119,6 +119,8 @@ class FakePinterest:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.accepts: dict[str, list[float]] = {}  # event_id -> monotonic time of each accept
+        # monotonic time each accept's answer was written (absent: the relay never got it)
+        self.answered: dict[tuple[str, float], float] = {}
         self.faults = {"429": 0, "503": 0, "timeout": 0, "ok": 0, "rejected events": 0}
         self.requests = 0
         self.bad_requests: list[str] = []
@@ -155,8 +157,8 @@ class FakePinterest:
             self.faults[fault] += 1
             return fault
 
-    def accept(self, data: list[dict]) -> list[dict]:
-        """Each event's status; records the accepted ones."""
+    def accept(self, data: list[dict]) -> tuple[float, list[dict]]:
+        """The time of the accept and each event's status; records the accepted ones."""
         now = time.monotonic()
         statuses = []
         with self.lock:
@@ -170,7 +172,14 @@ class FakePinterest:
                     self.accepts.setdefault(event_id, []).append(now)
                     statuses.append({"status": "processed", "error_message": None,
                                      "warning_message": None})
-        return statuses
+        return now, statuses
+
+    def answered_now(self, data: list[dict], accepted_at: float) -> None:
+        """Notes that the answer to the request accepted at `accepted_at` was written."""
+        now = time.monotonic()
+        with self.lock:
+            for event in data:
+                self.answered[(str(event.get("event_id", "")), accepted_at)] = now
 
     def _handler(self):
         fake = self
@@ -202,7 +211,7 @@ class FakePinterest:
                     time.sleep(fake.mix.timeout_hold)
                     self.close_connection = True
                     return None
-                statuses = fake.accept(data)
+                accepted_at, statuses = fake.accept(data)
                 time.sleep(fake.mix.latency)
                 processed = sum(s["status"] == "processed" for s in statuses)
                 answer = {"num_events_received": len(data), "num_events_processed": processed,
@@ -210,9 +219,12 @@ class FakePinterest:
                 if processed == 0:
                     return self.answer(422, {"code": 953, "message": "Some or all data invalid.",
                                              "details": answer})
-                return self.answer(200, answer)
+                if self.answer(200, answer):
+                    fake.answered_now(data, accepted_at)
+                return None
 
-            def answer(self, status: int, body: dict, headers: dict | None = None) -> None:
+            def answer(self, status: int, body: dict, headers: dict | None = None) -> bool:
+                """Writes the answer; False when the relay is gone."""
                 raw = json.dumps(body).encode()
                 try:
                     self.send_response(status)
@@ -222,8 +234,11 @@ class FakePinterest:
                     self.send_header("Content-Length", str(len(raw)))
                     self.end_headers()
                     self.wfile.write(raw)
+                    self.wfile.flush()
+                    return True
                 except OSError:
                     self.close_connection = True  # the relay was killed mid-request
+                    return False
 
             def log_message(self, *args) -> None:
                 pass
@@ -454,17 +469,24 @@ def kill_moments(kills: int, load_seconds: float, rng: random.Random) -> list[fl
     return [i * slot + rng.uniform(0.2, max(0.3, slot - 0.8)) for i in range(kills)]
 
 
-def wait_drained(relay: Relay, fake: FakePinterest, timeout: float) -> dict | None:
-    """Waits for /healthz pending 0 with the fake quiet for a second; None on timeout."""
+def wait_drained(relay: Relay, fake: FakePinterest, timeout: float) -> tuple[dict, float] | None:
+    """/healthz and the moment `pending` reached 0 to stay, once the fake has been quiet for a
+    second; None on timeout."""
     deadline = time.monotonic() + timeout
+    zero_since = None
     while time.monotonic() < deadline:
         try:
             health = get_json(f"{relay.base}/healthz")
-            if health["pending"] == 0 and time.monotonic() - fake.last_request > 1.0:
-                return health
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
+        except (OSError, ValueError):
+            health = {}
+        now = time.monotonic()
+        if health.get("pending") == 0:
+            zero_since = zero_since or now
+            if now - fake.last_request > 1.0:
+                return health, zero_since
+        else:
+            zero_since = None
+        time.sleep(0.1)
     return None
 
 
@@ -500,16 +522,31 @@ def log_outcomes(log_path: Path) -> dict[str, set[str]]:
     return out
 
 
-def classify_duplicates(accepts: dict[str, list[float]], kills: list[float]) -> list[dict]:
-    """Each event accepted more than once, with the kill (if any) between its first two accepts."""
+def classify_duplicates(fake: FakePinterest, kills: list[float]) -> list[dict]:
+    """Each event accepted more than once, with the window its first accept was lost in.
+
+    `window` is "before the answer" when the relay was killed after the fake accepted the event but
+    before the fake had written its answer (no relay can record what it never read), "after the
+    answer" when the kill came after the answer was written and before the relay recorded the event
+    as sent, and "no kill" when nothing was killed between the two accepts.
+    """
     out = []
-    for event_id, times in sorted(accepts.items()):
+    for event_id, times in sorted(fake.accepts.items()):
         if len(times) < 2:
             continue
         first, second = times[0], times[1]
         between = [k for k in kills if first <= k <= second]
-        out.append({"event_id": event_id, "accepts": len(times),
+        answered = fake.answered.get((event_id, first))
+        if not between:
+            window = "no kill"
+        elif answered is None or between[0] < answered:
+            window = "before the answer"
+        else:
+            window = "after the answer"
+        out.append({"event_id": event_id, "accepts": len(times), "window": window,
                     "kill_after_accept_ms": (between[0] - first) * 1000 if between else None,
+                    "kill_after_answer_ms": ((between[0] - answered) * 1000
+                                             if between and answered else None),
                     "resent_after_ms": (second - first) * 1000})
     return out
 
@@ -553,7 +590,7 @@ def outcome(deliveries: list[Delivery], fake: FakePinterest, relay: Relay,
         acknowledged=acknowledged, delivered=delivered & acknowledged, skipped=skipped,
         dead=dead, dead_rows=len(rows), dead_reasons=reasons,
         lost=acknowledged - delivered - set(dead) - skipped,
-        duplicates=classify_duplicates(fake.accepts, relay.kills),
+        duplicates=classify_duplicates(fake, relay.kills),
         unacknowledged_delivered=delivered - acknowledged,
         expected_rejected=expected_rejected, rejected_ok=rejected_ok)
 
@@ -580,16 +617,21 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
     say(f"lost                   {len(o.lost)}" + (
         f"  e.g. {sorted(o.lost)[:10]}" if o.lost else ""))
     say(f"duplicated             {len(o.duplicates)}  (event_ids the fake accepted more than once)")
-    in_kill_window = [d for d in o.duplicates if d["kill_after_accept_ms"] is not None]
-    if o.duplicates:
-        gaps = sorted(d["kill_after_accept_ms"] for d in in_kill_window)
-        say(f"  {len(in_kill_window)} with a SIGKILL between the first accept and the resend"
-            + (f": killed {gaps[0]:.0f}-{gaps[-1]:.0f} ms after the accept" if gaps else ""))
-        for d in o.duplicates[:5]:
-            kill = (f"kill {d['kill_after_accept_ms']:.0f} ms after"
-                    if d["kill_after_accept_ms"] is not None else "no kill between")
-            say(f"  event {d['event_id']}: {d['accepts']} accepts, resent "
-                f"{d['resent_after_ms']:.0f} ms after the first, {kill}")
+    for window in ("before the answer", "after the answer", "no kill"):
+        these = [d for d in o.duplicates if d["window"] == window]
+        if not these:
+            continue
+        gaps = sorted(d["kill_after_accept_ms"] or 0 for d in these)
+        resent = sorted(d["resent_after_ms"] for d in these)
+        detail = {
+            "before the answer": "SIGKILL after the fake accepted, before it had answered",
+            "after the answer": "SIGKILL after the answer was written, before the relay "
+                                "recorded the event as sent",
+            "no kill": "resent with no kill in between",
+        }[window]
+        say(f"  {len(these):>4} {detail}" + (
+            f"; killed {gaps[0]:.0f}-{gaps[-1]:.0f} ms after the accept" if window != "no kill"
+            else "") + f"; resent {resent[0] / 1000:.1f}-{resent[-1] / 1000:.1f} s later")
     say(f"kills                  {len(relay.kills)} SIGKILLs, {relay.starts} starts")
     say(f"fake Pinterest         {fake.requests} requests: "
         + ", ".join(f"{k} {v}" for k, v in fake.faults.items())
@@ -678,10 +720,14 @@ def chaos(args: argparse.Namespace, binary: Path, workdir: Path) -> int:
         last_ack = time.monotonic()
         timings = {"load": last_ack - began}
         say(f"load done in {timings['load']:.1f} s; waiting for the queue to drain ...")
-        health = wait_drained(relay, fake, args.drain_timeout)
-        if health is not None:
-            timings["drain"] = time.monotonic() - last_ack - 1.0  # minus the quiet second
-        metrics = get_json(f"{relay.base}/metrics")
+        drained = wait_drained(relay, fake, args.drain_timeout)
+        health = drained[0] if drained else None
+        if drained:
+            timings["drain"] = max(0.0, drained[1] - last_ack)
+        try:
+            metrics = get_json(f"{relay.base}/metrics")
+        except (OSError, ValueError):
+            metrics = {}
         code = relay.stop()
         say(f"serve stopped on SIGTERM with status {code}; health after drain: {health}")
     finally:
