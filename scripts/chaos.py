@@ -274,21 +274,32 @@ class Relay:
         self.process: subprocess.Popen | None = None
         self.kills: list[float] = []  # monotonic time of each SIGKILL
         self.starts = 0
+        # Held while starting or killing, so close() never races the killer thread's restart.
+        self.lock = threading.RLock()
+        self.closed = False
 
     def start(self) -> None:
         """Starts serve and waits for /healthz; retries the bind a few times after a kill."""
         for _ in range(5):
-            with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(
-                    [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}",
-                     "--data-dir", str(self.data_dir), "--dispatch-interval-ms", "50"],
-                    stdout=subprocess.DEVNULL, stderr=log, env=self.env, cwd=ROOT)
-            self.starts += 1
+            with self.lock:
+                if self.closed:
+                    raise RuntimeError("the run is over; serve is not restarted")
+                self._spawn()
             if self._healthy():
                 return
             self.stop_hard()
             time.sleep(0.5)
         raise RuntimeError(f"pinrelay serve did not start; see {self.log_path}")
+
+    def _spawn(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}",
+                 "--data-dir", str(self.data_dir), "--dispatch-interval-ms", "50"],
+                stdout=subprocess.DEVNULL, stderr=log, env=self.env, cwd=ROOT,
+                # Its own process group: a Ctrl-C reaches this script only, which then kills it.
+                start_new_session=True)
+        self.starts += 1
 
     def _healthy(self) -> bool:
         deadline = time.monotonic() + START_TIMEOUT
@@ -305,13 +316,21 @@ class Relay:
 
     def sigkill(self) -> None:
         """SIGKILL, like a crash or an OOM kill: no shutdown code runs."""
-        self.kills.append(time.monotonic())
-        self.stop_hard()
+        with self.lock:
+            self.kills.append(time.monotonic())
+            self.stop_hard()
 
     def stop_hard(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        with self.lock:
+            if self.process and self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def close(self) -> None:
+        """Kills serve if it runs and refuses any later start."""
+        with self.lock:
+            self.closed = True
+            self.stop_hard()
 
     def stop(self, grace: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after `grace` seconds; the exit status of the SIGTERM."""
@@ -507,9 +526,9 @@ def parse_dead_letters(table: str) -> list[tuple[int | None, str, str]]:
     return rows
 
 
-def log_outcomes(log_path: Path) -> dict[str, set[str]]:
-    """event_ids by the `outcome` of the relay's "message settled" log lines, all incarnations."""
-    out: dict[str, set[str]] = {}
+def log_outcomes(log_path: Path) -> dict[str, list[str]]:
+    """Each event_id's `outcome`s in the relay's "message settled" log lines, all starts, in order."""
+    out: dict[str, list[str]] = {}
     for line in log_path.read_text(errors="replace").splitlines():
         if not line.startswith("{"):
             continue
@@ -518,7 +537,7 @@ def log_outcomes(log_path: Path) -> dict[str, set[str]]:
         except ValueError:
             continue  # a line cut short by a SIGKILL
         if record.get("message") == "message settled" and record.get("event_id"):
-            out.setdefault(record["outcome"], set()).add(str(record["event_id"]))
+            out.setdefault(str(record["event_id"]), []).append(str(record.get("outcome")))
     return out
 
 
@@ -568,13 +587,15 @@ class Outcome:
     unacknowledged_delivered: set[int]
     expected_rejected: set[int]
     rejected_ok: bool
+    settled: dict[str, list[str]]  # event_id -> outcomes logged by the relay
 
 
 def outcome(deliveries: list[Delivery], fake: FakePinterest, relay: Relay,
             mix: FaultMix) -> Outcome:
     acknowledged = {d.order_id for d in deliveries if d.acknowledged}
     delivered = {int(e) for e in fake.accepts if e.isdigit()}
-    skipped = {int(e) for e in log_outcomes(relay.log_path).get("skipped", set())} - delivered
+    settled = log_outcomes(relay.log_path)
+    skipped = {int(e) for e, outcomes in settled.items() if "skipped" in outcomes} - delivered
     rows = parse_dead_letters(relay.dead_letters())
     dead: dict[int, set[str]] = {}
     reasons: dict[str, int] = {}
@@ -585,14 +606,15 @@ def outcome(deliveries: list[Delivery], fake: FakePinterest, relay: Relay,
     expected_rejected = {o for o in acknowledged if mix.rejects(str(o))}
     rejected_dead = {o for o, labels in dead.items() if "pinterest_rejected" in labels}
     rejected_ok = (rejected_dead == expected_rejected and not (expected_rejected & delivered)
-                   and all(labels == {"pinterest_rejected"} for labels in dead.values()))
+                   and all(labels == {"pinterest_rejected"} for labels in dead.values())
+                   and all(order_id is not None for order_id, _, _ in rows))
     return Outcome(
         acknowledged=acknowledged, delivered=delivered & acknowledged, skipped=skipped,
         dead=dead, dead_rows=len(rows), dead_reasons=reasons,
         lost=acknowledged - delivered - set(dead) - skipped,
         duplicates=classify_duplicates(fake, relay.kills),
         unacknowledged_delivered=delivered - acknowledged,
-        expected_rejected=expected_rejected, rejected_ok=rejected_ok)
+        expected_rejected=expected_rejected, rejected_ok=rejected_ok, settled=settled)
 
 
 def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePinterest,
@@ -600,6 +622,10 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
     webhooks_acked = sum(d.acknowledged for d in deliveries)
     say()
     say("== chaos outcome ==")
+    logged: dict[str, int] = {}
+    for outcomes in o.settled.values():
+        for name in outcomes:
+            logged[name] = logged.get(name, 0) + 1
     say(f"webhooks acknowledged  {webhooks_acked} of {len(deliveries)} "
         f"({sum(d.attempts for d in deliveries)} attempts, {driver.failed_attempts} failed and "
         f"retried while serve was down or starting)")
@@ -614,8 +640,11 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
         f"{len(o.expected_rejected)} orders the fake rejects per event, "
         f"{sum('pinterest_rejected' in v for v in o.dead.values())} dead-lettered as "
         "pinterest_rejected")
-    say(f"lost                   {len(o.lost)}" + (
-        f"  e.g. {sorted(o.lost)[:10]}" if o.lost else ""))
+    say(f"lost                   {len(o.lost)}")
+    for order_id in sorted(o.lost)[:10]:
+        attempts = [(d.webhook_id, d.attempts) for d in deliveries if d.order_id == order_id]
+        say(f"  order {order_id}: deliveries {attempts}, relay log outcomes "
+            f"{o.settled.get(str(order_id), [])}")
     say(f"duplicated             {len(o.duplicates)}  (event_ids the fake accepted more than once)")
     for window in ("before the answer", "after the answer", "no kill"):
         these = [d for d in o.duplicates if d["window"] == window]
@@ -640,6 +669,8 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
     drain = timings.get("drain")
     say("time to drain          " + (f"{drain:.1f} s after the last acknowledgement"
                                      if drain is not None else "did not drain in time"))
+    say("relay log (all starts) " + ", ".join(f"{k} {v}" for k, v in sorted(logged.items()))
+        + " messages settled")
     say(f"/metrics (last start)  sent {metrics_total(metrics, 'EventsProcessed')}, deduplicated "
         f"{metrics_total(metrics, 'EventsDeduplicated')}, retried "
         f"{metrics_total(metrics, 'EventsRetried')}, dead-lettered "
@@ -676,8 +707,8 @@ def relay_env(fake: FakePinterest) -> dict:
     env.update(SHOPIFY_WEBHOOK_SECRETS=SECRET, PINTEREST_ACCESS_TOKEN=TOKEN,
                PINTEREST_AD_ACCOUNT_ID=ACCOUNT, PINTEREST_API_URL=fake.url,
                ORDER_DELAY_SECONDS="0", RUST_LOG="info",
-               # Retries within the run: 200 ms doubling; a crashed batch's locks expire in 3 s.
-               PINRELAY_RETRY_BASE_MS="200", PINRELAY_VISIBILITY_TIMEOUT_MS="3000",
+               # Retries within the run: 100 ms doubling; a crashed batch's locks expire in 3 s.
+               PINRELAY_RETRY_BASE_MS="100", PINRELAY_VISIBILITY_TIMEOUT_MS="3000",
                # Kills add receives; leave room so only Pinterest's own rejects are dead letters.
                MAX_RECEIVE_COUNT="12")
     return env
@@ -708,7 +739,7 @@ def chaos(args: argparse.Namespace, binary: Path, workdir: Path) -> int:
         began = time.monotonic()
         killer = threading.Thread(target=run_kills, args=(relay, kill_at, began,
                                                           random.Random(args.seed + 1), stop,
-                                                          kill_errors))
+                                                          kill_errors), daemon=True)
         killer.start()
         try:
             run_load(driver, deliveries, args.concurrency)
@@ -731,7 +762,7 @@ def chaos(args: argparse.Namespace, binary: Path, workdir: Path) -> int:
         code = relay.stop()
         say(f"serve stopped on SIGTERM with status {code}; health after drain: {health}")
     finally:
-        relay.stop_hard()
+        relay.close()
         fake.stop()
     result = outcome(deliveries, fake, relay, mix)
     report(result, deliveries, driver, fake, relay, timings, metrics)
@@ -753,8 +784,9 @@ def main() -> int:
     if not binary.is_file():
         say(f"chaos: {binary} does not exist; run `cargo build --release -p pinrelay-cli`")
         return 2
-    # SIGTERM (and Ctrl-C) unwind through the `finally`s, which kill serve and stop the fake.
+    # SIGTERM and Ctrl-C unwind through the `finally`s, which kill serve and stop the fake.
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)  # also when started with SIGINT ignored (`cmd &`)
     workdir = Path(tempfile.mkdtemp(prefix="pinrelay-chaos-"))
     try:
         return chaos(args, binary, workdir)
