@@ -7,7 +7,8 @@ What it does, all on 127.0.0.1 and bounded in time:
    tests/it/fake_pinterest.rs: `POST /v5/ad_accounts/{id}/events`, Bearer token, 200 with one
    `events[i].status` per event (422 when every event failed). Each request draws a fault from a
    seeded mix: 429 with `Retry-After`, 503, or a timeout (the answer is held past the relay's 20 s
-   request timeout, then the connection is dropped and nothing is accepted). Events whose id is a
+   request timeout, then the connection is dropped and nothing is accepted; with --late-answers
+   the events are accepted and answered after the hold instead). Events whose id is a
    multiple of --reject-modulus always get `status: failed`, so a retry fails again and they must
    end as dead letters (`pinterest_rejected`). Every accepted (`processed`) event_id is recorded
    with the time of each accept.
@@ -26,8 +27,11 @@ What it does, all on 127.0.0.1 and bounded in time:
 
 How to read the output. Every acknowledged order must be in exactly one of: delivered (accepted
 by the fake), dead-lettered, skipped. `lost` counts the acknowledged orders in none of them;
-`duplicated` counts event_ids the fake accepted more than once, each classified by the window it
-fell in (a kill between the first accept and the relay's record of it, or not). `rejected check`
+`duplicated` counts event_ids the fake accepted more than once, each classified by the window its
+first accept was lost in: "timeout" (answered after the relay gave up; --late-answers only),
+"before the answer" (SIGKILL after the fake accepted, before it answered), "after the answer"
+(SIGKILL after the answer, before the relay recorded the event as sent) or "no kill" (a relay
+bug). Real Pinterest sees such a resend with the same event_id and deduplicates it. `rejected check`
 says whether the dead letters are exactly the orders the fake rejects. Exit status 1 if lost > 0,
 duplicated > 0, or the rejected check fails (0 with --report-only), 2 if the run itself failed.
 
@@ -96,6 +100,7 @@ class FaultMix:
     timeout: float  # held past the relay's timeout, then dropped
     max_timeouts: int  # each costs the relay's dispatcher its whole request timeout
     timeout_hold: float  # seconds
+    late_answers: bool  # a timed-out request is accepted and answered after the hold, not dropped
     retry_after: int  # seconds, in the 429's header
     reject_modulus: int  # event ids divisible by it get `status: failed`, every time
     latency: float  # seconds before every normal answer, after the events are accepted
@@ -106,7 +111,8 @@ class FaultMix:
     def describe(self) -> str:
         return (f"429 (Retry-After {self.retry_after} s) {self.rate_limited:.0%}, "
                 f"503 {self.unavailable:.0%}, timeout {self.timeout:.0%} of requests "
-                f"(at most {self.max_timeouts}, held {self.timeout_hold:.0f} s then dropped), "
+                f"(at most {self.max_timeouts}, held {self.timeout_hold:.0f} s, then "
+                f"{'accepted and answered' if self.late_answers else 'dropped unaccepted'}), "
                 f"answers after {self.latency * 1000:.0f} ms; per-event `failed` for event ids "
                 f"divisible by {self.reject_modulus}")
 
@@ -121,6 +127,7 @@ class FakePinterest:
         self.accepts: dict[str, list[float]] = {}  # event_id -> monotonic time of each accept
         # monotonic time each accept's answer was written (absent: the relay never got it)
         self.answered: dict[tuple[str, float], float] = {}
+        self.late: set[tuple[str, float]] = set()  # accepts answered only after the relay gave up
         self.faults = {"429": 0, "503": 0, "timeout": 0, "ok": 0, "rejected events": 0}
         self.requests = 0
         self.bad_requests: list[str] = []
@@ -157,8 +164,9 @@ class FakePinterest:
             self.faults[fault] += 1
             return fault
 
-    def accept(self, data: list[dict]) -> tuple[float, list[dict]]:
-        """The time of the accept and each event's status; records the accepted ones."""
+    def accept(self, data: list[dict], late: bool = False) -> tuple[float, list[dict]]:
+        """The time of the accept and each event's status; records the accepted ones (`late`: in a
+        request that will be answered after the relay's timeout)."""
         now = time.monotonic()
         statuses = []
         with self.lock:
@@ -170,6 +178,8 @@ class FakePinterest:
                                      "error_message": f"Invalid parameters for event {event_id}."})
                 else:
                     self.accepts.setdefault(event_id, []).append(now)
+                    if late:
+                        self.late.add((event_id, now))
                     statuses.append({"status": "processed", "error_message": None,
                                      "warning_message": None})
         return now, statuses
@@ -207,12 +217,13 @@ class FakePinterest:
                                        {"Retry-After": str(fake.mix.retry_after)})
                 if fault == "503":
                     return self.answer(503, {"code": 4197, "message": "Ramped down."})
-                if fault == "timeout":
+                late = fault == "timeout"
+                if late and not fake.mix.late_answers:
                     time.sleep(fake.mix.timeout_hold)
                     self.close_connection = True
                     return None
-                accepted_at, statuses = fake.accept(data)
-                time.sleep(fake.mix.latency)
+                accepted_at, statuses = fake.accept(data, late)
+                time.sleep(fake.mix.timeout_hold if late else fake.mix.latency)
                 processed = sum(s["status"] == "processed" for s in statuses)
                 answer = {"num_events_received": len(data), "num_events_processed": processed,
                           "events": statuses}
@@ -544,7 +555,8 @@ def log_outcomes(log_path: Path) -> dict[str, list[str]]:
 def classify_duplicates(fake: FakePinterest, kills: list[float]) -> list[dict]:
     """Each event accepted more than once, with the window its first accept was lost in.
 
-    `window` is "before the answer" when the relay was killed after the fake accepted the event but
+    `window` is "timeout" when the first accept's answer came after the relay's request timeout
+    (it never read it, and sent again: only with --late-answers), "before the answer" when the relay was killed after the fake accepted the event but
     before the fake had written its answer (no relay can record what it never read), "after the
     answer" when the kill came after the answer was written and before the relay recorded the event
     as sent, and "no kill" when nothing was killed between the two accepts.
@@ -556,7 +568,9 @@ def classify_duplicates(fake: FakePinterest, kills: list[float]) -> list[dict]:
         first, second = times[0], times[1]
         between = [k for k in kills if first <= k <= second]
         answered = fake.answered.get((event_id, first))
-        if not between:
+        if (event_id, first) in fake.late:
+            window = "timeout"
+        elif not between:
             window = "no kill"
         elif answered is None or between[0] < answered:
             window = "before the answer"
@@ -646,21 +660,22 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
         say(f"  order {order_id}: deliveries {attempts}, relay log outcomes "
             f"{o.settled.get(str(order_id), [])}")
     say(f"duplicated             {len(o.duplicates)}  (event_ids the fake accepted more than once)")
-    for window in ("before the answer", "after the answer", "no kill"):
+    for window in ("timeout", "before the answer", "after the answer", "no kill"):
         these = [d for d in o.duplicates if d["window"] == window]
         if not these:
             continue
         gaps = sorted(d["kill_after_accept_ms"] or 0 for d in these)
         resent = sorted(d["resent_after_ms"] for d in these)
         detail = {
+            "timeout": "accepted in a request answered after the relay's timeout",
             "before the answer": "SIGKILL after the fake accepted, before it had answered",
             "after the answer": "SIGKILL after the answer was written, before the relay "
                                 "recorded the event as sent",
             "no kill": "resent with no kill in between",
         }[window]
         say(f"  {len(these):>4} {detail}" + (
-            f"; killed {gaps[0]:.0f}-{gaps[-1]:.0f} ms after the accept" if window != "no kill"
-            else "") + f"; resent {resent[0] / 1000:.1f}-{resent[-1] / 1000:.1f} s later")
+            f"; killed {gaps[0]:.0f}-{gaps[-1]:.0f} ms after the accept"
+            if window in ("before the answer", "after the answer") else "") + f"; resent {resent[0] / 1000:.1f}-{resent[-1] / 1000:.1f} s later")
     say(f"kills                  {len(relay.kills)} SIGKILLs, {relay.starts} starts")
     say(f"fake Pinterest         {fake.requests} requests: "
         + ", ".join(f"{k} {v}" for k, v in fake.faults.items())
@@ -693,6 +708,8 @@ def arguments() -> argparse.Namespace:
                    "relay's timeout")
     p.add_argument("--max-timeouts", type=int, default=2, help="at most this many timeouts "
                    f"(each stalls the dispatcher {RELAY_REQUEST_TIMEOUT:.0f} s)")
+    p.add_argument("--late-answers", action="store_true",
+                   help="timed-out requests are accepted and answered late instead of dropped")
     p.add_argument("--reject-modulus", type=int, default=97,
                    help="event ids divisible by it are rejected per event")
     p.add_argument("--latency-ms", type=float, default=50.0, help="the fake's answer latency")
@@ -717,6 +734,7 @@ def relay_env(fake: FakePinterest) -> dict:
 def chaos(args: argparse.Namespace, binary: Path, workdir: Path) -> int:
     mix = FaultMix(rate_limited=args.p429, unavailable=args.p503, timeout=args.ptimeout,
                    max_timeouts=args.max_timeouts, timeout_hold=RELAY_REQUEST_TIMEOUT + 2,
+                   late_answers=args.late_answers,
                    retry_after=1, reject_modulus=args.reject_modulus,
                    latency=args.latency_ms / 1000)
     fake = FakePinterest(mix, args.seed)
