@@ -568,14 +568,17 @@ def classify_duplicates(fake: FakePinterest, kills: list[float]) -> list[dict]:
         first, second = times[0], times[1]
         between = [k for k in kills if first <= k <= second]
         answered = fake.answered.get((event_id, first))
-        if (event_id, first) in fake.late:
+        late = (event_id, first) in fake.late
+        kill = between[0] if between else None
+        if kill is not None and (answered is None or kill < answered) and (
+                not late or kill < first + RELAY_REQUEST_TIMEOUT):
+            window = "before the answer"  # killed while it waited for this answer
+        elif late:
             window = "timeout"
-        elif not between:
-            window = "no kill"
-        elif answered is None or between[0] < answered:
-            window = "before the answer"
-        else:
+        elif kill is not None:
             window = "after the answer"
+        else:
+            window = "no kill"
         out.append({"event_id": event_id, "accepts": len(times), "window": window,
                     "kill_after_accept_ms": (between[0] - first) * 1000 if between else None,
                     "kill_after_answer_ms": ((between[0] - answered) * 1000
