@@ -492,7 +492,8 @@ def run_kills(relay: Relay, kill_at: list[float], began: float, rng: random.Rand
 
 
 def kill_moments(kills: int, load_seconds: float, rng: random.Random) -> list[float]:
-    """`kills` seeded moments spread over the load, at least 0.8 s apart (a restart takes time)."""
+    """`kills` seeded moments, one in each equal slot of the load, kept off the slot's last 0.8 s
+    so that a restart (a few hundred ms) is over before the next kill."""
     if kills == 0:
         return []
     slot = load_seconds / kills
@@ -646,6 +647,10 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
     say(f"webhooks acknowledged  {webhooks_acked} of {len(deliveries)} "
         f"({sum(d.attempts for d in deliveries)} attempts, {driver.failed_attempts} failed and "
         f"retried while serve was down or starting)")
+    given_up = [d for d in deliveries if not d.acknowledged]
+    if given_up:
+        errors = sorted({d.last_error for d in given_up})
+        say(f"  never acknowledged   {len(given_up)} webhooks (last errors: {', '.join(errors)})")
     say(f"orders acknowledged    {len(o.acknowledged)}")
     say(f"delivered              {len(o.delivered)}  (accepted by the fake"
         + (f"; plus {len(o.unacknowledged_delivered)} never acknowledged"
