@@ -580,7 +580,7 @@ def classify_duplicates(fake: FakePinterest, kills: list[float]) -> list[dict]:
             window = "after the answer"
         else:
             window = "no kill"
-        out.append({"event_id": event_id, "accepts": len(times), "window": window,
+        out.append({"event_id": event_id, "accepts": len(times), "window": window, "kill": kill,
                     "kill_after_accept_ms": (between[0] - first) * 1000 if between else None,
                     "kill_after_answer_ms": ((between[0] - answered) * 1000
                                              if between and answered else None),
@@ -674,6 +674,7 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
             continue
         gaps = sorted(d["kill_after_accept_ms"] or 0 for d in these)
         resent = sorted(d["resent_after_ms"] for d in these)
+        kills = len({d["kill"] for d in these if d["kill"] is not None})
         detail = {
             "timeout": "accepted in a request answered after the relay's timeout",
             "before the answer": "SIGKILL after the fake accepted, before it had answered",
@@ -681,9 +682,13 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
                                 "recorded the event as sent",
             "no kill": "resent with no kill in between",
         }[window]
+        after_answer = sorted(d["kill_after_answer_ms"] for d in these
+                              if d["kill_after_answer_ms"] is not None)
         say(f"  {len(these):>4} {detail}" + (
-            f"; killed {gaps[0]:.0f}-{gaps[-1]:.0f} ms after the accept"
-            if window in ("before the answer", "after the answer") else "") + f"; resent {resent[0] / 1000:.1f}-{resent[-1] / 1000:.1f} s later")
+            f"; {kills} kill(s), {gaps[0]:.0f}-{gaps[-1]:.0f} ms after the accept"
+            if window in ("before the answer", "after the answer") else "") + (
+            f" ({after_answer[0]:.0f}-{after_answer[-1]:.0f} ms after the answer was written)"
+            if window == "after the answer" and after_answer else "") + f"; resent {resent[0] / 1000:.1f}-{resent[-1] / 1000:.1f} s later")
     say(f"kills                  {len(relay.kills)} SIGKILLs, {relay.starts} starts")
     say(f"fake Pinterest         {fake.requests} requests: "
         + ", ".join(f"{k} {v}" for k, v in fake.faults.items())
