@@ -117,6 +117,16 @@ class FaultMix:
                 f"divisible by {self.reject_modulus}")
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """Leaves out the traceback of a connection the relay dropped (it was SIGKILLed or timed out)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 class FakePinterest:
     """Records what Pinterest would have accepted, and when; injects the seeded fault mix."""
 
@@ -132,8 +142,7 @@ class FakePinterest:
         self.requests = 0
         self.bad_requests: list[str] = []
         self.last_request = time.monotonic()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
