@@ -88,6 +88,15 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+# The UTC clock reading of time.monotonic() 0, to put the script's times beside the relay's logs.
+WALL_OFFSET = time.time() - time.monotonic()
+
+
+def wall(moment: float) -> str:
+    """A monotonic moment as the UTC time of day the relay's log lines carry."""
+    return dt.datetime.fromtimestamp(moment + WALL_OFFSET, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
 # ---------------------------------------------------------------------------------------------
 # The fake Pinterest
 # ---------------------------------------------------------------------------------------------
@@ -590,6 +599,7 @@ def classify_duplicates(fake: FakePinterest, kills: list[float]) -> list[dict]:
         else:
             window = "no kill"
         out.append({"event_id": event_id, "accepts": len(times), "window": window, "kill": kill,
+                    "first": first, "answered": answered,
                     "kill_after_accept_ms": (between[0] - first) * 1000 if between else None,
                     "kill_after_answer_ms": ((between[0] - answered) * 1000
                                              if between and answered else None),
@@ -676,7 +686,9 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
         attempts = [(d.webhook_id, d.attempts) for d in deliveries if d.order_id == order_id]
         say(f"  order {order_id}: deliveries {attempts}, relay log outcomes "
             f"{o.settled.get(str(order_id), [])}")
-    say(f"duplicated             {len(o.duplicates)}  (event_ids the fake accepted more than once)")
+    unexplained = sum(d["window"] == "no kill" for d in o.duplicates)
+    say(f"duplicated             {len(o.duplicates)}  (event_ids the fake accepted more than once; "
+        f"{unexplained} with neither a kill nor a timeout to explain them)")
     for window in ("timeout", "before the answer", "after the answer", "no kill"):
         these = [d for d in o.duplicates if d["window"] == window]
         if not these:
@@ -697,7 +709,12 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
             f"; {kills} kill(s), {gaps[0]:.0f}-{gaps[-1]:.0f} ms after the accept"
             if window in ("before the answer", "after the answer") else "") + (
             f" ({after_answer[0]:.0f}-{after_answer[-1]:.0f} ms after the answer was written)"
-            if window == "after the answer" and after_answer else "") + f"; resent {resent[0] / 1000:.1f}-{resent[-1] / 1000:.1f} s later")
+            if window == "after the answer" and after_answer else "")
+            + f"; resent {resent[0] / 1000:.1f}-{resent[-1] / 1000:.1f} s later")
+        for d in these[:2]:
+            say(f"       e.g. event {d['event_id']}: accepted {wall(d['first'])}"
+                + (f", answered {wall(d['answered'])}" if d["answered"] else ", never answered")
+                + (f", SIGKILL {wall(d['kill'])}" if d["kill"] is not None else "") + " UTC")
     say(f"kills                  {len(relay.kills)} SIGKILLs, {relay.starts} starts")
     say(f"fake Pinterest         {fake.requests} requests: "
         + ", ".join(f"{k} {v}" for k, v in fake.faults.items())
