@@ -712,9 +712,9 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
             if window == "after the answer" and after_answer else "")
             + f"; resent {resent[0] / 1000:.1f}-{resent[-1] / 1000:.1f} s later")
         for d in these[:2]:
-            say(f"       e.g. event {d['event_id']}: accepted {wall(d['first'])}"
+            say(f"       e.g. event {d['event_id']}: accepted {wall(d['first'])} UTC"
                 + (f", answered {wall(d['answered'])}" if d["answered"] else ", never answered")
-                + (f", SIGKILL {wall(d['kill'])}" if d["kill"] is not None else "") + " UTC")
+                + (f", SIGKILL {wall(d['kill'])}" if d["kill"] is not None else ""))
     say(f"kills                  {len(relay.kills)} SIGKILLs, {relay.starts} starts")
     say(f"fake Pinterest         {fake.requests} requests: "
         + ", ".join(f"{k} {v}" for k, v in fake.faults.items())
