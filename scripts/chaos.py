@@ -94,7 +94,8 @@ WALL_OFFSET = time.time() - time.monotonic()
 
 def wall(moment: float) -> str:
     """A monotonic moment as the UTC time of day the relay's log lines carry."""
-    return dt.datetime.fromtimestamp(moment + WALL_OFFSET, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    utc = dt.datetime.fromtimestamp(moment + WALL_OFFSET, dt.timezone.utc)
+    return utc.strftime("%H:%M:%S.%f")[:-3]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ class FaultMix:
 
 
 class QuietServer(http.server.ThreadingHTTPServer):
-    """Leaves out the traceback of a connection the relay dropped (it was SIGKILLed or timed out)."""
+    """Leaves out the traceback of a connection the relay dropped (SIGKILLed or timed out)."""
 
     daemon_threads = True
 
@@ -557,7 +558,7 @@ def parse_dead_letters(table: str) -> list[tuple[int | None, str, str]]:
 
 
 def log_outcomes(log_path: Path) -> dict[str, list[str]]:
-    """Each event_id's `outcome`s in the relay's "message settled" log lines, all starts, in order."""
+    """Each event_id's `outcome`s in serve's "message settled" log lines, all starts, in order."""
     out: dict[str, list[str]] = {}
     for line in log_path.read_text(errors="replace").splitlines():
         if not line.startswith("{"):
@@ -574,11 +575,11 @@ def log_outcomes(log_path: Path) -> dict[str, list[str]]:
 def classify_duplicates(fake: FakePinterest, kills: list[float]) -> list[dict]:
     """Each event accepted more than once, with the window its first accept was lost in.
 
-    `window` is "timeout" when the first accept's answer came after the relay's request timeout
-    (it never read it, and sent again: only with --late-answers), "before the answer" when the relay was killed after the fake accepted the event but
-    before the fake had written its answer (no relay can record what it never read), "after the
-    answer" when the kill came after the answer was written and before the relay recorded the event
-    as sent, and "no kill" when nothing was killed between the two accepts.
+    `window` is "before the answer" when the relay was killed after the fake accepted the event
+    but before the fake had written its answer (no relay can record what it never read);
+    "timeout" when the answer came after the relay's request timeout and no kill came first (only
+    with --late-answers); "after the answer" when the kill came after the answer was written and
+    before the relay recorded the event as sent; "no kill" when nothing explains the resend.
     """
     out = []
     for event_id, times in sorted(fake.accepts.items()):
@@ -735,7 +736,8 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
 
 def arguments() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bin", default=None, help="the pinrelay binary (default: cargo's release build)")
+    p.add_argument("--bin", default=None,
+                   help="the pinrelay binary (default: cargo's release build)")
     p.add_argument("--orders", type=int, default=1000, help="distinct orders, each delivered twice")
     p.add_argument("--kills", type=int, default=10, help="SIGKILLs of serve during the load")
     p.add_argument("--seed", type=int, default=13, help="seeds the faults, schedule and kills")
