@@ -8,7 +8,7 @@ export PATH := $(PYENV)/bin:$(PATH)
 # Where cargo puts the binaries, as cargo itself decides (CARGO_TARGET_DIR, .cargo/config.toml).
 TARGET_DIR = $(shell python3 scripts/cargo_target.py)
 
-.PHONY: demo test fmt-check clippy unit-and-integration template-lint tools browser-deps bench package fuzz clean
+.PHONY: demo test fmt-check clippy unit-and-integration template-lint tools browser-deps bench chaos package fuzz clean
 
 ## The relay on this machine, fed Shopify's sample webhooks, printing what goes to Pinterest.
 demo:
@@ -48,6 +48,12 @@ bench:
 	$(CARGO) bench -p pinrelay
 	$(CARGO) build --release -p pinrelay-cli
 	python3 scripts/bench_serve.py --bin $(TARGET_DIR)/release/pinrelay
+
+## Chaos figures: SIGKILLs of serve and a seeded Pinterest fault mix; lost and duplicated events.
+## Not part of `make test` (about 30 s). CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--seed 14 --keep".
+chaos:
+	$(CARGO) build --release -p pinrelay-cli
+	python3 scripts/chaos.py --bin $(TARGET_DIR)/release/pinrelay $(CHAOS_ARGS)
 
 ## Build both Lambda bundles with SAM + cargo-lambda (x86_64 here; ARCH=arm64 needs the aarch64 target).
 # The build tools get their own virtualenv: aws-sam-cli would otherwise move the pinned cfn-lint.
