@@ -92,13 +92,23 @@ impl World {
     }
 
     fn dispatcher_with(&self, config: DispatchConfig) -> TestDispatcher {
+        self.dispatcher_over(config, false, PINTEREST_TIMEOUT)
+    }
+
+    /// A dispatcher whose Pinterest client has this test mode and request timeout.
+    fn dispatcher_over(
+        &self,
+        config: DispatchConfig,
+        test_mode: bool,
+        request_timeout: Duration,
+    ) -> TestDispatcher {
         let api = PinterestHttp::new(PinterestHttpConfig {
             base_url: self.fake.base_url(),
             ad_account_id: AD_ACCOUNT_ID.to_owned(),
             access_token: ACCESS_TOKEN.to_owned().into(),
-            test_mode: false,
+            test_mode,
             connect_timeout: Duration::from_secs(1),
-            request_timeout: PINTEREST_TIMEOUT,
+            request_timeout,
         })
         .unwrap();
         let inbox = SqsInbox::new(self.env.sqs.clone(), &self.env.queue_url, &self.env.dlq_url);
@@ -757,24 +767,7 @@ async fn retries_exhausted_on_the_last_receive_are_dead_lettered_with_the_reason
 #[tokio::test]
 async fn test_mode_marks_every_request() {
     let w = World::start().await;
-    let api = PinterestHttp::new(PinterestHttpConfig {
-        base_url: w.fake.base_url(),
-        ad_account_id: AD_ACCOUNT_ID.to_owned(),
-        access_token: ACCESS_TOKEN.to_owned().into(),
-        test_mode: true,
-        connect_timeout: Duration::from_secs(1),
-        request_timeout: PINTEREST_TIMEOUT,
-    })
-    .unwrap();
-    let inbox = SqsInbox::new(w.env.sqs.clone(), &w.env.queue_url, &w.env.dlq_url);
-    let d = Dispatcher::new(
-        w.store(),
-        w.profiles(),
-        api,
-        inbox,
-        w.config(),
-        w.metrics.clone(),
-    );
+    let d = w.dispatcher_over(w.config(), true, PINTEREST_TIMEOUT);
     w.enqueue_order(1001, minutes(5)).await;
 
     w.round(&d, w.now).await;
@@ -1142,24 +1135,7 @@ async fn a_slow_pinterest_and_a_short_deadline_return_in_time_and_send_nothing_t
         deadline_margin: Duration::from_millis(500),
         ..w.config()
     };
-    let api = PinterestHttp::new(PinterestHttpConfig {
-        base_url: w.fake.base_url(),
-        ad_account_id: AD_ACCOUNT_ID.to_owned(),
-        access_token: ACCESS_TOKEN.to_owned().into(),
-        test_mode: false,
-        connect_timeout: Duration::from_secs(1),
-        request_timeout,
-    })
-    .unwrap();
-    let inbox = SqsInbox::new(w.env.sqs.clone(), &w.env.queue_url, &w.env.dlq_url);
-    let d = Dispatcher::new(
-        w.store(),
-        w.profiles(),
-        api,
-        inbox,
-        config,
-        w.metrics.clone(),
-    );
+    let d = w.dispatcher_over(config, false, request_timeout);
 
     let batch = w.receive().await;
     assert_eq!(batch.len(), 3);

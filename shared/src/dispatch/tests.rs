@@ -243,20 +243,25 @@ fn browser_checkout(w: &World, order_id: u64, marketing: bool, token: &str) -> R
         "client_ip": "203.0.113.7",
         "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"
     });
-    let envelope = Envelope {
+    let envelope = browser_envelope(w, "checkout", &order_id.to_string(), &received);
+    message(&format!("b-{order_id}"), 1, &envelope)
+}
+
+/// A browser event as ingest enqueues it (source `browser`).
+fn browser_envelope(w: &World, event: &str, event_id: &str, received: &Value) -> Envelope {
+    Envelope {
         source: Source::Browser,
         metadata: WebhookMetadata {
-            topic: "browser/checkout".parse().unwrap(),
+            topic: format!("browser/{event}").parse().unwrap(),
             shop_domain: SHOP.to_owned(),
             webhook_id: None,
-            event_id: Some(order_id.to_string()),
+            event_id: Some(event_id.to_owned()),
             triggered_at: None,
             api_version: None,
         },
         received_at: w.now,
-        body: serde_json::to_vec(&received).unwrap(),
-    };
-    message(&format!("b-{order_id}"), 1, &envelope)
+        body: serde_json::to_vec(received).unwrap(),
+    }
 }
 
 #[tokio::test]
@@ -697,19 +702,7 @@ async fn a_browser_event_pinterest_refuses_is_skipped_not_dead_lettered() {
         "client_ip": "203.0.113.7",
         "user_agent": "Mozilla/5.0"
     });
-    let envelope = Envelope {
-        source: Source::Browser,
-        metadata: WebhookMetadata {
-            topic: "browser/add_to_cart".parse().unwrap(),
-            shop_domain: SHOP.to_owned(),
-            webhook_id: None,
-            event_id: Some("atc-1".into()),
-            triggered_at: None,
-            api_version: None,
-        },
-        received_at: w.now,
-        body: serde_json::to_vec(&received).unwrap(),
-    };
+    let envelope = browser_envelope(&w, "add_to_cart", "atc-1", &received);
     let report = w.run(&api, &[message("atc", 1, &envelope)]).await;
     assert_eq!(
         report.dispositions["atc"],
