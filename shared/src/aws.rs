@@ -1,6 +1,9 @@
 //! AWS SDK configuration: one [`SdkConfig`] per function, loaded once at cold start, with explicit
 //! timeouts and retry budgets ([`Budget`]).
 //!
+//! Every client shares one HTTPS client: rustls on ring, the same crypto provider as the Pinterest
+//! client, so a bundle links a single TLS stack (the SDK's default would add aws-lc-rs).
+//!
 //! The standard environment applies (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` and the
 //! per-service `AWS_ENDPOINT_URL_SQS`, ...), so the same binary runs against AWS or moto.
 
@@ -9,6 +12,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// How long an SDK call may take and how often it is tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +84,11 @@ impl Budget {
 
 /// Loads the SDK configuration from the standard environment, with `budget` applied.
 pub async fn load(budget: Budget) -> SdkConfig {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https)
         .timeout_config(budget.timeout_config())
         .retry_config(budget.retry_config())
         .load()

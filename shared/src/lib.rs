@@ -20,7 +20,7 @@
 //! - [`telemetry`]: `tracing` initialization shared by the functions and the CLI.
 #![warn(missing_docs)]
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-sdk")]
 pub mod aws;
 pub mod browser;
 pub mod config;
@@ -34,7 +34,7 @@ pub mod metrics;
 pub mod pinterest;
 pub mod profile;
 pub mod queue;
-#[cfg(feature = "aws")]
+#[cfg(feature = "secretsmanager")]
 pub mod secrets;
 pub mod shopify;
 pub mod telemetry;

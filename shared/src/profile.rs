@@ -27,6 +27,7 @@ pub fn shop_profile_prefix(shop: &str) -> String {
 }
 
 /// A profile as the adapters store it: JSON.
+#[cfg(any(feature = "dynamodb", feature = "sqlite"))]
 pub(crate) fn encode(id: &str, profile: &Profile) -> Result<String, StoreError> {
     serde_json::to_string(profile).map_err(|e| StoreError::Corrupt {
         key: id.to_owned(),
@@ -35,6 +36,7 @@ pub(crate) fn encode(id: &str, profile: &Profile) -> Result<String, StoreError> 
 }
 
 /// Reads a stored profile back.
+#[cfg(any(feature = "dynamodb", feature = "sqlite"))]
 pub(crate) fn decode(id: &str, json: &str) -> Result<Profile, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
         key: id.to_owned(),

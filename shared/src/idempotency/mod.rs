@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 #[doc(hidden)]
 pub mod contract;
-#[cfg(feature = "aws")]
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -46,6 +46,7 @@ impl PinterestHttp {
     /// # Errors
     /// When the TLS backend cannot be initialized.
     pub fn new(config: PinterestHttpConfig) -> Result<Self, reqwest::Error> {
+        install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -175,3 +176,12 @@ impl ConversionsApi for PinterestHttp {
 struct EventBatchRef<'a> {
     data: &'a [Event],
 }
+
+/// Makes ring the process's rustls provider, the one the AWS SDK client uses too (see
+/// [`crate::aws`]), so a bundle links one TLS crypto library. A provider installed before
+/// (by a test or the CLI) is kept.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is just as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
