@@ -6,15 +6,15 @@ PY := $(PYENV)/bin/python
 # Test tools (moto_server, cfn-lint) live in a private virtualenv, installed on first use.
 export PATH := $(PYENV)/bin:$(PATH)
 
-.PHONY: demo test fmt-check clippy unit-and-integration template-lint tools browser-deps bench package fuzz clean
+.PHONY: demo test fmt-check clippy unit-and-integration template-lint cdk-parity cdk-deps tools browser-deps bench package bundle-sizes init-times cost fuzz clean
 
 ## The relay on this machine, fed Shopify's sample webhooks, printing what goes to Pinterest.
 demo:
 	$(CARGO) build --quiet -p pinrelay-cli
 	python3 scripts/demo.py --bin target/debug/pinrelay
 
-## Everything CI checks: format, lints, unit and integration tests, template lint.
-test: fmt-check clippy unit-and-integration template-lint
+## Everything CI checks: format, lints, unit and integration tests, template lint, CDK/SAM parity.
+test: fmt-check clippy unit-and-integration template-lint cdk-parity
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -27,6 +27,19 @@ unit-and-integration: tools browser-deps
 
 template-lint: tools
 	cfn-lint template.yaml
+
+## The CDK app (infra/cdk) must synthesize the stack template.yaml transforms to, resource by
+## resource (offline: bundling skipped, no AWS credentials).
+cdk-parity: tools cdk-deps
+	cd infra/cdk && npx tsc
+	$(PY) infra/cdk/test/parity.py
+
+## The CDK app's npm dependencies, exactly as infra/cdk/package-lock.json pins them.
+cdk-deps: infra/cdk/node_modules/.installed
+
+infra/cdk/node_modules/.installed: infra/cdk/package-lock.json
+	cd infra/cdk && npm ci --no-audit --no-fund
+	touch $@
 
 tools: $(PYENV)/.installed
 
