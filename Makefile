@@ -6,7 +6,7 @@ PY := $(PYENV)/bin/python
 # Test tools (moto_server, cfn-lint) live in a private virtualenv, installed on first use.
 export PATH := $(PYENV)/bin:$(PATH)
 
-.PHONY: demo test fmt-check clippy unit-and-integration template-lint cdk-parity cdk-deps tools browser-deps bench package bundle-sizes init-times cost fuzz clean
+.PHONY: demo test fmt-check clippy unit-and-integration template-lint cdk-parity cdk-deps tools browser-deps bench package lambda-binaries bundle-sizes init-times cost fuzz clean
 
 ## The relay on this machine, fed Shopify's sample webhooks, printing what goes to Pinterest.
 demo:
@@ -69,6 +69,26 @@ package:
 	$(PKGENV)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-package.txt
 	PATH=$(PKGENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 sam build --parameter-overrides Architecture=$(ARCH)
 	scripts/check_package.sh
+
+## The Lambda binaries as cargo-lambda builds them for x86_64 (each package alone, so each
+## function links only the library features it enables).
+LAMBDA_TARGET ?= x86_64-unknown-linux-gnu
+LAMBDA_BIN := target/$(LAMBDA_TARGET)/release
+lambda-binaries:
+	$(CARGO) build --release --target $(LAMBDA_TARGET) -p ingest
+	$(CARGO) build --release --target $(LAMBDA_TARGET) -p dispatch
+
+## Zipped bundle sizes (fails above 3 MB); figures in BENCHMARKS.md.
+bundle-sizes:
+	scripts/bundle_sizes.sh $(LAMBDA_TARGET)
+
+## Init of each function: process start to its first Runtime API `next` (fails above 15 ms).
+init-times: lambda-binaries
+	python3 scripts/init_time.py --ingest $(LAMBDA_BIN)/ingest --dispatch $(LAMBDA_BIN)/dispatch
+
+## $ per million orders, counted from N orders through both binaries on moto (README's table).
+cost: tools lambda-binaries
+	$(PY) scripts/cost.py --ingest $(LAMBDA_BIN)/ingest --dispatch $(LAMBDA_BIN)/dispatch --moto $(PYENV)/bin/moto_server
 
 ## Bounded fuzzing of translate, envelope decoding and the browser parser (FUZZ_SECONDS each).
 fuzz:

@@ -272,7 +272,11 @@ mod tests {
         );
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1, "unpublished-only records write nothing: {text}");
+        assert_eq!(
+            lines.len(),
+            1,
+            "unpublished-only records write nothing: {text}"
+        );
         let doc: Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(doc["EventsSent"], 3.0);
         assert_eq!(doc["EventsDeduplicated"], 1.0);
@@ -284,7 +288,10 @@ mod tests {
 
     #[test]
     fn a_reason_is_published_only_where_listed() {
-        assert!(is_published(names::WEBHOOKS_REJECTED, Some("bad_signature")));
+        assert!(is_published(
+            names::WEBHOOKS_REJECTED,
+            Some("bad_signature")
+        ));
         assert!(!is_published(names::WEBHOOKS_REJECTED, Some("not_found")));
         assert!(!is_published(names::WEBHOOKS_REJECTED, None));
         assert!(is_published(names::EVENTS_SENT, None));

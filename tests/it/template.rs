@@ -788,7 +788,10 @@ fn every_dashboard_metric_is_one_the_code_emits() {
 #[test]
 fn tracing_is_off_by_default_and_logs_are_json_with_quiet_system_logs() {
     let t = template();
-    assert_eq!(t["Parameters"]["XRayTracing"]["Default"].as_str(), Some("false"));
+    assert_eq!(
+        t["Parameters"]["XRayTracing"]["Default"].as_str(),
+        Some("false")
+    );
     let tracing = &t["Globals"]["Function"]["Tracing"];
     let (tag, arg) = intrinsic(tracing).expect("Tracing is an !If on TracingOn");
     assert_eq!(tag, "If");
@@ -801,7 +804,11 @@ fn tracing_is_off_by_default_and_logs_are_json_with_quiet_system_logs() {
     for (function, _) in FUNCTIONS {
         let logging = &resource(&t, function)["Properties"]["LoggingConfig"];
         assert_eq!(logging["LogFormat"].as_str(), Some("JSON"), "{function}");
-        assert_eq!(logging["SystemLogLevel"].as_str(), Some("WARN"), "{function}");
+        assert_eq!(
+            logging["SystemLogLevel"].as_str(),
+            Some("WARN"),
+            "{function}"
+        );
         assert_eq!(
             referred_one(&logging["ApplicationLogLevel"]),
             "ApplicationLogLevel"
@@ -824,7 +831,10 @@ fn tracing_is_off_by_default_and_logs_are_json_with_quiet_system_logs() {
                     && arg[1]["Sid"].as_str() == Some("XRay")
             })
         });
-        assert!(guarded, "{role}: the XRay statement must be under TracingOn");
+        assert!(
+            guarded,
+            "{role}: the XRay statement must be under TracingOn"
+        );
     }
 }
 

@@ -1,6 +1,7 @@
-// The functions' code: one `cargo lambda build` of the workspace for both binaries, the same
-// build `sam build` runs (template.yaml, BuildMethod rust-cargolambda), staged as one CDK asset per
-// function holding its `bootstrap`.
+// The functions' code: `cargo lambda build --release` of the workspace, the build `sam build` runs
+// (template.yaml, BuildMethod rust-cargolambda), staged as one CDK asset per function holding its
+// `bootstrap`. Each function's package is built on its own (`--package`): one cargo invocation for
+// both would unify the library's features, and ingest would link dispatch's DynamoDB adapter.
 //
 // With bundling skipped (`cdk synth --no-bundling`, or the context `aws:cdk:bundling-stacks: []`
 // that the parity test sets) nothing is built and the source folder is not hashed: the assets get
@@ -19,11 +20,11 @@ export type Architecture = "arm64" | "x86_64";
 /** The workspace root: infra/cdk/dist/lib/../../../.. once compiled. */
 export const WORKSPACE_DIR = path.resolve(__dirname, "..", "..", "..", "..");
 
-// One build per architecture per process: both functions' assets share it.
+// One build per package and architecture per process.
 const built = new Map<string, string>();
 
-function cargoLambdaBuild(workspaceDir: string, architecture: Architecture): string {
-  const key = `${workspaceDir}:${architecture}`;
+function cargoLambdaBuild(workspaceDir: string, pkg: string, architecture: Architecture): string {
+  const key = `${workspaceDir}:${pkg}:${architecture}`;
   const done = built.get(key);
   if (done !== undefined) {
     return done;
@@ -33,10 +34,8 @@ function cargoLambdaBuild(workspaceDir: string, architecture: Architecture): str
     "build",
     "--release",
     architecture === "arm64" ? "--arm64" : "--x86-64",
-    "--bin",
-    "ingest",
-    "--bin",
-    "dispatch",
+    "--package",
+    pkg,
   ];
   try {
     execFileSync("cargo", args, { cwd: workspaceDir, stdio: ["ignore", process.stderr, "inherit"] });
@@ -68,7 +67,8 @@ export function bootstrapAsset(
       image: DockerImage.fromRegistry("scratch"),
       local: {
         tryBundle(outputDir: string): boolean {
-          const lambdaDir = cargoLambdaBuild(workspaceDir, architecture);
+          // The package and its binary share their name (functions/ingest, functions/dispatch).
+          const lambdaDir = cargoLambdaBuild(workspaceDir, binary, architecture);
           fs.copyFileSync(path.join(lambdaDir, binary, "bootstrap"), path.join(outputDir, "bootstrap"));
           fs.chmodSync(path.join(outputDir, "bootstrap"), 0o755);
           return true;

@@ -184,4 +184,3 @@ pub fn install_crypto_provider() {
     // Err only means a provider is already installed, which is just as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
-
