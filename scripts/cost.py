@@ -116,6 +116,9 @@ class Proxy:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as separate writes: without this, Nagle's algorithm and the
+            # client's delayed ACK stall every exchange by 40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args) -> None:
                 pass
@@ -181,6 +184,9 @@ class FakePinterest:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as separate writes: without this, Nagle's algorithm and the
+            # client's delayed ACK stall every exchange by 40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args) -> None:
                 pass
@@ -280,8 +286,10 @@ def order_webhooks(n: int):
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     for i in range(n):
         order_id = 7_000_000_000 + i
+        # Shopify's sample order is a cancelled test order; these are live, open, paid-later orders.
         o = dict(order, id=order_id, name=f"#C{i}", order_number=10_000 + i, created_at=now, processed_at=now,
-                 test=False)
+                 test=False, cancelled_at=None, cancel_reason=None, financial_status="pending", confirmed=True,
+                 email=f"buyer{i}@example.com")
         body = json.dumps(o).encode()
         yield "orders/create", body, f"create-{order_id}"
         paid = dict(o, financial_status="paid", updated_at=now)
@@ -332,6 +340,7 @@ def main() -> int:
     moto = subprocess.Popen([args.moto, "-H", "127.0.0.1", "-p", str(moto_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tmp = tempfile.TemporaryDirectory(prefix="pinrelay-cost-")
+    keep_logs = os.environ.get("COST_KEEP_LOGS")
     functions: list[Function] = []
     try:
         moto_url = f"http://127.0.0.1:{moto_port}"
@@ -515,6 +524,10 @@ def main() -> int:
             f.stop()
         moto.terminate()
         moto.wait()
+        if keep_logs:
+            for f in functions:
+                Path(keep_logs).mkdir(parents=True, exist_ok=True)
+                Path(keep_logs, f.log_path.name).write_bytes(f.log_path.read_bytes())
         tmp.cleanup()
 
 
