@@ -42,12 +42,8 @@ pub fn init(output: Output) {
         .flatten_event(true);
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match output {
-        Output::Stdout => registry
-            .with(layer.with_writer(std::io::stdout))
-            .try_init(),
-        Output::Stderr => registry
-            .with(layer.with_writer(std::io::stderr))
-            .try_init(),
+        Output::Stdout => registry.with(layer.with_writer(std::io::stdout)).try_init(),
+        Output::Stderr => registry.with(layer.with_writer(std::io::stderr)).try_init(),
     };
 }
 
@@ -77,7 +73,12 @@ mod tests {
 
     #[test]
     fn a_missing_or_invalid_value_means_info() {
-        for v in [None, Some(""), Some("pinrelay=loud"), Some("[span{x=1}]=debug")] {
+        for v in [
+            None,
+            Some(""),
+            Some("pinrelay=loud"),
+            Some("[span{x=1}]=debug"),
+        ] {
             let t = level_filter(v);
             assert_eq!(t.default_level(), Some(LevelFilter::INFO), "{v:?}");
         }
