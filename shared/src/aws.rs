@@ -99,9 +99,19 @@ const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 /// Credentials are read from the environment when the first request is signed; a function
 /// without them fails that request with the SDK's "no credentials" error.
 pub async fn load(budget: Budget) -> SdkConfig {
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(crate::tls::roots_pem());
+    let mut https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+    match tls::TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => https = https.tls_context(context),
+        // The SDK then loads the system roots itself, as it would by default.
+        Err(e) => {
+            tracing::warn!(error.message = %e, "cannot share the CA certificates with the AWS SDK")
+        }
+    }
+    let https = https.build_https();
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(https)

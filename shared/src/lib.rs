@@ -18,6 +18,7 @@
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines and the metric names of both functions.
 //! - [`config`]: environment configuration of the functions and the local relay.
 //! - [`telemetry`]: `tracing` initialization shared by the functions and the CLI.
+//! - [`tls`]: the system CA certificates, loaded once for both HTTPS clients.
 #![warn(missing_docs)]
 
 #[cfg(feature = "aws-sdk")]
@@ -38,3 +39,4 @@ pub mod queue;
 pub mod secrets;
 pub mod shopify;
 pub mod telemetry;
+pub mod tls;

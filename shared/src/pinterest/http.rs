@@ -48,6 +48,7 @@ impl PinterestHttp {
     pub fn new(config: PinterestHttpConfig) -> Result<Self, reqwest::Error> {
         install_crypto_provider();
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config())
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("pinrelay/", env!("CARGO_PKG_VERSION")))
