@@ -2,8 +2,11 @@
 //! system's, read from disk once per process and shared.
 //!
 //! Each client would otherwise read and parse the whole system store itself at start-up, which was
-//! most of the dispatch function's init time. Certificates rustls cannot use are left out here,
-//! once, so neither client meets them.
+//! most of the dispatch function's init time. The store is read from the system's CA bundle file
+//! (`SSL_CERT_FILE`, else the first of [`BUNDLES`] that exists: one file, where
+//! `rustls-native-certs` would also open every file of the certificate directory, 290 on Debian);
+//! only without one does it fall back to `rustls-native-certs`. Certificates rustls cannot use are
+//! left out here, once, so neither client meets them.
 
 use std::sync::{Arc, OnceLock};
 
@@ -19,15 +22,45 @@ struct Roots {
 
 static ROOTS: OnceLock<Roots> = OnceLock::new();
 
+/// Where distributions keep their CA bundle: Amazon Linux 2023 (Lambda's `provided.al2023`) and
+/// RHEL, Debian and Ubuntu, SUSE, Alpine.
+pub const BUNDLES: &[&str] = &[
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The certificates of the system's CA bundle file, if there is one that reads and parses.
+fn bundle_certs() -> Option<Vec<CertificateDer<'static>>> {
+    let path = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            BUNDLES
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.is_file())
+        })?;
+    let pem = std::fs::read(&path).ok()?;
+    let certs: Vec<CertificateDer<'static>> =
+        rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
+            .filter_map(Result::ok)
+            .collect();
+    (!certs.is_empty()).then_some(certs)
+}
+
 fn roots() -> &'static Roots {
     ROOTS.get_or_init(|| {
-        let loaded = rustls_native_certs::load_native_certs();
-        if !loaded.errors.is_empty() {
-            tracing::warn!(errors = ?loaded.errors, "some system CA certificates could not be read");
-        }
+        let certs = bundle_certs().unwrap_or_else(|| {
+            let loaded = rustls_native_certs::load_native_certs();
+            if !loaded.errors.is_empty() {
+                tracing::warn!(errors = ?loaded.errors, "some system CA certificates could not be read");
+            }
+            loaded.certs
+        });
         let mut store = RootCertStore::empty();
-        let mut ders = Vec::with_capacity(loaded.certs.len());
-        for der in loaded.certs {
+        let mut ders = Vec::with_capacity(certs.len());
+        for der in certs {
             if store.add(der.clone()).is_ok() {
                 ders.push(der);
             }
