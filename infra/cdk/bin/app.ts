@@ -3,12 +3,17 @@
 // parameter names, so `npx cdk deploy -c PinterestAdAccountId=123 -c OrderDelaySeconds=0` takes
 // the same values as `sam deploy --parameter-overrides`. Unset ones keep the template's defaults.
 //
-// Context `StackName` (default `pinrelay`) names the stack.
+// Context `StackName` (default `pinrelay`) names the stack; `SkipBundling=true` skips the Rust build.
 
 import { App } from "aws-cdk-lib";
 import { PINRELAY_DEFAULTS, PinrelaySettings, PinrelayStack } from "../lib/pinrelay-stack";
 
 const app = new App();
+// `-c SkipBundling=true`: synthesize without building the functions (assets get placeholder
+// hashes), e.g. to read the template without Rust.
+if (String(app.node.tryGetContext("SkipBundling")) === "true") {
+  app.node.setContext("aws:cdk:bundling-stacks", []);
+}
 
 // The SAM parameter name of each setting: its name with the first letter capitalized, except the
 // X-Ray one, whose CamelCase keeps both capitals.
