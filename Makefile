@@ -8,15 +8,15 @@ export PATH := $(PYENV)/bin:$(PATH)
 # Where cargo puts the binaries, as cargo itself decides (CARGO_TARGET_DIR, .cargo/config.toml).
 TARGET_DIR = $(shell python3 scripts/cargo_target.py)
 
-.PHONY: demo test fmt-check clippy unit-and-integration template-lint tools browser-deps bench chaos package fuzz clean
+.PHONY: demo test fmt-check clippy unit-and-integration template-lint cdk-parity cdk-deps tools browser-deps bench chaos package lambda-binaries bundle-sizes init-times cost fuzz clean
 
 ## The relay on this machine, fed Shopify's sample webhooks, printing what goes to Pinterest.
 demo:
 	$(CARGO) build --quiet -p pinrelay-cli
 	python3 scripts/demo.py --bin $(TARGET_DIR)/debug/pinrelay
 
-## Everything CI checks: format, lints, unit and integration tests, template lint.
-test: fmt-check clippy unit-and-integration template-lint
+## Everything CI checks: format, lints, unit and integration tests, template lint, CDK/SAM parity.
+test: fmt-check clippy unit-and-integration template-lint cdk-parity
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -29,6 +29,19 @@ unit-and-integration: tools browser-deps
 
 template-lint: tools
 	cfn-lint template.yaml
+
+## The CDK app (infra/cdk) must synthesize the stack template.yaml transforms to, resource by
+## resource (offline: bundling skipped, no AWS credentials).
+cdk-parity: tools cdk-deps
+	cd infra/cdk && npx tsc
+	$(PY) infra/cdk/test/parity.py
+
+## The CDK app's npm dependencies, exactly as infra/cdk/package-lock.json pins them.
+cdk-deps: infra/cdk/node_modules/.installed
+
+infra/cdk/node_modules/.installed: infra/cdk/package-lock.json
+	cd infra/cdk && npm ci --no-audit --no-fund
+	touch $@
 
 tools: $(PYENV)/.installed
 
@@ -64,6 +77,26 @@ package:
 	$(PKGENV)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-package.txt
 	PATH=$(PKGENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 sam build --parameter-overrides Architecture=$(ARCH)
 	scripts/check_package.sh
+
+## The Lambda binaries as cargo-lambda builds them for x86_64 (each package alone, so each
+## function links only the library features it enables).
+LAMBDA_TARGET ?= x86_64-unknown-linux-gnu
+LAMBDA_BIN := target/$(LAMBDA_TARGET)/release
+lambda-binaries:
+	$(CARGO) build --release --target $(LAMBDA_TARGET) -p ingest
+	$(CARGO) build --release --target $(LAMBDA_TARGET) -p dispatch
+
+## Zipped bundle sizes (fails above 3 MB); figures in BENCHMARKS.md.
+bundle-sizes:
+	scripts/bundle_sizes.sh $(LAMBDA_TARGET)
+
+## Init of each function: process start to its first Runtime API `next` (fails above 15 ms).
+init-times: lambda-binaries
+	python3 scripts/init_time.py --ingest $(LAMBDA_BIN)/ingest --dispatch $(LAMBDA_BIN)/dispatch
+
+## $ per million orders, counted from N orders through both binaries on moto (README's table).
+cost: tools lambda-binaries
+	$(PY) scripts/cost.py --ingest $(LAMBDA_BIN)/ingest --dispatch $(LAMBDA_BIN)/dispatch --moto $(PYENV)/bin/moto_server
 
 ## Bounded fuzzing of translate, envelope decoding and the browser parser (FUZZ_SECONDS each).
 fuzz:

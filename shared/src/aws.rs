@@ -1,14 +1,28 @@
 //! AWS SDK configuration: one [`SdkConfig`] per function, loaded once at cold start, with explicit
 //! timeouts and retry budgets ([`Budget`]).
 //!
-//! The standard environment applies (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` and the
-//! per-service `AWS_ENDPOINT_URL_SQS`, ...), so the same binary runs against AWS or moto.
+//! Every client shares one HTTPS client: rustls on ring, the same crypto provider as the Pinterest
+//! client, so a bundle links a single TLS stack (the SDK's default would add aws-lc-rs).
+//!
+//! [`load`] reads only what Lambda puts in a function's environment: the region (`AWS_REGION`,
+//! else `AWS_DEFAULT_REGION`), the credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`) and `AWS_ENDPOINT_URL` (so the same binary runs against moto). It skips
+//! `aws-config`'s default chain (profiles, SSO, web identity through STS, container and instance
+//! metadata): on Lambda the environment is where the credentials are, and the chain's code was a
+//! large part of each bundle and of its start-up. The CLI, which runs on laptops, keeps the full
+//! chain (`aws_config::load_defaults`).
 
 use std::time::Duration;
 
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
+use aws_config::meta::region::ProvideRegion as _;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// How long an SDK call may take and how often it is tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,13 +102,41 @@ impl Budget {
     }
 }
 
-/// Loads the SDK configuration from the standard environment, with `budget` applied.
+/// The endpoint override for every client (moto in tests, a VPC endpoint in production).
+const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
+/// Loads the SDK configuration from a Lambda function's environment, with `budget` applied.
+/// Credentials are read from the environment when the first request is signed; a function
+/// without them fails that request with the SDK's "no credentials" error.
 pub async fn load(budget: Budget) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(crate::tls::roots_pem());
+    let mut https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+    match tls::TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => https = https.tls_context(context),
+        // The SDK then loads the system roots itself, as it would by default.
+        Err(e) => {
+            tracing::warn!(error.message = %e, "cannot share the CA certificates with the AWS SDK")
+        }
+    }
+    let https = https.build_https();
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(https)
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
         .timeout_config(budget.timeout_config())
-        .retry_config(budget.retry_config())
-        .load()
-        .await
+        .retry_config(budget.retry_config());
+    config.set_region(EnvironmentVariableRegionProvider::new().region().await);
+    config.set_endpoint_url(
+        std::env::var(ENDPOINT_URL)
+            .ok()
+            .filter(|url| !url.trim().is_empty()),
+    );
+    config.build()
 }
 
 /// The same configuration (region, credentials, endpoint) with another budget.

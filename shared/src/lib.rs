@@ -15,7 +15,7 @@
 //!   DynamoDB and SQLite adapters.
 //! - [`profile`]: the [`profile::ProfileStore`] port for shopper profiles from the pixel, its
 //!   DynamoDB and SQLite adapters, and [`profile::apply`] (pure).
-//! - [`dynamodb`]: the DynamoDB table the AWS adapters share (feature `aws`).
+//! - [`dynamodb`]: the DynamoDB table the AWS adapters share (feature `dynamodb`).
 //! - [`sqlite`]: the relay database the embedded adapters share: worker thread, group commit,
 //!   schema and its version (feature `sqlite`).
 //! - [`ingest`]: [`ingest::Ingest`], route, verify, enqueue; shared by the Lambda and `pinrelay serve`.
@@ -25,14 +25,15 @@
 //! - [`config`]: environment configuration: one loader per process kind.
 //! - [`aws`], [`secrets`]: SDK configuration with timeouts and retry budgets; secrets at start-up.
 //! - [`telemetry`]: `tracing` initialization shared by the functions and the CLI.
+//! - [`tls`]: the system CA certificates, loaded once for both HTTPS clients.
 #![warn(missing_docs)]
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-sdk")]
 pub mod aws;
 pub mod browser;
 pub mod config;
 pub mod dispatch;
-#[cfg(feature = "aws")]
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(test)]
 mod fixtures;
@@ -43,9 +44,10 @@ pub mod metrics;
 pub mod pinterest;
 pub mod profile;
 pub mod queue;
-#[cfg(feature = "aws")]
+#[cfg(feature = "secretsmanager")]
 pub mod secrets;
 pub mod shopify;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod telemetry;
+pub mod tls;

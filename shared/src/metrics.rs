@@ -1,5 +1,11 @@
 //! Metrics: CloudWatch Embedded Metric Format (EMF) lines on stdout for the Lambdas, in-memory
 //! counters for `pinrelay serve`. Metric names of both functions live here, once.
+//!
+//! CloudWatch bills every stored metric (name + dimension values) monthly, so the EMF sink stores
+//! only the few in [`PUBLISHED`], the ones an alarm watches. Every other count is recorded in
+//! memory for `serve`, rides along as a plain field of an EMF line that has a published metric
+//! (queryable with Logs Insights, not stored as a metric), or is left to the function's log line
+//! for the same webhook or event, which carries its outcome and reason.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -63,6 +69,23 @@ pub mod names {
     pub const ORDERS_ENRICHED: &str = "OrdersEnriched";
 }
 
+/// The metrics the EMF sink stores in CloudWatch, as (name, `Reason` dimension value): `None`
+/// is the metric with the `Function` dimension alone. Five metrics, $1.50 a month; each is watched
+/// by an alarm in `template.yaml` (`tests/it/template.rs` checks that alarms and dashboard use only
+/// these).
+pub const PUBLISHED: &[(&str, Option<&str>)] = &[
+    (names::WEBHOOKS_REJECTED, Some("bad_signature")),
+    (names::WEBHOOKS_REJECTED, Some("queue_unavailable")),
+    (names::EVENTS_SENT, None),
+    (names::EVENTS_FAILED, None),
+    (names::PINTEREST_AUTH_FAILURES, None),
+];
+
+/// Whether the EMF sink stores `name` under this `Reason` as a CloudWatch metric.
+pub fn is_published(name: &str, reason: Option<&str>) -> bool {
+    PUBLISHED.iter().any(|(n, r)| *n == name && *r == reason)
+}
+
 /// A CloudWatch unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -123,7 +146,9 @@ impl Metrics {
         }
     }
 
-    /// Records values under an optional `Reason` dimension. Zero counts are left out.
+    /// Records values under an optional `Reason` dimension. Zero counts are left out. An EMF sink
+    /// writes a line only when a value is [`PUBLISHED`]; the other values ride along on it as
+    /// plain fields.
     pub fn record(&self, reason: Option<&str>, values: &[(&'static str, f64, Unit)]) {
         let values: Vec<_> = values
             .iter()
@@ -134,6 +159,13 @@ impl Metrics {
         }
         match &self.sink {
             Sink::Emf(writer) => {
+                let published: Vec<_> = values
+                    .iter()
+                    .filter(|(name, _, _)| is_published(name, reason))
+                    .collect();
+                if published.is_empty() {
+                    return;
+                }
                 let mut dimensions = vec!["Function"];
                 let mut doc = Map::new();
                 doc.insert("Function".into(), json!(&*self.function));
@@ -141,7 +173,7 @@ impl Metrics {
                     dimensions.push("Reason");
                     doc.insert("Reason".into(), json!(reason));
                 }
-                let defs: Vec<Value> = values
+                let defs: Vec<Value> = published
                     .iter()
                     .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
                     .collect();
@@ -223,6 +255,46 @@ mod tests {
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0],
             json!(["Function", "Reason"])
         );
+    }
+
+    #[test]
+    fn emf_stores_only_published_metrics_and_carries_the_rest_as_fields() {
+        let buf = Buf::default();
+        let m = Metrics::emf_to("dispatch", Box::new(buf.clone()));
+        m.count(names::WEBHOOKS_RECEIVED, None, 1);
+        m.count(names::EVENTS_SKIPPED, Some("test_order"), 2);
+        m.record(
+            None,
+            &[
+                (names::EVENTS_SENT, 3.0, Unit::Count),
+                (names::EVENTS_DEDUPLICATED, 1.0, Unit::Count),
+            ],
+        );
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "unpublished-only records write nothing: {text}"
+        );
+        let doc: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(doc["EventsSent"], 3.0);
+        assert_eq!(doc["EventsDeduplicated"], 1.0);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+            json!([{"Name": "EventsSent", "Unit": "Count"}])
+        );
+    }
+
+    #[test]
+    fn a_reason_is_published_only_where_listed() {
+        assert!(is_published(
+            names::WEBHOOKS_REJECTED,
+            Some("bad_signature")
+        ));
+        assert!(!is_published(names::WEBHOOKS_REJECTED, Some("not_found")));
+        assert!(!is_published(names::WEBHOOKS_REJECTED, None));
+        assert!(is_published(names::EVENTS_SENT, None));
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!   times the dispatch timeout, and the redrive to the dead-letter queue matches
 //!   `MAX_RECEIVE_COUNT`;
 //! - no policy statement grants `*` resources, except the listed, justified ones;
-//! - every alarm and dashboard metric in the `pinrelay` namespace is one the code emits.
+//! - every alarm and dashboard metric in the `pinrelay` namespace is one the code publishes
+//!   ([`pinrelay::metrics::PUBLISHED`]: name and `Reason`), and the detail left to the logs is
+//!   on the dashboard as Logs Insights queries;
+//! - X-Ray is off unless `XRayTracing` is true, and logs are JSON with system logs at WARN.
 //!
 //! It does not deploy anything or replace `cfn-lint` (which `make template-lint` runs).
 
@@ -18,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml::Value;
 
 /// Statements allowed a `*` resource: (role, Sid, actions). X-Ray's trace-writing actions have no
-/// resource-level permissions, so AWS requires `*` for them.
+/// resource-level permissions, so AWS requires `*` for them; they exist only with tracing on.
 const STAR_RESOURCE_ALLOWED: &[(&str, &str, &[&str])] = &[
     (
         "IngestRole",
@@ -309,7 +312,18 @@ fn statements(t: &Value) -> Vec<(String, Value)> {
         };
         for doc in docs {
             for s in as_list(&doc["Statement"]) {
-                out.push((id.clone(), s.clone()));
+                // `!If [Condition, statement, !Ref AWS::NoValue]`: the statement when it applies.
+                match intrinsic(s) {
+                    Some((name, arg)) if name == "If" => {
+                        let branches = arg.as_sequence().unwrap();
+                        for b in &branches[1..] {
+                            if intrinsic(b).is_none() {
+                                out.push((id.clone(), b.clone()));
+                            }
+                        }
+                    }
+                    _ => out.push((id.clone(), s.clone())),
+                }
             }
         }
     }
@@ -693,6 +707,7 @@ fn every_alarm_watches_a_metric_the_code_emits() {
                 names.contains(name),
                 "{id:?} watches {name}, which no code emits"
             );
+            let mut reason = None;
             for d in as_list(&m["Dimensions"]) {
                 let key = d["Name"].as_str().unwrap();
                 match key {
@@ -707,10 +722,15 @@ fn every_alarm_watches_a_metric_the_code_emits() {
                             literals.contains(&format!("\"{value}\"")),
                             "{id:?}: no code emits Reason={value}"
                         );
+                        reason = Some(value.to_owned());
                     }
                     other => panic!("{id:?}: the code emits no dimension {other}"),
                 }
             }
+            assert!(
+                pinrelay::metrics::is_published(name, reason.as_deref()),
+                "{id:?} watches {name} (Reason {reason:?}), which the EMF sink does not publish"
+            );
         }
     }
     assert!(pinrelay_alarms >= 3, "the EMF alarms are missing");
@@ -738,25 +758,34 @@ fn every_dashboard_metric_is_one_the_code_emits() {
     let json: serde_json::Value =
         serde_json::from_str(&text).expect("the dashboard body is valid JSON");
     let mut seen = BTreeSet::new();
+    let mut queries = Vec::new();
     for widget in json["widgets"].as_array().unwrap() {
+        if widget["type"] == "log" {
+            let query = widget["properties"]["query"].as_str().unwrap();
+            assert!(query.starts_with("SOURCE 'PLACEHOLDER'"), "{query}");
+            queries.push(query.to_owned());
+            continue;
+        }
         for row in widget["properties"]["metrics"].as_array().unwrap() {
             let row = row.as_array().unwrap();
             if row[0] == pinrelay::metrics::NAMESPACE {
-                seen.insert(row[1].as_str().unwrap().to_owned());
+                let name = row[1].as_str().unwrap().to_owned();
                 // `${IngestFunction}` or `${DispatchFunction}`: this stack's function, never a
                 // fixed name another stack in the account would share.
                 assert_eq!(row[2], "Function", "{row:?}");
                 assert_eq!(row[3], "PLACEHOLDER", "{row:?}");
+                let reason = (row.get(4).and_then(|v| v.as_str()) == Some("Reason"))
+                    .then(|| row[5].as_str().unwrap());
+                assert!(
+                    pinrelay::metrics::is_published(&name, reason),
+                    "the dashboard shows {name} (Reason {reason:?}), which is not published"
+                );
+                seen.insert(name);
             }
-            if let Some(expr) = row[0]["expression"].as_str() {
-                if expr.contains("{pinrelay,") {
-                    assert!(expr.contains("Function=\"PLACEHOLDER\""), "{expr}");
-                }
-                for (i, m) in expr.match_indices("MetricName=\"") {
-                    let rest = &expr[i + m.len()..];
-                    seen.insert(rest[..rest.find('"').unwrap()].to_owned());
-                }
-            }
+            assert!(
+                row[0].get("expression").is_none(),
+                "metric math or SEARCH over pinrelay metrics: only published metrics exist"
+            );
         }
     }
     let unknown: Vec<_> = seen.difference(&names).collect();
@@ -764,15 +793,73 @@ fn every_dashboard_metric_is_one_the_code_emits() {
         unknown.is_empty(),
         "dashboard metrics no code emits: {unknown:?}"
     );
+    for (name, _) in pinrelay::metrics::PUBLISHED {
+        assert!(seen.contains(*name), "the dashboard lacks {name}");
+    }
+    // The detail that is not a metric lives in the logs: outcomes and reasons in the log lines,
+    // match quality on the dispatch EMF line.
     for wanted in [
-        "WebhooksReceived",
-        "EventsSent",
-        "EventsDeduplicated",
-        "EventsDeadLettered",
-        "PinterestLatency",
-        "MatchEmail",
+        "outcome",
+        pinrelay::metrics::names::MATCH_EMAIL,
+        pinrelay::metrics::names::MATCH_CLICK_ID,
     ] {
-        assert!(seen.contains(wanted), "the dashboard lacks {wanted}");
+        assert!(
+            queries.iter().any(|q| q.contains(wanted)),
+            "no dashboard query reads {wanted}"
+        );
+    }
+}
+
+#[test]
+fn tracing_is_off_by_default_and_logs_are_json_with_quiet_system_logs() {
+    let t = template();
+    assert_eq!(
+        t["Parameters"]["XRayTracing"]["Default"].as_str(),
+        Some("false")
+    );
+    let tracing = &t["Globals"]["Function"]["Tracing"];
+    let (tag, arg) = intrinsic(tracing).expect("Tracing is an !If on TracingOn");
+    assert_eq!(tag, "If");
+    assert_eq!(arg[0].as_str(), Some("TracingOn"));
+    assert_eq!(arg[2].as_str(), Some("PassThrough"));
+    assert_eq!(
+        t["Parameters"]["ApplicationLogLevel"]["Default"].as_str(),
+        Some("INFO")
+    );
+    for (function, _) in FUNCTIONS {
+        let logging = &resource(&t, function)["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"].as_str(), Some("JSON"), "{function}");
+        assert_eq!(
+            logging["SystemLogLevel"].as_str(),
+            Some("WARN"),
+            "{function}"
+        );
+        assert_eq!(
+            referred_one(&logging["ApplicationLogLevel"]),
+            "ApplicationLogLevel"
+        );
+        assert_eq!(
+            referred_one(&environment(&t, function)["RUST_LOG"]),
+            "ApplicationLogLevel",
+            "{function}: the code's own filter follows the Lambda log level"
+        );
+    }
+    // The X-Ray statements exist only under TracingOn.
+    let text = serde_yaml::to_string(&t["Resources"]).unwrap();
+    assert_eq!(text.matches("xray:PutTraceSegments").count(), 2);
+    for role in ["IngestRole", "DispatchRole"] {
+        let doc = &resource(&t, role)["Properties"]["Policies"][0]["PolicyDocument"];
+        let guarded = as_list(&doc["Statement"]).into_iter().any(|s| {
+            intrinsic(s).is_some_and(|(n, arg)| {
+                n == "If"
+                    && arg[0].as_str() == Some("TracingOn")
+                    && arg[1]["Sid"].as_str() == Some("XRay")
+            })
+        });
+        assert!(
+            guarded,
+            "{role}: the XRay statement must be under TracingOn"
+        );
     }
 }
 

@@ -5,7 +5,7 @@
 //! sent"; an expired lock may be taken over; a retryable failure deletes the record. Records hold
 //! no personal data: the key is `{shop}#{event_name}#{event_id}`.
 //!
-//! Adapters: `dynamodb` (feature `aws`) and `sqlite` (feature `sqlite`). Both run the same
+//! Adapters: `dynamodb` (feature `dynamodb`) and `sqlite` (feature `sqlite`). Both run the same
 //! contract suite, [`contract`].
 
 use std::fmt;
@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 #[doc(hidden)]
 pub mod contract;
-#[cfg(feature = "aws")]
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

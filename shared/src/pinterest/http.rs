@@ -46,7 +46,9 @@ impl PinterestHttp {
     /// # Errors
     /// When the TLS backend cannot be initialized.
     pub fn new(config: PinterestHttpConfig) -> Result<Self, reqwest::Error> {
+        install_crypto_provider();
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config())
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("pinrelay/", env!("CARGO_PKG_VERSION")))
@@ -174,4 +176,12 @@ impl ConversionsApi for PinterestHttp {
 #[derive(serde::Serialize)]
 struct EventBatchRef<'a> {
     data: &'a [Event],
+}
+
+/// Makes ring the process's rustls provider, the one the AWS SDK client uses too (see
+/// [`crate::aws`]), so a bundle links one TLS crypto library. A provider installed before
+/// (by a test or the CLI) is kept.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is just as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

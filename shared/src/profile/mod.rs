@@ -1,7 +1,7 @@
 //! Shopper profiles: what the storefront pixel saw at checkout (click id, IP, user agent, UTMs,
 //! consent), kept per order so dispatch can enrich the verified order webhook.
 //!
-//! The [`ProfileStore`] port has a DynamoDB adapter ([`dynamodb`], feature `aws`: the idempotency
+//! The [`ProfileStore`] port has a DynamoDB adapter ([`dynamodb`], feature `dynamodb`: the idempotency
 //! table under the key prefix `order#`) and a SQLite one ([`sqlite`], feature `sqlite`: a
 //! `profiles` table of the relay database); both run the [`contract`] suite. [`apply`] is the pure
 //! rule that turns an order's profile into changes to its `checkout` event.
@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::browser::Profile;
 use crate::pinterest::{CustomData, Event, normalize};
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -48,7 +48,7 @@ pub enum ProfileError {
 }
 
 /// A profile as the adapters store it: JSON.
-#[cfg(any(feature = "aws", feature = "sqlite"))]
+#[cfg(any(feature = "dynamodb", feature = "sqlite"))]
 pub(crate) fn encode(id: &str, profile: &Profile) -> Result<String, ProfileError> {
     serde_json::to_string(profile).map_err(|e| ProfileError::Corrupt {
         key: id.to_owned(),
@@ -57,7 +57,7 @@ pub(crate) fn encode(id: &str, profile: &Profile) -> Result<String, ProfileError
 }
 
 /// Reads a stored profile back.
-#[cfg(any(feature = "aws", feature = "sqlite"))]
+#[cfg(any(feature = "dynamodb", feature = "sqlite"))]
 pub(crate) fn decode(id: &str, json: &str) -> Result<Profile, ProfileError> {
     serde_json::from_str(json).map_err(|e| ProfileError::Corrupt {
         key: id.to_owned(),

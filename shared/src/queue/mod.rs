@@ -23,7 +23,7 @@ use crate::shopify::{MetadataError, WebhookMetadata};
 pub mod contract;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-#[cfg(feature = "aws")]
+#[cfg(feature = "sqs")]
 pub mod sqs;
 
 /// Message attribute names; SQS allows at most 10 per message and these are 9.
