@@ -45,7 +45,7 @@ pub mod names {
     pub const EVENTS_DEAD_LETTERED: &str = "EventsDeadLettered";
     /// Events sent more than an hour after they happened (Pinterest counts them as offline).
     pub const EVENTS_LATE: &str = "EventsLate";
-    /// Events too old for Pinterest (over 7 days), dead-lettered.
+    /// Events never sent that grew too old for Pinterest (over 7 days): skipped, and alarmed.
     pub const EVENTS_EXPIRED: &str = "EventsExpired";
     /// Compliance webhooks handled.
     pub const COMPLIANCE_HANDLED: &str = "ComplianceHandled";
@@ -70,7 +70,7 @@ pub mod names {
 }
 
 /// The metrics the EMF sink stores in CloudWatch, as (name, `Reason` dimension value): `None`
-/// is the metric with the `Function` dimension alone. Five metrics, $1.50 a month; each is watched
+/// is the metric with the `Function` dimension alone. Six metrics, $1.80 a month; each is watched
 /// by an alarm in `template.yaml` (`tests/it/template.rs` checks that alarms and dashboard use only
 /// these).
 pub const PUBLISHED: &[(&str, Option<&str>)] = &[
@@ -79,6 +79,7 @@ pub const PUBLISHED: &[(&str, Option<&str>)] = &[
     (names::EVENTS_SENT, None),
     (names::EVENTS_FAILED, None),
     (names::PINTEREST_AUTH_FAILURES, None),
+    (names::EVENTS_EXPIRED, None),
 ];
 
 /// Whether the EMF sink stores `name` under this `Reason` as a CloudWatch metric.

@@ -57,6 +57,12 @@ export interface PinrelaySettings {
   readonly includeTestOrders?: boolean;
   /** Send point-of-sale orders as offline events (`SendPosOrders`). */
   readonly sendPosOrders?: boolean;
+  /** Comma-separated order `source_name`s sent as storefront checkouts (`OrderSources`). */
+  readonly orderSources?: string;
+  /** ISO 3166-1 alpha-2 country of phones written without + or 00, or empty (`DefaultCountry`). */
+  readonly defaultCountry?: string;
+  /** Ingest executions reserved for (and at most allowed to) ingest; 0 reserves none (`IngestReservedConcurrency`). */
+  readonly ingestReservedConcurrency?: number;
   /** `subtotal` or `total` (`ValueSource`). */
   readonly valueSource?: "subtotal" | "total";
   /** `variant`, `sku` or `product` (`ContentId`). */
@@ -101,6 +107,9 @@ export const PINRELAY_DEFAULTS: Required<Omit<PinrelaySettings, "pinterestAdAcco
   storeUrl: "",
   includeTestOrders: false,
   sendPosOrders: false,
+  orderSources: "web",
+  defaultCountry: "",
+  ingestReservedConcurrency: 0,
   valueSource: "subtotal",
   contentId: "variant",
   dispatchBatchSize: 100,
@@ -144,6 +153,9 @@ export function resolveSettings(props: PinrelaySettings): Required<PinrelaySetti
   range("dispatchBatchSize", s.dispatchBatchSize, 1, 10000);
   range("dispatchBatchingWindowSeconds", s.dispatchBatchingWindowSeconds, 0, 300);
   range("dispatchMaxConcurrency", s.dispatchMaxConcurrency, 2, 1000);
+  range("ingestReservedConcurrency", s.ingestReservedConcurrency, 0, 1000);
+  if (!/^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$/.test(s.orderSources)) fail("orderSources", "must be comma-separated source names");
+  if (!/^([A-Za-z]{2})?$/.test(s.defaultCountry)) fail("defaultCountry", "must be an ISO 3166-1 alpha-2 code or empty");
   // template.yaml's rule BatchingWindowForLargeBatches.
   if (s.dispatchBatchSize > 10 && s.dispatchBatchingWindowSeconds === 0) {
     fail("dispatchBatchSize", "above 10 needs a dispatchBatchingWindowSeconds of at least 1 (an SQS event source rule)");
@@ -225,7 +237,8 @@ export class PinrelayStack extends Stack {
     this.eventQueue = new sqs.CfnQueue(this, "EventQueue", {
       sqsManagedSseEnabled: true,
       // 6 x DispatchFunction's Timeout (30 s).
-      visibilityTimeout: 180,
+      // 6 x the dispatch timeout (30 s) + the largest batching window (300 s).
+      visibilityTimeout: 480,
       // Pinterest accepts events up to 7 days old.
       messageRetentionPeriod: 604800,
       // maxReceiveCount equals MAX_RECEIVE_COUNT of DispatchFunction.
@@ -298,6 +311,7 @@ export class PinrelayStack extends Stack {
       role: ingestRole.attrArn,
       // Shopify waits 5 s for an answer; the enqueue has its own shorter budget.
       timeout: 10,
+      reservedConcurrentExecutions: s.ingestReservedConcurrency > 0 ? s.ingestReservedConcurrency : undefined,
       memorySize: 128,
       tracingConfig: { mode: tracing },
       loggingConfig: loggingConfig(ingestLogGroup),
@@ -388,9 +402,11 @@ export class PinrelayStack extends Stack {
           STORE_URL: s.storeUrl,
           INCLUDE_TEST_ORDERS: flag(s.includeTestOrders),
           SEND_POS_ORDERS: flag(s.sendPosOrders),
+          ORDER_SOURCES: s.orderSources,
           VALUE_SOURCE: s.valueSource,
           CONTENT_ID: s.contentId,
           ORDER_CONSENT_POLICY: s.orderConsentPolicy,
+          DEFAULT_COUNTRY: s.defaultCountry,
           RUST_LOG: s.applicationLogLevel,
         },
       },
@@ -532,6 +548,19 @@ export class PinrelayStack extends Stack {
       dimensions: pinrelayDims(dispatch),
       statistic: "Sum",
       period: 300,
+      threshold: 0,
+    });
+    alarm("ExpiredEventsAlarm", {
+      alarmDescription:
+        "Events older than Pinterest's 7 days that were never sent were skipped (EventsExpired): they " +
+        "can no longer be sent. An outage (dispatch failing or throttled, the queue backed up) aged them " +
+        "out; look at OldestMessageAlarm, DispatchErrorsAlarm and PinterestAuthFailures for the cause. " +
+        "A late orders/paid of an order sent before is deduplicated, never counted here.",
+      namespace: "pinrelay",
+      metricName: "EventsExpired",
+      dimensions: pinrelayDims(dispatch),
+      statistic: "Sum",
+      period: 3600,
       threshold: 0,
     });
     const stat = (id: string, metricName: string): cloudwatch.CfnAlarm.MetricDataQueryProperty => ({
