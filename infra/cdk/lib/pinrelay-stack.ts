@@ -689,6 +689,7 @@ function dashboardBody(r: DashboardRefs): object {
         ["pinrelay", "EventsSent", "Function", r.dispatch, { label: "sent" }],
         ["pinrelay", "EventsFailed", "Function", r.dispatch, { label: "failed" }],
         ["pinrelay", "PinterestAuthFailures", "Function", r.dispatch, { label: "Pinterest auth failures" }],
+        ["pinrelay", "EventsExpired", "Function", r.dispatch, { label: "expired, never sent" }],
       ]),
       log(
         16,
