@@ -193,11 +193,6 @@ impl<Q: Queue> Ingest<Q> {
         }
     }
 
-    /// The queue (the local relay shares it with its dispatcher).
-    pub fn queue(&self) -> &Q {
-        &self.queue
-    }
-
     /// Handles one request; never fails, every outcome is a [`Reply`].
     pub async fn handle(&self, request: Request<'_>, now: DateTime<Utc>) -> Reply {
         let started = Instant::now();
