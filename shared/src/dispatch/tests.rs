@@ -817,7 +817,7 @@ async fn a_slow_pinterest_and_a_near_deadline_hand_the_rest_back_in_time() {
 async fn locks_outlast_the_deadline_by_one_request_timeout() {
     let w = World::new();
     let api = ScriptedApi {
-        delay: Duration::from_millis(300),
+        delay: Duration::from_millis(1000),
         ..ScriptedApi::accepting()
     };
     let config = World::config();
@@ -826,7 +826,7 @@ async fn locks_outlast_the_deadline_by_one_request_timeout() {
     let batch = [order(&w, 1)];
     let (_, record) = tokio::join!(dispatcher.dispatch(&batch, w.now, deadline), async {
         // While the request is in flight.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         w.store.get(&key(1)).await.unwrap()
     });
     let record = record.expect("locked while sending");
