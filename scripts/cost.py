@@ -51,7 +51,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lambda_emulator import Function  # noqa: E402
+from lambda_emulator import DISPATCH_DEFAULTS, Function  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests/fixtures/shopify/webhooks"
@@ -396,18 +396,10 @@ def main() -> int:
             "QUEUE_URL": queue_url,
             "DEAD_LETTER_QUEUE_URL": dlq_url,
             "IDEMPOTENCY_TABLE": "cost-idempotency",
-            "MAX_RECEIVE_COUNT": "5",
+            **DISPATCH_DEFAULTS,
             "PINTEREST_API_URL": fake.url,
             "PINTEREST_AD_ACCOUNT_ID": ACCOUNT,
             "PINTEREST_ACCESS_TOKEN": "cost-token",
-            "PINTEREST_TEST_MODE": "false",
-            "EVENT_ID_TEMPLATE": "{order_id}",
-            "STORE_URL": "",
-            "INCLUDE_TEST_ORDERS": "false",
-            "SEND_POS_ORDERS": "false",
-            "VALUE_SOURCE": "subtotal",
-            "CONTENT_ID": "variant",
-            "ORDER_CONSENT_POLICY": "opt_out",
         }, MEMORY_MB["dispatch"], 30, log_dir)
         functions.append(dispatch)
         init_ms = {f.name: f.wait_ready() for f in functions}

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lambda_emulator import Function  # noqa: E402
+from lambda_emulator import DISPATCH_DEFAULTS, Function  # noqa: E402
 
 COMMON = {
     "AWS_REGION": "us-east-1",
@@ -34,18 +34,10 @@ ENV = {
         **COMMON,
         "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/pinrelay-dlq",
         "IDEMPOTENCY_TABLE": "pinrelay-idempotency",
-        "MAX_RECEIVE_COUNT": "5",
+        **DISPATCH_DEFAULTS,
         "PINTEREST_API_URL": "https://api.pinterest.com",
         "PINTEREST_AD_ACCOUNT_ID": "549755885175",
         "PINTEREST_ACCESS_TOKEN": "init-token",
-        "PINTEREST_TEST_MODE": "false",
-        "EVENT_ID_TEMPLATE": "{order_id}",
-        "STORE_URL": "",
-        "INCLUDE_TEST_ORDERS": "false",
-        "SEND_POS_ORDERS": "false",
-        "VALUE_SOURCE": "subtotal",
-        "CONTENT_ID": "variant",
-        "ORDER_CONSENT_POLICY": "opt_out",
     },
 }
 MEMORY = {"ingest": 128, "dispatch": 256}

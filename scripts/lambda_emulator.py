@@ -29,6 +29,21 @@ from pathlib import Path
 
 API = "/2018-06-01"
 
+# The dispatch function's mapping settings as template.yaml sets them by default.
+DISPATCH_DEFAULTS = {
+    "MAX_RECEIVE_COUNT": "5",
+    "PINTEREST_TEST_MODE": "false",
+    "EVENT_ID_TEMPLATE": "{order_id}",
+    "STORE_URL": "",
+    "INCLUDE_TEST_ORDERS": "false",
+    "SEND_POS_ORDERS": "false",
+    "ORDER_SOURCES": "web",
+    "VALUE_SOURCE": "subtotal",
+    "CONTENT_ID": "variant",
+    "ORDER_CONSENT_POLICY": "opt_out",
+    "DEFAULT_COUNTRY": "",
+}
+
 
 @dataclass
 class Invocation:
