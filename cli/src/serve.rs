@@ -34,6 +34,7 @@ use pinrelay::config;
 use pinrelay::dispatch::Dispatcher;
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
 use pinrelay::ingest::{self, Ingest};
+use pinrelay::ledger::sqlite::SqliteLedger;
 use pinrelay::metrics::Metrics;
 use pinrelay::pinterest::{
     ConversionsApi, ConversionsApiError, DryRun, Event, EventStatus, PinterestHttp,
@@ -118,7 +119,8 @@ struct App {
     metrics: Metrics,
 }
 
-type Relay = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, Target, SqliteQueue>;
+type Relay =
+    Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, SqliteLedger, Target, SqliteQueue>;
 
 /// Time allowed to open a connection to Pinterest.
 const PINTEREST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -188,6 +190,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let dispatcher = Dispatcher::new(
         store.clone(),
         profiles.clone(),
+        SqliteLedger::new(db.clone()),
         target,
         queue.clone(),
         dispatch_config,

@@ -123,7 +123,7 @@ fn translate(args: &Args) -> Result<Translated, String> {
             .map_err(|e| format!("could not serialize the event: {e}"))?;
             Ok(Translated::Body(json))
         }
-        Outcome::Skip(reason) => Ok(Translated::Skipped(format!(
+        Outcome::Skip { reason, .. } => Ok(Translated::Skipped(format!(
             "{reason} [{}]",
             reason.label()
         ))),

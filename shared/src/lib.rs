@@ -15,6 +15,8 @@
 //!   DynamoDB and SQLite adapters.
 //! - [`profile`]: the [`profile::ProfileStore`] port for shopper profiles from the pixel, its
 //!   DynamoDB and SQLite adapters, and [`profile::apply`] (pure).
+//! - [`ledger`]: the outcome ledger (sent with match keys, skipped, dead-lettered, pending, per
+//!   order), the [`ledger::Ledger`] port and its DynamoDB and SQLite adapters.
 //! - [`dynamodb`]: the DynamoDB table the AWS adapters share (feature `dynamodb`).
 //! - [`sqlite`]: the relay database the embedded adapters share: worker thread, group commit,
 //!   schema and its version (feature `sqlite`).
@@ -39,6 +41,7 @@ pub mod dynamodb;
 mod fixtures;
 pub mod idempotency;
 pub mod ingest;
+pub mod ledger;
 pub mod mapping;
 pub mod metrics;
 pub mod pinterest;

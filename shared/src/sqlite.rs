@@ -1,6 +1,6 @@
 //! The relay database of `pinrelay serve`: one SQLite file, [`SqliteDatabase`], shared by the
 //! embedded adapters ([`crate::queue::sqlite`], [`crate::idempotency::sqlite`],
-//! [`crate::profile::sqlite`]). It owns the schema of every table and its version, so the adapters
+//! [`crate::profile::sqlite`], [`crate::ledger::sqlite`]). It owns the schema of every table and its version, so the adapters
 //! depend on it and never on each other.
 //!
 //! - One connection, owned by one dedicated thread, so blocking SQLite calls never run on the async
@@ -27,8 +27,8 @@ pub const DB_FILE: &str = "relay.db";
 
 /// The schema version this code writes (`PRAGMA user_version`).
 /// Version 2 added the `profiles` table; an older pinrelay refuses the file rather than ignore
-/// profiles it would then fail to redact.
-const SCHEMA_VERSION: i64 = 2;
+/// profiles it would then fail to redact. Version 3 added the `outcomes` ledger.
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long a transaction waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,6 +69,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
 CREATE TABLE IF NOT EXISTS profiles (
     id         TEXT    PRIMARY KEY,
     profile    TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outcomes (
+    id         TEXT    PRIMARY KEY,
+    outcome    TEXT    NOT NULL,
+    entry      TEXT    NOT NULL,
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";

@@ -14,6 +14,7 @@ use pinrelay::dispatch::{BatchReport, DispatchConfig, Dispatcher, Disposition};
 use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::idempotency::{IdempotencyKey, IdempotencyStore, Status};
+use pinrelay::ledger::dynamodb::DynamoDbLedger;
 use pinrelay::metrics::{Metrics, names};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::profile::dynamodb::DynamoDbProfileStore;
@@ -40,8 +41,13 @@ const LONG_INVOCATION: chrono::Duration = chrono::Duration::seconds(600);
 /// holds its answer for longer.
 const PINTEREST_TIMEOUT: Duration = Duration::from_secs(5);
 
-type TestDispatcher =
-    Dispatcher<DynamoDbIdempotencyStore, DynamoDbProfileStore, PinterestHttp, SqsInbox>;
+type TestDispatcher = Dispatcher<
+    DynamoDbIdempotencyStore,
+    DynamoDbProfileStore,
+    DynamoDbLedger,
+    PinterestHttp,
+    SqsInbox,
+>;
 
 /// moto, the fake, and what a dispatcher needs.
 struct World {
@@ -76,6 +82,10 @@ impl World {
 
     fn profiles(&self) -> DynamoDbProfileStore {
         DynamoDbProfileStore::new(self.table())
+    }
+
+    fn ledger(&self) -> DynamoDbLedger {
+        DynamoDbLedger::new(self.table())
     }
 
     /// Retries back off by zero seconds, so a retried message is visible again at once.
@@ -115,6 +125,7 @@ impl World {
         Dispatcher::new(
             self.store(),
             self.profiles(),
+            self.ledger(),
             api,
             inbox,
             config,

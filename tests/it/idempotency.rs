@@ -1,5 +1,5 @@
-//! The idempotency and profile store contracts ([`pinrelay::idempotency::contract`],
-//! [`pinrelay::profile::contract`]) run against
+//! The idempotency, profile store and ledger contracts ([`pinrelay::idempotency::contract`],
+//! [`pinrelay::profile::contract`], [`pinrelay::ledger::contract`]) run against
 //! [`DynamoDbIdempotencyStore`] on moto, and [`serialized_dynamodb`], which gives moto the
 //! per-request atomicity DynamoDB has.
 //!
@@ -31,6 +31,7 @@ struct Proxy {
 /// A DynamoDB client whose requests reach moto one at a time, through a proxy on 127.0.0.1:0
 /// that lives as long as the test's runtime.
 pub async fn serialized_dynamodb(env: &TestEnv) -> aws_sdk_dynamodb::Client {
+    pinrelay::pinterest::http::install_crypto_provider();
     let proxy = Arc::new(Proxy {
         upstream: env.endpoint.clone(),
         client: reqwest::Client::new(),
@@ -97,6 +98,14 @@ async fn dynamodb_store_passes_the_profile_contract() {
         &profiles,
     )
     .await;
+}
+
+#[tokio::test]
+async fn dynamodb_ledger_passes_the_ledger_contract() {
+    let env = TestEnv::start().await;
+    let table = Table::new(serialized_dynamodb(&env).await, &env.table);
+    pinrelay::ledger::contract::run_all(&pinrelay::ledger::dynamodb::DynamoDbLedger::new(table))
+        .await;
 }
 
 #[tokio::test]

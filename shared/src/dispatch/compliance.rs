@@ -7,13 +7,15 @@ use futures::StreamExt as _;
 
 use super::model::{DispatchConfig, Disposition, STORE_CONCURRENCY};
 use crate::idempotency::{IdempotencyKey, IdempotencyStore};
+use crate::ledger::Ledger;
 use crate::mapping::ComplianceRequest;
 use crate::profile::ProfileStore;
 
 /// Carries out one request: [`Disposition::Compliance`] when done, a retry when a store failed.
-pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore>(
+pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, L: Ledger>(
     store: &S,
     profiles: &P,
+    ledger: &L,
     config: &DispatchConfig,
     request: &ComplianceRequest,
     now: DateTime<Utc>,
@@ -40,7 +42,7 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore>(
             .await
         }
         ComplianceRequest::ShopRedact { shop_domain } => {
-            shop_redact(store, profiles, shop_domain).await
+            shop_redact(store, profiles, ledger, shop_domain).await
         }
     };
     if done {
@@ -113,27 +115,31 @@ async fn customer_redact<S: IdempotencyStore, P: ProfileStore>(
     failed == 0
 }
 
-/// `shop/redact`: deletes every record and profile of the shop.
-async fn shop_redact<S: IdempotencyStore, P: ProfileStore>(
+/// `shop/redact`: deletes every record, profile and ledger entry of the shop.
+async fn shop_redact<S: IdempotencyStore, P: ProfileStore, L: Ledger>(
     store: &S,
     profiles: &P,
+    ledger: &L,
     shop: &str,
 ) -> bool {
-    let records = match store.delete_shop(shop).await {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(shop, error.message = %e, "shop/redact failed; will retry");
-            return false;
-        }
+    let deleted = async {
+        let records = store.delete_shop(shop).await.map_err(|e| e.to_string())?;
+        let deleted_profiles = profiles
+            .delete_shop_profiles(shop)
+            .await
+            .map_err(|e| e.to_string())?;
+        let entries = ledger.delete_shop(shop).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((records, deleted_profiles, entries))
     };
-    match profiles.delete_shop_profiles(shop).await {
-        Ok(deleted) => {
+    match deleted.await {
+        Ok((records, profiles, outcomes)) => {
             tracing::info!(
                 shop,
                 records,
-                profiles = deleted,
+                profiles,
+                outcomes,
                 outcome = "compliance",
-                "shop/redact: deleted every record and profile of the shop"
+                "shop/redact: deleted every record, profile and outcome of the shop"
             );
             true
         }

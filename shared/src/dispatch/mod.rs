@@ -16,7 +16,8 @@
 //!    the identity check.
 //! 6. **send** ([`send`]): as few requests as possible; a whole-request 400 is split in halves.
 //! 7. **settle** ([`settle`]): keys completed or released, messages dead-lettered or delayed,
-//!    counted, logged once each, and the counts emitted as metrics.
+//!    counted, logged once each, filed in the outcome ledger ([`crate::ledger`]), and the counts
+//!    emitted as metrics.
 //!
 //! The stages share the types of [`model`] and never call each other; only this file orders them.
 //! The report names the messages to retry (batch item failures); every other message is settled:
@@ -38,29 +39,34 @@ use chrono::{DateTime, Utc};
 
 use self::model::Prepared;
 pub use self::model::{BatchReport, Counts, DeadLetterReason, DispatchConfig, Disposition};
-use self::settle::Settler;
+use self::settle::{About, Settler};
 use crate::idempotency::IdempotencyStore;
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pinterest::ConversionsApi;
 use crate::profile::ProfileStore;
 use crate::queue::{Inbox, Received};
 
-/// The dispatcher over its four ports: idempotency records, shopper profiles, the Conversions API
-/// and the inbox the messages came from.
-pub struct Dispatcher<S, P, A, I> {
+/// The dispatcher over its five ports: idempotency records, shopper profiles, the outcome ledger,
+/// the Conversions API and the inbox the messages came from.
+pub struct Dispatcher<S, P, L, A, I> {
     store: S,
     profiles: P,
+    ledger: L,
     api: A,
     inbox: I,
     config: DispatchConfig,
     metrics: Metrics,
 }
 
-impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher<S, P, A, I> {
+impl<S: IdempotencyStore, P: ProfileStore, L: Ledger, A: ConversionsApi, I: Inbox>
+    Dispatcher<S, P, L, A, I>
+{
     /// Builds the dispatcher.
     pub fn new(
         store: S,
         profiles: P,
+        ledger: L,
         api: A,
         inbox: I,
         config: DispatchConfig,
@@ -69,6 +75,7 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         Self {
             store,
             profiles,
+            ledger,
             api,
             inbox,
             config,
@@ -96,9 +103,11 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
             .unwrap_or(deadline);
         let settler = Settler {
             store: &self.store,
+            ledger: &self.ledger,
             inbox: &self.inbox,
             config,
             now,
+            entries: Default::default(),
         };
         let mut report = BatchReport::default();
         report.counts.received = batch.len() as u64;
@@ -110,15 +119,26 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
                 Prepared::Event(p) => events.push(*p),
                 Prepared::Profile(write) => writes.push(write),
                 Prepared::Compliance(message, context, request) => {
-                    let d = compliance::comply(&self.store, &self.profiles, config, &request, now)
-                        .await;
+                    let d = compliance::comply(
+                        &self.store,
+                        &self.profiles,
+                        &self.ledger,
+                        config,
+                        &request,
+                        now,
+                    )
+                    .await;
                     settler
                         .settle(&mut report, message, Some(&context), None, d)
                         .await;
                 }
-                Prepared::Decided(message, context, d) => {
+                Prepared::Decided(message, context, subject, d) => {
+                    let about = subject.map(|subject| About {
+                        subject,
+                        event: None,
+                    });
                     settler
-                        .settle(&mut report, message, context.as_ref(), None, d)
+                        .settle(&mut report, message, context.as_ref(), about, d)
                         .await;
                 }
             }
@@ -160,6 +180,7 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
             settler.settle_event(&mut report, &p, d).await;
         }
 
+        settler.file_outcomes().await;
         settle::emit(&self.metrics, &report.counts);
         report
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::browser::Profile;
 use crate::idempotency::IdempotencyKey;
+use crate::ledger::Subject;
 use crate::mapping::{ComplianceRequest, Options, OrderRef, SkipReason};
 use crate::pinterest::{Event, EventBatch};
 use crate::profile::ConsentPolicy;
@@ -181,6 +182,19 @@ pub(super) struct Pending<'a> {
     pub context: Context,
 }
 
+impl Pending<'_> {
+    /// What the outcome ledger files the event under: its order, or the event itself.
+    pub fn subject(&self) -> Subject {
+        match &self.order {
+            Some(order) => Subject::Order { id: order.id },
+            None => Subject::Event {
+                name: self.event.event_name.clone(),
+                id: self.event.event_id.clone(),
+            },
+        }
+    }
+}
+
 /// A browser checkout to record as its order's shopper profile.
 #[derive(Debug)]
 pub(super) struct ProfileWrite<'a> {
@@ -203,8 +217,8 @@ pub(super) enum Prepared<'a> {
     Profile(ProfileWrite<'a>),
     /// A compliance request to carry out.
     Compliance(&'a Received, Context, ComplianceRequest),
-    /// Already decided: skipped or dead-lettered.
-    Decided(&'a Received, Option<Context>, Disposition),
+    /// Already decided: skipped or dead-lettered, with the order it is about when known.
+    Decided(&'a Received, Option<Context>, Option<Subject>, Disposition),
 }
 
 /// Counts of one batch, also emitted as metrics.

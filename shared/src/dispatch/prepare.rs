@@ -7,6 +7,7 @@ use super::model::{
 };
 use crate::browser::{self, BrowserOutcome, ReceivedBrowserEvent};
 use crate::idempotency::IdempotencyKey;
+use crate::ledger::Subject;
 use crate::mapping::{self, MappingError, Outcome, SkipReason};
 use crate::queue::{Envelope, Received, Source};
 
@@ -33,7 +34,7 @@ pub(super) fn prepare<'a>(
         Ok(envelope) => envelope,
         Err(e) => {
             let reason = DeadLetterReason::Undecodable(e.to_string());
-            return Prepared::Decided(message, None, Disposition::DeadLettered(reason));
+            return Prepared::Decided(message, None, None, Disposition::DeadLettered(reason));
         }
     };
     let context = Context {
@@ -42,7 +43,7 @@ pub(super) fn prepare<'a>(
         shop: envelope.metadata.shop_domain.clone(),
         webhook_id: envelope.metadata.webhook_id.clone(),
     };
-    let decided = |context, d| Prepared::Decided(message, Some(context), d);
+    let decided = |context, d| Prepared::Decided(message, Some(context), None, d);
     let invalid = |why: String| Disposition::DeadLettered(DeadLetterReason::InvalidPayload(why));
 
     let conversion = if envelope.source == Source::Browser {
@@ -70,7 +71,15 @@ pub(super) fn prepare<'a>(
     } else {
         match mapping::translate(&envelope.metadata, &envelope.body, &config.options, now) {
             Ok(Outcome::Send(conversion)) => *conversion,
-            Ok(Outcome::Skip(reason)) => return decided(context, Disposition::Skipped(reason)),
+            Ok(Outcome::Skip { reason, order }) => {
+                let subject = order.map(|id| Subject::Order { id });
+                return Prepared::Decided(
+                    message,
+                    Some(context),
+                    subject,
+                    Disposition::Skipped(reason),
+                );
+            }
             Ok(Outcome::Compliance(request)) => {
                 return Prepared::Compliance(message, context, request);
             }
@@ -160,7 +169,12 @@ mod tests {
         let test_order = message(Topic::OrdersCreate, json!({"id": 1, "test": true}));
         assert!(matches!(
             prepare(&test_order, &config, now()),
-            Prepared::Decided(_, Some(_), Disposition::Skipped(SkipReason::TestOrder))
+            Prepared::Decided(
+                _,
+                Some(_),
+                Some(Subject::Order { id: 1 }),
+                Disposition::Skipped(SkipReason::TestOrder)
+            )
         ));
         let old = message(Topic::OrdersCreate, order("2026-11-19T12:00:00Z"));
         let Prepared::Event(p) = prepare(&old, &config, now()) else {
@@ -181,6 +195,7 @@ mod tests {
             Prepared::Decided(
                 _,
                 _,
+                None,
                 Disposition::DeadLettered(DeadLetterReason::InvalidPayload(_))
             )
         ));
@@ -195,6 +210,7 @@ mod tests {
             prepare(&junk, &config, now()),
             Prepared::Decided(
                 _,
+                None,
                 None,
                 Disposition::DeadLettered(DeadLetterReason::Undecodable(_))
             )

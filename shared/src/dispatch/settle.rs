@@ -1,6 +1,9 @@
-//! Stage 6: what each message's disposition requires. A held key is completed (sent) or released
+//! Stage 7: what each message's disposition requires. A held key is completed (sent) or released
 //! (anything else); a dead letter is moved with its reason, a retry gets its delay; every message is
-//! counted and logged once, in one compact line. The batch's counts become metrics.
+//! counted and logged once, in one compact line, and what it settled about an order or event is
+//! filed in the outcome ledger. The batch's counts become metrics.
+
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
@@ -10,24 +13,37 @@ use super::model::{
     STORE_CONCURRENCY,
 };
 use crate::idempotency::IdempotencyStore;
+use crate::ledger::{Entry, LEDGER_TTL_SECONDS, Ledger, MatchKeys, Recorded, Subject};
 use crate::mapping::SkipReason;
 use crate::metrics::{Metrics, Unit, names};
 use crate::pinterest::Event;
 use crate::queue::{Inbox, Received};
 
 /// Settles messages of one batch into its report.
-pub(super) struct Settler<'d, S, I> {
+pub(super) struct Settler<'d, S, L, I> {
     /// Where held keys are completed or released.
     pub store: &'d S,
+    /// Where outcomes are filed.
+    pub ledger: &'d L,
     /// Where dead letters and retry delays go.
     pub inbox: &'d I,
     /// Retry limits and the late threshold.
     pub config: &'d DispatchConfig,
     /// The batch's clock.
     pub now: DateTime<Utc>,
+    /// Outcomes settled so far, written together by [`Settler::file_outcomes`].
+    pub entries: Mutex<Vec<Entry>>,
 }
 
-impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
+/// What a settled message is about, for the ledger and the log line.
+pub(super) struct About<'a> {
+    /// The order or event.
+    pub subject: Subject,
+    /// The event, once there is one.
+    pub event: Option<&'a Event>,
+}
+
+impl<S: IdempotencyStore, L: Ledger, I: Inbox> Settler<'_, S, L, I> {
     /// Settles events whose keys this invocation holds: sent ones are completed, all others
     /// released (so a later delivery may try again), all at once; then each is settled.
     pub async fn settle_held(
@@ -49,24 +65,86 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
         .await;
         for (p, d) in results {
             if d == Disposition::Sent {
-                let late = self.now.timestamp() - p.event.event_time
-                    > self.config.late_after.as_secs() as i64;
-                count_match(&mut report.counts, &p.event, late);
+                count_match(&mut report.counts, &p.event, self.is_late(&p.event));
             }
             self.settle_event(report, &p, d).await;
         }
     }
 
+    fn is_late(&self, event: &Event) -> bool {
+        self.now.timestamp() - event.event_time > self.config.late_after.as_secs() as i64
+    }
+
     /// Settles an event whose key this invocation does not hold.
     pub async fn settle_event(&self, report: &mut BatchReport, p: &Pending<'_>, d: Disposition) {
-        self.settle(
-            report,
-            p.message,
-            Some(&p.context),
-            Some(&p.event.event_id),
-            d,
-        )
+        let about = About {
+            subject: p.subject(),
+            event: Some(&p.event),
+        };
+        self.settle(report, p.message, Some(&p.context), Some(about), d)
+            .await;
+    }
+
+    /// Writes the outcomes settled so far to the ledger, all at once. A failed write is logged
+    /// and costs nothing else: the ledger informs reconcile, it never decides.
+    pub async fn file_outcomes(&self) {
+        let entries = std::mem::take(&mut *self.entries.lock().unwrap_or_else(|e| e.into_inner()));
+        let expires_at = self.now.timestamp() + LEDGER_TTL_SECONDS;
+        futures::stream::iter(entries.iter().map(|entry| async move {
+            if let Err(e) = self.ledger.record(entry, expires_at).await {
+                tracing::warn!(subject = %entry.subject, shop = %entry.shop, outcome = entry.outcome.label(), error.message = %e, "could not file the outcome in the ledger; reconcile will not see it");
+            }
+        }))
+        .buffer_unordered(STORE_CONCURRENCY)
+        .for_each(|()| async {})
         .await;
+    }
+
+    /// The ledger entry of a settled message, when it concerns an order or an event.
+    fn entry(
+        &self,
+        message: &Received,
+        context: Option<&Context>,
+        about: About<'_>,
+        d: &Disposition,
+    ) -> Option<Entry> {
+        let outcome = match d {
+            Disposition::Sent => {
+                let event = about.event?;
+                let custom = event.custom_data.as_ref();
+                Recorded::Sent {
+                    event_id: event.event_id.clone(),
+                    match_keys: MatchKeys::of(event),
+                    value: custom.and_then(|c| c.value.clone()),
+                    currency: custom.and_then(|c| c.currency.clone()),
+                    late: self.is_late(event),
+                }
+            }
+            Disposition::Skipped(reason) => Recorded::Skipped {
+                reason: reason.label().to_owned(),
+                detail: reason.to_string(),
+                by_rule: reason.is_rule(),
+            },
+            Disposition::DeadLettered(reason) => Recorded::DeadLettered {
+                reason: reason.label().to_owned(),
+                detail: reason.to_string(),
+            },
+            Disposition::Retry(delay) => Recorded::Pending {
+                attempts: message.receive_count,
+                retry_in_s: delay.as_secs(),
+            },
+            Disposition::Deduplicated | Disposition::Compliance | Disposition::ProfileRecorded => {
+                return None;
+            }
+        };
+        let context = context?;
+        Some(Entry {
+            shop: context.shop.clone(),
+            subject: about.subject,
+            topic: context.topic.clone(),
+            at: self.now,
+            outcome,
+        })
     }
 
     /// Records the disposition of one message, performing the dead-letter or retry it needs.
@@ -75,9 +153,13 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
         report: &mut BatchReport,
         message: &Received,
         context: Option<&Context>,
-        event_id: Option<&str>,
+        about: Option<About<'_>>,
         disposition: Disposition,
     ) {
+        let event_id = about
+            .as_ref()
+            .and_then(|a| a.event)
+            .map(|e| e.event_id.as_str());
         let disposition = match disposition {
             Disposition::Retry(_) if message.receive_count >= self.config.max_receive_count => {
                 Disposition::DeadLettered(DeadLetterReason::RetriesExhausted {
@@ -106,6 +188,12 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
         }
         count(&mut report.counts, &disposition);
         log(message, context, event_id, &disposition);
+        if let Some(entry) = about.and_then(|a| self.entry(message, context, a, &disposition)) {
+            self.entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(entry);
+        }
         report.dispositions.insert(message.id.clone(), disposition);
     }
 }

@@ -12,6 +12,7 @@ use super::*;
 use crate::browser::Profile;
 use crate::idempotency::sqlite::SqliteIdempotencyStore;
 use crate::idempotency::{Claim, IdempotencyKey, Status};
+use crate::ledger::sqlite::SqliteLedger;
 use crate::mapping::SkipReason;
 use crate::pinterest::{ConversionsApiError, Event, EventStatus};
 use crate::profile::sqlite::SqliteProfileStore;
@@ -100,12 +101,19 @@ impl Inbox for RecordingInbox {
     }
 }
 
-type Unit = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, ScriptedApi, RecordingInbox>;
+type Unit = Dispatcher<
+    SqliteIdempotencyStore,
+    SqliteProfileStore,
+    SqliteLedger,
+    ScriptedApi,
+    RecordingInbox,
+>;
 
 struct World {
     _dir: tempfile::TempDir,
     store: SqliteIdempotencyStore,
     profiles: SqliteProfileStore,
+    ledger: SqliteLedger,
     inbox: RecordingInbox,
     now: DateTime<Utc>,
 }
@@ -117,7 +125,8 @@ impl World {
         Self {
             _dir: dir,
             store: SqliteIdempotencyStore::new(db.clone()),
-            profiles: SqliteProfileStore::new(db),
+            profiles: SqliteProfileStore::new(db.clone()),
+            ledger: SqliteLedger::new(db),
             inbox: RecordingInbox::default(),
             now: "2026-11-29T12:00:00Z".parse().unwrap(),
         }
@@ -135,6 +144,7 @@ impl World {
         Dispatcher::new(
             self.store.clone(),
             self.profiles.clone(),
+            self.ledger.clone(),
             api.clone(),
             self.inbox.clone(),
             config,
@@ -833,4 +843,139 @@ async fn locks_outlast_the_deadline_by_one_request_timeout() {
     assert_eq!(record.status, Status::InProgress);
     let want = deadline + chrono::Duration::from_std(config.request_timeout).unwrap();
     assert_eq!(record.in_progress_expiration, Some(want.timestamp_millis()));
+}
+
+// The outcome ledger: one entry per order or event settled, read back as reconcile reads it.
+
+async fn outcome(w: &World, order_id: u64) -> Option<crate::ledger::Recorded> {
+    use crate::ledger::{Ledger, Subject};
+    let found = w
+        .ledger
+        .lookup(SHOP, &[Subject::Order { id: order_id }], w.now)
+        .await
+        .unwrap();
+    found.into_iter().next().map(|e| e.outcome)
+}
+
+#[tokio::test]
+async fn the_ledger_files_each_order_outcome_with_its_reason() {
+    use crate::ledger::{MatchKeys, Recorded};
+    let w = World::new();
+    // Order 2 is refused by Pinterest, 3 is a test order, 4 is a point-of-sale order.
+    let api = ScriptedApi::new(|events| {
+        Ok(events
+            .iter()
+            .map(|e| match e.event_id.as_str() {
+                "2" => EventStatus::Failed {
+                    error_message: "bad currency".into(),
+                },
+                _ => EventStatus::Processed { warning: None },
+            })
+            .collect())
+    });
+    let mut test_order = order_body(3, w.now);
+    test_order["test"] = json!(true);
+    let mut pos = order_body(4, w.now);
+    pos["source_name"] = json!("pos");
+    let batch = [
+        order(&w, 1),
+        order(&w, 2),
+        message("o-3", 1, &webhook(Topic::OrdersCreate, &test_order, w.now)),
+        message("o-4", 1, &webhook(Topic::OrdersCreate, &pos, w.now)),
+    ];
+    w.run(&api, &batch).await;
+
+    assert_eq!(
+        outcome(&w, 1).await,
+        Some(Recorded::Sent {
+            event_id: "1".into(),
+            match_keys: MatchKeys {
+                email: true,
+                ..MatchKeys::default()
+            },
+            value: Some("10.00".into()),
+            currency: Some("USD".into()),
+            late: false,
+        })
+    );
+    let Some(Recorded::DeadLettered { reason, detail }) = outcome(&w, 2).await else {
+        panic!("order 2 is dead-lettered");
+    };
+    assert_eq!(reason, "pinterest_rejected");
+    assert!(detail.contains("bad currency"), "{detail}");
+    let Some(Recorded::Skipped {
+        reason, by_rule, ..
+    }) = outcome(&w, 3).await
+    else {
+        panic!("order 3 is skipped");
+    };
+    assert_eq!((reason.as_str(), by_rule), ("test_order", true));
+    let Some(Recorded::Skipped { reason, .. }) = outcome(&w, 4).await else {
+        panic!("order 4 is skipped");
+    };
+    assert_eq!(reason, "pos_order");
+    assert_eq!(
+        outcome(&w, 5).await,
+        None,
+        "an order never seen has no entry"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_order_is_pending_until_sent_and_a_duplicate_changes_nothing() {
+    use crate::ledger::Recorded;
+    let w = World::new();
+    let down = ScriptedApi::new(|_| Err(ConversionsApiError::Unavailable { status: 503 }));
+    w.run(&down, &[order(&w, 1)]).await;
+    assert_eq!(
+        outcome(&w, 1).await,
+        Some(Recorded::Pending {
+            attempts: 1,
+            retry_in_s: 60
+        })
+    );
+    // The skip or retry left no idempotency record behind: the next delivery claims and sends.
+    let up = ScriptedApi::accepting();
+    w.run(
+        &up,
+        &[message(
+            "o-1",
+            2,
+            &webhook(Topic::OrdersCreate, &order_body(1, w.now), w.now),
+        )],
+    )
+    .await;
+    assert!(matches!(outcome(&w, 1).await, Some(Recorded::Sent { .. })));
+    // orders/paid of the same order is deduplicated; the entry still says sent.
+    let paid = message(
+        "p-1",
+        1,
+        &webhook(Topic::OrdersPaid, &order_body(1, w.now), w.now),
+    );
+    let report = w.run(&up, &[paid]).await;
+    assert_eq!(report.counts.deduplicated, 1);
+    assert!(matches!(outcome(&w, 1).await, Some(Recorded::Sent { .. })));
+}
+
+#[tokio::test]
+async fn an_expired_order_is_filed_as_a_lost_conversion() {
+    use crate::ledger::Recorded;
+    let w = World::new();
+    let old = order_body(9, w.now - chrono::Duration::days(10));
+    w.run(
+        &ScriptedApi::accepting(),
+        &[message(
+            "o-9",
+            1,
+            &webhook(Topic::OrdersCreate, &old, w.now),
+        )],
+    )
+    .await;
+    let Some(Recorded::Skipped {
+        reason, by_rule, ..
+    }) = outcome(&w, 9).await
+    else {
+        panic!("order 9 is skipped");
+    };
+    assert_eq!((reason.as_str(), by_rule), ("expired", false));
 }

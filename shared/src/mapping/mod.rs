@@ -165,9 +165,30 @@ pub enum Outcome {
     /// Send this event (once [`require_identity`] agrees, after any enrichment).
     Send(Box<Conversion>),
     /// Send nothing, for this reason.
-    Skip(SkipReason),
+    Skip {
+        /// Why.
+        reason: SkipReason,
+        /// The order skipped, for an order webhook that names its id (the outcome ledger's
+        /// subject); `None` for other topics.
+        order: Option<u64>,
+    },
     /// A mandatory compliance request for dispatch to act on; never a Pinterest event.
     Compliance(ComplianceRequest),
+}
+
+impl Outcome {
+    /// A skip of a webhook that is not about an order.
+    pub fn skip(reason: SkipReason) -> Self {
+        Outcome::Skip {
+            reason,
+            order: None,
+        }
+    }
+
+    /// A skip of an order.
+    pub fn skip_order(reason: SkipReason, order: Option<u64>) -> Self {
+        Outcome::Skip { reason, order }
+    }
 }
 
 /// A webhook's Pinterest event, with what the relay needs to know about the order behind it, decided
@@ -241,6 +262,27 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// True when a conversion rule says the webhook is not a conversion to send (a test order, a
+    /// point-of-sale order, a shopper's refusal…): reconcile counts it as rightly skipped. False
+    /// when a conversion was lost: too old to send by the time it was handled (`expired`), or a
+    /// browser event Pinterest refused.
+    pub fn is_rule(&self) -> bool {
+        match self {
+            SkipReason::Expired { .. } | SkipReason::BrowserEventRejected(_) => false,
+            SkipReason::TestOrder
+            | SkipReason::PosOrder
+            | SkipReason::DraftOrder
+            | SkipReason::SubscriptionRenewal
+            | SkipReason::SalesChannel(_)
+            | SkipReason::NotASignup
+            | SkipReason::ProfileConflict
+            | SkipReason::UnmappedTopic(_)
+            | SkipReason::NotEnoughIdentity
+            | SkipReason::CancelledOrder
+            | SkipReason::Consent => true,
+        }
+    }
+
     /// A short stable label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
@@ -428,7 +470,7 @@ pub fn translate(
         Topic::OrdersUpdated
         | Topic::CheckoutsCreate
         | Topic::CheckoutsUpdate
-        | Topic::Other(_) => Ok(Outcome::Skip(SkipReason::UnmappedTopic(topic.to_string()))),
+        | Topic::Other(_) => Ok(Outcome::skip(SkipReason::UnmappedTopic(topic.to_string()))),
     }
 }
 

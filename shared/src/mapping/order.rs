@@ -41,14 +41,14 @@ pub(super) fn order_event(
 ) -> Result<Outcome, MappingError> {
     let topic = metadata.topic.as_str();
     if order.test == Some(true) && !options.include_test_orders {
-        return Ok(Outcome::Skip(SkipReason::TestOrder));
+        return Ok(Outcome::skip_order(SkipReason::TestOrder, order.id));
     }
     if order
         .cancelled_at
         .as_deref()
         .is_some_and(|c| !c.trim().is_empty())
     {
-        return Ok(Outcome::Skip(SkipReason::CancelledOrder));
+        return Ok(Outcome::skip_order(SkipReason::CancelledOrder, order.id));
     }
     let source = order
         .source_name
@@ -60,10 +60,10 @@ pub(super) fn order_event(
     let pos = source == "pos";
     if pos {
         if !options.send_pos_orders {
-            return Ok(Outcome::Skip(SkipReason::PosOrder));
+            return Ok(Outcome::skip_order(SkipReason::PosOrder, order.id));
         }
     } else if let Some(reason) = channel_skip(&source, options) {
-        return Ok(Outcome::Skip(reason));
+        return Ok(Outcome::skip_order(reason, order.id));
     }
     let order_id = order.id.ok_or(MappingError::MissingField {
         topic: topic.to_owned(),

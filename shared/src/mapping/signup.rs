@@ -28,7 +28,7 @@ pub(super) fn signup_event(
 ) -> Result<Outcome, MappingError> {
     let topic = metadata.topic.as_str();
     if !is_storefront_signup(&customer) {
-        return Ok(Outcome::Skip(SkipReason::NotASignup));
+        return Ok(Outcome::skip(SkipReason::NotASignup));
     }
     let id = customer.id.ok_or(MappingError::MissingField {
         topic: topic.to_owned(),

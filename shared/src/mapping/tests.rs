@@ -39,7 +39,7 @@ fn run(topic: &str, body: &str, options: &Options) -> Result<Outcome, MappingErr
         match translate(&meta(topic), body.as_bytes(), options, now())? {
             Outcome::Send(c) => match require_identity(&c.event) {
                 Ok(()) => Outcome::Send(c),
-                Err(reason) => Outcome::Skip(reason),
+                Err(reason) => Outcome::skip(reason),
             },
             other => other,
         },
@@ -55,7 +55,7 @@ fn event(topic: &str, body: &str, options: &Options) -> Event {
 
 fn skip(topic: &str, body: &str, options: &Options) -> SkipReason {
     match run(topic, body, options).unwrap() {
-        Outcome::Skip(reason) => reason,
+        Outcome::Skip { reason, .. } => reason,
         other => panic!("expected a skip, got {other:?}"),
     }
 }
