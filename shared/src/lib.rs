@@ -17,6 +17,8 @@
 //!   DynamoDB and SQLite adapters, and [`profile::apply`] (pure).
 //! - [`ledger`]: the outcome ledger (sent with match keys, skipped, dead-lettered, pending, per
 //!   order), the [`ledger::Ledger`] port and its DynamoDB and SQLite adapters.
+//! - [`reconcile`]: the shop's orders beside the ledger: each order sent, skipped, dead-lettered,
+//!   pending or missing, per day, as a table, JSON or HTML (pure).
 //! - [`dynamodb`]: the DynamoDB table the AWS adapters share (feature `dynamodb`).
 //! - [`sqlite`]: the relay database the embedded adapters share: worker thread, group commit,
 //!   schema and its version (feature `sqlite`).
@@ -47,6 +49,7 @@ pub mod metrics;
 pub mod pinterest;
 pub mod profile;
 pub mod queue;
+pub mod reconcile;
 #[cfg(feature = "secretsmanager")]
 pub mod secrets;
 pub mod shopify;

@@ -1,0 +1,536 @@
+//! Reconcile: the shop's orders beside what the relay did with each, the answer to "compare the
+//! purchase events against your Shopify order count for the same period".
+//!
+//! Pure: the orders (from the Admin API), the ledger entries (from the relay's store) and the clock
+//! come in; a [`Report`] comes out. Each order is exactly one of:
+//!
+//! | status | meaning |
+//! |---|---|
+//! | `sent` | Pinterest processed its `checkout` event (when, with which match keys, what value) |
+//! | `skipped` | the relay sent nothing, for a reason: by a conversion rule (`by_rule`) or a conversion lost (`expired`) |
+//! | `dead_lettered` | moved to the dead-letter queue with a reason: a human must look |
+//! | `pending` | handed back for another attempt, or placed less than [`Settings::grace`] ago |
+//! | `missing` | the relay has no trace of it: the webhook never arrived (a deleted subscription, an outage) |
+//!
+//! Accuracy is (sent + skipped by rule) / orders. A missing order placed within Pinterest's 7 days
+//! is `recoverable`: `pinrelay reconcile --backfill` sends it through the relay's own queue.
+
+mod render;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone as _, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+pub use self::render::table;
+use crate::ledger::{Entry, MatchKeys, Recorded, Subject};
+use crate::mapping::{currency_amount, minor_units};
+
+/// The version of the JSON shape ([`Report`]); it changes only when a field changes meaning or goes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One order as the shop's Admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopOrder {
+    /// The order id (`legacyResourceId`), the relay's `event_id` source.
+    pub id: u64,
+    /// `#1001`.
+    pub name: String,
+    /// When it was placed.
+    pub created_at: DateTime<Utc>,
+    /// The amount the relay would send as `value` (the subtotal by default, see `VALUE_SOURCE`), as
+    /// a decimal string.
+    pub value: String,
+    /// Its ISO 4217 currency.
+    pub currency: String,
+}
+
+/// How orders are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// An order without a trace placed less than this ago is `pending`, not `missing`: its webhook
+    /// may still be on its way (default 15 minutes).
+    pub grace: Duration,
+    /// The oldest order Pinterest still takes: older missing orders are not recoverable (7 days).
+    pub max_event_age: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(15 * 60),
+            max_event_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Days of the shop's calendar, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The first day.
+    pub from: NaiveDate,
+    /// The last day.
+    pub to: NaiveDate,
+    /// The shop's time zone (`ianaTimezone`).
+    pub tz: Tz,
+}
+
+/// Why a window cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// `--from` after `--to`.
+    #[error("the window starts ({from}) after it ends ({to})")]
+    Reversed {
+        /// The first day.
+        from: NaiveDate,
+        /// The last day.
+        to: NaiveDate,
+    },
+    /// A `--since` that is not `{days}d`.
+    #[error("--since takes a number of days such as 7d (1d to 60d), not {0:?}")]
+    BadSince(String),
+    /// A time zone Shopify gave that is not in the IANA database.
+    #[error("the shop's time zone {0:?} is not an IANA time zone")]
+    UnknownTimeZone(String),
+}
+
+impl Window {
+    /// The shop's time zone from its IANA name.
+    ///
+    /// # Errors
+    /// [`WindowError::UnknownTimeZone`].
+    pub fn time_zone(name: &str) -> Result<Tz, WindowError> {
+        name.parse()
+            .map_err(|_| WindowError::UnknownTimeZone(name.to_owned()))
+    }
+
+    /// `--since 7d`: the last `days` days of the shop's calendar, today included.
+    ///
+    /// # Errors
+    /// [`WindowError::BadSince`] unless `since` is `1d` to `60d`.
+    pub fn since(since: &str, now: DateTime<Utc>, tz: Tz) -> Result<Self, WindowError> {
+        let days = since
+            .trim()
+            .strip_suffix('d')
+            .and_then(|d| d.parse::<u64>().ok())
+            .filter(|d| (1..=60).contains(d))
+            .ok_or_else(|| WindowError::BadSince(since.to_owned()))?;
+        let to = now.with_timezone(&tz).date_naive();
+        let from = to.checked_sub_days(Days::new(days - 1)).unwrap_or(to);
+        Ok(Self { from, to, tz })
+    }
+
+    /// `--from`/`--to`: these days of the shop's calendar.
+    ///
+    /// # Errors
+    /// [`WindowError::Reversed`] when `from` is after `to`.
+    pub fn dates(from: NaiveDate, to: NaiveDate, tz: Tz) -> Result<Self, WindowError> {
+        if from > to {
+            return Err(WindowError::Reversed { from, to });
+        }
+        Ok(Self { from, to, tz })
+    }
+
+    /// The window as instants: the first day's local midnight to the midnight after the last day.
+    pub fn bounds(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let midnight = |d: NaiveDate| {
+            let local = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+            // A midnight skipped by a DST change (rare, e.g. America/Havana) takes the earliest valid.
+            self.tz
+                .from_local_datetime(&local)
+                .earliest()
+                .unwrap_or_else(|| self.tz.from_utc_datetime(&local))
+                .with_timezone(&Utc)
+        };
+        let end = self.to.checked_add_days(Days::new(1)).unwrap_or(self.to);
+        (midnight(self.from), midnight(end))
+    }
+
+    /// The day of the shop's calendar an instant falls on.
+    pub fn day_of(&self, at: DateTime<Utc>) -> NaiveDate {
+        at.with_timezone(&self.tz).date_naive()
+    }
+
+    fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.from.iter_days().take_while(|d| *d <= self.to)
+    }
+}
+
+/// What became of one order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    /// Pinterest processed its event.
+    Sent {
+        /// When.
+        sent_at: DateTime<Utc>,
+        /// The `event_id` sent.
+        event_id: String,
+        /// The match keys it carried.
+        match_keys: MatchKeys,
+        /// The value sent.
+        value_sent: Option<String>,
+        /// Sent more than an hour after the order (Pinterest counts it as offline).
+        late: bool,
+    },
+    /// Nothing was sent, for a reason.
+    Skipped {
+        /// The reason's label.
+        reason: String,
+        /// The reason in words.
+        detail: String,
+        /// A conversion rule (true) or a conversion lost (false).
+        by_rule: bool,
+    },
+    /// Moved to the dead-letter queue.
+    DeadLettered {
+        /// The reason's label.
+        reason: String,
+        /// The reason in words.
+        detail: String,
+    },
+    /// Not settled yet.
+    Pending {
+        /// `retrying` (handed back to the queue) or `recent` (placed within the grace period).
+        reason: String,
+    },
+    /// No trace in the relay.
+    Missing {
+        /// Still within Pinterest's window: `--backfill` can send it.
+        recoverable: bool,
+    },
+}
+
+impl Status {
+    /// `sent`, `skipped`, `dead_lettered`, `pending` or `missing`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Status::Sent { .. } => "sent",
+            Status::Skipped { .. } => "skipped",
+            Status::DeadLettered { .. } => "dead_lettered",
+            Status::Pending { .. } => "pending",
+            Status::Missing { .. } => "missing",
+        }
+    }
+}
+
+/// What one order's ledger entry (or its absence) says about it.
+pub fn classify(
+    order: &ShopOrder,
+    entry: Option<&Entry>,
+    now: DateTime<Utc>,
+    settings: &Settings,
+) -> Status {
+    let age = (now - order.created_at).to_std().unwrap_or(Duration::ZERO);
+    match entry.map(|e| (e, &e.outcome)) {
+        Some((
+            e,
+            Recorded::Sent {
+                event_id,
+                match_keys,
+                value,
+                late,
+                ..
+            },
+        )) => Status::Sent {
+            sent_at: e.at,
+            event_id: event_id.clone(),
+            match_keys: *match_keys,
+            value_sent: value.clone(),
+            late: *late,
+        },
+        Some((
+            _,
+            Recorded::Skipped {
+                reason,
+                detail,
+                by_rule,
+            },
+        )) => Status::Skipped {
+            reason: reason.clone(),
+            detail: detail.clone(),
+            by_rule: *by_rule,
+        },
+        Some((_, Recorded::DeadLettered { reason, detail })) => Status::DeadLettered {
+            reason: reason.clone(),
+            detail: detail.clone(),
+        },
+        Some((_, Recorded::Pending { .. })) => Status::Pending {
+            reason: "retrying".into(),
+        },
+        None if age < settings.grace => Status::Pending {
+            reason: "recent".into(),
+        },
+        None => Status::Missing {
+            recoverable: age < settings.max_event_age,
+        },
+    }
+}
+
+/// One order of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderRow {
+    /// The order id.
+    pub id: u64,
+    /// `#1001`.
+    pub name: String,
+    /// When it was placed.
+    pub created_at: DateTime<Utc>,
+    /// The shop's calendar day it was placed on.
+    pub date: NaiveDate,
+    /// The value ordered (the amount the relay sends as `value`).
+    pub value_ordered: String,
+    /// Its currency.
+    pub currency: String,
+    /// What became of it.
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+/// Of the sent events, how many carried each match key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// A hashed email.
+    pub email: u64,
+    /// A hashed phone.
+    pub phone: u64,
+    /// IP address and user agent.
+    pub ip_ua: u64,
+    /// The `_epik` click id.
+    pub click_id: u64,
+    /// The hashed Shopify customer id.
+    pub external_id: u64,
+}
+
+impl Coverage {
+    fn add(&mut self, keys: &MatchKeys) {
+        self.email += u64::from(keys.email);
+        self.phone += u64::from(keys.phone);
+        self.ip_ua += u64::from(keys.ip_ua);
+        self.click_id += u64::from(keys.click_id);
+        self.external_id += u64::from(keys.external_id);
+    }
+
+    /// The keys with their counts, in display order.
+    pub fn keys(&self) -> [(&'static str, u64); 5] {
+        [
+            ("email", self.email),
+            ("phone", self.phone),
+            ("ip_ua", self.ip_ua),
+            ("click_id", self.click_id),
+            ("external_id", self.external_id),
+        ]
+    }
+}
+
+/// Totals of a day (or of the whole window).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Shopify orders.
+    pub orders: u64,
+    /// Sent.
+    pub sent: u64,
+    /// Skipped, by reason label.
+    pub skipped: BTreeMap<String, u64>,
+    /// Of those, skipped by a conversion rule.
+    pub skipped_by_rule: u64,
+    /// Dead-lettered, by reason label.
+    pub dead_lettered: BTreeMap<String, u64>,
+    /// Pending.
+    pub pending: u64,
+    /// Missing.
+    pub missing: u64,
+    /// Of those, still recoverable.
+    pub recoverable: u64,
+    /// (sent + skipped by rule) / orders; `None` without orders.
+    pub accuracy: Option<f64>,
+    /// Value ordered, by currency, as decimal strings.
+    pub value_ordered: BTreeMap<String, String>,
+    /// Value of the sent events, by currency.
+    pub value_sent: BTreeMap<String, String>,
+    /// Match keys of the sent events.
+    pub coverage: Coverage,
+}
+
+/// One day of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Day {
+    /// The shop's calendar day.
+    pub date: NaiveDate,
+    /// Its totals.
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// The reconcile report: `--json` prints it as it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The shop domain.
+    pub shop: String,
+    /// The shop's IANA time zone; days are its calendar days.
+    pub time_zone: String,
+    /// The first day.
+    pub from: NaiveDate,
+    /// The last day.
+    pub to: NaiveDate,
+    /// When the report was made.
+    pub generated_at: DateTime<Utc>,
+    /// The whole window.
+    pub totals: Totals,
+    /// Each day of the window, oldest first (days without orders included).
+    pub days: Vec<Day>,
+    /// Each order, oldest first.
+    pub orders: Vec<OrderRow>,
+}
+
+impl Report {
+    /// Classifies each order by its ledger entry and adds them up per day.
+    pub fn build(
+        shop: &str,
+        window: &Window,
+        orders: &[ShopOrder],
+        entries: &[Entry],
+        now: DateTime<Utc>,
+        settings: &Settings,
+    ) -> Self {
+        let by_order: HashMap<u64, &Entry> = entries
+            .iter()
+            .filter_map(|e| match e.subject {
+                Subject::Order { id } if e.shop == shop => Some((id, e)),
+                _ => None,
+            })
+            .collect();
+        let mut orders: Vec<&ShopOrder> = orders.iter().collect();
+        orders.sort_by_key(|o| (o.created_at, o.id));
+        let rows: Vec<OrderRow> = orders
+            .into_iter()
+            .map(|o| OrderRow {
+                id: o.id,
+                name: o.name.clone(),
+                created_at: o.created_at,
+                date: window.day_of(o.created_at),
+                value_ordered: o.value.clone(),
+                currency: o.currency.clone(),
+                status: classify(o, by_order.get(&o.id).copied(), now, settings),
+            })
+            .collect();
+        let mut sums: BTreeMap<NaiveDate, Sums> =
+            window.days().map(|d| (d, Sums::default())).collect();
+        let mut all = Sums::default();
+        for row in &rows {
+            sums.entry(row.date).or_default().add(row);
+            all.add(row);
+        }
+        Self {
+            schema_version: SCHEMA_VERSION,
+            shop: shop.to_owned(),
+            time_zone: window.tz.name().to_owned(),
+            from: window.from,
+            to: window.to,
+            generated_at: now,
+            totals: all.finish(),
+            days: sums
+                .into_iter()
+                .map(|(date, s)| Day {
+                    date,
+                    totals: s.finish(),
+                })
+                .collect(),
+            orders: rows,
+        }
+    }
+
+    /// The missing orders `--backfill` can still send.
+    pub fn recoverable(&self) -> impl Iterator<Item = &OrderRow> {
+        self.orders
+            .iter()
+            .filter(|o| matches!(o.status, Status::Missing { recoverable: true }))
+    }
+}
+
+/// Totals being added up; money in minor units per currency.
+#[derive(Default)]
+struct Sums {
+    totals: Totals,
+    ordered: BTreeMap<String, i128>,
+    sent: BTreeMap<String, i128>,
+}
+
+impl Sums {
+    fn add(&mut self, row: &OrderRow) {
+        let t = &mut self.totals;
+        t.orders += 1;
+        add_money(&mut self.ordered, &row.value_ordered, &row.currency);
+        match &row.status {
+            Status::Sent {
+                match_keys,
+                value_sent,
+                ..
+            } => {
+                t.sent += 1;
+                t.coverage.add(match_keys);
+                if let Some(v) = value_sent {
+                    add_money(&mut self.sent, v, &row.currency);
+                }
+            }
+            Status::Skipped {
+                reason, by_rule, ..
+            } => {
+                *t.skipped.entry(reason.clone()).or_default() += 1;
+                t.skipped_by_rule += u64::from(*by_rule);
+            }
+            Status::DeadLettered { reason, .. } => {
+                *t.dead_lettered.entry(reason.clone()).or_default() += 1;
+            }
+            Status::Pending { .. } => t.pending += 1,
+            Status::Missing { recoverable } => {
+                t.missing += 1;
+                t.recoverable += u64::from(*recoverable);
+            }
+        }
+    }
+
+    fn finish(self) -> Totals {
+        let mut t = self.totals;
+        t.accuracy = (t.orders > 0).then(|| (t.sent + t.skipped_by_rule) as f64 / t.orders as f64);
+        let format = |m: BTreeMap<String, i128>| {
+            m.into_iter()
+                .map(|(c, minor)| {
+                    let text = format_minor(minor, minor_units(Some(&c)));
+                    (c, text)
+                })
+                .collect()
+        };
+        t.value_ordered = format(self.ordered);
+        t.value_sent = format(self.sent);
+        t
+    }
+}
+
+/// Adds a decimal amount to its currency's sum, in minor units (never through `f64`); text that is
+/// not an amount is left out.
+fn add_money(sums: &mut BTreeMap<String, i128>, amount: &str, currency: &str) {
+    let Some(exact) = currency_amount(amount, Some(currency)) else {
+        return;
+    };
+    let Ok(minor) = exact.replace('.', "").parse::<i128>() else {
+        return;
+    };
+    *sums.entry(currency.to_owned()).or_default() += minor;
+}
+
+fn format_minor(minor: i128, decimals: usize) -> String {
+    let digits = format!("{:0>width$}", minor, width = decimals + 1);
+    if decimals == 0 {
+        return digits;
+    }
+    let (int, frac) = digits.split_at(digits.len() - decimals);
+    format!("{int}.{frac}")
+}
+
+#[cfg(test)]
+mod tests;
