@@ -5,7 +5,8 @@
 //! - [`browser`]: first-party events from the storefront pixel: wire format, profiles (pure).
 //! - [`shopify`]: webhook HMAC verification, header metadata, typed payloads (pure).
 //! - [`pinterest`]: the CAPI request model, normalization and hashing (pure), the
-//!   [`pinterest::ConversionsApi`] port and its HTTP and dry-run adapters.
+//!   [`pinterest::ConversionsApi`] port and its HTTP and dry-run adapters; [`pinterest::quality`],
+//!   the Event Quality Score beside the relay's own match-key counts.
 //! - [`mapping`]: `translate(metadata, body, options, now)`, a Shopify webhook to a
 //!   [`mapping::Conversion`] (the event and the order behind it), a stated skip, or a compliance
 //!   request; [`mapping::require_identity`], checked once after enrichment (pure).

@@ -1,5 +1,6 @@
-//! A local fake of Pinterest's Conversions API (`POST /v5/ad_accounts/{id}/events`) for the
-//! integration tests. It is not a mock that expects calls: it records state.
+//! A local fake of Pinterest's Conversions API (`POST /v5/ad_accounts/{id}/events`) and Event
+//! Quality Score (`GET /v5/ad_accounts/{id}/conversion_eqs`) for the integration tests. It is not a
+//! mock that expects calls: it records state.
 //!
 //! - Checks the Bearer token ([`ACCESS_TOKEN`]) and answers 401 otherwise.
 //! - Validates every body against `tests/fixtures/pinterest/conversion-events.request.schema.json`;
@@ -10,8 +11,16 @@
 //! - Records every request and every accepted event (with repeats, to assert "exactly once").
 //! - Failures are injected while it runs: [`FakePinterest::fail_next`],
 //!   [`FakePinterest::fail_events`], [`FakePinterest::reject_requests_containing`].
+//! - `conversion_eqs` checks the token the same way, answers 400 for a missing or invalid
+//!   `lookback_period` (or an `ingestion_source` / `source_platform` outside the 5.23 enums), and
+//!   otherwise the body set with [`FakePinterest::set_event_quality`] for the pair
+//!   (`lookback_period`, `ingestion_source`), else [`default_event_quality`]; without
+//!   `ingestion_source` it concatenates the `CONVERSIONS_API` and `TAG` answers, and
+//!   `source_platform` filters by the elements' `source_platform`. Requests are recorded
+//!   ([`FakePinterest::quality_requests`]).
 //!
-//! It does not model rate limits, event age checks or Pinterest's own event_id deduplication.
+//! It does not model rate limits, event age checks or Pinterest's own event_id deduplication, and
+//! its quality scores are set, never computed from the events it accepted.
 
 #![allow(dead_code)] // Shared by several test modules; each uses a part.
 
@@ -25,7 +34,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 /// The token the fake accepts (`Authorization: Bearer ...`).
@@ -66,6 +75,40 @@ pub struct RecordedRequest {
     pub status: u16,
 }
 
+/// One `GET conversion_eqs` request the fake received, whatever its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualityRequest {
+    /// The `{id}` of the path.
+    pub ad_account_id: String,
+    /// Query parameters, as sent.
+    pub lookback_period: Option<String>,
+    /// See `lookback_period`.
+    pub ingestion_source: Option<String>,
+    /// See `lookback_period`.
+    pub source_platform: Option<String>,
+    /// The `test` query parameter, which the real endpoint does not take.
+    pub test: Option<String>,
+    /// The status the fake answered (0 for a held timeout).
+    pub status: u16,
+}
+
+/// `LookbackPeriodOptions` of the 5.23 spec.
+const LOOKBACK_PERIODS: [&str; 2] = ["1d", "14d"];
+/// `IngestionSourceOptions`.
+const INGESTION_SOURCES: [&str; 5] = ["TAG", "MMP", "FILE_UPLOAD", "CONVERSIONS_API", "NATIVE"];
+/// `SourcePlatformOptions`.
+const SOURCE_PLATFORMS: [&str; 9] = [
+    "WEB",
+    "MOBILE",
+    "MOBILE_ANDROID",
+    "MOBILE_IOS",
+    "OFFLINE",
+    "PINTEREST_WEB",
+    "PINTEREST_ANDROID",
+    "PINTEREST_IOS",
+    "POINT_OF_SALE",
+];
+
 #[derive(Default)]
 struct Inner {
     requests: Vec<RecordedRequest>,
@@ -74,6 +117,8 @@ struct Inner {
     fail_next: VecDeque<Failure>,
     failing_events: HashMap<String, String>,
     poison: HashSet<String>,
+    event_quality: HashMap<(String, String), Value>,
+    quality_requests: Vec<QualityRequest>,
 }
 
 struct Shared {
@@ -115,6 +160,7 @@ impl FakePinterest {
         });
         let app = Router::new()
             .route("/v5/ad_accounts/{id}/events", post(events))
+            .route("/v5/ad_accounts/{id}/conversion_eqs", get(conversion_eqs))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -135,7 +181,8 @@ impl FakePinterest {
         format!("http://{}", self.addr)
     }
 
-    /// The next `n` requests (with a valid token and body) fail this way.
+    /// The next `n` requests (with a valid token and body or query), to either route, fail this
+    /// way.
     pub fn fail_next(&self, n: usize, failure: Failure) {
         self.shared
             .lock()
@@ -158,6 +205,22 @@ impl FakePinterest {
     /// From now on, any request whose batch contains this event is refused as a whole with 400.
     pub fn reject_requests_containing(&self, event_id: &str) {
         self.shared.lock().poison.insert(event_id.to_owned());
+    }
+
+    /// From now on, `conversion_eqs?lookback_period={lookback}&ingestion_source={source}` answers
+    /// 200 with `body` (normally an array of `EventQualityScore`; any JSON is sent as is). The
+    /// strings are the wire values (`1d`, `CONVERSIONS_API`), so the fake checks what the client
+    /// sends rather than sharing its types.
+    pub fn set_event_quality(&self, lookback: &str, source: &str, body: Value) {
+        self.shared
+            .lock()
+            .event_quality
+            .insert((lookback.to_owned(), source.to_owned()), body);
+    }
+
+    /// Every `conversion_eqs` request received, in order.
+    pub fn quality_requests(&self) -> Vec<QualityRequest> {
+        self.shared.lock().quality_requests.clone()
     }
 
     /// Removes every injected failure.
@@ -241,10 +304,7 @@ async fn events(
         status: 0,
     };
 
-    let authorized = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {ACCESS_TOKEN}"));
+    let authorized = authorized(&headers);
     let decision = {
         let mut inner = shared.lock();
         if !authorized {
@@ -308,6 +368,154 @@ async fn events(
     reply(status, response)
 }
 
+/// The answer `conversion_eqs` gives for a pair that was not set: a plausible web store whose
+/// Conversions API events are FAIR (few click ids, with an issue) and whose Tag is GOOD, for the
+/// `checkout` event type (the Tag also for `page_visit`). The 14-day window has slightly higher
+/// coverages, so a test can tell the windows apart. Percentages, as the spec describes them.
+/// `MMP`, `FILE_UPLOAD` and `NATIVE` have no events: `[]`.
+pub fn default_event_quality(lookback: &str, source: &str) -> Value {
+    let bump = if lookback == "14d" { 1.5 } else { 0.0 };
+    let c = |coverage: f64| json!({ "checkout": { "coverage": coverage + bump, "issues": [] } });
+    match source {
+        "CONVERSIONS_API" => json!([{
+            "overall_status": "FAIR",
+            "ingestion_source": "CONVERSIONS_API",
+            "source_platform": "WEB",
+            "lookback_period": lookback,
+            "quality_components": {
+                "hashed_email": c(91.0),
+                "ip_address": c(60.0),
+                "user_agent": c(60.0),
+                "click_id_epik": { "checkout": {
+                    "coverage": 17.0 + bump,
+                    "issues": [{
+                        "id": "LOW_CLICK_ID_COVERAGE",
+                        "name": "Low click ID coverage",
+                        "reason": "Less than 30% of events include a Pinterest click ID.",
+                    }],
+                } },
+                "advertiser_external_id": c(86.0),
+                "external_event_id": { "checkout": {
+                    "coverage": 100.0, "overlap": 42.0 + bump, "issues": [],
+                } },
+                "order_id": c(98.5),
+                "order_value": c(98.5),
+                "product_id": c(95.0),
+                "source_url": c(98.5),
+            },
+        }]),
+        "TAG" => json!([{
+            "overall_status": "GOOD",
+            "ingestion_source": "TAG",
+            "source_platform": "WEB",
+            "lookback_period": lookback,
+            "quality_components": {
+                "hashed_email": c(28.0),
+                "ip_address": c(98.5),
+                "user_agent": c(98.5),
+                "click_id_epik": {
+                    "checkout": { "coverage": 80.0 + bump, "issues": [] },
+                    "page_visit": { "coverage": 84.0 + bump, "issues": [] },
+                },
+                "external_event_id": { "checkout": {
+                    "coverage": 98.5, "overlap": 42.0 + bump, "issues": [],
+                } },
+                "order_id": c(90.0),
+                "order_value": c(90.0),
+                "source_url": c(98.5),
+            },
+        }]),
+        _ => json!([]),
+    }
+}
+
+async fn conversion_eqs(
+    State(shared): State<Arc<Shared>>,
+    Path(ad_account_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut recorded = QualityRequest {
+        ad_account_id,
+        lookback_period: query.get("lookback_period").cloned(),
+        ingestion_source: query.get("ingestion_source").cloned(),
+        source_platform: query.get("source_platform").cloned(),
+        test: query.get("test").cloned(),
+        status: 0,
+    };
+    let invalid = |name: &str, allowed: &[&str]| {
+        json!({
+            "code": 1,
+            "message": format!("Invalid parameters: {name} must be one of {}.", allowed.join(", ")),
+        })
+    };
+    let decision = {
+        let mut inner = shared.lock();
+        let lookback = recorded.lookback_period.as_deref();
+        let source = recorded.ingestion_source.as_deref();
+        let platform = recorded.source_platform.as_deref();
+        if !authorized(&headers) {
+            Some((401, error_body(401)))
+        } else if !lookback.is_some_and(|l| LOOKBACK_PERIODS.contains(&l)) {
+            Some((400, invalid("lookback_period", &LOOKBACK_PERIODS)))
+        } else if source.is_some_and(|s| !INGESTION_SOURCES.contains(&s)) {
+            Some((400, invalid("ingestion_source", &INGESTION_SOURCES)))
+        } else if platform.is_some_and(|p| !SOURCE_PLATFORMS.contains(&p)) {
+            Some((400, invalid("source_platform", &SOURCE_PLATFORMS)))
+        } else if let Some(failure) = inner.fail_next.pop_front() {
+            match failure {
+                Failure::Status(status) => Some((status, error_body(status))),
+                Failure::Timeout => None,
+            }
+        } else {
+            let lookback = lookback.unwrap_or_default();
+            let sources = match source {
+                Some(source) => vec![source],
+                None => vec!["CONVERSIONS_API", "TAG"],
+            };
+            let answers: Vec<Value> = sources
+                .into_iter()
+                .map(|s| {
+                    inner
+                        .event_quality
+                        .get(&(lookback.to_owned(), s.to_owned()))
+                        .cloned()
+                        .unwrap_or_else(|| default_event_quality(lookback, s))
+                })
+                .collect();
+            let body = match answers.as_slice() {
+                [one] if !one.is_array() => one.clone(),
+                _ => Value::Array(
+                    answers
+                        .into_iter()
+                        .flat_map(|a| match a {
+                            Value::Array(items) => items,
+                            other => vec![other],
+                        })
+                        .filter(|score| platform.is_none_or(|p| score["source_platform"] == p))
+                        .collect(),
+                ),
+            };
+            Some((200, body))
+        }
+    };
+    let Some((status, response)) = decision else {
+        shared.lock().quality_requests.push(recorded);
+        tokio::time::sleep(TIMEOUT_HOLD).await;
+        return reply(503, error_body(503));
+    };
+    recorded.status = status;
+    shared.lock().quality_requests.push(recorded);
+    reply(status, response)
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {ACCESS_TOKEN}"))
+}
+
 /// The schema errors of a body, or `None` when it is valid.
 fn invalid(validator: &jsonschema::Validator, body: Option<&Value>) -> Option<Vec<String>> {
     let Some(body) = body else {
@@ -345,6 +553,8 @@ mod tests {
             "{}/v5/ad_accounts/{AD_ACCOUNT_ID}/events?test=true",
             fake.base_url()
         );
+        // reqwest is built without a default crypto provider; a test run alone must install one.
+        pinrelay::pinterest::http::install_crypto_provider();
         let response = reqwest::Client::new()
             .post(url)
             .bearer_auth(token)
@@ -464,10 +674,86 @@ mod tests {
         assert_eq!(fake.accepted_event_ids(), ["1"]);
     }
 
+    async fn get_quality(fake: &FakePinterest, token: &str, query: &str) -> (u16, Value) {
+        let url = format!(
+            "{}/v5/ad_accounts/{AD_ACCOUNT_ID}/conversion_eqs{query}",
+            fake.base_url()
+        );
+        pinrelay::pinterest::http::install_crypto_provider();
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn conversion_eqs_needs_a_valid_lookback_period() {
+        let fake = FakePinterest::start().await;
+        let (status, body) = get_quality(&fake, ACCESS_TOKEN, "").await;
+        assert_eq!(status, 400);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("lookback_period")
+        );
+        let (status, _) = get_quality(&fake, ACCESS_TOKEN, "?lookback_period=7d").await;
+        assert_eq!(status, 400);
+        let (status, _) = get_quality(
+            &fake,
+            ACCESS_TOKEN,
+            "?lookback_period=1d&ingestion_source=PIXEL",
+        )
+        .await;
+        assert_eq!(status, 400);
+        let (status, _) = get_quality(&fake, "wrong", "?lookback_period=1d").await;
+        assert_eq!(status, 401);
+        let statuses: Vec<u16> = fake.quality_requests().iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [400, 400, 400, 401]);
+    }
+
+    #[tokio::test]
+    async fn conversion_eqs_answers_both_sources_unless_one_is_asked() {
+        let fake = FakePinterest::start().await;
+        let (status, body) = get_quality(&fake, ACCESS_TOKEN, "?lookback_period=14d").await;
+        assert_eq!(status, 200);
+        let sources: Vec<&str> = body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["ingestion_source"].as_str().unwrap())
+            .collect();
+        assert_eq!(sources, ["CONVERSIONS_API", "TAG"]);
+        fake.set_event_quality(
+            "1d",
+            "TAG",
+            json!([{"overall_status": "NEEDS_IMPROVEMENT"}]),
+        );
+        let (_, body) = get_quality(
+            &fake,
+            ACCESS_TOKEN,
+            "?lookback_period=1d&ingestion_source=TAG",
+        )
+        .await;
+        assert_eq!(body, json!([{"overall_status": "NEEDS_IMPROVEMENT"}]));
+        let (_, body) = get_quality(
+            &fake,
+            ACCESS_TOKEN,
+            "?lookback_period=14d&source_platform=MOBILE",
+        )
+        .await;
+        assert_eq!(body, json!([]));
+    }
+
     #[tokio::test]
     async fn timeout_holds_the_response_past_the_client_timeout() {
         let fake = FakePinterest::start().await;
         fake.fail_next(1, Failure::Timeout);
+        pinrelay::pinterest::http::install_crypto_provider();
         let url = format!("{}/v5/ad_accounts/{AD_ACCOUNT_ID}/events", fake.base_url());
         let result = reqwest::Client::builder()
             .timeout(Duration::from_millis(300))

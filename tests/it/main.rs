@@ -8,6 +8,7 @@ mod fake_pinterest;
 mod helpers;
 mod idempotency;
 mod ingest;
+mod quality;
 mod queue;
 mod relay;
 mod replay;

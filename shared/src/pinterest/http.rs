@@ -35,9 +35,11 @@ pub struct PinterestHttpConfig {
 /// Sends events with `reqwest` over rustls.
 #[derive(Debug, Clone)]
 pub struct PinterestHttp {
-    client: reqwest::Client,
+    /// Shared with [`super::quality`], so the Event Quality Score reuses the warm connections.
+    pub(super) client: reqwest::Client,
     url: String,
-    config: PinterestHttpConfig,
+    /// Base URL, ad account and token; [`super::quality`] reads them too.
+    pub(super) config: PinterestHttpConfig,
 }
 
 impl PinterestHttp {

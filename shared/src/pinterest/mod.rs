@@ -1,13 +1,19 @@
 //! Pinterest's side of the relay: the Conversions API request model, normalization and hashing of
-//! user data, the [`ConversionsApi`] port, and its adapters.
+//! user data, the [`ConversionsApi`] port, and its adapters; and [`quality`], Pinterest's Event
+//! Quality Score beside the relay's own match-key counts.
 
 pub mod api;
 pub mod dry_run;
 pub mod event;
 pub mod http;
 pub mod normalize;
+pub mod quality;
 
 pub use api::{ConversionsApi, ConversionsApiError, EventStatus};
 pub use dry_run::DryRun;
 pub use event::{ActionSource, Content, CustomData, Event, EventBatch, UserData};
 pub use http::{PinterestHttp, PinterestHttpConfig};
+pub use quality::{
+    Component, ComponentRow, ComponentScore, IngestionSource, Issue, Lookback, OverallStatus,
+    QualityError, QualityScore, RelayCoverage,
+};
