@@ -27,6 +27,9 @@ use serde::Serialize;
 pub use self::render::table;
 use crate::ledger::{Entry, MatchKeys, Recorded, Subject};
 use crate::mapping::{currency_amount, minor_units};
+use crate::pinterest::quality::{
+    ComponentRow, IngestionSource, Lookback, QualityScore, RelayCoverage, compare,
+};
 
 /// The version of the JSON shape ([`Report`]); it changes only when a field changes meaning or goes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -385,6 +388,49 @@ pub struct Report {
     pub days: Vec<Day>,
     /// Each order, oldest first.
     pub orders: Vec<OrderRow>,
+    /// Pinterest's Event Quality beside the relay's coverage, when an ad account token was given.
+    pub quality: Option<Quality>,
+}
+
+/// Pinterest's view of the `checkout` events (its Event Quality Score) beside the relay's own.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quality {
+    /// Pinterest's lookback: `1d` or `14d`.
+    pub lookback: String,
+    /// The overall status of the Conversions API events (`GOOD`, `FAIR`, `NEEDS_IMPROVEMENT`).
+    pub conversions_api: Option<String>,
+    /// The overall status of the Tag's events.
+    pub tag: Option<String>,
+    /// Each quality component: Pinterest's coverage per source, the relay's coverage of the sent
+    /// events of the window, the Tag/API overlap, and a hint when below GOOD.
+    pub components: Vec<ComponentRow>,
+}
+
+impl Quality {
+    /// Pinterest's scores of one lookback beside the window's sent events.
+    pub fn new(lookback: Lookback, scores: &[QualityScore], totals: &Totals) -> Self {
+        let c = &totals.coverage;
+        let relay = RelayCoverage {
+            events: totals.sent,
+            with_email: c.email,
+            with_phone: c.phone,
+            with_ip_ua: c.ip_ua,
+            with_click_id: c.click_id,
+            with_external_id: c.external_id,
+        };
+        let status = |source| {
+            scores
+                .iter()
+                .find(|s| s.source() == Some(source))
+                .map(|s| s.overall_status.as_str().to_owned())
+        };
+        Self {
+            lookback: lookback.as_str().to_owned(),
+            conversions_api: status(IngestionSource::ConversionsApi),
+            tag: status(IngestionSource::Tag),
+            components: compare(scores, &relay, "checkout"),
+        }
+    }
 }
 
 impl Report {
@@ -441,6 +487,7 @@ impl Report {
                 })
                 .collect(),
             orders: rows,
+            quality: None,
         }
     }
 
