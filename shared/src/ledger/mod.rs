@@ -132,7 +132,8 @@ pub enum Recorded {
         /// The reason in words.
         detail: String,
     },
-    /// Handed back to the queue for another attempt.
+    /// Handed back to the queue for another attempt, or (`attempts: 0`) queued by
+    /// `pinrelay reconcile --backfill` and not yet handled.
     Pending {
         /// Deliveries so far.
         attempts: u32,

@@ -85,6 +85,9 @@ pub enum Source {
     /// A storefront pixel event from the unauthenticated browser endpoint; its body is a
     /// [`crate::browser::ReceivedBrowserEvent`].
     Browser,
+    /// A missing order fetched from the Admin API by `pinrelay reconcile --backfill` (trusted: the
+    /// merchant's own Admin token fetched it); its body is the REST order, an `orders/create` body.
+    Backfill,
 }
 
 impl Source {
@@ -94,6 +97,7 @@ impl Source {
             Source::Webhook => "webhook",
             Source::EventBridge => "eventbridge",
             Source::Browser => "browser",
+            Source::Backfill => "backfill",
         }
     }
 }
@@ -167,6 +171,32 @@ pub enum DecodeError {
 }
 
 impl Envelope {
+    /// A missing order for `pinrelay reconcile --backfill`: its REST Admin body (the shape of an
+    /// `orders/create` webhook) as an `orders/create` of source [`Source::Backfill`]. The dispatcher
+    /// treats it as it treats the webhook, so the order's `event_id` and idempotency key are the
+    /// ones the webhook would have had: exactly once still holds.
+    pub fn backfill(
+        shop_domain: &str,
+        order_id: u64,
+        api_version: &str,
+        body: Vec<u8>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            source: Source::Backfill,
+            metadata: WebhookMetadata {
+                topic: crate::shopify::Topic::OrdersCreate,
+                shop_domain: shop_domain.to_owned(),
+                webhook_id: Some(format!("backfill-{order_id}")),
+                event_id: None,
+                triggered_at: Some(now),
+                api_version: Some(api_version.to_owned()),
+            },
+            received_at: now,
+            body,
+        }
+    }
+
     /// Encodes for a queue whose messages may be at most `limit` bytes.
     ///
     /// # Errors
@@ -238,6 +268,7 @@ impl Envelope {
             .map_or(received_at, |t| t.with_timezone(&Utc));
         let source = match get(attr::SOURCE).as_deref() {
             Some("browser") => Source::Browser,
+            Some("backfill") => Source::Backfill,
             _ => Source::Webhook,
         };
         Ok(Self {

@@ -9,7 +9,7 @@
 //! | `sent` | Pinterest processed its `checkout` event (when, with which match keys, what value) |
 //! | `skipped` | the relay sent nothing, for a reason: by a conversion rule (`by_rule`) or a conversion lost (`expired`) |
 //! | `dead_lettered` | moved to the dead-letter queue with a reason: a human must look |
-//! | `pending` | handed back for another attempt, or placed less than [`Settings::grace`] ago |
+//! | `pending` | queued by `--backfill`, handed back for another attempt, or placed less than [`Settings::grace`] ago |
 //! | `missing` | the relay has no trace of it: the webhook never arrived (a deleted subscription, an outage) |
 //!
 //! Accuracy is (sent + skipped by rule) / orders. A missing order placed within Pinterest's 7 days
@@ -196,7 +196,8 @@ pub enum Status {
     },
     /// Not settled yet.
     Pending {
-        /// `retrying` (handed back to the queue) or `recent` (placed within the grace period).
+        /// `queued` (sent to the relay's queue by `--backfill`), `retrying` (handed back to the
+        /// queue) or `recent` (placed within the grace period, its webhook may be on its way).
         reason: String,
     },
     /// No trace in the relay.
@@ -259,6 +260,9 @@ pub fn classify(
         Some((_, Recorded::DeadLettered { reason, detail })) => Status::DeadLettered {
             reason: reason.clone(),
             detail: detail.clone(),
+        },
+        Some((_, Recorded::Pending { attempts: 0, .. })) => Status::Pending {
+            reason: "queued".into(),
         },
         Some((_, Recorded::Pending { .. })) => Status::Pending {
             reason: "retrying".into(),

@@ -1,0 +1,450 @@
+//! `pinrelay reconcile`: the shop's orders of a window beside what the relay did with each, and
+//! `--backfill` for the ones it never saw.
+//!
+//! 1. The shop's time zone and its orders of the window come from the GraphQL Admin API (cursor
+//!    pagination, the cost-based throttle respected; a progress bar on a terminal).
+//! 2. The relay's side is its outcome ledger: a local data dir (`--data-dir`, the default `.pinrelay`)
+//!    or a deployed stack's table (`--stack NAME` reads the stack's outputs, or `--table`).
+//! 3. Each order is classified ([`pinrelay::reconcile`]) and the report printed as a table, or as
+//!    JSON (`--json`), and written as a self-contained page (`--html FILE`). With a Pinterest token
+//!    and ad account, Pinterest's Event Quality of `checkout` events is shown beside the relay's.
+//! 4. `--backfill` fetches each missing order still inside Pinterest's 7 days (REST, the webhook's
+//!    own shape) and sends it through the relay's queue, so dispatch claims it like the webhook it
+//!    replaces: run twice, it is still sent once. `--dry-run` lists them only.
+//!
+//! Exit codes: 0 done, 1 a request failed or a backfill could not be queued, 2 invalid arguments.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use chrono::{NaiveDate, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use pinrelay::aws::{self, Budget};
+use pinrelay::dynamodb::Table;
+use pinrelay::ledger::dynamodb::DynamoDbLedger;
+use pinrelay::ledger::sqlite::SqliteLedger;
+use pinrelay::ledger::{Entry, LEDGER_TTL_SECONDS, Ledger, Recorded, Subject};
+use pinrelay::pinterest::quality::{IngestionSource, Lookback};
+use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
+use pinrelay::queue::sqlite::SqliteQueue;
+use pinrelay::queue::sqs::SqsQueue;
+use pinrelay::queue::{EncodedMessage, Envelope, MAX_ENQUEUE_BYTES, Queue};
+use pinrelay::reconcile::{self, Quality, Report, Settings, ShopOrder, Window};
+use pinrelay::shopify::admin::{AdminApi, AdminOrder};
+use pinrelay::sqlite::SqliteDatabase;
+
+/// Arguments of `pinrelay reconcile`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The shop: `name` or `name.myshopify.com`.
+    #[arg(long)]
+    pub shop: String,
+    /// An Admin API access token of the app (needs read_orders).
+    #[arg(long, env = "SHOPIFY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// The last N days of the shop's calendar, today included.
+    #[arg(long, default_value = "7d", conflicts_with_all = ["from", "to"])]
+    pub since: String,
+    /// The first day (YYYY-MM-DD, the shop's calendar); with --to.
+    #[arg(long, requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// The last day, included.
+    #[arg(long, requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// The local relay's data directory (`pinrelay serve --data-dir`).
+    #[arg(long, default_value = ".pinrelay", conflicts_with_all = ["stack", "table"])]
+    pub data_dir: PathBuf,
+    /// A deployed stack: its table and queues are read from the stack's outputs.
+    #[arg(long, conflicts_with = "table")]
+    pub stack: Option<String>,
+    /// The relay's DynamoDB table (the stack's IdempotencyTableName output).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// The relay's queue, for --backfill with --table (the stack's EventQueueUrl output).
+    #[arg(long)]
+    pub queue_url: Option<String>,
+    /// The dead-letter queue, to count what waits there (the stack's DeadLetterQueueUrl output).
+    #[arg(long)]
+    pub dead_letter_queue_url: Option<String>,
+    /// Print the report as JSON (one row per order) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report as a self-contained HTML page.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Send the missing orders still inside Pinterest's 7 days through the relay's queue.
+    #[arg(long)]
+    pub backfill: bool,
+    /// With --backfill: list what would be sent, send nothing.
+    #[arg(long, requires = "backfill")]
+    pub dry_run: bool,
+    /// Which amount the relay sends as `value`: `subtotal` or `total` (the relay's VALUE_SOURCE).
+    #[arg(long, default_value = "subtotal", env = "VALUE_SOURCE")]
+    pub value_source: String,
+    /// A Pinterest token with ads:read, for Pinterest's Event Quality beside the report.
+    #[arg(long, env = "PINTEREST_ACCESS_TOKEN", hide_env_values = true)]
+    pub pinterest_token: Option<String>,
+    /// The Pinterest ad account.
+    #[arg(long, env = "PINTEREST_AD_ACCOUNT_ID")]
+    pub ad_account_id: Option<String>,
+    /// Pinterest's Event Quality lookback: 1d or 14d.
+    #[arg(long, default_value = "14d")]
+    pub lookback: String,
+    /// Admin API version (YYYY-MM).
+    #[arg(long, default_value = "2026-07")]
+    pub api_version: String,
+    /// Base URL of the Admin API instead of https://{shop} (tests).
+    #[arg(long, hide = true)]
+    pub admin_url_base: Option<String>,
+    /// Base URL of the Pinterest API (tests).
+    #[arg(long, hide = true, env = "PINTEREST_API_URL", default_value = "https://api.pinterest.com")]
+    pub pinterest_api_url: String,
+}
+
+/// Where the relay keeps its outcomes and takes its messages.
+enum Relay {
+    /// `pinrelay serve`'s data dir.
+    Local {
+        ledger: SqliteLedger,
+        queue: SqliteQueue,
+    },
+    /// A deployed stack.
+    Aws {
+        ledger: DynamoDbLedger,
+        queue: Option<SqsQueue>,
+        dead_letters: Option<(aws_sdk_sqs::Client, String)>,
+    },
+}
+
+impl Relay {
+    async fn open(args: &Args) -> anyhow::Result<Self> {
+        if args.stack.is_none() && args.table.is_none() {
+            crate::local::open_existing(&args.data_dir)?;
+            let db = SqliteDatabase::open_in(&args.data_dir)
+                .with_context(|| format!("cannot open the relay database in {}", args.data_dir.display()))?;
+            return Ok(Relay::Local {
+                ledger: SqliteLedger::new(db.clone()),
+                queue: SqliteQueue::new(db),
+            });
+        }
+        let sdk = aws::load(Budget::CLI).await;
+        let (table, queue_url, dlq_url) = match &args.stack {
+            Some(stack) => {
+                let outputs = stack_outputs(&sdk, stack).await?;
+                let get = |k: &str| outputs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let table = get("IdempotencyTableName").with_context(|| {
+                    format!("stack {stack} has no IdempotencyTableName output; is it a pinrelay stack?")
+                })?;
+                (table, get("EventQueueUrl"), get("DeadLetterQueueUrl"))
+            }
+            None => (
+                args.table.clone().unwrap_or_default(),
+                args.queue_url.clone(),
+                args.dead_letter_queue_url.clone(),
+            ),
+        };
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        Ok(Relay::Aws {
+            ledger: DynamoDbLedger::new(Table::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
+            queue: queue_url.map(|url| SqsQueue::new(sqs.clone(), url)),
+            dead_letters: dlq_url.map(|url| (sqs, url)),
+        })
+    }
+
+    async fn lookup(&self, shop: &str, subjects: &[Subject]) -> anyhow::Result<Vec<Entry>> {
+        let now = Utc::now();
+        Ok(match self {
+            Relay::Local { ledger, .. } => ledger.lookup(shop, subjects, now).await?,
+            Relay::Aws { ledger, .. } => ledger.lookup(shop, subjects, now).await?,
+        })
+    }
+
+    async fn record(&self, entry: &Entry) -> anyhow::Result<()> {
+        let expires = entry.at.timestamp() + LEDGER_TTL_SECONDS;
+        match self {
+            Relay::Local { ledger, .. } => ledger.record(entry, expires).await?,
+            Relay::Aws { ledger, .. } => ledger.record(entry, expires).await?,
+        }
+        Ok(())
+    }
+
+    fn can_send(&self) -> bool {
+        !matches!(self, Relay::Aws { queue: None, .. })
+    }
+
+    async fn send(&self, message: &EncodedMessage) -> anyhow::Result<()> {
+        match self {
+            Relay::Local { queue, .. } => queue.send(message).await?,
+            Relay::Aws {
+                queue: Some(queue), ..
+            } => queue.send(message).await?,
+            Relay::Aws { queue: None, .. } => bail!("--backfill with --table needs --queue-url"),
+        }
+        Ok(())
+    }
+
+    /// Messages waiting in the dead-letter queue, when it is known.
+    async fn dead_letters(&self) -> Option<u64> {
+        match self {
+            Relay::Local { queue, .. } => queue.dead_letters().await.ok().map(|d| d.len() as u64),
+            Relay::Aws {
+                dead_letters: Some((sqs, url)),
+                ..
+            } => {
+                let out = sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                    .send()
+                    .await
+                    .ok()?;
+                out.attributes()?
+                    .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)?
+                    .parse()
+                    .ok()
+            }
+            Relay::Aws { .. } => None,
+        }
+    }
+}
+
+/// A stack's outputs, name and value.
+async fn stack_outputs(sdk: &aws_config::SdkConfig, stack: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let out = cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(aws_sdk_cloudformation::error::DisplayErrorContext)
+        .with_context(|| format!("cannot read the outputs of stack {stack}"))?;
+    let outputs = out
+        .stacks()
+        .first()
+        .map(|s| s.outputs())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect();
+    Ok(outputs)
+}
+
+/// Runs `pinrelay reconcile`.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let subtotal = match args.value_source.as_str() {
+        "subtotal" => true,
+        "total" => false,
+        other => {
+            eprintln!("error: --value-source is subtotal or total, not {other:?}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let lookback = match args.lookback.as_str() {
+        "1d" => Lookback::OneDay,
+        "14d" => Lookback::FourteenDays,
+        other => {
+            eprintln!("error: --lookback is 1d or 14d, not {other:?}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let admin = AdminApi::new(
+        &args.shop,
+        args.admin_token.clone().into(),
+        &args.api_version,
+        args.admin_url_base.as_deref(),
+    )?;
+    let now = Utc::now();
+    let info = admin.shop().await?;
+    let tz = Window::time_zone(&info.iana_timezone)?;
+    let window = match (args.from, args.to) {
+        (Some(from), Some(to)) => Window::dates(from, to, tz),
+        _ => Window::since(&args.since, now, tz),
+    };
+    let window = match window {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let relay = Relay::open(&args).await?;
+    let shop = info.myshopify_domain.clone();
+
+    let (start, end) = window.bounds();
+    let progress = progress_bar(!args.json);
+    let mut on_page = |n: usize| progress.set_message(format!("{n} orders"));
+    let orders = admin.orders(start, end.min(now), &mut on_page).await?;
+    progress.finish_and_clear();
+    let orders: Vec<ShopOrder> = orders.iter().map(|o| shop_order(o, subtotal)).collect();
+    let subjects: Vec<Subject> = orders.iter().map(|o| Subject::Order { id: o.id }).collect();
+    let entries = relay.lookup(&shop, &subjects).await?;
+    let mut report = Report::build(&shop, &window, &orders, &entries, now, &Settings::default());
+    report.quality = quality(&args, lookback, &report).await;
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", reconcile::table(&report));
+        if let Some(n) = relay.dead_letters().await.filter(|n| *n > 0) {
+            println!("\n{n} message(s) wait in the dead-letter queue: `pinrelay replay` lists and re-sends them");
+        }
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, reconcile::html(&report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    if !args.backfill {
+        return Ok(ExitCode::SUCCESS);
+    }
+    backfill(&args, &admin, &relay, &shop, &report).await
+}
+
+/// The amount of an order the relay sends as `value`.
+fn shop_order(o: &AdminOrder, subtotal: bool) -> ShopOrder {
+    ShopOrder {
+        id: o.id,
+        name: o.name.clone(),
+        created_at: o.created_at,
+        value: if subtotal { o.subtotal.clone() } else { o.total.clone() },
+        currency: o.currency.clone(),
+    }
+}
+
+/// Pinterest's Event Quality of `checkout` events beside the report, when a token and ad account
+/// are given; a failure is a warning, never the end of the report.
+async fn quality(args: &Args, lookback: Lookback, report: &Report) -> Option<Quality> {
+    let (Some(token), Some(account)) = (&args.pinterest_token, &args.ad_account_id) else {
+        return None;
+    };
+    let api = PinterestHttp::new(PinterestHttpConfig {
+        base_url: args.pinterest_api_url.trim_end_matches('/').to_owned(),
+        ad_account_id: account.clone(),
+        access_token: token.clone().into(),
+        test_mode: false,
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(20),
+    })
+    .ok()?;
+    let mut scores = Vec::new();
+    for source in [IngestionSource::ConversionsApi, IngestionSource::Tag] {
+        match api.event_quality(lookback, source).await {
+            Ok(found) => scores.extend(found),
+            Err(e) => {
+                eprintln!("warning: Pinterest's Event Quality ({}) is not shown: {e}", source.as_str());
+                return None;
+            }
+        }
+    }
+    Some(Quality::new(lookback, &scores, &report.totals))
+}
+
+/// Sends the recoverable missing orders through the relay's queue; exit 1 if any failed.
+async fn backfill(
+    args: &Args,
+    admin: &AdminApi,
+    relay: &Relay,
+    shop: &str,
+    report: &Report,
+) -> anyhow::Result<ExitCode> {
+    let recoverable: Vec<_> = report.recoverable().collect();
+    let lost: Vec<_> = report
+        .orders
+        .iter()
+        .filter(|o| matches!(o.status, reconcile::Status::Missing { recoverable: false }))
+        .collect();
+    let out = |line: String| {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    if !lost.is_empty() {
+        let names: Vec<&str> = lost.iter().map(|o| o.name.as_str()).collect();
+        out(format!(
+            "not recoverable (older than Pinterest's 7 days): {} order(s): {}",
+            lost.len(),
+            names.join(", ")
+        ));
+    }
+    if args.dry_run {
+        for o in &recoverable {
+            out(format!("would backfill {} (id {}, {})", o.name, o.id, o.date));
+        }
+        out(format!("dry run: {} order(s) would be backfilled", recoverable.len()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !relay.can_send() {
+        eprintln!("error: --backfill with --table needs --queue-url (or use --stack)");
+        return Ok(ExitCode::from(2));
+    }
+    let progress = progress_bar(!args.json);
+    progress.set_length(recoverable.len() as u64);
+    let (mut sent, mut failed) = (0u64, Vec::new());
+    for o in &recoverable {
+        progress.set_message(o.name.clone());
+        match backfill_one(admin, relay, shop, &args.api_version, o.id).await {
+            Ok(()) => sent += 1,
+            Err(e) => failed.push(format!("{} (id {}): {e:#}", o.name, o.id)),
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    out(format!(
+        "backfilled {sent} of {} missing order(s) through the relay's queue; dispatch sends each once",
+        recoverable.len()
+    ));
+    for f in &failed {
+        out(format!("  failed: {f}"));
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One missing order: its REST body, a `queued` ledger entry (so a second reconcile shows it
+/// pending, not missing), then the queue.
+async fn backfill_one(
+    admin: &AdminApi,
+    relay: &Relay,
+    shop: &str,
+    api_version: &str,
+    id: u64,
+) -> anyhow::Result<()> {
+    let body = admin.order_payload(id).await?;
+    let now = Utc::now();
+    let message = Envelope::backfill(shop, id, api_version, body, now)
+        .encode(MAX_ENQUEUE_BYTES, Duration::ZERO)
+        .context("the order is too large for the queue")?;
+    relay
+        .record(&Entry {
+            shop: shop.to_owned(),
+            subject: Subject::Order { id },
+            topic: "orders/create".into(),
+            at: now,
+            outcome: Recorded::Pending {
+                attempts: 0,
+                retry_in_s: 0,
+            },
+        })
+        .await?;
+    relay.send(&message).await
+}
+
+fn progress_bar(visible: bool) -> ProgressBar {
+    if !visible || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {pos}/{len}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
