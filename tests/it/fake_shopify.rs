@@ -453,7 +453,7 @@ fn create_subscription(inner: &mut Inner, variables: &Value) -> Value {
             "userErrors": [{"field": ["webhookSubscription"], "message": "Address can't be blank"}]
         }}});
     };
-    let id = add_subscription(inner, &topic, &uri.to_owned());
+    let id = add_subscription(inner, &topic, uri);
     json!({"data": {"webhookSubscriptionCreate": {
         "webhookSubscription": {"id": id, "topic": topic},
         "userErrors": []

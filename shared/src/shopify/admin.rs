@@ -88,7 +88,9 @@ pub enum AdminError {
         attempts: u32,
     },
     /// An HTTP status that retries did not cure, or that is not retried.
-    #[error("the Admin API answered HTTP {status} after {attempts} attempt(s): try again later")]
+    #[error(
+        "the Admin API answered HTTP {status} after {attempts} attempt(s): if it persists, check https://www.shopifystatus.com and the API version"
+    )]
     Status {
         /// The last status.
         status: u16,
