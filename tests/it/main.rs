@@ -1,10 +1,12 @@
 //! Integration tests: real AWS-protocol server (moto), a local fake Pinterest that validates every
 //! body against Pinterest's schema, and the real binaries. See `helpers.rs` for `TestEnv`.
 
+mod admin;
 mod browser;
 mod cli;
 mod dispatch;
 mod fake_pinterest;
+mod fake_shopify;
 mod helpers;
 mod idempotency;
 mod ingest;

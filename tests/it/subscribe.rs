@@ -1,18 +1,15 @@
-//! `pinrelay subscribe` against a local fake of Shopify's GraphQL Admin API: the exact queries and
+//! `pinrelay subscribe` against the fake Admin API (`fake_shopify.rs`): the exact queries and
 //! variables sent, idempotence, pagination, `userErrors` and the compliance-topic refusal. Runs
 //! the real binary.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "shpat_test_token";
+use crate::fake_shopify::{ADMIN_TOKEN as TOKEN, FakeShopify, RecordedRequest};
+
 const ADDRESS: &str = "https://relay.example.lambda-url.us-east-1.on.aws/webhooks/shopify";
 
 const LIST_QUERY: &str = "query pinrelayWebhookSubscriptions($after: String) { webhookSubscriptions(first: 250, after: $after) { nodes { id topic uri } pageInfo { hasNextPage endCursor } } }";
@@ -80,121 +77,14 @@ fn newest_source() -> std::time::SystemTime {
     newest
 }
 
-/// One recorded GraphQL request.
-#[derive(Debug, Clone)]
-struct Call {
-    version: String,
-    token: Option<String>,
-    query: String,
-    variables: Value,
-}
-
-#[derive(Default)]
-struct Shop {
-    /// (id, topic enum, address)
-    subscriptions: Vec<(String, String, String)>,
-    calls: Vec<Call>,
-    /// Topics whose creation answers userErrors.
-    reject: Vec<String>,
-    /// Answer 401 to everything.
-    refuse_token: bool,
-}
-
-/// Page size of the fake, small so that pagination is exercised.
-const PAGE: usize = 2;
-
-async fn graphql(
-    State(shop): State<Arc<Mutex<Shop>>>,
-    Path(version): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    let mut shop = shop.lock().unwrap();
-    let call = Call {
-        version,
-        token: headers
-            .get("x-shopify-access-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        query: body["query"].as_str().unwrap_or_default().to_owned(),
-        variables: body["variables"].clone(),
-    };
-    shop.calls.push(call.clone());
-    if shop.refuse_token || call.token.as_deref() != Some(TOKEN) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"errors": "[API] Invalid API key or access token"})),
-        );
+/// The fake with these subscriptions, two per page so that pagination is exercised.
+async fn fake_shopify(subscriptions: &[(&str, &str)]) -> FakeShopify {
+    let fake = FakeShopify::start().await;
+    fake.set_page_size(2);
+    for (topic, address) in subscriptions {
+        fake.add_subscription(topic, address);
     }
-    if call.query.starts_with("query") {
-        let legacy = call.query.contains("callbackUrl");
-        let start: usize = call.variables["after"]
-            .as_str()
-            .map_or(0, |c| c.parse().unwrap());
-        let nodes: Vec<Value> = shop
-            .subscriptions
-            .iter()
-            .skip(start)
-            .take(PAGE)
-            .map(|(id, topic, address)| {
-                if legacy {
-                    json!({"id": id, "topic": topic, "endpoint": {"__typename": "WebhookHttpEndpoint", "callbackUrl": address}})
-                } else {
-                    json!({"id": id, "topic": topic, "uri": address})
-                }
-            })
-            .collect();
-        let end = start + nodes.len();
-        let has_next = end < shop.subscriptions.len();
-        return (
-            StatusCode::OK,
-            Json(json!({"data": {"webhookSubscriptions": {
-                "nodes": nodes,
-                "pageInfo": {"hasNextPage": has_next, "endCursor": has_next.then(|| end.to_string())}
-            }}})),
-        );
-    }
-    let topic = call.variables["topic"].as_str().unwrap().to_owned();
-    if shop.reject.contains(&topic) {
-        return (
-            StatusCode::OK,
-            Json(json!({"data": {"webhookSubscriptionCreate": {
-                "webhookSubscription": null,
-                "userErrors": [{"field": ["webhookSubscription", "callbackUrl"], "message": "Address for this topic has already been taken"}]
-            }}})),
-        );
-    }
-    let sub = &call.variables["webhookSubscription"];
-    let address = sub["uri"]
-        .as_str()
-        .or(sub["callbackUrl"].as_str())
-        .unwrap()
-        .to_owned();
-    let id = format!(
-        "gid://shopify/WebhookSubscription/{}",
-        100 + shop.subscriptions.len()
-    );
-    shop.subscriptions
-        .push((id.clone(), topic.clone(), address));
-    (
-        StatusCode::OK,
-        Json(json!({"data": {"webhookSubscriptionCreate": {
-            "webhookSubscription": {"id": id, "topic": topic},
-            "userErrors": []
-        }}})),
-    )
-}
-
-/// A fake Admin API on 127.0.0.1; returns its base URL and state.
-async fn fake_shopify(shop: Shop) -> (String, Arc<Mutex<Shop>>) {
-    let state = Arc::new(Mutex::new(shop));
-    let app = axum::Router::new()
-        .route("/admin/api/{version}/graphql.json", post(graphql))
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, state)
+    fake
 }
 
 async fn subscribe(base: &str, extra: &[&str]) -> Output {
@@ -226,10 +116,8 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn mutations(shop: &Arc<Mutex<Shop>>) -> Vec<Value> {
-    shop.lock()
-        .unwrap()
-        .calls
+fn mutations(fake: &FakeShopify) -> Vec<Value> {
+    fake.requests()
         .iter()
         .filter(|c| c.query.starts_with("mutation"))
         .map(|c| {
@@ -239,31 +127,16 @@ fn mutations(shop: &Arc<Mutex<Shop>>) -> Vec<Value> {
         .collect()
 }
 
-fn existing(subs: &[(&str, &str)]) -> Vec<(String, String, String)> {
-    subs.iter()
-        .enumerate()
-        .map(|(i, (topic, address))| {
-            (
-                format!("gid://shopify/WebhookSubscription/{}", i + 1),
-                (*topic).to_owned(),
-                (*address).to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn creates_only_the_missing_subscriptions_then_changes_nothing() {
-    let (base, shop) = fake_shopify(Shop {
-        subscriptions: existing(&[
-            ("PRODUCTS_UPDATE", "https://elsewhere.example/hook"),
-            ("ORDERS_PAID", "https://elsewhere.example/hook"),
-            // Shopify strips trailing slashes; an existing one with a slash still matches.
-            ("ORDERS_CREATE", &format!("{ADDRESS}/")),
-        ]),
-        ..Shop::default()
-    })
+    let shop = fake_shopify(&[
+        ("PRODUCTS_UPDATE", "https://elsewhere.example/hook"),
+        ("ORDERS_PAID", "https://elsewhere.example/hook"),
+        // Shopify strips trailing slashes; an existing one with a slash still matches.
+        ("ORDERS_CREATE", &format!("{ADDRESS}/")),
+    ])
     .await;
+    let base = shop.base_url();
 
     let first = subscribe(&base, &[]).await;
     assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
@@ -284,22 +157,22 @@ async fn creates_only_the_missing_subscriptions_then_changes_nothing() {
         ]
     );
     {
-        let shop = shop.lock().unwrap();
-        let lists: Vec<&Call> = shop
-            .calls
+        let calls = shop.requests();
+        let lists: Vec<&RecordedRequest> = calls
             .iter()
             .filter(|c| c.query.starts_with("query"))
             .collect();
-        // Three existing subscriptions at two per page: two pages, the second after cursor "2".
+        // Three existing subscriptions at two per page: two pages, the second after the cursor of
+        // the first.
         assert_eq!(lists.len(), 2);
         assert!(lists.iter().all(|c| c.query == LIST_QUERY));
         assert_eq!(lists[0].variables, json!({"after": null}));
-        assert_eq!(lists[1].variables, json!({"after": "2"}));
-        assert!(shop.calls.iter().all(|c| c.version == "2026-07"));
-        assert!(shop.calls.iter().all(|c| c.token.as_deref() == Some(TOKEN)));
+        assert_eq!(lists[1].variables, json!({"after": "cursor:2"}));
+        assert!(calls.iter().all(|c| c.version == "2026-07"));
+        assert!(calls.iter().all(|c| c.token.as_deref() == Some(TOKEN)));
     }
 
-    shop.lock().unwrap().calls.clear();
+    shop.clear_requests();
     let second = subscribe(&base, &[]).await;
     assert_eq!(second.status.code(), Some(0));
     assert!(
@@ -315,11 +188,9 @@ async fn creates_only_the_missing_subscriptions_then_changes_nothing() {
 
 #[tokio::test]
 async fn reports_user_errors_and_exits_non_zero() {
-    let (base, shop) = fake_shopify(Shop {
-        reject: vec!["ORDERS_PAID".to_owned()],
-        ..Shop::default()
-    })
-    .await;
+    let shop = fake_shopify(&[]).await;
+    shop.reject_topic("ORDERS_PAID");
+    let base = shop.base_url();
     let out = subscribe(&base, &[]).await;
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
@@ -333,16 +204,13 @@ async fn reports_user_errors_and_exits_non_zero() {
     );
     // The other topics were still created.
     assert_eq!(mutations(&shop).len(), 3);
-    assert_eq!(shop.lock().unwrap().subscriptions.len(), 2);
+    assert_eq!(shop.subscriptions().len(), 2);
 }
 
 #[tokio::test]
 async fn dry_run_lists_and_creates_nothing() {
-    let (base, shop) = fake_shopify(Shop {
-        subscriptions: existing(&[("ORDERS_CREATE", ADDRESS)]),
-        ..Shop::default()
-    })
-    .await;
+    let shop = fake_shopify(&[("ORDERS_CREATE", ADDRESS)]).await;
+    let base = shop.base_url();
     let out = subscribe(&base, &["--dry-run"]).await;
     assert_eq!(out.status.code(), Some(0));
     assert!(mutations(&shop).is_empty());
@@ -355,7 +223,8 @@ async fn dry_run_lists_and_creates_nothing() {
 
 #[tokio::test]
 async fn compliance_topics_are_not_subscribed_but_pointed_to_the_app_configuration() {
-    let (base, shop) = fake_shopify(Shop::default()).await;
+    let shop = fake_shopify(&[]).await;
+    let base = shop.base_url();
     let out = subscribe(
         &base,
         &["--topics", "orders/create,customers/redact,shop/redact"],
@@ -372,18 +241,13 @@ async fn compliance_topics_are_not_subscribed_but_pointed_to_the_app_configurati
 
 #[tokio::test]
 async fn api_versions_before_2025_10_use_callback_url() {
-    let (base, shop) = fake_shopify(Shop {
-        subscriptions: existing(&[("ORDERS_CREATE", ADDRESS)]),
-        ..Shop::default()
-    })
-    .await;
+    let shop = fake_shopify(&[("ORDERS_CREATE", ADDRESS)]).await;
+    let base = shop.base_url();
     let out = subscribe(&base, &["--api-version", "2025-07"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    let shop_state = shop.lock().unwrap();
-    let list = &shop_state.calls[0];
+    let list = &shop.requests()[0];
     assert_eq!(list.query, LIST_QUERY_LEGACY);
     assert_eq!(list.version, "2025-07");
-    drop(shop_state);
     assert_eq!(
         mutations(&shop),
         [
@@ -395,11 +259,9 @@ async fn api_versions_before_2025_10_use_callback_url() {
 
 #[tokio::test]
 async fn a_refused_token_fails_with_an_actionable_message() {
-    let (base, shop) = fake_shopify(Shop {
-        refuse_token: true,
-        ..Shop::default()
-    })
-    .await;
+    let shop = fake_shopify(&[]).await;
+    shop.refuse_token();
+    let base = shop.base_url();
     let out = subscribe(&base, &[]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -413,7 +275,8 @@ async fn a_refused_token_fails_with_an_actionable_message() {
 
 #[tokio::test]
 async fn refuses_a_plain_http_address() {
-    let (base, shop) = fake_shopify(Shop::default()).await;
+    let shop = fake_shopify(&[]).await;
+    let base = shop.base_url();
     let bin = pinrelay_bin();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin)
@@ -426,5 +289,5 @@ async fn refuses_a_plain_http_address() {
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(shop.lock().unwrap().calls.is_empty());
+    assert!(shop.requests().is_empty());
 }

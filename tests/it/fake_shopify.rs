@@ -1,0 +1,554 @@
+//! A local fake of a shop's Admin API for the integration tests. It is not a mock that expects
+//! calls: it holds a shop's state and records every request.
+//!
+//! - `POST /admin/api/{version}/graphql.json` answers the queries the relay sends, recognized by
+//!   their root field: `shop` (time zone set with [`FakeShopify::set_timezone`]), `orders`
+//!   (`first`, `after`, and the `created_at` range of the `query` variable applied, oldest first,
+//!   [`FakeShopify::set_page_size`] orders per page at most), `webhookSubscriptions` (both the
+//!   `uri` and the legacy `callbackUrl` selections) and `webhookSubscriptionCreate`.
+//! - `GET /admin/api/{version}/orders/{id}.json` answers `{"order": <payload>}` for orders added
+//!   with a payload ([`FakeOrder::from_payload`]), 404 otherwise.
+//! - Checks `X-Shopify-Access-Token` ([`ADMIN_TOKEN`]) and answers 401 otherwise, or always after
+//!   [`FakeShopify::refuse_token`].
+//! - [`FakeShopify::throttle_next`] answers the next GraphQL calls with Shopify's `THROTTLED` body,
+//!   whose `extensions.cost` asks for a wait of about 10 ms.
+//! - [`FakeShopify::requests`] lists every request with its answer.
+//!
+//! It does not model query costs, other search terms than `created_at`, or REST pagination.
+
+#![allow(dead_code)] // Shared by several test modules; each uses a part.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, body::Bytes};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+/// The token the fake accepts (`X-Shopify-Access-Token`).
+pub const ADMIN_TOKEN: &str = "shpat_test_token";
+
+/// The shop's domain in `shop` answers.
+pub const SHOP_DOMAIN: &str = "acme.myshopify.com";
+
+/// The most orders Shopify returns per page (`first` above it is an error).
+pub const MAX_FIRST: usize = 250;
+
+/// One order of the fake shop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeOrder {
+    /// `legacyResourceId`, the REST `id`.
+    pub id: u64,
+    /// `#1001`.
+    pub name: String,
+    /// `createdAt`; decides the range filter and the order of the pages.
+    pub created_at: DateTime<Utc>,
+    /// `test`.
+    pub test: bool,
+    /// `sourceName`.
+    pub source_name: Option<String>,
+    /// `cancelledAt`.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// `totalPriceSet.shopMoney.amount`.
+    pub total: String,
+    /// `totalPriceSet.shopMoney.currencyCode`.
+    pub currency: String,
+    /// The REST order resource served by `orders/{id}.json`; `None` answers 404 there.
+    pub payload: Option<Value>,
+}
+
+impl FakeOrder {
+    /// A web order of 10.00 USD named `#{id}`, without a REST payload.
+    pub fn new(id: u64, created_at: &str) -> Self {
+        Self {
+            id,
+            name: format!("#{id}"),
+            created_at: parse_time(created_at).expect("created_at is RFC 3339"),
+            test: false,
+            source_name: Some("web".to_owned()),
+            cancelled_at: None,
+            total: "10.00".to_owned(),
+            currency: "USD".to_owned(),
+            payload: None,
+        }
+    }
+
+    /// The order a REST order resource (or an `orders/create` body) describes, served as is.
+    pub fn from_payload(payload: Value) -> Self {
+        let time = |key: &str| payload[key].as_str().and_then(parse_time);
+        Self {
+            id: payload["id"]
+                .as_u64()
+                .expect("the payload has a numeric id"),
+            name: payload["name"].as_str().unwrap_or_default().to_owned(),
+            created_at: time("created_at").expect("the payload has created_at"),
+            test: payload["test"].as_bool().unwrap_or(false),
+            source_name: payload["source_name"].as_str().map(str::to_owned),
+            cancelled_at: time("cancelled_at"),
+            total: payload["total_price"].as_str().unwrap_or("0.00").to_owned(),
+            currency: payload["currency"].as_str().unwrap_or("USD").to_owned(),
+            payload: Some(payload),
+        }
+    }
+
+    /// The GraphQL `Order` node the relay selects.
+    fn node(&self) -> Value {
+        json!({
+            "legacyResourceId": self.id.to_string(),
+            "name": self.name,
+            "createdAt": self.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "test": self.test,
+            "sourceName": self.source_name,
+            "cancelledAt": self.cancelled_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            "totalPriceSet": {"shopMoney": {"amount": self.total, "currencyCode": self.currency}},
+        })
+    }
+}
+
+/// One webhook subscription of the fake shop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeSubscription {
+    /// `gid://shopify/WebhookSubscription/{n}`.
+    pub id: String,
+    /// The topic enum (`ORDERS_CREATE`).
+    pub topic: String,
+    /// The `uri` (or `callbackUrl`).
+    pub uri: String,
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// `POST` or `GET`.
+    pub method: &'static str,
+    /// The `{version}` of the path.
+    pub version: String,
+    /// The path after `/admin/api/{version}/` (`graphql.json`, `orders/1.json`).
+    pub resource: String,
+    /// `X-Shopify-Access-Token`, as sent.
+    pub token: Option<String>,
+    /// The GraphQL `query` (empty for REST).
+    pub query: String,
+    /// The GraphQL `variables` (`null` for REST).
+    pub variables: Value,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// Answered with a `THROTTLED` body.
+    pub throttled: bool,
+}
+
+impl RecordedRequest {
+    /// A GraphQL request whose query selects `field` (`orders(`, `shop {`...).
+    pub fn selects(&self, field: &str) -> bool {
+        self.method == "POST" && self.query.contains(field)
+    }
+}
+
+struct Inner {
+    timezone: String,
+    page_size: usize,
+    orders: Vec<FakeOrder>,
+    subscriptions: Vec<FakeSubscription>,
+    next_subscription: u64,
+    reject_topics: Vec<String>,
+    refuse_token: bool,
+    throttle_next: usize,
+    requests: Vec<RecordedRequest>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            timezone: "America/New_York".to_owned(),
+            page_size: MAX_FIRST,
+            orders: Vec::new(),
+            subscriptions: Vec::new(),
+            next_subscription: 1,
+            reject_topics: Vec::new(),
+            refuse_token: false,
+            throttle_next: 0,
+            requests: Vec::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    inner: Mutex<Inner>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panicking test thread must not hide the recorded state from the others.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The running fake; dropping it stops the server.
+pub struct FakeShopify {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeShopify {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeShopify {
+    /// Starts the fake on `127.0.0.1:0`: time zone `America/New_York`, no orders, no
+    /// subscriptions, 250 orders per page.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/admin/api/{version}/graphql.json", post(graphql))
+            .route("/admin/api/{version}/orders/{file}", get(order))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            shared,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:{port}`: the Admin API base URL instead of `https://{shop}`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The shop's `ianaTimezone`.
+    pub fn set_timezone(&self, timezone: &str) {
+        self.shared.lock().timezone = timezone.to_owned();
+    }
+
+    /// At most this many orders per page, whatever `first` asks (at least 1).
+    pub fn set_page_size(&self, orders: usize) {
+        self.shared.lock().page_size = orders.max(1);
+    }
+
+    /// Adds orders to the shop.
+    pub fn add_orders(&self, orders: impl IntoIterator<Item = FakeOrder>) {
+        self.shared.lock().orders.extend(orders);
+    }
+
+    /// Adds a subscription as if created earlier; returns its id.
+    pub fn add_subscription(&self, topic: &str, uri: &str) -> String {
+        add_subscription(&mut self.shared.lock(), topic, uri)
+    }
+
+    /// Deletes a subscription, as the merchant or `webhookSubscriptionDelete` would; `false` when
+    /// there is none with this id.
+    pub fn delete_subscription(&self, id: &str) -> bool {
+        let mut inner = self.shared.lock();
+        let before = inner.subscriptions.len();
+        inner.subscriptions.retain(|s| s.id != id);
+        inner.subscriptions.len() < before
+    }
+
+    /// The shop's subscriptions, oldest first.
+    pub fn subscriptions(&self) -> Vec<FakeSubscription> {
+        self.shared.lock().subscriptions.clone()
+    }
+
+    /// Creating a subscription to this topic enum (`ORDERS_PAID`) answers `userErrors`.
+    pub fn reject_topic(&self, topic: &str) {
+        self.shared.lock().reject_topics.push(topic.to_owned());
+    }
+
+    /// Answer 401 to everything, whatever the token.
+    pub fn refuse_token(&self) {
+        self.shared.lock().refuse_token = true;
+    }
+
+    /// The next `n` GraphQL calls (with a valid token) answer `THROTTLED`.
+    pub fn throttle_next(&self, n: usize) {
+        self.shared.lock().throttle_next += n;
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Forgets the requests so far.
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+}
+
+fn add_subscription(inner: &mut Inner, topic: &str, uri: &str) -> String {
+    let id = format!(
+        "gid://shopify/WebhookSubscription/{}",
+        inner.next_subscription
+    );
+    inner.next_subscription += 1;
+    inner.subscriptions.push(FakeSubscription {
+        id: id.clone(),
+        topic: topic.to_owned(),
+        uri: uri.to_owned(),
+    });
+    id
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-shopify-access-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"})),
+    )
+        .into_response()
+}
+
+/// Shopify's answer when the cost bucket is empty: about 10 ms to wait at 10 000 points a second.
+fn throttled() -> Value {
+    json!({
+        "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
+        "extensions": {"cost": {"requestedQueryCost": 100, "actualQueryCost": null,
+            "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 0, "restoreRate": 10000.0}}}
+    })
+}
+
+fn graphql_error(message: &str) -> Value {
+    json!({"errors": [{"message": message, "locations": [{"line": 1, "column": 1}]}]})
+}
+
+async fn graphql(
+    State(shared): State<Arc<Shared>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut inner = shared.lock();
+    let mut request = RecordedRequest {
+        method: "POST",
+        version,
+        resource: "graphql.json".to_owned(),
+        token: token(&headers),
+        query: body["query"].as_str().unwrap_or_default().to_owned(),
+        variables: body["variables"].clone(),
+        status: 200,
+        throttled: false,
+    };
+    if inner.refuse_token || request.token.as_deref() != Some(ADMIN_TOKEN) {
+        request.status = 401;
+        inner.requests.push(request);
+        return unauthorized();
+    }
+    let answer = if inner.throttle_next > 0 {
+        inner.throttle_next -= 1;
+        request.throttled = true;
+        throttled()
+    } else {
+        answer(&mut inner, &request.query, &request.variables)
+    };
+    inner.requests.push(request);
+    (StatusCode::OK, Json(answer)).into_response()
+}
+
+/// The answer to one GraphQL query, by its root field.
+fn answer(inner: &mut Inner, query: &str, variables: &Value) -> Value {
+    if query.contains("webhookSubscriptionCreate(") {
+        create_subscription(inner, variables)
+    } else if query.contains("webhookSubscriptions(") {
+        list_subscriptions(inner, query, variables)
+    } else if query.contains("orders(") {
+        orders(inner, variables)
+    } else if query.contains("shop {") {
+        json!({"data": {"shop": {
+            "name": "Acme",
+            "myshopifyDomain": SHOP_DOMAIN,
+            "ianaTimezone": inner.timezone,
+            "currencyCode": "USD",
+        }}})
+    } else {
+        graphql_error("the fake Admin API does not know this query")
+    }
+}
+
+/// The index after cursor `after` (`cursor:{n}`), 0 without one.
+fn start_after(variables: &Value) -> Result<usize, Value> {
+    match variables["after"].as_str() {
+        None => Ok(0),
+        Some(cursor) => cursor
+            .strip_prefix("cursor:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| graphql_error("Invalid cursor for current pagination")),
+    }
+}
+
+fn page(nodes: Vec<Value>, end: usize, total: usize) -> Value {
+    let has_next = end < total;
+    json!({
+        "nodes": nodes,
+        "pageInfo": {"hasNextPage": has_next, "endCursor": has_next.then(|| format!("cursor:{end}"))}
+    })
+}
+
+fn list_subscriptions(inner: &Inner, query: &str, variables: &Value) -> Value {
+    let start = match start_after(variables) {
+        Ok(start) => start,
+        Err(e) => return e,
+    };
+    let legacy = query.contains("callbackUrl");
+    let nodes: Vec<Value> = inner
+        .subscriptions
+        .iter()
+        .skip(start)
+        .take(inner.page_size)
+        .map(|s| {
+            if legacy {
+                json!({"id": s.id, "topic": s.topic, "endpoint": {"__typename": "WebhookHttpEndpoint", "callbackUrl": s.uri}})
+            } else {
+                json!({"id": s.id, "topic": s.topic, "uri": s.uri})
+            }
+        })
+        .collect();
+    let end = start + nodes.len();
+    json!({"data": {"webhookSubscriptions": page(nodes, end, inner.subscriptions.len())}})
+}
+
+fn create_subscription(inner: &mut Inner, variables: &Value) -> Value {
+    let Some(topic) = variables["topic"].as_str().map(str::to_owned) else {
+        return graphql_error(
+            "Variable $topic of type WebhookSubscriptionTopic! was provided invalid value",
+        );
+    };
+    if inner.reject_topics.contains(&topic) {
+        return json!({"data": {"webhookSubscriptionCreate": {
+            "webhookSubscription": null,
+            "userErrors": [{"field": ["webhookSubscription", "callbackUrl"], "message": "Address for this topic has already been taken"}]
+        }}});
+    }
+    let sub = &variables["webhookSubscription"];
+    let Some(uri) = sub["uri"].as_str().or(sub["callbackUrl"].as_str()) else {
+        return json!({"data": {"webhookSubscriptionCreate": {
+            "webhookSubscription": null,
+            "userErrors": [{"field": ["webhookSubscription"], "message": "Address can't be blank"}]
+        }}});
+    };
+    let id = add_subscription(inner, &topic, uri);
+    json!({"data": {"webhookSubscriptionCreate": {
+        "webhookSubscription": {"id": id, "topic": topic},
+        "userErrors": []
+    }}})
+}
+
+/// A `created_at` bound of Shopify's search syntax: `created_at:>='2026-01-01T00:00:00Z'`.
+fn matches_search(search: &str, created_at: DateTime<Utc>) -> Result<bool, String> {
+    for term in search.split_whitespace() {
+        let Some(condition) = term.strip_prefix("created_at:") else {
+            return Err(format!("the fake only filters on created_at, not {term:?}"));
+        };
+        let (op, value) = [">=", "<=", ">", "<"]
+            .iter()
+            .find_map(|op| condition.strip_prefix(op).map(|v| (*op, v)))
+            .ok_or_else(|| format!("unsupported comparison in {term:?}"))?;
+        let value = value.trim_matches(['\'', '"']);
+        let bound = parse_time(value).ok_or_else(|| format!("{value:?} is not RFC 3339"))?;
+        let inside = match op {
+            ">=" => created_at >= bound,
+            "<=" => created_at <= bound,
+            ">" => created_at > bound,
+            _ => created_at < bound,
+        };
+        if !inside {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn orders(inner: &Inner, variables: &Value) -> Value {
+    let Some(first) = variables["first"].as_u64().map(|n| n as usize) else {
+        return graphql_error("you must provide one of first or last");
+    };
+    if first > MAX_FIRST {
+        return graphql_error("The maximum number of records that can be fetched at once is 250");
+    }
+    let start = match start_after(variables) {
+        Ok(start) => start,
+        Err(e) => return e,
+    };
+    let search = variables["query"].as_str().unwrap_or_default();
+    let mut selected = Vec::new();
+    for order in &inner.orders {
+        match matches_search(search, order.created_at) {
+            Ok(true) => selected.push(order),
+            Ok(false) => {}
+            Err(message) => return graphql_error(&message),
+        }
+    }
+    selected.sort_by_key(|o| (o.created_at, o.id));
+    let nodes: Vec<Value> = selected
+        .iter()
+        .skip(start)
+        .take(first.min(inner.page_size))
+        .map(|o| o.node())
+        .collect();
+    let end = start + nodes.len();
+    json!({"data": {"orders": page(nodes, end, selected.len())}})
+}
+
+async fn order(
+    State(shared): State<Arc<Shared>>,
+    Path((version, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = shared.lock();
+    let mut request = RecordedRequest {
+        method: "GET",
+        version,
+        resource: format!("orders/{file}"),
+        token: token(&headers),
+        query: String::new(),
+        variables: Value::Null,
+        status: 200,
+        throttled: false,
+    };
+    if inner.refuse_token || request.token.as_deref() != Some(ADMIN_TOKEN) {
+        request.status = 401;
+        inner.requests.push(request);
+        return unauthorized();
+    }
+    let payload = file
+        .strip_suffix(".json")
+        .and_then(|id| id.parse::<u64>().ok())
+        .and_then(|id| inner.orders.iter().find(|o| o.id == id))
+        .and_then(|o| o.payload.clone());
+    let response = match payload {
+        Some(payload) => (StatusCode::OK, Json(json!({ "order": payload }))),
+        None => {
+            request.status = 404;
+            (StatusCode::NOT_FOUND, Json(json!({"errors": "Not Found"})))
+        }
+    };
+    inner.requests.push(request);
+    response.into_response()
+}
