@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod dead_letters;
 mod input;
 mod local;
+mod reconcile;
 mod replay;
 mod serve;
 mod sign;
@@ -39,6 +40,8 @@ enum Command {
     Replay(replay::Args),
     /// Subscribe a store's webhooks to the relay (GraphQL Admin API).
     Subscribe(subscribe::Args),
+    /// Compare the shop's orders with what reached Pinterest, and backfill the missing ones.
+    Reconcile(Box<reconcile::Args>),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::DeadLetters(args) => dead_letters::run(args),
         Command::Replay(args) => runtime().and_then(|rt| rt.block_on(replay::run(args))),
         Command::Subscribe(args) => runtime().and_then(|rt| rt.block_on(subscribe::run(args))),
+        Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile::run(*args))),
     };
     match result {
         Ok(code) => code,

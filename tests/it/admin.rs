@@ -251,7 +251,13 @@ async fn order_payload_is_a_body_translate_reads_as_orders_create() {
     )
     .unwrap();
     assert!(
-        matches!(outcome, Outcome::Skip(SkipReason::TestOrder)),
+        matches!(
+            outcome,
+            Outcome::Skip {
+                reason: SkipReason::TestOrder,
+                ..
+            }
+        ),
         "{outcome:?}"
     );
 }

@@ -54,9 +54,11 @@ pub struct FakeOrder {
     pub source_name: Option<String>,
     /// `cancelledAt`.
     pub cancelled_at: Option<DateTime<Utc>>,
-    /// `totalPriceSet.shopMoney.amount`.
+    /// `currentSubtotalPriceSet.shopMoney.amount`.
+    pub subtotal: String,
+    /// `currentTotalPriceSet.shopMoney.amount`.
     pub total: String,
-    /// `totalPriceSet.shopMoney.currencyCode`.
+    /// The currency of both.
     pub currency: String,
     /// The REST order resource served by `orders/{id}.json`; `None` answers 404 there.
     pub payload: Option<Value>,
@@ -72,6 +74,7 @@ impl FakeOrder {
             test: false,
             source_name: Some("web".to_owned()),
             cancelled_at: None,
+            subtotal: "10.00".to_owned(),
             total: "10.00".to_owned(),
             currency: "USD".to_owned(),
             payload: None,
@@ -90,6 +93,11 @@ impl FakeOrder {
             test: payload["test"].as_bool().unwrap_or(false),
             source_name: payload["source_name"].as_str().map(str::to_owned),
             cancelled_at: time("cancelled_at"),
+            subtotal: payload["current_subtotal_price"]
+                .as_str()
+                .or(payload["subtotal_price"].as_str())
+                .unwrap_or("0.00")
+                .to_owned(),
             total: payload["total_price"].as_str().unwrap_or("0.00").to_owned(),
             currency: payload["currency"].as_str().unwrap_or("USD").to_owned(),
             payload: Some(payload),
@@ -105,7 +113,8 @@ impl FakeOrder {
             "test": self.test,
             "sourceName": self.source_name,
             "cancelledAt": self.cancelled_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-            "totalPriceSet": {"shopMoney": {"amount": self.total, "currencyCode": self.currency}},
+            "currentSubtotalPriceSet": {"shopMoney": {"amount": self.subtotal, "currencyCode": self.currency}},
+            "currentTotalPriceSet": {"shopMoney": {"amount": self.total, "currencyCode": self.currency}},
         })
     }
 }

@@ -12,6 +12,7 @@ mod idempotency;
 mod ingest;
 mod quality;
 mod queue;
+mod reconcile;
 mod relay;
 mod replay;
 mod serve;

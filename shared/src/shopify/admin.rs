@@ -29,7 +29,8 @@ pub const SHOP_QUERY: &str =
 /// One page of orders created in a period, oldest first.
 pub const ORDERS_QUERY: &str = "query pinrelayOrders($first: Int!, $after: String, $query: String!) { \
 orders(first: $first, after: $after, sortKey: CREATED_AT, query: $query) { nodes { legacyResourceId name \
-createdAt test sourceName cancelledAt totalPriceSet { shopMoney { amount currencyCode } } } \
+createdAt test sourceName cancelledAt currentSubtotalPriceSet { shopMoney { amount currencyCode } } \
+currentTotalPriceSet { shopMoney { amount currencyCode } } } \
 pageInfo { hasNextPage endCursor } } }";
 
 /// Lists webhook subscriptions (API 2025-10 and later).
@@ -187,9 +188,12 @@ pub struct AdminOrder {
     pub source_name: Option<String>,
     /// When the order was cancelled, if it was.
     pub cancelled_at: Option<DateTime<Utc>>,
-    /// The total in the shop's currency, the decimal string Shopify gives (`"199.00"`).
+    /// The current subtotal (after discounts and edits, before shipping and tax) in the shop's
+    /// currency, the decimal string Shopify gives (`"199.00"`): the relay's default `value`.
+    pub subtotal: String,
+    /// The current total in the shop's currency.
     pub total: String,
-    /// The currency of `total` (ISO 4217).
+    /// The currency of `subtotal` and `total` (ISO 4217).
     pub currency: String,
 }
 
@@ -711,7 +715,9 @@ struct OrderNode {
     source_name: Option<String>,
     #[serde(rename = "cancelledAt", default)]
     cancelled_at: Option<DateTime<Utc>>,
-    #[serde(rename = "totalPriceSet")]
+    #[serde(rename = "currentSubtotalPriceSet")]
+    subtotal_price_set: MoneyBag,
+    #[serde(rename = "currentTotalPriceSet")]
     total_price_set: MoneyBag,
 }
 
@@ -746,6 +752,7 @@ impl OrderNode {
             test: self.test,
             source_name: self.source_name,
             cancelled_at: self.cancelled_at,
+            subtotal: self.subtotal_price_set.shop_money.amount,
             total: self.total_price_set.shop_money.amount,
             currency: self.total_price_set.shop_money.currency_code,
         })
@@ -926,7 +933,8 @@ mod tests {
             "test": true,
             "sourceName": "web",
             "cancelledAt": null,
-            "totalPriceSet": {"shopMoney": {"amount": "199.0", "currencyCode": "USD"}}
+            "currentSubtotalPriceSet": {"shopMoney": {"amount": "180.0", "currencyCode": "USD"}},
+            "currentTotalPriceSet": {"shopMoney": {"amount": "199.0", "currencyCode": "USD"}}
         }))
         .unwrap();
         let order = node.into_order().unwrap();
@@ -939,6 +947,7 @@ mod tests {
                 test: true,
                 source_name: Some("web".into()),
                 cancelled_at: None,
+                subtotal: "180.0".into(),
                 total: "199.0".into(),
                 currency: "USD".into(),
             }
@@ -952,7 +961,8 @@ mod tests {
             "name": "#1",
             "createdAt": "2026-11-30T23:59:59Z",
             "cancelledAt": "2026-12-01T00:00:00-05:00",
-            "totalPriceSet": {"shopMoney": {"amount": "1.00", "currencyCode": "EUR"}}
+            "currentSubtotalPriceSet": {"shopMoney": {"amount": "1.00", "currencyCode": "EUR"}},
+            "currentTotalPriceSet": {"shopMoney": {"amount": "1.00", "currencyCode": "EUR"}}
         }))
         .unwrap();
         assert!(matches!(

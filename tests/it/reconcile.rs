@@ -1,0 +1,267 @@
+//! `pinrelay reconcile` end to end: a real `pinrelay serve` fed a mix of orders, the fake Shopify
+//! Admin API listing them plus two the relay never saw (and one too old to recover), the fake
+//! Pinterest rejecting one event and answering Event Quality.
+//!
+//! - `--json` classifies every order: sent, skipped (test, POS, another channel), dead-lettered
+//!   (Pinterest rejected it), missing (recoverable or not), and the quality section is there;
+//! - `--backfill` sends exactly the two recoverable missing orders, once each, through the relay's
+//!   queue, and a second `--backfill` sends nothing more;
+//! - afterwards every order is accounted for, and `--html` writes the page.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::Value;
+
+use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
+use crate::fake_shopify::{ADMIN_TOKEN, FakeOrder, FakeShopify, SHOP_DOMAIN};
+use crate::relay::Relay;
+use crate::subscribe::pinrelay_bin;
+
+const SECRET: &str = "reconcile-test-secret";
+const ORDER_FIXTURE: &str = "shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json";
+
+/// The REST order fixture as order `id`, placed `hours_ago`, from `source`.
+fn order(id: u64, hours_ago: i64, source: &str, test: bool) -> Value {
+    let mut order: Value = serde_json::from_slice(&crate::helpers::fixture(ORDER_FIXTURE)).unwrap();
+    let at = (Utc::now() - chrono::Duration::hours(hours_ago))
+        .to_rfc3339_opts(SecondsFormat::Secs, true);
+    order["id"] = id.into();
+    order["name"] = format!("#{id}").into();
+    order["created_at"] = at.clone().into();
+    order["processed_at"] = at.into();
+    order["source_name"] = source.into();
+    order["test"] = test.into();
+    order["cancelled_at"] = Value::Null;
+    order
+}
+
+async fn post(client: &reqwest::Client, relay: &Relay, order: &Value) {
+    let body = serde_json::to_vec(order).unwrap();
+    let status = client
+        .post(relay.webhook_url())
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", "orders/create")
+        .header("X-Shopify-Shop-Domain", SHOP_DOMAIN)
+        .header("X-Shopify-API-Version", "2026-07")
+        .header("X-Shopify-Webhook-Id", format!("wh-{}", order["id"]))
+        .header(
+            "X-Shopify-Hmac-Sha256",
+            pinrelay::shopify::sign(SECRET.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
+
+/// Runs `pinrelay reconcile` against the fakes and the data dir; returns (exit code, stdout, stderr).
+fn reconcile(
+    data_dir: &Path,
+    shopify: &FakeShopify,
+    pinterest: &FakePinterest,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let out = Command::new(pinrelay_bin())
+        .args([
+            "reconcile",
+            "--shop",
+            SHOP_DOMAIN,
+            "--since",
+            "14d",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(["--admin-url-base", &shopify.base_url()])
+        .args(extra)
+        .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("PINTEREST_ACCESS_TOKEN", ACCESS_TOKEN)
+        .env("PINTEREST_AD_ACCOUNT_ID", AD_ACCOUNT_ID)
+        .env("PINTEREST_API_URL", pinterest.base_url())
+        .env_remove("VALUE_SOURCE")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn statuses(report: &Value) -> HashMap<u64, (String, String)> {
+    report["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let detail = o["reason"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| {
+                    o["recoverable"]
+                        .as_bool()
+                        .map(|r| format!("recoverable={r}"))
+                })
+                .unwrap_or_default();
+            (
+                o["id"].as_u64().unwrap(),
+                (o["status"].as_str().unwrap().to_owned(), detail),
+            )
+        })
+        .collect()
+}
+
+fn status(s: &str, d: &str) -> (String, String) {
+    (s.to_owned(), d.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_once() {
+    pinrelay::pinterest::http::install_crypto_provider();
+    let pinterest = FakePinterest::start().await;
+    pinterest.fail_events(["9005"], "invalid currency");
+    let shopify = FakeShopify::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let relay = Relay::start(
+        &data_dir,
+        dir.path().join("serve.log"),
+        SECRET,
+        &pinterest,
+        &[("ORDER_SOURCES", "web")],
+    );
+
+    let seen = [
+        order(9001, 30, "web", false),     // sent
+        order(9002, 29, "web", true),      // test order
+        order(9003, 28, "pos", false),     // point of sale
+        order(9004, 27, "1234567", false), // another sales channel (an app id)
+        order(9005, 26, "web", false),     // Pinterest rejects it
+    ];
+    let never_seen = [
+        order(9006, 5, "web", false),
+        order(9007, 3, "web", false),
+        order(9008, 24 * 9, "web", false), // older than Pinterest's 7 days
+    ];
+    shopify.add_orders(
+        seen.iter()
+            .chain(&never_seen)
+            .cloned()
+            .map(FakeOrder::from_payload),
+    );
+    shopify.set_page_size(3);
+    let client = reqwest::Client::new();
+    for body in &seen {
+        post(&client, &relay, body).await;
+    }
+    relay.drained(Duration::from_secs(30)).await;
+
+    let (code, json, stderr) = reconcile(&data_dir, &shopify, &pinterest, &["--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&json).unwrap();
+    let expected = HashMap::from([
+        (9001, status("sent", "")),
+        (9002, status("skipped", "test_order")),
+        (9003, status("skipped", "pos_order")),
+        (9004, status("skipped", "sales_channel")),
+        (9005, status("dead_lettered", "pinterest_rejected")),
+        (9006, status("missing", "recoverable=true")),
+        (9007, status("missing", "recoverable=true")),
+        (9008, status("missing", "recoverable=false")),
+    ]);
+    assert_eq!(statuses(&report), expected, "{json}");
+    assert_eq!(report["time_zone"], "America/New_York");
+    assert_eq!(report["totals"]["orders"], 8);
+    assert_eq!(report["totals"]["sent"], 1);
+    assert_eq!(report["totals"]["skipped_by_rule"], 3);
+    assert_eq!(report["totals"]["missing"], 3);
+    assert_eq!(report["totals"]["accuracy"], 0.5);
+    let sent = report["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == 9001)
+        .unwrap();
+    assert_eq!(sent["match_keys"]["email"], true, "{sent}");
+    assert!(
+        report["quality"]["components"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{json}"
+    );
+    assert!(
+        shopify
+            .requests()
+            .iter()
+            .filter(|r| r.selects("orders("))
+            .count()
+            >= 3,
+        "paged"
+    );
+
+    // Dry run: lists, sends nothing.
+    let (code, out, stderr) = reconcile(
+        &data_dir,
+        &shopify,
+        &pinterest,
+        &["--backfill", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        out.contains("would backfill #9006") && out.contains("would backfill #9007"),
+        "{out}"
+    );
+    assert!(
+        out.contains("not recoverable") && out.contains("#9008"),
+        "{out}"
+    );
+
+    let before = pinterest.accepted_event_ids();
+    let (code, out, stderr) = reconcile(&data_dir, &shopify, &pinterest, &["--backfill"]);
+    assert_eq!(code, 0, "{out}\n{stderr}");
+    assert!(out.contains("backfilled 2 of 2"), "{out}");
+    // A second run before or after dispatch queues nothing Pinterest would see twice.
+    let (code, out, stderr) = reconcile(&data_dir, &shopify, &pinterest, &["--backfill"]);
+    assert_eq!(code, 0, "{out}\n{stderr}");
+    relay.drained(Duration::from_secs(30)).await;
+    let accepted = pinterest.accepted_event_ids();
+    let new: Vec<&String> = accepted.iter().skip(before.len()).collect();
+    let mut new_sorted: Vec<&str> = new.iter().map(|s| s.as_str()).collect();
+    new_sorted.sort_unstable();
+    assert_eq!(
+        new_sorted,
+        ["9006", "9007"],
+        "exactly the two missing orders, once"
+    );
+
+    let html = dir.path().join("report.html");
+    let (code, json, stderr) = reconcile(
+        &data_dir,
+        &shopify,
+        &pinterest,
+        &["--json", "--html", html.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&json).unwrap();
+    let after = statuses(&report);
+    assert_eq!(after[&9006].0, "sent");
+    assert_eq!(after[&9007].0, "sent");
+    assert_eq!(after[&9008], status("missing", "recoverable=false"));
+    assert_eq!(report["totals"]["missing"], 1);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("#9008"),
+        "the page lists the order to look at"
+    );
+
+    // The table says the same in words.
+    let (code, table, _) = reconcile(&data_dir, &shopify, &pinterest, &[]);
+    assert_eq!(code, 0);
+    assert!(table.contains("pinterest_rejected"), "{table}");
+    assert!(table.contains("not recoverable"), "{table}");
+}
