@@ -27,13 +27,14 @@ use pinrelay::dynamodb::Table;
 use pinrelay::ledger::dynamodb::DynamoDbLedger;
 use pinrelay::ledger::sqlite::SqliteLedger;
 use pinrelay::ledger::{Entry, LEDGER_TTL_SECONDS, Ledger, Recorded, Subject};
+use pinrelay::mapping::ValueSource;
 use pinrelay::pinterest::quality::{IngestionSource, Lookback};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::queue::sqlite::SqliteQueue;
 use pinrelay::queue::sqs::SqsQueue;
 use pinrelay::queue::{EncodedMessage, Envelope, MAX_ENQUEUE_BYTES, Queue};
 use pinrelay::reconcile::{self, Quality, Report, Settings, ShopOrder, Window};
-use pinrelay::shopify::admin::{AdminApi, AdminOrder};
+use pinrelay::shopify::admin::AdminApi;
 use pinrelay::sqlite::SqliteDatabase;
 
 /// Arguments of `pinrelay reconcile`.
@@ -254,9 +255,9 @@ async fn stack_outputs(
 
 /// Runs `pinrelay reconcile`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let subtotal = match args.value_source.as_str() {
-        "subtotal" => true,
-        "total" => false,
+    let value_source = match args.value_source.as_str() {
+        "subtotal" => ValueSource::Subtotal,
+        "total" => ValueSource::Total,
         other => {
             eprintln!("error: --value-source is subtotal or total, not {other:?}");
             return Ok(ExitCode::from(2));
@@ -298,7 +299,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut on_page = |n: usize| progress.set_message(format!("{n} orders"));
     let orders = admin.orders(start, end.min(now), &mut on_page).await?;
     progress.finish_and_clear();
-    let orders: Vec<ShopOrder> = orders.iter().map(|o| shop_order(o, subtotal)).collect();
+    let orders: Vec<ShopOrder> = orders
+        .iter()
+        .map(|o| ShopOrder::from_admin(o, value_source))
+        .collect();
     let subjects: Vec<Subject> = orders.iter().map(|o| Subject::Order { id: o.id }).collect();
     let entries = relay.lookup(&shop, &subjects).await?;
     let mut report = Report::build(&shop, &window, &orders, &entries, now, &Settings::default());

@@ -26,10 +26,11 @@ use serde::Serialize;
 
 pub use self::render::table;
 use crate::ledger::{Entry, MatchKeys, Recorded, Subject};
-use crate::mapping::{currency_amount, minor_units};
+use crate::mapping::{ValueSource, currency_amount, minor_units};
 use crate::pinterest::quality::{
     ComponentRow, IngestionSource, Lookback, QualityScore, RelayCoverage, compare,
 };
+use crate::shopify::AdminOrder;
 
 /// The version of the JSON shape ([`Report`]); it changes only when a field changes meaning or goes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -48,6 +49,22 @@ pub struct ShopOrder {
     pub value: String,
     /// Its ISO 4217 currency.
     pub currency: String,
+}
+
+impl ShopOrder {
+    /// An Admin API order, valued as the relay values its event (`VALUE_SOURCE`).
+    pub fn from_admin(order: &AdminOrder, value_source: ValueSource) -> Self {
+        Self {
+            id: order.id,
+            name: order.name.clone(),
+            created_at: order.created_at,
+            value: match value_source {
+                ValueSource::Subtotal => order.subtotal.clone(),
+                ValueSource::Total => order.total.clone(),
+            },
+            currency: order.currency.clone(),
+        }
+    }
 }
 
 /// How orders are judged.
