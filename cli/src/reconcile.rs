@@ -329,21 +329,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     backfill(&args, &admin, &relay, &shop, &report).await
 }
 
-/// The amount of an order the relay sends as `value`.
-fn shop_order(o: &AdminOrder, subtotal: bool) -> ShopOrder {
-    ShopOrder {
-        id: o.id,
-        name: o.name.clone(),
-        created_at: o.created_at,
-        value: if subtotal {
-            o.subtotal.clone()
-        } else {
-            o.total.clone()
-        },
-        currency: o.currency.clone(),
-    }
-}
-
 /// Pinterest's Event Quality of `checkout` events beside the report, when a token and ad account
 /// are given; a failure is a warning, never the end of the report.
 async fn quality(args: &Args, lookback: Lookback, report: &Report) -> Option<Quality> {
