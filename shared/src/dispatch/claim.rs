@@ -36,6 +36,8 @@ pub(super) fn leaders_and_followers(pending: Vec<Pending<'_>>) -> Split<'_> {
 pub(super) struct Claimed<'a> {
     /// Keys this invocation holds until `lock_until`: send, then complete or release.
     pub held: Vec<Pending<'a>>,
+    /// Keys taken over from an invocation that stopped while holding them: held, but in doubt.
+    pub abandoned: Vec<Pending<'a>>,
     /// Not held; nothing to release.
     pub decided: Vec<(Pending<'a>, Disposition)>,
 }
@@ -48,16 +50,19 @@ pub(super) async fn claim<'a, S: IdempotencyStore>(
     now: DateTime<Utc>,
     lock_until: DateTime<Utc>,
 ) -> Claimed<'a> {
-    let claims: Vec<_> = futures::stream::iter(
-        leaders
-            .iter()
-            .map(|p| store.put_in_progress(&p.key, now, lock_until)),
-    )
+    let claims: Vec<_> = futures::stream::iter(leaders.iter().map(|p| async move {
+        if is_resend(p) {
+            // A human replayed an in-doubt event: its key, recorded as sent, is released first.
+            store.release(&p.key).await?;
+        }
+        store.put_in_progress(&p.key, now, lock_until).await
+    }))
     .buffered(STORE_CONCURRENCY)
     .collect()
     .await;
     let mut out = Claimed {
         held: Vec::with_capacity(leaders.len()),
+        abandoned: Vec::new(),
         decided: Vec::new(),
     };
     for (p, claim) in leaders.into_iter().zip(claims) {
@@ -65,6 +70,11 @@ pub(super) async fn claim<'a, S: IdempotencyStore>(
         let d = match claim {
             Ok(Claim::Acquired) => {
                 out.held.push(p);
+                continue;
+            }
+            Ok(Claim::Abandoned) => {
+                tracing::warn!(key = %p.key, "the invocation that last held this event's key stopped while holding it; the event is in doubt and is not sent again on its own");
+                out.abandoned.push(p);
                 continue;
             }
             Ok(Claim::AlreadyCompleted) => Disposition::Deduplicated,
@@ -81,6 +91,14 @@ pub(super) async fn claim<'a, S: IdempotencyStore>(
         out.decided.push((p, d));
     }
     out
+}
+
+/// True for a replayed in-doubt dead letter (a human's decision to send it again).
+fn is_resend(p: &Pending<'_>) -> bool {
+    p.message
+        .attributes
+        .get(crate::queue::attr::IN_DOUBT)
+        .is_some_and(|v| v == "true")
 }
 
 /// A follower's disposition from its leader's: sent or deduplicated → deduplicated; skipped →

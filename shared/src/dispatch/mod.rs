@@ -153,6 +153,9 @@ impl<S: IdempotencyStore, P: ProfileStore, L: Ledger, A: ConversionsApi, I: Inbo
         for (p, d) in claimed.decided {
             settler.settle_event(&mut report, &p, d).await;
         }
+        let in_doubt = claimed.abandoned.into_iter();
+        let in_doubt = in_doubt.map(|p| (p, Disposition::DeadLettered(DeadLetterReason::InDoubt)));
+        settler.settle_held(&mut report, in_doubt.collect()).await;
 
         let mut held = Vec::with_capacity(claimed.held.len());
         let mut expired = Vec::new();

@@ -117,6 +117,11 @@ pub enum DeadLetterReason {
     ComplianceMismatch(String),
     /// Pinterest refused the event for good.
     PinterestRejected(String),
+    /// The relay stopped (killed, crashed) while the event's request to Pinterest was in flight:
+    /// Pinterest may have it. It is not sent again on its own, since Pinterest documents no
+    /// deduplication of two Conversions API events; its key is recorded as sent, and `pinrelay
+    /// replay` sends it again when a human decides Pinterest does not have it.
+    InDoubt,
     /// Every delivery the queue allows failed with a retryable error.
     RetriesExhausted {
         /// Deliveries so far.
@@ -133,6 +138,7 @@ impl DeadLetterReason {
             DeadLetterReason::InvalidPayload(_) => "invalid_payload",
             DeadLetterReason::ComplianceMismatch(_) => "compliance_mismatch",
             DeadLetterReason::PinterestRejected(_) => "pinterest_rejected",
+            DeadLetterReason::InDoubt => "in_doubt",
             DeadLetterReason::RetriesExhausted { .. } => "retries_exhausted",
         }
     }
@@ -150,6 +156,10 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::RetriesExhausted { attempts } => {
                 write!(f, "{label}: still failing after {attempts} attempts")
             }
+            DeadLetterReason::InDoubt => write!(
+                f,
+                "{label}: the relay stopped while sending this event, so Pinterest may already have it; it is not resent on its own. Replay it if Pinterest's Events Manager (or pinrelay reconcile) shows it missing"
+            ),
         }
     }
 }
@@ -300,6 +310,7 @@ mod tests {
             DeadLetterReason::ComplianceMismatch("shop".into()),
             DeadLetterReason::PinterestRejected("bad currency".into()),
             DeadLetterReason::RetriesExhausted { attempts: 5 },
+            DeadLetterReason::InDoubt,
         ];
         for reason in reasons {
             let text = reason.to_string();

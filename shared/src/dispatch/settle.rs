@@ -52,7 +52,9 @@ impl<S: IdempotencyStore, L: Ledger, I: Inbox> Settler<'_, S, L, I> {
         results: Vec<(Pending<'_>, Disposition)>,
     ) {
         futures::stream::iter(results.iter().map(|(p, d)| async move {
-            if *d == Disposition::Sent {
+            // An in-doubt event may have been sent: its key is completed, so no later delivery
+            // sends it again on its own.
+            if matches!(d, Disposition::Sent | Disposition::DeadLettered(DeadLetterReason::InDoubt)) {
                 if let Err(e) = self.store.complete(&p.key, self.now).await {
                     tracing::error!(key = %p.key, error.message = %e, "event sent but not recorded as completed; a redelivery may send it again (Pinterest deduplicates by event_id)");
                 }
@@ -170,7 +172,17 @@ impl<S: IdempotencyStore, L: Ledger, I: Inbox> Settler<'_, S, L, I> {
         };
         let disposition = match disposition {
             Disposition::DeadLettered(reason) => {
-                match self.inbox.dead_letter(message, &reason.to_string()).await {
+                let marked;
+                let letter = if reason == DeadLetterReason::InDoubt {
+                    let mut m = message.clone();
+                    m.attributes
+                        .insert(crate::queue::attr::IN_DOUBT.to_owned(), "true".to_owned());
+                    marked = m;
+                    &marked
+                } else {
+                    message
+                };
+                match self.inbox.dead_letter(letter, &reason.to_string()).await {
                     Ok(()) => Disposition::DeadLettered(reason),
                     Err(e) => {
                         tracing::error!(message_id = %message.id, error.message = %e, "could not dead-letter the message; it will be retried");

@@ -82,6 +82,7 @@ impl ConversionsApi for ScriptedApi {
 #[derive(Clone, Default)]
 struct RecordingInbox {
     dead: Arc<Mutex<Vec<(String, String)>>>,
+    dead_messages: Arc<Mutex<Vec<Received>>>,
     delays: Arc<Mutex<Vec<(String, Duration)>>>,
 }
 
@@ -89,6 +90,7 @@ impl Inbox for RecordingInbox {
     async fn dead_letter(&self, message: &Received, reason: &str) -> Result<(), QueueError> {
         let entry = (message.id.clone(), reason.to_owned());
         self.dead.lock().unwrap().push(entry);
+        self.dead_messages.lock().unwrap().push(message.clone());
         Ok(())
     }
 
@@ -978,4 +980,61 @@ async fn an_expired_order_is_filed_as_a_lost_conversion() {
         panic!("order 9 is skipped");
     };
     assert_eq!((reason.as_str(), by_rule), ("expired", false));
+}
+
+// In doubt: a key whose holder stopped mid-send is never sent again on its own.
+
+#[tokio::test]
+async fn an_event_whose_holder_stopped_is_dead_lettered_in_doubt_and_never_resent_on_its_own() {
+    let w = World::new();
+    // An invocation claimed order 1 a minute ago and stopped before completing or releasing it.
+    let crashed = w.now - chrono::Duration::seconds(90);
+    let claim = w
+        .store
+        .put_in_progress(&key(1), crashed, crashed + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(claim, Claim::Acquired);
+
+    let api = ScriptedApi::accepting();
+    let report = w.run(&api, &[order(&w, 1)]).await;
+    assert!(api.requests().is_empty(), "nothing is sent while in doubt");
+    assert!(report.batch_item_failures.is_empty());
+    let dead = w.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].1.starts_with("in_doubt: "), "{}", dead[0].1);
+    let letter = w.inbox.dead_messages.lock().unwrap()[0].clone();
+    assert_eq!(
+        letter
+            .attributes
+            .get(crate::queue::attr::IN_DOUBT)
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        w.status(1).await,
+        Some(Status::Completed),
+        "later deliveries are deduplicated"
+    );
+    let paid = message(
+        "p-1",
+        1,
+        &webhook(Topic::OrdersPaid, &order_body(1, w.now), w.now),
+    );
+    assert_eq!(w.run(&api, &[paid]).await.counts.deduplicated, 1);
+    assert!(api.requests().is_empty());
+
+    // A human replays the dead letter: it carries the mark, so it is sent, once.
+    let replayed = Received {
+        id: "r-1".into(),
+        receive_count: 1,
+        ..letter
+    };
+    let report = w.run(&api, &[replayed.clone()]).await;
+    assert_eq!(report.counts.processed, 1);
+    assert_eq!(api.requests(), vec![vec!["1".to_owned()]]);
+    assert_eq!(w.status(1).await, Some(Status::Completed));
+    let Some(crate::ledger::Recorded::Sent { .. }) = outcome(&w, 1).await else {
+        panic!("the ledger shows the replayed order as sent");
+    };
 }

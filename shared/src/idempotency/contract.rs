@@ -26,6 +26,7 @@ pub async fn run_all<S: IdempotencyStore>(store: &S) {
     second_claim_sees_in_progress(store).await;
     completed_is_reported_as_already_completed(store).await;
     expired_lock_can_be_taken_over(store).await;
+    a_completed_record_past_its_ttl_is_acquired_not_abandoned(store).await;
     released_key_can_be_claimed_again(store).await;
     completed_record_expires_after_ttl(store).await;
     concurrent_claims_acquire_once(store).await;
@@ -104,8 +105,27 @@ pub async fn expired_lock_can_be_taken_over<S: IdempotencyStore>(store: &S) {
             .put_in_progress(&k, after, after + Duration::seconds(30))
             .await
             .ok(),
-        Some(Claim::Acquired),
-        "a crashed invocation must not block the event forever"
+        Some(Claim::Abandoned),
+        "a crashed invocation must not block the event forever, and is reported as such"
+    );
+}
+
+pub async fn a_completed_record_past_its_ttl_is_acquired_not_abandoned<S: IdempotencyStore>(
+    store: &S,
+) {
+    let k = key(14);
+    store
+        .put_in_progress(&k, t0(), t0() + Duration::seconds(30))
+        .await
+        .unwrap();
+    store.complete(&k, t0()).await.unwrap();
+    let later = t0() + Duration::seconds(super::RECORD_TTL_SECONDS + 1);
+    assert_eq!(
+        store
+            .put_in_progress(&k, later, later + Duration::seconds(30))
+            .await
+            .ok(),
+        Some(Claim::Acquired)
     );
 }
 

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -166,11 +166,26 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 ":inprogress",
                 AttributeValue::S(Status::InProgress.as_str().to_owned()),
             )
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         let error = match result {
-            Ok(_) => return Ok(Claim::Acquired),
+            // The item replaced, if any, tells a crashed holder's lock from a lapsed record.
+            Ok(output) => {
+                let abandoned = match output.attributes {
+                    Some(old) if !old.is_empty() => {
+                        let old = parse(key.as_str(), &old)?;
+                        old.status == Status::InProgress && old.expiration > now.timestamp()
+                    }
+                    _ => false,
+                };
+                return Ok(if abandoned {
+                    Claim::Abandoned
+                } else {
+                    Claim::Acquired
+                });
+            }
             Err(e) => e,
         };
         let old = match &error {

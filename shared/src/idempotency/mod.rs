@@ -129,6 +129,10 @@ impl IdempotencyRecord {
 pub enum Claim {
     /// The caller holds the lock and must send, then `complete` or `release`.
     Acquired,
+    /// The caller holds the lock, taken over from an invocation that stopped while holding it
+    /// (killed, crashed): that one may have sent the event before it stopped, so sending again
+    /// may count it twice. The caller must `complete` or `release` as for `Acquired`.
+    Abandoned,
     /// The event was already sent: skip it and count a duplicate.
     AlreadyCompleted,
     /// Another invocation holds an unexpired lock: retry later.
@@ -160,8 +164,10 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// MUST be atomic: of two concurrent callers for one key, at most one gets
-    /// [`Claim::Acquired`]. An expired record (see [`IdempotencyRecord::is_expired`]) MUST be taken
-    /// over. Store failures are [`StoreError`].
+    /// [`Claim::Acquired`] or [`Claim::Abandoned`]. An expired record (see
+    /// [`IdempotencyRecord::is_expired`]) MUST be taken over: a live `InProgress` record whose lock
+    /// expired is reported as [`Claim::Abandoned`], any other as [`Claim::Acquired`]. Store
+    /// failures are [`StoreError`].
     fn put_in_progress(
         &self,
         key: &IdempotencyKey,

@@ -104,6 +104,8 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         let row = self
             .db
             .call(false, move |conn| {
+                // Read in the same transaction as the write: what was taken over is known exactly.
+                let before = select_record(conn, &id)?;
                 let acquired =
                     conn.prepare_cached(
                         "INSERT INTO idempotency (id, status, expiration, in_progress_expiration)
@@ -124,13 +126,28 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                         now.timestamp_millis(),
                     ])? == 1;
                 if acquired {
-                    return Ok(None);
+                    return Ok(Err(before));
                 }
-                select_record(conn, &id)
+                select_record(conn, &id).map(Ok)
             })
             .await?;
-        let Some(row) = row else {
-            return Ok(Claim::Acquired);
+        let row = match row {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(Claim::Acquired),
+            Err(before) => {
+                let abandoned = match before {
+                    Some(row) => {
+                        let old = to_record(key, row)?;
+                        old.status == Status::InProgress && old.expiration > now.timestamp()
+                    }
+                    None => false,
+                };
+                return Ok(if abandoned {
+                    Claim::Abandoned
+                } else {
+                    Claim::Acquired
+                });
+            }
         };
         let record = to_record(key, row)?;
         match record.status {

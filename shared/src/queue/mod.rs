@@ -48,6 +48,10 @@ pub mod attr {
     pub const CONTENT_ENCODING: &str = "content-encoding";
     /// On dead letters: why the message was dead-lettered.
     pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
+    /// `true` on a message dead-lettered because its event is in doubt (the relay stopped while
+    /// sending it). Kept by `pinrelay replay`, it tells dispatch that a human chose to send the
+    /// event again, so the key recorded as sent is released first.
+    pub const IN_DOUBT: &str = "in-doubt";
 }
 
 /// Bodies above this size are compressed (JSON orders shrink about tenfold).
