@@ -12,6 +12,7 @@ mod quality;
 mod queue;
 mod relay;
 mod replay;
+mod report;
 mod serve;
 mod subscribe;
 mod template;

@@ -116,6 +116,7 @@ tr.below-good td { background: #fff8c5; }
 .status.dead_lettered, .status.missing { color: var(--dead); } .status.pending { color: var(--warn); }
 .status.skipped { color: var(--lost); } .status.good { color: var(--sent); } .status.fair, .status.needs_improvement { color: var(--warn); }
 .hint { color: var(--muted); font-size: .88rem; }
+td time { white-space: nowrap; }
 .empty { color: var(--muted); font-style: italic; }
 code { background: var(--soft); padding: 0 4px; border-radius: 4px; }
 footer { margin-top: 32px; color: var(--muted); font-size: .85rem; }
@@ -192,10 +193,10 @@ fn percent(pct: f64) -> String {
 }
 
 fn tile(out: &mut String, class: &str, label: &str, big: &str, note: &str) {
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<div class=\"tile {class}\"><div class=\"label\">{label}</div><div class=\"big\">{big}</div>\
-         <div class=\"note\">{note}</div></div>\n"
+         <div class=\"note\">{note}</div></div>"
     );
 }
 
@@ -294,11 +295,11 @@ fn nice_scale(max: u64) -> (u64, u64) {
 }
 
 fn svg_open(out: &mut String, chart: &str, width: f64, height: f64, title: &str, desc: &str) {
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<svg data-chart=\"{chart}\" viewBox=\"0 0 {width} {height}\" role=\"img\" \
          aria-labelledby=\"{chart}-title {chart}-desc\" preserveAspectRatio=\"xMinYMin meet\">\
-         <title id=\"{chart}-title\">{}</title><desc id=\"{chart}-desc\">{}</desc>\n",
+         <title id=\"{chart}-title\">{}</title><desc id=\"{chart}-desc\">{}</desc>",
         escape(title),
         escape(desc)
     );
@@ -339,21 +340,21 @@ fn chart_days(out: &mut String, r: &Report) {
     let mut tick = 0;
     while tick <= axis_max {
         let ty = y(tick);
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<line class=\"grid\" x1=\"{left}\" x2=\"{}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" class=\"muted\">{tick}</text>\n",
+             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" class=\"muted\">{tick}</text>",
             left + plot_w,
             left - 6.0,
             ty + 4.0
         );
         tick += step;
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<line class=\"axis\" x1=\"{left}\" x2=\"{left}\" y1=\"{top}\" y2=\"{}\"/>\
          <line class=\"axis\" x1=\"{left}\" x2=\"{}\" y1=\"{0}\" y2=\"{0}\"/>\
-         <text x=\"12\" y=\"{}\" transform=\"rotate(-90 12 {1})\" text-anchor=\"middle\" class=\"muted\">orders</text>\n",
+         <text x=\"12\" y=\"{}\" transform=\"rotate(-90 12 {1})\" text-anchor=\"middle\" class=\"muted\">orders</text>",
         top + plot_h,
         left + plot_w,
         top + plot_h / 2.0,
@@ -442,13 +443,13 @@ fn hbar_chart(
         } else {
             0.0
         };
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<g class=\"hbar\" {attr}><title>{title}</title>\
              <text x=\"{lx:.1}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>\
              <rect class=\"track\" x=\"{label_w}\" y=\"{y:.1}\" width=\"{bar_w}\" height=\"{h:.1}\" rx=\"3\"/>\
              <rect class=\"bar {class}\" x=\"{label_w}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" rx=\"3\"/>\
-             <text x=\"{vx:.1}\" y=\"{ty:.1}\">{value}</text></g>\n",
+             <text x=\"{vx:.1}\" y=\"{ty:.1}\">{value}</text></g>",
             attr = row.attr,
             title = escape(&row.title),
             lx = label_w - 8.0,
@@ -500,7 +501,12 @@ fn chart_reasons(out: &mut String, r: &Report) {
         .map(|(reason, n)| ("dead", "dead_lettered", reason, n));
     let mut all: Vec<_> = skips.chain(dead).collect();
     // By rule first, then lost, then dead letters; each by reason.
-    all.sort_by_key(|(kind, _, reason, _)| (["rule", "lost", "dead"].iter().position(|k| k == kind), *reason));
+    all.sort_by_key(|(kind, _, reason, _)| {
+        (
+            ["rule", "lost", "dead"].iter().position(|k| k == kind),
+            *reason,
+        )
+    });
     for (class, field, reason, n) in all {
         let what = match class {
             "rule" => "skipped by a conversion rule",
@@ -603,10 +609,9 @@ fn values(out: &mut String, t: &Totals) {
         let ordered = t.value_ordered.get(c);
         let sent = t.value_sent.get(c);
         let share = match (ordered.and_then(|o| o.parse::<f64>().ok()), sent) {
-            (Some(o), Some(s)) if o > 0.0 => s.parse::<f64>().map_or_else(
-                |_| "–".to_owned(),
-                |s| percent(s * 100.0 / o),
-            ),
+            (Some(o), Some(s)) if o > 0.0 => s
+                .parse::<f64>()
+                .map_or_else(|_| "–".to_owned(), |s| percent(s * 100.0 / o)),
             (Some(o), None) if o > 0.0 => percent(0.0),
             _ => "–".to_owned(),
         };
@@ -668,6 +673,9 @@ fn quality(out: &mut String, r: &Report) {
         let hint = match (row.below_good, row.hint) {
             (true, Some(h)) => format!("<span class=\"hint\">{}</span>", escape(h)),
             (true, None) => "below GOOD".to_owned(),
+            (false, _) if row.pinterest_api.is_none() && row.pinterest_tag.is_none() => {
+                "<span class=\"hint\">not scored by Pinterest</span>".to_owned()
+            }
             (false, _) => "<span class=\"status good\">GOOD</span>".to_owned(),
         };
         let _ = writeln!(
@@ -760,7 +768,9 @@ fn orders_to_look_at(out: &mut String, r: &Report) {
         })
         .collect();
     if rows.is_empty() {
-        out.push_str("<p class=\"empty\">None: every order was sent or skipped by a conversion rule.</p>\n");
+        out.push_str(
+            "<p class=\"empty\">None: every order was sent or skipped by a conversion rule.</p>\n",
+        );
     } else {
         out.push_str(
             "<table><thead><tr><th scope=\"col\">order</th><th scope=\"col\" class=\"num\">id</th><th scope=\"col\">date</th>\

@@ -299,7 +299,9 @@ fn the_page_escapes_every_text_from_the_report() {
 #[test]
 fn the_page_asks_nothing_of_the_network() {
     let page = html(&full_report());
-    for needle in ["http://", "https://", "src=", "href=", "url(", "@import", "<link", "<script"] {
+    for needle in [
+        "http://", "https://", "src=", "href=", "url(", "@import", "<link", "<script",
+    ] {
         assert!(!page.contains(needle), "the page contains {needle}");
     }
     assert!(page.starts_with("<!doctype html>"));
@@ -335,7 +337,10 @@ fn the_page_has_a_metric_for_every_day_and_total() {
         assert!(page.contains(attr), "{attr}");
     }
     for chart in ["days", "reasons", "coverage"] {
-        assert!(page.contains(&format!("<svg data-chart=\"{chart}\"")), "{chart}");
+        assert!(
+            page.contains(&format!("<svg data-chart=\"{chart}\"")),
+            "{chart}"
+        );
     }
     assert_eq!(page.matches("role=\"img\"").count(), 3);
 }
@@ -351,5 +356,10 @@ fn the_table_prints_the_quality_section_with_hints_below_good() {
     assert!(text.contains("18.5%"), "{text}");
     assert!(text.contains("81.5%"), "{text}");
     assert!(text.contains("43.5%"), "{text}");
-    assert!(text.contains(crate::pinterest::quality::hint(&crate::pinterest::Component::ClickIdEpik)), "{text}");
+    assert!(
+        text.contains(crate::pinterest::quality::hint(
+            &crate::pinterest::Component::ClickIdEpik
+        )),
+        "{text}"
+    );
 }
