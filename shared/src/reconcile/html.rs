@@ -102,6 +102,8 @@ svg .orders { fill: var(--orders); } svg .sent { fill: var(--sent); } svg .rule 
 svg .lost { fill: var(--lost); } svg .dead { fill: var(--dead); } svg .key { fill: var(--rule); }
 svg .track { fill: var(--soft); stroke: var(--line); }
 svg .muted { fill: var(--muted); }
+/* Many days: the zero counts stay in the page (and the day table) but not in the way. */
+svg[data-dense] text.zero { display: none; }
 .legend { display: flex; gap: 16px; flex-wrap: wrap; font-size: .9rem; margin: 4px 0 8px; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
 .swatch.orders { background: var(--orders); } .swatch.sent { background: var(--sent); }
@@ -336,6 +338,12 @@ fn chart_days(out: &mut String, r: &Report) {
             r.to
         ),
     );
+    if r.days.len() > 14 {
+        // `<svg data-chart="days" ` gains `data-dense` (see the CSS).
+        if let Some(at) = out.rfind("<svg data-chart=\"days\" ") {
+            out.insert_str(at + "<svg data-chart=\"days\" ".len(), "data-dense=\"\" ");
+        }
+    }
     // Grid and y axis.
     let mut tick = 0;
     while tick <= axis_max {
@@ -376,10 +384,11 @@ fn chart_days(out: &mut String, r: &Report) {
                 "<rect class=\"bar {class}\" x=\"{x:.1}\" y=\"{by:.1}\" width=\"{bar:.1}\" height=\"{:.1}\">\
                  <title>{date}: {value} {class}</title></rect>\
                  <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" style=\"font-size:{label_size:.1}px\" \
-                 data-metric=\"days.{date}.{class}\">{value}</text>",
+                 class=\"count{}\" data-metric=\"days.{date}.{class}\">{value}</text>",
                 top + plot_h - by,
                 x + bar / 2.0,
-                by - 3.0
+                by - 3.0,
+                if value == 0 { " zero" } else { "" },
             );
         }
         let cx = left + group * (i as f64 + 0.5);
@@ -433,7 +442,7 @@ fn hbar_chart(
     if rows.is_empty() {
         let _ = write!(
             out,
-            "<text x=\"0\" y=\"20\" class=\"muted\">nothing to show</text>"
+            "<text x=\"0\" y=\"20\" class=\"muted\">none in this window</text>"
         );
     }
     for (i, row) in rows.iter().enumerate() {
