@@ -44,11 +44,11 @@ const ORDER_DELAY: Duration = Duration::from_secs(2);
 const WAIT: Duration = Duration::from_secs(30);
 
 /// One Chromium at a time: on a 2-core machine parallel browsers only slow each other down.
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `true` when Chromium, Node and playwright-core are there. When one is missing the test fails
 /// with how to install them, unless `PINRELAY_SKIP_BROWSER_TESTS=1` (then it says why it skips).
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     let chromium = std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
@@ -83,7 +83,7 @@ fn browser_available() -> bool {
     );
 }
 
-fn browser_dir() -> PathBuf {
+pub(crate) fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
 }
 

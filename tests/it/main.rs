@@ -15,6 +15,7 @@ mod queue;
 mod reconcile;
 mod relay;
 mod replay;
+mod report;
 mod serve;
 mod subscribe;
 mod template;

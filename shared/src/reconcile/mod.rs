@@ -15,6 +15,7 @@
 //! Accuracy is (sent + skipped by rule) / orders. A missing order placed within Pinterest's 7 days
 //! is `recoverable`: `pinrelay reconcile --backfill` sends it through the relay's own queue.
 
+mod html;
 mod render;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +25,7 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+pub use self::html::{escape, html};
 pub use self::render::table;
 use crate::ledger::{Entry, MatchKeys, Recorded, Subject};
 use crate::mapping::{ValueSource, currency_amount, minor_units};

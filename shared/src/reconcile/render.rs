@@ -1,10 +1,10 @@
-//! The terminal form of a [`Report`]: a table per day, the reasons, the match keys, and the orders
-//! that need a look.
+//! The terminal form of a [`Report`]: a table per day, the reasons, the match keys, the orders
+//! that need a look, and Pinterest's Event Quality when the report has it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Report, Status, Totals};
+use super::{Quality, Report, Status, Totals};
 
 /// The report as text for a terminal (plain ASCII columns, no colour).
 pub fn table(report: &Report) -> String {
@@ -72,7 +72,50 @@ pub fn table(report: &Report) -> String {
     if !look.is_empty() {
         let _ = writeln!(out, "\norders to look at:\n{}", look.join("\n"));
     }
+    if let Some(q) = &report.quality {
+        quality(&mut out, q);
+    }
     out
+}
+
+/// Pinterest's Event Quality beside the relay's coverage: one line per component, then the hints
+/// of the components below GOOD.
+fn quality(out: &mut String, q: &Quality) {
+    let status = |s: &Option<String>| s.clone().unwrap_or_else(|| "no score".to_owned());
+    let _ = writeln!(
+        out,
+        "\nPinterest Event Quality ({}): Conversions API {}, Tag {}",
+        q.lookback,
+        status(&q.conversions_api),
+        status(&q.tag)
+    );
+    if q.components.is_empty() {
+        let _ = writeln!(out, "  no component scored for checkout");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<24}  {:>8}  {:>6}  {:>6}  {:>7}",
+        "component", "api", "tag", "relay", "overlap"
+    );
+    let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |p| format!("{p:.1}%"));
+    for row in &q.components {
+        let flag = if row.below_good { "  below GOOD" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {:<24}  {:>8}  {:>6}  {:>6}  {:>7}{flag}",
+            row.component.as_str(),
+            cell(row.pinterest_api),
+            cell(row.pinterest_tag),
+            cell(row.relay),
+            cell(row.overlap)
+        );
+    }
+    for row in q.components.iter().filter(|r| r.below_good) {
+        if let Some(hint) = row.hint {
+            let _ = writeln!(out, "  {}: {hint}", row.component.as_str());
+        }
+    }
 }
 
 fn row(out: &mut String, label: &str, t: &Totals) {

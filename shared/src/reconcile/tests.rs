@@ -1,5 +1,6 @@
 use super::*;
 use crate::ledger::Recorded;
+use crate::pinterest::quality::{Lookback, QualityScore};
 
 const SHOP: &str = "r.myshopify.com";
 
@@ -222,4 +223,143 @@ fn money_is_summed_in_minor_units_per_currency() {
     assert_eq!(format_minor(sums["USD"], 2), "0.30");
     assert_eq!(format_minor(sums["JPY"], 0), "1500");
     assert_eq!(format_minor(5, 3), "0.005");
+}
+
+/// A report of three days with every status, two currencies and a quality section.
+fn full_report() -> Report {
+    let w = Window::since("3d", now(), ny()).unwrap();
+    let mut orders = vec![
+        order(1, "2026-11-29T15:00:00Z"),
+        order(2, "2026-11-29T16:00:00Z"),
+        order(3, "2026-11-29T17:00:00Z"),
+        order(4, "2026-11-29T18:00:00Z"),
+        order(5, "2026-12-01T14:00:00Z"),
+        order(6, "2026-12-01T14:55:00Z"),
+    ];
+    orders[3].name = "<script>alert(1)</script>".into();
+    orders[2].currency = "JPY".into();
+    orders[2].value = "1500".into();
+    let entries = [
+        sent(1, true, true),
+        Entry {
+            outcome: Recorded::Sent {
+                event_id: "3".into(),
+                match_keys: MatchKeys::default(),
+                value: Some("1500".into()),
+                currency: Some("JPY".into()),
+                late: true,
+            },
+            ..sent(3, false, false)
+        },
+        skipped(2, "test_order", true),
+        entry(
+            4,
+            Recorded::DeadLettered {
+                reason: "pinterest_rejected".into(),
+                detail: "Pinterest said \"no\" & <b>why</b>".into(),
+            },
+        ),
+    ];
+    let mut r = Report::build(SHOP, &w, &orders, &entries, now(), &Settings::default());
+    // A shop name is the merchant's text as much as an order name.
+    r.shop = "o'brien & <sons>.myshopify.com".into();
+    let scores: Vec<QualityScore> = serde_json::from_value(serde_json::json!([
+        {"overall_status": "FAIR", "ingestion_source": "CONVERSIONS_API", "lookback_period": "14d",
+         "quality_components": {
+            "hashed_email": {"checkout": {"coverage": 90.0}},
+            "click_id_epik": {"checkout": {"coverage": 18.5}},
+            "external_event_id": {"checkout": {"coverage": 100.0, "overlap": 43.5}}}},
+        {"overall_status": "GOOD", "ingestion_source": "TAG", "lookback_period": "14d",
+         "quality_components": {"click_id_epik": {"checkout": {"coverage": 81.5}}}}
+    ]))
+    .unwrap();
+    r.quality = Some(Quality::new(Lookback::FourteenDays, &scores, &r.totals));
+    r
+}
+
+#[test]
+fn escape_replaces_every_markup_character() {
+    assert_eq!(
+        escape(r#"<script>alert("x" & 'y')</script>"#),
+        "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"
+    );
+    assert_eq!(escape("#1001 café"), "#1001 café");
+}
+
+#[test]
+fn the_page_escapes_every_text_from_the_report() {
+    let page = html(&full_report());
+    assert!(!page.contains("<script"), "an order name became markup");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("o&#39;brien &amp; &lt;sons&gt;.myshopify.com"));
+    assert!(page.contains("Pinterest said &quot;no&quot; &amp; &lt;b&gt;why&lt;/b&gt;"));
+    assert!(!page.contains("<b>why"));
+}
+
+#[test]
+fn the_page_asks_nothing_of_the_network() {
+    let page = html(&full_report());
+    for needle in [
+        "http://", "https://", "src=", "href=", "url(", "@import", "<link", "<script",
+    ] {
+        assert!(!page.contains(needle), "the page contains {needle}");
+    }
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(page.contains("<style>"));
+}
+
+#[test]
+fn the_page_has_a_metric_for_every_day_and_total() {
+    let r = full_report();
+    let page = html(&r);
+    for day in &r.days {
+        for field in ["orders", "sent"] {
+            let attr = format!("data-metric=\"days.{}.{field}\"", day.date);
+            assert!(page.contains(&attr), "{attr}");
+        }
+        assert!(page.contains(&format!("data-day=\"{}\"", day.date)));
+    }
+    for attr in [
+        r#"data-metric="totals.orders">6<"#,
+        r#"data-metric="totals.sent">2<"#,
+        r#"data-metric="totals.missing">1<"#,
+        r#"data-metric="totals.recoverable">1<"#,
+        r#"data-metric="totals.accuracy" data-value="0.5">50.0%<"#,
+        r#"data-metric="totals.skipped.test_order">1<"#,
+        r#"data-metric="totals.dead_lettered.pinterest_rejected">1<"#,
+        r#"data-metric="totals.coverage.email">1<"#,
+        r#"data-metric="totals.value_sent.USD">10.00<"#,
+        r#"data-metric="totals.value_ordered.JPY">1500<"#,
+        r#"data-metric="quality.components.click_id_epik.pinterest_tag" data-value="81.5">81.5%<"#,
+        r#"data-metric="quality.conversions_api">FAIR<"#,
+        "run <code>pinrelay reconcile --backfill</code>",
+    ] {
+        assert!(page.contains(attr), "{attr}");
+    }
+    for chart in ["days", "reasons", "coverage"] {
+        assert!(
+            page.contains(&format!("<svg data-chart=\"{chart}\"")),
+            "{chart}"
+        );
+    }
+    assert_eq!(page.matches("role=\"img\"").count(), 3);
+}
+
+#[test]
+fn the_table_prints_the_quality_section_with_hints_below_good() {
+    let text = table(&full_report());
+    assert!(
+        text.contains("Pinterest Event Quality (14d): Conversions API FAIR, Tag GOOD"),
+        "{text}"
+    );
+    assert!(text.contains("click_id_epik"), "{text}");
+    assert!(text.contains("18.5%"), "{text}");
+    assert!(text.contains("81.5%"), "{text}");
+    assert!(text.contains("43.5%"), "{text}");
+    assert!(
+        text.contains(crate::pinterest::quality::hint(
+            &crate::pinterest::Component::ClickIdEpik
+        )),
+        "{text}"
+    );
 }
