@@ -319,7 +319,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(path) = &args.html {
-        std::fs::write(path, serde_json::to_string(&report)?) // HTML_PENDING_MERGE
+        std::fs::write(path, reconcile::html(&report))
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }

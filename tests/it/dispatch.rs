@@ -528,7 +528,8 @@ async fn a_refused_token_keeps_the_event_for_retry_and_counts_an_auth_failure() 
 }
 
 #[tokio::test]
-async fn an_invocation_that_died_after_claiming_blocks_the_event_only_until_its_lock_expires() {
+async fn an_invocation_that_died_after_claiming_blocks_the_event_until_its_lock_expires_then_it_is_in_doubt()
+ {
     let w = World::start().await;
     let d = w.dispatcher();
     let store = w.store();
@@ -550,13 +551,24 @@ async fn an_invocation_that_died_after_claiming_blocks_the_event_only_until_its_
     ));
     assert!(w.fake.requests().is_empty());
 
+    // Once its lock expires the event is in doubt (the dead invocation may have sent it): it is
+    // dead-lettered with that reason and the in-doubt mark, its key recorded as sent.
     w.make_visible(&batch, &first).await;
     let after_lock = w.now + INVOCATION + chrono::Duration::seconds(1);
     let second = w.round(&d, after_lock).await;
     assert!(second.batch_item_failures.is_empty(), "{second:?}");
-    assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
+    assert!(w.fake.requests().is_empty(), "never resent on its own");
     assert_eq!(w.status(1001).await, Some(Status::Completed));
-    assert!(w.dead_letters().await.is_empty());
+    let dead = w.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].0.starts_with("in_doubt: "), "{}", dead[0].0);
+    let mark = dead[0]
+        .1
+        .message_attributes()
+        .and_then(|a| a.get(attr::IN_DOUBT))
+        .and_then(|v| v.string_value());
+    assert_eq!(mark, Some("true"));
+    assert_eq!(w.metric("EventsDeadLettered{Reason=in_doubt}"), 1.0);
 }
 
 #[tokio::test]

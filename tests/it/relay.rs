@@ -57,6 +57,8 @@ impl Relay {
         fake: &FakePinterest,
         env: &[(&str, &str)],
     ) -> Relay {
+        // The tests' own HTTP clients (health, webhooks) use the library's rustls provider.
+        pinrelay::pinterest::http::install_crypto_provider();
         let log_file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(pinrelay_bin());
         command
