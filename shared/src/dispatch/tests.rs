@@ -1038,3 +1038,21 @@ async fn an_event_whose_holder_stopped_is_dead_lettered_in_doubt_and_never_resen
         panic!("the ledger shows the replayed order as sent");
     };
 }
+
+#[tokio::test]
+async fn a_backfilled_order_is_sent_like_its_webhook_and_only_once() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let body = order_body(7, w.now).to_string().into_bytes();
+    let backfill = Envelope::backfill(SHOP, 7, "2026-07", body, w.now);
+    let m = message("b-7", 1, &backfill);
+    let decoded = Envelope::decode(&m.body, &m.attributes, w.now).unwrap();
+    assert_eq!(decoded.source, Source::Backfill);
+    let report = w.run(&api, &[m.clone()]).await;
+    assert_eq!(report.counts.processed, 1);
+    assert_eq!(api.requests(), vec![vec!["7".to_owned()]], "the webhook's event_id");
+    // Backfilled twice, or racing the late webhook: deduplicated.
+    let again = w.run(&api, &[Received { id: "b-7b".into(), ..m }, order(&w, 7)]).await;
+    assert_eq!(again.counts.deduplicated, 2);
+    assert_eq!(api.requests().len(), 1);
+}
