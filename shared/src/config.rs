@@ -18,7 +18,7 @@ use crate::pinterest::http::DEFAULT_BASE_URL;
 use crate::pinterest::normalize;
 use crate::profile::ConsentPolicy;
 use crate::queue::{MAX_DELAY, MAX_ENQUEUE_BYTES};
-use crate::shopify::WebhookSecrets;
+use crate::shopify::{WebhookSecrets, admin};
 use crate::watch::WatchConfig;
 
 /// Environment variable names.
@@ -77,16 +77,13 @@ pub mod keys {
     pub const SHOPIFY_ADMIN_TOKEN_SECRET_ARN: &str = "SHOPIFY_ADMIN_TOKEN_SECRET_ARN";
     /// Admin API base URL instead of `https://{shop}` (tests).
     pub const SHOPIFY_ADMIN_API_URL: &str = "SHOPIFY_ADMIN_API_URL";
-    /// Admin API version, `YYYY-MM` (default [`super::DEFAULT_SHOPIFY_API_VERSION`]).
+    /// Admin API version, `YYYY-MM` (default [`crate::shopify::admin::DEFAULT_API_VERSION`]).
     pub const SHOPIFY_API_VERSION: &str = "SHOPIFY_API_VERSION";
     /// Hours of orders the watch checks (default 6).
     pub const WATCH_LOOKBACK_HOURS: &str = "WATCH_LOOKBACK_HOURS";
     /// Comma-separated topics whose subscriptions the watch checks.
     pub const WATCH_TOPICS: &str = "WATCH_TOPICS";
 }
-
-/// Default of `SHOPIFY_API_VERSION`, the version `pinrelay subscribe` and `reconcile` use.
-pub const DEFAULT_SHOPIFY_API_VERSION: &str = "2026-07";
 
 /// Default of `ORDER_DELAY_SECONDS`: time for the pixel's checkout to be recorded before the order.
 pub const DEFAULT_ORDER_DELAY_SECONDS: u64 = 60;
@@ -498,8 +495,8 @@ pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
     }
     watch.value_source = value_source()?;
     let api_version =
-        var(keys::SHOPIFY_API_VERSION).unwrap_or_else(|| DEFAULT_SHOPIFY_API_VERSION.to_owned());
-    if !crate::shopify::admin::is_api_version(&api_version) {
+        var(keys::SHOPIFY_API_VERSION).unwrap_or_else(|| admin::DEFAULT_API_VERSION.to_owned());
+    if !admin::is_api_version(&api_version) {
         return Err(InvalidVar {
             key: keys::SHOPIFY_API_VERSION,
             value: api_version,

@@ -18,3 +18,4 @@ mod replay;
 mod serve;
 mod subscribe;
 mod template;
+mod watch;
