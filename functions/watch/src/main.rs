@@ -125,3 +125,35 @@ fn summary(r: &WatchReport) -> Value {
         "accuracy_percent": r.accuracy.map(|a| 100.0 * a),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pinrelay::reconcile::{Report, Settings, Window};
+
+    #[test]
+    fn the_answer_carries_counts_and_topics_only() {
+        let tz = Window::time_zone("UTC").unwrap();
+        let day = "2026-12-01".parse().unwrap();
+        let report = Report::build(
+            "acme.myshopify.com",
+            &Window::dates(day, day, tz).unwrap(),
+            &[],
+            &[],
+            "2026-12-01T12:00:00Z".parse().unwrap(),
+            &Settings::default(),
+        );
+        let mut r = watch::summarize(vec!["orders/paid".into()], report);
+        r.missing = vec![(1001, "#1001".into())];
+        assert_eq!(
+            summary(&r),
+            json!({
+                "subscriptions_missing": ["orders/paid"],
+                "orders_checked": 0,
+                "orders_missing": 1,
+                "recoverable_missing": 0,
+                "accuracy_percent": null,
+            })
+        );
+    }
+}
