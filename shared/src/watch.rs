@@ -85,7 +85,8 @@ pub struct WatchReport {
 pub enum WatchError {
     /// The Admin API refused or failed a call.
     #[error(
-        "the Shopify Admin API failed while the watch {step}: {source}. Check the admin token in the stack's ShopifyAdminTokenSecret (an Admin API access token of the app, with read_orders)"
+        "the Shopify Admin API failed while the watch {step}: {source}. {}",
+        admin_hint(source)
     )]
     Admin {
         /// What the watch was doing (`listed the webhook subscriptions`).
@@ -102,6 +103,19 @@ pub enum WatchError {
     /// The shop's time zone is not one the watch knows.
     #[error("the watch cannot lay out the shop's days: {0}")]
     Window(#[from] WindowError),
+}
+
+/// What to do about an Admin API failure, beyond Shopify's own message.
+fn admin_hint(e: &AdminError) -> &'static str {
+    match e {
+        AdminError::InvalidToken | AdminError::MissingScope => {
+            "Put an Admin API access token of the app, with read_orders, in the stack's ShopifyAdminTokenSecret; the next run checks again"
+        }
+        AdminError::InvalidShop(_) | AdminError::NotFound { .. } => {
+            "Check the stack's ShopDomains (its first shop is the one watched)"
+        }
+        _ => "The next run tries again; if every run fails, see WatchErrorsAlarm in the README",
+    }
 }
 
 /// The watched topics that have no subscription delivering to `webhook_url`. Topics compare as
