@@ -68,7 +68,7 @@ chaos:
 	$(CARGO) build --release -p pinrelay-cli
 	python3 scripts/chaos.py --bin $(TARGET_DIR)/release/pinrelay $(CHAOS_ARGS)
 
-## Build both Lambda bundles with SAM + cargo-lambda (x86_64 here; ARCH=arm64 needs the aarch64 target).
+## Build the Lambda bundles (ingest, dispatch, watch) with SAM + cargo-lambda (x86_64 here; ARCH=arm64 needs the aarch64 target).
 # The build tools get their own virtualenv: aws-sam-cli would otherwise move the pinned cfn-lint.
 ARCH ?= x86_64
 PKGENV := $(CURDIR)/target/pyenv-package
@@ -85,6 +85,7 @@ LAMBDA_BIN := target/$(LAMBDA_TARGET)/release
 lambda-binaries:
 	$(CARGO) build --release --target $(LAMBDA_TARGET) -p ingest
 	$(CARGO) build --release --target $(LAMBDA_TARGET) -p dispatch
+	$(CARGO) build --release --target $(LAMBDA_TARGET) -p watch
 
 ## Zipped bundle sizes (fails above 3 MB); figures in BENCHMARKS.md.
 bundle-sizes:

@@ -11,7 +11,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 status=0
 printf '| function | bootstrap | zipped |\n|---|---|---|\n'
-for fn in ingest dispatch; do
+for fn in ingest dispatch watch; do
   cargo build --quiet --release --target "$target" -p "$fn"
   mkdir -p "$work/$fn"
   cp "target/$target/release/$fn" "$work/$fn/bootstrap"

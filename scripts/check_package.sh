@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Checks what `make package` (sam build) produced: both functions' `bootstrap` executables exist and
-# are Linux ELF binaries, and prints their sizes (raw, and zipped as `sam deploy` uploads them) for
+# Checks what `make package` (sam build) produced: each function's `bootstrap` executable exists and
+# is a Linux ELF binary, and prints their sizes (raw, and zipped as `sam deploy` uploads them) for
 # BENCHMARKS.md. Exits non-zero when one is missing.
 # Usage: scripts/check_package.sh [BUILD_DIR]   (default .aws-sam/build)
 set -euo pipefail
 build_dir="${1:-.aws-sam/build}"
 status=0
-for fn in IngestFunction DispatchFunction; do
+for fn in IngestFunction DispatchFunction WatchFunction; do
   bin="$build_dir/$fn/bootstrap"
   if [[ ! -f "$bin" || ! -x "$bin" ]]; then
     echo "MISSING or not executable: $bin (did 'make package' run?)" >&2

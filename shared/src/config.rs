@@ -18,7 +18,8 @@ use crate::pinterest::http::DEFAULT_BASE_URL;
 use crate::pinterest::normalize;
 use crate::profile::ConsentPolicy;
 use crate::queue::{MAX_DELAY, MAX_ENQUEUE_BYTES};
-use crate::shopify::WebhookSecrets;
+use crate::shopify::{WebhookSecrets, admin};
+use crate::watch::WatchConfig;
 
 /// Environment variable names.
 pub mod keys {
@@ -66,6 +67,22 @@ pub mod keys {
     pub const ORDER_CONSENT_POLICY: &str = "ORDER_CONSENT_POLICY";
     /// ISO 3166-1 alpha-2 country of phones written without `+` and without an address country.
     pub const DEFAULT_COUNTRY: &str = "DEFAULT_COUNTRY";
+    /// The shop the watch checks (else the first of `SHOPIFY_SHOP_DOMAINS`).
+    pub const SHOP_DOMAIN: &str = "SHOP_DOMAIN";
+    /// The relay's webhook URL, which the watched subscriptions must deliver to.
+    pub const WEBHOOK_URL: &str = "WEBHOOK_URL";
+    /// A Shopify Admin API access token (local use).
+    pub const SHOPIFY_ADMIN_TOKEN: &str = "SHOPIFY_ADMIN_TOKEN";
+    /// Secrets Manager ARN of the Admin API access token.
+    pub const SHOPIFY_ADMIN_TOKEN_SECRET_ARN: &str = "SHOPIFY_ADMIN_TOKEN_SECRET_ARN";
+    /// Admin API base URL instead of `https://{shop}` (tests).
+    pub const SHOPIFY_ADMIN_API_URL: &str = "SHOPIFY_ADMIN_API_URL";
+    /// Admin API version, `YYYY-MM` (default [`crate::shopify::admin::DEFAULT_API_VERSION`]).
+    pub const SHOPIFY_API_VERSION: &str = "SHOPIFY_API_VERSION";
+    /// Hours of orders the watch checks (default 6).
+    pub const WATCH_LOOKBACK_HOURS: &str = "WATCH_LOOKBACK_HOURS";
+    /// Comma-separated topics whose subscriptions the watch checks.
+    pub const WATCH_TOPICS: &str = "WATCH_TOPICS";
 }
 
 /// Default of `ORDER_DELAY_SECONDS`: time for the pixel's checkout to be recorded before the order.
@@ -85,6 +102,11 @@ pub enum ConfigError {
         "SHOPIFY_WEBHOOK_SECRETS is not set: set it to your Shopify app's client secret (comma-separated, current first, during a rotation)"
     )]
     NoWebhookSecrets,
+    /// The watch has no shop to check.
+    #[error(
+        "neither SHOP_DOMAIN nor SHOPIFY_SHOP_DOMAINS is set: set the stack's ShopDomains to the store's name.myshopify.com, so the watch knows which shop to check"
+    )]
+    NoShop,
     /// Two variables that go together are not both set.
     #[error(
         "{set} is set but {unset} is not: set both to send to Pinterest, or neither for a dry run"
@@ -195,17 +217,7 @@ pub fn order_consent_policy() -> Result<ConsentPolicy, InvalidVar> {
 /// [`InvalidVar`] naming the variable.
 pub fn mapping_options() -> Result<Options, InvalidVar> {
     let defaults = Options::default();
-    let value_source = match var(keys::VALUE_SOURCE).as_deref() {
-        None | Some("subtotal") => ValueSource::Subtotal,
-        Some("total") => ValueSource::Total,
-        Some(other) => {
-            return Err(InvalidVar {
-                key: keys::VALUE_SOURCE,
-                value: other.into(),
-                expected: "subtotal or total",
-            });
-        }
-    };
+    let value_source = value_source()?;
     let content_id = match var(keys::CONTENT_ID).as_deref() {
         None | Some("variant") => ContentIdSource::Variant,
         Some("sku") => ContentIdSource::Sku,
@@ -415,6 +427,89 @@ pub struct ServeSettings {
     /// Pinterest and the token when both `PINTEREST_ACCESS_TOKEN` and `PINTEREST_AD_ACCOUNT_ID`
     /// are set; `None` (a dry run) when neither is.
     pub pinterest: Option<(PinterestSettings, SecretString)>,
+}
+
+/// Reads `VALUE_SOURCE`, default [`ValueSource::Subtotal`].
+///
+/// # Errors
+/// [`InvalidVar`].
+pub fn value_source() -> Result<ValueSource, InvalidVar> {
+    match var(keys::VALUE_SOURCE).as_deref() {
+        None | Some("subtotal") => Ok(ValueSource::Subtotal),
+        Some("total") => Ok(ValueSource::Total),
+        Some(other) => Err(InvalidVar {
+            key: keys::VALUE_SOURCE,
+            value: other.into(),
+            expected: "subtotal or total",
+        }),
+    }
+}
+
+/// The watch Lambda's settings (the Admin API token is loaded at start-up, see
+/// [`crate::secrets`]).
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// `IDEMPOTENCY_TABLE`: the outcome ledger.
+    pub table: String,
+    /// `SHOPIFY_API_VERSION`.
+    pub api_version: String,
+    /// `SHOPIFY_ADMIN_API_URL`: `None` is `https://{shop}`.
+    pub admin_api_url: Option<String>,
+    /// What to watch: `SHOP_DOMAIN` (else the first of `SHOPIFY_SHOP_DOMAINS`), `WEBHOOK_URL`,
+    /// `WATCH_TOPICS`, `WATCH_LOOKBACK_HOURS`, `VALUE_SOURCE`.
+    pub watch: WatchConfig,
+}
+
+/// Reads the watch Lambda's settings.
+///
+/// # Errors
+/// [`ConfigError`] naming the variable.
+pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
+    let shop = var(keys::SHOP_DOMAIN)
+        .or_else(|| {
+            var(keys::SHOPIFY_SHOP_DOMAINS)?
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .find(|s| !s.is_empty())
+        })
+        .ok_or(ConfigError::NoShop)?;
+    let mut watch = WatchConfig::new(shop, required(keys::WEBHOOK_URL)?);
+    if let Some(topics) = var(keys::WATCH_TOPICS) {
+        watch.topics = topics
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+    }
+    if let Some(hours) = var(keys::WATCH_LOOKBACK_HOURS) {
+        watch.lookback = hours
+            .parse::<u64>()
+            .ok()
+            .filter(|h| (1..=168).contains(h))
+            .map(|h| Duration::from_secs(h * 3600))
+            .ok_or(InvalidVar {
+                key: keys::WATCH_LOOKBACK_HOURS,
+                value: hours,
+                expected: "a whole number of hours from 1 to 168",
+            })?;
+    }
+    watch.value_source = value_source()?;
+    let api_version =
+        var(keys::SHOPIFY_API_VERSION).unwrap_or_else(|| admin::DEFAULT_API_VERSION.to_owned());
+    if !admin::is_api_version(&api_version) {
+        return Err(InvalidVar {
+            key: keys::SHOPIFY_API_VERSION,
+            value: api_version,
+            expected: "an Admin API version such as 2026-07",
+        }
+        .into());
+    }
+    Ok(WatchSettings {
+        table: required(keys::IDEMPOTENCY_TABLE)?,
+        api_version,
+        admin_api_url: var(keys::SHOPIFY_ADMIN_API_URL),
+        watch,
+    })
 }
 
 /// Reads `pinrelay serve`'s settings.

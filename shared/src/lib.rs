@@ -21,6 +21,8 @@
 //!   order), the [`ledger::Ledger`] port and its DynamoDB and SQLite adapters.
 //! - [`reconcile`]: the shop's orders beside the ledger: each order sent, skipped, dead-lettered,
 //!   pending or missing, per day, as a table, JSON or HTML (pure).
+//! - [`watch`]: the hourly watch: webhook subscriptions still point at the relay, recent orders all
+//!   reached it ([`watch::watch`] over the Admin API and the ledger), and the metrics it emits.
 //! - [`dynamodb`]: the DynamoDB table the AWS adapters share (feature `dynamodb`).
 //! - [`sqlite`]: the relay database the embedded adapters share: worker thread, group commit,
 //!   schema and its version (feature `sqlite`).
@@ -59,3 +61,4 @@ pub mod shopify;
 pub mod sqlite;
 pub mod telemetry;
 pub mod tls;
+pub mod watch;

@@ -67,12 +67,21 @@ pub mod names {
     pub const PROFILES_RECORDED: &str = "ProfilesRecorded";
     /// Order checkouts that gained a click id, IP or user agent from a profile.
     pub const ORDERS_ENRICHED: &str = "OrdersEnriched";
+    /// Watched webhook topics without a subscription to the relay (the watch, hourly).
+    pub const WEBHOOK_SUBSCRIPTIONS_MISSING: &str = "WebhookSubscriptionsMissing";
+    /// Recent orders the relay has no trace of (the watch).
+    pub const ORDERS_MISSING: &str = "OrdersMissing";
+    /// Recent orders the watch checked against the ledger.
+    pub const ORDERS_CHECKED: &str = "OrdersChecked";
+    /// (sent + skipped by rule) / orders checked, in percent (the watch).
+    pub const RECONCILE_ACCURACY: &str = "ReconcileAccuracy";
 }
 
 /// The metrics the EMF sink stores in CloudWatch, as (name, `Reason` dimension value): `None`
-/// is the metric with the `Function` dimension alone. Six metrics, $1.80 a month; each is watched
-/// by an alarm in `template.yaml` (`tests/it/template.rs` checks that alarms and dashboard use only
-/// these).
+/// is the metric with the `Function` dimension alone. Ten metrics, $3.00 a month; each is watched
+/// by an alarm in `template.yaml` or, for the watch's `OrdersChecked` and `ReconcileAccuracy`
+/// (one value an hour), drawn on the dashboard beside the alarmed `OrdersMissing`
+/// (`tests/it/template.rs` checks that alarms and dashboard use only these).
 pub const PUBLISHED: &[(&str, Option<&str>)] = &[
     (names::WEBHOOKS_REJECTED, Some("bad_signature")),
     (names::WEBHOOKS_REJECTED, Some("queue_unavailable")),
@@ -80,6 +89,10 @@ pub const PUBLISHED: &[(&str, Option<&str>)] = &[
     (names::EVENTS_FAILED, None),
     (names::PINTEREST_AUTH_FAILURES, None),
     (names::EVENTS_EXPIRED, None),
+    (names::WEBHOOK_SUBSCRIPTIONS_MISSING, None),
+    (names::ORDERS_MISSING, None),
+    (names::ORDERS_CHECKED, None),
+    (names::RECONCILE_ACCURACY, None),
 ];
 
 /// Whether the EMF sink stores `name` under this `Reason` as a CloudWatch metric.
@@ -94,6 +107,8 @@ pub enum Unit {
     Count,
     /// Milliseconds.
     Milliseconds,
+    /// A percentage, 0 to 100.
+    Percent,
 }
 
 impl Unit {
@@ -101,6 +116,7 @@ impl Unit {
         match self {
             Unit::Count => "Count",
             Unit::Milliseconds => "Milliseconds",
+            Unit::Percent => "Percent",
         }
     }
 }
@@ -154,7 +170,18 @@ impl Metrics {
         let values: Vec<_> = values
             .iter()
             .filter(|(_, v, unit)| *v != 0.0 || *unit != Unit::Count)
+            .copied()
             .collect();
+        self.write(reason, &values);
+    }
+
+    /// Records readings without a dimension, zero counts included: a periodic check (the watch)
+    /// reports 0 as a value, so its graphs and alarms see the check ran.
+    pub fn gauges(&self, values: &[(&'static str, f64, Unit)]) {
+        self.write(None, values);
+    }
+
+    fn write(&self, reason: Option<&str>, values: &[(&'static str, f64, Unit)]) {
         if values.is_empty() {
             return;
         }
@@ -178,7 +205,7 @@ impl Metrics {
                     .iter()
                     .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
                     .collect();
-                for (name, value, _) in &values {
+                for (name, value, _) in values {
                     doc.insert((*name).into(), json!(value));
                 }
                 doc.insert(
@@ -199,7 +226,7 @@ impl Metrics {
             }
             Sink::Memory(totals) => {
                 if let Ok(mut totals) = totals.lock() {
-                    for (name, value, _) in &values {
+                    for (name, value, _) in values {
                         let key = match reason {
                             Some(r) => format!("{name}{{Reason={r}}}"),
                             None => (*name).to_owned(),

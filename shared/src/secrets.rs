@@ -120,6 +120,27 @@ pub async fn pinterest_token_from_arn(
     Ok(token)
 }
 
+/// Loads the Shopify Admin API access token the watch uses: `SHOPIFY_ADMIN_TOKEN` if set, else the
+/// secret named by `SHOPIFY_ADMIN_TOKEN_SECRET_ARN` (a plain string or JSON
+/// `{"access_token": "..."}`).
+///
+/// # Errors
+/// [`SecretsError`] naming the variable when neither is set, the fetch fails, or the value is
+/// empty or malformed (a secret the stack created and nobody filled yet is empty).
+pub async fn shopify_admin_token(client: &Client) -> Result<SecretString, SecretsError> {
+    if let Some(token) = config::var(keys::SHOPIFY_ADMIN_TOKEN) {
+        return Ok(SecretString::from(token));
+    }
+    let arn = config::var(keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN).ok_or(SecretsError::Missing {
+        plain: keys::SHOPIFY_ADMIN_TOKEN,
+        arn: keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN,
+    })?;
+    let value = fetch(client, &arn, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN).await?;
+    let token = parse_pinterest_token(&value, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN)?;
+    tracing::info!(source = "secrets_manager", "loaded Shopify Admin API token");
+    Ok(token)
+}
+
 /// Reads a webhook secret value: a JSON array of strings, or one plain string.
 ///
 /// # Errors

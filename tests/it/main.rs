@@ -19,3 +19,4 @@ mod report;
 mod serve;
 mod subscribe;
 mod template;
+mod watch;

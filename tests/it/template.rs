@@ -11,7 +11,9 @@
 //! - every alarm and dashboard metric in the `pinrelay` namespace is one the code publishes
 //!   ([`pinrelay::metrics::PUBLISHED`]: name and `Reason`), and the detail left to the logs is
 //!   on the dashboard as Logs Insights queries;
-//! - X-Ray is off unless `XRayTracing` is true, and logs are JSON with system logs at WARN.
+//! - X-Ray is off unless `XRayTracing` is true, and logs are JSON with system logs at WARN;
+//! - the watch runs on a schedule allowed to invoke exactly it, its alarms watch its metrics, and
+//!   every alarm has a row in the README's runbook.
 //!
 //! It does not deploy anything or replace `cfn-lint` (which `make template-lint` runs).
 
@@ -33,6 +35,11 @@ const STAR_RESOURCE_ALLOWED: &[(&str, &str, &[&str])] = &[
         "XRay",
         &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
     ),
+    (
+        "WatchRole",
+        "XRay",
+        &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+    ),
 ];
 
 /// Variables that carry a secret itself, for local runs; on AWS the template sets their `_ARN`
@@ -43,12 +50,39 @@ const LOCAL_ONLY_SECRETS: &[(&str, &str)] = &[
         "PINTEREST_ACCESS_TOKEN",
         "PINTEREST_ACCESS_TOKEN_SECRET_ARN",
     ),
+    ("SHOPIFY_ADMIN_TOKEN", "SHOPIFY_ADMIN_TOKEN_SECRET_ARN"),
 ];
 
-/// The two functions: logical id in the template and source folder.
+/// Variables the code reads that the stack leaves unset on purpose: (variable, why).
+const UNSET_ON_AWS: &[(&str, &str)] = &[
+    (
+        "SHOP_DOMAIN",
+        "the watch falls back to the first of SHOPIFY_SHOP_DOMAINS, which the stack sets",
+    ),
+    (
+        "SHOPIFY_ADMIN_API_URL",
+        "only tests point the Admin API client elsewhere than https://{shop}",
+    ),
+];
+
+/// The functions: logical id in the template and source folder.
 const FUNCTIONS: &[(&str, &str)] = &[
     ("IngestFunction", "functions/ingest"),
     ("DispatchFunction", "functions/dispatch"),
+    ("WatchFunction", "functions/watch"),
+];
+
+/// The watch's alarms: (logical id, the metric it watches).
+const WATCH_ALARMS: &[(&str, &str)] = &[
+    (
+        "WebhookSubscriptionsMissingAlarm",
+        pinrelay::metrics::names::WEBHOOK_SUBSCRIPTIONS_MISSING,
+    ),
+    (
+        "MissingOrdersAlarm",
+        pinrelay::metrics::names::ORDERS_MISSING,
+    ),
+    ("WatchErrorsAlarm", "Errors"),
 ];
 
 fn root() -> PathBuf {
@@ -386,11 +420,22 @@ fn every_variable_a_function_reads_is_set_by_the_template() {
     for (function, dir) in FUNCTIONS {
         let read = variables_read(dir);
         let env = environment(&t, function);
+        let sentinel = match *function {
+            "WatchFunction" => pinrelay::config::keys::WEBHOOK_URL,
+            _ => pinrelay::config::keys::QUEUE_URL,
+        };
         assert!(
-            read.contains(pinrelay::config::keys::QUEUE_URL),
-            "{dir} reads no QUEUE_URL; is the source scan broken? read: {read:?}"
+            read.contains(sentinel),
+            "{dir} reads no {sentinel}; is the source scan broken? read: {read:?}"
         );
         for var in &read {
+            if UNSET_ON_AWS.iter().any(|(v, _)| v == var) {
+                assert!(
+                    !env.contains_key(var),
+                    "{function} sets {var}, which UNSET_ON_AWS says the stack leaves unset"
+                );
+                continue;
+            }
             if let Some((_, arn)) = LOCAL_ONLY_SECRETS.iter().find(|(v, _)| v == var) {
                 assert!(
                     env.contains_key(*arn),
@@ -464,6 +509,10 @@ fn each_role_can_reach_exactly_what_its_function_is_configured_with() {
                 };
                 let needed = match r["Type"].as_str().unwrap() {
                     "AWS::SQS::Queue" => "sqs:SendMessage",
+                    // The watch only reads the ledger.
+                    "AWS::DynamoDB::Table" if *function == "WatchFunction" => {
+                        "dynamodb:BatchGetItem"
+                    }
                     "AWS::DynamoDB::Table" => "dynamodb:PutItem",
                     "AWS::SecretsManager::Secret" => "secretsmanager:GetSecretValue",
                     _ => continue,
@@ -532,16 +581,30 @@ fn dispatch_may_call_exactly_the_dynamodb_operations_its_adapters_use() {
         "no DynamoDB adapter found"
     );
     let t = template();
-    let role = role_of(&t, "DispatchFunction");
-    let granted: BTreeSet<String> = statements(&t)
-        .iter()
-        .filter(|(owner, _)| *owner == role)
-        .flat_map(|(_, s)| actions(s))
-        .filter(|a| a.starts_with("dynamodb:"))
-        .collect();
+    let granted_to = |function: &str| -> BTreeSet<String> {
+        let role = role_of(&t, function);
+        statements(&t)
+            .iter()
+            .filter(|(owner, _)| *owner == role)
+            .flat_map(|(_, s)| actions(s))
+            .filter(|a| a.starts_with("dynamodb:"))
+            .collect()
+    };
+    // Dispatch writes and deletes; ledger lookups (`BatchGetItem`) are the watch's (and the CLI's).
+    let dispatch = granted_to("DispatchFunction");
+    let watch = granted_to("WatchFunction");
     assert_eq!(
-        granted, used,
-        "{role}'s DynamoDB actions differ from the operations the code calls"
+        dispatch.union(&watch).cloned().collect::<BTreeSet<_>>(),
+        used,
+        "the functions' DynamoDB actions differ from the operations the code calls"
+    );
+    assert_eq!(
+        watch,
+        BTreeSet::from([
+            "dynamodb:GetItem".to_owned(),
+            "dynamodb:BatchGetItem".to_owned()
+        ]),
+        "the watch only reads"
     );
     let ingest_role = role_of(&t, "IngestFunction");
     assert!(
@@ -679,7 +742,11 @@ fn every_alarm_watches_a_metric_the_code_emits() {
     let functions = functions_emitting_their_name();
     assert_eq!(
         functions,
-        BTreeSet::from(["DispatchFunction".to_owned(), "IngestFunction".to_owned()]),
+        BTreeSet::from([
+            "DispatchFunction".to_owned(),
+            "IngestFunction".to_owned(),
+            "WatchFunction".to_owned()
+        ]),
         "each function's metrics must carry its own name (unique per stack) as `Function`"
     );
     let literals = shared_literals();
@@ -846,8 +913,8 @@ fn tracing_is_off_by_default_and_logs_are_json_with_quiet_system_logs() {
     }
     // The X-Ray statements exist only under TracingOn.
     let text = serde_yaml::to_string(&t["Resources"]).unwrap();
-    assert_eq!(text.matches("xray:PutTraceSegments").count(), 2);
-    for role in ["IngestRole", "DispatchRole"] {
+    assert_eq!(text.matches("xray:PutTraceSegments").count(), 3);
+    for role in ["IngestRole", "DispatchRole", "WatchRole"] {
         let doc = &resource(&t, role)["Properties"]["Policies"][0]["PolicyDocument"];
         let guarded = as_list(&doc["Statement"]).into_iter().any(|s| {
             intrinsic(s).is_some_and(|(n, arg)| {
@@ -926,4 +993,108 @@ fn ingest_can_reserve_concurrency_so_a_flood_cannot_starve_dispatch() {
     let text = serde_yaml::to_string(reserved).unwrap();
     assert!(text.contains("IngestReservedConcurrency"), "{text}");
     assert!(t["Parameters"]["IngestReservedConcurrency"].is_mapping());
+}
+
+#[test]
+fn the_watch_runs_on_a_schedule_that_may_invoke_exactly_it() {
+    let t = template();
+    let schedule = resources(&t)
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Scheduler::Schedule"))
+        .collect::<Vec<_>>();
+    assert_eq!(schedule.len(), 1, "one schedule runs the watch");
+    let props = &schedule[0]["Properties"];
+    assert_eq!(referred_one(&props["ScheduleExpression"]), "WatchSchedule");
+    assert_eq!(
+        t["Parameters"]["WatchSchedule"]["Default"].as_str(),
+        Some("rate(1 hour)")
+    );
+    assert_eq!(referred_one(&props["Target"]["Arn"]), "WatchFunction");
+    let role = referred_one(&props["Target"]["RoleArn"]);
+    let granted: Vec<(BTreeSet<String>, String)> = statements(&t)
+        .into_iter()
+        .filter(|(owner, _)| *owner == role)
+        .map(|(_, s)| (actions(&s), referred_one(&s["Resource"])))
+        .collect();
+    assert_eq!(
+        granted,
+        [(
+            BTreeSet::from(["lambda:InvokeFunction".to_owned()]),
+            "WatchFunction".to_owned()
+        )],
+        "{role} may invoke the watch function and nothing else"
+    );
+    let principal = &resource(&t, &role)["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(
+        principal["Principal"]["Service"].as_str(),
+        Some("scheduler.amazonaws.com")
+    );
+    let env = environment(&t, "WatchFunction");
+    let url = serde_yaml::to_string(&env[pinrelay::config::keys::WEBHOOK_URL]).unwrap();
+    assert!(
+        url.contains("${IngestFunctionUrl.FunctionUrl}webhooks/shopify"),
+        "the watch compares subscriptions with the stack's own webhook URL: {url}"
+    );
+    assert_eq!(
+        env[pinrelay::config::keys::WATCH_TOPICS].as_str(),
+        Some(pinrelay::watch::DEFAULT_TOPICS.join(",").as_str()),
+        "the watch checks the topics pinrelay subscribe creates"
+    );
+}
+
+#[test]
+fn the_watch_alarms_watch_its_metrics_and_say_what_to_do() {
+    let t = template();
+    for (id, metric) in WATCH_ALARMS {
+        let props = &resource(&t, id)["Properties"];
+        assert_eq!(props["MetricName"].as_str(), Some(*metric), "{id}");
+        let dimension = &as_list(&props["Dimensions"])[0]["Value"];
+        assert_eq!(referred_one(dimension), "WatchFunction", "{id}");
+        let description = serde_yaml::to_string(&props["AlarmDescription"]).unwrap();
+        assert!(
+            description.contains("pinrelay ") || description.contains("ShopifyAdminTokenSecret"),
+            "{id}'s description must name the command or setting that fixes it: {description}"
+        );
+    }
+    let missing = &resource(&t, "MissingOrdersAlarm")["Properties"];
+    assert_eq!(
+        (
+            number(&missing["EvaluationPeriods"]),
+            number(&missing["DatapointsToAlarm"])
+        ),
+        (2, 2),
+        "missing orders page only when two hourly runs in a row see them"
+    );
+    let subs = &resource(&t, "WebhookSubscriptionsMissingAlarm")["Properties"];
+    let text = serde_yaml::to_string(&subs["AlarmDescription"]).unwrap();
+    assert!(
+        text.contains("pinrelay subscribe") && text.contains("--backfill"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_alarm_has_a_runbook_row_in_the_readme() {
+    let t = template();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut alarms = 0;
+    for (id, r) in resources(&t) {
+        if r["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        alarms += 1;
+        let id = id.as_str().unwrap();
+        assert!(
+            readme.lines().any(|l| l.starts_with(&format!("| `{id}`"))),
+            "README's alarm runbook has no row for {id}"
+        );
+        assert!(
+            r["Properties"]["AlarmDescription"] != Value::Null,
+            "{id} has no AlarmDescription"
+        );
+    }
+    assert!(alarms >= 14, "the alarms are missing: {alarms}");
+    for (id, _) in WATCH_ALARMS {
+        assert!(t["Resources"].get(id).is_some(), "no {id}");
+    }
 }

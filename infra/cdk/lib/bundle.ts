@@ -67,7 +67,7 @@ export function bootstrapAsset(
       image: DockerImage.fromRegistry("scratch"),
       local: {
         tryBundle(outputDir: string): boolean {
-          // The package and its binary share their name (functions/ingest, functions/dispatch).
+          // The package and its binary share their name (functions/ingest, functions/dispatch, functions/watch).
           const lambdaDir = cargoLambdaBuild(workspaceDir, binary, architecture);
           fs.copyFileSync(path.join(lambdaDir, binary, "bootstrap"), path.join(outputDir, "bootstrap"));
           fs.chmodSync(path.join(outputDir, "bootstrap"), 0o755);

@@ -19,6 +19,7 @@ import {
   aws_iam as iam,
   aws_lambda as lambda,
   aws_logs as logs,
+  aws_scheduler as scheduler,
   aws_secretsmanager as secretsmanager,
   aws_sns as sns,
   aws_sqs as sqs,
@@ -85,6 +86,12 @@ export interface PinrelaySettings {
   readonly applicationLogLevel?: ApplicationLogLevel;
   /** Trace every invocation with X-Ray (`XRayTracing`). */
   readonly xRayTracing?: boolean;
+  /** ARN of an existing secret with a Shopify Admin API token; empty creates one (`WatchShopifyAdminTokenSecretArn`). */
+  readonly watchShopifyAdminTokenSecretArn?: string;
+  /** How often the watch runs, an EventBridge Scheduler rate or cron expression (`WatchSchedule`). */
+  readonly watchSchedule?: string;
+  /** Hours of orders each watch run checks, 1-168 (`WatchLookbackHours`). */
+  readonly watchLookbackHours?: number;
 }
 
 /** Props of [`PinrelayStack`]: the settings plus the usual stack props. */
@@ -121,6 +128,9 @@ export const PINRELAY_DEFAULTS: Required<Omit<PinrelaySettings, "pinterestAdAcco
   logRetentionDays: 30,
   applicationLogLevel: "INFO",
   xRayTracing: false,
+  watchShopifyAdminTokenSecretArn: "",
+  watchSchedule: "rate(1 hour)",
+  watchLookbackHours: 6,
 };
 
 const LOG_RETENTION_DAYS = [
@@ -165,6 +175,9 @@ export function resolveSettings(props: PinrelaySettings): Required<PinrelaySetti
   if (!(s.failedEventRateAlarmPercent >= 0 && s.failedEventRateAlarmPercent <= 100)) fail("failedEventRateAlarmPercent", "must be in 0-100");
   oneOf("logRetentionDays", s.logRetentionDays, LOG_RETENTION_DAYS);
   oneOf("applicationLogLevel", s.applicationLogLevel, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]);
+  if (!SECRET_ARN.test(s.watchShopifyAdminTokenSecretArn)) fail("watchShopifyAdminTokenSecretArn", "must be a Secrets Manager secret ARN or empty");
+  if (!/^(rate|cron)\(.+\)$/.test(s.watchSchedule)) fail("watchSchedule", "must be a rate(...) or cron(...) expression");
+  range("watchLookbackHours", s.watchLookbackHours, 1, 168);
   return s;
 }
 
@@ -180,6 +193,8 @@ export class PinrelayStack extends Stack {
   public readonly shopifyWebhookSecret?: secretsmanager.CfnSecret;
   /** The Pinterest token secret, when the stack creates it. */
   public readonly pinterestAccessTokenSecret?: secretsmanager.CfnSecret;
+  /** The watch's Shopify Admin API token secret, when the stack creates it. */
+  public readonly shopifyAdminToken?: secretsmanager.CfnSecret;
   /** The queue between ingest and dispatch. */
   public readonly eventQueue: sqs.CfnQueue;
   /** Where undeliverable webhooks go, with their reason. */
@@ -192,6 +207,10 @@ export class PinrelayStack extends Stack {
   public readonly ingestFunctionUrl: lambda.CfnUrl;
   /** The dispatch function (SQS event source). */
   public readonly dispatchFunction: lambda.CfnFunction;
+  /** The watch function (hourly schedule). */
+  public readonly watchFunction: lambda.CfnFunction;
+  /** The watch's schedule. */
+  public readonly watchSchedule: scheduler.CfnSchedule;
   /** The alarms, by logical id. */
   public readonly alarms: Record<string, cloudwatch.CfnAlarm> = {};
   /** The CloudWatch dashboard. */
@@ -225,7 +244,16 @@ export class PinrelayStack extends Stack {
           "token). Set it with: aws secretsmanager put-secret-value --secret-id ARN --secret-string 'TOKEN'.",
       });
     }
+    if (s.watchShopifyAdminTokenSecretArn === "") {
+      this.shopifyAdminToken = new secretsmanager.CfnSecret(this, "ShopifyAdminToken", {
+        description:
+          "pinrelay: a Shopify Admin API access token with read_orders (a custom app's Admin API access " +
+          "token), for the hourly watch. Set it with: aws secretsmanager put-secret-value --secret-id ARN " +
+          "--secret-string 'shpat_...'.",
+      });
+    }
     const shopifySecretArn = this.shopifyWebhookSecret?.ref ?? s.shopifyWebhookSecretArn;
+    const adminTokenSecretArn = this.shopifyAdminToken?.ref ?? s.watchShopifyAdminTokenSecretArn;
     const pinterestSecretArn = this.pinterestAccessTokenSecret?.ref ?? s.pinterestAccessTokenSecretArn;
 
     // ------------------------------------------------------------ storage
@@ -420,6 +448,89 @@ export class PinrelayStack extends Stack {
       scalingConfig: { maximumConcurrency: s.dispatchMaxConcurrency },
     });
 
+    // ------------------------------------------------------------ watch
+    const watchLogGroup = new logs.CfnLogGroup(this, "WatchLogGroup", { retentionInDays: s.logRetentionDays });
+    const watchRole = new iam.CfnRole(this, "WatchRole", {
+      description:
+        "pinrelay watch - write its logs (and traces), read the Shopify Admin API token, read the outcome ledger.",
+      assumeRolePolicyDocument: assumeRole,
+      policies: [
+        {
+          policyName: "watch",
+          policyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              { Sid: "Logs", Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: watchLogGroup.attrArn },
+              // Ledger lookups (shared/src/ledger/dynamodb.rs); the watch writes nothing.
+              { Sid: "Ledger", Effect: "Allow", Action: ["dynamodb:GetItem", "dynamodb:BatchGetItem"], Resource: this.idempotencyTable.attrArn },
+              { Sid: "AdminToken", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: adminTokenSecretArn },
+              ...xray,
+            ],
+          },
+        },
+      ],
+    });
+    this.watchFunction = new lambda.CfnFunction(this, "WatchFunction", {
+      description:
+        "pinrelay watch - hourly, checks the store's webhook subscriptions and that recent orders reached the relay.",
+      code: code("WatchCode", "watch"),
+      handler: "bootstrap",
+      runtime: "provided.al2023",
+      architectures: [s.architecture],
+      role: watchRole.attrArn,
+      // Pages of orders plus the Admin API client's throttling waits.
+      timeout: 120,
+      memorySize: 128,
+      tracingConfig: { mode: tracing },
+      loggingConfig: loggingConfig(watchLogGroup),
+      environment: {
+        variables: {
+          SHOPIFY_SHOP_DOMAINS: s.shopDomains,
+          WEBHOOK_URL: `${this.ingestFunctionUrl.attrFunctionUrl}webhooks/shopify`,
+          IDEMPOTENCY_TABLE: this.idempotencyTable.ref,
+          SHOPIFY_ADMIN_TOKEN_SECRET_ARN: adminTokenSecretArn,
+          SHOPIFY_API_VERSION: "2026-07",
+          // The topics `pinrelay subscribe` creates.
+          WATCH_TOPICS: "orders/create,orders/paid,customers/create",
+          WATCH_LOOKBACK_HOURS: String(s.watchLookbackHours),
+          VALUE_SOURCE: s.valueSource,
+          RUST_LOG: s.applicationLogLevel,
+        },
+      },
+    });
+    const watchSchedulerRole = new iam.CfnRole(this, "WatchSchedulerRole", {
+      description: "pinrelay watch schedule - invoke the watch function.",
+      assumeRolePolicyDocument: {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Effect: "Allow",
+            Principal: { Service: "scheduler.amazonaws.com" },
+            Action: "sts:AssumeRole",
+            Condition: { StringEquals: { "aws:SourceAccount": Aws.ACCOUNT_ID } },
+          },
+        ],
+      },
+      policies: [
+        {
+          policyName: "watch-schedule",
+          policyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              { Sid: "InvokeWatch", Effect: "Allow", Action: "lambda:InvokeFunction", Resource: this.watchFunction.attrArn },
+            ],
+          },
+        },
+      ],
+    });
+    this.watchSchedule = new scheduler.CfnSchedule(this, "WatchInvocationSchedule", {
+      description: "pinrelay - runs the watch (webhook subscriptions, recent orders against the ledger).",
+      scheduleExpression: s.watchSchedule,
+      flexibleTimeWindow: { mode: "OFF" },
+      state: "ENABLED",
+      target: { arn: this.watchFunction.attrArn, roleArn: watchSchedulerRole.attrArn, input: "{}" },
+    });
+
     // ------------------------------------------------------------ alarms
     let notify: string[] | undefined;
     if (s.alarmEmail !== "") {
@@ -563,6 +674,53 @@ export class PinrelayStack extends Stack {
       period: 3600,
       threshold: 0,
     });
+    const watch = this.watchFunction.ref;
+    const webhookUrl = `${this.ingestFunctionUrl.attrFunctionUrl}webhooks/shopify`;
+    alarm("WebhookSubscriptionsMissingAlarm", {
+      alarmDescription:
+        "A webhook subscription the relay needs is gone or delivers elsewhere (Shopify deletes one " +
+        "after 8 failed deliveries over 4 hours): every later webhook of its topic is missing. The " +
+        "watch log names the topic. Re-run `pinrelay subscribe --shop SHOP --admin-token TOKEN " +
+        `--address ${webhookUrl}\`, then \`pinrelay reconcile ` +
+        `--shop SHOP --stack ${Aws.STACK_NAME} --backfill\` for the orders missed meanwhile.`,
+      namespace: "pinrelay",
+      metricName: "WebhookSubscriptionsMissing",
+      dimensions: pinrelayDims(watch),
+      statistic: "Maximum",
+      period: 3600,
+      threshold: 1,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+    alarm("MissingOrdersAlarm", {
+      alarmDescription:
+        "Recent orders have no trace in the relay in two hourly watch runs in a row (OrdersMissing): " +
+        "their webhooks never arrived (a deleted subscription, an outage). The watch log lists each " +
+        `order's id and name. Run \`pinrelay reconcile --shop SHOP --stack ${Aws.STACK_NAME}\` to see ` +
+        "them, then the same with `--backfill` to send those inside Pinterest's 7 days through the " +
+        "relay. If WebhookSubscriptionsMissingAlarm fires too, fix the subscriptions first.",
+      namespace: "pinrelay",
+      metricName: "OrdersMissing",
+      dimensions: pinrelayDims(watch),
+      statistic: "Maximum",
+      period: 3600,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      threshold: 1,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+    alarm("WatchErrorsAlarm", {
+      alarmDescription:
+        "The hourly watch failed, so webhook subscriptions and recent orders went unchecked. Usually " +
+        "the Shopify Admin API token in ShopifyAdminTokenSecret is empty, wrong (401) or lacks " +
+        "read_orders (403), or ShopDomains is empty. The watch log's error line says which; fix it " +
+        "(aws secretsmanager put-secret-value), the next run checks again.",
+      namespace: "AWS/Lambda",
+      metricName: "Errors",
+      dimensions: fnDim(watch),
+      statistic: "Sum",
+      period: 3600,
+      threshold: 0,
+    });
     const stat = (id: string, metricName: string): cloudwatch.CfnAlarm.MetricDataQueryProperty => ({
       id,
       returnData: false,
@@ -598,8 +756,10 @@ export class PinrelayStack extends Stack {
           region: Aws.REGION,
           ingest,
           dispatch,
+          watch,
           ingestLogGroup: ingestLogGroup.ref,
           dispatchLogGroup: dispatchLogGroup.ref,
+          watchLogGroup: watchLogGroup.ref,
           eventQueue: this.eventQueue.attrQueueName,
           deadLetterQueue: this.deadLetterQueue.attrQueueName,
         }),
@@ -640,6 +800,11 @@ export class PinrelayStack extends Stack {
       pinterestSecretArn,
     );
     output(
+      "ShopifyAdminTokenSecret",
+      "The secret ARN the watch function reads; put a Shopify Admin API access token with read_orders in it.",
+      adminTokenSecretArn,
+    );
+    output(
       "DashboardUrl",
       "The CloudWatch dashboard.",
       `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${this.dashboard.ref}`,
@@ -651,8 +816,10 @@ interface DashboardRefs {
   region: string;
   ingest: string;
   dispatch: string;
+  watch: string;
   ingestLogGroup: string;
   dispatchLogGroup: string;
+  watchLogGroup: string;
   eventQueue: string;
   deadLetterQueue: string;
 }
@@ -731,6 +898,23 @@ function dashboardBody(r: DashboardRefs): object {
         ["AWS/Lambda", "Errors", "FunctionName", r.dispatch, { label: "dispatch errors" }],
         ["AWS/Lambda", "Throttles", "FunctionName", r.dispatch, { label: "dispatch throttles" }],
       ]),
+      metric(0, 18, 12, "Watch (hourly): subscriptions and orders", { stat: "Maximum", period: 3600 }, [
+        ["pinrelay", "WebhookSubscriptionsMissing", "Function", r.watch, { label: "subscriptions missing" }],
+        ["pinrelay", "OrdersMissing", "Function", r.watch, { label: "orders missing" }],
+        ["pinrelay", "OrdersChecked", "Function", r.watch, { label: "orders checked" }],
+        ["pinrelay", "ReconcileAccuracy", "Function", r.watch, { label: "accuracy (%)", yAxis: "right" }],
+        ["AWS/Lambda", "Errors", "FunctionName", r.watch, { label: "watch errors", stat: "Sum" }],
+      ]),
+      {
+        ...log(
+          12,
+          18,
+          "Missing orders and subscriptions (watch log)",
+          `SOURCE '${r.watchLogGroup}' | filter outcome = 'order_missing' or outcome = 'subscription_missing' | ` +
+            "fields @timestamp, outcome, topic, order_id, order_name | sort @timestamp desc | limit 100",
+        ),
+        width: 12,
+      },
     ],
   };
 }

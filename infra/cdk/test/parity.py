@@ -73,6 +73,9 @@ NON_DEFAULTS = {
     "LogRetentionDays": "7",
     "ApplicationLogLevel": "DEBUG",
     "XRayTracing": "true",
+    "WatchShopifyAdminTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:shopify-admin-MnOpQr",
+    "WatchSchedule": "rate(30 minutes)",
+    "WatchLookbackHours": "12",
 }
 # template.yaml's rule BatchingWindowForLargeBatches: the CDK app must refuse this too.
 RULE_VIOLATION = {"PinterestAdAccountId": ACCOUNT, "DispatchBatchSize": "100", "DispatchBatchingWindowSeconds": "0"}

@@ -19,6 +19,10 @@ use serde_json::{Value, json};
 /// The first API version whose webhook subscriptions take `uri` instead of `callbackUrl`.
 pub const URI_SINCE: &str = "2025-10";
 
+/// The Admin API version the watch uses unless `SHOPIFY_API_VERSION` says otherwise (the CLI's
+/// `--api-version` default, the same value).
+pub const DEFAULT_API_VERSION: &str = "2026-07";
+
 /// Orders per page of [`AdminApi::orders`]: the most Shopify returns.
 pub const ORDERS_PAGE_SIZE: u32 = 250;
 
