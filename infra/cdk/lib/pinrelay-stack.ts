@@ -394,7 +394,7 @@ export class PinrelayStack extends Stack {
               {
                 Sid: "Idempotency",
                 Effect: "Allow",
-                Action: ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem"],
+                Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem"],
                 Resource: this.idempotencyTable.attrArn,
               },
               { Sid: "PinterestToken", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: pinterestSecretArn },
