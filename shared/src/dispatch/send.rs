@@ -71,6 +71,17 @@ fn refused(p: &Pending<'_>, why: String) -> Disposition {
     }
 }
 
+/// An event whose request Pinterest may have applied: a dead letter `in_doubt` (its key is then
+/// recorded as sent), never resent on its own; a storefront browser event, which a human would
+/// not replay, is retried instead.
+fn in_doubt(p: &Pending<'_>, config: &DispatchConfig) -> Disposition {
+    if p.context.source == Some(Source::Browser) {
+        Disposition::Retry(config.backoff(p.message.receive_count))
+    } else {
+        Disposition::DeadLettered(DeadLetterReason::InDoubt)
+    }
+}
+
 /// Sends one group; returns its two halves when Pinterest refused the request as a whole.
 async fn send_group<'a, A: ConversionsApi>(
     api: &A,
@@ -126,7 +137,9 @@ async fn send_group<'a, A: ConversionsApi>(
                 tracing::warn!(error.message = %e, kind = e.kind(), events = group.len(), retryable, "Pinterest request failed");
             }
             for p in group {
-                let d = if retryable {
+                let d = if e.is_in_doubt() {
+                    in_doubt(&p, config)
+                } else if retryable {
                     let backoff = config.backoff(p.message.receive_count);
                     Disposition::Retry(match &e {
                         ConversionsApiError::RateLimited {

@@ -1050,9 +1050,47 @@ async fn a_backfilled_order_is_sent_like_its_webhook_and_only_once() {
     assert_eq!(decoded.source, Source::Backfill);
     let report = w.run(&api, &[m.clone()]).await;
     assert_eq!(report.counts.processed, 1);
-    assert_eq!(api.requests(), vec![vec!["7".to_owned()]], "the webhook's event_id");
+    assert_eq!(
+        api.requests(),
+        vec![vec!["7".to_owned()]],
+        "the webhook's event_id"
+    );
     // Backfilled twice, or racing the late webhook: deduplicated.
-    let again = w.run(&api, &[Received { id: "b-7b".into(), ..m }, order(&w, 7)]).await;
+    let again = w
+        .run(
+            &api,
+            &[
+                Received {
+                    id: "b-7b".into(),
+                    ..m
+                },
+                order(&w, 7),
+            ],
+        )
+        .await;
     assert_eq!(again.counts.deduplicated, 2);
     assert_eq!(api.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_without_an_answer_leaves_its_orders_in_doubt_but_a_refused_connection_is_retried() {
+    let w = World::new();
+    let no_answer = ScriptedApi::new(|_| {
+        Err(ConversionsApiError::NoAnswer(
+            "operation timed out".to_owned().into(),
+        ))
+    });
+    let report = w.run(&no_answer, &[order(&w, 1)]).await;
+    assert!(report.batch_item_failures.is_empty());
+    assert_eq!(report.counts.dead_lettered.get("in_doubt"), Some(&1));
+    assert_eq!(w.status(1).await, Some(Status::Completed));
+
+    let refused = ScriptedApi::new(|_| {
+        Err(ConversionsApiError::Transport(
+            "connection refused".to_owned().into(),
+        ))
+    });
+    let report = w.run(&refused, &[order(&w, 2)]).await;
+    assert_eq!(report.batch_item_failures, ["o-2"], "nothing was sent: retried");
+    assert_eq!(w.status(2).await, None);
 }

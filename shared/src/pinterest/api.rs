@@ -37,9 +37,15 @@ pub enum ConversionsApiError {
         /// The HTTP status.
         status: u16,
     },
-    /// The request timed out or the connection failed before an answer.
+    /// The connection could not be made: nothing was sent.
     #[error("could not reach Pinterest ({0}); the events will be retried with backoff")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request was sent but no answer came (timed out, connection lost): Pinterest may have
+    /// the events, so they are in doubt.
+    #[error(
+        "Pinterest did not answer a request it may have received ({0}); its events are in doubt and are not resent on their own"
+    )]
+    NoAnswer(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// 401/403/404: the access token is missing, revoked, or lacks a role on the ad account, or the
     /// ad account id is wrong.
     #[error(
@@ -73,12 +79,18 @@ impl ConversionsApiError {
             Self::RateLimited { .. }
             | Self::Unavailable { .. }
             | Self::Transport(_)
-            | Self::Unauthorized { .. }
-            // An unreadable answer to a request that may have been applied: retrying is safe
-            // because Pinterest deduplicates on event_id.
-            | Self::UnexpectedResponse(_) => true,
+            | Self::Unauthorized { .. } => true,
+            // The request may have been applied: see `is_in_doubt`.
+            Self::NoAnswer(_) | Self::UnexpectedResponse(_) => false,
             Self::Rejected { .. } => false,
         }
+    }
+
+    /// True when Pinterest may have recorded the events without the relay knowing: no answer came
+    /// to a request that was sent, or the answer cannot be read. Resending could count them twice
+    /// (Pinterest documents no deduplication between two Conversions API events).
+    pub fn is_in_doubt(&self) -> bool {
+        matches!(self, Self::NoAnswer(_) | Self::UnexpectedResponse(_))
     }
 
     /// True for token problems, which need a human and raise the auth-failure alarm.
@@ -92,6 +104,7 @@ impl ConversionsApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "unavailable",
             Self::Transport(_) => "transport",
+            Self::NoAnswer(_) => "no_answer",
             Self::Unauthorized { .. } => "unauthorized",
             Self::Rejected { .. } => "rejected",
             Self::UnexpectedResponse(_) => "unexpected_response",

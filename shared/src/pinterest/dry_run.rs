@@ -34,11 +34,12 @@ impl ConversionsApi for DryRun {
         let body = serde_json::to_string(&EventBatch {
             data: events.to_vec(),
         })
-        .map_err(|e| ConversionsApiError::UnexpectedResponse(e.to_string()))?;
+        .map_err(|e| ConversionsApiError::Transport(Box::new(e)))?;
+        // Nothing is sent in a dry run, so no failure here leaves an event in doubt.
         let mut sink = self
             .sink
             .lock()
-            .map_err(|_| ConversionsApiError::UnexpectedResponse("output lock poisoned".into()))?;
+            .map_err(|_| ConversionsApiError::Transport("the output lock is poisoned".into()))?;
         writeln!(sink, "{body}")
             .and_then(|()| sink.flush())
             .map_err(|e| ConversionsApiError::Transport(Box::new(e)))?;

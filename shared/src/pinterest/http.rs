@@ -101,10 +101,15 @@ impl ConversionsApi for PinterestHttp {
         if self.config.test_mode {
             request = request.query(&[("test", "true")]);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ConversionsApiError::Transport(Box::new(e)))?;
+        // Only a failed connection proves nothing was sent; any later failure leaves the events
+        // in doubt.
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                ConversionsApiError::Transport(Box::new(e))
+            } else {
+                ConversionsApiError::NoAnswer(Box::new(e))
+            }
+        })?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -115,7 +120,7 @@ impl ConversionsApi for PinterestHttp {
         let body = response
             .bytes()
             .await
-            .map_err(|e| ConversionsApiError::Transport(Box::new(e)))?;
+            .map_err(|e| ConversionsApiError::NoAnswer(Box::new(e)))?;
         let message = || {
             serde_json::from_slice::<ApiError>(&body)
                 .ok()
