@@ -1030,7 +1030,7 @@ async fn an_event_whose_holder_stopped_is_dead_lettered_in_doubt_and_never_resen
         receive_count: 1,
         ..letter
     };
-    let report = w.run(&api, &[replayed.clone()]).await;
+    let report = w.run(&api, std::slice::from_ref(&replayed)).await;
     assert_eq!(report.counts.processed, 1);
     assert_eq!(api.requests(), vec![vec!["1".to_owned()]]);
     assert_eq!(w.status(1).await, Some(Status::Completed));
@@ -1048,7 +1048,7 @@ async fn a_backfilled_order_is_sent_like_its_webhook_and_only_once() {
     let m = message("b-7", 1, &backfill);
     let decoded = Envelope::decode(&m.body, &m.attributes, w.now).unwrap();
     assert_eq!(decoded.source, Source::Backfill);
-    let report = w.run(&api, &[m.clone()]).await;
+    let report = w.run(&api, std::slice::from_ref(&m)).await;
     assert_eq!(report.counts.processed, 1);
     assert_eq!(
         api.requests(),
