@@ -80,7 +80,7 @@ START_TIMEOUT = 20.0  # seconds for serve to answer /healthz after a start
 # Settings that would change the outcomes; the run sets its own or uses the defaults.
 CLEARED_ENV = [
     "PINTEREST_TEST_MODE", "SHOPIFY_SHOP_DOMAINS", "EVENT_ID_TEMPLATE", "STORE_URL",
-    "INCLUDE_TEST_ORDERS", "SEND_POS_ORDERS", "VALUE_SOURCE", "CONTENT_ID", "ORDER_CONSENT_POLICY",
+    "INCLUDE_TEST_ORDERS", "SEND_POS_ORDERS", "RESEND_IN_DOUBT", "VALUE_SOURCE", "CONTENT_ID", "ORDER_CONSENT_POLICY",
     "ORDER_SOURCES", "DEFAULT_COUNTRY",
 ]
 

@@ -37,6 +37,7 @@ DISPATCH_DEFAULTS = {
     "STORE_URL": "",
     "INCLUDE_TEST_ORDERS": "false",
     "SEND_POS_ORDERS": "false",
+    "RESEND_IN_DOUBT": "false",
     "ORDER_SOURCES": "web",
     "VALUE_SOURCE": "subtotal",
     "CONTENT_ID": "variant",

@@ -55,6 +55,8 @@ pub mod keys {
     pub const INCLUDE_TEST_ORDERS: &str = "INCLUDE_TEST_ORDERS";
     /// `true` sends POS orders as offline events.
     pub const SEND_POS_ORDERS: &str = "SEND_POS_ORDERS";
+    /// `true`: resend in-doubt events instead of dead-lettering them.
+    pub const RESEND_IN_DOUBT: &str = "RESEND_IN_DOUBT";
     /// Comma-separated order `source_name`s sent as storefront checkouts (default `web`).
     pub const ORDER_SOURCES: &str = "ORDER_SOURCES";
     /// `subtotal` (default) or `total`.
@@ -327,6 +329,7 @@ pub fn dispatch_config() -> Result<DispatchConfig, InvalidVar> {
         options: mapping_options()?,
         max_receive_count: max_receive_count()?,
         order_consent_policy: order_consent_policy()?,
+        resend_in_doubt: flag(keys::RESEND_IN_DOUBT)?,
         ..DispatchConfig::default()
     })
 }

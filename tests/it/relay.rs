@@ -13,7 +13,7 @@ use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
 use crate::subscribe::pinrelay_bin;
 
 /// Settings the relay reads; cleared so the shell cannot change a test's outcome.
-const CLEARED_ENV: [&str; 15] = [
+const CLEARED_ENV: [&str; 16] = [
     "DEFAULT_COUNTRY",
     "ORDER_SOURCES",
     "SHOPIFY_SHOP_DOMAINS",
@@ -23,6 +23,7 @@ const CLEARED_ENV: [&str; 15] = [
     "STORE_URL",
     "INCLUDE_TEST_ORDERS",
     "SEND_POS_ORDERS",
+    "RESEND_IN_DOUBT",
     "VALUE_SOURCE",
     "CONTENT_ID",
     "MAX_RECEIVE_COUNT",

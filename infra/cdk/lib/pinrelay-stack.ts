@@ -58,6 +58,8 @@ export interface PinrelaySettings {
   readonly includeTestOrders?: boolean;
   /** Send point-of-sale orders as offline events (`SendPosOrders`). */
   readonly sendPosOrders?: boolean;
+  /** Resend in-doubt events instead of dead-lettering them (`ResendInDoubt`). */
+  readonly resendInDoubt?: boolean;
   /** Comma-separated order `source_name`s sent as storefront checkouts (`OrderSources`). */
   readonly orderSources?: string;
   /** ISO 3166-1 alpha-2 country of phones written without + or 00, or empty (`DefaultCountry`). */
@@ -114,6 +116,7 @@ export const PINRELAY_DEFAULTS: Required<Omit<PinrelaySettings, "pinterestAdAcco
   storeUrl: "",
   includeTestOrders: false,
   sendPosOrders: false,
+  resendInDoubt: false,
   orderSources: "web",
   defaultCountry: "",
   ingestReservedConcurrency: 0,
@@ -430,6 +433,7 @@ export class PinrelayStack extends Stack {
           STORE_URL: s.storeUrl,
           INCLUDE_TEST_ORDERS: flag(s.includeTestOrders),
           SEND_POS_ORDERS: flag(s.sendPosOrders),
+          RESEND_IN_DOUBT: flag(s.resendInDoubt),
           ORDER_SOURCES: s.orderSources,
           VALUE_SOURCE: s.valueSource,
           CONTENT_ID: s.contentId,

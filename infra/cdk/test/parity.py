@@ -59,6 +59,7 @@ NON_DEFAULTS = {
     "StoreUrl": "https://acme.example/",
     "IncludeTestOrders": "true",
     "SendPosOrders": "true",
+    "ResendInDoubt": "true",
     "OrderSources": "web,shopify_draft_order",
     "DefaultCountry": "US",
     "IngestReservedConcurrency": "50",

@@ -72,6 +72,11 @@ pub(super) async fn claim<'a, S: IdempotencyStore>(
                 out.held.push(p);
                 continue;
             }
+            Ok(Claim::Abandoned) if config.resend_in_doubt => {
+                tracing::warn!(key = %p.key, "the invocation that last held this event's key stopped while holding it; resending the event (RESEND_IN_DOUBT=true)");
+                out.held.push(p);
+                continue;
+            }
             Ok(Claim::Abandoned) => {
                 tracing::warn!(key = %p.key, "the invocation that last held this event's key stopped while holding it; the event is in doubt and is not sent again on its own");
                 out.abandoned.push(p);

@@ -44,6 +44,11 @@ pub struct DispatchConfig {
     pub request_timeout: Duration,
     /// Time kept after the last request to settle the batch (complete, release, delay).
     pub deadline_margin: Duration,
+    /// `RESEND_IN_DOUBT`: an event Pinterest may already have (its request got no answer, or the
+    /// invocation holding it stopped) is sent again with the same `event_id` (at least once,
+    /// relying on Pinterest's deduplication) instead of dead-lettered `in_doubt` (the default:
+    /// never twice, a human replays).
+    pub resend_in_doubt: bool,
 }
 
 impl Default for DispatchConfig {
@@ -59,6 +64,7 @@ impl Default for DispatchConfig {
             order_consent_policy: ConsentPolicy::default(),
             request_timeout: Duration::from_secs(10),
             deadline_margin: Duration::from_secs(2),
+            resend_in_doubt: false,
         }
     }
 }

@@ -137,8 +137,10 @@ async fn send_group<'a, A: ConversionsApi>(
                 tracing::warn!(error.message = %e, kind = e.kind(), events = group.len(), retryable, "Pinterest request failed");
             }
             for p in group {
-                let d = if e.is_in_doubt() {
+                let d = if e.is_in_doubt() && !config.resend_in_doubt {
                     in_doubt(&p, config)
+                } else if e.is_in_doubt() {
+                    Disposition::Retry(config.backoff(p.message.receive_count))
                 } else if retryable {
                     let backoff = config.backoff(p.message.receive_count);
                     Disposition::Retry(match &e {

@@ -1073,7 +1073,8 @@ async fn a_backfilled_order_is_sent_like_its_webhook_and_only_once() {
 }
 
 #[tokio::test]
-async fn a_request_without_an_answer_leaves_its_orders_in_doubt_but_a_refused_connection_is_retried() {
+async fn a_request_without_an_answer_leaves_its_orders_in_doubt_but_a_refused_connection_is_retried()
+ {
     let w = World::new();
     let no_answer = ScriptedApi::new(|_| {
         Err(ConversionsApiError::NoAnswer(
@@ -1091,6 +1092,43 @@ async fn a_request_without_an_answer_leaves_its_orders_in_doubt_but_a_refused_co
         ))
     });
     let report = w.run(&refused, &[order(&w, 2)]).await;
-    assert_eq!(report.batch_item_failures, ["o-2"], "nothing was sent: retried");
+    assert_eq!(
+        report.batch_item_failures,
+        ["o-2"],
+        "nothing was sent: retried"
+    );
     assert_eq!(w.status(2).await, None);
+}
+
+#[tokio::test]
+async fn with_resend_in_doubt_an_unanswered_or_abandoned_event_is_sent_again() {
+    let w = World::new();
+    let config = DispatchConfig {
+        resend_in_doubt: true,
+        ..World::config()
+    };
+    let no_answer = ScriptedApi::new(|_| {
+        Err(ConversionsApiError::NoAnswer(
+            "operation timed out".to_owned().into(),
+        ))
+    });
+    let report = w
+        .run_with(&no_answer, config.clone(), &[order(&w, 1)])
+        .await;
+    assert_eq!(
+        report.batch_item_failures,
+        ["o-1"],
+        "retried, not dead-lettered"
+    );
+    assert_eq!(w.status(1).await, None);
+
+    let crashed = w.now - chrono::Duration::seconds(90);
+    w.store
+        .put_in_progress(&key(2), crashed, crashed + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    let api = ScriptedApi::accepting();
+    let report = w.run_with(&api, config, &[order(&w, 2)]).await;
+    assert_eq!(report.counts.processed, 1);
+    assert!(w.dead_letters().is_empty());
 }
