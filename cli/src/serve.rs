@@ -187,10 +187,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Target::Pinterest(_) => "Pinterest API",
         Target::DryRun(_) => "dry run (request bodies on stdout)",
     };
+    let ledger = SqliteLedger::new(db.clone());
     let dispatcher = Dispatcher::new(
         store.clone(),
         profiles.clone(),
-        SqliteLedger::new(db.clone()),
+        ledger.clone(),
         target,
         queue.clone(),
         dispatch_config,
@@ -251,7 +252,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         () = dispatch_loop(
             dispatcher,
             queue,
-            (store, profiles),
+            (store, profiles, ledger),
             wake,
             Duration::from_millis(args.dispatch_interval_ms.max(1)),
             visibility,
@@ -300,7 +301,7 @@ async fn stop_on_signal(stop: Arc<watch::Sender<bool>>) {
 async fn dispatch_loop(
     dispatcher: Relay,
     queue: SqliteQueue,
-    (store, profiles): (SqliteIdempotencyStore, SqliteProfileStore),
+    (store, profiles, ledger): (SqliteIdempotencyStore, SqliteProfileStore, SqliteLedger),
     wake: Arc<Notify>,
     interval: Duration,
     visibility: Duration,
@@ -323,6 +324,12 @@ async fn dispatch_loop(
                 Ok(n) => tracing::debug!(profiles = n, "purged expired shopper profiles"),
                 Err(e) => {
                     tracing::warn!(error.message = %e, "could not purge expired shopper profiles")
+                }
+            }
+            match ledger.purge_expired(now).await {
+                Ok(n) => tracing::debug!(outcomes = n, "purged expired ledger entries"),
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "could not purge expired ledger entries")
                 }
             }
         }

@@ -74,7 +74,9 @@ impl SqliteIdempotencyStore {
         Ok(Self::new(SqliteDatabase::open_in(data_dir)?))
     }
 
-    /// Deletes records that no longer count at `now`; returns how many.
+    /// Deletes records past their time to live at `now`; returns how many. An `INPROGRESS` record
+    /// whose lock expired is kept: it is the evidence that its holder stopped mid-send, which the
+    /// next claim reports as [`Claim::Abandoned`] (the event is in doubt).
     ///
     /// # Errors
     /// [`StoreError`].
@@ -83,9 +85,8 @@ impl SqliteIdempotencyStore {
             .db
             .call(false, move |conn| {
                 conn.execute(
-                    "DELETE FROM idempotency WHERE expiration <= ?1
-                     OR (status = 'INPROGRESS' AND in_progress_expiration <= ?2)",
-                    params![now.timestamp(), now.timestamp_millis()],
+                    "DELETE FROM idempotency WHERE expiration <= ?1",
+                    params![now.timestamp()],
                 )
                 .map(|n| n as u64)
             })
@@ -280,7 +281,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn purge_deletes_only_expired_records() {
+    async fn purge_deletes_records_past_their_ttl_and_keeps_abandoned_locks() {
         let (_dir, store) = store();
         let now = Utc::now();
         let done = IdempotencyKey::new("a.myshopify.com", "checkout", "1").unwrap();
@@ -299,15 +300,19 @@ mod tests {
             .put_in_progress(&live_lock, now, now + Duration::hours(1))
             .await
             .unwrap();
+        let later = now + Duration::seconds(2);
+        assert_eq!(store.purge_expired(later).await.unwrap(), 0);
+        assert!(store.get(&done).await.unwrap().is_some());
+        assert!(store.get(&live_lock).await.unwrap().is_some());
         assert_eq!(
             store
-                .purge_expired(now + Duration::seconds(2))
+                .put_in_progress(&stale_lock, later, later + Duration::seconds(1))
                 .await
                 .unwrap(),
-            1
+            Claim::Abandoned,
+            "a purge must not erase the evidence of a holder that stopped"
         );
-        assert!(store.get(&done).await.unwrap().is_some());
-        assert!(store.get(&stale_lock).await.unwrap().is_none());
-        assert!(store.get(&live_lock).await.unwrap().is_some());
+        let past_ttl = now + Duration::seconds(RECORD_TTL_SECONDS + 10);
+        assert_eq!(store.purge_expired(past_ttl).await.unwrap(), 3);
     }
 }
