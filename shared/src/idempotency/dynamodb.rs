@@ -174,10 +174,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             // The item replaced, if any, tells a crashed holder's lock from a lapsed record.
             Ok(output) => {
                 let abandoned = match output.attributes {
-                    Some(old) if !old.is_empty() => {
-                        let old = parse(key.as_str(), &old)?;
-                        old.status == Status::InProgress && old.expiration > now.timestamp()
-                    }
+                    Some(old) if !old.is_empty() => parse(key.as_str(), &old)?.is_abandoned(now),
                     _ => false,
                 };
                 return Ok(if abandoned {

@@ -114,6 +114,16 @@ pub struct IdempotencyRecord {
 }
 
 impl IdempotencyRecord {
+    /// True for the lock of a holder that stopped: `InProgress`, its lock expired, its time to live
+    /// not. Whoever takes it over gets [`Claim::Abandoned`].
+    pub fn is_abandoned(&self, now: DateTime<Utc>) -> bool {
+        self.status == Status::InProgress
+            && self.expiration > now.timestamp()
+            && self
+                .in_progress_expiration
+                .is_some_and(|ms| ms <= now.timestamp_millis())
+    }
+
     /// True when the record no longer counts (the store deletes lazily, so readers must check).
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expiration <= now.timestamp()

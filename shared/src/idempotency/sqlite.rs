@@ -137,10 +137,7 @@ impl IdempotencyStore for SqliteIdempotencyStore {
             Ok(None) => return Ok(Claim::Acquired),
             Err(before) => {
                 let abandoned = match before {
-                    Some(row) => {
-                        let old = to_record(key, row)?;
-                        old.status == Status::InProgress && old.expiration > now.timestamp()
-                    }
+                    Some(row) => to_record(key, row)?.is_abandoned(now),
                     None => false,
                 };
                 return Ok(if abandoned {

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, Utc};
 
 use super::{Entry, Ledger, LedgerError, Subject, ledger_key, shop_ledger_prefix};
-use crate::dynamodb::{EXPIRES_AT, ID, Table, TableError};
+use crate::dynamodb::{EXPIRES_AT, ID, Table, TableError, live_string};
 
 const OUTCOME: &str = "outcome";
 const ENTRY: &str = "entry";
@@ -168,23 +168,11 @@ fn parse(
         Some(AttributeValue::S(id)) => id.as_str(),
         _ => "(no id)",
     };
-    let corrupt = |why: &str| LedgerError::Corrupt {
+    let json = live_string(item, ENTRY, now).map_err(|why| LedgerError::Corrupt {
         key: id.to_owned(),
-        why: why.to_owned(),
-    };
-    let expires_at = match item.get(EXPIRES_AT) {
-        Some(AttributeValue::N(n)) => n
-            .parse::<i64>()
-            .map_err(|_| corrupt("expires_at is not a whole number"))?,
-        _ => return Err(corrupt("expires_at is missing or not a number")),
-    };
-    if expires_at <= now.timestamp() {
-        return Ok(None);
-    }
-    match item.get(ENTRY) {
-        Some(AttributeValue::S(json)) => super::decode(id, json).map(Some),
-        _ => Err(corrupt("entry is missing or not a string")),
-    }
+        why,
+    })?;
+    json.map(|json| super::decode(id, json)).transpose()
 }
 
 #[cfg(test)]

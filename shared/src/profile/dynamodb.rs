@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::{ProfileError, ProfileStore, Stored, profile_key, shop_profile_prefix};
 use crate::browser::Profile;
-use crate::dynamodb::{EXPIRES_AT, ID, Table, TableError};
+use crate::dynamodb::{EXPIRES_AT, ID, Table, TableError, live_string};
 
 const PROFILE: &str = "profile";
 /// The profile's checkout token hash, on its own for the first-write-wins condition.
@@ -119,23 +119,11 @@ fn parse(
     item: &HashMap<String, AttributeValue>,
     now: DateTime<Utc>,
 ) -> Result<Option<Profile>, ProfileError> {
-    let corrupt = |why: &str| ProfileError::Corrupt {
+    let json = live_string(item, PROFILE, now).map_err(|why| ProfileError::Corrupt {
         key: id.to_owned(),
-        why: why.to_owned(),
-    };
-    let expires_at = match item.get(EXPIRES_AT) {
-        Some(AttributeValue::N(n)) => n
-            .parse::<i64>()
-            .map_err(|_| corrupt("expires_at is not a whole number"))?,
-        _ => return Err(corrupt("expires_at is missing or not a number")),
-    };
-    if expires_at <= now.timestamp() {
-        return Ok(None);
-    }
-    match item.get(PROFILE) {
-        Some(AttributeValue::S(json)) => super::decode(id, json).map(Some),
-        _ => Err(corrupt("profile is missing or not a string")),
-    }
+        why,
+    })?;
+    json.map(|json| super::decode(id, json)).transpose()
 }
 
 #[cfg(test)]
