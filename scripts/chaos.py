@@ -31,8 +31,8 @@ by the fake), dead-lettered, skipped. `lost` counts the acknowledged orders in n
 first accept was lost in: "timeout" (answered after the relay gave up; --late-answers only),
 "before the answer" (SIGKILL after the fake accepted, before it answered), "after the answer"
 (SIGKILL after the answer, before the relay recorded the event as sent) or "no kill" (a relay
-bug). An event whose request was in flight at a kill is not resent: the relay dead-letters it
-`in_doubt` (the `in doubt` line says how many had in fact reached the fake). `rejected check`
+bug). An event whose request was in flight at a kill, or never answered, is not resent: the relay
+dead-letters it `in_doubt` (the `in doubt` line says how many had in fact reached the fake). `rejected check`
 says whether the dead letters are exactly the orders the fake rejects, plus in-doubt ones. Exit status 1 if lost > 0,
 duplicated > 0, or the rejected check fails (0 with --report-only), 2 if the run itself failed.
 
@@ -645,7 +645,7 @@ def outcome(deliveries: list[Delivery], fake: FakePinterest, relay: Relay,
     expected_rejected = {o for o in acknowledged if mix.rejects(str(o))}
     rejected_dead = {o for o, labels in dead.items() if "pinterest_rejected" in labels}
     # Besides the orders the fake rejects, the only dead letters allowed are `in_doubt`: events
-    # whose request was in flight at a SIGKILL, held for a human instead of resent.
+    # whose request was in flight at a SIGKILL or never answered, held for a human, not resent.
     in_doubt = {o for o, labels in dead.items() if "in_doubt" in labels}
     rejected_ok = (rejected_dead <= expected_rejected
                    and expected_rejected - rejected_dead <= in_doubt
@@ -689,7 +689,7 @@ def report(o: Outcome, deliveries: list[Delivery], driver: Driver, fake: FakePin
         f"{sum('pinterest_rejected' in v for v in o.dead.values())} dead-lettered as "
         "pinterest_rejected")
     in_doubt = {order_id for order_id, labels in o.dead.items() if "in_doubt" in labels}
-    say(f"in doubt               {len(in_doubt)}  (dead-lettered `in_doubt`: in flight at a SIGKILL; "
+    say(f"in doubt               {len(in_doubt)}  (dead-lettered `in_doubt`: in flight at a SIGKILL or never answered; "
         f"{len(in_doubt & o.delivered)} had reached the fake, {len(in_doubt - o.delivered)} had not; "
         "`pinrelay replay` sends them)")
     say(f"lost                   {len(o.lost)}")
