@@ -51,13 +51,14 @@ impl<S: IdempotencyStore, L: Ledger, I: Inbox> Settler<'_, S, L, I> {
         report: &mut BatchReport,
         results: Vec<(Pending<'_>, Disposition)>,
     ) {
+        let in_doubt = |d: &Disposition| *d == Disposition::DeadLettered(DeadLetterReason::InDoubt);
         futures::stream::iter(results.iter().map(|(p, d)| async move {
-            // An in-doubt event may have been sent: its key is completed, so no later delivery
-            // sends it again on its own.
-            if matches!(d, Disposition::Sent | Disposition::DeadLettered(DeadLetterReason::InDoubt)) {
+            if *d == Disposition::Sent {
                 if let Err(e) = self.store.complete(&p.key, self.now).await {
-                    tracing::error!(key = %p.key, error.message = %e, "event sent but not recorded as completed; a redelivery may send it again (Pinterest deduplicates by event_id)");
+                    tracing::error!(key = %p.key, error.message = %e, "event sent but not recorded as completed; a redelivery may send it again");
                 }
+            } else if in_doubt(d) {
+                // Completed once its dead letter is stored (below), not before.
             } else if let Err(e) = self.store.release(&p.key).await {
                 tracing::warn!(key = %p.key, error.message = %e, "could not release the event's key; its lock expires");
             }
@@ -69,7 +70,18 @@ impl<S: IdempotencyStore, L: Ledger, I: Inbox> Settler<'_, S, L, I> {
             if d == Disposition::Sent {
                 count_match(&mut report.counts, &p.event, self.is_late(&p.event));
             }
+            let doubted = in_doubt(&d);
             self.settle_event(report, &p, d).await;
+            // An in-doubt event may have been sent: once its dead letter is stored, its key is
+            // completed, so no later delivery sends it on its own. If the dead letter could not be
+            // stored, the key stays locked: the next delivery after the lock finds it abandoned and
+            // tries the dead letter again.
+            let stored = report.dispositions.get(&p.message.id).is_some_and(in_doubt);
+            if doubted && stored {
+                if let Err(e) = self.store.complete(&p.key, self.now).await {
+                    tracing::warn!(key = %p.key, error.message = %e, "could not record the in-doubt event's key; its lock expires and the next delivery finds it abandoned");
+                }
+            }
         }
     }
 

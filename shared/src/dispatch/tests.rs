@@ -83,11 +83,20 @@ impl ConversionsApi for ScriptedApi {
 struct RecordingInbox {
     dead: Arc<Mutex<Vec<(String, String)>>>,
     dead_messages: Arc<Mutex<Vec<Received>>>,
+    refuse_dead_letters: Arc<std::sync::atomic::AtomicBool>,
     delays: Arc<Mutex<Vec<(String, Duration)>>>,
 }
 
 impl Inbox for RecordingInbox {
     async fn dead_letter(&self, message: &Received, reason: &str) -> Result<(), QueueError> {
+        if self
+            .refuse_dead_letters
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(QueueError::Unavailable(
+                "the dead-letter queue is down".into(),
+            ));
+        }
         let entry = (message.id.clone(), reason.to_owned());
         self.dead.lock().unwrap().push(entry);
         self.dead_messages.lock().unwrap().push(message.clone());
@@ -1131,4 +1140,52 @@ async fn with_resend_in_doubt_an_unanswered_or_abandoned_event_is_sent_again() {
     let report = w.run_with(&api, config, &[order(&w, 2)]).await;
     assert_eq!(report.counts.processed, 1);
     assert!(w.dead_letters().is_empty());
+}
+
+#[tokio::test]
+async fn an_in_doubt_event_whose_dead_letter_fails_keeps_its_lock_for_the_next_try() {
+    let w = World::new();
+    let crashed = w.now - chrono::Duration::seconds(90);
+    w.store
+        .put_in_progress(&key(1), crashed, crashed + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    w.inbox
+        .refuse_dead_letters
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let api = ScriptedApi::accepting();
+    let report = w.run(&api, &[order(&w, 1)]).await;
+    assert_eq!(
+        report.batch_item_failures,
+        ["o-1"],
+        "retried: the dead letter is not stored"
+    );
+    assert_eq!(
+        w.status(1).await,
+        Some(Status::InProgress),
+        "neither completed nor released"
+    );
+    assert!(api.requests().is_empty());
+
+    // Later, the queue is back: the lock is found abandoned again and the dead letter stored.
+    w.inbox
+        .refuse_dead_letters
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let later = World {
+        now: w.now + chrono::Duration::seconds(120),
+        ..w
+    };
+    let report = later
+        .run(
+            &api,
+            &[message(
+                "o-1",
+                2,
+                &webhook(Topic::OrdersCreate, &order_body(1, later.now), later.now),
+            )],
+        )
+        .await;
+    assert_eq!(report.counts.dead_lettered.get("in_doubt"), Some(&1));
+    assert_eq!(later.status(1).await, Some(Status::Completed));
+    assert!(api.requests().is_empty());
 }
