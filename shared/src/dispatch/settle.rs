@@ -77,10 +77,11 @@ impl<S: IdempotencyStore, L: Ledger, I: Inbox> Settler<'_, S, L, I> {
             // stored, the key stays locked: the next delivery after the lock finds it abandoned and
             // tries the dead letter again.
             let stored = report.dispositions.get(&p.message.id).is_some_and(in_doubt);
-            if doubted && stored {
-                if let Err(e) = self.store.complete(&p.key, self.now).await {
-                    tracing::warn!(key = %p.key, error.message = %e, "could not record the in-doubt event's key; its lock expires and the next delivery finds it abandoned");
-                }
+            if doubted
+                && stored
+                && let Err(e) = self.store.complete(&p.key, self.now).await
+            {
+                tracing::warn!(key = %p.key, error.message = %e, "could not record the in-doubt event's key; its lock expires and the next delivery finds it abandoned");
             }
         }
     }
