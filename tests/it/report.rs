@@ -267,6 +267,10 @@ async fn report_page_shows_the_reports_numbers_offline_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("report.html");
     std::fs::write(&file, html(&report)).unwrap();
+    // To look at the page: PINRELAY_KEEP_REPORT=/tmp/report.html cargo test -p integration-tests report::
+    if let Some(keep) = std::env::var_os("PINRELAY_KEEP_REPORT") {
+        std::fs::copy(&file, keep).unwrap();
+    }
     let page = read_page(&file).await;
 
     // Every number on the page is the report's.
