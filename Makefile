@@ -87,7 +87,7 @@ lambda-binaries:
 	$(CARGO) build --release --target $(LAMBDA_TARGET) -p dispatch
 	$(CARGO) build --release --target $(LAMBDA_TARGET) -p watch
 
-## Zipped bundle sizes (fails above 3 MB); figures in BENCHMARKS.md.
+## Zipped bundle sizes (fails above 3 MiB); figures in BENCHMARKS.md.
 bundle-sizes:
 	scripts/bundle_sizes.sh $(LAMBDA_TARGET)
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # `make bundle-sizes`: each function's Lambda bundle as cargo-lambda makes it (the release
 # `bootstrap`, zipped), from a build of that package alone so the library's features are the
-# function's own. Fails when a zipped bundle is over LIMIT bytes (3 MB).
+# function's own. Fails when a zipped bundle is over LIMIT bytes (3 MiB).
 # Usage: scripts/bundle_sizes.sh [TARGET] (default x86_64-unknown-linux-gnu)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:-x86_64-unknown-linux-gnu}"
-limit="${LIMIT:-3000000}"
+limit="${LIMIT:-3145728}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 status=0
