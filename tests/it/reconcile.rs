@@ -6,7 +6,10 @@
 //!   (Pinterest rejected it), missing (recoverable or not), and the quality section is there;
 //! - `--backfill` sends exactly the two recoverable missing orders, once each, through the relay's
 //!   queue, and a second `--backfill` sends nothing more;
-//! - afterwards every order is accounted for, and `--html` writes the page.
+//! - afterwards every order is accounted for, and `--html` writes the page;
+//! - against a stack (`--stack`, its outputs read from CloudFormation in moto): the DynamoDB ledger
+//!   is read, and `--backfill` puts the missing order on the SQS queue as an `orders/create` of
+//!   source `backfill`, filed as queued.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -264,4 +267,164 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
     assert_eq!(code, 0);
     assert!(table.contains("pinterest_rejected"), "{table}");
     assert!(table.contains("not recoverable"), "{table}");
+}
+
+/// Creates a CloudFormation stack in moto whose outputs name the test's table and queues, as a
+/// deployed pinrelay stack's do (through the Query API: the tests need no CloudFormation SDK).
+async fn moto_stack(env: &crate::helpers::TestEnv, name: &str) {
+    let template = serde_json::json!({
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {
+            "IdempotencyTableName": {"Value": env.table},
+            "EventQueueUrl": {"Value": env.queue_url},
+            "DeadLetterQueueUrl": {"Value": env.dlq_url},
+        }
+    });
+    let response = reqwest::Client::new()
+        .post(&env.endpoint)
+        .header(
+            "Authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=testing/20261201/{}/cloudformation/aws4_request, SignedHeaders=host, Signature=0",
+                crate::helpers::REGION
+            ),
+        )
+        .form(&[
+            ("Action", "CreateStack"),
+            ("Version", "2010-05-15"),
+            ("StackName", name),
+            ("TemplateBody", &template.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        response.text().await.unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn against_a_stack_reconcile_reads_the_dynamodb_ledger_and_backfills_through_sqs() {
+    use pinrelay::ledger::{Entry, Ledger, MatchKeys, Recorded, Subject};
+    pinrelay::pinterest::http::install_crypto_provider();
+    let env = crate::helpers::TestEnv::start().await;
+    moto_stack(&env, "pinrelay-reconcile-test").await;
+    let ledger = pinrelay::ledger::dynamodb::DynamoDbLedger::new(pinrelay::dynamodb::Table::new(
+        env.dynamodb.clone(),
+        &env.table,
+    ));
+    let now = Utc::now();
+    let file = |id: u64, outcome: Recorded| Entry {
+        shop: SHOP_DOMAIN.into(),
+        subject: Subject::Order { id },
+        topic: "orders/create".into(),
+        at: now,
+        outcome,
+    };
+    let expires = now.timestamp() + 3600;
+    ledger
+        .record(
+            &file(
+                9101,
+                Recorded::Sent {
+                    event_id: "9101".into(),
+                    match_keys: MatchKeys {
+                        email: true,
+                        ..MatchKeys::default()
+                    },
+                    value: Some("10.00".into()),
+                    currency: Some("USD".into()),
+                    late: false,
+                },
+            ),
+            expires,
+        )
+        .await
+        .unwrap();
+    ledger
+        .record(
+            &file(
+                9102,
+                Recorded::Skipped {
+                    reason: "test_order".into(),
+                    detail: "a test order".into(),
+                    by_rule: true,
+                },
+            ),
+            expires,
+        )
+        .await
+        .unwrap();
+    let shopify = FakeShopify::start().await;
+    shopify.add_orders(
+        [
+            order(9101, 6, "web", false),
+            order(9102, 5, "web", true),
+            order(9103, 4, "web", false),
+        ]
+        .map(FakeOrder::from_payload),
+    );
+
+    let run = |extra: &'static [&'static str]| {
+        let endpoint = env.endpoint.clone();
+        let admin = shopify.base_url();
+        tokio::task::spawn_blocking(move || {
+            Command::new(pinrelay_bin())
+                .args(["reconcile", "--shop", SHOP_DOMAIN, "--since", "2d"])
+                .args(["--stack", "pinrelay-reconcile-test", "--json"])
+                .args(["--admin-url-base", &admin])
+                .args(extra)
+                .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("AWS_ENDPOINT_URL", endpoint)
+                .env("AWS_REGION", crate::helpers::REGION)
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env_remove("AWS_PROFILE")
+                .env_remove("AWS_SESSION_TOKEN")
+                .env_remove("PINTEREST_ACCESS_TOKEN")
+                .env_remove("VALUE_SOURCE")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(&["--backfill"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = statuses(&report);
+    assert_eq!(found[&9101], status("sent", ""));
+    assert_eq!(found[&9102], status("skipped", "test_order"));
+    assert_eq!(found[&9103], status("missing", "recoverable=true"));
+    assert!(
+        report["quality"].is_null(),
+        "no Pinterest token, no quality section"
+    );
+    assert!(stderr.contains("backfilled 1 of 1"), "{stderr}");
+
+    // The missing order is on the relay's queue as an orders/create of source backfill, with the
+    // order's REST body, and filed as queued.
+    let queued = env.receive_all(&env.queue_url).await;
+    assert_eq!(queued.len(), 1);
+    let attr = |name: &str| {
+        queued[0]
+            .message_attributes()
+            .and_then(|a| a.get(name))
+            .and_then(|v| v.string_value())
+            .map(str::to_owned)
+    };
+    assert_eq!(attr("source").as_deref(), Some("backfill"));
+    assert_eq!(attr("topic").as_deref(), Some("orders/create"));
+    let body: Value = serde_json::from_str(queued[0].body().unwrap()).unwrap();
+    assert_eq!(body["id"], 9103);
+    let out = run(&[]).await.unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        statuses(&report)[&9103],
+        status("pending", "queued"),
+        "a second run does not call it missing"
+    );
 }
