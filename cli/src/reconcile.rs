@@ -20,20 +20,20 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use pinrelay::aws::{self, Budget};
 use pinrelay::dynamodb::Table;
 use pinrelay::ledger::dynamodb::DynamoDbLedger;
 use pinrelay::ledger::sqlite::SqliteLedger;
-use pinrelay::ledger::{Entry, LEDGER_TTL_SECONDS, Ledger, Recorded, Subject};
+use pinrelay::ledger::{Entry, LEDGER_TTL_SECONDS, Ledger, LedgerError, Recorded, Subject};
 use pinrelay::mapping::ValueSource;
 use pinrelay::pinterest::quality::{IngestionSource, Lookback};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::queue::sqlite::SqliteQueue;
 use pinrelay::queue::sqs::SqsQueue;
 use pinrelay::queue::{EncodedMessage, Envelope, MAX_ENQUEUE_BYTES, Queue};
-use pinrelay::reconcile::{self, Quality, Report, Settings, ShopOrder, Window};
+use pinrelay::reconcile::{self, Period, Quality, ReconcileError, Report};
 use pinrelay::shopify::admin::AdminApi;
 use pinrelay::sqlite::SqliteDatabase;
 
@@ -166,23 +166,6 @@ impl Relay {
         })
     }
 
-    async fn lookup(&self, shop: &str, subjects: &[Subject]) -> anyhow::Result<Vec<Entry>> {
-        let now = Utc::now();
-        Ok(match self {
-            Relay::Local { ledger, .. } => ledger.lookup(shop, subjects, now).await?,
-            Relay::Aws { ledger, .. } => ledger.lookup(shop, subjects, now).await?,
-        })
-    }
-
-    async fn record(&self, entry: &Entry) -> anyhow::Result<()> {
-        let expires = entry.at.timestamp() + LEDGER_TTL_SECONDS;
-        match self {
-            Relay::Local { ledger, .. } => ledger.record(entry, expires).await?,
-            Relay::Aws { ledger, .. } => ledger.record(entry, expires).await?,
-        }
-        Ok(())
-    }
-
     fn can_send(&self) -> bool {
         !matches!(self, Relay::Aws { queue: None, .. })
     }
@@ -221,6 +204,35 @@ impl Relay {
                     .ok()
             }
             Relay::Aws { .. } => None,
+        }
+    }
+}
+
+/// The relay's ledger, wherever it is.
+impl Ledger for Relay {
+    async fn record(&self, entry: &Entry, expires_at: i64) -> Result<(), LedgerError> {
+        match self {
+            Relay::Local { ledger, .. } => ledger.record(entry, expires_at).await,
+            Relay::Aws { ledger, .. } => ledger.record(entry, expires_at).await,
+        }
+    }
+
+    async fn lookup(
+        &self,
+        shop: &str,
+        subjects: &[Subject],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        match self {
+            Relay::Local { ledger, .. } => ledger.lookup(shop, subjects, now).await,
+            Relay::Aws { ledger, .. } => ledger.lookup(shop, subjects, now).await,
+        }
+    }
+
+    async fn delete_shop(&self, shop: &str) -> Result<u64, LedgerError> {
+        match self {
+            Relay::Local { ledger, .. } => ledger.delete_shop(shop).await,
+            Relay::Aws { ledger, .. } => ledger.delete_shop(shop).await,
         }
     }
 }
@@ -277,35 +289,32 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.api_version,
         args.admin_url_base.as_deref(),
     )?;
-    let now = Utc::now();
-    let info = admin.shop().await?;
-    let tz = Window::time_zone(&info.iana_timezone)?;
-    let window = match (args.from, args.to) {
-        (Some(from), Some(to)) => Window::dates(from, to, tz),
-        _ => Window::since(&args.since, now, tz),
+    let period = match (args.from, args.to) {
+        (Some(from), Some(to)) => Period::Dates { from, to },
+        _ => Period::Since(args.since.clone()),
     };
-    let window = match window {
-        Ok(w) => w,
-        Err(e) => {
+    let relay = Relay::open(&args).await?;
+    let progress = progress_bar(!args.json);
+    let mut on_page = |n: usize| progress.set_message(format!("{n} orders"));
+    let fetched = reconcile::fetch(
+        &admin,
+        &relay,
+        &period,
+        value_source,
+        Utc::now(),
+        &mut on_page,
+    )
+    .await;
+    progress.finish_and_clear();
+    let mut report = match fetched {
+        Ok(report) => report,
+        Err(ReconcileError::Window(e)) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
         }
+        Err(e) => return Err(e.into()),
     };
-    let relay = Relay::open(&args).await?;
-    let shop = info.myshopify_domain.clone();
-
-    let (start, end) = window.bounds();
-    let progress = progress_bar(!args.json);
-    let mut on_page = |n: usize| progress.set_message(format!("{n} orders"));
-    let orders = admin.orders(start, end.min(now), &mut on_page).await?;
-    progress.finish_and_clear();
-    let orders: Vec<ShopOrder> = orders
-        .iter()
-        .map(|o| ShopOrder::from_admin(o, value_source))
-        .collect();
-    let subjects: Vec<Subject> = orders.iter().map(|o| Subject::Order { id: o.id }).collect();
-    let entries = relay.lookup(&shop, &subjects).await?;
-    let mut report = Report::build(&shop, &window, &orders, &entries, now, &Settings::default());
+    let shop = report.shop.clone();
     report.quality = quality(&args, lookback, &report).await;
 
     if args.json {
@@ -446,17 +455,18 @@ async fn backfill_one(
     let message = Envelope::backfill(shop, id, api_version, body, now)
         .encode(MAX_ENQUEUE_BYTES, Duration::ZERO)
         .context("the order is too large for the queue")?;
+    let queued = Entry {
+        shop: shop.to_owned(),
+        subject: Subject::Order { id },
+        topic: "orders/create".into(),
+        at: now,
+        outcome: Recorded::Pending {
+            attempts: 0,
+            retry_in_s: 0,
+        },
+    };
     relay
-        .record(&Entry {
-            shop: shop.to_owned(),
-            subject: Subject::Order { id },
-            topic: "orders/create".into(),
-            at: now,
-            outcome: Recorded::Pending {
-                attempts: 0,
-                retry_in_s: 0,
-            },
-        })
+        .record(&queued, now.timestamp() + LEDGER_TTL_SECONDS)
         .await?;
     relay.send(&message).await
 }

@@ -7,6 +7,9 @@
 //!   Lambda's code), delete the settled ones; the rest come back after their backoff.
 //! - Pinterest: the real API when `PINTEREST_ACCESS_TOKEN` and `PINTEREST_AD_ACCOUNT_ID` are set,
 //!   otherwise a dry run printing each request body on stdout. Logs go to stderr.
+//! - `GET /reconcile` (when `SHOPIFY_ADMIN_TOKEN` is set): the `pinrelay reconcile` report of the
+//!   shop's orders against this relay's ledger, as the HTML page (`?format=json` for the JSON,
+//!   `?since=14d` for another window). Served to loopback clients only: it lists orders and values.
 //! - SIGINT/SIGTERM: stop accepting, answer requests in flight, let the dispatcher finish its batch.
 //! - One process per data directory, enforced by an exclusive lock on `serve.lock`: a batch's
 //!   deadline is the visibility timeout, no Pinterest request starts that could not finish before
@@ -25,7 +28,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,6 +38,7 @@ use pinrelay::dispatch::Dispatcher;
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
 use pinrelay::ingest::{self, Ingest};
 use pinrelay::ledger::sqlite::SqliteLedger;
+use pinrelay::mapping::ValueSource;
 use pinrelay::metrics::Metrics;
 use pinrelay::pinterest::{
     ConversionsApi, ConversionsApiError, DryRun, Event, EventStatus, PinterestHttp,
@@ -43,6 +47,8 @@ use pinrelay::pinterest::{
 use pinrelay::profile::sqlite::SqliteProfileStore;
 use pinrelay::queue::sqlite::SqliteQueue;
 use pinrelay::queue::{EncodedMessage, Queue, QueueError};
+use pinrelay::reconcile::{self, Period, ReconcileError};
+use pinrelay::shopify::AdminApi;
 use pinrelay::sqlite::SqliteDatabase;
 use pinrelay::telemetry::{self, Output};
 use serde_json::json;
@@ -117,6 +123,14 @@ struct App {
     ingest: Ingest<WakingQueue>,
     queue: SqliteQueue,
     metrics: Metrics,
+    report: Option<ReportPage>,
+}
+
+/// What `GET /reconcile` reads: the shop's Admin API and this relay's ledger.
+struct ReportPage {
+    admin: AdminApi,
+    ledger: SqliteLedger,
+    value_source: ValueSource,
 }
 
 type Relay =
@@ -197,6 +211,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         dispatch_config,
         metrics.clone(),
     );
+    let report = match config::serve_report_settings()? {
+        Some(r) => Some(ReportPage {
+            admin: AdminApi::new(&r.shop, r.token, &r.api_version, r.admin_api_url.as_deref())?,
+            ledger: ledger.clone(),
+            value_source: r.value_source,
+        }),
+        None => None,
+    };
     let app = Arc::new(App {
         ingest: Ingest::new(
             WakingQueue {
@@ -208,6 +230,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         queue: queue.clone(),
         metrics,
+        report,
     });
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -221,6 +244,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_json))
+        .route("/reconcile", get(reconcile_page))
         .fallback(webhook)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app);
@@ -419,6 +443,57 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics_json(State(app): State<Arc<App>>) -> Response {
     axum::Json(app.metrics.snapshot()).into_response()
+}
+
+/// The query of `GET /reconcile`.
+#[derive(serde::Deserialize)]
+struct ReportQuery {
+    /// `7d` by default.
+    since: Option<String>,
+    /// `json` for the JSON report, anything else the HTML page.
+    format: Option<String>,
+}
+
+/// `GET /reconcile`: the reconcile report, to this machine only (it lists orders and values, and the
+/// relay's address may be reachable from the internet for the storefront endpoint).
+async fn reconcile_page(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<ReportQuery>,
+) -> Response {
+    if !peer.ip().is_loopback() {
+        let why = "the reconcile report is served to this machine only (127.0.0.1 or ::1)";
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    let Some(page) = &app.report else {
+        let why = "no report: set SHOPIFY_ADMIN_TOKEN (read_orders) and SHOPIFY_SHOP_DOMAINS (or SHOP_DOMAIN), then restart pinrelay serve";
+        return (StatusCode::NOT_FOUND, why).into_response();
+    };
+    let period = Period::Since(query.since.unwrap_or_else(|| "7d".to_owned()));
+    let fetched = reconcile::fetch(
+        &page.admin,
+        &page.ledger,
+        &period,
+        page.value_source,
+        Utc::now(),
+        &mut |_| {},
+    )
+    .await;
+    match fetched {
+        Ok(report) if query.format.as_deref() == Some("json") => axum::Json(report).into_response(),
+        Ok(report) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            reconcile::html(&report),
+        )
+            .into_response(),
+        Err(e @ ReconcileError::Window(_)) => {
+            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error.message = %e, "the reconcile report failed");
+            (StatusCode::BAD_GATEWAY, e.to_string()).into_response()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -468,14 +468,7 @@ pub struct WatchSettings {
 /// # Errors
 /// [`ConfigError`] naming the variable.
 pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
-    let shop = var(keys::SHOP_DOMAIN)
-        .or_else(|| {
-            var(keys::SHOPIFY_SHOP_DOMAINS)?
-                .split(',')
-                .map(|s| s.trim().to_ascii_lowercase())
-                .find(|s| !s.is_empty())
-        })
-        .ok_or(ConfigError::NoShop)?;
+    let shop = watched_shop().ok_or(ConfigError::NoShop)?;
     let mut watch = WatchConfig::new(shop, required(keys::WEBHOOK_URL)?);
     if let Some(topics) = var(keys::WATCH_TOPICS) {
         watch.topics = topics
@@ -497,19 +490,9 @@ pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
             })?;
     }
     watch.value_source = value_source()?;
-    let api_version =
-        var(keys::SHOPIFY_API_VERSION).unwrap_or_else(|| admin::DEFAULT_API_VERSION.to_owned());
-    if !admin::is_api_version(&api_version) {
-        return Err(InvalidVar {
-            key: keys::SHOPIFY_API_VERSION,
-            value: api_version,
-            expected: "an Admin API version such as 2026-07",
-        }
-        .into());
-    }
     Ok(WatchSettings {
         table: required(keys::IDEMPOTENCY_TABLE)?,
-        api_version,
+        api_version: admin_api_version()?,
         admin_api_url: var(keys::SHOPIFY_ADMIN_API_URL),
         watch,
     })
@@ -549,4 +532,61 @@ pub fn serve_settings() -> Result<ServeSettings, ConfigError> {
         dispatch: dispatch_config()?,
         pinterest,
     })
+}
+
+/// `SHOP_DOMAIN`, else the first of `SHOPIFY_SHOP_DOMAINS`: the shop the watch and `serve`'s
+/// reconcile page look at.
+fn watched_shop() -> Option<String> {
+    var(keys::SHOP_DOMAIN).or_else(|| {
+        var(keys::SHOPIFY_SHOP_DOMAINS)?
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .find(|s| !s.is_empty())
+    })
+}
+
+/// `SHOPIFY_API_VERSION`, default [`admin::DEFAULT_API_VERSION`].
+fn admin_api_version() -> Result<String, InvalidVar> {
+    let api_version =
+        var(keys::SHOPIFY_API_VERSION).unwrap_or_else(|| admin::DEFAULT_API_VERSION.to_owned());
+    if !admin::is_api_version(&api_version) {
+        return Err(InvalidVar {
+            key: keys::SHOPIFY_API_VERSION,
+            value: api_version,
+            expected: "an Admin API version such as 2026-07",
+        });
+    }
+    Ok(api_version)
+}
+
+/// `pinrelay serve`'s reconcile page (`GET /reconcile`): the shop's Admin API.
+#[derive(Debug, Clone)]
+pub struct ServeReportSettings {
+    /// The shop (`SHOP_DOMAIN`, else the first of `SHOPIFY_SHOP_DOMAINS`).
+    pub shop: String,
+    /// `SHOPIFY_ADMIN_TOKEN`.
+    pub token: SecretString,
+    /// `SHOPIFY_API_VERSION`.
+    pub api_version: String,
+    /// `SHOPIFY_ADMIN_API_URL` (tests).
+    pub admin_api_url: Option<String>,
+    /// `VALUE_SOURCE`: the amount the relay sends, compared with the orders'.
+    pub value_source: ValueSource,
+}
+
+/// The reconcile page's settings: `None` unless `SHOPIFY_ADMIN_TOKEN` is set.
+///
+/// # Errors
+/// [`ConfigError::NoShop`] when the token is set but no shop is named; [`InvalidVar`].
+pub fn serve_report_settings() -> Result<Option<ServeReportSettings>, ConfigError> {
+    let Some(token) = var(keys::SHOPIFY_ADMIN_TOKEN) else {
+        return Ok(None);
+    };
+    Ok(Some(ServeReportSettings {
+        shop: watched_shop().ok_or(ConfigError::NoShop)?,
+        token: SecretString::from(token),
+        api_version: admin_api_version()?,
+        admin_api_url: var(keys::SHOPIFY_ADMIN_API_URL),
+        value_source: value_source()?,
+    }))
 }

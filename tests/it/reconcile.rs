@@ -131,12 +131,19 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
     let shopify = FakeShopify::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
+    let admin_url = shopify.base_url();
     let relay = Relay::start(
         &data_dir,
         dir.path().join("serve.log"),
         SECRET,
         &pinterest,
-        &[("ORDER_SOURCES", "web")],
+        &[
+            ("ORDER_SOURCES", "web"),
+            // serve's own report page, GET /reconcile.
+            ("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("SHOPIFY_ADMIN_API_URL", &admin_url),
+            ("SHOPIFY_SHOP_DOMAINS", SHOP_DOMAIN),
+        ],
     );
 
     let seen = [
@@ -261,6 +268,39 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
         page.contains("#9008"),
         "the page lists the order to look at"
     );
+
+    // serve's page says the same, as JSON and as the HTML page.
+    let page: Value = client
+        .get(format!("{}/reconcile?since=14d&format=json", relay.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&page),
+        after,
+        "serve's /reconcile equals the CLI's report"
+    );
+    let html = client
+        .get(format!("{}/reconcile?since=14d", relay.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status(), 200);
+    assert!(
+        html.text()
+            .await
+            .unwrap()
+            .contains(r#"data-metric="totals.orders""#)
+    );
+    let bad = client
+        .get(format!("{}/reconcile?since=forever", relay.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
 
     // The table says the same in words.
     let (code, table, _) = reconcile(&data_dir, &shopify, &pinterest, &[]);

@@ -13,7 +13,7 @@ use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
 use crate::subscribe::pinrelay_bin;
 
 /// Settings the relay reads; cleared so the shell cannot change a test's outcome.
-const CLEARED_ENV: [&str; 16] = [
+const CLEARED_ENV: [&str; 19] = [
     "DEFAULT_COUNTRY",
     "ORDER_SOURCES",
     "SHOPIFY_SHOP_DOMAINS",
@@ -24,6 +24,9 @@ const CLEARED_ENV: [&str; 16] = [
     "INCLUDE_TEST_ORDERS",
     "SEND_POS_ORDERS",
     "RESEND_IN_DOUBT",
+    "SHOPIFY_ADMIN_TOKEN",
+    "SHOPIFY_ADMIN_API_URL",
+    "SHOP_DOMAIN",
     "VALUE_SOURCE",
     "CONTENT_ID",
     "MAX_RECEIVE_COUNT",

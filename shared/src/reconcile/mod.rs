@@ -2,7 +2,7 @@
 //! purchase events against your Shopify order count for the same period".
 //!
 //! Pure: the orders (from the Admin API), the ledger entries (from the relay's store) and the clock
-//! come in; a [`Report`] comes out. Each order is exactly one of:
+//! come in; a [`Report`] comes out ([`fetch`] gathers the two inputs). Each order is exactly one of:
 //!
 //! | status | meaning |
 //! |---|---|
@@ -15,6 +15,7 @@
 //! Accuracy is (sent + skipped by rule) / orders. A missing order placed within Pinterest's 7 days
 //! is `recoverable`: `pinrelay reconcile --backfill` sends it through the relay's own queue.
 
+mod fetch;
 mod html;
 mod render;
 
@@ -25,6 +26,7 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+pub use self::fetch::{Period, ReconcileError, fetch};
 pub use self::html::{escape, html};
 pub use self::render::table;
 use crate::ledger::{Entry, MatchKeys, Recorded, Subject};
