@@ -445,6 +445,16 @@ async fn metrics_json(State(app): State<Arc<App>>) -> Response {
     axum::Json(app.metrics.snapshot()).into_response()
 }
 
+/// Whether `peer` may read the reconcile report: this machine only (fails closed for any other).
+fn report_allowed(peer: SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        ip => ip.is_loopback(),
+    }
+}
+
 /// The query of `GET /reconcile`.
 #[derive(serde::Deserialize)]
 struct ReportQuery {
@@ -461,7 +471,7 @@ async fn reconcile_page(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<ReportQuery>,
 ) -> Response {
-    if !peer.ip().is_loopback() {
+    if !report_allowed(peer) {
         let why = "the reconcile report is served to this machine only (127.0.0.1 or ::1)";
         return (StatusCode::FORBIDDEN, why).into_response();
     }
@@ -499,6 +509,21 @@ async fn reconcile_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reconcile_report_is_for_this_machine_only() {
+        for ok in ["127.0.0.1:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+            assert!(report_allowed(ok.parse().unwrap()), "{ok}");
+        }
+        for no in [
+            "10.0.0.7:1",
+            "203.0.113.9:1",
+            "[2001:db8::1]:1",
+            "[::ffff:203.0.113.9]:1",
+        ] {
+            assert!(!report_allowed(no.parse().unwrap()), "{no}");
+        }
+    }
 
     #[test]
     fn a_batch_always_has_room_for_one_request_and_settling() {
