@@ -6,16 +6,22 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use pinrelay::queue::sqlite::{DB_FILE, DeadLetter, SqliteQueue};
+use pinrelay::sqlite::SqliteDatabase;
 
 /// Opens the queue of an existing data directory (never creates one).
 pub fn open_existing(data_dir: &Path) -> anyhow::Result<SqliteQueue> {
+    Ok(SqliteQueue::new(open_existing_db(data_dir)?))
+}
+
+/// Opens the relay database of an existing data directory (never creates one).
+pub fn open_existing_db(data_dir: &Path) -> anyhow::Result<SqliteDatabase> {
     let path = data_dir.join(DB_FILE);
     anyhow::ensure!(
         path.is_file(),
         "there is no relay database at {}; pass the --data-dir given to `pinrelay serve`",
         path.display()
     );
-    SqliteQueue::open_in(data_dir).with_context(|| format!("cannot open {}", path.display()))
+    SqliteDatabase::open_in(data_dir).with_context(|| format!("cannot open {}", path.display()))
 }
 
 /// Writes dead letters as an aligned table; the reason comes last and is never cut.

@@ -35,7 +35,6 @@ use pinrelay::queue::sqs::SqsQueue;
 use pinrelay::queue::{EncodedMessage, Envelope, MAX_ENQUEUE_BYTES, Queue};
 use pinrelay::reconcile::{self, Period, Quality, ReconcileError, Report};
 use pinrelay::shopify::admin::AdminApi;
-use pinrelay::sqlite::SqliteDatabase;
 
 /// Arguments of `pinrelay reconcile`.
 #[derive(clap::Args)]
@@ -128,13 +127,7 @@ enum Relay {
 impl Relay {
     async fn open(args: &Args) -> anyhow::Result<Self> {
         if args.stack.is_none() && args.table.is_none() {
-            crate::local::open_existing(&args.data_dir)?;
-            let db = SqliteDatabase::open_in(&args.data_dir).with_context(|| {
-                format!(
-                    "cannot open the relay database in {}",
-                    args.data_dir.display()
-                )
-            })?;
+            let db = crate::local::open_existing_db(&args.data_dir)?;
             return Ok(Relay::Local {
                 ledger: SqliteLedger::new(db.clone()),
                 queue: SqliteQueue::new(db),

@@ -18,10 +18,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::ledger::{Ledger, LedgerError, Subject};
+use crate::ledger::{Ledger, LedgerError};
 use crate::mapping::ValueSource;
 use crate::metrics::{Metrics, Unit, names};
-use crate::reconcile::{Report, Settings, ShopOrder, Status, Window, WindowError};
+use crate::reconcile::{
+    Orders, ReconcileError, Report, Settings, Status, Window, WindowError, fetch_orders,
+};
 use crate::shopify::admin::{AdminApi, AdminError, WebhookSubscription, topic_enum};
 
 /// The topics watched by default: the ones `pinrelay subscribe` creates.
@@ -200,29 +202,29 @@ pub async fn watch<L: Ledger>(
         .map_err(admin_step("read the shop's settings"))?;
     let tz = Window::time_zone(&info.iana_timezone)?;
     let (from, to) = period(now, config.lookback, config.settings.grace);
-    let orders = if from < to {
-        admin
-            .orders(from, to, &mut |_| {})
-            .await
-            .map_err(admin_step("listed the recent orders"))?
-    } else {
-        Vec::new()
-    };
-    let orders: Vec<ShopOrder> = orders
-        .iter()
-        .map(|o| ShopOrder::from_admin(o, config.value_source))
-        .collect();
-    // Ledger entries are keyed by the webhook's shop header, the myshopify domain.
-    let shop = info.myshopify_domain;
-    let entries = if orders.is_empty() {
-        Vec::new()
-    } else {
-        let subjects: Vec<Subject> = orders.iter().map(|o| Subject::Order { id: o.id }).collect();
-        ledger.lookup(&shop, &subjects, now).await?
-    };
     let day = |at: DateTime<Utc>| at.with_timezone(&tz).date_naive();
     let window = Window::dates(day(from), day(now), tz)?;
-    let report = Report::build(&shop, &window, &orders, &entries, now, &config.settings);
+    let orders = Orders {
+        from,
+        to,
+        value_source: config.value_source,
+        settings: config.settings,
+    };
+    let report = fetch_orders(
+        admin,
+        ledger,
+        &info.myshopify_domain,
+        &window,
+        &orders,
+        now,
+        &mut |_| {},
+    )
+    .await
+    .map_err(|e| match e {
+        ReconcileError::Admin(source) => admin_step("listed the recent orders")(source),
+        ReconcileError::Ledger(e) => WatchError::Ledger(e),
+        ReconcileError::Window(e) => WatchError::Window(e),
+    })?;
     Ok(summarize(subscriptions_missing, report))
 }
 
@@ -250,7 +252,8 @@ pub fn emit(metrics: &Metrics, r: &WatchReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Entry, MatchKeys, Recorded};
+    use crate::ledger::{Entry, MatchKeys, Recorded, Subject};
+    use crate::reconcile::ShopOrder;
 
     const URL: &str = "https://abc.lambda-url.us-east-1.on.aws/webhooks/shopify";
 

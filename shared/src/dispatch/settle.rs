@@ -267,14 +267,15 @@ fn log(message: &Received, context: Option<&Context>, event_id: Option<&str>, d:
     }
 }
 
+/// Counts a sent event's match keys, the ones its ledger entry records.
 fn count_match(c: &mut Counts, event: &Event, late: bool) {
-    let u = &event.user_data;
+    let keys = MatchKeys::of(event);
     c.late += u64::from(late);
-    c.with_email += u64::from(!u.em.is_empty());
-    c.with_phone += u64::from(!u.ph.is_empty());
-    c.with_click_id += u64::from(u.click_id.is_some());
-    c.with_ip_ua += u64::from(u.client_ip_address.is_some() && u.client_user_agent.is_some());
-    c.with_external_id += u64::from(!u.external_id.is_empty());
+    c.with_email += u64::from(keys.email);
+    c.with_phone += u64::from(keys.phone);
+    c.with_click_id += u64::from(keys.click_id);
+    c.with_ip_ua += u64::from(keys.ip_ua);
+    c.with_external_id += u64::from(keys.external_id);
 }
 
 /// Emits the batch's counts as metrics (skips and dead letters with their reason dimension).

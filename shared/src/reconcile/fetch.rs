@@ -1,5 +1,6 @@
 //! [`fetch`]: a reconcile report from its two sources, the shop's Admin API and the relay's outcome
-//! ledger. The one place that gathers them, for `pinrelay reconcile` and `pinrelay serve`'s page.
+//! ledger, for `pinrelay reconcile` and `pinrelay serve`'s page; [`fetch_orders`], the step it shares
+//! with the hourly watch, which reconciles hours rather than days.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -56,22 +57,74 @@ pub async fn fetch<L: Ledger>(
         Period::Dates { from, to } => Window::dates(*from, *to, tz)?,
     };
     let (start, end) = window.bounds();
-    let orders: Vec<ShopOrder> = admin
-        .orders(start, end.min(now), progress)
-        .await?
-        .iter()
-        .map(|o| ShopOrder::from_admin(o, value_source))
-        .collect();
-    let subjects: Vec<Subject> = orders.iter().map(|o| Subject::Order { id: o.id }).collect();
-    // Webhooks are filed under the shop's myshopify domain, whatever name the caller gave.
-    let domain = shop.myshopify_domain;
-    let entries = ledger.lookup(&domain, &subjects, now).await?;
-    Ok(Report::build(
-        &domain,
+    let orders = Orders {
+        from: start,
+        to: end.min(now),
+        value_source,
+        settings: Settings::default(),
+    };
+    fetch_orders(
+        admin,
+        ledger,
+        &shop.myshopify_domain,
         &window,
         &orders,
+        now,
+        progress,
+    )
+    .await
+}
+
+/// Which orders [`fetch_orders`] reads, and how it judges them.
+#[derive(Debug, Clone, Copy)]
+pub struct Orders {
+    /// Orders placed from this instant…
+    pub from: DateTime<Utc>,
+    /// …to this one (excluded).
+    pub to: DateTime<Utc>,
+    /// How the relay values an order (`VALUE_SOURCE`).
+    pub value_source: ValueSource,
+    /// The grace and age limits.
+    pub settings: Settings,
+}
+
+/// The shop's orders placed in `orders.from..orders.to` beside the ledger's entries, added up over
+/// the days of `window`. `domain` is the shop's myshopify domain: webhooks, and so the ledger, are
+/// filed under it, whatever name the caller gave. Nothing is asked of the Admin API for an empty
+/// range, nor of the ledger without orders.
+///
+/// # Errors
+/// [`ReconcileError::Admin`] or [`ReconcileError::Ledger`].
+pub async fn fetch_orders<L: Ledger>(
+    admin: &AdminApi,
+    ledger: &L,
+    domain: &str,
+    window: &Window,
+    orders: &Orders,
+    now: DateTime<Utc>,
+    progress: &mut (dyn FnMut(usize) + Send),
+) -> Result<Report, ReconcileError> {
+    let listed = if orders.from < orders.to {
+        admin.orders(orders.from, orders.to, progress).await?
+    } else {
+        Vec::new()
+    };
+    let listed: Vec<ShopOrder> = listed
+        .iter()
+        .map(|o| ShopOrder::from_admin(o, orders.value_source))
+        .collect();
+    let entries = if listed.is_empty() {
+        Vec::new()
+    } else {
+        let subjects: Vec<Subject> = listed.iter().map(|o| Subject::Order { id: o.id }).collect();
+        ledger.lookup(domain, &subjects, now).await?
+    };
+    Ok(Report::build(
+        domain,
+        window,
+        &listed,
         &entries,
         now,
-        &Settings::default(),
+        &orders.settings,
     ))
 }

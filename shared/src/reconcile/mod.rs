@@ -26,7 +26,7 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-pub use self::fetch::{Period, ReconcileError, fetch};
+pub use self::fetch::{Orders, Period, ReconcileError, fetch, fetch_orders};
 pub use self::html::{escape, html};
 pub use self::render::table;
 use crate::ledger::{Entry, MatchKeys, Recorded, Subject};
