@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
 /// The partition key attribute.
 pub(crate) const ID: &str = "id";
@@ -43,6 +43,11 @@ pub(crate) fn live_string<'a>(
 
 /// Items per `BatchWriteItem`, DynamoDB's limit.
 const BATCH_WRITE_MAX: usize = 25;
+/// Keys per `BatchGetItem`, DynamoDB's limit.
+const BATCH_GET_MAX: usize = 100;
+/// Scan pages one [`Table::delete_prefixes`] call reads at most (1 MB each): a large table's purge
+/// is bounded, and resumes on the next call (what was deleted is not read again).
+const SCAN_PAGES_PER_CALL: usize = 8;
 /// Attempts at writing back a batch's unprocessed items before giving up (the caller retries).
 const UNPROCESSED_ATTEMPTS: u32 = 8;
 
@@ -81,9 +86,17 @@ impl std::error::Error for TableError {
 
 /// DynamoDB kept returning unprocessed items.
 #[derive(Debug, thiserror::Error)]
-#[error("{left} deletes were still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)")]
+#[error("{left} {what} were still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)")]
 struct Throttled {
     left: usize,
+    what: &'static str,
+}
+
+/// A purge stopped after its page budget; the next call goes on.
+#[derive(Debug, thiserror::Error)]
+#[error("deleted {deleted} items, more are left; the next attempt goes on")]
+struct Unfinished {
+    deleted: u64,
 }
 
 impl Table {
@@ -174,6 +187,7 @@ impl Table {
                 "BatchWriteItem",
                 Throttled {
                     left: requests.len(),
+                    what: "deletes",
                 },
             ))
         }
@@ -197,25 +211,87 @@ impl Table {
         Ok(())
     }
 
-    /// Deletes every item whose id starts with `prefix` (a consistent Scan, page by page); returns
-    /// how many.
-    pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<u64, TableError> {
+    /// The items with these ids that exist, read consistently, 100 per `BatchGetItem`, keys left
+    /// unprocessed (throttling) read again with a backoff.
+    pub(crate) async fn get_many(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, TableError> {
+        let mut items = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_MAX) {
+            let keys = chunk
+                .iter()
+                .map(|id| HashMap::from([(ID.to_owned(), AttributeValue::S(id.clone()))]))
+                .collect::<Vec<_>>();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| self.error("BatchGetItem", e))?;
+            let mut done = false;
+            for attempt in 0..UNPROCESSED_ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+                }
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, request.clone())
+                    .send()
+                    .await
+                    .map_err(|e| self.error("BatchGetItem", e))?;
+                if let Some(mut responses) = output.responses {
+                    items.extend(responses.remove(&self.name).unwrap_or_default());
+                }
+                match output
+                    .unprocessed_keys
+                    .and_then(|mut left| left.remove(&self.name))
+                {
+                    Some(left) if !left.keys.is_empty() => request = left,
+                    _ => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if !done {
+                return Err(self.error(
+                    "BatchGetItem",
+                    Throttled {
+                        left: request.keys.len(),
+                        what: "reads",
+                    },
+                ));
+            }
+        }
+        Ok(items)
+    }
+
+    /// Deletes every item whose id starts with one of `prefixes` (a consistent Scan, page by page);
+    /// returns how many. At most [`SCAN_PAGES_PER_CALL`] pages a call: a table larger than that
+    /// returns an error after deleting what it read, and the next call (the retried compliance
+    /// message) goes on where it left off, since deleted items are not read again.
+    pub(crate) async fn delete_prefixes(&self, prefixes: &[String]) -> Result<u64, TableError> {
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         let mut deleted = 0u64;
-        loop {
-            let page = self
+        let filter = (0..prefixes.len())
+            .map(|i| format!("begins_with(#id, :p{i})"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        for _ in 0..SCAN_PAGES_PER_CALL {
+            let mut scan = self
                 .client
                 .scan()
                 .table_name(&self.name)
-                .filter_expression("begins_with(#id, :prefix)")
+                .filter_expression(&filter)
                 .projection_expression("#id")
                 .expression_attribute_names("#id", ID)
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.error("Scan", e))?;
+                .set_exclusive_start_key(start.take());
+            for (i, p) in prefixes.iter().enumerate() {
+                scan = scan.expression_attribute_values(format!(":p{i}"), AttributeValue::S(p.clone()));
+            }
+            let page = scan.send().await.map_err(|e| self.error("Scan", e))?;
             let ids: Vec<String> = page
                 .items
                 .unwrap_or_default()
@@ -232,5 +308,6 @@ impl Table {
                 _ => return Ok(deleted),
             }
         }
+        Err(self.error("Scan", Unfinished { deleted }))
     }
 }

@@ -13,16 +13,16 @@
 //!   request; [`mapping::require_identity`], checked once after enrichment (pure).
 //! - [`queue`]: the [`queue::Envelope`] that travels from ingest to dispatch, its wire encoding, the
 //!   [`queue::Queue`] and [`queue::Inbox`] ports, and their SQS and SQLite adapters.
-//! - [`idempotency`]: dedup keys and records, the [`idempotency::IdempotencyStore`] port, and its
-//!   DynamoDB and SQLite adapters.
+//! - [`idempotency`]: one record per event, keyed by what it is about: the exactly-once lock, what
+//!   became of the event (sent with its match keys, skipped, dead-lettered, in doubt, pending) and
+//!   so the merchant's ledger; the [`idempotency::IdempotencyStore`] port and its DynamoDB and
+//!   SQLite adapters.
 //! - [`profile`]: the [`profile::ProfileStore`] port for shopper profiles from the pixel, its
 //!   DynamoDB and SQLite adapters, and [`profile::apply`] (pure).
-//! - [`ledger`]: the outcome ledger (sent with match keys, skipped, dead-lettered, pending, per
-//!   order), the [`ledger::Ledger`] port and its DynamoDB and SQLite adapters.
-//! - [`reconcile`]: the shop's orders beside the ledger: each order sent, skipped, dead-lettered,
+//! - [`reconcile`]: the shop's orders beside their records: each order sent, skipped, dead-lettered,
 //!   pending or missing, per day, as a table, JSON or HTML (pure).
 //! - [`watch`]: the hourly watch: webhook subscriptions still point at the relay, recent orders all
-//!   reached it ([`watch::watch`] over the Admin API and the ledger), and the metrics it emits.
+//!   reached it ([`watch::watch`] over the Admin API and the records), and the metrics it emits.
 //! - [`dynamodb`]: the DynamoDB table the AWS adapters share (feature `dynamodb`).
 //! - [`sqlite`]: the relay database the embedded adapters share: worker thread, group commit,
 //!   schema and its version (feature `sqlite`).
@@ -47,7 +47,7 @@ pub mod dynamodb;
 mod fixtures;
 pub mod idempotency;
 pub mod ingest;
-pub mod ledger;
+
 pub mod mapping;
 pub mod metrics;
 pub mod pinterest;

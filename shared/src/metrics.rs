@@ -45,6 +45,8 @@ pub mod names {
     pub const EVENTS_DEAD_LETTERED: &str = "EventsDeadLettered";
     /// Events sent more than an hour after they happened (Pinterest counts them as offline).
     pub const EVENTS_LATE: &str = "EventsLate";
+    /// Deliveries of an event in doubt, held (nothing sent; its dead letter waits for a human).
+    pub const EVENTS_HELD_IN_DOUBT: &str = "EventsHeldInDoubt";
     /// Events never sent that grew too old for Pinterest (over 7 days): skipped, and alarmed.
     pub const EVENTS_EXPIRED: &str = "EventsExpired";
     /// Compliance webhooks handled.
@@ -78,7 +80,7 @@ pub mod names {
 }
 
 /// The metrics the EMF sink stores in CloudWatch, as (name, `Reason` dimension value): `None`
-/// is the metric with the `Function` dimension alone. Ten metrics, $3.00 a month; each is watched
+/// is the metric with the `Function` dimension alone. Eleven metrics, $3.30 a month; each is watched
 /// by an alarm in `template.yaml` or, for the watch's `OrdersChecked` and `ReconcileAccuracy`
 /// (one value an hour), drawn on the dashboard beside the alarmed `OrdersMissing`
 /// (`tests/it/template.rs` checks that alarms and dashboard use only these).
@@ -89,6 +91,7 @@ pub const PUBLISHED: &[(&str, Option<&str>)] = &[
     (names::EVENTS_FAILED, None),
     (names::PINTEREST_AUTH_FAILURES, None),
     (names::EVENTS_EXPIRED, None),
+    (names::EVENTS_DEAD_LETTERED, Some("in_doubt")),
     (names::WEBHOOK_SUBSCRIPTIONS_MISSING, None),
     (names::ORDERS_MISSING, None),
     (names::ORDERS_CHECKED, None),

@@ -1,6 +1,6 @@
 //! The relay database of `pinrelay serve`: one SQLite file, [`SqliteDatabase`], shared by the
 //! embedded adapters ([`crate::queue::sqlite`], [`crate::idempotency::sqlite`],
-//! [`crate::profile::sqlite`], [`crate::ledger::sqlite`]). It owns the schema of every table and its version, so the adapters
+//! [`crate::profile::sqlite`]). It owns the schema of every table and its version, so the adapters
 //! depend on it and never on each other.
 //!
 //! - One connection, owned by one dedicated thread, so blocking SQLite calls never run on the async
@@ -27,8 +27,10 @@ pub const DB_FILE: &str = "relay.db";
 
 /// The schema version this code writes (`PRAGMA user_version`).
 /// Version 2 added the `profiles` table; an older pinrelay refuses the file rather than ignore
-/// profiles it would then fail to redact. Version 3 added the `outcomes` ledger.
-const SCHEMA_VERSION: i64 = 3;
+/// profiles it would then fail to redact. Version 3 added the `outcomes` ledger. Version 4 made
+/// the record the ledger: `records` (one row per event, every state) and `dead_letter_counts`
+/// replace `idempotency` and `outcomes` ([`MIGRATE_TO_4`]).
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a transaction waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,23 +62,74 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     receive_count       INTEGER NOT NULL,
     dead_lettered_at_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS idempotency (
-    id                     TEXT    PRIMARY KEY,
-    status                 TEXT    NOT NULL,
-    expiration             INTEGER NOT NULL,
-    in_progress_expiration INTEGER
+CREATE TABLE IF NOT EXISTS records (
+    id            TEXT    PRIMARY KEY,
+    state         TEXT    NOT NULL,
+    event_id      TEXT,
+    holder        TEXT,
+    lock_until_ms INTEGER,
+    generation    INTEGER NOT NULL DEFAULT 0,
+    test          INTEGER NOT NULL DEFAULT 0,
+    settled       TEXT,
+    retrying      TEXT,
+    topic         TEXT,
+    expires_at    INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letter_counts (
+    shop       TEXT    NOT NULL,
+    day        TEXT    NOT NULL,
+    reason     TEXT    NOT NULL,
+    n          INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (shop, day, reason)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS profiles (
     id         TEXT    PRIMARY KEY,
     profile    TEXT    NOT NULL,
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outcomes (
-    id         TEXT    PRIMARY KEY,
-    outcome    TEXT    NOT NULL,
-    entry      TEXT    NOT NULL,
-    expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
+";
+
+/// From version 3 to 4: each idempotency record becomes a record (`COMPLETED` → `sent`, its
+/// details unknown; `INPROGRESS` → `in_progress` under its lock, so a holder that stopped is still
+/// found in doubt); the outcome ledger's details of a sent order (event id, match keys, value) are
+/// kept on its record, and its skipped and dead-lettered orders become records. Runs once, in the transaction that sets the version.
+const MIGRATE_TO_4: &str = "
+CREATE TABLE IF NOT EXISTS outcomes (id TEXT PRIMARY KEY, outcome TEXT NOT NULL, entry TEXT NOT NULL,
+    expires_at INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO records (id, state, holder, lock_until_ms, settled, expires_at, updated_at_ms)
+    SELECT id,
+           CASE status WHEN 'COMPLETED' THEN 'sent' ELSE 'in_progress' END,
+           CASE status WHEN 'INPROGRESS' THEN 'legacy' END,
+           in_progress_expiration,
+           CASE status WHEN 'COMPLETED' THEN '{\"outcome\":\"sent\",\"legacy\":true}' END,
+           expiration, 0
+    FROM idempotency;
+UPDATE records SET
+    event_id = json_extract(o.entry, '$.event_id'),
+    settled = json_object('outcome', 'sent', 'at', json_extract(o.entry, '$.at'), 'mode', 'live',
+        'match_keys', json(json_extract(o.entry, '$.match_keys')),
+        'value', json_extract(o.entry, '$.value'), 'currency', json_extract(o.entry, '$.currency'),
+        'late', json(CASE WHEN json_extract(o.entry, '$.late') THEN 'true' ELSE 'false' END))
+    FROM outcomes o
+    WHERE o.outcome = 'sent' AND records.state = 'sent'
+      AND records.id = json_extract(o.entry, '$.shop') || '#checkout#' || json_extract(o.entry, '$.subject.id');
+INSERT OR IGNORE INTO records (id, state, settled, topic, expires_at, updated_at_ms)
+    SELECT json_extract(entry, '$.shop') || '#checkout#' || json_extract(entry, '$.subject.id'),
+           outcome,
+           CASE outcome
+             WHEN 'skipped' THEN json_object('outcome', 'skipped', 'reason', json_extract(entry, '$.reason'),
+                 'detail', json_extract(entry, '$.detail'),
+                 'by_rule', json(CASE WHEN json_extract(entry, '$.by_rule') THEN 'true' ELSE 'false' END))
+             ELSE json_object('outcome', 'dead_lettered', 'reason', json_extract(entry, '$.reason'),
+                 'detail', json_extract(entry, '$.detail'))
+           END,
+           json_extract(entry, '$.topic'), expires_at, 0
+    FROM outcomes
+    WHERE outcome IN ('skipped', 'dead_lettered') AND json_extract(entry, '$.subject.kind') = 'order';
+DROP TABLE idempotency;
+DROP TABLE outcomes;
 ";
 
 /// Why the relay database failed.
@@ -244,8 +297,13 @@ impl SqliteDatabase {
                 found: version,
             });
         }
+        let migrate = if (1..=3).contains(&version) {
+            MIGRATE_TO_4
+        } else {
+            ""
+        };
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {SCHEMA} {migrate} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
         .map_err(open_error)?;
 

@@ -3,11 +3,11 @@
 //!
 //! Shopify deletes a webhook subscription after 8 failed deliveries over 4 hours; from then on
 //! every order is silently missing. [`watch`] checks two things over the ports the relay already
-//! has ([`AdminApi`], [`Ledger`]), with no AWS specifics:
+//! has ([`AdminApi`], [`IdempotencyStore`]), with no AWS specifics:
 //!
 //! 1. **subscriptions**: each watched topic has a subscription whose `uri` is the relay's webhook
 //!    URL ([`missing_topics`], pure);
-//! 2. **orders**: the orders created in `[now - lookback, now - grace)` beside the outcome ledger,
+//! 2. **orders**: the orders created in `[now - lookback, now - grace)` beside their records,
 //!    through [`Report::build`]; an order without a trace is missing ([`summarize`], pure).
 //!
 //! [`emit`] turns the [`WatchReport`] into the metrics the stack's alarms watch. The Lambda in
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::ledger::{Ledger, LedgerError};
+use crate::idempotency::{IdempotencyStore, StoreError};
 use crate::mapping::ValueSource;
 use crate::metrics::{Metrics, Unit, names};
 use crate::reconcile::{
@@ -97,11 +97,11 @@ pub enum WatchError {
         #[source]
         source: AdminError,
     },
-    /// The outcome ledger could not be read.
+    /// The relay's records could not be read.
     #[error(
-        "the watch cannot read the relay's outcome ledger: {0}. Check that the function's role may call dynamodb:BatchGetItem on IDEMPOTENCY_TABLE"
+        "the watch cannot read the relay's records: {0}. Check that the function's role may call dynamodb:BatchGetItem on IDEMPOTENCY_TABLE"
     )]
-    Ledger(#[from] LedgerError),
+    Records(#[from] StoreError),
     /// The shop's time zone is not one the watch knows.
     #[error("the watch cannot lay out the shop's days: {0}")]
     Window(#[from] WindowError),
@@ -177,15 +177,15 @@ pub fn period(
     (back(lookback).min(to), to)
 }
 
-/// Checks the subscriptions, then the orders of the lookback against the ledger.
+/// Checks the subscriptions, then the orders of the lookback against their records.
 ///
 /// # Errors
 /// [`WatchError::Admin`] when a Shopify call fails (after the client's own retries),
-/// [`WatchError::Ledger`] when the ledger cannot be read, [`WatchError::Window`] for a time zone
+/// [`WatchError::Records`] when the records cannot be read, [`WatchError::Window`] for a time zone
 /// the watch cannot use.
-pub async fn watch<L: Ledger>(
+pub async fn watch<S: IdempotencyStore>(
     admin: &AdminApi,
-    ledger: &L,
+    store: &S,
     config: &WatchConfig,
     now: DateTime<Utc>,
 ) -> Result<WatchReport, WatchError> {
@@ -212,7 +212,7 @@ pub async fn watch<L: Ledger>(
     };
     let report = fetch_orders(
         admin,
-        ledger,
+        store,
         &info.myshopify_domain,
         &window,
         &orders,
@@ -222,7 +222,7 @@ pub async fn watch<L: Ledger>(
     .await
     .map_err(|e| match e {
         ReconcileError::Admin(source) => admin_step("listed the recent orders")(source),
-        ReconcileError::Ledger(e) => WatchError::Ledger(e),
+        ReconcileError::Records(e) => WatchError::Records(e),
         ReconcileError::Window(e) => WatchError::Window(e),
     })?;
     Ok(summarize(subscriptions_missing, report))
@@ -252,7 +252,7 @@ pub fn emit(metrics: &Metrics, r: &WatchReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Entry, MatchKeys, Recorded, Subject};
+    use crate::idempotency::{IdempotencyKey, IdempotencyRecord, SentFacts, Settled};
     use crate::reconcile::ShopOrder;
 
     const URL: &str = "https://abc.lambda-url.us-east-1.on.aws/webhooks/shopify";
@@ -283,23 +283,22 @@ mod tests {
         }
     }
 
-    fn sent(id: u64) -> Entry {
-        Entry {
-            shop: "acme.myshopify.com".into(),
-            subject: Subject::Order { id },
-            topic: "orders/create".into(),
-            at: at("2026-12-01T09:00:00Z"),
-            outcome: Recorded::Sent {
-                event_id: id.to_string(),
-                match_keys: MatchKeys::default(),
+    fn sent(id: u64) -> IdempotencyRecord {
+        let when = at("2026-12-01T09:00:00Z");
+        IdempotencyRecord::settled(
+            IdempotencyKey::order("acme.myshopify.com", id).unwrap(),
+            Some(id.to_string()),
+            Settled::Sent(SentFacts {
+                at: Some(when),
                 value: Some("10.00".into()),
                 currency: Some("USD".into()),
-                late: false,
-            },
-        }
+                ..SentFacts::default()
+            }),
+            when,
+        )
     }
 
-    fn report(orders: &[ShopOrder], entries: &[Entry]) -> Report {
+    fn report(orders: &[ShopOrder], entries: &[IdempotencyRecord]) -> Report {
         let now = at("2026-12-01T12:00:00Z");
         let tz = Window::time_zone("America/New_York").unwrap();
         let window = Window::dates(

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 
-use super::model::{DispatchConfig, Disposition, Pending, STORE_CONCURRENCY};
-use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
+use super::model::{DeadLetterReason, DispatchConfig, Disposition, Pending, STORE_CONCURRENCY};
+use crate::idempotency::{Claim, ClaimRequest, Holder, IdempotencyKey, IdempotencyStore};
 
 /// One leader per key, and the followers of each leader with the leader's message id.
 pub(super) type Split<'a> = (Vec<Pending<'a>>, Vec<(Pending<'a>, String)>);
@@ -32,30 +32,38 @@ pub(super) fn leaders_and_followers(pending: Vec<Pending<'_>>) -> Split<'_> {
 }
 
 /// The leaders after claiming: those this invocation holds, and the others with their
-/// disposition (already sent, or locked elsewhere or unreachable: retried later).
+/// disposition (already sent, in doubt, or locked elsewhere or unreachable: retried later).
 pub(super) struct Claimed<'a> {
-    /// Keys this invocation holds until `lock_until`: send, then complete or release.
+    /// Keys this invocation holds until `lock_until`: send, then settle.
     pub held: Vec<Pending<'a>>,
     /// Keys taken over from an invocation that stopped while holding them: held, but in doubt.
     pub abandoned: Vec<Pending<'a>>,
-    /// Not held; nothing to release.
+    /// Not held; nothing to settle on the record.
     pub decided: Vec<(Pending<'a>, Disposition)>,
 }
 
-/// Claims every leader's key at once.
+/// Claims every leader's key at once. A claimed event takes the record's `event_id` (chosen by
+/// its first claim) and generation.
 pub(super) async fn claim<'a, S: IdempotencyStore>(
     store: &S,
     leaders: Vec<Pending<'a>>,
     config: &DispatchConfig,
+    holder: &Holder,
     now: DateTime<Utc>,
     lock_until: DateTime<Utc>,
 ) -> Claimed<'a> {
-    let claims: Vec<_> = futures::stream::iter(leaders.iter().map(|p| async move {
-        if is_resend(p) {
-            // A human replayed an in-doubt event: its key, recorded as sent, is released first.
-            store.release(&p.key).await?;
-        }
-        store.put_in_progress(&p.key, now, lock_until).await
+    let claims: Vec<_> = futures::stream::iter(leaders.iter().map(|p| {
+        let request = ClaimRequest {
+            key: p.key.clone(),
+            event_id: p.event.event_id.clone(),
+            holder: holder.clone(),
+            lock_until,
+            mode: config.mode,
+            resend: p.resend,
+            topic: p.context.topic.clone(),
+            legacy: p.legacy.clone(),
+        };
+        async move { store.claim(&request, now).await }
     }))
     .buffered(STORE_CONCURRENCY)
     .collect()
@@ -65,24 +73,38 @@ pub(super) async fn claim<'a, S: IdempotencyStore>(
         abandoned: Vec::new(),
         decided: Vec::new(),
     };
-    for (p, claim) in leaders.into_iter().zip(claims) {
+    for (mut p, claim) in leaders.into_iter().zip(claims) {
         let backoff = config.backoff(p.message.receive_count);
         let d = match claim {
-            Ok(Claim::Acquired) => {
+            Ok(Claim::Acquired {
+                event_id,
+                generation,
+            }) => {
+                p.event.event_id = event_id;
+                p.generation = generation;
                 out.held.push(p);
                 continue;
             }
-            Ok(Claim::Abandoned) if config.resend_in_doubt => {
-                tracing::warn!(key = %p.key, "the invocation that last held this event's key stopped while holding it; resending the event (RESEND_IN_DOUBT=true)");
-                out.held.push(p);
+            Ok(Claim::Abandoned {
+                event_id,
+                generation,
+            }) => {
+                p.event.event_id = event_id;
+                p.generation = generation;
+                if config.resend_in_doubt {
+                    tracing::warn!(key = %p.key, "the invocation that last held this event's key stopped while holding it; resending the event (RESEND_IN_DOUBT=true)");
+                    out.held.push(p);
+                } else {
+                    tracing::warn!(key = %p.key, "the invocation that last held this event's key stopped while holding it; the event is in doubt and is not sent again on its own");
+                    out.abandoned.push(p);
+                }
                 continue;
             }
-            Ok(Claim::Abandoned) => {
-                tracing::warn!(key = %p.key, "the invocation that last held this event's key stopped while holding it; the event is in doubt and is not sent again on its own");
-                out.abandoned.push(p);
-                continue;
-            }
-            Ok(Claim::AlreadyCompleted) => Disposition::Deduplicated,
+            Ok(Claim::AlreadySent { .. }) => Disposition::Deduplicated,
+            // A resend of an older generation: the record went in doubt again since, and a newer
+            // dead letter stands for it.
+            Ok(Claim::InDoubt { .. }) if p.resend.is_some() => Disposition::Deduplicated,
+            Ok(Claim::InDoubt { .. }) => Disposition::HeldInDoubt,
             Ok(Claim::InProgress { until_ms }) => {
                 let wait =
                     Duration::from_millis((until_ms - now.timestamp_millis()).max(0) as u64 + 1000);
@@ -98,14 +120,6 @@ pub(super) async fn claim<'a, S: IdempotencyStore>(
     out
 }
 
-/// True for a replayed in-doubt dead letter (a human's decision to send it again).
-fn is_resend(p: &Pending<'_>) -> bool {
-    p.message
-        .attributes
-        .get(crate::queue::attr::IN_DOUBT)
-        .is_some_and(|v| v == "true")
-}
-
 /// A follower's disposition from its leader's: sent or deduplicated → deduplicated; skipped →
 /// skipped alike; retried or dead-lettered → this copy is retried on its own.
 pub(super) fn follow(
@@ -115,6 +129,9 @@ pub(super) fn follow(
 ) -> Disposition {
     match leader {
         Some(Disposition::Sent | Disposition::Deduplicated) => Disposition::Deduplicated,
+        Some(Disposition::HeldInDoubt | Disposition::DeadLettered(DeadLetterReason::InDoubt(_))) => {
+            Disposition::HeldInDoubt
+        }
         Some(Disposition::Skipped(reason)) => Disposition::Skipped(reason.clone()),
         _ => Disposition::Retry(config.backoff(follower.message.receive_count)),
     }

@@ -7,15 +7,13 @@ use futures::StreamExt as _;
 
 use super::model::{DispatchConfig, Disposition, STORE_CONCURRENCY};
 use crate::idempotency::{IdempotencyKey, IdempotencyStore};
-use crate::ledger::Ledger;
 use crate::mapping::ComplianceRequest;
 use crate::profile::ProfileStore;
 
 /// Carries out one request: [`Disposition::Compliance`] when done, a retry when a store failed.
-pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, L: Ledger>(
+pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore>(
     store: &S,
     profiles: &P,
-    ledger: &L,
     config: &DispatchConfig,
     request: &ComplianceRequest,
     now: DateTime<Utc>,
@@ -42,7 +40,7 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, L: Ledger>(
             .await
         }
         ComplianceRequest::ShopRedact { shop_domain } => {
-            shop_redact(store, profiles, ledger, shop_domain).await
+            shop_redact(store, profiles, shop_domain).await
         }
     };
     if done {
@@ -93,14 +91,20 @@ async fn customer_redact<S: IdempotencyStore, P: ProfileStore>(
 ) -> bool {
     let mut keys = Vec::new();
     for order_id in orders {
+        keys.extend(IdempotencyKey::order(shop, *order_id).ok());
+        // A record of a pinrelay before one-record-per-event, keyed by the event_id.
         if let Some(event_id) = config.options.checkout_event_id(*order_id) {
-            keys.extend(IdempotencyKey::new(shop, "checkout", &event_id).ok());
+            keys.extend(
+                IdempotencyKey::new(shop, "checkout", &event_id)
+                    .ok()
+                    .filter(|k| !keys.contains(k)),
+            );
         }
     }
     if let Some(id) = customer_id {
         keys.extend(IdempotencyKey::new(shop, "signup", &format!("signup-{id}")).ok());
     }
-    let results = futures::future::join_all(keys.iter().map(|k| store.release(k))).await;
+    let results = futures::future::join_all(keys.iter().map(|k| store.forget(k))).await;
     let deleted_profiles = profiles.delete_profiles(shop, orders).await;
     let failed =
         results.iter().filter(|r| r.is_err()).count() + usize::from(deleted_profiles.is_err());
@@ -115,11 +119,11 @@ async fn customer_redact<S: IdempotencyStore, P: ProfileStore>(
     failed == 0
 }
 
-/// `shop/redact`: deletes every record, profile and ledger entry of the shop.
-async fn shop_redact<S: IdempotencyStore, P: ProfileStore, L: Ledger>(
+/// `shop/redact`: deletes every record and profile of the shop. A large table is purged over
+/// several deliveries (each goes on where the last stopped).
+async fn shop_redact<S: IdempotencyStore, P: ProfileStore>(
     store: &S,
     profiles: &P,
-    ledger: &L,
     shop: &str,
 ) -> bool {
     let deleted = async {
@@ -128,23 +132,21 @@ async fn shop_redact<S: IdempotencyStore, P: ProfileStore, L: Ledger>(
             .delete_shop_profiles(shop)
             .await
             .map_err(|e| e.to_string())?;
-        let entries = ledger.delete_shop(shop).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((records, deleted_profiles, entries))
+        Ok::<_, String>((records, deleted_profiles))
     };
     match deleted.await {
-        Ok((records, profiles, outcomes)) => {
+        Ok((records, profiles)) => {
             tracing::info!(
                 shop,
                 records,
                 profiles,
-                outcomes,
                 outcome = "compliance",
-                "shop/redact: deleted every record, profile and outcome of the shop"
+                "shop/redact: deleted every record and profile of the shop"
             );
             true
         }
         Err(e) => {
-            tracing::warn!(shop, error.message = %e, "shop/redact failed; will retry");
+            tracing::warn!(shop, error.message = %e, "shop/redact not finished; will retry");
             false
         }
     }

@@ -15,9 +15,10 @@
 //! 5. **enrich** ([`profiles::enrich`]): claimed order checkouts take what their profile adds, then
 //!    the identity check.
 //! 6. **send** ([`send`]): as few requests as possible; a whole-request 400 is split in halves.
-//! 7. **settle** ([`settle`]): keys completed or released, messages dead-lettered or delayed,
-//!    counted, logged once each, filed in the outcome ledger ([`crate::ledger`]), and the counts
-//!    emitted as metrics.
+//! 7. **settle** ([`settle`]): messages dead-lettered (in batches) or delayed, then each record
+//!    this invocation holds settled (sent, skipped, dead-lettered, in doubt, pending): the record
+//!    is the ledger reconcile reads ([`crate::idempotency`]). Counted, logged once each, and the
+//!    counts emitted as metrics.
 //!
 //! The stages share the types of [`model`] and never call each other; only this file orders them.
 //! The report names the messages to retry (batch item failures); every other message is settled:
@@ -39,34 +40,29 @@ use chrono::{DateTime, Utc};
 
 use self::model::Prepared;
 pub use self::model::{BatchReport, Counts, DeadLetterReason, DispatchConfig, Disposition};
-use self::settle::{About, Settler};
-use crate::idempotency::IdempotencyStore;
-use crate::ledger::Ledger;
+use self::settle::{Item, Settler};
+use crate::idempotency::{DoubtCause, Holder, IdempotencyStore};
 use crate::metrics::Metrics;
 use crate::pinterest::ConversionsApi;
 use crate::profile::ProfileStore;
 use crate::queue::{Inbox, Received};
 
-/// The dispatcher over its five ports: idempotency records, shopper profiles, the outcome ledger,
-/// the Conversions API and the inbox the messages came from.
-pub struct Dispatcher<S, P, L, A, I> {
+/// The dispatcher over its four ports: the records, shopper profiles, the Conversions API and the
+/// inbox the messages came from.
+pub struct Dispatcher<S, P, A, I> {
     store: S,
     profiles: P,
-    ledger: L,
     api: A,
     inbox: I,
     config: DispatchConfig,
     metrics: Metrics,
 }
 
-impl<S: IdempotencyStore, P: ProfileStore, L: Ledger, A: ConversionsApi, I: Inbox>
-    Dispatcher<S, P, L, A, I>
-{
+impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher<S, P, A, I> {
     /// Builds the dispatcher.
     pub fn new(
         store: S,
         profiles: P,
-        ledger: L,
         api: A,
         inbox: I,
         config: DispatchConfig,
@@ -75,7 +71,6 @@ impl<S: IdempotencyStore, P: ProfileStore, L: Ledger, A: ConversionsApi, I: Inbo
         Self {
             store,
             profiles,
-            ledger,
             api,
             inbox,
             config,
@@ -84,8 +79,8 @@ impl<S: IdempotencyStore, P: ProfileStore, L: Ledger, A: ConversionsApi, I: Inbo
     }
 
     /// Handles a batch. `deadline` is when the invocation ends: no Pinterest request starts that
-    /// could not finish before it (less `deadline_margin`); what is left is released and handed
-    /// back. Locks taken now expire one `request_timeout` after the deadline, so a crashed
+    /// could not finish before it (less `deadline_margin`, kept for settling); what is left is
+    /// handed back. Locks taken now expire one `request_timeout` after the deadline, so a crashed
     /// invocation blocks nothing for longer and a live one never outlives its locks.
     pub async fn dispatch(
         &self,
@@ -101,16 +96,17 @@ impl<S: IdempotencyStore, P: ProfileStore, L: Ledger, A: ConversionsApi, I: Inbo
             .ok()
             .and_then(|t| deadline.checked_add_signed(t))
             .unwrap_or(deadline);
+        let holder = Holder::new();
         let settler = Settler {
             store: &self.store,
-            ledger: &self.ledger,
             inbox: &self.inbox,
             config,
+            holder: &holder,
             now,
-            entries: Default::default(),
         };
         let mut report = BatchReport::default();
         report.counts.received = batch.len() as u64;
+        let mut items = Vec::with_capacity(batch.len());
 
         let mut events = Vec::new();
         let mut writes = Vec::new();
@@ -119,71 +115,70 @@ impl<S: IdempotencyStore, P: ProfileStore, L: Ledger, A: ConversionsApi, I: Inbo
                 Prepared::Event(p) => events.push(*p),
                 Prepared::Profile(write) => writes.push(write),
                 Prepared::Compliance(message, context, request) => {
-                    let d = compliance::comply(
-                        &self.store,
-                        &self.profiles,
-                        &self.ledger,
-                        config,
-                        &request,
-                        now,
+                    // Kept off the batch's deadline: a purge that cannot finish in half the
+                    // time left is retried (it goes on where it stopped).
+                    let left = cutoff.saturating_duration_since(Instant::now()) / 2;
+                    let d = tokio::time::timeout(
+                        left,
+                        compliance::comply(&self.store, &self.profiles, config, &request, now),
                     )
-                    .await;
-                    settler
-                        .settle(&mut report, message, Some(&context), None, d)
-                        .await;
+                    .await
+                    .unwrap_or(Disposition::Retry(config.retry_base));
+                    items.push(Item::plain(message, Some(context), d));
                 }
-                Prepared::Decided(message, context, subject, d) => {
-                    let about = subject.map(|subject| About {
-                        subject,
-                        event: None,
-                    });
-                    settler
-                        .settle(&mut report, message, context.as_ref(), about, d)
-                        .await;
+                Prepared::Decided(message, context, order, d) => {
+                    items.push(Item::decided(message, context, order, d));
                 }
             }
         }
 
         for (message, d) in profiles::record(&self.profiles, writes, config, now).await {
-            settler.settle(&mut report, message, None, None, d).await;
+            items.push(Item::plain(message, None, d));
         }
 
         let (leaders, followers) = claim::leaders_and_followers(events);
-        let claimed = claim::claim(&self.store, leaders, config, now, lock_until).await;
-        for (p, d) in claimed.decided {
-            settler.settle_event(&mut report, &p, d).await;
+        let claimed = claim::claim(&self.store, leaders, config, &holder, now, lock_until).await;
+        for (p, d) in &claimed.decided {
+            items.push(Item::unheld(p, d.clone()));
         }
-        let in_doubt = claimed.abandoned.into_iter();
-        let in_doubt = in_doubt.map(|p| (p, Disposition::DeadLettered(DeadLetterReason::InDoubt)));
-        settler.settle_held(&mut report, in_doubt.collect()).await;
+        for p in &claimed.abandoned {
+            let d = Disposition::DeadLettered(DeadLetterReason::InDoubt(DoubtCause::HolderStopped));
+            items.push(Item::held(p, d, config, now));
+        }
 
         let mut held = Vec::with_capacity(claimed.held.len());
-        let mut expired = Vec::new();
         for p in claimed.held {
             match prepare::expiry(&p, config, now) {
-                Some(reason) => expired.push((p, Disposition::Skipped(reason))),
+                Some(reason) => items.push(Item::held(&p, Disposition::Skipped(reason), config, now)),
                 None => held.push(p),
             }
         }
-        settler.settle_held(&mut report, expired).await;
 
         let enriched =
             profiles::enrich(&self.profiles, held, config.order_consent_policy, now).await;
         report.counts.enriched += enriched.enriched;
-        settler.settle_held(&mut report, enriched.skipped).await;
+        for (p, d) in &enriched.skipped {
+            items.push(Item::held(p, d.clone(), config, now));
+        }
 
         let sent = send::send(&self.api, enriched.to_send, config, &self.metrics, cutoff).await;
         report.counts.sent += sent.sent;
         report.counts.failed += sent.failed;
         report.counts.auth_failures += sent.auth_failures;
-        settler.settle_held(&mut report, sent.results).await;
-
-        for (p, leader_id) in followers {
-            let d = claim::follow(report.dispositions.get(&leader_id), &p, config);
-            settler.settle_event(&mut report, &p, d).await;
+        for (p, d) in &sent.results {
+            items.push(Item::held(p, d.clone(), config, now));
         }
+        settler.settle(&mut report, items).await;
 
-        settler.file_outcomes().await;
+        let follower_items = followers
+            .iter()
+            .map(|(p, leader_id)| {
+                let d = claim::follow(report.dispositions.get(leader_id), p, config);
+                Item::unheld(p, d)
+            })
+            .collect();
+        settler.settle(&mut report, follower_items).await;
+
         settle::emit(&self.metrics, &report.counts);
         report
     }

@@ -6,10 +6,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::browser::Profile;
-use crate::idempotency::IdempotencyKey;
-use crate::ledger::Subject;
+use crate::idempotency::{DoubtCause, IdempotencyKey, Mode};
 use crate::mapping::{ComplianceRequest, Options, OrderRef, SkipReason};
-use crate::pinterest::{Event, EventBatch};
+use crate::pinterest::{Event, EventBatch, MatchKeyCounts};
 use crate::profile::ConsentPolicy;
 use crate::queue::{Received, Source};
 
@@ -49,6 +48,9 @@ pub struct DispatchConfig {
     /// relying on Pinterest's deduplication) instead of dead-lettered `in_doubt` (the default:
     /// never twice, a human replays).
     pub resend_in_doubt: bool,
+    /// [`Mode::Test`] when events go with `test=true` or to a dry run: recorded as test sends,
+    /// which never stop a live send of the same event.
+    pub mode: Mode,
 }
 
 impl Default for DispatchConfig {
@@ -65,6 +67,7 @@ impl Default for DispatchConfig {
             request_timeout: Duration::from_secs(10),
             deadline_margin: Duration::from_secs(2),
             resend_in_doubt: false,
+            mode: Mode::Live,
         }
     }
 }
@@ -93,6 +96,9 @@ pub enum Disposition {
     ProfileRecorded,
     /// Moved to the dead-letter queue with this reason.
     DeadLettered(DeadLetterReason),
+    /// Its event is in doubt (its dead letter waits for a human's `pinrelay replay --in-doubt`):
+    /// nothing is sent.
+    HeldInDoubt,
     /// Handed back to the queue for another attempt after the delay.
     Retry(Duration),
 }
@@ -107,6 +113,7 @@ impl Disposition {
             Disposition::Compliance => "compliance",
             Disposition::ProfileRecorded => "profile_recorded",
             Disposition::DeadLettered(_) => "dead_lettered",
+            Disposition::HeldInDoubt => "held_in_doubt",
             Disposition::Retry(_) => "retried",
         }
     }
@@ -123,11 +130,11 @@ pub enum DeadLetterReason {
     ComplianceMismatch(String),
     /// Pinterest refused the event for good.
     PinterestRejected(String),
-    /// The relay stopped (killed, crashed) while the event's request to Pinterest was in flight:
-    /// Pinterest may have it. It is not sent again on its own, since Pinterest documents no
-    /// deduplication of two Conversions API events; its key is recorded as sent, and `pinrelay
-    /// replay` sends it again when a human decides Pinterest does not have it.
-    InDoubt,
+    /// Pinterest may have the event (its request got no answer, or the relay stopped while it may
+    /// have been sending): it is not sent again on its own, since Pinterest documents no
+    /// deduplication of two Conversions API events. Its record is `in_doubt`; `pinrelay replay
+    /// --in-doubt` sends it again, once, when a human decides Pinterest does not have it.
+    InDoubt(DoubtCause),
     /// Every delivery the queue allows failed with a retryable error.
     RetriesExhausted {
         /// Deliveries so far.
@@ -144,7 +151,7 @@ impl DeadLetterReason {
             DeadLetterReason::InvalidPayload(_) => "invalid_payload",
             DeadLetterReason::ComplianceMismatch(_) => "compliance_mismatch",
             DeadLetterReason::PinterestRejected(_) => "pinterest_rejected",
-            DeadLetterReason::InDoubt => "in_doubt",
+            DeadLetterReason::InDoubt(_) => "in_doubt",
             DeadLetterReason::RetriesExhausted { .. } => "retries_exhausted",
         }
     }
@@ -162,9 +169,10 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::RetriesExhausted { attempts } => {
                 write!(f, "{label}: still failing after {attempts} attempts")
             }
-            DeadLetterReason::InDoubt => write!(
+            DeadLetterReason::InDoubt(cause) => write!(
                 f,
-                "{label}: the relay stopped while sending this event, so Pinterest may already have it; it is not resent on its own. Replay it if Pinterest's Events Manager (or pinrelay reconcile) shows it missing"
+                "{label}: {}, so Pinterest may already have this event; it is not resent on its own. If Pinterest's Event History does not show it, run pinrelay replay --in-doubt",
+                cause.describe()
             ),
         }
     }
@@ -188,27 +196,22 @@ pub(super) struct Context {
 pub(super) struct Pending<'a> {
     /// The queue message.
     pub message: &'a Received,
-    /// The event's idempotency key.
+    /// The event's record key (what it is about).
     pub key: IdempotencyKey,
-    /// The event, enriched in place.
+    /// The key a pinrelay before one-record-per-event used, when it differs.
+    pub legacy: Option<IdempotencyKey>,
+    /// A human's resend of an in-doubt event: the record generation it was issued for.
+    pub resend: Option<u32>,
+    /// The record's generation, once claimed.
+    pub generation: u32,
+    /// Why the last attempt failed, for a `pending` record (never personal data).
+    pub last_error: Option<String>,
+    /// The event, enriched in place; its `event_id` is the record's once claimed.
     pub event: Event,
     /// The order behind a `checkout`, as `mapping` read it.
     pub order: Option<OrderRef>,
     /// For the logs.
     pub context: Context,
-}
-
-impl Pending<'_> {
-    /// What the outcome ledger files the event under: its order, or the event itself.
-    pub fn subject(&self) -> Subject {
-        match &self.order {
-            Some(order) => Subject::Order { id: order.id },
-            None => Subject::Event {
-                name: self.event.event_name.clone(),
-                id: self.event.event_id.clone(),
-            },
-        }
-    }
 }
 
 /// A browser checkout to record as its order's shopper profile.
@@ -234,7 +237,7 @@ pub(super) enum Prepared<'a> {
     /// A compliance request to carry out.
     Compliance(&'a Received, Context, ComplianceRequest),
     /// Already decided: skipped or dead-lettered, with the order it is about when known.
-    Decided(&'a Received, Option<Context>, Option<Subject>, Disposition),
+    Decided(&'a Received, Option<Context>, Option<u64>, Disposition),
 }
 
 /// Counts of one batch, also emitted as metrics.
@@ -268,16 +271,10 @@ pub struct Counts {
     pub profiles_recorded: u64,
     /// Order checkouts enriched from a profile.
     pub enriched: u64,
-    /// Processed events carrying each identifier: em, ph, click_id, ip+ua, external_id.
-    pub with_email: u64,
-    /// See `with_email`.
-    pub with_phone: u64,
-    /// See `with_email`.
-    pub with_click_id: u64,
-    /// See `with_email`.
-    pub with_ip_ua: u64,
-    /// See `with_email`.
-    pub with_external_id: u64,
+    /// Messages whose event is in doubt (held, nothing sent).
+    pub held_in_doubt: u64,
+    /// The match keys of the processed events.
+    pub matched: MatchKeyCounts,
 }
 
 /// The result of [`super::Dispatcher::dispatch`].
@@ -316,7 +313,8 @@ mod tests {
             DeadLetterReason::ComplianceMismatch("shop".into()),
             DeadLetterReason::PinterestRejected("bad currency".into()),
             DeadLetterReason::RetriesExhausted { attempts: 5 },
-            DeadLetterReason::InDoubt,
+            DeadLetterReason::InDoubt(DoubtCause::NoAnswer),
+            DeadLetterReason::InDoubt(DoubtCause::HolderStopped),
         ];
         for reason in reasons {
             let text = reason.to_string();

@@ -7,9 +7,8 @@ use super::model::{
 };
 use crate::browser::{self, BrowserOutcome, ReceivedBrowserEvent};
 use crate::idempotency::IdempotencyKey;
-use crate::ledger::Subject;
-use crate::mapping::{self, MappingError, Outcome, SkipReason};
-use crate::queue::{Envelope, Received, Source};
+use crate::mapping::{self, MappingError, Outcome, SkipReason, json_error_summary};
+use crate::queue::{Envelope, RelayFacts, Received, Source};
 
 /// The skip of a claimed event older than Pinterest accepts (`max_event_age`). Checked after the
 /// claim, so that an event already sent is deduplicated however old its redelivery.
@@ -49,7 +48,7 @@ pub(super) fn prepare<'a>(
     let conversion = if envelope.source == Source::Browser {
         let received: ReceivedBrowserEvent = match serde_json::from_slice(&envelope.body) {
             Ok(received) => received,
-            Err(e) => return decided(context, invalid(e.to_string())),
+            Err(e) => return decided(context, invalid(json_error_summary(&e))),
         };
         match browser::translate(&received, now) {
             BrowserOutcome::Send(event) => mapping::Conversion {
@@ -72,13 +71,7 @@ pub(super) fn prepare<'a>(
         match mapping::translate(&envelope.metadata, &envelope.body, &config.options, now) {
             Ok(Outcome::Send(conversion)) => *conversion,
             Ok(Outcome::Skip { reason, order }) => {
-                let subject = order.map(|id| Subject::Order { id });
-                return Prepared::Decided(
-                    message,
-                    Some(context),
-                    subject,
-                    Disposition::Skipped(reason),
-                );
+                return Prepared::Decided(message, Some(context), order, Disposition::Skipped(reason));
             }
             Ok(Outcome::Compliance(request)) => {
                 return Prepared::Compliance(message, context, request);
@@ -92,13 +85,27 @@ pub(super) fn prepare<'a>(
     };
 
     let event = conversion.event;
-    let key = match IdempotencyKey::new(&context.shop, &event.event_name, &event.event_id) {
+    // The record is keyed by what the event is about: an order's checkout by the order id (never by
+    // the event_id, which a setting chooses), any other event by its own id.
+    let key = match &conversion.order {
+        Some(order) => IdempotencyKey::order(&context.shop, order.id),
+        None => IdempotencyKey::new(&context.shop, &event.event_name, &event.event_id),
+    };
+    let key = match key {
         Ok(key) => key,
         Err(e) => return decided(context, invalid(e.to_string())),
     };
+    // Before one-record-per-event an order's record was keyed by its event_id.
+    let legacy = IdempotencyKey::new(&context.shop, &event.event_name, &event.event_id)
+        .ok()
+        .filter(|legacy| *legacy != key);
     Prepared::Event(Box::new(Pending {
         message,
         key,
+        legacy,
+        resend: RelayFacts::of(&message.attributes).resend,
+        generation: 0,
+        last_error: None,
         event,
         order: conversion.order,
         context,
@@ -172,7 +179,7 @@ mod tests {
             Prepared::Decided(
                 _,
                 Some(_),
-                Some(Subject::Order { id: 1 }),
+                Some(1),
                 Disposition::Skipped(SkipReason::TestOrder)
             )
         ));

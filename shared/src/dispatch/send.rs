@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::model::{DeadLetterReason, DispatchConfig, Disposition, Pending};
+use crate::idempotency::DoubtCause;
 use crate::mapping::SkipReason;
 use crate::metrics::{Metrics, Unit, names};
 use crate::pinterest::{ConversionsApi, ConversionsApiError, Event, EventBatch, EventStatus};
@@ -48,7 +49,8 @@ pub(super) async fn send<'a, A: ConversionsApi>(
                 events = left,
                 "the invocation's deadline is near: events not sent are handed back for another delivery"
             );
-            for p in std::iter::once(group).chain(queue.drain(..)).flatten() {
+            for mut p in std::iter::once(group).chain(queue.drain(..)).flatten() {
+                p.last_error = Some("not sent before the invocation's deadline".to_owned());
                 out.results.push((p, Disposition::Retry(Duration::ZERO)));
             }
             break;
@@ -71,14 +73,14 @@ fn refused(p: &Pending<'_>, why: String) -> Disposition {
     }
 }
 
-/// An event whose request Pinterest may have applied: a dead letter `in_doubt` (its key is then
-/// recorded as sent), never resent on its own; a storefront browser event, which a human would
-/// not replay, is retried instead.
+/// An event whose request Pinterest may have applied: a dead letter `in_doubt` (its record is then
+/// `in_doubt`), never resent on its own; a storefront browser event, which a human would not
+/// replay, is retried instead.
 fn in_doubt(p: &Pending<'_>, config: &DispatchConfig) -> Disposition {
     if p.context.source == Some(Source::Browser) {
         Disposition::Retry(config.backoff(p.message.receive_count))
     } else {
-        Disposition::DeadLettered(DeadLetterReason::InDoubt)
+        Disposition::DeadLettered(DeadLetterReason::InDoubt(DoubtCause::NoAnswer))
     }
 }
 
@@ -136,7 +138,8 @@ async fn send_group<'a, A: ConversionsApi>(
             } else {
                 tracing::warn!(error.message = %e, kind = e.kind(), events = group.len(), retryable, "Pinterest request failed");
             }
-            for p in group {
+            for mut p in group {
+                p.last_error = Some(format!("Pinterest request failed: {}", e.kind()));
                 let d = if e.is_in_doubt() && !config.resend_in_doubt {
                     in_doubt(&p, config)
                 } else if e.is_in_doubt() {

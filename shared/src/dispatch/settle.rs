@@ -1,9 +1,10 @@
-//! Stage 7: what each message's disposition requires. A held key is completed (sent) or released
-//! (anything else); a dead letter is moved with its reason, a retry gets its delay; every message is
-//! counted and logged once, in one compact line, and what it settled about an order or event is
-//! filed in the outcome ledger. The batch's counts become metrics.
-
-use std::sync::Mutex;
+//! Stage 7: what each message's disposition requires, for a whole group of messages at once.
+//! Dead letters are moved first (in as few requests as the queue allows), so a record says
+//! `dead_lettered` or `in_doubt` only once its letter is stored; then retry delays are set, and
+//! every record this invocation holds is settled (sent, skipped, dead-lettered, in doubt, or
+//! pending), with a decision about an order taken without the lock recorded on the order's record
+//! and a dead letter without a subject counted. Each message is counted and logged once, in one
+//! compact line. The batch's counts become metrics.
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
@@ -12,214 +13,344 @@ use super::model::{
     BatchReport, Context, Counts, DeadLetterReason, DispatchConfig, Disposition, Pending,
     STORE_CONCURRENCY,
 };
-use crate::idempotency::IdempotencyStore;
-use crate::ledger::{Entry, LEDGER_TTL_SECONDS, Ledger, MatchKeys, Recorded, Subject};
+use crate::idempotency::{
+    Holder, IdempotencyKey, IdempotencyStore, LetterFacts, Retrying, SentFacts, Settled,
+    Settlement, SkipFacts, Unheld,
+};
 use crate::mapping::SkipReason;
 use crate::metrics::{Metrics, Unit, names};
-use crate::pinterest::Event;
-use crate::queue::{Inbox, Received};
+use crate::pinterest::{Event, MatchKeys};
+use crate::queue::{Inbox, Letter, Received, RelayFacts};
+
+/// Where dead letters without a shop are counted.
+const UNKNOWN_SHOP: &str = "unknown";
 
 /// Settles messages of one batch into its report.
-pub(super) struct Settler<'d, S, L, I> {
-    /// Where held keys are completed or released.
+pub(super) struct Settler<'d, S, I> {
+    /// Where records are settled.
     pub store: &'d S,
-    /// Where outcomes are filed.
-    pub ledger: &'d L,
     /// Where dead letters and retry delays go.
     pub inbox: &'d I,
-    /// Retry limits and the late threshold.
+    /// Retry limits, the late threshold and the send mode.
     pub config: &'d DispatchConfig,
+    /// The holder of this invocation's locks.
+    pub holder: &'d Holder,
     /// The batch's clock.
     pub now: DateTime<Utc>,
-    /// Outcomes settled so far, written together by [`Settler::file_outcomes`].
-    pub entries: Mutex<Vec<Entry>>,
 }
 
-/// What a settled message is about, for the ledger and the log line.
-pub(super) struct About<'a> {
-    /// The order or event.
-    pub subject: Subject,
-    /// The event, once there is one.
-    pub event: Option<&'a Event>,
+/// What a settled message writes to the records.
+pub(super) enum Write {
+    /// Nothing (a duplicate, a profile, a compliance request, a skip of something not an order).
+    Nothing,
+    /// The record this invocation holds.
+    Held {
+        /// Its key.
+        key: IdempotencyKey,
+        /// What was sent, for a sent event.
+        sent: Option<SentFacts>,
+        /// Its generation (an in-doubt letter carries the next one).
+        generation: u32,
+        /// Why the last attempt failed.
+        last_error: Option<String>,
+    },
+    /// A decision about an order taken without the lock.
+    Order(IdempotencyKey),
+    /// A dead letter without a subject: counted by reason.
+    Count,
 }
 
-impl<S: IdempotencyStore, L: Ledger, I: Inbox> Settler<'_, S, L, I> {
-    /// Settles events whose keys this invocation holds: sent ones are completed, all others
-    /// released (so a later delivery may try again), all at once; then each is settled.
-    pub async fn settle_held(
-        &self,
-        report: &mut BatchReport,
-        results: Vec<(Pending<'_>, Disposition)>,
-    ) {
-        let in_doubt = |d: &Disposition| *d == Disposition::DeadLettered(DeadLetterReason::InDoubt);
-        futures::stream::iter(results.iter().map(|(p, d)| async move {
-            if *d == Disposition::Sent {
-                if let Err(e) = self.store.complete(&p.key, self.now).await {
-                    tracing::error!(key = %p.key, error.message = %e, "event sent but not recorded as completed; a redelivery may send it again");
-                }
-            } else if in_doubt(d) {
-                // Completed once its dead letter is stored (below), not before.
-            } else if let Err(e) = self.store.release(&p.key).await {
-                tracing::warn!(key = %p.key, error.message = %e, "could not release the event's key; its lock expires");
-            }
-        }))
-        .buffer_unordered(STORE_CONCURRENCY)
-        .for_each(|()| async {})
-        .await;
-        for (p, d) in results {
-            if d == Disposition::Sent {
-                count_match(&mut report.counts, &p.event, self.is_late(&p.event));
-            }
-            let doubted = in_doubt(&d);
-            self.settle_event(report, &p, d).await;
-            // An in-doubt event may have been sent: once its dead letter is stored, its key is
-            // completed, so no later delivery sends it on its own. If the dead letter could not be
-            // stored, the key stays locked: the next delivery after the lock finds it abandoned and
-            // tries the dead letter again.
-            let stored = report.dispositions.get(&p.message.id).is_some_and(in_doubt);
-            if doubted
-                && stored
-                && let Err(e) = self.store.complete(&p.key, self.now).await
-            {
-                tracing::warn!(key = %p.key, error.message = %e, "could not record the in-doubt event's key; its lock expires and the next delivery finds it abandoned");
-            }
+/// One message to settle.
+pub(super) struct Item<'m> {
+    /// The message.
+    pub message: &'m Received,
+    /// What the logs say about it.
+    pub context: Option<Context>,
+    /// The event's `event_id`, once there is one.
+    pub event_id: Option<String>,
+    /// What it writes.
+    pub write: Write,
+    /// What became of it.
+    pub disposition: Disposition,
+}
+
+impl<'m> Item<'m> {
+    /// A message settled without touching a record.
+    pub fn plain(message: &'m Received, context: Option<Context>, d: Disposition) -> Self {
+        Self {
+            message,
+            context,
+            event_id: None,
+            write: Write::Nothing,
+            disposition: d,
         }
     }
 
-    fn is_late(&self, event: &Event) -> bool {
-        self.now.timestamp() - event.event_time > self.config.late_after.as_secs() as i64
-    }
-
-    /// Settles an event whose key this invocation does not hold.
-    pub async fn settle_event(&self, report: &mut BatchReport, p: &Pending<'_>, d: Disposition) {
-        let about = About {
-            subject: p.subject(),
-            event: Some(&p.event),
-        };
-        self.settle(report, p.message, Some(&p.context), Some(about), d)
-            .await;
-    }
-
-    /// Writes the outcomes settled so far to the ledger, all at once. A failed write is logged
-    /// and costs nothing else: the ledger informs reconcile, it never decides.
-    pub async fn file_outcomes(&self) {
-        let entries = std::mem::take(&mut *self.entries.lock().unwrap_or_else(|e| e.into_inner()));
-        let expires_at = self.now.timestamp() + LEDGER_TTL_SECONDS;
-        futures::stream::iter(entries.iter().map(|entry| async move {
-            if let Err(e) = self.ledger.record(entry, expires_at).await {
-                tracing::warn!(subject = %entry.subject, shop = %entry.shop, outcome = entry.outcome.label(), error.message = %e, "could not file the outcome in the ledger; reconcile will not see it");
+    /// A message decided before any claim: a skip or dead letter of an order is recorded on the
+    /// order's record, a dead letter without an order is counted.
+    pub fn decided(
+        message: &'m Received,
+        context: Option<Context>,
+        order: Option<u64>,
+        d: Disposition,
+    ) -> Self {
+        let shop = context.as_ref().map_or(UNKNOWN_SHOP, |c| c.shop.as_str());
+        let write = match (&d, order) {
+            (Disposition::Skipped(_) | Disposition::DeadLettered(_), Some(id)) => {
+                IdempotencyKey::order(shop, id).map_or(Write::Nothing, Write::Order)
             }
-        }))
+            (Disposition::DeadLettered(_), None) => Write::Count,
+            _ => Write::Nothing,
+        };
+        Self {
+            message,
+            context,
+            event_id: None,
+            write,
+            disposition: d,
+        }
+    }
+
+    /// An event whose record this invocation does not hold.
+    pub fn unheld(p: &Pending<'m>, d: Disposition) -> Self {
+        Self {
+            message: p.message,
+            context: Some(p.context.clone()),
+            event_id: Some(p.event.event_id.clone()),
+            write: Write::Nothing,
+            disposition: d,
+        }
+    }
+
+    /// An event whose record this invocation holds.
+    pub fn held(
+        p: &Pending<'m>,
+        d: Disposition,
+        config: &DispatchConfig,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let sent = (d == Disposition::Sent).then(|| {
+            let custom = p.event.custom_data.as_ref();
+            SentFacts {
+                at: Some(now),
+                mode: config.mode,
+                match_keys: MatchKeys::of(&p.event),
+                value: custom.and_then(|c| c.value.clone()),
+                currency: custom.and_then(|c| c.currency.clone()),
+                late: is_late(config, &p.event, now),
+                legacy: false,
+            }
+        });
+        Self {
+            message: p.message,
+            context: Some(p.context.clone()),
+            event_id: Some(p.event.event_id.clone()),
+            write: Write::Held {
+                key: p.key.clone(),
+                sent,
+                generation: p.generation,
+                last_error: p.last_error.clone(),
+            },
+            disposition: d,
+        }
+    }
+}
+
+fn is_late(config: &DispatchConfig, event: &Event, now: DateTime<Utc>) -> bool {
+    now.timestamp() - event.event_time > config.late_after.as_secs() as i64
+}
+
+/// The reason facts a record keeps of a skip.
+fn skip_facts(reason: &SkipReason) -> SkipFacts {
+    SkipFacts {
+        reason: reason.label().to_owned(),
+        detail: reason.to_string(),
+        by_rule: reason.is_rule(),
+    }
+}
+
+/// The reason facts a record keeps of a dead letter.
+fn letter_facts(reason: &DeadLetterReason) -> LetterFacts {
+    LetterFacts {
+        reason: reason.label().to_owned(),
+        detail: reason.to_string(),
+    }
+}
+
+impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
+    /// Settles `items`: dead letters, retry delays, record writes (all at once), then counts, logs
+    /// and dispositions.
+    pub async fn settle(&self, report: &mut BatchReport, mut items: Vec<Item<'_>>) {
+        let config = self.config;
+        for item in &mut items {
+            if matches!(item.disposition, Disposition::Retry(_))
+                && item.message.receive_count >= config.max_receive_count
+            {
+                item.disposition = Disposition::DeadLettered(DeadLetterReason::RetriesExhausted {
+                    attempts: item.message.receive_count,
+                });
+            }
+        }
+
+        // Dead letters first: a record says dead-lettered or in doubt only once its letter is stored.
+        let letters: Vec<(usize, String, RelayFacts)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| match &item.disposition {
+                Disposition::DeadLettered(reason) => {
+                    let mut relay = RelayFacts::of(&item.message.attributes);
+                    relay.resend = None;
+                    relay.in_doubt = match (reason, &item.write) {
+                        (DeadLetterReason::InDoubt(_), Write::Held { generation, .. }) => {
+                            Some(generation + 1)
+                        }
+                        _ => None,
+                    };
+                    Some((i, reason.to_string(), relay))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut unstored_doubt = vec![false; items.len()];
+        if !letters.is_empty() {
+            let requests: Vec<Letter<'_>> = letters
+                .iter()
+                .map(|(i, reason, relay)| Letter {
+                    message: items[*i].message,
+                    reason,
+                    relay: Some(relay),
+                })
+                .collect();
+            let results = self.inbox.dead_letter_many(&requests).await;
+            for ((i, _, _), result) in letters.iter().zip(results) {
+                if let Err(e) = result {
+                    let item = &mut items[*i];
+                    tracing::error!(message_id = %item.message.id, error.message = %e, "could not dead-letter the message; it will be retried");
+                    unstored_doubt[*i] = matches!(
+                        item.disposition,
+                        Disposition::DeadLettered(DeadLetterReason::InDoubt(_))
+                    );
+                    item.disposition =
+                        Disposition::Retry(config.backoff(item.message.receive_count));
+                }
+            }
+        }
+
+        for item in &items {
+            if let Disposition::Retry(delay) = &item.disposition {
+                report.batch_item_failures.push(item.message.id.clone());
+                if let Err(e) = self.inbox.retry_after(item.message, *delay).await {
+                    tracing::warn!(message_id = %item.message.id, error.message = %e, "could not set the retry delay; the queue's visibility timeout applies");
+                }
+            }
+        }
+
+        futures::stream::iter(
+            items
+                .iter()
+                .zip(&unstored_doubt)
+                .map(|(item, unstored)| self.write(item, *unstored)),
+        )
         .buffer_unordered(STORE_CONCURRENCY)
         .for_each(|()| async {})
         .await;
+
+        for item in items {
+            if item.disposition == Disposition::Sent
+                && let Write::Held {
+                    sent: Some(facts), ..
+                } = &item.write
+            {
+                report.counts.late += u64::from(facts.late);
+                report.counts.matched.add(&facts.match_keys);
+            }
+            count(&mut report.counts, &item.disposition);
+            log(
+                item.message,
+                item.context.as_ref(),
+                item.event_id.as_deref(),
+                &item.disposition,
+            );
+            report
+                .dispositions
+                .insert(item.message.id.clone(), item.disposition);
+        }
     }
 
-    /// The ledger entry of a settled message, when it concerns an order or an event.
-    fn entry(
-        &self,
-        message: &Received,
-        context: Option<&Context>,
-        about: About<'_>,
-        d: &Disposition,
-    ) -> Option<Entry> {
-        let outcome = match d {
-            Disposition::Sent => {
-                let event = about.event?;
-                let custom = event.custom_data.as_ref();
-                Recorded::Sent {
-                    event_id: event.event_id.clone(),
-                    match_keys: MatchKeys::of(event),
-                    value: custom.and_then(|c| c.value.clone()),
-                    currency: custom.and_then(|c| c.currency.clone()),
-                    late: self.is_late(event),
+    /// The record write of one settled message. A failure is logged: the record's lock then
+    /// expires, and the next delivery finds it abandoned (in doubt), which never sends twice.
+    async fn write(&self, item: &Item<'_>, unstored_doubt: bool) {
+        let store = self.store;
+        let now = self.now;
+        let d = &item.disposition;
+        match &item.write {
+            Write::Nothing => {}
+            Write::Held {
+                key,
+                sent,
+                last_error,
+                ..
+            } => {
+                if unstored_doubt {
+                    // Its letter could not be stored: the lock stays, so the next delivery after
+                    // it expires finds the event abandoned and tries the letter again.
+                    return;
                 }
-            }
-            Disposition::Skipped(reason) => Recorded::Skipped {
-                reason: reason.label().to_owned(),
-                detail: reason.to_string(),
-                by_rule: reason.is_rule(),
-            },
-            Disposition::DeadLettered(reason) => Recorded::DeadLettered {
-                reason: reason.label().to_owned(),
-                detail: reason.to_string(),
-            },
-            Disposition::Retry(delay) => Recorded::Pending {
-                attempts: message.receive_count,
-                retry_in_s: delay.as_secs(),
-            },
-            Disposition::Deduplicated | Disposition::Compliance | Disposition::ProfileRecorded => {
-                return None;
-            }
-        };
-        let context = context?;
-        Some(Entry {
-            shop: context.shop.clone(),
-            subject: about.subject,
-            topic: context.topic.clone(),
-            at: self.now,
-            outcome,
-        })
-    }
-
-    /// Records the disposition of one message, performing the dead-letter or retry it needs.
-    pub async fn settle(
-        &self,
-        report: &mut BatchReport,
-        message: &Received,
-        context: Option<&Context>,
-        about: Option<About<'_>>,
-        disposition: Disposition,
-    ) {
-        let event_id = about
-            .as_ref()
-            .and_then(|a| a.event)
-            .map(|e| e.event_id.as_str());
-        let disposition = match disposition {
-            Disposition::Retry(_) if message.receive_count >= self.config.max_receive_count => {
-                Disposition::DeadLettered(DeadLetterReason::RetriesExhausted {
-                    attempts: message.receive_count,
-                })
-            }
-            other => other,
-        };
-        let disposition = match disposition {
-            Disposition::DeadLettered(reason) => {
-                let marked;
-                let letter = if reason == DeadLetterReason::InDoubt {
-                    let mut m = message.clone();
-                    m.attributes
-                        .insert(crate::queue::attr::IN_DOUBT.to_owned(), "true".to_owned());
-                    marked = m;
-                    &marked
-                } else {
-                    message
+                let settlement = match d {
+                    Disposition::Sent => Settlement::Settled(Settled::Sent(
+                        sent.clone().unwrap_or_default(),
+                    )),
+                    Disposition::Skipped(reason) => {
+                        Settlement::Settled(Settled::Skipped(skip_facts(reason)))
+                    }
+                    Disposition::DeadLettered(DeadLetterReason::InDoubt(cause)) => {
+                        Settlement::Settled(Settled::InDoubt { cause: *cause })
+                    }
+                    Disposition::DeadLettered(reason) => {
+                        Settlement::Settled(Settled::DeadLettered(letter_facts(reason)))
+                    }
+                    Disposition::Retry(_) => Settlement::Pending(Retrying {
+                        attempts: item.message.receive_count,
+                        last_error: last_error
+                            .clone()
+                            .unwrap_or_else(|| "a retryable failure".to_owned()),
+                    }),
+                    Disposition::Deduplicated
+                    | Disposition::HeldInDoubt
+                    | Disposition::Compliance
+                    | Disposition::ProfileRecorded => return,
                 };
-                match self.inbox.dead_letter(letter, &reason.to_string()).await {
-                    Ok(()) => Disposition::DeadLettered(reason),
-                    Err(e) => {
-                        tracing::error!(message_id = %message.id, error.message = %e, "could not dead-letter the message; it will be retried");
-                        Disposition::Retry(self.config.backoff(message.receive_count))
+                if let Err(e) = store.settle(key, self.holder, &settlement, now).await {
+                    if *d == Disposition::Sent {
+                        tracing::error!(key = %key, error.message = %e, "event sent but its record could not say so; its lock expires and a later delivery finds it in doubt");
+                    } else {
+                        tracing::warn!(key = %key, error.message = %e, "could not settle the event's record; its lock expires");
                     }
                 }
             }
-            other => other,
-        };
-        if let Disposition::Retry(delay) = &disposition {
-            report.batch_item_failures.push(message.id.clone());
-            if let Err(e) = self.inbox.retry_after(message, *delay).await {
-                tracing::warn!(message_id = %message.id, error.message = %e, "could not set the retry delay; the queue's visibility timeout applies");
+            Write::Order(key) => {
+                let decision = match d {
+                    Disposition::Skipped(reason) => Unheld::Skipped(skip_facts(reason)),
+                    Disposition::DeadLettered(reason) => {
+                        Unheld::DeadLettered(letter_facts(reason))
+                    }
+                    _ => return,
+                };
+                let topic = item.context.as_ref().map_or("", |c| c.topic.as_str());
+                if let Err(e) = store.record(key, &decision, topic, now).await {
+                    tracing::warn!(key = %key, error.message = %e, "could not record the order's outcome; reconcile shows it missing");
+                }
+            }
+            Write::Count => {
+                let Disposition::DeadLettered(reason) = d else {
+                    return;
+                };
+                let shop = item.context.as_ref().map_or(UNKNOWN_SHOP, |c| c.shop.as_str());
+                if let Err(e) = store.count_dead_letter(shop, reason.label(), now).await {
+                    tracing::warn!(shop, error.message = %e, "could not count the dead letter");
+                }
             }
         }
-        count(&mut report.counts, &disposition);
-        log(message, context, event_id, &disposition);
-        if let Some(entry) = about.and_then(|a| self.entry(message, context, a, &disposition)) {
-            self.entries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(entry);
-        }
-        report.dispositions.insert(message.id.clone(), disposition);
     }
 }
 
@@ -238,6 +369,7 @@ fn count(c: &mut Counts, disposition: &Disposition) {
         Disposition::DeadLettered(reason) => {
             *c.dead_lettered.entry(reason.label()).or_default() += 1;
         }
+        Disposition::HeldInDoubt => c.held_in_doubt += 1,
         Disposition::Retry(_) => c.retried += 1,
     }
 }
@@ -253,6 +385,10 @@ fn log(message: &Received, context: Option<&Context>, event_id: Option<&str>, d:
             message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
             reason = reason.label(), detail = %reason, "message settled"
         ),
+        Disposition::HeldInDoubt => tracing::warn!(
+            message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
+            "message settled: its event is in doubt; run pinrelay replay --in-doubt once Pinterest's Event History shows it missing"
+        ),
         Disposition::Skipped(reason) => tracing::info!(
             message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
             reason = reason.label(), detail = %reason, "message settled"
@@ -265,17 +401,6 @@ fn log(message: &Received, context: Option<&Context>, event_id: Option<&str>, d:
             message_id = %message.id, topic, shop, webhook_id, event_id, outcome, "message settled"
         ),
     }
-}
-
-/// Counts a sent event's match keys, the ones its ledger entry records.
-fn count_match(c: &mut Counts, event: &Event, late: bool) {
-    let keys = MatchKeys::of(event);
-    c.late += u64::from(late);
-    c.with_email += u64::from(keys.email);
-    c.with_phone += u64::from(keys.phone);
-    c.with_click_id += u64::from(keys.click_id);
-    c.with_ip_ua += u64::from(keys.ip_ua);
-    c.with_external_id += u64::from(keys.external_id);
 }
 
 /// Emits the batch's counts as metrics (skips and dead letters with their reason dimension).
@@ -291,13 +416,14 @@ pub(super) fn emit(metrics: &Metrics, c: &Counts) {
             count(names::EVENTS_RETRIED, c.retried),
             count(names::EVENTS_LATE, c.late),
             count(names::EVENTS_EXPIRED, c.expired),
+            count(names::EVENTS_HELD_IN_DOUBT, c.held_in_doubt),
             count(names::COMPLIANCE_HANDLED, c.compliance),
             count(names::PINTEREST_AUTH_FAILURES, c.auth_failures),
-            count(names::MATCH_EMAIL, c.with_email),
-            count(names::MATCH_PHONE, c.with_phone),
-            count(names::MATCH_CLICK_ID, c.with_click_id),
-            count(names::MATCH_IP_UA, c.with_ip_ua),
-            count(names::MATCH_EXTERNAL_ID, c.with_external_id),
+            count(names::MATCH_EMAIL, c.matched.email),
+            count(names::MATCH_PHONE, c.matched.phone),
+            count(names::MATCH_CLICK_ID, c.matched.click_id),
+            count(names::MATCH_IP_UA, c.matched.ip_ua),
+            count(names::MATCH_EXTERNAL_ID, c.matched.external_id),
             count(names::PROFILES_RECORDED, c.profiles_recorded),
             count(names::ORDERS_ENRICHED, c.enriched),
         ],

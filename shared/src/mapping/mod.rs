@@ -378,15 +378,37 @@ pub enum ComplianceRequest {
     },
 }
 
+/// What is wrong with a JSON body, without quoting it: serde's own text quotes the offending value
+/// (`invalid type: string "jane@…"`), which may be personal data and would travel into a dead
+/// letter's reason and a log line. Only a missing or duplicate field is named.
+pub fn json_error_summary(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    let what = match e.classify() {
+        Category::Syntax => "it is not valid JSON".to_owned(),
+        Category::Eof => "it ends too early".to_owned(),
+        Category::Io => "it could not be read".to_owned(),
+        Category::Data => match text
+            .split_once(" at line")
+            .map(|(m, _)| m)
+            .filter(|m| m.starts_with("missing field `") || m.starts_with("duplicate field `"))
+        {
+            Some(field) => field.to_owned(),
+            None => "a field has the wrong type or value".to_owned(),
+        },
+    };
+    format!("{what} (line {}, column {})", e.line(), e.column())
+}
+
 /// Why a webhook body cannot be translated (it will be dead-lettered with this reason).
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
     /// The body is not JSON of the shape the topic promises.
-    #[error("the {topic} body is not a valid Shopify payload: {source}")]
+    #[error("the {topic} body is not a valid Shopify payload: {}", json_error_summary(source))]
     InvalidPayload {
         /// The topic that decided the expected shape.
         topic: String,
-        /// The JSON error, with line and column.
+        /// The JSON error, with line and column (its text may quote the body: never shown as is).
         #[source]
         source: serde_json::Error,
     },

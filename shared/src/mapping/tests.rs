@@ -1362,3 +1362,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_invalid_payload_reason_never_quotes_the_body() {
+    let bad = br#"{"id": "jane@example.com"}"#;
+    let e = serde_json::from_slice::<crate::shopify::payload::Order>(bad).unwrap_err();
+    let summary = super::json_error_summary(&e);
+    assert!(!summary.contains("jane"), "{summary}");
+    assert!(summary.contains("line 1"), "{summary}");
+    let missing = serde_json::from_slice::<crate::shopify::payload::Order>(b"{}");
+    if let Err(e) = missing {
+        assert!(super::json_error_summary(&e).starts_with("missing field `"));
+    }
+}

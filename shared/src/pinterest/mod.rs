@@ -6,6 +6,7 @@ pub mod api;
 pub mod dry_run;
 pub mod event;
 pub mod http;
+pub mod match_keys;
 pub mod normalize;
 pub mod quality;
 
@@ -13,7 +14,8 @@ pub use api::{ConversionsApi, ConversionsApiError, EventStatus};
 pub use dry_run::DryRun;
 pub use event::{ActionSource, Content, CustomData, Event, EventBatch, UserData};
 pub use http::{PinterestHttp, PinterestHttpConfig};
+pub use match_keys::{MatchKeyCounts, MatchKeys};
 pub use quality::{
     Component, ComponentRow, ComponentScore, IngestionSource, Issue, Lookback, OverallStatus,
-    QualityError, QualityScore, RelayCoverage,
+    QualityError, QualityScore, relay_percent,
 };

@@ -1,6 +1,6 @@
 //! Pinterest's Event Quality Score (EQS), `GET /v5/ad_accounts/{id}/conversion_eqs`, read with
 //! [`PinterestHttp::event_quality`]; [`compare`] puts Pinterest's coverage of each match key beside
-//! the relay's own counts ([`RelayCoverage`]), with a [`hint`] a merchant can act on.
+//! the relay's own counts ([`MatchKeyCounts`]), with a [`hint`] a merchant can act on.
 //!
 //! The model follows `EventQualityScore` of Pinterest's OpenAPI 5.23 (operation
 //! `conversion_eqs/list`, scope `ads:read`). Parsing is tolerant: unknown fields are ignored, a
@@ -9,7 +9,7 @@
 //!
 //! **Units.** `coverage` and `overlap` are percentages from 0 to 100: the spec calls them
 //! "Coverage percentage" and "Overlap percentage". Pinterest publishes no example body, so this is
-//! the spec's word, not an observed value; [`RelayCoverage::percent`] uses the same unit.
+//! the spec's word, not an observed value; [`relay_percent`] uses the same unit.
 //!
 //! This module is not part of delivery: nothing in dispatch calls it, and it never retries.
 
@@ -19,7 +19,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use super::http::PinterestHttp;
-use crate::dispatch::Counts;
+use super::MatchKeyCounts;
 
 /// `lookback_period`: the window the score is computed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -277,51 +277,18 @@ pub struct Issue {
     pub reason: String,
 }
 
-/// The match keys the relay counted on the events Pinterest processed (the `Match*` metrics, or
-/// [`Counts`]), over all event types: the relay does not count per event type.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct RelayCoverage {
-    /// Events Pinterest processed: the denominator.
-    pub events: u64,
-    /// With `em`: [`Component::HashedEmail`].
-    pub with_email: u64,
-    /// With `ph`. Pinterest's EQS has no phone component, so no row shows it.
-    pub with_phone: u64,
-    /// With both IP address and user agent: [`Component::IpAddress`] and [`Component::UserAgent`]
-    /// (each is carried at least this often; the relay does not count them apart).
-    pub with_ip_ua: u64,
-    /// With `click_id`: [`Component::ClickIdEpik`].
-    pub with_click_id: u64,
-    /// With `external_id`: [`Component::AdvertiserExternalId`].
-    pub with_external_id: u64,
-}
-
-impl RelayCoverage {
-    /// The percentage (0 to 100) of events carrying `component`, or `None` when the relay does not
-    /// count that component or counted no event.
-    pub fn percent(&self, component: &Component) -> Option<f64> {
-        let with = match component {
-            Component::HashedEmail => self.with_email,
-            Component::IpAddress | Component::UserAgent => self.with_ip_ua,
-            Component::ClickIdEpik => self.with_click_id,
-            Component::AdvertiserExternalId => self.with_external_id,
-            _ => return None,
-        };
-        (self.events > 0).then(|| with as f64 * 100.0 / self.events as f64)
-    }
-}
-
-impl From<&Counts> for RelayCoverage {
-    fn from(c: &Counts) -> Self {
-        Self {
-            events: c.processed,
-            with_email: c.with_email,
-            with_phone: c.with_phone,
-            with_ip_ua: c.with_ip_ua,
-            with_click_id: c.with_click_id,
-            with_external_id: c.with_external_id,
-        }
-    }
+/// The percentage (0 to 100) of `counts`' events carrying `component`, or `None` when the relay
+/// does not count that component (it counts `em`, IP + user agent together, the click id and
+/// `external_id`; Pinterest's EQS has no phone component) or counted no event.
+pub fn relay_percent(counts: &MatchKeyCounts, component: &Component) -> Option<f64> {
+    let with = match component {
+        Component::HashedEmail => counts.email,
+        Component::IpAddress | Component::UserAgent => counts.ip_ua,
+        Component::ClickIdEpik => counts.click_id,
+        Component::AdvertiserExternalId => counts.external_id,
+        _ => return None,
+    };
+    (counts.events > 0).then(|| with as f64 * 100.0 / counts.events as f64)
 }
 
 /// One line of [`compare`]: a component as Pinterest scored it for each source, and as the relay
@@ -334,7 +301,7 @@ pub struct ComponentRow {
     pub pinterest_api: Option<f64>,
     /// Coverage in the `TAG` score, likewise.
     pub pinterest_tag: Option<f64>,
-    /// The relay's own coverage ([`RelayCoverage::percent`]).
+    /// The relay's own coverage ([`relay_percent`]).
     pub relay: Option<f64>,
     /// `overlap` of the `CONVERSIONS_API` score, else of the `TAG` score: for
     /// `external_event_id`, the share of events Pinterest deduplicated between Tag and API.
@@ -359,7 +326,7 @@ pub struct ComponentRow {
 /// the coverages to find it.
 pub fn compare(
     scores: &[QualityScore],
-    relay: &RelayCoverage,
+    relay: &MatchKeyCounts,
     event_type: &str,
 ) -> Vec<ComponentRow> {
     let of = |source| scores.iter().find(|s| s.source() == Some(source));
@@ -377,7 +344,7 @@ pub fn compare(
         .chain(
             Component::DOCUMENTED
                 .into_iter()
-                .filter(|c| relay.percent(c).is_some()),
+                .filter(|c| relay_percent(relay, c).is_some()),
         )
         .collect();
     components
@@ -397,7 +364,7 @@ pub fn compare(
             ComponentRow {
                 pinterest_api: api_score.map(|s| s.coverage),
                 pinterest_tag: tag_score.map(|s| s.coverage),
-                relay: relay.percent(&component),
+                relay: relay_percent(relay, &component),
                 overlap: api_score
                     .and_then(|s| s.overlap)
                     .or_else(|| tag_score.and_then(|s| s.overlap)),
@@ -704,13 +671,13 @@ mod tests {
 
     #[test]
     fn compare_puts_pinterest_beside_the_relay_and_flags_a_fair_source() {
-        let relay = RelayCoverage {
+        let relay = MatchKeyCounts {
             events: 200,
-            with_email: 190,
-            with_phone: 120,
-            with_ip_ua: 130,
-            with_click_id: 40,
-            with_external_id: 176,
+            email: 190,
+            phone: 120,
+            ip_ua: 130,
+            click_id: 40,
+            external_id: 176,
         };
         let rows = compare(&scores(), &relay, "checkout");
         let row = |c: Component| rows.iter().find(|r| r.component == c).unwrap();
@@ -740,7 +707,7 @@ mod tests {
     fn compare_flags_only_components_with_issues_when_the_source_is_good() {
         let mut scores = scores();
         scores[0].overall_status = OverallStatus::Good;
-        let rows = compare(&scores, &RelayCoverage::default(), "checkout");
+        let rows = compare(&scores, &MatchKeyCounts::default(), "checkout");
         let flagged: Vec<&Component> = rows
             .iter()
             .filter(|r| r.below_good)
@@ -757,10 +724,10 @@ mod tests {
 
     #[test]
     fn compare_without_scores_shows_the_relays_counts_unflagged() {
-        let relay = RelayCoverage {
+        let relay = MatchKeyCounts {
             events: 4,
-            with_email: 4,
-            ..RelayCoverage::default()
+            email: 4,
+            ..MatchKeyCounts::default()
         };
         let rows = compare(&[], &relay, "checkout");
         let components: Vec<&Component> = rows.iter().map(|r| &r.component).collect();

@@ -241,7 +241,7 @@ pub mod contract {
 
     use super::{Profile, ProfileStore, Stored};
     use crate::browser::Consent;
-    use crate::idempotency::{Claim, IdempotencyKey, IdempotencyStore};
+    use crate::idempotency::{Claim, ClaimRequest, Holder, IdempotencyStore, Mode};
 
     /// Records and profiles share a table in both adapters: each deletion touches only its kind.
     pub async fn records_and_profiles_are_kept_apart<S: IdempotencyStore, P: ProfileStore>(
@@ -250,11 +250,20 @@ pub mod contract {
     ) {
         let now = Utc::now();
         let shop = "apart.myshopify.com";
-        let key = IdempotencyKey::new(shop, "checkout", "5").unwrap_or_else(|_| unreachable!());
-        let claim = store
-            .put_in_progress(&key, now, now + Duration::seconds(60))
-            .await;
-        assert!(matches!(claim, Ok(Claim::Acquired)));
+        let request = ClaimRequest {
+            key: crate::idempotency::IdempotencyKey::order(shop, 5)
+                .unwrap_or_else(|_| unreachable!()),
+            event_id: "5".into(),
+            holder: Holder::new(),
+            lock_until: now + Duration::seconds(60),
+            mode: Mode::Live,
+            resend: None,
+            topic: "orders/create".into(),
+            legacy: None,
+        };
+        let key = request.key.clone();
+        let claim = store.claim(&request, now).await;
+        assert!(matches!(claim, Ok(Claim::Acquired { .. })));
         let expires = (now + Duration::days(1)).timestamp();
         assert!(
             profiles
@@ -271,7 +280,7 @@ pub mod contract {
                 .flatten()
                 .is_some()
         );
-        assert!(store.put_in_progress(&key, now, now).await.is_ok());
+        assert!(store.claim(&request, now).await.is_ok());
         assert_eq!(
             profiles.delete_shop_profiles(shop).await.ok(),
             Some(1),

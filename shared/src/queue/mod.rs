@@ -26,10 +26,10 @@ pub mod sqlite;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 
-/// Message attribute names; SQS allows at most 10 per message and these are 9.
+/// Message attribute names. SQS allows at most 10 per message ([`MAX_ATTRIBUTES`]): a message
+/// carries the six Shopify headers it has and [`attr::RELAY`] (7), a dead letter one more
+/// ([`attr::DEAD_LETTER_REASON`], 8), which leaves room for two more headers.
 pub mod attr {
-    /// Where the message came from: `webhook` or `browser` (EventBridge messages carry none).
-    pub const SOURCE: &str = "source";
     /// `X-Shopify-Topic`.
     pub const TOPIC: &str = "topic";
     /// `X-Shopify-Shop-Domain`.
@@ -42,16 +42,96 @@ pub mod attr {
     pub const TRIGGERED_AT: &str = "triggered-at";
     /// `X-Shopify-API-Version`.
     pub const API_VERSION: &str = "api-version";
-    /// When ingest accepted the webhook, RFC 3339.
-    pub const RECEIVED_AT: &str = "received-at";
-    /// `identity` or `gzip+base64`.
-    pub const CONTENT_ENCODING: &str = "content-encoding";
+    /// The relay's own facts about the message, one form-encoded attribute ([`super::RelayFacts`]):
+    /// source, content encoding, when ingest accepted it, and on an in-doubt dead letter or its
+    /// replay the record's generation.
+    pub const RELAY: &str = "relay";
     /// On dead letters: why the message was dead-lettered.
     pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
-    /// `true` on a message dead-lettered because its event is in doubt (the relay stopped while
-    /// sending it). Kept by `pinrelay replay`, it tells dispatch that a human chose to send the
-    /// event again, so the key recorded as sent is released first.
-    pub const IN_DOUBT: &str = "in-doubt";
+    /// Before one-record-per-event (read, never written): the source.
+    pub const LEGACY_SOURCE: &str = "source";
+    /// Before one-record-per-event (read, never written): when ingest accepted it.
+    pub const LEGACY_RECEIVED_AT: &str = "received-at";
+    /// Before one-record-per-event (read, never written): the content encoding.
+    pub const LEGACY_CONTENT_ENCODING: &str = "content-encoding";
+}
+
+/// The most message attributes SQS accepts on one message.
+pub const MAX_ATTRIBUTES: usize = 10;
+
+/// The relay's own facts about a queue message, carried in [`attr::RELAY`] as
+/// `source=webhook&encoding=identity&received_at=…` (form encoding).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayFacts {
+    /// `webhook`, `browser`, `backfill` (EventBridge messages carry none).
+    pub source: Option<String>,
+    /// `identity` or `gzip+base64`.
+    pub encoding: Option<String>,
+    /// When ingest accepted it, RFC 3339.
+    pub received_at: Option<String>,
+    /// On an in-doubt dead letter: the generation the record went in doubt with. `pinrelay replay
+    /// --in-doubt` turns it into `resend`.
+    pub in_doubt: Option<u32>,
+    /// On a replayed in-doubt letter: a human's resend of this generation, single-use.
+    pub resend: Option<u32>,
+}
+
+impl RelayFacts {
+    /// Reads the facts of a message's attributes ([`attr::RELAY`], or the attributes a pinrelay
+    /// before one-record-per-event wrote).
+    pub fn of(attributes: &HashMap<String, String>) -> Self {
+        let mut facts = Self::default();
+        match attributes.get(attr::RELAY) {
+            Some(relay) => {
+                for (k, v) in url::form_urlencoded::parse(relay.as_bytes()) {
+                    let v = v.into_owned();
+                    match k.as_ref() {
+                        "source" => facts.source = Some(v),
+                        "encoding" => facts.encoding = Some(v),
+                        "received_at" => facts.received_at = Some(v),
+                        "in_doubt" => facts.in_doubt = v.parse().ok(),
+                        "resend" => facts.resend = v.parse().ok(),
+                        _ => {}
+                    }
+                }
+            }
+            None => {
+                facts.source = attributes.get(attr::LEGACY_SOURCE).cloned();
+                facts.encoding = attributes.get(attr::LEGACY_CONTENT_ENCODING).cloned();
+                facts.received_at = attributes.get(attr::LEGACY_RECEIVED_AT).cloned();
+            }
+        }
+        facts
+    }
+
+    /// The attribute value.
+    pub fn encode(&self) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                out.append_pair(k, &v);
+            }
+        };
+        put("source", self.source.clone());
+        put("encoding", self.encoding.clone());
+        put("received_at", self.received_at.clone());
+        put("in_doubt", self.in_doubt.map(|g| g.to_string()));
+        put("resend", self.resend.map(|g| g.to_string()));
+        out.finish()
+    }
+
+    /// `attributes` with these facts in [`attr::RELAY`] (and the legacy attributes gone).
+    pub fn apply(&self, attributes: &mut HashMap<String, String>) {
+        for legacy in [
+            attr::LEGACY_SOURCE,
+            attr::LEGACY_RECEIVED_AT,
+            attr::LEGACY_CONTENT_ENCODING,
+            "in-doubt",
+        ] {
+            attributes.remove(legacy);
+        }
+        attributes.insert(attr::RELAY.to_owned(), self.encode());
+    }
 }
 
 /// Bodies above this size are compressed (JSON orders shrink about tenfold).
@@ -213,19 +293,23 @@ impl Envelope {
                 attributes.insert(k.to_owned(), v);
             }
         };
-        put(attr::SOURCE, Some(self.source.as_str().to_owned()));
         put(attr::TOPIC, Some(m.topic.to_string()));
         put(attr::SHOP, Some(m.shop_domain.clone()));
         put(attr::WEBHOOK_ID, m.webhook_id.clone());
         put(attr::EVENT_ID, m.event_id.clone());
         put(attr::TRIGGERED_AT, m.triggered_at.map(rfc3339));
         put(attr::API_VERSION, m.api_version.clone());
-        put(attr::RECEIVED_AT, Some(rfc3339(self.received_at)));
         let (body, encoding) = match std::str::from_utf8(&self.body) {
             Ok(text) if text.len() <= COMPRESS_THRESHOLD => (text.to_owned(), IDENTITY),
             _ => (STANDARD.encode(gzip(&self.body)), GZIP_BASE64),
         };
-        attributes.insert(attr::CONTENT_ENCODING.to_owned(), encoding.to_owned());
+        let relay = RelayFacts {
+            source: Some(self.source.as_str().to_owned()),
+            encoding: Some(encoding.to_owned()),
+            received_at: Some(rfc3339(self.received_at)),
+            ..RelayFacts::default()
+        };
+        attributes.insert(attr::RELAY.to_owned(), relay.encode());
         let message = EncodedMessage {
             body,
             attributes,
@@ -255,11 +339,8 @@ impl Envelope {
             "shop-domain" => get(attr::SHOP),
             other => get(other),
         })?;
-        let body = match attributes
-            .get(attr::CONTENT_ENCODING)
-            .map(String::as_str)
-            .unwrap_or(IDENTITY)
-        {
+        let relay = RelayFacts::of(attributes);
+        let body = match relay.encoding.as_deref().unwrap_or(IDENTITY) {
             IDENTITY => body.as_bytes().to_vec(),
             GZIP_BASE64 => STANDARD
                 .decode(body.trim())
@@ -267,10 +348,12 @@ impl Envelope {
                 .and_then(|z| gunzip(&z).map_err(|e| DecodeError::Corrupt(e.to_string())))?,
             other => return Err(DecodeError::UnknownEncoding(other.to_owned())),
         };
-        let received_at = get(attr::RECEIVED_AT)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        let received_at = relay
+            .received_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map_or(received_at, |t| t.with_timezone(&Utc));
-        let source = match get(attr::SOURCE).as_deref() {
+        let source = match relay.source.as_deref() {
             Some("browser") => Source::Browser,
             Some("backfill") => Source::Backfill,
             _ => Source::Webhook,
@@ -298,7 +381,9 @@ impl Envelope {
             metadata: HashMap<String, serde_json::Value>,
         }
         let event: Event =
-            serde_json::from_str(body).map_err(|e| DecodeError::EventBridge(e.to_string()))?;
+            serde_json::from_str(body).map_err(|e| {
+            DecodeError::EventBridge(crate::mapping::json_error_summary(&e))
+        })?;
         if event.detail_type != "shopifyWebhook" {
             return Err(DecodeError::EventBridge(format!(
                 "detail-type is {:?}, not \"shopifyWebhook\"",
@@ -359,9 +444,109 @@ fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The most bytes one `SendMessageBatch` may carry in all (SQS's limit).
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// The most entries one SQS batch call may carry.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+
+/// An SQS limit a message would break: refused by the adapter before SQS (or moto, which does not
+/// enforce them) sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Limit {
+    /// More attributes than SQS accepts.
+    #[error("the message has {count} attributes, over SQS's limit of {MAX_ATTRIBUTES}")]
+    Attributes {
+        /// How many.
+        count: usize,
+    },
+    /// Larger than the queue accepts.
+    #[error("the message is {bytes} bytes, over the queue's maximum message size of {limit} bytes")]
+    MessageSize {
+        /// Its size as SQS counts it.
+        bytes: usize,
+        /// The queue's `MaximumMessageSize`.
+        limit: usize,
+    },
+}
+
+/// The size of a message as SQS counts it: the body plus each attribute's name, data type
+/// (`String`) and value. Empty values are left out, as the adapters leave them out.
+pub fn message_size<'a>(body: &str, attributes: impl IntoIterator<Item = (&'a String, &'a String)>) -> (usize, usize) {
+    attributes
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .fold((body.len(), 0), |(bytes, count), (k, v)| {
+            (bytes + k.len() + "String".len() + v.len(), count + 1)
+        })
+}
+
+/// Checks a message against SQS's limits for a queue whose messages may be `limit` bytes.
+///
+/// # Errors
+/// The [`Limit`] it breaks.
+pub fn check_limits<'a>(
+    body: &str,
+    attributes: impl IntoIterator<Item = (&'a String, &'a String)>,
+    limit: usize,
+) -> Result<usize, Limit> {
+    let (bytes, count) = message_size(body, attributes);
+    if count > MAX_ATTRIBUTES {
+        return Err(Limit::Attributes { count });
+    }
+    if bytes > limit {
+        return Err(Limit::MessageSize { bytes, limit });
+    }
+    Ok(bytes)
+}
+
+/// A dead letter's attributes: the message's, with `reason` as [`attr::DEAD_LETTER_REASON`]
+/// (trimmed, cut to [`MAX_REASON_BYTES`]) and `relay` facts when given.
+pub fn dead_letter_attributes(
+    message: &Received,
+    reason: &str,
+    relay: Option<&RelayFacts>,
+) -> HashMap<String, String> {
+    let mut attributes = message.attributes.clone();
+    if let Some(relay) = relay {
+        relay.apply(&mut attributes);
+    }
+    let reason = truncate(reason.trim(), MAX_REASON_BYTES);
+    let reason = if reason.is_empty() { "unspecified" } else { reason };
+    attributes.insert(attr::DEAD_LETTER_REASON.to_owned(), reason.to_owned());
+    attributes
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// One dead letter for [`Inbox::dead_letter_many`]: the message, its reason, and relay facts to
+/// set (an in-doubt letter's generation).
+#[derive(Debug, Clone, Copy)]
+pub struct Letter<'a> {
+    /// The message as received.
+    pub message: &'a Received,
+    /// Why.
+    pub reason: &'a str,
+    /// Facts to set in [`attr::RELAY`].
+    pub relay: Option<&'a RelayFacts>,
+}
+
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// The message breaks an SQS limit (checked by the adapter, as SQS would).
+    #[error("the queue refuses the message: {0}")]
+    Limit(#[from] Limit),
     /// The queue could not be reached or refused the request (ingest answers 503 so Shopify retries).
     #[error("the queue is unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -402,12 +587,30 @@ pub trait Inbox: Send + Sync + 'static {
     /// Moves the original message to the dead-letter queue with `reason` as an attribute.
     ///
     /// # Errors
-    /// `Ok` MUST mean the dead letter is stored; on error the message is retried instead.
+    /// `Ok` MUST mean the dead letter is stored; on error the message is retried instead. A letter
+    /// breaking an SQS limit is [`QueueError::Limit`].
     fn dead_letter(
         &self,
         message: &Received,
         reason: &str,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        async move {
+            let letter = Letter {
+                message,
+                reason,
+                relay: None,
+            };
+            let mut results = self.dead_letter_many(std::slice::from_ref(&letter)).await;
+            results.pop().unwrap_or(Ok(()))
+        }
+    }
+
+    /// Moves several messages to the dead-letter queue, in as few requests as the queue allows;
+    /// one result per letter, in order (`Ok`: stored).
+    fn dead_letter_many(
+        &self,
+        letters: &[Letter<'_>],
+    ) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send;
 
     /// Hides the message for `delay` before its next delivery (backoff).
     ///
@@ -453,11 +656,48 @@ mod tests {
     }
 
     #[test]
+    fn a_message_with_every_shopify_header_leaves_room_for_a_dead_letter_reason_and_more() {
+        let (m, _) = round_trip(&envelope(b"{}".to_vec()));
+        assert_eq!(m.attributes.len(), 7, "{:?}", m.attributes.keys());
+        assert!(m.attributes.len() + 1 + 2 <= MAX_ATTRIBUTES);
+    }
+
+    #[test]
+    fn relay_facts_round_trip_and_messages_of_the_old_format_still_decode() {
+        let facts = RelayFacts {
+            source: Some("webhook".into()),
+            encoding: Some("gzip+base64".into()),
+            received_at: Some("2026-01-01T00:00:01.000Z".into()),
+            in_doubt: Some(3),
+            resend: None,
+        };
+        let mut attrs = HashMap::new();
+        facts.apply(&mut attrs);
+        assert_eq!(RelayFacts::of(&attrs), facts);
+        let old: HashMap<String, String> = [
+            ("topic", "orders/create"),
+            ("shop", "a.myshopify.com"),
+            ("source", "browser"),
+            ("content-encoding", "identity"),
+            ("received-at", "2026-01-01T00:00:01Z"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let e = Envelope::decode("{}", &old, Utc::now()).unwrap();
+        assert_eq!(e.source, Source::Browser);
+        assert_eq!(e.received_at.to_rfc3339(), "2026-01-01T00:00:01+00:00");
+        let mut upgraded = old.clone();
+        RelayFacts::of(&old).apply(&mut upgraded);
+        assert_eq!(upgraded.len(), 3, "legacy attributes fold into one: {upgraded:?}");
+    }
+
+    #[test]
     fn small_bodies_travel_unchanged() {
         let e = envelope(br#"{"id": 1}"#.to_vec());
         let (m, back) = round_trip(&e);
         assert_eq!(m.body, r#"{"id": 1}"#);
-        assert_eq!(m.attributes[attr::CONTENT_ENCODING], "identity");
+        assert_eq!(RelayFacts::of(&m.attributes.clone().into_iter().collect()).encoding.as_deref(), Some("identity"));
         assert_eq!(back, e);
     }
 
@@ -469,7 +709,7 @@ mod tests {
         );
         let e = envelope(body.into_bytes());
         let (m, back) = round_trip(&e);
-        assert_eq!(m.attributes[attr::CONTENT_ENCODING], "gzip+base64");
+        assert_eq!(RelayFacts::of(&m.attributes.clone().into_iter().collect()).encoding.as_deref(), Some("gzip+base64"));
         assert!(m.size() < MAX_MESSAGE_BYTES);
         assert_eq!(back.body, e.body);
     }
@@ -556,7 +796,7 @@ mod tests {
         let mut attrs = HashMap::new();
         attrs.insert(attr::TOPIC.to_owned(), "orders/create".to_owned());
         attrs.insert(attr::SHOP.to_owned(), "a.myshopify.com".to_owned());
-        attrs.insert(attr::CONTENT_ENCODING.to_owned(), "brotli".to_owned());
+        attrs.insert(attr::LEGACY_CONTENT_ENCODING.to_owned(), "brotli".to_owned());
         assert!(matches!(
             Envelope::decode("{}", &attrs, Utc::now()),
             Err(DecodeError::UnknownEncoding(_))

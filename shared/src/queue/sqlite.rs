@@ -17,7 +17,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, params};
 
-use super::{EncodedMessage, Inbox, Queue, QueueError, Received, attr};
+use super::{
+    EncodedMessage, Inbox, Letter, MAX_MESSAGE_BYTES, Queue, QueueError, Received, attr,
+    check_limits, dead_letter_attributes,
+};
 pub use crate::sqlite::DB_FILE;
 use crate::sqlite::{SqliteDatabase, SqliteError};
 
@@ -371,6 +374,8 @@ fn move_to_dead_letters(
 
 impl Queue for SqliteQueue {
     async fn send(&self, message: &EncodedMessage) -> Result<(), QueueError> {
+        // The limits of the SQS queue it stands in for, so what works on serve works on AWS.
+        check_limits(&message.body, &message.attributes, MAX_MESSAGE_BYTES)?;
         let attributes = serde_json::to_string(&message.attributes)
             .map_err(|e| QueueError::Unavailable(Box::new(e)))?;
         let body = message.body.clone();
@@ -391,15 +396,31 @@ impl Queue for SqliteQueue {
 }
 
 impl Inbox for SqliteQueue {
-    async fn dead_letter(&self, message: &Received, reason: &str) -> Result<(), QueueError> {
-        let message = message.clone();
-        let reason = reason.to_owned();
-        self.db
-            .call(true, move |conn| {
-                move_to_dead_letters(conn, &message, &reason, ms(Utc::now()))
-            })
-            .await
-            .map_err(QueueError::from)
+    async fn dead_letter_many(&self, letters: &[Letter<'_>]) -> Vec<Result<(), QueueError>> {
+        let mut results = Vec::with_capacity(letters.len());
+        for letter in letters {
+            let mut attributes = dead_letter_attributes(letter.message, letter.reason, letter.relay);
+            if let Err(limit) = check_limits(&letter.message.body, &attributes, MAX_MESSAGE_BYTES) {
+                results.push(Err(limit.into()));
+                continue;
+            }
+            let reason = attributes
+                .remove(attr::DEAD_LETTER_REASON)
+                .unwrap_or_default();
+            let message = Received {
+                attributes,
+                ..letter.message.clone()
+            };
+            let result = self
+                .db
+                .call(true, move |conn| {
+                    move_to_dead_letters(conn, &message, &reason, ms(Utc::now()))
+                })
+                .await
+                .map_err(QueueError::from);
+            results.push(result);
+        }
+        results
     }
 
     async fn retry_after(&self, message: &Received, delay: Duration) -> Result<(), QueueError> {

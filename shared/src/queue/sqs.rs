@@ -18,7 +18,10 @@ use aws_sdk_sqs::types::{
 };
 use chrono::{DateTime, Utc};
 
-use super::{EncodedMessage, Inbox, MAX_REASON_BYTES, Queue, QueueError, Received, attr};
+use super::{
+    EncodedMessage, Inbox, Letter, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES, Queue,
+    QueueError, Received, check_limits, dead_letter_attributes,
+};
 
 pub use super::MAX_DELAY;
 
@@ -30,15 +33,24 @@ pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
 pub struct SqsQueue {
     client: Client,
     queue_url: String,
+    max_message_bytes: usize,
 }
 
 impl SqsQueue {
-    /// A queue at `queue_url` reached through `client`.
+    /// A queue at `queue_url` reached through `client`, whose `MaximumMessageSize` is
+    /// [`MAX_MESSAGE_BYTES`] (as template.yaml sets it).
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
+            max_message_bytes: MAX_MESSAGE_BYTES,
         }
+    }
+
+    /// The same queue with another `MaximumMessageSize`.
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
     }
 
     /// The queue URL.
@@ -49,6 +61,7 @@ impl SqsQueue {
 
 impl Queue for SqsQueue {
     async fn send(&self, message: &EncodedMessage) -> Result<(), QueueError> {
+        check_limits(&message.body, &message.attributes, self.max_message_bytes)?;
         let delay = message.delay.min(MAX_DELAY).as_secs();
         send(
             &self.client,
@@ -86,26 +99,25 @@ impl SqsInbox {
 }
 
 impl Inbox for SqsInbox {
-    async fn dead_letter(&self, message: &Received, reason: &str) -> Result<(), QueueError> {
-        let reason = truncate(reason.trim(), MAX_REASON_BYTES);
-        let reason = if reason.is_empty() {
-            "unspecified"
-        } else {
-            reason
-        };
-        let original = message
-            .attributes
-            .iter()
-            .filter(|(k, _)| k.as_str() != attr::DEAD_LETTER_REASON);
-        let reason_attr = (&attr::DEAD_LETTER_REASON.to_owned(), &reason.to_owned());
-        send(
-            &self.client,
-            &self.dead_letter_queue_url,
-            &message.body,
-            original.chain(std::iter::once(reason_attr)),
-            0,
-        )
-        .await
+    async fn dead_letter_many(&self, letters: &[Letter<'_>]) -> Vec<Result<(), QueueError>> {
+        let mut results: Vec<Option<Result<(), QueueError>>> = letters.iter().map(|_| None).collect();
+        let mut outgoing = Vec::with_capacity(letters.len());
+        for (i, letter) in letters.iter().enumerate() {
+            let attributes = dead_letter_attributes(letter.message, letter.reason, letter.relay);
+            match check_limits(&letter.message.body, &attributes, MAX_MESSAGE_BYTES) {
+                Ok(bytes) => outgoing.push((i, letter.message.body.as_str(), attributes, bytes)),
+                Err(limit) => results[i] = Some(Err(limit.into())),
+            }
+        }
+        for batch in batches(&outgoing) {
+            for (i, result) in send_batch(&self.client, &self.dead_letter_queue_url, batch).await {
+                results[i] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(QueueError::Unavailable("not in SQS's answer".into()))))
+            .collect()
     }
 
     async fn retry_after(&self, message: &Received, delay: Duration) -> Result<(), QueueError> {
@@ -253,91 +265,67 @@ impl SqsRedrive {
             .collect())
     }
 
-    /// Sends up to 10 dead letters to the target queue without their `dead-letter-reason`, then
-    /// deletes the sent ones from the dead-letter queue. One result per letter, in order.
-    ///
-    /// # Errors
-    /// [`QueueError::Unavailable`] when the send itself failed (nothing was sent or deleted).
-    pub async fn redrive(&self, letters: &[&Received]) -> Result<Vec<Redriven>, QueueError> {
-        let mut entries = Vec::with_capacity(letters.len());
-        for (i, m) in letters.iter().enumerate() {
-            let mut entry = SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(&m.body);
-            for (name, value) in m
-                .attributes
-                .iter()
-                .filter(|(k, v)| k.as_str() != attr::DEAD_LETTER_REASON && !v.is_empty())
-            {
-                entry = entry.message_attributes(name, string_attribute(value)?);
-            }
-            entries.push(
-                entry
-                    .build()
-                    .map_err(|e| QueueError::Unavailable(Box::new(e)))?,
-            );
-        }
-        let out = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.target_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| unavailable("SendMessageBatch", &e))?;
+    /// Sends dead letters to the target queue with the attributes given (the caller drops the
+    /// `dead-letter-reason` and sets what a replay changes), in batches SQS accepts, then deletes
+    /// the sent ones from the dead-letter queue. One result per letter, in order; a letter breaking
+    /// an SQS limit is not sent.
+    pub async fn redrive(
+        &self,
+        letters: &[(&Received, HashMap<String, String>)],
+    ) -> Vec<Redriven> {
         let mut results = vec![Redriven::Failed("not in SQS's answer".to_owned()); letters.len()];
-        for f in out.failed() {
-            if let Some(r) = f
-                .id()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| results.get_mut(i))
-            {
-                *r = Redriven::Failed(format!("{} {}", f.code(), f.message().unwrap_or_default()));
+        let mut outgoing = Vec::with_capacity(letters.len());
+        for (i, (m, attributes)) in letters.iter().enumerate() {
+            match check_limits(&m.body, attributes, MAX_MESSAGE_BYTES) {
+                Ok(bytes) => outgoing.push((i, m.body.as_str(), attributes.clone(), bytes)),
+                Err(limit) => results[i] = Redriven::Failed(limit.to_string()),
             }
         }
         let mut deletes = Vec::new();
-        for s in out.successful() {
-            if let Some(i) = s.id().parse::<usize>().ok().filter(|i| *i < letters.len()) {
-                results[i] = Redriven::NotDeleted;
-                deletes.push(
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(&letters[i].receipt)
-                        .build()
-                        .map_err(|e| QueueError::Unavailable(Box::new(e)))?,
-                );
-            }
-        }
-        if deletes.is_empty() {
-            return Ok(results);
-        }
-        // A failed delete leaves a replayed message behind: reported, never fatal.
-        if let Ok(out) = self
-            .client
-            .delete_message_batch()
-            .queue_url(&self.dead_letter_queue_url)
-            .set_entries(Some(deletes))
-            .send()
-            .await
-        {
-            for d in out.successful() {
-                if let Some(r) = d
-                    .id()
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| results.get_mut(i))
-                {
-                    *r = Redriven::Replayed;
+        for batch in batches(&outgoing) {
+            for (i, result) in send_batch(&self.client, &self.target_url, batch).await {
+                match result {
+                    Ok(()) => {
+                        results[i] = Redriven::NotDeleted;
+                        deletes.push(i);
+                    }
+                    Err(e) => results[i] = Redriven::Failed(e.to_string()),
                 }
             }
         }
-        Ok(results)
+        for chunk in deletes.chunks(MAX_BATCH_ENTRIES) {
+            let entries = chunk
+                .iter()
+                .filter_map(|i| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&letters[*i].0.receipt)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            // A failed delete leaves a replayed message behind: reported, never fatal.
+            if let Ok(out) = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.dead_letter_queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                for d in out.successful() {
+                    if let Some(r) = d.id().parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                        *r = Redriven::Replayed;
+                    }
+                }
+            }
+        }
+        results
     }
 
     /// Makes held dead letters visible again (best effort: otherwise they reappear after the hold).
     pub async fn release(&self, receipts: &[String]) {
-        for chunk in receipts.chunks(10) {
+        for chunk in receipts.chunks(MAX_BATCH_ENTRIES) {
             let entries = chunk
                 .iter()
                 .enumerate()
@@ -359,6 +347,82 @@ impl SqsRedrive {
                 .await;
         }
     }
+}
+
+/// A message ready for `SendMessageBatch`: its index among the caller's, body, attributes, size.
+type Outgoing<'a> = (usize, &'a str, HashMap<String, String>, usize);
+
+/// Groups messages into batches SQS accepts: at most [`MAX_BATCH_ENTRIES`] entries and
+/// [`MAX_BATCH_BYTES`] in all.
+fn batches<'a, 'b>(messages: &'b [Outgoing<'a>]) -> Vec<&'b [Outgoing<'a>]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, m) in messages.iter().enumerate() {
+        if i > start && (i - start == MAX_BATCH_ENTRIES || bytes + m.3 > MAX_BATCH_BYTES) {
+            out.push(&messages[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += m.3;
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
+/// Sends one batch; the result of each message by the caller's index.
+async fn send_batch(
+    client: &Client,
+    queue_url: &str,
+    batch: &[Outgoing<'_>],
+) -> Vec<(usize, Result<(), QueueError>)> {
+    let mut entries = Vec::with_capacity(batch.len());
+    for (i, body, attributes, _) in batch {
+        let mut entry = SendMessageBatchRequestEntry::builder()
+            .id(i.to_string())
+            .message_body(*body);
+        for (name, value) in attributes.iter().filter(|(_, v)| !v.is_empty()) {
+            match string_attribute(value) {
+                Ok(v) => entry = entry.message_attributes(name, v),
+                Err(e) => return batch.iter().map(|m| (m.0, Err(QueueError::Unavailable(e.to_string().into())))).collect(),
+            }
+        }
+        match entry.build() {
+            Ok(entry) => entries.push(entry),
+            Err(e) => return batch.iter().map(|m| (m.0, Err(QueueError::Unavailable(e.to_string().into())))).collect(),
+        }
+    }
+    let out = match client
+        .send_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => {
+            let error = unavailable("SendMessageBatch", &e).to_string();
+            return batch
+                .iter()
+                .map(|m| (m.0, Err(QueueError::Unavailable(error.clone().into()))))
+                .collect();
+        }
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for s in out.successful() {
+        if let Ok(i) = s.id().parse::<usize>() {
+            results.push((i, Ok(())));
+        }
+    }
+    for f in out.failed() {
+        if let Ok(i) = f.id().parse::<usize>() {
+            let why = format!("SQS refused the entry: {} {}", f.code(), f.message().unwrap_or_default());
+            results.push((i, Err(QueueError::Unavailable(why.into()))));
+        }
+    }
+    results
 }
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
@@ -433,16 +497,6 @@ struct SqsError {
     detail: String,
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
 
 #[cfg(test)]
 mod tests {
@@ -490,6 +544,7 @@ mod tests {
 
     #[test]
     fn truncates_on_a_char_boundary() {
+        use super::super::truncate;
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("héllo", 3), "hé");
         assert_eq!(truncate("abc", 10), "abc");

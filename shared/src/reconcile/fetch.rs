@@ -1,11 +1,11 @@
-//! [`fetch`]: a reconcile report from its two sources, the shop's Admin API and the relay's outcome
-//! ledger, for `pinrelay reconcile` and `pinrelay serve`'s page; [`fetch_orders`], the step it shares
+//! [`fetch`]: a reconcile report from its two sources, the shop's Admin API and the relay's records
+//! (one per event, [`crate::idempotency`]), for `pinrelay reconcile` and `pinrelay serve`'s page; [`fetch_orders`], the step it shares
 //! with the hourly watch, which reconciles hours rather than days.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Report, Settings, ShopOrder, Window, WindowError};
-use crate::ledger::{Ledger, LedgerError, Subject};
+use crate::idempotency::{IdempotencyKey, IdempotencyStore, StoreError};
 use crate::mapping::ValueSource;
 use crate::shopify::{AdminApi, AdminError};
 
@@ -32,19 +32,19 @@ pub enum ReconcileError {
     /// The Admin API failed (token, scope, network).
     #[error("the Shopify Admin API failed: {0}")]
     Admin(#[from] AdminError),
-    /// The relay's ledger could not be read.
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    /// The relay's records could not be read.
+    #[error("the relay's records could not be read: {0}")]
+    Records(#[from] StoreError),
 }
 
-/// The shop's orders of `period` (in its time zone) beside the ledger's entries, as a [`Report`].
+/// The shop's orders of `period` (in its time zone) beside their records, as a [`Report`].
 /// `progress` is called with the running count of orders after each page.
 ///
 /// # Errors
 /// [`ReconcileError`].
-pub async fn fetch<L: Ledger>(
+pub async fn fetch<S: IdempotencyStore>(
     admin: &AdminApi,
-    ledger: &L,
+    store: &S,
     period: &Period,
     value_source: ValueSource,
     now: DateTime<Utc>,
@@ -65,7 +65,7 @@ pub async fn fetch<L: Ledger>(
     };
     fetch_orders(
         admin,
-        ledger,
+        store,
         &shop.myshopify_domain,
         &window,
         &orders,
@@ -88,16 +88,16 @@ pub struct Orders {
     pub settings: Settings,
 }
 
-/// The shop's orders placed in `orders.from..orders.to` beside the ledger's entries, added up over
-/// the days of `window`. `domain` is the shop's myshopify domain: webhooks, and so the ledger, are
+/// The shop's orders placed in `orders.from..orders.to` beside their records, added up over
+/// the days of `window`. `domain` is the shop's myshopify domain: webhooks, and so the records, are
 /// filed under it, whatever name the caller gave. Nothing is asked of the Admin API for an empty
-/// range, nor of the ledger without orders.
+/// range, nor of the records without orders.
 ///
 /// # Errors
-/// [`ReconcileError::Admin`] or [`ReconcileError::Ledger`].
-pub async fn fetch_orders<L: Ledger>(
+/// [`ReconcileError::Admin`] or [`ReconcileError::Records`].
+pub async fn fetch_orders<S: IdempotencyStore>(
     admin: &AdminApi,
-    ledger: &L,
+    store: &S,
     domain: &str,
     window: &Window,
     orders: &Orders,
@@ -113,17 +113,20 @@ pub async fn fetch_orders<L: Ledger>(
         .iter()
         .map(|o| ShopOrder::from_admin(o, orders.value_source))
         .collect();
-    let entries = if listed.is_empty() {
+    let keys: Vec<IdempotencyKey> = listed
+        .iter()
+        .filter_map(|o| IdempotencyKey::order(domain, o.id).ok())
+        .collect();
+    let records = if keys.is_empty() {
         Vec::new()
     } else {
-        let subjects: Vec<Subject> = listed.iter().map(|o| Subject::Order { id: o.id }).collect();
-        ledger.lookup(domain, &subjects, now).await?
+        store.get_many(&keys, now).await?
     };
     Ok(Report::build(
         domain,
         window,
         &listed,
-        &entries,
+        &records,
         now,
         &orders.settings,
     ))

@@ -754,6 +754,17 @@ fn orders_to_look_at(out: &mut String, r: &Report) {
                         "handed back to the queue for another attempt".to_owned()
                     },
                 ),
+                Status::TestOnly { .. } => (
+                    "test_only".to_owned(),
+                    "sent in test mode or to a dry run only: Pinterest recorded nothing; the next delivery with test mode off sends it".to_owned(),
+                ),
+                Status::InDoubt { cause } => (
+                    "in_doubt".to_owned(),
+                    format!(
+                        "{}; if Pinterest's Event History does not show it, run pinrelay replay --in-doubt",
+                        cause.map_or("Pinterest may have it", |c| c.describe())
+                    ),
+                ),
                 Status::Missing { recoverable: true } => (
                     "recoverable".to_owned(),
                     "no trace in the relay; pinrelay reconcile --backfill sends it".to_owned(),

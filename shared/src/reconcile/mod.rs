@@ -1,15 +1,18 @@
 //! Reconcile: the shop's orders beside what the relay did with each, the answer to "compare the
 //! purchase events against your Shopify order count for the same period".
 //!
-//! Pure: the orders (from the Admin API), the ledger entries (from the relay's store) and the clock
-//! come in; a [`Report`] comes out ([`fetch`] gathers the two inputs). Each order is exactly one of:
+//! Pure: the orders (from the Admin API), their records (the relay's one record per event, see
+//! [`crate::idempotency`]) and the clock come in; a [`Report`] comes out ([`fetch`] gathers the two
+//! inputs). Each order is exactly one of:
 //!
 //! | status | meaning |
 //! |---|---|
 //! | `sent` | Pinterest processed its `checkout` event (when, with which match keys, what value) |
+//! | `test_only` | sent in test mode or to a dry run only: Pinterest validated it but recorded nothing |
 //! | `skipped` | the relay sent nothing, for a reason: by a conversion rule (`by_rule`) or a conversion lost (`expired`) |
 //! | `dead_lettered` | moved to the dead-letter queue with a reason: a human must look |
-//! | `pending` | queued by `--backfill`, handed back for another attempt, or placed less than [`Settings::grace`] ago |
+//! | `in_doubt` | Pinterest may have it (no answer, or the relay stopped mid-send): `pinrelay replay --in-doubt` once Event History shows it missing |
+//! | `pending` | being sent, handed back for another attempt, or placed less than [`Settings::grace`] ago |
 //! | `missing` | the relay has no trace of it: the webhook never arrived (a deleted subscription, an outage) |
 //!
 //! Accuracy is (sent + skipped by rule) / orders. A missing order placed within Pinterest's 7 days
@@ -29,11 +32,10 @@ use serde::Serialize;
 pub use self::fetch::{Orders, Period, ReconcileError, fetch, fetch_orders};
 pub use self::html::{escape, html};
 pub use self::render::table;
-use crate::ledger::{Entry, MatchKeys, Recorded, Subject};
+use crate::idempotency::{DoubtCause, IdempotencyRecord, Mode, Settled, State};
 use crate::mapping::{ValueSource, currency_amount, minor_units};
-use crate::pinterest::quality::{
-    ComponentRow, IngestionSource, Lookback, QualityScore, RelayCoverage, compare,
-};
+use crate::pinterest::quality::{ComponentRow, IngestionSource, Lookback, QualityScore, compare};
+use crate::pinterest::{MatchKeyCounts, MatchKeys};
 use crate::shopify::AdminOrder;
 
 /// The version of the JSON shape ([`Report`]); it changes only when a field changes meaning or goes.
@@ -188,16 +190,28 @@ impl Window {
 pub enum Status {
     /// Pinterest processed its event.
     Sent {
-        /// When.
-        sent_at: DateTime<Utc>,
+        /// When (unknown for an order sent before one-record-per-event).
+        sent_at: Option<DateTime<Utc>>,
         /// The `event_id` sent.
-        event_id: String,
+        event_id: Option<String>,
         /// The match keys it carried.
         match_keys: MatchKeys,
         /// The value sent.
         value_sent: Option<String>,
         /// Sent more than an hour after the order (Pinterest counts it as offline).
         late: bool,
+    },
+    /// Sent in test mode or to a dry run only: validated, not recorded by Pinterest.
+    TestOnly {
+        /// When.
+        sent_at: Option<DateTime<Utc>>,
+        /// The `event_id` sent.
+        event_id: Option<String>,
+    },
+    /// Pinterest may have it; not sent again without a human.
+    InDoubt {
+        /// Why.
+        cause: Option<DoubtCause>,
     },
     /// Nothing was sent, for a reason.
     Skipped {
@@ -217,8 +231,9 @@ pub enum Status {
     },
     /// Not settled yet.
     Pending {
-        /// `queued` (sent to the relay's queue by `--backfill`), `retrying` (handed back to the
-        /// queue) or `recent` (placed within the grace period, its webhook may be on its way).
+        /// `sending` (a dispatch holds it now), `retrying` (handed back to the queue after a
+        /// retryable failure) or `recent` (placed within the grace period, its webhook may be on
+        /// its way).
         reason: String,
     },
     /// No trace in the relay.
@@ -229,10 +244,12 @@ pub enum Status {
 }
 
 impl Status {
-    /// `sent`, `skipped`, `dead_lettered`, `pending` or `missing`.
+    /// `sent`, `test_only`, `skipped`, `dead_lettered`, `in_doubt`, `pending` or `missing`.
     pub fn label(&self) -> &'static str {
         match self {
             Status::Sent { .. } => "sent",
+            Status::TestOnly { .. } => "test_only",
+            Status::InDoubt { .. } => "in_doubt",
             Status::Skipped { .. } => "skipped",
             Status::DeadLettered { .. } => "dead_lettered",
             Status::Pending { .. } => "pending",
@@ -241,58 +258,64 @@ impl Status {
     }
 }
 
-/// What one order's ledger entry (or its absence) says about it.
+/// What one order's record (or its absence) says about it.
 pub fn classify(
     order: &ShopOrder,
-    entry: Option<&Entry>,
+    record: Option<&IdempotencyRecord>,
     now: DateTime<Utc>,
     settings: &Settings,
 ) -> Status {
     let age = (now - order.created_at).to_std().unwrap_or(Duration::ZERO);
-    match entry.map(|e| (e, &e.outcome)) {
-        Some((
-            e,
-            Recorded::Sent {
-                event_id,
-                match_keys,
-                value,
-                late,
-                ..
+    let Some(record) = record else {
+        return if age < settings.grace {
+            Status::Pending {
+                reason: "recent".into(),
+            }
+        } else {
+            Status::Missing {
+                recoverable: age < settings.max_event_age,
+            }
+        };
+    };
+    match (record.state, &record.settled) {
+        (State::Sent, Some(Settled::Sent(facts))) if facts.mode == Mode::Test => Status::TestOnly {
+            sent_at: facts.at,
+            event_id: record.event_id.clone(),
+        },
+        (State::Sent, Some(Settled::Sent(facts))) => Status::Sent {
+            sent_at: facts.at,
+            event_id: record.event_id.clone(),
+            match_keys: facts.match_keys,
+            value_sent: facts.value.clone(),
+            late: facts.late,
+        },
+        (State::Sent, _) => Status::Sent {
+            sent_at: None,
+            event_id: record.event_id.clone(),
+            match_keys: MatchKeys::default(),
+            value_sent: None,
+            late: false,
+        },
+        (State::Skipped, Some(Settled::Skipped(f))) => Status::Skipped {
+            reason: f.reason.clone(),
+            detail: f.detail.clone(),
+            by_rule: f.by_rule,
+        },
+        (State::DeadLettered, Some(Settled::DeadLettered(f))) => Status::DeadLettered {
+            reason: f.reason.clone(),
+            detail: f.detail.clone(),
+        },
+        (State::InDoubt, settled) => Status::InDoubt {
+            cause: match settled {
+                Some(Settled::InDoubt { cause }) => Some(*cause),
+                _ => None,
             },
-        )) => Status::Sent {
-            sent_at: e.at,
-            event_id: event_id.clone(),
-            match_keys: *match_keys,
-            value_sent: value.clone(),
-            late: *late,
         },
-        Some((
-            _,
-            Recorded::Skipped {
-                reason,
-                detail,
-                by_rule,
-            },
-        )) => Status::Skipped {
-            reason: reason.clone(),
-            detail: detail.clone(),
-            by_rule: *by_rule,
+        (State::InProgress, _) => Status::Pending {
+            reason: "sending".into(),
         },
-        Some((_, Recorded::DeadLettered { reason, detail })) => Status::DeadLettered {
-            reason: reason.clone(),
-            detail: detail.clone(),
-        },
-        Some((_, Recorded::Pending { attempts: 0, .. })) => Status::Pending {
-            reason: "queued".into(),
-        },
-        Some((_, Recorded::Pending { .. })) => Status::Pending {
+        _ => Status::Pending {
             reason: "retrying".into(),
-        },
-        None if age < settings.grace => Status::Pending {
-            reason: "recent".into(),
-        },
-        None => Status::Missing {
-            recoverable: age < settings.max_event_age,
         },
     }
 }
@@ -317,42 +340,6 @@ pub struct OrderRow {
     pub status: Status,
 }
 
-/// Of the sent events, how many carried each match key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Coverage {
-    /// A hashed email.
-    pub email: u64,
-    /// A hashed phone.
-    pub phone: u64,
-    /// IP address and user agent.
-    pub ip_ua: u64,
-    /// The `_epik` click id.
-    pub click_id: u64,
-    /// The hashed Shopify customer id.
-    pub external_id: u64,
-}
-
-impl Coverage {
-    fn add(&mut self, keys: &MatchKeys) {
-        self.email += u64::from(keys.email);
-        self.phone += u64::from(keys.phone);
-        self.ip_ua += u64::from(keys.ip_ua);
-        self.click_id += u64::from(keys.click_id);
-        self.external_id += u64::from(keys.external_id);
-    }
-
-    /// The keys with their counts, in display order.
-    pub fn keys(&self) -> [(&'static str, u64); 5] {
-        [
-            ("email", self.email),
-            ("phone", self.phone),
-            ("ip_ua", self.ip_ua),
-            ("click_id", self.click_id),
-            ("external_id", self.external_id),
-        ]
-    }
-}
-
 /// Totals of a day (or of the whole window).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Totals {
@@ -366,6 +353,10 @@ pub struct Totals {
     pub skipped_by_rule: u64,
     /// Dead-lettered, by reason label.
     pub dead_lettered: BTreeMap<String, u64>,
+    /// Sent in test mode or to a dry run only.
+    pub test_only: u64,
+    /// In doubt.
+    pub in_doubt: u64,
     /// Pending.
     pub pending: u64,
     /// Missing.
@@ -379,7 +370,7 @@ pub struct Totals {
     /// Value of the sent events, by currency.
     pub value_sent: BTreeMap<String, String>,
     /// Match keys of the sent events.
-    pub coverage: Coverage,
+    pub coverage: MatchKeyCounts,
 }
 
 /// One day of the report.
@@ -434,15 +425,7 @@ pub struct Quality {
 impl Quality {
     /// Pinterest's scores of one lookback beside the window's sent events.
     pub fn new(lookback: Lookback, scores: &[QualityScore], totals: &Totals) -> Self {
-        let c = &totals.coverage;
-        let relay = RelayCoverage {
-            events: totals.sent,
-            with_email: c.email,
-            with_phone: c.phone,
-            with_ip_ua: c.ip_ua,
-            with_click_id: c.click_id,
-            with_external_id: c.external_id,
-        };
+        let relay = &totals.coverage;
         let status = |source| {
             scores
                 .iter()
@@ -453,27 +436,25 @@ impl Quality {
             lookback: lookback.as_str().to_owned(),
             conversions_api: status(IngestionSource::ConversionsApi),
             tag: status(IngestionSource::Tag),
-            components: compare(scores, &relay, "checkout"),
+            components: compare(scores, relay, "checkout"),
         }
     }
 }
 
 impl Report {
-    /// Classifies each order by its ledger entry and adds them up per day.
+    /// Classifies each order by its record and adds them up per day.
     pub fn build(
         shop: &str,
         window: &Window,
         orders: &[ShopOrder],
-        entries: &[Entry],
+        records: &[IdempotencyRecord],
         now: DateTime<Utc>,
         settings: &Settings,
     ) -> Self {
-        let by_order: HashMap<u64, &Entry> = entries
+        let by_order: HashMap<u64, &IdempotencyRecord> = records
             .iter()
-            .filter_map(|e| match e.subject {
-                Subject::Order { id } if e.shop == shop => Some((id, e)),
-                _ => None,
-            })
+            .filter(|r| r.key.shop() == shop)
+            .filter_map(|r| Some((r.key.order_id()?, r)))
             .collect();
         let mut orders: Vec<&ShopOrder> = orders.iter().collect();
         orders.sort_by_key(|o| (o.created_at, o.id));
@@ -549,6 +530,8 @@ impl Sums {
                     add_money(&mut self.sent, v, &row.currency);
                 }
             }
+            Status::TestOnly { .. } => t.test_only += 1,
+            Status::InDoubt { .. } => t.in_doubt += 1,
             Status::Skipped {
                 reason, by_rule, ..
             } => {

@@ -59,6 +59,13 @@ pub fn table(report: &Report) -> String {
                     format!("{}: {detail}", o.status.label())
                 }
                 Status::Pending { reason } => format!("pending ({reason})"),
+                Status::TestOnly { .. } => {
+                    "test_only: sent in test mode or a dry run only; Pinterest recorded nothing".to_owned()
+                }
+                Status::InDoubt { cause } => format!(
+                    "in_doubt: {}; if Event History does not show it, run pinrelay replay --in-doubt",
+                    cause.map_or("Pinterest may have it", |c| c.describe())
+                ),
                 Status::Missing { recoverable: true } => {
                     "missing: no trace in the relay; --backfill sends it".to_owned()
                 }

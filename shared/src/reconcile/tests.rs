@@ -1,5 +1,7 @@
 use super::*;
-use crate::ledger::Recorded;
+use crate::idempotency::{
+    IdempotencyKey, LetterFacts, Retrying, SentFacts, Settled, SkipFacts,
+};
 use crate::pinterest::quality::{Lookback, QualityScore};
 
 const SHOP: &str = "r.myshopify.com";
@@ -22,21 +24,20 @@ fn order(id: u64, created_at: &str) -> ShopOrder {
     }
 }
 
-fn entry(id: u64, outcome: Recorded) -> Entry {
-    Entry {
-        shop: SHOP.into(),
-        subject: Subject::Order { id },
-        topic: "orders/create".into(),
-        at: now(),
-        outcome,
-    }
+fn entry(id: u64, settled: Settled) -> IdempotencyRecord {
+    IdempotencyRecord::settled(
+        IdempotencyKey::order(SHOP, id).unwrap(),
+        Some(id.to_string()),
+        settled,
+        now(),
+    )
 }
 
-fn sent(id: u64, email: bool, click: bool) -> Entry {
+fn sent(id: u64, email: bool, click: bool) -> IdempotencyRecord {
     entry(
         id,
-        Recorded::Sent {
-            event_id: id.to_string(),
+        Settled::Sent(SentFacts {
+            at: Some(now()),
             match_keys: MatchKeys {
                 email,
                 click_id: click,
@@ -44,19 +45,29 @@ fn sent(id: u64, email: bool, click: bool) -> Entry {
             },
             value: Some("10.00".into()),
             currency: Some("USD".into()),
-            late: false,
-        },
+            ..SentFacts::default()
+        }),
     )
 }
 
-fn skipped(id: u64, reason: &str, by_rule: bool) -> Entry {
+fn skipped(id: u64, reason: &str, by_rule: bool) -> IdempotencyRecord {
     entry(
         id,
-        Recorded::Skipped {
+        Settled::Skipped(SkipFacts {
             reason: reason.into(),
             detail: format!("{reason} in words"),
             by_rule,
-        },
+        }),
+    )
+}
+
+fn dead(id: u64, reason: &str, detail: &str) -> IdempotencyRecord {
+    entry(
+        id,
+        Settled::DeadLettered(LetterFacts {
+            reason: reason.into(),
+            detail: detail.into(),
+        }),
     )
 }
 
@@ -117,24 +128,17 @@ fn each_order_is_exactly_one_status() {
         classify(&o, Some(&skipped(1, "test_order", true)), now(), &s),
         Status::Skipped { by_rule: true, .. }
     ));
-    let dead = entry(
-        1,
-        Recorded::DeadLettered {
-            reason: "pinterest_rejected".into(),
-            detail: "no".into(),
-        },
-    );
+    let dead = dead(1, "pinterest_rejected", "no");
     assert_eq!(
         classify(&o, Some(&dead), now(), &s).label(),
         "dead_lettered"
     );
-    let retrying = entry(
-        1,
-        Recorded::Pending {
-            attempts: 2,
-            retry_in_s: 120,
-        },
-    );
+    let mut retrying = skipped(1, "unpaid", true);
+    retrying.state = State::Pending;
+    retrying.retrying = Some(Retrying {
+        attempts: 2,
+        last_error: "Pinterest request failed: unavailable".into(),
+    });
     assert_eq!(
         classify(&o, Some(&retrying), now(), &s),
         Status::Pending {
@@ -174,9 +178,9 @@ fn the_report_adds_up_days_accuracy_value_and_coverage() {
         sent(2, true, false),
         skipped(3, "pos_order", true),
         skipped(4, "expired", false),
-        // Another shop's entry for the same id is not this shop's.
-        Entry {
-            shop: "other.myshopify.com".into(),
+        // Another shop's record for the same id is not this shop's.
+        IdempotencyRecord {
+            key: IdempotencyKey::order("other.myshopify.com", 5).unwrap(),
             ..sent(5, true, true)
         },
     ];
@@ -241,24 +245,18 @@ fn full_report() -> Report {
     orders[2].value = "1500".into();
     let entries = [
         sent(1, true, true),
-        Entry {
-            outcome: Recorded::Sent {
-                event_id: "3".into(),
-                match_keys: MatchKeys::default(),
+        entry(
+            3,
+            Settled::Sent(SentFacts {
+                at: Some(now()),
                 value: Some("1500".into()),
                 currency: Some("JPY".into()),
                 late: true,
-            },
-            ..sent(3, false, false)
-        },
-        skipped(2, "test_order", true),
-        entry(
-            4,
-            Recorded::DeadLettered {
-                reason: "pinterest_rejected".into(),
-                detail: "Pinterest said \"no\" & <b>why</b>".into(),
-            },
+                ..SentFacts::default()
+            }),
         ),
+        skipped(2, "test_order", true),
+        dead(4, "pinterest_rejected", "Pinterest said \"no\" & <b>why</b>"),
     ];
     let mut r = Report::build(SHOP, &w, &orders, &entries, now(), &Settings::default());
     // A shop name is the merchant's text as much as an order name.
