@@ -495,7 +495,9 @@ mod tests {
         assert!(reply.cors);
         let sent = queue.0.lock().unwrap();
         assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].attributes[attr::SOURCE], "browser");
+        let attributes = sent[0].attributes.clone().into_iter().collect();
+        let relay = crate::queue::RelayFacts::of(&attributes);
+        assert_eq!(relay.source.as_deref(), Some("browser"));
         assert_eq!(sent[0].attributes[attr::TOPIC], "browser/page_visit");
         let received: ReceivedBrowserEvent = serde_json::from_str(&sent[0].body).unwrap();
         assert_eq!(received.client_ip, "203.0.113.7".parse().ok());

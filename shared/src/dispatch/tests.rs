@@ -11,13 +11,12 @@ use serde_json::{Value, json};
 use super::*;
 use crate::browser::Profile;
 use crate::idempotency::sqlite::SqliteIdempotencyStore;
-use crate::idempotency::{Claim, IdempotencyKey, Status};
-use crate::ledger::sqlite::SqliteLedger;
+use crate::idempotency::{Claim, IdempotencyKey, IdempotencyRecord, State};
 use crate::mapping::SkipReason;
 use crate::pinterest::{ConversionsApiError, Event, EventStatus};
 use crate::profile::sqlite::SqliteProfileStore;
 use crate::profile::{ConsentPolicy, ProfileStore};
-use crate::queue::{Envelope, MAX_MESSAGE_BYTES, QueueError, Source};
+use crate::queue::{Envelope, Letter, MAX_MESSAGE_BYTES, QueueError, Source, dead_letter_attributes};
 use crate::shopify::{Topic, WebhookMetadata};
 use crate::sqlite::SqliteDatabase;
 
@@ -88,19 +87,29 @@ struct RecordingInbox {
 }
 
 impl Inbox for RecordingInbox {
-    async fn dead_letter(&self, message: &Received, reason: &str) -> Result<(), QueueError> {
-        if self
-            .refuse_dead_letters
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(QueueError::Unavailable(
-                "the dead-letter queue is down".into(),
-            ));
+    async fn dead_letter_many(&self, letters: &[Letter<'_>]) -> Vec<Result<(), QueueError>> {
+        let mut out = Vec::new();
+        for letter in letters {
+            if self
+                .refuse_dead_letters
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                out.push(Err(QueueError::Unavailable(
+                    "the dead-letter queue is down".into(),
+                )));
+                continue;
+            }
+            let entry = (letter.message.id.clone(), letter.reason.to_owned());
+            self.dead.lock().unwrap().push(entry);
+            // The letter as the queue stores it: attributes, relay facts and reason.
+            let attributes = dead_letter_attributes(letter.message, letter.reason, letter.relay);
+            self.dead_messages.lock().unwrap().push(Received {
+                attributes,
+                ..letter.message.clone()
+            });
+            out.push(Ok(()));
         }
-        let entry = (message.id.clone(), reason.to_owned());
-        self.dead.lock().unwrap().push(entry);
-        self.dead_messages.lock().unwrap().push(message.clone());
-        Ok(())
+        out
     }
 
     async fn retry_after(&self, message: &Received, delay: Duration) -> Result<(), QueueError> {
@@ -112,19 +121,12 @@ impl Inbox for RecordingInbox {
     }
 }
 
-type Unit = Dispatcher<
-    SqliteIdempotencyStore,
-    SqliteProfileStore,
-    SqliteLedger,
-    ScriptedApi,
-    RecordingInbox,
->;
+type Unit = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, ScriptedApi, RecordingInbox>;
 
 struct World {
     _dir: tempfile::TempDir,
     store: SqliteIdempotencyStore,
     profiles: SqliteProfileStore,
-    ledger: SqliteLedger,
     inbox: RecordingInbox,
     now: DateTime<Utc>,
 }
@@ -136,8 +138,7 @@ impl World {
         Self {
             _dir: dir,
             store: SqliteIdempotencyStore::new(db.clone()),
-            profiles: SqliteProfileStore::new(db.clone()),
-            ledger: SqliteLedger::new(db),
+            profiles: SqliteProfileStore::new(db),
             inbox: RecordingInbox::default(),
             now: "2026-11-29T12:00:00Z".parse().unwrap(),
         }
@@ -155,7 +156,6 @@ impl World {
         Dispatcher::new(
             self.store.clone(),
             self.profiles.clone(),
-            self.ledger.clone(),
             api.clone(),
             self.inbox.clone(),
             config,
@@ -179,12 +179,12 @@ impl World {
             .await
     }
 
-    async fn status(&self, order_id: u64) -> Option<Status> {
-        self.store
-            .get(&key(order_id))
-            .await
-            .unwrap()
-            .map(|r| r.status)
+    async fn status(&self, order_id: u64) -> Option<State> {
+        self.record(order_id).await.map(|r| r.state)
+    }
+
+    async fn record(&self, order_id: u64) -> Option<IdempotencyRecord> {
+        self.store.get(&key(order_id)).await.unwrap()
     }
 
     fn dead_letters(&self) -> Vec<(String, String)> {
@@ -197,7 +197,27 @@ impl World {
 }
 
 fn key(order_id: u64) -> IdempotencyKey {
-    IdempotencyKey::new(SHOP, "checkout", &order_id.to_string()).unwrap()
+    IdempotencyKey::order(SHOP, order_id).unwrap()
+}
+
+/// A claim of order `order_id` by another invocation at `at`, locked until `until`.
+async fn claim_elsewhere(
+    w: &World,
+    order_id: u64,
+    at: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> (Claim, crate::idempotency::ClaimRequest) {
+    let request = crate::idempotency::ClaimRequest {
+        key: key(order_id),
+        event_id: order_id.to_string(),
+        holder: crate::idempotency::Holder::new(),
+        lock_until: until,
+        mode: crate::idempotency::Mode::Live,
+        resend: None,
+        topic: "orders/create".into(),
+        legacy: None,
+    };
+    (w.store.claim(&request, at).await.unwrap(), request)
 }
 
 fn message(id: &str, receive_count: u32, envelope: &Envelope) -> Received {
@@ -299,7 +319,7 @@ async fn orders_create_and_paid_in_one_batch_send_once_without_a_retry() {
     assert_eq!(report.dispositions["o-1"], Disposition::Sent);
     assert_eq!(report.dispositions["paid-1"], Disposition::Deduplicated);
     assert!(report.batch_item_failures.is_empty());
-    assert_eq!(w.status(1).await, Some(Status::Completed));
+    assert_eq!(w.status(1).await, Some(State::Sent));
     assert_eq!(
         (report.counts.processed, report.counts.deduplicated),
         (1, 1)
@@ -356,8 +376,8 @@ async fn a_request_refused_as_a_whole_is_split_until_the_offender_stands_alone()
     );
     assert_eq!(
         w.status(3).await,
-        None,
-        "the refused event's key is released"
+        Some(State::DeadLettered),
+        "the refused event's record says why; a replay may decide it again"
     );
 }
 
@@ -384,7 +404,7 @@ async fn an_event_pinterest_fails_alone_is_dead_lettered_and_the_rest_sent() {
         ))
     );
     assert_eq!(report.counts.failed, 1);
-    assert_eq!(w.status(2).await, None);
+    assert_eq!(w.status(2).await, Some(State::DeadLettered));
 }
 
 #[tokio::test]
@@ -403,7 +423,7 @@ async fn a_503_is_retried_with_backoff_and_the_key_released() {
         Disposition::Retry(Duration::from_secs(120))
     );
     assert_eq!(w.delays(), [("o-7".to_owned(), Duration::from_secs(120))]);
-    assert_eq!(w.status(7).await, None, "released for the next delivery");
+    assert_eq!(w.status(7).await, Some(State::Pending), "pending: the next delivery tries again");
 }
 
 #[tokio::test]
@@ -442,13 +462,10 @@ async fn a_refused_token_is_retried_after_the_longest_delay_and_counted() {
 async fn a_lock_held_elsewhere_is_retried_once_it_can_have_expired() {
     let w = World::new();
     let held_until = w.now + chrono::Duration::seconds(300);
-    assert_eq!(
-        w.store
-            .put_in_progress(&key(1), w.now, held_until)
-            .await
-            .unwrap(),
-        Claim::Acquired
-    );
+    assert!(matches!(
+        claim_elsewhere(&w, 1, w.now, held_until).await.0,
+        Claim::Acquired { .. }
+    ));
     let api = ScriptedApi::accepting();
     let report = w.run(&api, &[order(&w, 1)]).await;
     assert!(api.requests().is_empty());
@@ -458,7 +475,7 @@ async fn a_lock_held_elsewhere_is_retried_once_it_can_have_expired() {
     );
     assert_eq!(
         w.status(1).await,
-        Some(Status::InProgress),
+        Some(State::InProgress),
         "not ours to release"
     );
 }
@@ -547,7 +564,7 @@ async fn refused_consent_skips_the_order_when_the_policy_says_skip() {
         report.dispositions["o-1"],
         Disposition::Skipped(SkipReason::Consent)
     );
-    assert_eq!(w.status(1).await, None, "a skipped order's key is released");
+    assert_eq!(w.status(1).await, Some(State::Skipped), "a skip is recorded and may be decided again");
 }
 
 #[tokio::test]
@@ -576,7 +593,7 @@ async fn an_order_without_identity_is_skipped_and_its_key_released() {
         report.dispositions["o-1"],
         Disposition::Skipped(SkipReason::NotEnoughIdentity)
     );
-    assert_eq!(w.status(1).await, None);
+    assert_eq!(w.status(1).await, Some(State::Skipped));
     assert_eq!(report.counts.skipped.get("not_enough_identity"), Some(&1));
 }
 
@@ -674,11 +691,15 @@ async fn a_late_payment_of_an_order_sent_before_is_deduplicated_not_expired() {
     let mut body = order_body(1, w.now);
     body["created_at"] = json!(created.to_rfc3339());
     // orders/create was sent 8 days ago, when the order was fresh.
+    let (_, request) =
+        claim_elsewhere(&w, 1, created, created + chrono::Duration::seconds(30)).await;
+    let sent = crate::idempotency::Settlement::Settled(crate::idempotency::Settled::Sent(
+        crate::idempotency::SentFacts::default(),
+    ));
     w.store
-        .put_in_progress(&key(1), created, created + chrono::Duration::seconds(30))
+        .settle(&request.key, &request.holder, &sent, created)
         .await
         .unwrap();
-    w.store.complete(&key(1), created).await.unwrap();
     let paid = message("paid-1", 1, &webhook(Topic::OrdersPaid, &body, w.now));
     let report = w.run(&api, &[paid]).await;
     assert_eq!(report.dispositions["paid-1"], Disposition::Deduplicated);
@@ -698,7 +719,7 @@ async fn an_old_event_never_sent_is_skipped_as_expired_and_its_key_released() {
         report.dispositions["o-1"],
         Disposition::Skipped(SkipReason::Expired { days: 8 })
     );
-    assert_eq!(w.status(1).await, None);
+    assert_eq!(w.status(1).await, Some(State::Skipped));
     assert!(w.dead_letters().is_empty());
 }
 
@@ -757,7 +778,7 @@ async fn a_signed_order_body_replayed_as_shop_redact_deletes_nothing() {
     );
     assert_eq!(
         w.status(1).await,
-        Some(Status::Completed),
+        Some(State::Sent),
         "nothing deleted"
     );
     assert_eq!(
@@ -851,26 +872,22 @@ async fn locks_outlast_the_deadline_by_one_request_timeout() {
         w.store.get(&key(1)).await.unwrap()
     });
     let record = record.expect("locked while sending");
-    assert_eq!(record.status, Status::InProgress);
+    assert_eq!(record.state, State::InProgress);
     let want = deadline + chrono::Duration::from_std(config.request_timeout).unwrap();
-    assert_eq!(record.in_progress_expiration, Some(want.timestamp_millis()));
+    assert_eq!(record.lock_until_ms, Some(want.timestamp_millis()));
 }
 
-// The outcome ledger: one entry per order or event settled, read back as reconcile reads it.
+// The record is the ledger: each order's outcome, read back as reconcile reads it.
 
-async fn outcome(w: &World, order_id: u64) -> Option<crate::ledger::Recorded> {
-    use crate::ledger::{Ledger, Subject};
-    let found = w
-        .ledger
-        .lookup(SHOP, &[Subject::Order { id: order_id }], w.now)
-        .await
-        .unwrap();
-    found.into_iter().next().map(|e| e.outcome)
+async fn outcome(w: &World, order_id: u64) -> Option<(State, Option<crate::idempotency::Settled>)> {
+    let found = w.store.get_many(&[key(order_id)], w.now).await.unwrap();
+    found.into_iter().next().map(|r| (r.state, r.settled))
 }
 
 #[tokio::test]
-async fn the_ledger_files_each_order_outcome_with_its_reason() {
-    use crate::ledger::{MatchKeys, Recorded};
+async fn each_order_record_keeps_its_outcome_with_its_reason() {
+    use crate::idempotency::{LetterFacts, SentFacts, Settled, SkipFacts};
+    use crate::pinterest::MatchKeys;
     let w = World::new();
     // Order 2 is refused by Pinterest, 3 is a test order, 4 is a point-of-sale order.
     let api = ScriptedApi::new(|events| {
@@ -898,54 +915,56 @@ async fn the_ledger_files_each_order_outcome_with_its_reason() {
 
     assert_eq!(
         outcome(&w, 1).await,
-        Some(Recorded::Sent {
-            event_id: "1".into(),
-            match_keys: MatchKeys {
-                email: true,
-                ..MatchKeys::default()
-            },
-            value: Some("10.00".into()),
-            currency: Some("USD".into()),
-            late: false,
-        })
+        Some((
+            State::Sent,
+            Some(Settled::Sent(SentFacts {
+                at: Some(w.now),
+                match_keys: MatchKeys {
+                    email: true,
+                    ..MatchKeys::default()
+                },
+                value: Some("10.00".into()),
+                currency: Some("USD".into()),
+                ..SentFacts::default()
+            }))
+        ))
     );
-    let Some(Recorded::DeadLettered { reason, detail }) = outcome(&w, 2).await else {
+    assert_eq!(
+        w.record(1).await.unwrap().event_id.as_deref(),
+        Some("1"),
+        "the record keeps the event_id it chose"
+    );
+    let Some((State::DeadLettered, Some(Settled::DeadLettered(LetterFacts { reason, detail })))) =
+        outcome(&w, 2).await
+    else {
         panic!("order 2 is dead-lettered");
     };
     assert_eq!(reason, "pinterest_rejected");
     assert!(detail.contains("bad currency"), "{detail}");
-    let Some(Recorded::Skipped {
-        reason, by_rule, ..
-    }) = outcome(&w, 3).await
+    let Some((State::Skipped, Some(Settled::Skipped(SkipFacts { reason, by_rule, .. })))) =
+        outcome(&w, 3).await
     else {
         panic!("order 3 is skipped");
     };
     assert_eq!((reason.as_str(), by_rule), ("test_order", true));
-    let Some(Recorded::Skipped { reason, .. }) = outcome(&w, 4).await else {
+    let Some((_, Some(Settled::Skipped(SkipFacts { reason, .. })))) = outcome(&w, 4).await else {
         panic!("order 4 is skipped");
     };
     assert_eq!(reason, "pos_order");
-    assert_eq!(
-        outcome(&w, 5).await,
-        None,
-        "an order never seen has no entry"
-    );
+    assert_eq!(outcome(&w, 5).await, None, "an order never seen has no record");
 }
 
 #[tokio::test]
 async fn a_retried_order_is_pending_until_sent_and_a_duplicate_changes_nothing() {
-    use crate::ledger::Recorded;
     let w = World::new();
     let down = ScriptedApi::new(|_| Err(ConversionsApiError::Unavailable { status: 503 }));
     w.run(&down, &[order(&w, 1)]).await;
-    assert_eq!(
-        outcome(&w, 1).await,
-        Some(Recorded::Pending {
-            attempts: 1,
-            retry_in_s: 60
-        })
-    );
-    // The skip or retry left no idempotency record behind: the next delivery claims and sends.
+    let pending = w.record(1).await.unwrap();
+    assert_eq!(pending.state, State::Pending);
+    let retrying = pending.retrying.unwrap();
+    assert_eq!(retrying.attempts, 1);
+    assert!(retrying.last_error.contains("unavailable"), "{}", retrying.last_error);
+    // A pending record does not stop the next delivery: it claims and sends.
     let up = ScriptedApi::accepting();
     w.run(
         &up,
@@ -956,8 +975,8 @@ async fn a_retried_order_is_pending_until_sent_and_a_duplicate_changes_nothing()
         )],
     )
     .await;
-    assert!(matches!(outcome(&w, 1).await, Some(Recorded::Sent { .. })));
-    // orders/paid of the same order is deduplicated; the entry still says sent.
+    assert_eq!(w.status(1).await, Some(State::Sent));
+    // orders/paid of the same order is deduplicated; the record still says sent.
     let paid = message(
         "p-1",
         1,
@@ -965,12 +984,12 @@ async fn a_retried_order_is_pending_until_sent_and_a_duplicate_changes_nothing()
     );
     let report = w.run(&up, &[paid]).await;
     assert_eq!(report.counts.deduplicated, 1);
-    assert!(matches!(outcome(&w, 1).await, Some(Recorded::Sent { .. })));
+    assert_eq!(w.status(1).await, Some(State::Sent));
 }
 
 #[tokio::test]
 async fn an_expired_order_is_filed_as_a_lost_conversion() {
-    use crate::ledger::Recorded;
+    use crate::idempotency::{Settled, SkipFacts};
     let w = World::new();
     let old = order_body(9, w.now - chrono::Duration::days(10));
     w.run(
@@ -982,9 +1001,8 @@ async fn an_expired_order_is_filed_as_a_lost_conversion() {
         )],
     )
     .await;
-    let Some(Recorded::Skipped {
-        reason, by_rule, ..
-    }) = outcome(&w, 9).await
+    let Some((State::Skipped, Some(Settled::Skipped(SkipFacts { reason, by_rule, .. })))) =
+        outcome(&w, 9).await
     else {
         panic!("order 9 is skipped");
     };
@@ -998,12 +1016,8 @@ async fn an_event_whose_holder_stopped_is_dead_lettered_in_doubt_and_never_resen
     let w = World::new();
     // An invocation claimed order 1 a minute ago and stopped before completing or releasing it.
     let crashed = w.now - chrono::Duration::seconds(90);
-    let claim = w
-        .store
-        .put_in_progress(&key(1), crashed, crashed + chrono::Duration::seconds(30))
-        .await
-        .unwrap();
-    assert_eq!(claim, Claim::Acquired);
+    let (claim, _) = claim_elsewhere(&w, 1, crashed, crashed + chrono::Duration::seconds(30)).await;
+    assert!(matches!(claim, Claim::Acquired { .. }));
 
     let api = ScriptedApi::accepting();
     let report = w.run(&api, &[order(&w, 1)]).await;
@@ -1012,40 +1026,62 @@ async fn an_event_whose_holder_stopped_is_dead_lettered_in_doubt_and_never_resen
     let dead = w.dead_letters();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].1.starts_with("in_doubt: "), "{}", dead[0].1);
+    assert!(dead[0].1.contains("stopped"), "the cause is named: {}", dead[0].1);
     let letter = w.inbox.dead_messages.lock().unwrap()[0].clone();
-    assert_eq!(
-        letter
-            .attributes
-            .get(crate::queue::attr::IN_DOUBT)
-            .map(String::as_str),
-        Some("true")
-    );
-    assert_eq!(
-        w.status(1).await,
-        Some(Status::Completed),
-        "later deliveries are deduplicated"
-    );
+    let relay = crate::queue::RelayFacts::of(&letter.attributes);
+    assert_eq!((relay.in_doubt, relay.resend), (Some(1), None));
+    let record = w.record(1).await.unwrap();
+    assert_eq!((record.state, record.generation), (State::InDoubt, 1));
     let paid = message(
         "p-1",
         1,
         &webhook(Topic::OrdersPaid, &order_body(1, w.now), w.now),
     );
-    assert_eq!(w.run(&api, &[paid]).await.counts.deduplicated, 1);
+    assert_eq!(w.run(&api, &[paid]).await.counts.held_in_doubt, 1);
     assert!(api.requests().is_empty());
 
-    // A human replays the dead letter: it carries the mark, so it is sent, once.
+    // The letter put back as it is (SQS's own redrive): still nothing is sent.
+    let redriven = Received {
+        id: "x-1".into(),
+        receive_count: 1,
+        ..letter.clone()
+    };
+    assert_eq!(
+        w.run(&api, std::slice::from_ref(&redriven)).await.dispositions["x-1"],
+        Disposition::HeldInDoubt
+    );
+
+    // A human replays it (`pinrelay replay --in-doubt`): a resend of generation 1, sent once,
+    // however often the replayed message is delivered.
+    let mut attributes = letter.attributes.clone();
+    attributes.remove(crate::queue::attr::DEAD_LETTER_REASON);
+    crate::queue::RelayFacts {
+        in_doubt: None,
+        resend: Some(1),
+        ..relay
+    }
+    .apply(&mut attributes);
     let replayed = Received {
         id: "r-1".into(),
         receive_count: 1,
+        attributes,
         ..letter
     };
-    let report = w.run(&api, std::slice::from_ref(&replayed)).await;
+    let copy = Received {
+        id: "r-2".into(),
+        ..replayed.clone()
+    };
+    let report = w.run(&api, &[replayed.clone(), copy]).await;
     assert_eq!(report.counts.processed, 1);
     assert_eq!(api.requests(), vec![vec!["1".to_owned()]]);
-    assert_eq!(w.status(1).await, Some(Status::Completed));
-    let Some(crate::ledger::Recorded::Sent { .. }) = outcome(&w, 1).await else {
-        panic!("the ledger shows the replayed order as sent");
+    let again = Received {
+        id: "r-3".into(),
+        receive_count: 2,
+        ..replayed
     };
+    assert_eq!(w.run(&api, &[again]).await.counts.deduplicated, 1);
+    assert_eq!(api.requests().len(), 1, "sent exactly once");
+    assert_eq!(w.status(1).await, Some(State::Sent));
 }
 
 #[tokio::test]
@@ -1093,7 +1129,7 @@ async fn a_request_without_an_answer_leaves_its_orders_in_doubt_but_a_refused_co
     let report = w.run(&no_answer, &[order(&w, 1)]).await;
     assert!(report.batch_item_failures.is_empty());
     assert_eq!(report.counts.dead_lettered.get("in_doubt"), Some(&1));
-    assert_eq!(w.status(1).await, Some(Status::Completed));
+    assert_eq!(w.status(1).await, Some(State::InDoubt));
 
     let refused = ScriptedApi::new(|_| {
         Err(ConversionsApiError::Transport(
@@ -1106,7 +1142,7 @@ async fn a_request_without_an_answer_leaves_its_orders_in_doubt_but_a_refused_co
         ["o-2"],
         "nothing was sent: retried"
     );
-    assert_eq!(w.status(2).await, None);
+    assert_eq!(w.status(2).await, Some(State::Pending));
 }
 
 #[tokio::test]
@@ -1129,13 +1165,10 @@ async fn with_resend_in_doubt_an_unanswered_or_abandoned_event_is_sent_again() {
         ["o-1"],
         "retried, not dead-lettered"
     );
-    assert_eq!(w.status(1).await, None);
+    assert_eq!(w.status(1).await, Some(State::Pending));
 
     let crashed = w.now - chrono::Duration::seconds(90);
-    w.store
-        .put_in_progress(&key(2), crashed, crashed + chrono::Duration::seconds(30))
-        .await
-        .unwrap();
+    claim_elsewhere(&w, 2, crashed, crashed + chrono::Duration::seconds(30)).await;
     let api = ScriptedApi::accepting();
     let report = w.run_with(&api, config, &[order(&w, 2)]).await;
     assert_eq!(report.counts.processed, 1);
@@ -1146,10 +1179,7 @@ async fn with_resend_in_doubt_an_unanswered_or_abandoned_event_is_sent_again() {
 async fn an_in_doubt_event_whose_dead_letter_fails_keeps_its_lock_for_the_next_try() {
     let w = World::new();
     let crashed = w.now - chrono::Duration::seconds(90);
-    w.store
-        .put_in_progress(&key(1), crashed, crashed + chrono::Duration::seconds(30))
-        .await
-        .unwrap();
+    claim_elsewhere(&w, 1, crashed, crashed + chrono::Duration::seconds(30)).await;
     w.inbox
         .refuse_dead_letters
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -1162,7 +1192,7 @@ async fn an_in_doubt_event_whose_dead_letter_fails_keeps_its_lock_for_the_next_t
     );
     assert_eq!(
         w.status(1).await,
-        Some(Status::InProgress),
+        Some(State::InProgress),
         "neither completed nor released"
     );
     assert!(api.requests().is_empty());
@@ -1186,6 +1216,6 @@ async fn an_in_doubt_event_whose_dead_letter_fails_keeps_its_lock_for_the_next_t
         )
         .await;
     assert_eq!(report.counts.dead_lettered.get("in_doubt"), Some(&1));
-    assert_eq!(later.status(1).await, Some(Status::Completed));
+    assert_eq!(later.status(1).await, Some(State::InDoubt));
     assert!(api.requests().is_empty());
 }

@@ -500,6 +500,7 @@ struct SqsError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::attr;
     use super::*;
 
     #[test]
