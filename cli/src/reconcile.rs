@@ -24,9 +24,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use pinrelay::aws::{self, Budget};
 use pinrelay::dynamodb::Table;
-use pinrelay::ledger::dynamodb::DynamoDbLedger;
-use pinrelay::ledger::sqlite::SqliteLedger;
-use pinrelay::ledger::{Entry, LEDGER_TTL_SECONDS, Ledger, LedgerError, Recorded, Subject};
+use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
+use pinrelay::idempotency::{
+    Claim, ClaimRequest, DeadLetterCounts, Holder, IdempotencyKey, IdempotencyRecord,
+    IdempotencyStore, Settlement, StoreError, Unheld,
+};
 use pinrelay::mapping::ValueSource;
 use pinrelay::pinterest::quality::{IngestionSource, Lookback};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
@@ -109,16 +112,16 @@ pub struct Args {
     pub pinterest_api_url: String,
 }
 
-/// Where the relay keeps its outcomes and takes its messages.
+/// Where the relay keeps its records and takes its messages.
 enum Relay {
     /// `pinrelay serve`'s data dir.
     Local {
-        ledger: SqliteLedger,
+        records: SqliteIdempotencyStore,
         queue: SqliteQueue,
     },
     /// A deployed stack.
     Aws {
-        ledger: DynamoDbLedger,
+        records: DynamoDbIdempotencyStore,
         queue: Option<SqsQueue>,
         dead_letters: Option<(aws_sdk_sqs::Client, String)>,
     },
@@ -129,7 +132,7 @@ impl Relay {
         if args.stack.is_none() && args.table.is_none() {
             let db = crate::local::open_existing_db(&args.data_dir)?;
             return Ok(Relay::Local {
-                ledger: SqliteLedger::new(db.clone()),
+                records: SqliteIdempotencyStore::new(db.clone()),
                 queue: SqliteQueue::new(db),
             });
         }
@@ -153,7 +156,10 @@ impl Relay {
         };
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         Ok(Relay::Aws {
-            ledger: DynamoDbLedger::new(Table::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
+            records: DynamoDbIdempotencyStore::new(Table::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                table,
+            )),
             queue: queue_url.map(|url| SqsQueue::new(sqs.clone(), url)),
             dead_letters: dlq_url.map(|url| (sqs, url)),
         })
@@ -201,32 +207,77 @@ impl Relay {
     }
 }
 
-/// The relay's ledger, wherever it is.
-impl Ledger for Relay {
-    async fn record(&self, entry: &Entry, expires_at: i64) -> Result<(), LedgerError> {
-        match self {
-            Relay::Local { ledger, .. } => ledger.record(entry, expires_at).await,
-            Relay::Aws { ledger, .. } => ledger.record(entry, expires_at).await,
+/// The relay's records, wherever they are.
+macro_rules! each {
+    ($self:ident, $records:ident => $call:expr) => {
+        match $self {
+            Relay::Local { records: $records, .. } => $call,
+            Relay::Aws { records: $records, .. } => $call,
         }
+    };
+}
+
+impl IdempotencyStore for Relay {
+    async fn claim(&self, request: &ClaimRequest, now: DateTime<Utc>) -> Result<Claim, StoreError> {
+        each!(self, r => r.claim(request, now).await)
     }
 
-    async fn lookup(
+    async fn settle(
+        &self,
+        key: &IdempotencyKey,
+        holder: &Holder,
+        settlement: &Settlement,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        each!(self, r => r.settle(key, holder, settlement, now).await)
+    }
+
+    async fn record(
+        &self,
+        key: &IdempotencyKey,
+        decision: &Unheld,
+        topic: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        each!(self, r => r.record(key, decision, topic, now).await)
+    }
+
+    async fn get(&self, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError> {
+        each!(self, r => r.get(key).await)
+    }
+
+    async fn get_many(
+        &self,
+        keys: &[IdempotencyKey],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<IdempotencyRecord>, StoreError> {
+        each!(self, r => r.get_many(keys, now).await)
+    }
+
+    async fn forget(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+        each!(self, r => r.forget(key).await)
+    }
+
+    async fn count_dead_letter(
         &self,
         shop: &str,
-        subjects: &[Subject],
+        reason: &str,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Entry>, LedgerError> {
-        match self {
-            Relay::Local { ledger, .. } => ledger.lookup(shop, subjects, now).await,
-            Relay::Aws { ledger, .. } => ledger.lookup(shop, subjects, now).await,
-        }
+    ) -> Result<(), StoreError> {
+        each!(self, r => r.count_dead_letter(shop, reason, now).await)
     }
 
-    async fn delete_shop(&self, shop: &str) -> Result<u64, LedgerError> {
-        match self {
-            Relay::Local { ledger, .. } => ledger.delete_shop(shop).await,
-            Relay::Aws { ledger, .. } => ledger.delete_shop(shop).await,
-        }
+    async fn dead_letter_counts(
+        &self,
+        shop: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<DeadLetterCounts, StoreError> {
+        each!(self, r => r.dead_letter_counts(shop, from, to).await)
+    }
+
+    async fn delete_shop(&self, shop: &str) -> Result<u64, StoreError> {
+        each!(self, r => r.delete_shop(shop).await)
     }
 }
 
@@ -434,8 +485,8 @@ async fn backfill(
     })
 }
 
-/// One missing order: its REST body, a `queued` ledger entry (so a second reconcile shows it
-/// pending, not missing), then the queue.
+/// One missing order: its REST body, onto the relay's queue. Nothing is recorded before dispatch
+/// settles it: the record says what happened, never what is hoped to happen.
 async fn backfill_one(
     admin: &AdminApi,
     relay: &Relay,
@@ -448,19 +499,6 @@ async fn backfill_one(
     let message = Envelope::backfill(shop, id, api_version, body, now)
         .encode(MAX_ENQUEUE_BYTES, Duration::ZERO)
         .context("the order is too large for the queue")?;
-    let queued = Entry {
-        shop: shop.to_owned(),
-        subject: Subject::Order { id },
-        topic: "orders/create".into(),
-        at: now,
-        outcome: Recorded::Pending {
-            attempts: 0,
-            retry_in_s: 0,
-        },
-    };
-    relay
-        .record(&queued, now.timestamp() + LEDGER_TTL_SECONDS)
-        .await?;
     relay.send(&message).await
 }
 

@@ -8,7 +8,7 @@
 //! - Pinterest: the real API when `PINTEREST_ACCESS_TOKEN` and `PINTEREST_AD_ACCOUNT_ID` are set,
 //!   otherwise a dry run printing each request body on stdout. Logs go to stderr.
 //! - `GET /reconcile` (when `SHOPIFY_ADMIN_TOKEN` is set): the `pinrelay reconcile` report of the
-//!   shop's orders against this relay's ledger, as the HTML page (`?format=json` for the JSON,
+//!   shop's orders against this relay's records, as the HTML page (`?format=json` for the JSON,
 //!   `?since=14d` for another window). Served to loopback clients only: it lists orders and values.
 //! - SIGINT/SIGTERM: stop accepting, answer requests in flight, let the dispatcher finish its batch.
 //! - One process per data directory, enforced by an exclusive lock on `serve.lock`: a batch's
@@ -37,7 +37,6 @@ use pinrelay::config;
 use pinrelay::dispatch::Dispatcher;
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
 use pinrelay::ingest::{self, Ingest};
-use pinrelay::ledger::sqlite::SqliteLedger;
 use pinrelay::mapping::ValueSource;
 use pinrelay::metrics::Metrics;
 use pinrelay::pinterest::{
@@ -126,15 +125,14 @@ struct App {
     report: Option<ReportPage>,
 }
 
-/// What `GET /reconcile` reads: the shop's Admin API and this relay's ledger.
+/// What `GET /reconcile` reads: the shop's Admin API and this relay's records.
 struct ReportPage {
     admin: AdminApi,
-    ledger: SqliteLedger,
+    records: SqliteIdempotencyStore,
     value_source: ValueSource,
 }
 
-type Relay =
-    Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, SqliteLedger, Target, SqliteQueue>;
+type Relay = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, Target, SqliteQueue>;
 
 /// Time allowed to open a connection to Pinterest.
 const PINTEREST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -157,6 +155,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = config::serve_settings()?;
     let visibility = Duration::from_millis(args.visibility_timeout_ms.max(1));
     let (request_timeout, deadline_margin) = request_budget(visibility);
+    // Without credentials it is a dry run; test mode validates without recording: both are test
+    // sends, recorded as such.
+    let test_sends = settings
+        .pinterest
+        .as_ref()
+        .is_none_or(|(pinterest, _)| pinterest.test_mode);
     // The real API when the settings have credentials, a dry run otherwise.
     let target = match settings.pinterest {
         Some((pinterest, access_token)) => Target::Pinterest(
@@ -177,6 +181,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     dispatch_config.retry_base = Duration::from_millis(args.retry_base_ms.max(1));
     dispatch_config.request_timeout = request_timeout;
     dispatch_config.deadline_margin = deadline_margin;
+    // Test-mode and dry-run sends are recorded as such: switching to real credentials on the same
+    // data directory sends those orders for real, once.
+    if test_sends {
+        dispatch_config.mode = pinrelay::idempotency::Mode::Test;
+    }
 
     let db = SqliteDatabase::open_in(&args.data_dir)?;
     // One relay per data directory: a second would compete for messages and its batches could
@@ -201,11 +210,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Target::Pinterest(_) => "Pinterest API",
         Target::DryRun(_) => "dry run (request bodies on stdout)",
     };
-    let ledger = SqliteLedger::new(db.clone());
     let dispatcher = Dispatcher::new(
         store.clone(),
         profiles.clone(),
-        ledger.clone(),
         target,
         queue.clone(),
         dispatch_config,
@@ -214,7 +221,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = match config::serve_report_settings()? {
         Some(r) => Some(ReportPage {
             admin: AdminApi::new(&r.shop, r.token, &r.api_version, r.admin_api_url.as_deref())?,
-            ledger: ledger.clone(),
+            records: store.clone(),
             value_source: r.value_source,
         }),
         None => None,
@@ -276,7 +283,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         () = dispatch_loop(
             dispatcher,
             queue,
-            (store, profiles, ledger),
+            (store, profiles),
             wake,
             Duration::from_millis(args.dispatch_interval_ms.max(1)),
             visibility,
@@ -325,7 +332,7 @@ async fn stop_on_signal(stop: Arc<watch::Sender<bool>>) {
 async fn dispatch_loop(
     dispatcher: Relay,
     queue: SqliteQueue,
-    (store, profiles, ledger): (SqliteIdempotencyStore, SqliteProfileStore, SqliteLedger),
+    (store, profiles): (SqliteIdempotencyStore, SqliteProfileStore),
     wake: Arc<Notify>,
     interval: Duration,
     visibility: Duration,
@@ -348,12 +355,6 @@ async fn dispatch_loop(
                 Ok(n) => tracing::debug!(profiles = n, "purged expired shopper profiles"),
                 Err(e) => {
                     tracing::warn!(error.message = %e, "could not purge expired shopper profiles")
-                }
-            }
-            match ledger.purge_expired(now).await {
-                Ok(n) => tracing::debug!(outcomes = n, "purged expired ledger entries"),
-                Err(e) => {
-                    tracing::warn!(error.message = %e, "could not purge expired ledger entries")
                 }
             }
         }
@@ -482,7 +483,7 @@ async fn reconcile_page(
     let period = Period::Since(query.since.unwrap_or_else(|| "7d".to_owned()));
     let fetched = reconcile::fetch(
         &page.admin,
-        &page.ledger,
+        &page.records,
         &period,
         page.value_source,
         Utc::now(),

@@ -12,7 +12,7 @@
 //! The SDK reads the standard AWS environment, `AWS_ENDPOINT_URL` included, with the
 //! [`Budget::CLI`] timeouts and retries.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -54,6 +54,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dlq: dlq.to_owned(),
         max_age,
         dry_run: args.dry_run,
+        filter: super::Filter::from(args),
         now: Utc::now(),
     };
     let summary = replay.run().await?;
@@ -85,6 +86,7 @@ fn parse_age(s: &str) -> Option<TimeDelta> {
 struct Summary {
     replayed: u64,
     skipped: u64,
+    left: u64,
     failed: u64,
     not_deleted: u64,
 }
@@ -93,14 +95,14 @@ impl Summary {
     fn print(&self, args: &Args) {
         if args.dry_run {
             println!(
-                "dry run: would replay {}, would skip {} (older than {}); nothing was changed",
-                self.replayed, self.skipped, args.max_age
+                "dry run: would replay {}, would skip {} (older than {}), would leave {} (not selected); nothing was changed",
+                self.replayed, self.skipped, args.max_age, self.left
             );
             return;
         }
         println!(
-            "replayed {}, skipped {} (older than {}, left in the dead-letter queue), failed {}",
-            self.replayed, self.skipped, args.max_age, self.failed
+            "replayed {}, skipped {} (older than {}, left in the dead-letter queue), left {} (not selected), failed {}",
+            self.replayed, self.skipped, args.max_age, self.left, self.failed
         );
         if self.not_deleted > 0 {
             println!(
@@ -116,6 +118,7 @@ struct Replay {
     dlq: String,
     max_age: TimeDelta,
     dry_run: bool,
+    filter: super::Filter,
     now: DateTime<Utc>,
 }
 
@@ -147,7 +150,7 @@ impl Replay {
             if letters.is_empty() {
                 return Ok(());
             }
-            let mut to_send: Vec<&Received> = Vec::new();
+            let mut to_send: Vec<(&Received, HashMap<String, String>)> = Vec::new();
             for letter in &letters {
                 let m = &letter.message;
                 if !seen.insert(m.id.clone()) {
@@ -167,56 +170,54 @@ impl Replay {
                             human(age)
                         )
                     });
-                } else if self.dry_run {
-                    summary.replayed += 1;
-                    held.push(m.receipt.clone());
-                    progress.suspend(|| {
-                        println!(
-                            "would replay  {}  {}  age {}",
-                            m.id,
-                            info.describe(),
-                            human(age)
-                        )
-                    });
-                } else {
-                    to_send.push(m);
+                    progress.inc(1);
+                    continue;
+                }
+                match self.filter.replay(&m.body, &m.attributes, None) {
+                    Err(left) => {
+                        summary.left += 1;
+                        held.push(m.receipt.clone());
+                        progress.suspend(|| {
+                            println!("left          {}  {}  ({})", m.id, info.describe(), left.describe())
+                        });
+                    }
+                    Ok(_) if self.dry_run => {
+                        summary.replayed += 1;
+                        held.push(m.receipt.clone());
+                        progress.suspend(|| {
+                            println!(
+                                "would replay  {}  {}  age {}",
+                                m.id,
+                                info.describe(),
+                                human(age)
+                            )
+                        });
+                    }
+                    Ok(attributes) => to_send.push((m, attributes)),
                 }
                 progress.inc(1);
             }
             if to_send.is_empty() {
                 continue;
             }
-            match self.redrive.redrive(&to_send).await {
-                Ok(results) => {
-                    for (m, result) in to_send.iter().zip(results) {
-                        match result {
-                            Redriven::Replayed => summary.replayed += 1,
-                            Redriven::NotDeleted => {
-                                summary.replayed += 1;
-                                summary.not_deleted += 1;
-                            }
-                            Redriven::Failed(why) => {
-                                summary.failed += 1;
-                                held.push(m.receipt.clone());
-                                progress.suspend(|| {
-                                    eprintln!(
-                                        "failed to send message {} to the target queue: {why}",
-                                        m.id
-                                    )
-                                });
-                            }
-                        }
+            let results = self.redrive.redrive(&to_send).await;
+            for ((m, _), result) in to_send.iter().zip(results) {
+                match result {
+                    Redriven::Replayed => summary.replayed += 1,
+                    Redriven::NotDeleted => {
+                        summary.replayed += 1;
+                        summary.not_deleted += 1;
                     }
-                }
-                Err(e) => {
-                    summary.failed += to_send.len() as u64;
-                    held.extend(to_send.iter().map(|m| m.receipt.clone()));
-                    progress.suspend(|| {
-                        eprintln!(
-                            "failed to send {} messages to the target queue: {e}",
-                            to_send.len()
-                        )
-                    });
+                    Redriven::Failed(why) => {
+                        summary.failed += 1;
+                        held.push(m.receipt.clone());
+                        progress.suspend(|| {
+                            eprintln!(
+                                "failed to send message {} to the target queue: {why}",
+                                m.id
+                            )
+                        });
+                    }
                 }
             }
         }

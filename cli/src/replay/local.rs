@@ -1,9 +1,10 @@
-//! `pinrelay replay --data-dir DIR`: re-queues the local relay's dead letters.
+//! `pinrelay replay --data-dir DIR`: re-queues the local relay's dead letters, as aimed by
+//! `--reason`, `--order` and `--in-doubt` ([`super::Filter`]).
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use super::Args;
+use super::{Args, Filter};
 
 /// Re-queues the local relay's dead letters (or lists them with `--dry-run`).
 pub(super) async fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -14,22 +15,36 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<ExitCode> {
         writeln!(out, "no dead letters in {}", args.data_dir.display())?;
         return Ok(ExitCode::SUCCESS);
     }
+    let filter = Filter::from(args);
+    let mut chosen = Vec::new();
+    let mut left = Vec::new();
+    for letter in &letters {
+        match filter.replay(&letter.body, &letter.attributes, Some(&letter.reason)) {
+            Ok(attributes) => chosen.push((letter, attributes)),
+            Err(why) => left.push((letter, why)),
+        }
+    }
+    for (letter, why) in &left {
+        writeln!(out, "left  {}  {}  ({})", letter.id, letter.reason, why.describe())?;
+    }
     if args.dry_run {
-        crate::local::write_table(&mut out, &letters)?;
+        let rows: Vec<_> = chosen.iter().map(|(l, _)| (*l).clone()).collect();
+        crate::local::write_table(&mut out, &rows)?;
         writeln!(
             out,
-            "\n{} dead letter(s) would be re-queued (--dry-run: nothing changed)",
-            letters.len()
+            "\n{} dead letter(s) would be re-queued, {} left (--dry-run: nothing changed)",
+            chosen.len(),
+            left.len()
         )?;
         return Ok(ExitCode::SUCCESS);
     }
     let progress = super::progress(
-        letters.len() as u64,
+        chosen.len() as u64,
         "re-queuing {bar:40} {pos}/{len} dead letters",
     );
     let mut requeued = 0u64;
-    for letter in &letters {
-        if queue.requeue_dead_letter(letter.id).await? {
+    for (letter, attributes) in &chosen {
+        if queue.requeue_dead_letter_as(letter.id, attributes).await? {
             requeued += 1;
         }
         progress.inc(1);
@@ -37,8 +52,9 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<ExitCode> {
     progress.finish_and_clear();
     writeln!(
         out,
-        "re-queued {requeued} dead letter(s) from {}; `pinrelay serve --data-dir {}` dispatches them",
+        "re-queued {requeued} dead letter(s) from {}, left {}; `pinrelay serve --data-dir {}` dispatches them",
         args.data_dir.display(),
+        left.len(),
         args.data_dir.display()
     )?;
     Ok(ExitCode::SUCCESS)

@@ -21,7 +21,6 @@ use pinrelay::config;
 use pinrelay::dispatch::{BatchReport, Dispatcher};
 use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use pinrelay::ledger::dynamodb::DynamoDbLedger;
 use pinrelay::metrics::{self, Metrics};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::profile::dynamodb::DynamoDbProfileStore;
@@ -38,19 +37,16 @@ const RECEIVE_COUNT: &str = "ApproximateReceiveCount";
 /// When the runtime gives no usable deadline, locks last as long as the longest invocation.
 const FALLBACK_LOCK: Duration = Duration::from_secs(15 * 60);
 
-type Service = Dispatcher<
-    DynamoDbIdempotencyStore,
-    DynamoDbProfileStore,
-    DynamoDbLedger,
-    PinterestHttp,
-    SqsInbox,
->;
+type Service = Dispatcher<DynamoDbIdempotencyStore, DynamoDbProfileStore, PinterestHttp, SqsInbox>;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(Output::Stdout);
     let mut config = config::dispatch_settings().context("dispatch configuration")?;
     config.dispatch.request_timeout = PINTEREST_REQUEST_TIMEOUT;
+    if config.pinterest.test_mode {
+        config.dispatch.mode = pinrelay::idempotency::Mode::Test;
+    }
 
     let sdk = aws::load(Budget::DISPATCH).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws::with_budget(&sdk, Budget::STARTUP));
@@ -66,7 +62,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         request_timeout: PINTEREST_REQUEST_TIMEOUT,
     })
     .context("Pinterest HTTP client")?;
-    // Records, profiles and outcomes share the table; each port has its own adapter.
+    // Records and profiles share the table; each port has its own adapter.
     let table = Table::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
     let inbox = SqsInbox::new(
         aws_sdk_sqs::Client::new(&sdk),
@@ -75,8 +71,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     let service: Service = Dispatcher::new(
         DynamoDbIdempotencyStore::new(table.clone()),
-        DynamoDbProfileStore::new(table.clone()),
-        DynamoDbLedger::new(table),
+        DynamoDbProfileStore::new(table),
         api,
         inbox,
         config.dispatch,

@@ -298,6 +298,32 @@ impl SqliteQueue {
         Ok(self.requeue(Some(id)).await? == 1)
     }
 
+    /// Moves one dead letter back to the queue with these attributes (a replay's: the in-doubt
+    /// generation turned into a resend); returns false when it no longer exists.
+    ///
+    /// # Errors
+    /// [`SqliteError`].
+    pub async fn requeue_dead_letter_as(
+        &self,
+        id: i64,
+        attributes: &HashMap<String, String>,
+    ) -> Result<bool, SqliteError> {
+        let attributes = serde_json::to_string(attributes)
+            .map_err(|e| SqliteError::Sqlite(rusqlite::Error::ToSqlConversionFailure(e.into())))?;
+        self.db
+            .call(true, move |conn| {
+                let now = ms(Utc::now());
+                let moved = conn.execute(
+                    "INSERT INTO messages (body, attributes, sent_at_ms, visible_at_ms, receive_count)
+                     SELECT body, ?3, ?1, ?1, 0 FROM dead_letters WHERE id = ?2",
+                    params![now, id, attributes],
+                )?;
+                conn.execute("DELETE FROM dead_letters WHERE id = ?1", params![id])?;
+                Ok(moved == 1)
+            })
+            .await
+    }
+
     async fn requeue(&self, id: Option<i64>) -> Result<u64, SqliteError> {
         self.db
             .call(true, move |conn| {
