@@ -13,8 +13,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use pinrelay::dispatch::{BatchReport, DispatchConfig, Dispatcher, Disposition};
 use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use pinrelay::idempotency::{IdempotencyKey, IdempotencyStore, Status};
-use pinrelay::ledger::dynamodb::DynamoDbLedger;
+use pinrelay::idempotency::{
+    Claim, ClaimRequest, Holder, IdempotencyKey, IdempotencyStore, Mode, State,
+};
 use pinrelay::metrics::{Metrics, names};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::profile::dynamodb::DynamoDbProfileStore;
@@ -41,13 +42,8 @@ const LONG_INVOCATION: chrono::Duration = chrono::Duration::seconds(600);
 /// holds its answer for longer.
 const PINTEREST_TIMEOUT: Duration = Duration::from_secs(5);
 
-type TestDispatcher = Dispatcher<
-    DynamoDbIdempotencyStore,
-    DynamoDbProfileStore,
-    DynamoDbLedger,
-    PinterestHttp,
-    SqsInbox,
->;
+type TestDispatcher =
+    Dispatcher<DynamoDbIdempotencyStore, DynamoDbProfileStore, PinterestHttp, SqsInbox>;
 
 /// moto, the fake, and what a dispatcher needs.
 struct World {
@@ -84,10 +80,6 @@ impl World {
         DynamoDbProfileStore::new(self.table())
     }
 
-    fn ledger(&self) -> DynamoDbLedger {
-        DynamoDbLedger::new(self.table())
-    }
-
     /// Retries back off by zero seconds, so a retried message is visible again at once.
     fn config(&self) -> DispatchConfig {
         DispatchConfig {
@@ -122,10 +114,13 @@ impl World {
         })
         .unwrap();
         let inbox = SqsInbox::new(self.env.sqs.clone(), &self.env.queue_url, &self.env.dlq_url);
+        let config = DispatchConfig {
+            mode: if test_mode { Mode::Test } else { Mode::Live },
+            ..config
+        };
         Dispatcher::new(
             self.store(),
             self.profiles(),
-            self.ledger(),
             api,
             inbox,
             config,
@@ -275,12 +270,12 @@ impl World {
             .collect()
     }
 
-    async fn status(&self, order_id: u64) -> Option<Status> {
+    async fn status(&self, order_id: u64) -> Option<State> {
         self.store()
             .get(&key(order_id))
             .await
             .unwrap()
-            .map(|r| r.status)
+            .map(|r| r.state)
     }
 
     fn metric(&self, name: &str) -> f64 {
@@ -348,7 +343,7 @@ async fn the_same_order_delivered_three_times_in_a_row_is_sent_once() {
     }
     assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
     assert_eq!((processed, deduplicated), (1, 2));
-    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert_eq!(w.status(1001).await, Some(State::Sent));
     assert!(w.dead_letters().await.is_empty());
     assert!(w.receive().await.is_empty());
     assert_eq!(w.fake.schema_errors(), Vec::<String>::new());
@@ -398,7 +393,7 @@ async fn the_same_order_in_concurrent_batches_is_sent_once() {
 
     assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
     assert_eq!((processed, deduplicated), (1, 2));
-    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert_eq!(w.status(1001).await, Some(State::Sent));
     assert!(w.dead_letters().await.is_empty());
     assert!(w.receive().await.is_empty());
 }
@@ -421,7 +416,7 @@ async fn a_pinterest_500_is_retried_then_delivered_once() {
     assert_eq!(second.counts.processed, 1);
     assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
     assert_eq!(w.fake.requests().len(), 2);
-    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert_eq!(w.status(1001).await, Some(State::Sent));
     assert!(w.dead_letters().await.is_empty());
 }
 
@@ -437,7 +432,7 @@ async fn a_pinterest_timeout_leaves_the_event_in_doubt_and_never_resent_on_its_o
     let first = w.round(&d, w.now).await;
     assert!(first.batch_item_failures.is_empty(), "{first:?}");
     assert!(w.fake.accepted_event_ids().is_empty());
-    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert_eq!(w.status(1001).await, Some(State::Sent));
     let dead = w.dead_letters().await;
     assert_eq!(dead.len(), 1);
     assert!(dead[0].0.starts_with("in_doubt: "), "{}", dead[0].0);
@@ -475,9 +470,9 @@ async fn an_event_pinterest_fails_is_dead_lettered_alone_with_its_reason() {
     );
     let body: Value = serde_json::from_str(dead[0].1.body().unwrap()).unwrap();
     assert_eq!(body["id"], 1002, "the original message is dead-lettered");
-    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert_eq!(w.status(1001).await, Some(State::Sent));
     assert_eq!(w.status(1002).await, None);
-    assert_eq!(w.status(1003).await, Some(Status::Completed));
+    assert_eq!(w.status(1003).await, Some(State::Sent));
     assert!(w.receive().await.is_empty());
 }
 
@@ -507,7 +502,7 @@ async fn a_request_refused_for_one_event_dead_letters_that_event_and_sends_the_r
     assert_eq!(body["id"], 1003);
     assert_eq!(w.status(1003).await, None);
     for id in [1001, 1002, 1004] {
-        assert_eq!(w.status(id).await, Some(Status::Completed));
+        assert_eq!(w.status(id).await, Some(State::Sent));
     }
 }
 
@@ -538,11 +533,21 @@ async fn an_invocation_that_died_after_claiming_blocks_the_event_until_its_lock_
     let w = World::start().await;
     let d = w.dispatcher();
     let store = w.store();
-    // The dead invocation: claimed, never sent, never completed or released.
-    store
-        .put_in_progress(&key(1001), w.now, w.now + INVOCATION)
-        .await
-        .unwrap();
+    // The dead invocation: claimed, never sent, never settled.
+    let claim = ClaimRequest {
+        key: key(1001),
+        event_id: "1001".into(),
+        holder: Holder::new(),
+        lock_until: w.now + INVOCATION,
+        mode: Mode::Live,
+        resend: None,
+        topic: "orders/create".into(),
+        legacy: None,
+    };
+    assert!(matches!(
+        store.claim(&claim, w.now).await.unwrap(),
+        Claim::Acquired { .. }
+    ));
     w.enqueue_order(1001, minutes(5)).await;
 
     let batch = w.receive().await;
@@ -557,22 +562,19 @@ async fn an_invocation_that_died_after_claiming_blocks_the_event_until_its_lock_
     assert!(w.fake.requests().is_empty());
 
     // Once its lock expires the event is in doubt (the dead invocation may have sent it): it is
-    // dead-lettered with that reason and the in-doubt mark, its key recorded as sent.
+    // dead-lettered with that reason and its generation, its record in doubt.
     w.make_visible(&batch, &first).await;
     let after_lock = w.now + INVOCATION + chrono::Duration::seconds(1);
     let second = w.round(&d, after_lock).await;
     assert!(second.batch_item_failures.is_empty(), "{second:?}");
     assert!(w.fake.requests().is_empty(), "never resent on its own");
-    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert_eq!(w.status(1001).await, Some(State::InDoubt));
     let dead = w.dead_letters().await;
     assert_eq!(dead.len(), 1);
     assert!(dead[0].0.starts_with("in_doubt: "), "{}", dead[0].0);
-    let mark = dead[0]
-        .1
-        .message_attributes()
-        .and_then(|a| a.get(attr::IN_DOUBT))
-        .and_then(|v| v.string_value());
-    assert_eq!(mark, Some("true"));
+    let letter = received_from_message(&dead[0].1);
+    assert_eq!(pinrelay::queue::RelayFacts::of(&letter.attributes).in_doubt, Some(1));
+    assert!(letter.attributes.len() <= 10, "{:?}", letter.attributes);
     assert_eq!(w.metric("EventsDeadLettered{Reason=in_doubt}"), 1.0);
 }
 
@@ -713,7 +715,7 @@ async fn an_eventbridge_envelope_is_delivered() {
     assert!(report.batch_item_failures.is_empty(), "{report:?}");
     assert_eq!(report.counts.processed, 1);
     assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
-    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert_eq!(w.status(1001).await, Some(State::Sent));
 }
 
 #[tokio::test]
@@ -725,7 +727,7 @@ async fn customers_redact_is_acknowledged_sends_nothing_and_deletes_the_orders_r
     }
     w.round(&d, w.now).await;
     assert_eq!(w.fake.requests().len(), 1);
-    assert_eq!(w.status(299_938).await, Some(Status::Completed));
+    assert_eq!(w.status(299_938).await, Some(State::Sent));
 
     let mut redact: Value = serde_json::from_slice(&fixture(REDACT_FIXTURE)).unwrap();
     redact["shop_domain"] = json!(SHOP);
@@ -737,7 +739,7 @@ async fn customers_redact_is_acknowledged_sends_nothing_and_deletes_the_orders_r
     assert_eq!(w.fake.requests().len(), 1, "nothing more was sent");
     assert_eq!(w.status(299_938).await, None);
     assert_eq!(w.status(280_263).await, None);
-    assert_eq!(w.status(1003).await, Some(Status::Completed));
+    assert_eq!(w.status(1003).await, Some(State::Sent));
     assert!(w.dead_letters().await.is_empty());
     assert!(w.receive().await.is_empty());
 }
@@ -1075,7 +1077,7 @@ async fn orders_create_and_orders_paid_in_one_batch_send_once_without_a_retry() 
     assert_eq!(report.counts.deduplicated, 1);
     assert_eq!(report.counts.retried, 0);
     assert_eq!(w.fake.accepted_event_ids(), ids(&[1001]));
-    assert_eq!(w.status(1001).await, Some(Status::Completed));
+    assert_eq!(w.status(1001).await, Some(State::Sent));
     assert!(w.receive().await.is_empty());
 }
 
@@ -1188,7 +1190,7 @@ async fn a_slow_pinterest_and_a_short_deadline_return_in_time_and_send_nothing_t
         .into_iter()
         .filter(|id| *id != hung)
         .collect();
-    assert_eq!(w.status(hung).await, Some(Status::Completed));
+    assert_eq!(w.status(hung).await, Some(State::Sent));
     for id in &others {
         assert_eq!(w.status(*id).await, None, "released for the next delivery");
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use pinrelay::pinterest::quality::{compare, hint};
 use pinrelay::pinterest::{
     Component, IngestionSource, Lookback, OverallStatus, PinterestHttp, PinterestHttpConfig,
-    QualityError, RelayCoverage,
+    QualityError,
 };
 use serde_json::json;
 
@@ -178,13 +178,13 @@ async fn compare_on_the_fakes_scores_flags_the_fair_api_source() {
             .await
             .unwrap(),
     );
-    let relay = RelayCoverage {
+    let relay = pinrelay::pinterest::MatchKeyCounts {
         events: 100,
-        with_email: 93,
-        with_phone: 70,
-        with_ip_ua: 62,
-        with_click_id: 19,
-        with_external_id: 88,
+        email: 93,
+        phone: 70,
+        ip_ua: 62,
+        click_id: 19,
+        external_id: 88,
     };
     let rows = compare(&scores, &relay, "checkout");
     let row = |c: Component| rows.iter().find(|r| r.component == c).unwrap();

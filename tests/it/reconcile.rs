@@ -347,57 +347,33 @@ async fn moto_stack(env: &crate::helpers::TestEnv, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn against_a_stack_reconcile_reads_the_dynamodb_ledger_and_backfills_through_sqs() {
-    use pinrelay::ledger::{Entry, Ledger, MatchKeys, Recorded, Subject};
+async fn against_a_stack_reconcile_reads_the_dynamodb_records_and_backfills_through_sqs() {
+    use pinrelay::idempotency::{IdempotencyKey, SentFacts, Settled, SkipFacts, contract};
     pinrelay::pinterest::http::install_crypto_provider();
     let env = crate::helpers::TestEnv::start().await;
     moto_stack(&env, "pinrelay-reconcile-test").await;
-    let ledger = pinrelay::ledger::dynamodb::DynamoDbLedger::new(pinrelay::dynamodb::Table::new(
-        env.dynamodb.clone(),
-        &env.table,
-    ));
+    let store = pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore::new(
+        pinrelay::dynamodb::Table::new(env.dynamodb.clone(), &env.table),
+    );
     let now = Utc::now();
-    let file = |id: u64, outcome: Recorded| Entry {
-        shop: SHOP_DOMAIN.into(),
-        subject: Subject::Order { id },
-        topic: "orders/create".into(),
-        at: now,
-        outcome,
+    let key = |id: u64| IdempotencyKey::order(SHOP_DOMAIN, id).unwrap();
+    let facts = SentFacts {
+        at: Some(now),
+        match_keys: pinrelay::pinterest::MatchKeys {
+            email: true,
+            ..Default::default()
+        },
+        value: Some("10.00".into()),
+        currency: Some("USD".into()),
+        ..SentFacts::default()
     };
-    let expires = now.timestamp() + 3600;
-    ledger
-        .record(
-            &file(
-                9101,
-                Recorded::Sent {
-                    event_id: "9101".into(),
-                    match_keys: MatchKeys {
-                        email: true,
-                        ..MatchKeys::default()
-                    },
-                    value: Some("10.00".into()),
-                    currency: Some("USD".into()),
-                    late: false,
-                },
-            ),
-            expires,
-        )
-        .await
-        .unwrap();
-    ledger
-        .record(
-            &file(
-                9102,
-                Recorded::Skipped {
-                    reason: "test_order".into(),
-                    detail: "a test order".into(),
-                    by_rule: true,
-                },
-            ),
-            expires,
-        )
-        .await
-        .unwrap();
+    contract::write_settled(&store, key(9101), Settled::Sent(facts), now).await;
+    let skip = SkipFacts {
+        reason: "test_order".into(),
+        detail: "a test order".into(),
+        by_rule: true,
+    };
+    contract::write_settled(&store, key(9102), Settled::Skipped(skip), now).await;
     let shopify = FakeShopify::start().await;
     shopify.add_orders(
         [
@@ -446,7 +422,7 @@ async fn against_a_stack_reconcile_reads_the_dynamodb_ledger_and_backfills_throu
     assert!(stderr.contains("backfilled 1 of 1"), "{stderr}");
 
     // The missing order is on the relay's queue as an orders/create of source backfill, with the
-    // order's REST body, and filed as queued.
+    // order's REST body; nothing is recorded until dispatch settles it.
     let queued = env.receive_all(&env.queue_url).await;
     assert_eq!(queued.len(), 1);
     let attr = |name: &str| {
@@ -456,7 +432,8 @@ async fn against_a_stack_reconcile_reads_the_dynamodb_ledger_and_backfills_throu
             .and_then(|v| v.string_value())
             .map(str::to_owned)
     };
-    assert_eq!(attr("source").as_deref(), Some("backfill"));
+    let relay = attr("relay").unwrap_or_default();
+    assert!(relay.contains("source=backfill"), "{relay}");
     assert_eq!(attr("topic").as_deref(), Some("orders/create"));
     let body: Value = serde_json::from_str(queued[0].body().unwrap()).unwrap();
     assert_eq!(body["id"], 9103);
@@ -464,7 +441,7 @@ async fn against_a_stack_reconcile_reads_the_dynamodb_ledger_and_backfills_throu
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         statuses(&report)[&9103],
-        status("pending", "queued"),
-        "a second run does not call it missing"
+        status("missing", "recoverable=true"),
+        "the record says what happened, not what is hoped: missing until dispatch sends it"
     );
 }

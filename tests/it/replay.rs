@@ -27,12 +27,21 @@ async fn dead_letter(env: &TestEnv, order_id: u64, age: Duration, reason: &str) 
         .send_message()
         .queue_url(&env.dlq_url)
         .message_body(format!(r#"{{"id":{order_id}}}"#))
-        .message_attributes(attr::SOURCE, string("webhook"))
         .message_attributes(attr::TOPIC, string("orders/create"))
         .message_attributes(attr::SHOP, string("acme.myshopify.com"))
         .message_attributes(attr::WEBHOOK_ID, string(&format!("w-{order_id}")))
-        .message_attributes(attr::RECEIVED_AT, string(&received_at))
-        .message_attributes(attr::CONTENT_ENCODING, string("identity"))
+        .message_attributes(
+            attr::RELAY,
+            string(
+                &pinrelay::queue::RelayFacts {
+                    source: Some("webhook".into()),
+                    encoding: Some("identity".into()),
+                    received_at: Some(received_at),
+                    ..Default::default()
+                }
+                .encode(),
+            ),
+        )
         .message_attributes(attr::DEAD_LETTER_REASON, string(reason))
         .send()
         .await

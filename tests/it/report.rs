@@ -10,7 +10,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pinrelay::ledger::{Entry, MatchKeys, Recorded, Subject};
+use pinrelay::idempotency::{
+    IdempotencyKey, IdempotencyRecord, LetterFacts, Retrying, SentFacts, Settled, SkipFacts, State,
+};
+use pinrelay::pinterest::MatchKeys;
 use pinrelay::pinterest::{Lookback, QualityScore};
 use pinrelay::reconcile::{Quality, Report, Settings, ShopOrder, Window, html};
 use serde_json::Value;
@@ -33,37 +36,36 @@ fn order(id: u64, created_at: &str, value: &str, currency: &str) -> ShopOrder {
     }
 }
 
-fn entry(id: u64, outcome: Recorded) -> Entry {
-    Entry {
-        shop: SHOP.into(),
-        subject: Subject::Order { id },
-        topic: "orders/create".into(),
-        at: now(),
-        outcome,
-    }
-}
-
-fn sent(id: u64, value: &str, currency: &str, keys: MatchKeys) -> Entry {
-    entry(
-        id,
-        Recorded::Sent {
-            event_id: id.to_string(),
-            match_keys: keys,
-            value: Some(value.into()),
-            currency: Some(currency.into()),
-            late: false,
-        },
+fn entry(id: u64, settled: Settled) -> IdempotencyRecord {
+    IdempotencyRecord::settled(
+        IdempotencyKey::order(SHOP, id).unwrap(),
+        Some(id.to_string()),
+        settled,
+        now(),
     )
 }
 
-fn skipped(id: u64, reason: &str, by_rule: bool) -> Entry {
+fn sent(id: u64, value: &str, currency: &str, keys: MatchKeys) -> IdempotencyRecord {
     entry(
         id,
-        Recorded::Skipped {
+        Settled::Sent(SentFacts {
+            at: Some(now()),
+            match_keys: keys,
+            value: Some(value.into()),
+            currency: Some(currency.into()),
+            ..SentFacts::default()
+        }),
+    )
+}
+
+fn skipped(id: u64, reason: &str, by_rule: bool) -> IdempotencyRecord {
+    entry(
+        id,
+        Settled::Skipped(SkipFacts {
             reason: reason.into(),
             detail: format!("{reason}: <in words> & more"),
             by_rule,
-        },
+        }),
     )
 }
 
@@ -126,18 +128,19 @@ fn report() -> Report {
         skipped(6, "expired", false),
         entry(
             7,
-            Recorded::DeadLettered {
+            Settled::DeadLettered(LetterFacts {
                 reason: "pinterest_rejected".into(),
                 detail: "Pinterest said \"invalid\" <value>".into(),
-            },
+            }),
         ),
-        entry(
-            8,
-            Recorded::Pending {
+        IdempotencyRecord {
+            state: State::Pending,
+            retrying: Some(Retrying {
                 attempts: 2,
-                retry_in_s: 60,
-            },
-        ),
+                last_error: "Pinterest request failed: unavailable".into(),
+            }),
+            ..skipped(8, "unpaid", true)
+        },
         sent(9, "10.00", "USD", email),
         // 10: missing (recoverable); 12: pending (recent); the old order 13 below: missing.
         sent(11, "22.00", "USD", all),

@@ -1,16 +1,16 @@
-//! The watch ([`pinrelay::watch::watch`]) against the fake Shopify Admin API and the outcome
-//! ledger in DynamoDB (moto), then [`pinrelay::watch::emit`] into in-memory metrics:
+//! The watch ([`pinrelay::watch::watch`]) against the fake Shopify Admin API and the relay's
+//! records in DynamoDB (moto), then [`pinrelay::watch::emit`] into in-memory metrics:
 //!
-//! - every subscription present and every recent order in the ledger: nothing missing, accuracy
+//! - every subscription present and every recent order with a record: nothing missing, accuracy
 //!   100 %; orders older than the lookback or younger than the grace period are not checked;
 //! - a deleted subscription: `WebhookSubscriptionsMissing` 1, naming its topic;
-//! - an order absent from the ledger: `OrdersMissing` 1, with its id and name;
+//! - an order without a record: `OrdersMissing` 1, with its id and name;
 //! - a refused token: an Admin error that names the secret to fix.
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use pinrelay::dynamodb::Table;
-use pinrelay::ledger::dynamodb::DynamoDbLedger;
-use pinrelay::ledger::{Entry, LEDGER_TTL_SECONDS, Ledger, MatchKeys, Recorded, Subject};
+use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use pinrelay::idempotency::{IdempotencyKey, SentFacts, Settled, contract};
 use pinrelay::metrics::Metrics;
 use pinrelay::shopify::admin::AdminApi;
 use pinrelay::watch::{self, WatchConfig, WatchError};
@@ -25,31 +25,23 @@ fn ago(now: DateTime<Utc>, minutes: i64) -> String {
     (now - Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-async fn record_sent(ledger: &DynamoDbLedger, id: u64, now: DateTime<Utc>) {
-    let entry = Entry {
-        shop: SHOP_DOMAIN.to_owned(),
-        subject: Subject::Order { id },
-        topic: "orders/create".into(),
-        at: now - Duration::minutes(30),
-        outcome: Recorded::Sent {
-            event_id: id.to_string(),
-            match_keys: MatchKeys::default(),
-            value: Some("10.00".into()),
-            currency: Some("USD".into()),
-            late: false,
-        },
+async fn record_sent(store: &DynamoDbIdempotencyStore, id: u64, now: DateTime<Utc>) {
+    let at = now - Duration::minutes(30);
+    let facts = SentFacts {
+        at: Some(at),
+        value: Some("10.00".into()),
+        currency: Some("USD".into()),
+        ..SentFacts::default()
     };
-    ledger
-        .record(&entry, now.timestamp() + LEDGER_TTL_SECONDS)
-        .await
-        .unwrap();
+    let key = IdempotencyKey::order(SHOP_DOMAIN, id).unwrap();
+    contract::write_settled(store, key, Settled::Sent(facts), at).await;
 }
 
 #[tokio::test]
 async fn the_watch_finds_deleted_subscriptions_and_orders_the_relay_never_saw() {
     let env = TestEnv::start().await;
     let shopify = FakeShopify::start().await;
-    let ledger = DynamoDbLedger::new(Table::new(env.dynamodb.clone(), &env.table));
+    let ledger = DynamoDbIdempotencyStore::new(Table::new(env.dynamodb.clone(), &env.table));
     let admin = AdminApi::new(
         SHOP_DOMAIN,
         SecretString::from(ADMIN_TOKEN),

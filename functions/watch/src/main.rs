@@ -5,7 +5,7 @@
 //! It writes the watch's metrics as EMF (`WebhookSubscriptionsMissing`, `OrdersMissing`,
 //! `OrdersChecked`, `ReconcileAccuracy`), one log line per missing topic and per missing order
 //! (order id and name only, never personal data) and one summary line. A failure of the Admin API
-//! or the ledger fails the invocation, after a log line saying what to do, so `WatchErrorsAlarm`
+//! or the records fail the invocation, after a log line saying what to do, so `WatchErrorsAlarm`
 //! fires. It changes nothing in Shopify or the relay: the alarms name the `pinrelay` commands that
 //! do.
 //!
@@ -18,7 +18,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use pinrelay::aws::{self, Budget};
 use pinrelay::config;
 use pinrelay::dynamodb::Table;
-use pinrelay::ledger::dynamodb::DynamoDbLedger;
+use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::metrics::{self, Metrics};
 use pinrelay::shopify::admin::AdminApi;
 use pinrelay::telemetry::{self, Output};
@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 /// What one invocation needs, built once per cold start.
 struct Service {
     admin: AdminApi,
-    ledger: DynamoDbLedger,
+    records: DynamoDbIdempotencyStore,
     config: WatchConfig,
     metrics: Metrics,
 }
@@ -52,7 +52,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .context("Shopify Admin API client")?;
     let service = Service {
         admin,
-        ledger: DynamoDbLedger::new(Table::new(
+        records: DynamoDbIdempotencyStore::new(Table::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             settings.table,
         )),
@@ -68,7 +68,7 @@ async fn handle(
     _event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_runtime::Error> {
     let report =
-        match watch::watch(&service.admin, &service.ledger, &service.config, Utc::now()).await {
+        match watch::watch(&service.admin, &service.records, &service.config, Utc::now()).await {
             Ok(report) => report,
             Err(e) => {
                 tracing::error!(

@@ -543,3 +543,27 @@ pub async fn forget_and_delete_shop<S: IdempotencyStore>(store: &S) {
             .is_ok_and(|c| c.is_empty())
     );
 }
+
+/// Writes a record the way dispatch does (a claim, then the holder's settle) at `at`; for tests
+/// that need records in a store.
+pub async fn write_settled<S: IdempotencyStore>(
+    store: &S,
+    key: IdempotencyKey,
+    settled: Settled,
+    at: DateTime<Utc>,
+) {
+    let order = key.order_id().unwrap_or_default();
+    let request = ClaimRequest {
+        key,
+        ..request(order, at)
+    };
+    let request = ClaimRequest {
+        event_id: order.to_string(),
+        ..request
+    };
+    claim(store, &request, at).await;
+    store
+        .settle(&request.key, &request.holder, &Settlement::Settled(settled), at)
+        .await
+        .unwrap_or_else(|e| panic!("settle failed: {e}"));
+}
