@@ -264,6 +264,8 @@ export class PinrelayStack extends Stack {
       sqsManagedSseEnabled: true,
       // 14 days, the SQS maximum: time to fix the cause and run `pinrelay replay`.
       messageRetentionPeriod: 1209600,
+      // The size the SQS adapters enforce (pinrelay::queue::MAX_MESSAGE_BYTES).
+      maximumMessageSize: 262144,
     });
     this.eventQueue = new sqs.CfnQueue(this, "EventQueue", {
       sqsManagedSseEnabled: true,
@@ -272,6 +274,8 @@ export class PinrelayStack extends Stack {
       visibilityTimeout: 480,
       // Pinterest accepts events up to 7 days old.
       messageRetentionPeriod: 604800,
+      // The size the SQS adapters enforce (pinrelay::queue::MAX_MESSAGE_BYTES).
+      maximumMessageSize: 262144,
       // maxReceiveCount equals MAX_RECEIVE_COUNT of DispatchFunction.
       redrivePolicy: { deadLetterTargetArn: this.deadLetterQueue.attrArn, maxReceiveCount: 5 },
     });
@@ -676,6 +680,23 @@ export class PinrelayStack extends Stack {
       dimensions: pinrelayDims(dispatch),
       statistic: "Sum",
       period: 3600,
+      threshold: 0,
+    });
+    alarm("InDoubtAlarm", {
+      alarmDescription:
+        "An event went in doubt (EventsDeadLettered, Reason in_doubt): Pinterest gave no answer to " +
+        "its request, or the relay stopped while it may have been sending it, so Pinterest may or " +
+        "may not have it. It is in the dead-letter queue and never resent on its own. Look for its " +
+        "order in Pinterest's Event History (or pinrelay reconcile, status in_doubt); if it is " +
+        "missing there, run pinrelay replay --queue-url DLQ_URL --to EVENT_QUEUE_URL --in-doubt, " +
+        "which sends each once. The alarm stays raised for a day after the last one.",
+      namespace: "pinrelay",
+      metricName: "EventsDeadLettered",
+      dimensions: pinrelayDims(dispatch, "in_doubt"),
+      statistic: "Sum",
+      period: 3600,
+      evaluationPeriods: 24,
+      datapointsToAlarm: 1,
       threshold: 0,
     });
     const watch = this.watchFunction.ref;

@@ -110,7 +110,6 @@ impl DynamoDbIdempotencyStore {
             .update_item()
             .table_name(self.table.name())
             .key(ID, s(key))
-            .expression_attribute_names("#id", ID)
             .expression_attribute_names("#state", STATE)
             .expression_attribute_names("#expires_at", EXPIRES_AT)
             .expression_attribute_names("#updated", UPDATED)
@@ -230,6 +229,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         }
         let mut update = self
             .update(request.key.as_str())
+            .expression_attribute_names("#id", ID)
             .update_expression(
                 "SET #state = :in_progress, #holder = :holder, #lock = :lock, \
                  #expires_at = :expires, #updated = :now_ms, #topic = :topic, \
@@ -401,6 +401,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         };
         let result = self
             .update(key.as_str())
+            .expression_attribute_names("#id", ID)
             .condition_expression(
                 "attribute_not_exists(#id) OR #expires_at <= :now \
                  OR #state IN (:skipped, :dead_lettered, :pending)",
