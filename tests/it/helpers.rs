@@ -1,8 +1,16 @@
-//! Test harness: [`TestEnv`] starts a private `moto_server` on a free 127.0.0.1 port, builds AWS SDK
+//! Test harness: [`TestEnv`] starts a private moto on a free 127.0.0.1 port, builds AWS SDK
 //! clients pointed at it (dummy credentials, set on the SDK config, not in the process environment),
 //! and creates a uniquely named queue, dead-letter queue and DynamoDB table. Dropping it kills moto.
 //!
-//! Set `TEST_LOG=1` to see `tracing` output and moto's request log on stderr.
+//! moto runs behind `scripts/moto_limits.py`, a layer that refuses what real SQS and DynamoDB
+//! refuse and moto alone accepts (11 message attributes, a message over its queue's size, batches
+//! over 10 entries or 1 MiB, items over 400 KB, 26-request batch writes, 101-key batch gets...),
+//! with AWS's error codes, and that can throttle batches on demand ([`TestEnv::pressure`]). It
+//! runs with `target/pyenv/bin/python` (`make tools`), else `python3` on `PATH`; `MOTO_PYTHON`
+//! names another interpreter, and `MOTO_SERVER=moto_server` runs plain moto instead of the layer.
+//!
+//! Set `TEST_LOG=1` to see `tracing` output and moto's request log (and the layer's refusals) on
+//! stderr.
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -24,7 +32,7 @@ pub const REGION: &str = "us-east-1";
 /// How long moto may take to start answering.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A running `moto_server` with clients and fresh resources.
+/// A running moto (behind the limits layer) with clients and fresh resources.
 pub struct TestEnv {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
@@ -46,11 +54,17 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// Starts moto and creates the queue, dead-letter queue and table.
+    /// Starts moto behind the limits layer and creates the queue, dead-letter queue and table.
     pub async fn start() -> TestEnv {
         init_test_log();
         let port = free_port();
-        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+        let (program, mut args) = moto_command();
+        args.extend([
+            "-H".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-p".to_owned(),
+            port.to_string(),
+        ]);
         let logging = std::env::var_os("TEST_LOG").is_some();
         let output = || {
             if logging {
@@ -60,13 +74,14 @@ impl TestEnv {
             }
         };
         let mut moto = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(&args)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null())
             .stdout(output())
             .stderr(output())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start {program:?} (is moto installed and on PATH?): {e}")
+                panic!("cannot start {program:?} {args:?} (run `make tools` to install moto): {e}")
             });
         let endpoint = format!("http://127.0.0.1:{port}");
         wait_until_listening(&mut moto, port);
@@ -113,6 +128,26 @@ impl TestEnv {
             table,
             moto,
         }
+    }
+
+    /// Puts DynamoDB under pressure: from now on each `BatchWriteItem` leaves
+    /// `floor(n * unprocessed_fraction)` of its n requests unapplied and returns them in
+    /// `UnprocessedItems`, and each `BatchGetItem` leaves as many of its keys unread, returned in
+    /// `UnprocessedKeys` (never all of a call's: a caller that retries always progresses). Which
+    /// ones is seeded, so a run repeats; `0.0` ends the pressure. Needs the limits layer.
+    pub async fn pressure(&self, unprocessed_fraction: f64) {
+        pinrelay::pinterest::http::install_crypto_provider();
+        let response = reqwest::Client::new()
+            .post(format!("{}/_limits/pressure", self.endpoint))
+            .json(&serde_json::json!({"unprocessed_fraction": unprocessed_fraction, "seed": 1}))
+            .send()
+            .await
+            .expect("reach the limits layer");
+        assert!(
+            response.status().is_success(),
+            "the limits layer refused pressure {unprocessed_fraction} ({}); is MOTO_SERVER set?",
+            response.status()
+        );
     }
 
     /// Receives every currently visible message of `queue_url` (all message attributes and
@@ -179,6 +214,29 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+/// The program and leading arguments that start moto: `MOTO_SERVER` (plain moto, as before the
+/// layer) if set, else `scripts/moto_limits.py` run by `MOTO_PYTHON`, the `make tools` virtualenv's
+/// python, or `python3`.
+fn moto_command() -> (String, Vec<String>) {
+    if let Ok(program) = std::env::var("MOTO_SERVER") {
+        return (program, Vec::new());
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf();
+    let script = root.join("scripts").join("moto_limits.py");
+    let venv = root.join("target").join("pyenv").join("bin").join("python");
+    let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| {
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".to_owned()
+        }
+    });
+    (python, vec![script.display().to_string()])
+}
+
 /// Installs a stderr `tracing` subscriber when `TEST_LOG` is set (once per process).
 pub fn init_test_log() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -194,11 +252,11 @@ fn wait_until_listening(moto: &mut Child, port: u16) {
             return;
         }
         if let Ok(Some(status)) = moto.try_wait() {
-            panic!("moto_server exited before listening on {addr}: {status} (set TEST_LOG=1)");
+            panic!("moto exited before listening on {addr}: {status} (set TEST_LOG=1)");
         }
         if Instant::now() > deadline {
             let _ = moto.kill();
-            panic!("moto_server did not listen on {addr} within {STARTUP_TIMEOUT:?}");
+            panic!("moto did not listen on {addr} within {STARTUP_TIMEOUT:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }

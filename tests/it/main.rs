@@ -10,6 +10,7 @@ mod fake_shopify;
 mod helpers;
 mod idempotency;
 mod ingest;
+mod limits;
 mod quality;
 mod queue;
 mod reconcile;
