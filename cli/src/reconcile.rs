@@ -211,8 +211,12 @@ impl Relay {
 macro_rules! each {
     ($self:ident, $records:ident => $call:expr) => {
         match $self {
-            Relay::Local { records: $records, .. } => $call,
-            Relay::Aws { records: $records, .. } => $call,
+            Relay::Local {
+                records: $records, ..
+            } => $call,
+            Relay::Aws {
+                records: $records, ..
+            } => $call,
         }
     };
 }

@@ -289,7 +289,8 @@ impl Table {
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take());
             for (i, p) in prefixes.iter().enumerate() {
-                scan = scan.expression_attribute_values(format!(":p{i}"), AttributeValue::S(p.clone()));
+                scan = scan
+                    .expression_attribute_values(format!(":p{i}"), AttributeValue::S(p.clone()));
             }
             let page = scan.send().await.map_err(|e| self.error("Scan", e))?;
             let ids: Vec<String> = page

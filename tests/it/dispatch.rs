@@ -409,7 +409,11 @@ async fn a_pinterest_500_is_retried_then_delivered_once() {
     assert_eq!(first.batch_item_failures.len(), 1);
     assert_eq!(first.counts.retried, 1);
     assert!(w.fake.accepted_event_ids().is_empty());
-    assert_eq!(w.status(1001).await, None, "the lock is released");
+    assert_eq!(
+        w.status(1001).await,
+        Some(State::Pending),
+        "pending: the next delivery tries again"
+    );
 
     let second = w.round(&d, w.now + minutes(1)).await;
     assert!(second.batch_item_failures.is_empty(), "{second:?}");
@@ -421,7 +425,7 @@ async fn a_pinterest_500_is_retried_then_delivered_once() {
 }
 
 /// A request Pinterest never answered may have been recorded: its event is in doubt, dead-lettered
-/// with that reason and its key recorded as sent, so nothing sends it twice on its own.
+/// with that reason and its record in doubt, so nothing sends it twice on its own.
 #[tokio::test]
 async fn a_pinterest_timeout_leaves_the_event_in_doubt_and_never_resent_on_its_own() {
     let w = World::start().await;
@@ -432,15 +436,15 @@ async fn a_pinterest_timeout_leaves_the_event_in_doubt_and_never_resent_on_its_o
     let first = w.round(&d, w.now).await;
     assert!(first.batch_item_failures.is_empty(), "{first:?}");
     assert!(w.fake.accepted_event_ids().is_empty());
-    assert_eq!(w.status(1001).await, Some(State::Sent));
+    assert_eq!(w.status(1001).await, Some(State::InDoubt));
     let dead = w.dead_letters().await;
     assert_eq!(dead.len(), 1);
     assert!(dead[0].0.starts_with("in_doubt: "), "{}", dead[0].0);
 
-    // orders/paid of the same order later: deduplicated, not sent.
+    // orders/paid of the same order later: held in doubt, not sent.
     w.enqueue_order(1001, minutes(5)).await;
     let second = w.round(&d, w.now + minutes(1)).await;
-    assert_eq!(second.counts.deduplicated, 1, "{second:?}");
+    assert_eq!(second.counts.held_in_doubt, 1, "{second:?}");
     assert_eq!(w.fake.requests().len(), 1);
 }
 
@@ -471,7 +475,7 @@ async fn an_event_pinterest_fails_is_dead_lettered_alone_with_its_reason() {
     let body: Value = serde_json::from_str(dead[0].1.body().unwrap()).unwrap();
     assert_eq!(body["id"], 1002, "the original message is dead-lettered");
     assert_eq!(w.status(1001).await, Some(State::Sent));
-    assert_eq!(w.status(1002).await, None);
+    assert_eq!(w.status(1002).await, Some(State::DeadLettered));
     assert_eq!(w.status(1003).await, Some(State::Sent));
     assert!(w.receive().await.is_empty());
 }
@@ -500,7 +504,7 @@ async fn a_request_refused_for_one_event_dead_letters_that_event_and_sends_the_r
     );
     let body: Value = serde_json::from_str(dead[0].1.body().unwrap()).unwrap();
     assert_eq!(body["id"], 1003);
-    assert_eq!(w.status(1003).await, None);
+    assert_eq!(w.status(1003).await, Some(State::DeadLettered));
     for id in [1001, 1002, 1004] {
         assert_eq!(w.status(id).await, Some(State::Sent));
     }
@@ -519,7 +523,7 @@ async fn a_refused_token_keeps_the_event_for_retry_and_counts_an_auth_failure() 
     assert_eq!(w.metric(names::PINTEREST_AUTH_FAILURES), 1.0);
     assert!(w.dead_letters().await.is_empty());
     assert!(w.fake.accepted_event_ids().is_empty());
-    assert_eq!(w.status(1001).await, None);
+    assert_eq!(w.status(1001).await, Some(State::Pending));
 
     // The token is fixed: the kept event goes out.
     let second = w.round(&d, w.now + minutes(1)).await;
@@ -573,7 +577,10 @@ async fn an_invocation_that_died_after_claiming_blocks_the_event_until_its_lock_
     assert_eq!(dead.len(), 1);
     assert!(dead[0].0.starts_with("in_doubt: "), "{}", dead[0].0);
     let letter = received_from_message(&dead[0].1);
-    assert_eq!(pinrelay::queue::RelayFacts::of(&letter.attributes).in_doubt, Some(1));
+    assert_eq!(
+        pinrelay::queue::RelayFacts::of(&letter.attributes).in_doubt,
+        Some(1)
+    );
     assert!(letter.attributes.len() <= 10, "{:?}", letter.attributes);
     assert_eq!(w.metric("EventsDeadLettered{Reason=in_doubt}"), 1.0);
 }
@@ -592,7 +599,7 @@ async fn a_ten_day_old_order_never_sent_is_skipped_as_expired() {
         w.dead_letters().await.is_empty(),
         "nothing a human can act on"
     );
-    assert_eq!(w.status(1001).await, None);
+    assert_eq!(w.status(1001).await, Some(State::Skipped));
     assert_eq!(w.metric("EventsSkipped{Reason=expired}"), 1.0);
     assert_eq!(w.metric("EventsExpired"), 1.0);
 }
@@ -641,7 +648,7 @@ async fn a_test_order_is_skipped() {
     assert_eq!(report.counts.skipped.get("test_order"), Some(&1));
     assert!(w.fake.requests().is_empty());
     assert!(w.dead_letters().await.is_empty());
-    assert_eq!(w.status(1001).await, None);
+    assert_eq!(w.status(1001).await, Some(State::Skipped));
     assert!(w.receive().await.is_empty());
 }
 
@@ -790,7 +797,7 @@ async fn retries_exhausted_on_the_last_receive_are_dead_lettered_with_the_reason
     );
     assert!(w.fake.accepted_event_ids().is_empty());
     assert_eq!(w.fake.requests().len(), 2);
-    assert_eq!(w.status(1001).await, None);
+    assert_eq!(w.status(1001).await, Some(State::DeadLettered));
     assert!(w.receive().await.is_empty());
 }
 
@@ -1010,7 +1017,11 @@ async fn refused_marketing_consent_skips_the_order_when_the_policy_says_skip() {
     assert!(report.batch_item_failures.is_empty(), "{report:?}");
     assert_eq!(report.counts.skipped.get("consent"), Some(&1));
     assert!(w.fake.requests().is_empty());
-    assert_eq!(w.status(1001).await, None, "the claim is released");
+    assert_eq!(
+        w.status(1001).await,
+        Some(State::Skipped),
+        "recorded; a later delivery may decide again"
+    );
     assert!(w.receive().await.is_empty());
 }
 
@@ -1125,7 +1136,11 @@ async fn an_order_pinterest_cannot_match_is_skipped_and_its_key_released() {
     assert!(report.batch_item_failures.is_empty(), "{report:?}");
     assert_eq!(report.counts.skipped.get("not_enough_identity"), Some(&1));
     assert!(w.fake.requests().is_empty());
-    assert_eq!(w.status(1001).await, None, "the claim is released");
+    assert_eq!(
+        w.status(1001).await,
+        Some(State::Skipped),
+        "recorded; a later delivery may decide again"
+    );
 }
 
 #[tokio::test]
@@ -1190,9 +1205,13 @@ async fn a_slow_pinterest_and_a_short_deadline_return_in_time_and_send_nothing_t
         .into_iter()
         .filter(|id| *id != hung)
         .collect();
-    assert_eq!(w.status(hung).await, Some(State::Sent));
+    assert_eq!(w.status(hung).await, Some(State::InDoubt));
     for id in &others {
-        assert_eq!(w.status(*id).await, None, "released for the next delivery");
+        assert_eq!(
+            w.status(*id).await,
+            Some(State::Pending),
+            "pending: the next delivery sends it"
+        );
     }
 
     // The next delivery sends each once.

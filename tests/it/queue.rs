@@ -92,4 +92,5 @@ async fn sqs_passes_the_queue_contract() {
     contract::a_compressed_body_round_trips(&sqs).await;
     contract::a_dead_letter_keeps_the_message_and_its_latest_reason(&sqs).await;
     contract::retry_after_sets_the_next_delivery(&sqs).await;
+    contract::the_queues_limits_are_enforced_and_named(&sqs).await;
 }

@@ -123,7 +123,7 @@ async fn replays_recent_dead_letters_without_their_reason_and_leaves_old_ones() 
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(
-            "replayed 2, skipped 1 (older than 7d, left in the dead-letter queue), failed 0"
+            "replayed 2, skipped 1 (older than 7d, left in the dead-letter queue), left 0 (not selected), failed 0"
         ),
         "{}",
         text(&out)

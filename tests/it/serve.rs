@@ -249,11 +249,47 @@ async fn every_acknowledged_order_survives_a_sigkill_and_is_sent_exactly_once() 
         "an in-doubt event was resent without a replay"
     );
 
-    // A human replays them (`pinrelay replay`): each is sent, once.
+    // The letters put back as they are (a raw requeue) send nothing: the events are in doubt.
+    let letters = queue.dead_letters().await.unwrap();
     assert_eq!(
         queue.requeue_dead_letters().await.unwrap(),
         doubted.len() as u64
     );
+    relay.drained(wait).await;
+    assert_eq!(fake.accepted_event_ids(), before_replay, "held in doubt");
+    assert!(queue.dead_letters().await.unwrap().is_empty());
+
+    // A human replays them (`pinrelay replay --in-doubt`, twice): each is sent, once. The letters
+    // are restored first, as a human would find them in the dead-letter queue.
+    for letter in &letters {
+        let mut attributes = letter.attributes.clone();
+        attributes.insert(
+            pinrelay::queue::attr::DEAD_LETTER_REASON.into(),
+            letter.reason.clone(),
+        );
+        let message = pinrelay::queue::Received {
+            id: format!("restored-{}", letter.id),
+            receipt: String::new(),
+            receive_count: 1,
+            body: letter.body.clone(),
+            attributes,
+        };
+        pinrelay::queue::Inbox::dead_letter(&queue, &message, &letter.reason)
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let out = std::process::Command::new(crate::subscribe::pinrelay_bin())
+            .args(["replay", "--in-doubt", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     wait_for_events(&fake, &acked, wait).await;
     relay.drained(wait).await;
 

@@ -178,7 +178,12 @@ impl Replay {
                         summary.left += 1;
                         held.push(m.receipt.clone());
                         progress.suspend(|| {
-                            println!("left          {}  {}  ({})", m.id, info.describe(), left.describe())
+                            println!(
+                                "left          {}  {}  ({})",
+                                m.id,
+                                info.describe(),
+                                left.describe()
+                            )
                         });
                     }
                     Ok(_) if self.dry_run => {
@@ -212,10 +217,7 @@ impl Replay {
                         summary.failed += 1;
                         held.push(m.receipt.clone());
                         progress.suspend(|| {
-                            eprintln!(
-                                "failed to send message {} to the target queue: {why}",
-                                m.id
-                            )
+                            eprintln!("failed to send message {} to the target queue: {why}", m.id)
                         });
                     }
                 }

@@ -25,7 +25,13 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     for (letter, why) in &left {
-        writeln!(out, "left  {}  {}  ({})", letter.id, letter.reason, why.describe())?;
+        writeln!(
+            out,
+            "left  {}  {}  ({})",
+            letter.id,
+            letter.reason,
+            why.describe()
+        )?;
     }
     if args.dry_run {
         let rows: Vec<_> = chosen.iter().map(|(l, _)| (*l).clone()).collect();

@@ -140,7 +140,9 @@ fn order_id(body: &str, attributes: &HashMap<String, String>) -> Option<u64> {
     struct Id {
         id: u64,
     }
-    serde_json::from_slice::<Id>(&envelope.body).ok().map(|o| o.id)
+    serde_json::from_slice::<Id>(&envelope.body)
+        .ok()
+        .map(|o| o.id)
 }
 
 /// Runs the command.
@@ -188,7 +190,10 @@ mod tests {
     fn in_doubt_letters_go_back_only_with_in_doubt_and_as_a_resend_of_their_generation() {
         let doubt = letter("in_doubt: no answer", Some(3));
         let plain = Filter::default();
-        assert_eq!(plain.replay(r#"{"id":1}"#, &doubt, None), Err(Left::InDoubt));
+        assert_eq!(
+            plain.replay(r#"{"id":1}"#, &doubt, None),
+            Err(Left::InDoubt)
+        );
         let aimed = Filter {
             in_doubt: true,
             ..Filter::default()
@@ -215,7 +220,10 @@ mod tests {
             order: Some(7),
             ..Filter::default()
         };
-        assert_eq!(by_order.replay(r#"{"id":8}"#, &rejected, None), Err(Left::Order));
+        assert_eq!(
+            by_order.replay(r#"{"id":8}"#, &rejected, None),
+            Err(Left::Order)
+        );
         assert!(by_order.replay(r#"{"id":7}"#, &rejected, None).is_ok());
     }
 }

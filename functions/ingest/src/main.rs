@@ -201,7 +201,10 @@ mod tests {
         assert_eq!(m.body, body);
         let relay = pinrelay::queue::RelayFacts::of(&m.attributes.clone().into_iter().collect());
         assert_eq!(relay.encoding.as_deref(), Some("identity"));
-        assert!(m.attributes.len() <= 7, "every Shopify header and the relay's facts: {m:?}");
+        assert!(
+            m.attributes.len() <= 7,
+            "every Shopify header and the relay's facts: {m:?}"
+        );
         assert_eq!(m.attributes[attr::TOPIC], "orders/create");
         assert_eq!(m.attributes[attr::SHOP], "snowdevil.myshopify.com");
         assert_eq!(

@@ -67,19 +67,25 @@ async fn handle(
     service: &Service,
     _event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_runtime::Error> {
-    let report =
-        match watch::watch(&service.admin, &service.records, &service.config, Utc::now()).await {
-            Ok(report) => report,
-            Err(e) => {
-                tracing::error!(
-                    error.message = %e,
-                    error.cause_chain = ?e,
-                    shop = %service.config.shop,
-                    "watch failed"
-                );
-                return Err(e.into());
-            }
-        };
+    let report = match watch::watch(
+        &service.admin,
+        &service.records,
+        &service.config,
+        Utc::now(),
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!(
+                error.message = %e,
+                error.cause_chain = ?e,
+                shop = %service.config.shop,
+                "watch failed"
+            );
+            return Err(e.into());
+        }
+    };
     watch::emit(&service.metrics, &report);
     log(&service.config, &report);
     Ok(summary(&report))

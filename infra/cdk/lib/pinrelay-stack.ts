@@ -401,7 +401,14 @@ export class PinrelayStack extends Stack {
               {
                 Sid: "Idempotency",
                 Effect: "Allow",
-                Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem"],
+                Action: [
+                  "dynamodb:GetItem",
+                  "dynamodb:PutItem",
+                  "dynamodb:UpdateItem",
+                  "dynamodb:DeleteItem",
+                  "dynamodb:Scan",
+                  "dynamodb:BatchWriteItem",
+                ],
                 Resource: this.idempotencyTable.attrArn,
               },
               { Sid: "PinterestToken", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: pinterestSecretArn },
@@ -882,6 +889,7 @@ function dashboardBody(r: DashboardRefs): object {
         ["pinrelay", "EventsFailed", "Function", r.dispatch, { label: "failed" }],
         ["pinrelay", "PinterestAuthFailures", "Function", r.dispatch, { label: "Pinterest auth failures" }],
         ["pinrelay", "EventsExpired", "Function", r.dispatch, { label: "expired, never sent" }],
+        ["pinrelay", "EventsDeadLettered", "Function", r.dispatch, "Reason", "in_doubt", { label: "in doubt (replay --in-doubt)" }],
       ]),
       log(
         16,

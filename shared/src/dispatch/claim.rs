@@ -129,9 +129,9 @@ pub(super) fn follow(
 ) -> Disposition {
     match leader {
         Some(Disposition::Sent | Disposition::Deduplicated) => Disposition::Deduplicated,
-        Some(Disposition::HeldInDoubt | Disposition::DeadLettered(DeadLetterReason::InDoubt(_))) => {
-            Disposition::HeldInDoubt
-        }
+        Some(
+            Disposition::HeldInDoubt | Disposition::DeadLettered(DeadLetterReason::InDoubt(_)),
+        ) => Disposition::HeldInDoubt,
         Some(Disposition::Skipped(reason)) => Disposition::Skipped(reason.clone()),
         _ => Disposition::Retry(config.backoff(follower.message.receive_count)),
     }

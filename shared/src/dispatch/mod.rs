@@ -149,7 +149,9 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         let mut held = Vec::with_capacity(claimed.held.len());
         for p in claimed.held {
             match prepare::expiry(&p, config, now) {
-                Some(reason) => items.push(Item::held(&p, Disposition::Skipped(reason), config, now)),
+                Some(reason) => {
+                    items.push(Item::held(&p, Disposition::Skipped(reason), config, now))
+                }
                 None => held.push(p),
             }
         }

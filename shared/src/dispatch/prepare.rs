@@ -8,7 +8,7 @@ use super::model::{
 use crate::browser::{self, BrowserOutcome, ReceivedBrowserEvent};
 use crate::idempotency::IdempotencyKey;
 use crate::mapping::{self, MappingError, Outcome, SkipReason, json_error_summary};
-use crate::queue::{Envelope, RelayFacts, Received, Source};
+use crate::queue::{Envelope, Received, RelayFacts, Source};
 
 /// The skip of a claimed event older than Pinterest accepts (`max_event_age`). Checked after the
 /// claim, so that an event already sent is deduplicated however old its redelivery.
@@ -71,7 +71,12 @@ pub(super) fn prepare<'a>(
         match mapping::translate(&envelope.metadata, &envelope.body, &config.options, now) {
             Ok(Outcome::Send(conversion)) => *conversion,
             Ok(Outcome::Skip { reason, order }) => {
-                return Prepared::Decided(message, Some(context), order, Disposition::Skipped(reason));
+                return Prepared::Decided(
+                    message,
+                    Some(context),
+                    order,
+                    Disposition::Skipped(reason),
+                );
             }
             Ok(Outcome::Compliance(request)) => {
                 return Prepared::Compliance(message, context, request);

@@ -297,9 +297,9 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
                     return;
                 }
                 let settlement = match d {
-                    Disposition::Sent => Settlement::Settled(Settled::Sent(
-                        sent.clone().unwrap_or_default(),
-                    )),
+                    Disposition::Sent => {
+                        Settlement::Settled(Settled::Sent(sent.clone().unwrap_or_default()))
+                    }
                     Disposition::Skipped(reason) => {
                         Settlement::Settled(Settled::Skipped(skip_facts(reason)))
                     }
@@ -331,9 +331,7 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
             Write::Order(key) => {
                 let decision = match d {
                     Disposition::Skipped(reason) => Unheld::Skipped(skip_facts(reason)),
-                    Disposition::DeadLettered(reason) => {
-                        Unheld::DeadLettered(letter_facts(reason))
-                    }
+                    Disposition::DeadLettered(reason) => Unheld::DeadLettered(letter_facts(reason)),
                     _ => return,
                 };
                 let topic = item.context.as_ref().map_or("", |c| c.topic.as_str());
@@ -345,7 +343,10 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
                 let Disposition::DeadLettered(reason) = d else {
                     return;
                 };
-                let shop = item.context.as_ref().map_or(UNKNOWN_SHOP, |c| c.shop.as_str());
+                let shop = item
+                    .context
+                    .as_ref()
+                    .map_or(UNKNOWN_SHOP, |c| c.shop.as_str());
                 if let Err(e) = store.count_dead_letter(shop, reason.label(), now).await {
                     tracing::warn!(shop, error.message = %e, "could not count the dead letter");
                 }

@@ -16,7 +16,9 @@ use crate::mapping::SkipReason;
 use crate::pinterest::{ConversionsApiError, Event, EventStatus};
 use crate::profile::sqlite::SqliteProfileStore;
 use crate::profile::{ConsentPolicy, ProfileStore};
-use crate::queue::{Envelope, Letter, MAX_MESSAGE_BYTES, QueueError, Source, dead_letter_attributes};
+use crate::queue::{
+    Envelope, Letter, MAX_MESSAGE_BYTES, QueueError, Source, dead_letter_attributes,
+};
 use crate::shopify::{Topic, WebhookMetadata};
 use crate::sqlite::SqliteDatabase;
 
@@ -423,7 +425,11 @@ async fn a_503_is_retried_with_backoff_and_the_key_released() {
         Disposition::Retry(Duration::from_secs(120))
     );
     assert_eq!(w.delays(), [("o-7".to_owned(), Duration::from_secs(120))]);
-    assert_eq!(w.status(7).await, Some(State::Pending), "pending: the next delivery tries again");
+    assert_eq!(
+        w.status(7).await,
+        Some(State::Pending),
+        "pending: the next delivery tries again"
+    );
 }
 
 #[tokio::test]
@@ -564,7 +570,11 @@ async fn refused_consent_skips_the_order_when_the_policy_says_skip() {
         report.dispositions["o-1"],
         Disposition::Skipped(SkipReason::Consent)
     );
-    assert_eq!(w.status(1).await, Some(State::Skipped), "a skip is recorded and may be decided again");
+    assert_eq!(
+        w.status(1).await,
+        Some(State::Skipped),
+        "a skip is recorded and may be decided again"
+    );
 }
 
 #[tokio::test]
@@ -776,11 +786,7 @@ async fn a_signed_order_body_replayed_as_shop_redact_deletes_nothing() {
         "{:?}",
         report.dispositions
     );
-    assert_eq!(
-        w.status(1).await,
-        Some(State::Sent),
-        "nothing deleted"
-    );
+    assert_eq!(w.status(1).await, Some(State::Sent), "nothing deleted");
     assert_eq!(
         w.dead_letters()[0].1.split(':').next(),
         Some("compliance_mismatch")
@@ -941,8 +947,12 @@ async fn each_order_record_keeps_its_outcome_with_its_reason() {
     };
     assert_eq!(reason, "pinterest_rejected");
     assert!(detail.contains("bad currency"), "{detail}");
-    let Some((State::Skipped, Some(Settled::Skipped(SkipFacts { reason, by_rule, .. })))) =
-        outcome(&w, 3).await
+    let Some((
+        State::Skipped,
+        Some(Settled::Skipped(SkipFacts {
+            reason, by_rule, ..
+        })),
+    )) = outcome(&w, 3).await
     else {
         panic!("order 3 is skipped");
     };
@@ -951,7 +961,11 @@ async fn each_order_record_keeps_its_outcome_with_its_reason() {
         panic!("order 4 is skipped");
     };
     assert_eq!(reason, "pos_order");
-    assert_eq!(outcome(&w, 5).await, None, "an order never seen has no record");
+    assert_eq!(
+        outcome(&w, 5).await,
+        None,
+        "an order never seen has no record"
+    );
 }
 
 #[tokio::test]
@@ -963,7 +977,11 @@ async fn a_retried_order_is_pending_until_sent_and_a_duplicate_changes_nothing()
     assert_eq!(pending.state, State::Pending);
     let retrying = pending.retrying.unwrap();
     assert_eq!(retrying.attempts, 1);
-    assert!(retrying.last_error.contains("unavailable"), "{}", retrying.last_error);
+    assert!(
+        retrying.last_error.contains("unavailable"),
+        "{}",
+        retrying.last_error
+    );
     // A pending record does not stop the next delivery: it claims and sends.
     let up = ScriptedApi::accepting();
     w.run(
@@ -1001,8 +1019,12 @@ async fn an_expired_order_is_filed_as_a_lost_conversion() {
         )],
     )
     .await;
-    let Some((State::Skipped, Some(Settled::Skipped(SkipFacts { reason, by_rule, .. })))) =
-        outcome(&w, 9).await
+    let Some((
+        State::Skipped,
+        Some(Settled::Skipped(SkipFacts {
+            reason, by_rule, ..
+        })),
+    )) = outcome(&w, 9).await
     else {
         panic!("order 9 is skipped");
     };
@@ -1026,7 +1048,11 @@ async fn an_event_whose_holder_stopped_is_dead_lettered_in_doubt_and_never_resen
     let dead = w.dead_letters();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].1.starts_with("in_doubt: "), "{}", dead[0].1);
-    assert!(dead[0].1.contains("stopped"), "the cause is named: {}", dead[0].1);
+    assert!(
+        dead[0].1.contains("stopped"),
+        "the cause is named: {}",
+        dead[0].1
+    );
     let letter = w.inbox.dead_messages.lock().unwrap()[0].clone();
     let relay = crate::queue::RelayFacts::of(&letter.attributes);
     assert_eq!((relay.in_doubt, relay.resend), (Some(1), None));
@@ -1047,7 +1073,9 @@ async fn an_event_whose_holder_stopped_is_dead_lettered_in_doubt_and_never_resen
         ..letter.clone()
     };
     assert_eq!(
-        w.run(&api, std::slice::from_ref(&redriven)).await.dispositions["x-1"],
+        w.run(&api, std::slice::from_ref(&redriven))
+            .await
+            .dispositions["x-1"],
         Disposition::HeldInDoubt
     );
 

@@ -86,7 +86,10 @@ fn doubt() -> Settlement {
 }
 
 async fn claim<S: IdempotencyStore>(store: &S, r: &ClaimRequest, now: DateTime<Utc>) -> Claim {
-    store.claim(r, now).await.unwrap_or_else(|e| panic!("claim failed: {e}"))
+    store
+        .claim(r, now)
+        .await
+        .unwrap_or_else(|e| panic!("claim failed: {e}"))
 }
 
 async fn settle<S: IdempotencyStore>(store: &S, r: &ClaimRequest, s: Settlement) {
@@ -136,7 +139,12 @@ pub async fn first_claim_acquires_and_chooses_the_event_id<S: IdempotencyStore>(
             generation: 0,
         }
     );
-    let record = store.get(&r.key).await.ok().flatten().expect("record stored");
+    let record = store
+        .get(&r.key)
+        .await
+        .ok()
+        .flatten()
+        .expect("record stored");
     assert_eq!(record.state, State::InProgress);
     assert_eq!(record.holder.as_ref(), Some(&r.holder));
     assert_eq!(record.lock_until_ms, Some(r.lock_until.timestamp_millis()));
@@ -275,7 +283,9 @@ pub async fn an_expired_lock_is_taken_over_as_abandoned<S: IdempotencyStore>(sto
     );
     // The first holder is back: it no longer holds the lock.
     assert!(matches!(
-        store.settle(&r.key, &r.holder, &sent(Mode::Live), after).await,
+        store
+            .settle(&r.key, &r.holder, &sent(Mode::Live), after)
+            .await,
         Err(StoreError::LockLost { .. })
     ));
     // A record past its time to live is acquired, not abandoned.
@@ -304,7 +314,10 @@ pub async fn in_doubt_is_left_only_by_a_resend_of_its_generation<S: IdempotencyS
         resend: Some(0),
         ..again(&r)
     };
-    assert_eq!(claim(store, &stale, t1).await, Claim::InDoubt { generation: 1 });
+    assert_eq!(
+        claim(store, &stale, t1).await,
+        Claim::InDoubt { generation: 1 }
+    );
     let resend = ClaimRequest {
         resend: Some(1),
         ..again(&r)
@@ -339,7 +352,10 @@ pub async fn in_doubt_is_left_only_by_a_resend_of_its_generation<S: IdempotencyS
     };
     claim(store, &resend, t1).await;
     settle(store, &resend, doubt()).await;
-    assert_eq!(claim(store, &resend, t1).await, Claim::InDoubt { generation: 2 });
+    assert_eq!(
+        claim(store, &resend, t1).await,
+        Claim::InDoubt { generation: 2 }
+    );
 }
 
 pub async fn a_test_send_never_stops_a_live_one<S: IdempotencyStore>(store: &S) {
@@ -375,7 +391,9 @@ pub async fn only_the_holder_settles<S: IdempotencyStore>(store: &S) {
     claim(store, &r, t0()).await;
     let stranger = Holder::new();
     assert!(matches!(
-        store.settle(&r.key, &stranger, &sent(Mode::Live), t0()).await,
+        store
+            .settle(&r.key, &stranger, &sent(Mode::Live), t0())
+            .await,
         Err(StoreError::LockLost { .. })
     ));
     settle(store, &r, sent(Mode::Live)).await;
@@ -399,7 +417,9 @@ pub async fn only_the_holder_settles<S: IdempotencyStore>(store: &S) {
     assert_eq!(state(store, &r.key).await, State::Sent);
     let absent = key(27);
     assert!(matches!(
-        store.settle(&absent, &r.holder, &sent(Mode::Live), t0()).await,
+        store
+            .settle(&absent, &r.holder, &sent(Mode::Live), t0())
+            .await,
         Err(StoreError::LockLost { .. })
     ));
 }
@@ -408,19 +428,31 @@ pub async fn unheld_decisions_never_replace_sent_in_doubt_or_held<S: Idempotency
     let skipped = Unheld::Skipped(skip());
     let fresh = key(30);
     assert_eq!(
-        store.record(&fresh, &skipped, "orders/create", t0()).await.ok(),
+        store
+            .record(&fresh, &skipped, "orders/create", t0())
+            .await
+            .ok(),
         Some(true)
     );
     assert_eq!(state(store, &fresh).await, State::Skipped);
     assert_eq!(
         store
-            .record(&fresh, &Unheld::DeadLettered(letter()), "orders/create", t0())
+            .record(
+                &fresh,
+                &Unheld::DeadLettered(letter()),
+                "orders/create",
+                t0()
+            )
             .await
             .ok(),
         Some(true),
         "a skip may be decided again"
     );
-    for (n, s) in [(31, Some(sent(Mode::Live))), (32, Some(doubt())), (33, None)] {
+    for (n, s) in [
+        (31, Some(sent(Mode::Live))),
+        (32, Some(doubt())),
+        (33, None),
+    ] {
         let r = request(n, t0());
         claim(store, &r, t0()).await;
         if let Some(s) = s {
@@ -428,7 +460,10 @@ pub async fn unheld_decisions_never_replace_sent_in_doubt_or_held<S: Idempotency
         }
         let before = state(store, &r.key).await;
         assert_eq!(
-            store.record(&r.key, &skipped, "orders/create", t0()).await.ok(),
+            store
+                .record(&r.key, &skipped, "orders/create", t0())
+                .await
+                .ok(),
             Some(false)
         );
         assert_eq!(state(store, &r.key).await, before);
@@ -477,7 +512,10 @@ pub async fn concurrent_claims_acquire_once<S: IdempotencyStore>(store: &S) {
         .iter()
         .filter(|c| matches!(c, Ok(Claim::Acquired { .. })))
         .count();
-    assert_eq!(acquired, 1, "exactly one concurrent claim acquires: {claims:?}");
+    assert_eq!(
+        acquired, 1,
+        "exactly one concurrent claim acquires: {claims:?}"
+    );
 }
 
 pub async fn get_many_reads_live_records<S: IdempotencyStore>(store: &S) {
@@ -494,7 +532,12 @@ pub async fn get_many_reads_live_records<S: IdempotencyStore>(store: &S) {
         .unwrap_or_else(|e| panic!("get_many failed: {e}"));
     assert_eq!(found.len(), 65, "every other of 130 keys, past one batch");
     let later = t0() + Duration::seconds(RECORD_TTL_SECONDS + 1);
-    assert!(store.get_many(&keys, later).await.is_ok_and(|f| f.is_empty()));
+    assert!(
+        store
+            .get_many(&keys, later)
+            .await
+            .is_ok_and(|f| f.is_empty())
+    );
 }
 
 pub async fn dead_letters_without_a_subject_are_counted<S: IdempotencyStore>(store: &S) {
@@ -505,7 +548,11 @@ pub async fn dead_letters_without_a_subject_are_counted<S: IdempotencyStore>(sto
             .unwrap_or_else(|e| panic!("count failed: {e}"));
     }
     store
-        .count_dead_letter("c.myshopify.com", "invalid_payload", t0() + Duration::days(1))
+        .count_dead_letter(
+            "c.myshopify.com",
+            "invalid_payload",
+            t0() + Duration::days(1),
+        )
         .await
         .unwrap_or_else(|e| panic!("count failed: {e}"));
     let day = t0().date_naive();
@@ -563,7 +610,12 @@ pub async fn write_settled<S: IdempotencyStore>(
     };
     claim(store, &request, at).await;
     store
-        .settle(&request.key, &request.holder, &Settlement::Settled(settled), at)
+        .settle(
+            &request.key,
+            &request.holder,
+            &Settlement::Settled(settled),
+            at,
+        )
         .await
         .unwrap_or_else(|e| panic!("settle failed: {e}"));
 }

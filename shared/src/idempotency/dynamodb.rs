@@ -76,7 +76,9 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn is_condition_failure(e: &SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>) -> bool {
+fn is_condition_failure(
+    e: &SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
     matches!(e, SdkError::ServiceError(s) if matches!(s.err(), UpdateItemError::ConditionalCheckFailedException(_)))
 }
 
@@ -116,7 +118,11 @@ impl DynamoDbIdempotencyStore {
     }
 
     /// Marks an acquired record sent before one-record-per-event (found under its legacy key).
-    async fn settle_legacy(&self, request: &ClaimRequest, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn settle_legacy(
+        &self,
+        request: &ClaimRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let facts = Settled::Sent(SentFacts {
             legacy: true,
             ..SentFacts::default()
@@ -132,7 +138,9 @@ impl DynamoDbIdempotencyStore {
 }
 
 /// Reads a stored item back into a record.
-pub(crate) fn parse(item: &HashMap<String, AttributeValue>) -> Result<IdempotencyRecord, StoreError> {
+pub(crate) fn parse(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<IdempotencyRecord, StoreError> {
     let id = match item.get(ID) {
         Some(AttributeValue::S(s)) => s.as_str(),
         _ => "(no id)",
@@ -162,8 +170,8 @@ pub(crate) fn parse(item: &HashMap<String, AttributeValue>) -> Result<Idempotenc
     let json = |name: &str| -> Result<Option<String>, StoreError> { string(name) };
     let (state, settled, lock) = match (string(STATE)?, string(LEGACY_STATUS)?) {
         (Some(state), _) => {
-            let state = State::parse(&state)
-                .ok_or_else(|| corrupt(format!("unknown state {state:?}")))?;
+            let state =
+                State::parse(&state).ok_or_else(|| corrupt(format!("unknown state {state:?}")))?;
             let settled = json(SETTLED)?
                 .map(|j| serde_json::from_str::<Settled>(&j))
                 .transpose()
@@ -199,7 +207,8 @@ pub(crate) fn parse(item: &HashMap<String, AttributeValue>) -> Result<Idempotenc
         settled,
         retrying,
         topic: string(TOPIC)?,
-        expiration: number(EXPIRES_AT)?.ok_or_else(|| corrupt("expires_at is missing".to_owned()))?,
+        expiration: number(EXPIRES_AT)?
+            .ok_or_else(|| corrupt("expires_at is missing".to_owned()))?,
         updated_at: number(UPDATED)?
             .and_then(DateTime::from_timestamp_millis)
             .unwrap_or_default(),
@@ -506,7 +515,8 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             };
             let Some(day) = day else { continue };
             for (name, value) in &item {
-                if let (Some(reason), AttributeValue::N(n)) = (name.strip_prefix(COUNT_PREFIX), value)
+                if let (Some(reason), AttributeValue::N(n)) =
+                    (name.strip_prefix(COUNT_PREFIX), value)
                     && let Ok(n) = n.parse::<u64>()
                 {
                     counts.insert((day, reason.to_owned()), n);
@@ -545,7 +555,13 @@ mod tests {
         assert_eq!(sent.state, State::Sent);
         assert!(sent.sent().is_some_and(|f| f.legacy));
         let held = parse(&item("INPROGRESS")).unwrap();
-        assert_eq!((held.state, held.lock_until_ms), (State::InProgress, Some(1500)));
-        assert!(matches!(parse(&item("DONE")), Err(StoreError::Corrupt { .. })));
+        assert_eq!(
+            (held.state, held.lock_until_ms),
+            (State::InProgress, Some(1500))
+        );
+        assert!(matches!(
+            parse(&item("DONE")),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

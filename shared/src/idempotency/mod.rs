@@ -662,6 +662,9 @@ mod tests {
         assert_eq!(json["outcome"], "skipped");
         assert_eq!(serde_json::from_value::<Settled>(json).unwrap(), s);
         let legacy: Settled = serde_json::from_str(r#"{"outcome":"sent","legacy":true}"#).unwrap();
-        assert!(matches!(legacy, Settled::Sent(SentFacts { legacy: true, .. })));
+        assert!(matches!(
+            legacy,
+            Settled::Sent(SentFacts { legacy: true, .. })
+        ));
     }
 }

@@ -166,7 +166,8 @@ impl SqliteIdempotencyStore {
             .db
             .call(false, move |conn| {
                 let t = now.timestamp();
-                let records = conn.execute("DELETE FROM records WHERE expires_at <= ?1", params![t])?;
+                let records =
+                    conn.execute("DELETE FROM records WHERE expires_at <= ?1", params![t])?;
                 let counts = conn.execute(
                     "DELETE FROM dead_letter_counts WHERE expires_at <= ?1",
                     params![t],
@@ -305,9 +306,9 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         let settlement = settlement.clone();
         let done = self
             .transition(key, move |conn, current| {
-                let Some(r) = current.filter(|r| {
-                    r.state == State::InProgress && r.holder.as_ref() == Some(&holder)
-                }) else {
+                let Some(r) = current
+                    .filter(|r| r.state == State::InProgress && r.holder.as_ref() == Some(&holder))
+                else {
                     return Ok(false);
                 };
                 write(conn, &settled(r, &settlement, now))?;
@@ -342,9 +343,8 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 Unheld::Skipped(s) => Settled::Skipped(s),
                 Unheld::DeadLettered(l) => Settled::DeadLettered(l),
             };
-            let (event_id, generation) = live
-                .map(|r| (r.event_id, r.generation))
-                .unwrap_or_default();
+            let (event_id, generation) =
+                live.map(|r| (r.event_id, r.generation)).unwrap_or_default();
             write(
                 conn,
                 &IdempotencyRecord {
@@ -449,7 +449,11 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 )?;
                 let rows = statement
                     .query_map(params![shop, from.to_string(), to.to_string()], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
@@ -476,8 +480,10 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                     "DELETE FROM records WHERE id >= ?1 AND id < ?2",
                     params![from, to],
                 )?;
-                let counts =
-                    conn.execute("DELETE FROM dead_letter_counts WHERE shop = ?1", params![shop])?;
+                let counts = conn.execute(
+                    "DELETE FROM dead_letter_counts WHERE shop = ?1",
+                    params![shop],
+                )?;
                 Ok((records + counts) as u64)
             })
             .await?)

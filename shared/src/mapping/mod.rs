@@ -404,7 +404,10 @@ pub fn json_error_summary(e: &serde_json::Error) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
     /// The body is not JSON of the shape the topic promises.
-    #[error("the {topic} body is not a valid Shopify payload: {}", json_error_summary(source))]
+    #[error(
+        "the {topic} body is not a valid Shopify payload: {}",
+        json_error_summary(source)
+    )]
     InvalidPayload {
         /// The topic that decided the expected shape.
         topic: String,

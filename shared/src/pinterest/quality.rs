@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::http::PinterestHttp;
 use super::MatchKeyCounts;
+use super::http::PinterestHttp;
 
 /// `lookback_period`: the window the score is computed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -109,7 +109,10 @@ impl ProfileStore for DynamoDbProfileStore {
     }
 
     async fn delete_shop_profiles(&self, shop: &str) -> Result<u64, ProfileError> {
-        Ok(self.table.delete_prefixes(&[shop_profile_prefix(shop)]).await?)
+        Ok(self
+            .table
+            .delete_prefixes(&[shop_profile_prefix(shop)])
+            .await?)
     }
 }
 

@@ -146,3 +146,66 @@ pub async fn retry_after_sets_the_next_delivery<H: Harness>(h: &H) {
         "hidden for the delay"
     );
 }
+
+/// SQS's limits hold on every adapter, named in the error: more than 10 attributes, a message over
+/// the queue's size, and a dead letter whose reason would be an eleventh attribute are refused
+/// before anything is stored; a batch of dead letters larger than one request goes in several.
+pub async fn the_queues_limits_are_enforced_and_named<H: Harness>(h: &H) {
+    use super::{EncodedMessage, Letter, Limit, QueueError};
+    let now = Utc::now();
+    let good = envelope(br#"{"id":3}"#.to_vec(), now)
+        .encode(MAX_MESSAGE_BYTES, Duration::ZERO)
+        .unwrap_or_else(|err| panic!("{err}"));
+    let mut crowded = good.clone();
+    for i in 0..(super::MAX_ATTRIBUTES + 1 - crowded.attributes.len()) {
+        crowded.attributes.insert(format!("x-{i}"), "v".into());
+    }
+    match h.queue().send(&crowded).await {
+        Err(QueueError::Limit(Limit::Attributes { count: 11 })) => {}
+        other => panic!("11 attributes must be refused by name, got {other:?}"),
+    }
+    let huge = EncodedMessage {
+        body: "x".repeat(MAX_MESSAGE_BYTES),
+        ..good.clone()
+    };
+    match h.queue().send(&huge).await {
+        Err(e @ QueueError::Limit(Limit::MessageSize { .. })) => {
+            assert!(e.to_string().contains("maximum message size"), "{e}");
+        }
+        other => panic!("an oversized message must be refused, got {other:?}"),
+    }
+    assert!(h.receive(VISIBILITY).await.is_empty(), "nothing was stored");
+
+    // A received message with 10 attributes cannot take a dead-letter reason.
+    let m = send_and_receive(h, &envelope(br#"{"id":4}"#.to_vec(), now)).await;
+    let mut full = m.clone();
+    for i in 0..(super::MAX_ATTRIBUTES - full.attributes.len()) {
+        full.attributes.insert(format!("x-{i}"), "v".into());
+    }
+    let results = h
+        .inbox()
+        .dead_letter_many(&[
+            Letter {
+                message: &full,
+                reason: "pinterest_rejected: no",
+                relay: None,
+            },
+            Letter {
+                message: &m,
+                reason: "pinterest_rejected: no",
+                relay: None,
+            },
+        ])
+        .await;
+    assert!(
+        matches!(
+            results[0],
+            Err(QueueError::Limit(Limit::Attributes { count: 11 }))
+        ),
+        "{:?}",
+        results[0]
+    );
+    assert!(results[1].is_ok(), "{:?}", results[1]);
+    h.delete(&m).await;
+    assert_eq!(h.dead_letters().await.len(), 1);
+}

@@ -380,10 +380,8 @@ impl Envelope {
             #[serde(default)]
             metadata: HashMap<String, serde_json::Value>,
         }
-        let event: Event =
-            serde_json::from_str(body).map_err(|e| {
-            DecodeError::EventBridge(crate::mapping::json_error_summary(&e))
-        })?;
+        let event: Event = serde_json::from_str(body)
+            .map_err(|e| DecodeError::EventBridge(crate::mapping::json_error_summary(&e)))?;
         if event.detail_type != "shopifyWebhook" {
             return Err(DecodeError::EventBridge(format!(
                 "detail-type is {:?}, not \"shopifyWebhook\"",
@@ -472,7 +470,10 @@ pub enum Limit {
 
 /// The size of a message as SQS counts it: the body plus each attribute's name, data type
 /// (`String`) and value. Empty values are left out, as the adapters leave them out.
-pub fn message_size<'a>(body: &str, attributes: impl IntoIterator<Item = (&'a String, &'a String)>) -> (usize, usize) {
+pub fn message_size<'a>(
+    body: &str,
+    attributes: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> (usize, usize) {
     attributes
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -512,7 +513,11 @@ pub fn dead_letter_attributes(
         relay.apply(&mut attributes);
     }
     let reason = truncate(reason.trim(), MAX_REASON_BYTES);
-    let reason = if reason.is_empty() { "unspecified" } else { reason };
+    let reason = if reason.is_empty() {
+        "unspecified"
+    } else {
+        reason
+    };
     attributes.insert(attr::DEAD_LETTER_REASON.to_owned(), reason.to_owned());
     attributes
 }
@@ -689,7 +694,11 @@ mod tests {
         assert_eq!(e.received_at.to_rfc3339(), "2026-01-01T00:00:01+00:00");
         let mut upgraded = old.clone();
         RelayFacts::of(&old).apply(&mut upgraded);
-        assert_eq!(upgraded.len(), 3, "legacy attributes fold into one: {upgraded:?}");
+        assert_eq!(
+            upgraded.len(),
+            3,
+            "legacy attributes fold into one: {upgraded:?}"
+        );
     }
 
     #[test]
@@ -697,7 +706,12 @@ mod tests {
         let e = envelope(br#"{"id": 1}"#.to_vec());
         let (m, back) = round_trip(&e);
         assert_eq!(m.body, r#"{"id": 1}"#);
-        assert_eq!(RelayFacts::of(&m.attributes.clone().into_iter().collect()).encoding.as_deref(), Some("identity"));
+        assert_eq!(
+            RelayFacts::of(&m.attributes.clone().into_iter().collect())
+                .encoding
+                .as_deref(),
+            Some("identity")
+        );
         assert_eq!(back, e);
     }
 
@@ -709,7 +723,12 @@ mod tests {
         );
         let e = envelope(body.into_bytes());
         let (m, back) = round_trip(&e);
-        assert_eq!(RelayFacts::of(&m.attributes.clone().into_iter().collect()).encoding.as_deref(), Some("gzip+base64"));
+        assert_eq!(
+            RelayFacts::of(&m.attributes.clone().into_iter().collect())
+                .encoding
+                .as_deref(),
+            Some("gzip+base64")
+        );
         assert!(m.size() < MAX_MESSAGE_BYTES);
         assert_eq!(back.body, e.body);
     }
@@ -796,7 +815,10 @@ mod tests {
         let mut attrs = HashMap::new();
         attrs.insert(attr::TOPIC.to_owned(), "orders/create".to_owned());
         attrs.insert(attr::SHOP.to_owned(), "a.myshopify.com".to_owned());
-        attrs.insert(attr::LEGACY_CONTENT_ENCODING.to_owned(), "brotli".to_owned());
+        attrs.insert(
+            attr::LEGACY_CONTENT_ENCODING.to_owned(),
+            "brotli".to_owned(),
+        );
         assert!(matches!(
             Envelope::decode("{}", &attrs, Utc::now()),
             Err(DecodeError::UnknownEncoding(_))

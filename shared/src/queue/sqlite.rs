@@ -425,7 +425,8 @@ impl Inbox for SqliteQueue {
     async fn dead_letter_many(&self, letters: &[Letter<'_>]) -> Vec<Result<(), QueueError>> {
         let mut results = Vec::with_capacity(letters.len());
         for letter in letters {
-            let mut attributes = dead_letter_attributes(letter.message, letter.reason, letter.relay);
+            let mut attributes =
+                dead_letter_attributes(letter.message, letter.reason, letter.relay);
             if let Err(limit) = check_limits(&letter.message.body, &attributes, MAX_MESSAGE_BYTES) {
                 results.push(Err(limit.into()));
                 continue;
@@ -529,6 +530,7 @@ mod tests {
         contract::a_compressed_body_round_trips(&local()).await;
         contract::a_dead_letter_keeps_the_message_and_its_latest_reason(&local()).await;
         contract::retry_after_sets_the_next_delivery(&local()).await;
+        contract::the_queues_limits_are_enforced_and_named(&local()).await;
     }
 
     fn message(n: u32, delay: Duration) -> EncodedMessage {

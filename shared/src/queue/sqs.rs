@@ -100,7 +100,8 @@ impl SqsInbox {
 
 impl Inbox for SqsInbox {
     async fn dead_letter_many(&self, letters: &[Letter<'_>]) -> Vec<Result<(), QueueError>> {
-        let mut results: Vec<Option<Result<(), QueueError>>> = letters.iter().map(|_| None).collect();
+        let mut results: Vec<Option<Result<(), QueueError>>> =
+            letters.iter().map(|_| None).collect();
         let mut outgoing = Vec::with_capacity(letters.len());
         for (i, letter) in letters.iter().enumerate() {
             let attributes = dead_letter_attributes(letter.message, letter.reason, letter.relay);
@@ -116,7 +117,9 @@ impl Inbox for SqsInbox {
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(QueueError::Unavailable("not in SQS's answer".into()))))
+            .map(|r| {
+                r.unwrap_or_else(|| Err(QueueError::Unavailable("not in SQS's answer".into())))
+            })
             .collect()
     }
 
@@ -269,10 +272,7 @@ impl SqsRedrive {
     /// `dead-letter-reason` and sets what a replay changes), in batches SQS accepts, then deletes
     /// the sent ones from the dead-letter queue. One result per letter, in order; a letter breaking
     /// an SQS limit is not sent.
-    pub async fn redrive(
-        &self,
-        letters: &[(&Received, HashMap<String, String>)],
-    ) -> Vec<Redriven> {
+    pub async fn redrive(&self, letters: &[(&Received, HashMap<String, String>)]) -> Vec<Redriven> {
         let mut results = vec![Redriven::Failed("not in SQS's answer".to_owned()); letters.len()];
         let mut outgoing = Vec::with_capacity(letters.len());
         for (i, (m, attributes)) in letters.iter().enumerate() {
@@ -314,7 +314,12 @@ impl SqsRedrive {
                 .await
             {
                 for d in out.successful() {
-                    if let Some(r) = d.id().parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                    if let Some(r) = d
+                        .id()
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| results.get_mut(i))
+                    {
                         *r = Redriven::Replayed;
                     }
                 }
@@ -386,12 +391,22 @@ async fn send_batch(
         for (name, value) in attributes.iter().filter(|(_, v)| !v.is_empty()) {
             match string_attribute(value) {
                 Ok(v) => entry = entry.message_attributes(name, v),
-                Err(e) => return batch.iter().map(|m| (m.0, Err(QueueError::Unavailable(e.to_string().into())))).collect(),
+                Err(e) => {
+                    return batch
+                        .iter()
+                        .map(|m| (m.0, Err(QueueError::Unavailable(e.to_string().into()))))
+                        .collect();
+                }
             }
         }
         match entry.build() {
             Ok(entry) => entries.push(entry),
-            Err(e) => return batch.iter().map(|m| (m.0, Err(QueueError::Unavailable(e.to_string().into())))).collect(),
+            Err(e) => {
+                return batch
+                    .iter()
+                    .map(|m| (m.0, Err(QueueError::Unavailable(e.to_string().into()))))
+                    .collect();
+            }
         }
     }
     let out = match client
@@ -418,7 +433,11 @@ async fn send_batch(
     }
     for f in out.failed() {
         if let Ok(i) = f.id().parse::<usize>() {
-            let why = format!("SQS refused the entry: {} {}", f.code(), f.message().unwrap_or_default());
+            let why = format!(
+                "SQS refused the entry: {} {}",
+                f.code(),
+                f.message().unwrap_or_default()
+            );
             results.push((i, Err(QueueError::Unavailable(why.into()))));
         }
     }
@@ -496,7 +515,6 @@ struct SqsError {
     operation: &'static str,
     detail: String,
 }
-
 
 #[cfg(test)]
 mod tests {

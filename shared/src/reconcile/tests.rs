@@ -1,7 +1,5 @@
 use super::*;
-use crate::idempotency::{
-    IdempotencyKey, LetterFacts, Retrying, SentFacts, Settled, SkipFacts,
-};
+use crate::idempotency::{IdempotencyKey, LetterFacts, Retrying, SentFacts, Settled, SkipFacts};
 use crate::pinterest::quality::{Lookback, QualityScore};
 
 const SHOP: &str = "r.myshopify.com";
@@ -256,7 +254,11 @@ fn full_report() -> Report {
             }),
         ),
         skipped(2, "test_order", true),
-        dead(4, "pinterest_rejected", "Pinterest said \"no\" & <b>why</b>"),
+        dead(
+            4,
+            "pinterest_rejected",
+            "Pinterest said \"no\" & <b>why</b>",
+        ),
     ];
     let mut r = Report::build(SHOP, &w, &orders, &entries, now(), &Settings::default());
     // A shop name is the merchant's text as much as an order name.
