@@ -1247,3 +1247,53 @@ async fn an_in_doubt_event_whose_dead_letter_fails_keeps_its_lock_for_the_next_t
     assert_eq!(later.status(1).await, Some(State::InDoubt));
     assert!(api.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_dead_letter_without_an_order_is_counted_and_its_reason_quotes_nothing() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let bad = message(
+        "bad-1",
+        1,
+        &webhook(
+            Topic::OrdersCreate,
+            &json!({"id": "jane@example.com", "email": "jane@example.com"}),
+            w.now,
+        ),
+    );
+    let report = w.run(&api, &[bad]).await;
+    assert_eq!(report.counts.dead_lettered.get("invalid_payload"), Some(&1));
+    let (_, reason) = &w.dead_letters()[0];
+    assert!(reason.starts_with("invalid_payload: "), "{reason}");
+    assert!(!reason.contains("jane"), "no personal data in a reason: {reason}");
+    let day = w.now.date_naive();
+    let counts = w.store.dead_letter_counts(SHOP, day, day).await.unwrap();
+    assert_eq!(counts.get(&(day, "invalid_payload".to_owned())), Some(&1));
+}
+
+#[tokio::test]
+async fn a_test_mode_send_never_stops_the_live_send_of_the_order() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let test_mode = DispatchConfig {
+        mode: crate::idempotency::Mode::Test,
+        ..World::config()
+    };
+    w.run_with(&api, test_mode.clone(), &[order(&w, 1)]).await;
+    let record = w.record(1).await.unwrap();
+    assert_eq!(
+        record.sent().map(|s| s.mode),
+        Some(crate::idempotency::Mode::Test)
+    );
+    // Another test-mode delivery is a duplicate; the first live one sends, once.
+    let again = w.run_with(&api, test_mode, &[order(&w, 1)]).await;
+    assert_eq!(again.counts.deduplicated, 1);
+    let live = w.run(&api, &[order(&w, 1)]).await;
+    assert_eq!(live.counts.processed, 1);
+    assert_eq!(
+        w.record(1).await.unwrap().sent().map(|s| s.mode),
+        Some(crate::idempotency::Mode::Live)
+    );
+    assert_eq!(w.run(&api, &[order(&w, 1)]).await.counts.deduplicated, 1);
+    assert_eq!(api.requests().len(), 2, "one test send, one live send");
+}

@@ -122,12 +122,10 @@ pub async fn fetch_orders<S: IdempotencyStore>(
     } else {
         store.get_many(&keys, now).await?
     };
-    Ok(Report::build(
-        domain,
-        window,
-        &listed,
-        &records,
-        now,
-        &orders.settings,
-    ))
+    let mut report = Report::build(domain, window, &listed, &records, now, &orders.settings);
+    let (from, to) = (orders.from.date_naive(), orders.to.date_naive());
+    for ((_, reason), n) in store.dead_letter_counts(domain, from, to).await? {
+        *report.dead_letters_without_order.entry(reason).or_default() += n;
+    }
+    Ok(report)
 }

@@ -406,6 +406,9 @@ pub struct Report {
     pub orders: Vec<OrderRow>,
     /// Pinterest's Event Quality beside the relay's coverage, when an ad account token was given.
     pub quality: Option<Quality>,
+    /// Dead letters of the shop that name no order (an undecodable message, an invalid payload),
+    /// by reason, over the window's days (UTC): each is in the dead-letter queue with its reason.
+    pub dead_letters_without_order: BTreeMap<String, u64>,
 }
 
 /// Pinterest's view of the `checkout` events (its Event Quality Score) beside the relay's own.
@@ -494,6 +497,7 @@ impl Report {
                 .collect(),
             orders: rows,
             quality: None,
+            dead_letters_without_order: BTreeMap::new(),
         }
     }
 

@@ -79,6 +79,18 @@ pub fn table(report: &Report) -> String {
     if !look.is_empty() {
         let _ = writeln!(out, "\norders to look at:\n{}", look.join("\n"));
     }
+    if !report.dead_letters_without_order.is_empty() {
+        let reasons: Vec<String> = report
+            .dead_letters_without_order
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\ndead letters that name no order (in the dead-letter queue): {}",
+            reasons.join(", ")
+        );
+    }
     if let Some(q) = &report.quality {
         quality(&mut out, q);
     }
