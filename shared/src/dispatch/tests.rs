@@ -1265,7 +1265,10 @@ async fn a_dead_letter_without_an_order_is_counted_and_its_reason_quotes_nothing
     assert_eq!(report.counts.dead_lettered.get("invalid_payload"), Some(&1));
     let (_, reason) = &w.dead_letters()[0];
     assert!(reason.starts_with("invalid_payload: "), "{reason}");
-    assert!(!reason.contains("jane"), "no personal data in a reason: {reason}");
+    assert!(
+        !reason.contains("jane"),
+        "no personal data in a reason: {reason}"
+    );
     let day = w.now.date_naive();
     let counts = w.store.dead_letter_counts(SHOP, day, day).await.unwrap();
     assert_eq!(counts.get(&(day, "invalid_payload".to_owned())), Some(&1));
