@@ -2,7 +2,8 @@
 """`make cost`: what one million orders cost on AWS, counted from a real run, not estimated.
 
 Runs N orders through the real Lambda binaries on this machine: each order's default webhooks
-(`orders/create`, `orders/paid`, `customers/create`, signed) go to the ingest `bootstrap` as Function
+(`orders/create`, and `orders/paid` with `--checkout-on paid`, and `customers/create`, signed: the
+topics `pinrelay subscribe` creates for that CHECKOUT_ON) go to the ingest `bootstrap` as Function
 URL events; ingest sends them to SQS in moto_server; this script then plays the SQS event source
 mapping (receive a batch, invoke the dispatch `bootstrap`, delete what it settled), and dispatch
 claims and completes its DynamoDB records in moto and posts to a local fake Pinterest. Both
@@ -279,9 +280,9 @@ def function_url_event(topic: str, body: bytes, webhook_id: str) -> dict:
     }
 
 
-def order_webhooks(n: int, signup_every: int):
-    """Each order's webhooks: (topic, body, webhook id). `orders/create` and `orders/paid` for every
-    order; `customers/create` as an account registration (a `signup`) for every `signup_every`-th
+def order_webhooks(n: int, signup_every: int, checkout_on: str):
+    """Each order's webhooks: (topic, body, webhook id). `orders/create` for every order, and its
+    `orders/paid` with CHECKOUT_ON=paid (the topics the rules need); `customers/create` as an account registration (a `signup`) for every `signup_every`-th
     order, 0 for none. (A guest buyer's customers/create is no sign-up under the conversion rules,
     and a store that wants no sign-ups does not subscribe the topic.)"""
     order = json.loads(ORDER.read_text())
@@ -295,8 +296,9 @@ def order_webhooks(n: int, signup_every: int):
                  email=f"buyer{i}@example.com")
         body = json.dumps(o).encode()
         yield "orders/create", body, f"create-{order_id}"
-        paid = dict(o, financial_status="paid", updated_at=now)
-        yield "orders/paid", json.dumps(paid).encode(), f"paid-{order_id}"
+        if checkout_on == "paid":
+            paid = dict(o, financial_status="paid", updated_at=now)
+            yield "orders/paid", json.dumps(paid).encode(), f"paid-{order_id}"
         if signup_every and i % signup_every == 0:
             c = dict(customer, id=9_000_000_000 + i, email=f"buyer{i}@example.com", created_at=now,
                      updated_at=now, state="enabled")
@@ -345,6 +347,8 @@ def main() -> int:
         help="one account registration (customers/create that is a signup) per this many orders; 0: none",
     )
     ap.add_argument("--moto", default="moto_server")
+    ap.add_argument("--checkout-on", choices=["created", "paid"], default="created",
+                    help="the stack's CheckoutOn: which order topics are delivered (default created)")
     args = ap.parse_args()
 
     moto_port = free_port()
@@ -397,6 +401,7 @@ def main() -> int:
             "DEAD_LETTER_QUEUE_URL": dlq_url,
             "IDEMPOTENCY_TABLE": "cost-idempotency",
             **DISPATCH_DEFAULTS,
+            "CHECKOUT_ON": args.checkout_on,
             "PINTEREST_API_URL": fake.url,
             "PINTEREST_AD_ACCOUNT_ID": ACCOUNT,
             "PINTEREST_ACCESS_TOKEN": "cost-token",
@@ -412,7 +417,7 @@ def main() -> int:
         billed_ms: dict[str, int] = defaultdict(int)
         invocations: Counter[str] = Counter()
         statuses: Counter[int] = Counter()
-        for topic, body, webhook_id in order_webhooks(args.orders, args.signup_every):
+        for topic, body, webhook_id in order_webhooks(args.orders, args.signup_every, args.checkout_on):
             inv = ingest.invoke(function_url_event(topic, body, webhook_id))
             invocations["ingest"] += 1
             billed_ms["ingest"] += max(1, math.ceil(inv.duration_ms))
@@ -507,7 +512,8 @@ def main() -> int:
         floor = invocations["ingest"] / n * (PRICES["lambda_request"] + PRICES["sqs_request"]) * 1e6
 
         signups = f"a sign-up every {args.signup_every} orders" if args.signup_every else "no sign-ups"
-        print(f"pinrelay cost per million orders, measured: {n} orders x (orders/create, orders/paid), "
+        topics = "orders/create, orders/paid" if args.checkout_on == "paid" else "orders/create"
+        print(f"pinrelay cost per million orders, measured: {n} orders x ({topics}; CHECKOUT_ON={args.checkout_on}), "
               f"{signups}, {invocations['dispatch']} dispatch batches of up to {args.batch}, "
               f"{fake.events} events sent to the fake Pinterest, {settled} messages settled")
         print("prices: us-east-1 list, arm64 Lambda; durations measured here against moto (see --help)")

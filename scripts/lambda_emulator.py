@@ -41,6 +41,8 @@ DISPATCH_DEFAULTS = {
     "ORDER_SOURCES": "web",
     "VALUE_SOURCE": "subtotal",
     "CONTENT_ID": "variant",
+    "CHECKOUT_ON": "created",
+    "PAID_STATUSES": "paid,partially_paid,authorized,partially_refunded,refunded",
     "ORDER_CONSENT_POLICY": "opt_out",
     "DEFAULT_COUNTRY": "",
 }

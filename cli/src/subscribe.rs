@@ -17,9 +17,6 @@ use pinrelay::shopify::admin::{is_api_version, shop_domain, topic_enum};
 use pinrelay::shopify::{AdminApi, SubscriptionCreated};
 use secrecy::SecretString;
 
-/// Topics subscribed when `--topics` is not given.
-pub const DEFAULT_TOPICS: &[&str] = &["orders/create", "orders/paid", "customers/create"];
-
 /// Topics Shopify only accepts through the app configuration (`compliance_topics`).
 pub const COMPLIANCE_TOPICS: &[&str] =
     &["customers/data_request", "customers/redact", "shop/redact"];
@@ -36,9 +33,14 @@ pub struct Args {
     /// The relay's webhook URL: the stack's WebhookUrl output, ending in /webhooks/shopify.
     #[arg(long)]
     pub address: String,
-    /// Comma-separated webhook topics.
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_TOPICS.iter().map(|t| t.to_string()))]
+    /// Comma-separated webhook topics; by default the ones the conversion rules need
+    /// (orders/create and customers/create, and orders/paid with --checkout-on paid).
+    #[arg(long, value_delimiter = ',')]
     pub topics: Vec<String>,
+    /// When a purchase counts, as the relay's CHECKOUT_ON: created or paid (decides the default
+    /// topics).
+    #[arg(long, env = "CHECKOUT_ON", default_value = "created", value_parser = ["created", "paid"])]
+    pub checkout_on: String,
     /// Admin API version (YYYY-MM).
     #[arg(long, default_value = "2026-07")]
     pub api_version: String,
@@ -85,8 +87,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    let topics: Vec<String> = args
-        .topics
+    let checkout_on = if args.checkout_on == "paid" {
+        pinrelay::mapping::CheckoutOn::Paid
+    } else {
+        pinrelay::mapping::CheckoutOn::Created
+    };
+    let requested = if args.topics.is_empty() {
+        pinrelay::mapping::webhook_topics(checkout_on)
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect()
+    } else {
+        args.topics.clone()
+    };
+    let topics: Vec<String> = requested
         .iter()
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 use crate::dispatch::DispatchConfig;
 use crate::ingest::IngestConfig;
-use crate::mapping::{ContentIdSource, Options, ValueSource};
+use crate::mapping::{CheckoutOn, ContentIdSource, Options, ValueSource};
 use crate::pinterest::http::DEFAULT_BASE_URL;
 use crate::pinterest::normalize;
 use crate::profile::ConsentPolicy;
@@ -63,6 +63,10 @@ pub mod keys {
     pub const VALUE_SOURCE: &str = "VALUE_SOURCE";
     /// `variant` (default), `sku` or `product`.
     pub const CONTENT_ID: &str = "CONTENT_ID";
+    /// `created` (default) or `paid`: when a purchase counts.
+    pub const CHECKOUT_ON: &str = "CHECKOUT_ON";
+    /// Comma-separated `financial_status`es that count as paid under `CHECKOUT_ON=paid`.
+    pub const PAID_STATUSES: &str = "PAID_STATUSES";
     /// Receives before the queue dead-letters a message (default 5, as in the template).
     pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
     /// `opt_out` (default) or `skip`: orders whose shopper refused marketing consent.
@@ -251,9 +255,52 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             });
         }
     };
+    let checkout_on = match var(keys::CHECKOUT_ON).as_deref() {
+        None | Some("created") => CheckoutOn::Created,
+        Some("paid") => CheckoutOn::Paid,
+        Some(other) => {
+            return Err(InvalidVar {
+                key: keys::CHECKOUT_ON,
+                value: other.into(),
+                expected: "created (when the order is placed) or paid (once payment is secured)",
+            });
+        }
+    };
+    const KNOWN_STATUSES: &[&str] = &[
+        "pending",
+        "authorized",
+        "partially_paid",
+        "paid",
+        "partially_refunded",
+        "refunded",
+    ];
+    let paid_statuses = match var(keys::PAID_STATUSES) {
+        None => defaults.paid_statuses,
+        Some(v) => {
+            let statuses: Vec<String> = v
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if statuses.is_empty()
+                || statuses
+                    .iter()
+                    .any(|s| !KNOWN_STATUSES.contains(&s.as_str()))
+            {
+                return Err(InvalidVar {
+                    key: keys::PAID_STATUSES,
+                    value: v,
+                    expected: "a comma-separated list of pending, authorized, partially_paid, paid, partially_refunded, refunded (voided is never a purchase)",
+                });
+            }
+            statuses
+        }
+    };
     Ok(Options {
         event_id_template,
         store_url: var(keys::STORE_URL),
+        checkout_on,
+        paid_statuses,
         include_test_orders: flag(keys::INCLUDE_TEST_ORDERS)?,
         send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
         order_sources: order_sources(),
@@ -470,6 +517,12 @@ pub struct WatchSettings {
 pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
     let shop = watched_shop().ok_or(ConfigError::NoShop)?;
     let mut watch = WatchConfig::new(shop, required(keys::WEBHOOK_URL)?);
+    if var(keys::CHECKOUT_ON).as_deref() == Some("paid") {
+        watch.topics = crate::mapping::webhook_topics(CheckoutOn::Paid)
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect();
+    }
     if let Some(topics) = var(keys::WATCH_TOPICS) {
         watch.topics = topics
             .split(',')

@@ -26,8 +26,10 @@ use crate::reconcile::{
 };
 use crate::shopify::admin::{AdminApi, AdminError, WebhookSubscription, topic_enum};
 
-/// The topics watched by default: the ones `pinrelay subscribe` creates.
-pub const DEFAULT_TOPICS: &[&str] = &["orders/create", "orders/paid", "customers/create"];
+/// The topics watched by default: the ones `pinrelay subscribe` creates under the default
+/// `CHECKOUT_ON` ([`crate::mapping::webhook_topics`]).
+pub const DEFAULT_TOPICS: &[&str] =
+    crate::mapping::webhook_topics(crate::mapping::CheckoutOn::Created);
 
 /// The default lookback: orders of the last 6 hours, so an order missed by one run (Shopify still
 /// retrying, a run that failed) is seen by the next five.
@@ -265,8 +267,12 @@ mod tests {
         }
     }
 
+    /// The topics under `CHECKOUT_ON=paid`, `orders/paid` included.
     fn topics() -> Vec<String> {
-        DEFAULT_TOPICS.iter().map(|t| (*t).to_owned()).collect()
+        crate::mapping::webhook_topics(crate::mapping::CheckoutOn::Paid)
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect()
     }
 
     fn at(s: &str) -> DateTime<Utc> {

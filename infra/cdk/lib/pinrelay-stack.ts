@@ -66,6 +66,10 @@ export interface PinrelaySettings {
   readonly defaultCountry?: string;
   /** Ingest executions reserved for (and at most allowed to) ingest; 0 reserves none (`IngestReservedConcurrency`). */
   readonly ingestReservedConcurrency?: number;
+  /** When a purchase counts: `created` or `paid` (`CheckoutOn`). */
+  readonly checkoutOn?: "created" | "paid";
+  /** With `checkoutOn: "paid"`, the financial statuses that count as paid (`PaidStatuses`). */
+  readonly paidStatuses?: string;
   /** `subtotal` or `total` (`ValueSource`). */
   readonly valueSource?: "subtotal" | "total";
   /** `variant`, `sku` or `product` (`ContentId`). */
@@ -120,6 +124,8 @@ export const PINRELAY_DEFAULTS: Required<Omit<PinrelaySettings, "pinterestAdAcco
   orderSources: "web",
   defaultCountry: "",
   ingestReservedConcurrency: 0,
+  checkoutOn: "created",
+  paidStatuses: "paid,partially_paid,authorized,partially_refunded,refunded",
   valueSource: "subtotal",
   contentId: "variant",
   dispatchBatchSize: 100,
@@ -163,6 +169,9 @@ export function resolveSettings(props: PinrelaySettings): Required<PinrelaySetti
   if (!/^.*\{order_(id|name)\}.*$/.test(s.eventIdTemplate)) fail("eventIdTemplate", "must contain {order_id} or {order_name}");
   oneOf("valueSource", s.valueSource, ["subtotal", "total"]);
   oneOf("contentId", s.contentId, ["variant", "sku", "product"]);
+  oneOf("checkoutOn", s.checkoutOn, ["created", "paid"]);
+  if (!/^(pending|authorized|partially_paid|paid|partially_refunded|refunded)(,(pending|authorized|partially_paid|paid|partially_refunded|refunded))*$/.test(s.paidStatuses))
+    fail("paidStatuses", "must be comma-separated financial statuses (pending, authorized, partially_paid, paid, partially_refunded, refunded)");
   range("dispatchBatchSize", s.dispatchBatchSize, 1, 10000);
   range("dispatchBatchingWindowSeconds", s.dispatchBatchingWindowSeconds, 0, 300);
   range("dispatchMaxConcurrency", s.dispatchMaxConcurrency, 2, 1000);
@@ -448,6 +457,8 @@ export class PinrelayStack extends Stack {
           ORDER_SOURCES: s.orderSources,
           VALUE_SOURCE: s.valueSource,
           CONTENT_ID: s.contentId,
+          CHECKOUT_ON: s.checkoutOn,
+          PAID_STATUSES: s.paidStatuses,
           ORDER_CONSENT_POLICY: s.orderConsentPolicy,
           DEFAULT_COUNTRY: s.defaultCountry,
           RUST_LOG: s.applicationLogLevel,
@@ -505,8 +516,11 @@ export class PinrelayStack extends Stack {
           IDEMPOTENCY_TABLE: this.idempotencyTable.ref,
           SHOPIFY_ADMIN_TOKEN_SECRET_ARN: adminTokenSecretArn,
           SHOPIFY_API_VERSION: "2026-07",
-          // The topics `pinrelay subscribe` creates.
-          WATCH_TOPICS: "orders/create,orders/paid,customers/create",
+          // The topics `pinrelay subscribe` creates for the stack's checkoutOn.
+          WATCH_TOPICS:
+            s.checkoutOn === "paid"
+              ? "orders/create,orders/paid,customers/create"
+              : "orders/create,customers/create",
           WATCH_LOOKBACK_HOURS: String(s.watchLookbackHours),
           VALUE_SOURCE: s.valueSource,
           RUST_LOG: s.applicationLogLevel,

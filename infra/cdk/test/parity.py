@@ -65,6 +65,8 @@ NON_DEFAULTS = {
     "IngestReservedConcurrency": "50",
     "ValueSource": "total",
     "ContentId": "sku",
+    "CheckoutOn": "paid",
+    "PaidStatuses": "paid",
     "DispatchBatchSize": "10",
     "DispatchBatchingWindowSeconds": "0",
     "DispatchMaxConcurrency": "50",

@@ -1300,3 +1300,73 @@ async fn a_test_mode_send_never_stops_the_live_send_of_the_order() {
     assert_eq!(w.run(&api, &[order(&w, 1)]).await.counts.deduplicated, 1);
     assert_eq!(api.requests().len(), 2, "one test send, one live send");
 }
+
+#[tokio::test]
+async fn under_checkout_on_paid_a_pending_order_waits_for_its_payment_then_is_sent_once() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let paid_rule = DispatchConfig {
+        options: crate::mapping::Options {
+            checkout_on: crate::mapping::CheckoutOn::Paid,
+            ..crate::mapping::Options::default()
+        },
+        ..World::config()
+    };
+    let with_status = |id: u64, status: &str| {
+        let mut body = order_body(id, w.now);
+        body["financial_status"] = json!(status);
+        body
+    };
+    let created = message(
+        "c-1",
+        1,
+        &webhook(Topic::OrdersCreate, &with_status(1, "pending"), w.now),
+    );
+    let report = w.run_with(&api, paid_rule.clone(), &[created]).await;
+    assert_eq!(report.counts.skipped.get("unpaid"), Some(&1));
+    assert_eq!(w.status(1).await, Some(State::Skipped));
+    assert!(api.requests().is_empty());
+    let paid = |id: &str| {
+        message(
+            id,
+            1,
+            &webhook(Topic::OrdersPaid, &with_status(1, "paid"), w.now),
+        )
+    };
+    let report = w
+        .run_with(&api, paid_rule.clone(), &[paid("p-1"), paid("p-2")])
+        .await;
+    assert_eq!(report.counts.processed, 1);
+    assert_eq!(report.counts.deduplicated, 1);
+    assert_eq!(api.requests(), [["1"]]);
+    // A refund after payment does not undo the purchase; a voided order is never sent.
+    let refunded = message(
+        "r-1",
+        1,
+        &webhook(Topic::OrdersPaid, &with_status(1, "refunded"), w.now),
+    );
+    assert_eq!(
+        w.run_with(&api, paid_rule.clone(), &[refunded])
+            .await
+            .counts
+            .deduplicated,
+        1
+    );
+    for config in [paid_rule, World::config()] {
+        let voided = message(
+            "v-2",
+            1,
+            &webhook(Topic::OrdersCreate, &with_status(2, "voided"), w.now),
+        );
+        let report = w.run_with(&api, config, &[voided]).await;
+        assert_eq!(report.counts.skipped.get("voided_order"), Some(&1));
+    }
+    // Under the default (created), a pending order is sent when it is placed.
+    let pending = message(
+        "c-3",
+        1,
+        &webhook(Topic::OrdersCreate, &with_status(3, "pending"), w.now),
+    );
+    assert_eq!(w.run(&api, &[pending]).await.counts.processed, 1);
+    assert_eq!(api.requests().len(), 2);
+}

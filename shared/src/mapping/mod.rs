@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 pub use self::money::{currency_amount, minor_units};
-pub use self::order::ONLINE_STORE;
+pub use self::order::{ONLINE_STORE, OrderChannel, OrderFacts, order_rule};
 use crate::pinterest::Event;
 use crate::shopify::payload::{CustomersDataRequest, CustomersRedact, ShopRedact};
 use crate::shopify::{Topic, WebhookMetadata};
@@ -54,6 +54,11 @@ pub struct Options {
     pub value_source: ValueSource,
     /// Which line-item field becomes the product id in `content_ids` and `contents`.
     pub content_id: ContentIdSource,
+    /// `CHECKOUT_ON`: when a purchase counts (default [`CheckoutOn::Created`]).
+    pub checkout_on: CheckoutOn,
+    /// `PAID_STATUSES`: the `financial_status`es (lowercase) that count as payment secured under
+    /// `CHECKOUT_ON=paid` (default [`DEFAULT_PAID_STATUSES`]).
+    pub paid_statuses: Vec<String>,
     /// `DEFAULT_COUNTRY`: the ISO alpha-2 country (uppercase) of a phone written without `+`/`00`
     /// whose order or customer names no address country (default `None`: such a phone is left out,
     /// since a country is never guessed from its digits).
@@ -70,6 +75,11 @@ impl Default for Options {
             order_sources: vec![order::ONLINE_STORE.to_owned()],
             value_source: ValueSource::Subtotal,
             content_id: ContentIdSource::Variant,
+            checkout_on: CheckoutOn::Created,
+            paid_statuses: DEFAULT_PAID_STATUSES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             default_country: None,
         }
     }
@@ -136,6 +146,37 @@ pub fn render_event_id(
     }
     Ok(out)
 }
+
+/// When a purchase counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckoutOn {
+    /// When the order is created (`orders/create`), as the Tag counts it on the thank-you page.
+    #[default]
+    Created,
+    /// Once payment is secured ([`Options::paid_statuses`]): an unpaid order is skipped `unpaid`
+    /// and its `orders/paid` sends it, once.
+    Paid,
+}
+
+/// The webhook topics the conversion rules need: `orders/create` and `customers/create`, and
+/// under [`CheckoutOn::Paid`] `orders/paid` too (under `created` it could only be a duplicate).
+pub const fn webhook_topics(checkout_on: CheckoutOn) -> &'static [&'static str] {
+    match checkout_on {
+        CheckoutOn::Created => &["orders/create", "customers/create"],
+        CheckoutOn::Paid => &["orders/create", "orders/paid", "customers/create"],
+    }
+}
+
+/// The `financial_status`es that count as payment secured by default: paid in full or in part,
+/// authorized (for stores that capture later), and refunded after payment (a refund does not undo a
+/// purchase).
+pub const DEFAULT_PAID_STATUSES: &[&str] = &[
+    "paid",
+    "partially_paid",
+    "authorized",
+    "partially_refunded",
+    "refunded",
+];
 
 /// The order amount sent as `value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -256,6 +297,13 @@ pub enum SkipReason {
     NotEnoughIdentity,
     /// The order was cancelled before the webhook was handled.
     CancelledOrder,
+    /// The order's payment was voided (or its authorization expired): never a purchase.
+    VoidedOrder,
+    /// `CHECKOUT_ON=paid` and payment is not secured yet; its `orders/paid` sends it.
+    Unpaid {
+        /// Its `financial_status`.
+        status: String,
+    },
     /// The shopper has not given marketing consent: a browser event without it, or an order whose
     /// shopper refused it while `ORDER_CONSENT_POLICY` is `skip`.
     Consent,
@@ -279,6 +327,8 @@ impl SkipReason {
             | SkipReason::UnmappedTopic(_)
             | SkipReason::NotEnoughIdentity
             | SkipReason::CancelledOrder
+            | SkipReason::VoidedOrder
+            | SkipReason::Unpaid { .. }
             | SkipReason::Consent => true,
         }
     }
@@ -298,6 +348,8 @@ impl SkipReason {
             SkipReason::UnmappedTopic(_) => "unmapped_topic",
             SkipReason::NotEnoughIdentity => "not_enough_identity",
             SkipReason::CancelledOrder => "cancelled_order",
+            SkipReason::VoidedOrder => "voided_order",
+            SkipReason::Unpaid { .. } => "unpaid",
             SkipReason::Consent => "consent",
         }
     }
@@ -343,6 +395,13 @@ impl std::fmt::Display for SkipReason {
                 "Pinterest needs an email, mobile ad ids, or both IP address and user agent; the webhook has none",
             ),
             SkipReason::CancelledOrder => f.write_str("the order is cancelled"),
+            SkipReason::VoidedOrder => f.write_str(
+                "the order's payment was voided or its authorization expired: never a purchase",
+            ),
+            SkipReason::Unpaid { status } => write!(
+                f,
+                "payment is not secured yet (financial_status {status}) and CHECKOUT_ON=paid; its orders/paid sends it"
+            ),
             SkipReason::Consent => f.write_str(
                 "the shopper has not given marketing consent (for an order: refused in the browser, and ORDER_CONSENT_POLICY is skip)",
             ),

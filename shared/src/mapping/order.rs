@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use super::fields::*;
 use super::money::currency_amount;
 use super::{
-    ContentIdSource, Conversion, MappingError, Options, OrderRef, Outcome, SkipReason, ValueSource,
-    render_event_id,
+    CheckoutOn, ContentIdSource, Conversion, MappingError, Options, OrderRef, Outcome, SkipReason,
+    ValueSource, render_event_id,
 };
 use crate::pinterest::normalize;
 use crate::pinterest::{ActionSource, Content, CustomData, Event, UserData};
@@ -32,6 +32,96 @@ fn channel_skip(source: &str, options: &Options) -> Option<SkipReason> {
     })
 }
 
+/// What the conversion rules read of an order, whatever shape it came in: a webhook or REST body
+/// ([`Order`]), or the Admin API's GraphQL order (reconcile and the watch, for orders the relay
+/// never saw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OrderFacts<'a> {
+    /// `test`.
+    pub test: bool,
+    /// `cancelled_at` is set.
+    pub cancelled: bool,
+    /// `source_name` (`web`, `pos`, …); `None` reads as the online store.
+    pub source_name: Option<&'a str>,
+    /// `financial_status` (REST, `paid`) or `displayFinancialStatus` (GraphQL, `PAID`); compared
+    /// without case.
+    pub financial_status: Option<&'a str>,
+}
+
+impl<'a> OrderFacts<'a> {
+    /// The facts of a webhook or REST order.
+    pub fn of(order: &'a Order) -> Self {
+        Self {
+            test: order.test == Some(true),
+            cancelled: order
+                .cancelled_at
+                .as_deref()
+                .is_some_and(|c| !c.trim().is_empty()),
+            source_name: order.source_name.as_deref(),
+            financial_status: order.financial_status.as_deref(),
+        }
+    }
+}
+
+/// Where an order counts when it is a conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderChannel {
+    /// A storefront checkout: `action_source: web`.
+    Web,
+    /// A point-of-sale order sent because `SEND_POS_ORDERS`: `action_source: offline`.
+    Offline,
+}
+
+/// The conversion rules of an order, the one place they are decided: whether it is a conversion
+/// to send and where, or the reason it is not. In order: a test order, a cancelled one, a voided
+/// one (never sent, under either `CHECKOUT_ON`), the sales channel, then under `CHECKOUT_ON=paid`
+/// whether payment is secured (`PAID_STATUSES`).
+///
+/// # Errors
+/// The [`SkipReason`] when the order is not a conversion to send.
+pub fn order_rule(facts: &OrderFacts<'_>, options: &Options) -> Result<OrderChannel, SkipReason> {
+    if facts.test && !options.include_test_orders {
+        return Err(SkipReason::TestOrder);
+    }
+    if facts.cancelled {
+        return Err(SkipReason::CancelledOrder);
+    }
+    let status = facts
+        .financial_status
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty());
+    if matches!(status.as_deref(), Some("voided" | "expired")) {
+        return Err(SkipReason::VoidedOrder);
+    }
+    let source = facts
+        .source_name
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        // Shopify always names the source; a payload without one is taken as the online store.
+        .unwrap_or_else(|| ONLINE_STORE.to_owned());
+    let channel = if source == "pos" {
+        if !options.send_pos_orders {
+            return Err(SkipReason::PosOrder);
+        }
+        OrderChannel::Offline
+    } else {
+        if let Some(reason) = channel_skip(&source, options) {
+            return Err(reason);
+        }
+        OrderChannel::Web
+    };
+    if options.checkout_on == CheckoutOn::Paid
+        && !status
+            .as_deref()
+            .is_some_and(|s| options.paid_statuses.iter().any(|p| p == s))
+    {
+        return Err(SkipReason::Unpaid {
+            status: status.unwrap_or_else(|| "unknown".to_owned()),
+        });
+    }
+    Ok(channel)
+}
+
 /// `orders/create` and `orders/paid` → `checkout`.
 pub(super) fn order_event(
     metadata: &WebhookMetadata,
@@ -40,31 +130,10 @@ pub(super) fn order_event(
     now: DateTime<Utc>,
 ) -> Result<Outcome, MappingError> {
     let topic = metadata.topic.as_str();
-    if order.test == Some(true) && !options.include_test_orders {
-        return Ok(Outcome::skip_order(SkipReason::TestOrder, order.id));
-    }
-    if order
-        .cancelled_at
-        .as_deref()
-        .is_some_and(|c| !c.trim().is_empty())
-    {
-        return Ok(Outcome::skip_order(SkipReason::CancelledOrder, order.id));
-    }
-    let source = order
-        .source_name
-        .as_deref()
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        // Shopify always names the source; a payload without one is taken as the online store.
-        .unwrap_or_else(|| ONLINE_STORE.to_owned());
-    let pos = source == "pos";
-    if pos {
-        if !options.send_pos_orders {
-            return Ok(Outcome::skip_order(SkipReason::PosOrder, order.id));
-        }
-    } else if let Some(reason) = channel_skip(&source, options) {
-        return Ok(Outcome::skip_order(reason, order.id));
-    }
+    let pos = match order_rule(&OrderFacts::of(&order), options) {
+        Ok(channel) => channel == OrderChannel::Offline,
+        Err(reason) => return Ok(Outcome::skip_order(reason, order.id)),
+    };
     let order_id = order.id.ok_or(MappingError::MissingField {
         topic: topic.to_owned(),
         field: "id",

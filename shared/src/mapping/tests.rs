@@ -161,9 +161,11 @@ fn skips_the_shopify_dev_sample_as_a_test_order_then_as_cancelled() {
 }
 
 #[test]
-fn maps_the_shopify_dev_sample_once_included_and_not_cancelled() {
+fn maps_the_shopify_dev_sample_once_included_paid_and_not_cancelled() {
+    // Shopify's sample is a cancelled order whose payment was voided.
     let mut v: Value = serde_json::from_str(ORDER_SAMPLE).unwrap();
     v["cancelled_at"] = Value::Null;
+    v["financial_status"] = json!("paid");
     let include = Options {
         include_test_orders: true,
         ..defaults()
@@ -197,6 +199,7 @@ fn every_order_and_customer_fixture_gives_a_schema_valid_body() {
     };
     let mut sample: Value = serde_json::from_str(ORDER_SAMPLE).unwrap();
     sample["cancelled_at"] = Value::Null;
+    sample["financial_status"] = json!("paid");
     let sample = sample.to_string();
     let cases = [
         ("orders/create", ORDER_REST),
@@ -1262,6 +1265,7 @@ fn arbitrary_options() -> impl Strategy<Value = Options> {
                 _ => ContentIdSource::Product,
             },
             default_country: None,
+            ..Options::default()
         })
 }
 
@@ -1374,4 +1378,94 @@ fn an_invalid_payload_reason_never_quotes_the_body() {
     if let Err(e) = missing {
         assert!(super::json_error_summary(&e).starts_with("missing field `"));
     }
+}
+
+#[test]
+fn a_voided_order_is_never_sent_under_either_setting() {
+    let body = rest_order(|o| o["financial_status"] = json!("voided"));
+    for checkout_on in [CheckoutOn::Created, CheckoutOn::Paid] {
+        let options = Options {
+            checkout_on,
+            ..defaults()
+        };
+        assert_eq!(
+            skip("orders/create", &body, &options),
+            SkipReason::VoidedOrder
+        );
+        assert_eq!(
+            skip("orders/paid", &body, &options),
+            SkipReason::VoidedOrder
+        );
+    }
+}
+
+#[test]
+fn under_checkout_on_paid_an_order_counts_once_payment_is_secured() {
+    let paid = Options {
+        checkout_on: CheckoutOn::Paid,
+        ..defaults()
+    };
+    let pending = rest_order(|o| o["financial_status"] = json!("pending"));
+    assert_eq!(
+        skip("orders/create", &pending, &paid),
+        SkipReason::Unpaid {
+            status: "pending".into()
+        }
+    );
+    assert!(
+        SkipReason::Unpaid {
+            status: "pending".into()
+        }
+        .is_rule()
+    );
+    // Created (the default): a pending order counts when it is placed, as the Tag counts it.
+    event("orders/create", &pending, &defaults());
+    for status in ["paid", "partially_paid", "authorized", "refunded"] {
+        let body = rest_order(|o| o["financial_status"] = json!(status));
+        let e = event("orders/paid", &body, &paid);
+        // The event is the order's, at the order's time, whichever topic brought it.
+        assert_eq!(
+            e.event_id,
+            event("orders/create", &body, &defaults()).event_id
+        );
+    }
+    let strict = Options {
+        paid_statuses: vec!["paid".into()],
+        ..paid.clone()
+    };
+    let authorized = rest_order(|o| o["financial_status"] = json!("authorized"));
+    assert!(matches!(
+        skip("orders/create", &authorized, &strict),
+        SkipReason::Unpaid { .. }
+    ));
+}
+
+#[test]
+fn the_order_rule_reads_the_graphql_shape_the_same_way() {
+    let paid = Options {
+        checkout_on: CheckoutOn::Paid,
+        ..defaults()
+    };
+    let graphql = |status: &'static str, source: &'static str| OrderFacts {
+        test: false,
+        cancelled: false,
+        source_name: Some(source),
+        financial_status: Some(status),
+    };
+    assert_eq!(
+        order_rule(&graphql("PAID", "web"), &paid),
+        Ok(OrderChannel::Web)
+    );
+    assert!(matches!(
+        order_rule(&graphql("PENDING", "web"), &paid),
+        Err(SkipReason::Unpaid { .. })
+    ));
+    assert_eq!(
+        order_rule(&graphql("VOIDED", "web"), &defaults()),
+        Err(SkipReason::VoidedOrder)
+    );
+    assert_eq!(
+        order_rule(&graphql("PAID", "pos"), &paid),
+        Err(SkipReason::PosOrder)
+    );
 }

@@ -42,6 +42,10 @@ pub struct Order {
     /// Set when the order is cancelled; its presence is what matters, not its value.
     #[serde(default, deserialize_with = "de::text")]
     pub cancelled_at: Option<String>,
+    /// `pending`, `authorized`, `partially_paid`, `paid`, `partially_refunded`, `refunded`,
+    /// `voided`: whether payment was secured (`CHECKOUT_ON=paid`).
+    #[serde(default, deserialize_with = "de::text")]
+    pub financial_status: Option<String>,
     /// True for orders placed with a test gateway.
     #[serde(default, deserialize_with = "de::flag")]
     pub test: Option<bool>,
