@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 use crate::dispatch::DispatchConfig;
 use crate::ingest::IngestConfig;
-use crate::mapping::{CheckoutOn, ContentIdSource, Options, ValueSource};
+use crate::mapping::{CheckoutEventId, CheckoutOn, ContentIdSource, Options, ValueSource};
 use crate::pinterest::http::DEFAULT_BASE_URL;
 use crate::pinterest::normalize;
 use crate::profile::ConsentPolicy;
@@ -63,6 +63,8 @@ pub mod keys {
     pub const VALUE_SOURCE: &str = "VALUE_SOURCE";
     /// `variant` (default), `sku` or `product`.
     pub const CONTENT_ID: &str = "CONTENT_ID";
+    /// `order_id` (default) or `shopify_event`: the checkout's `event_id`.
+    pub const CHECKOUT_EVENT_ID: &str = "CHECKOUT_EVENT_ID";
     /// `created` (default) or `paid`: when a purchase counts.
     pub const CHECKOUT_ON: &str = "CHECKOUT_ON";
     /// Comma-separated `financial_status`es that count as paid under `CHECKOUT_ON=paid`.
@@ -255,6 +257,17 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             });
         }
     };
+    let checkout_event_id = match var(keys::CHECKOUT_EVENT_ID).as_deref() {
+        None | Some("order_id") => CheckoutEventId::OrderId,
+        Some("shopify_event") => CheckoutEventId::ShopifyEvent,
+        Some(other) => {
+            return Err(InvalidVar {
+                key: keys::CHECKOUT_EVENT_ID,
+                value: other.into(),
+                expected: "order_id (this relay's pixel fires the Tag) or shopify_event (beside Pinterest's own Shopify app)",
+            });
+        }
+    };
     let checkout_on = match var(keys::CHECKOUT_ON).as_deref() {
         None | Some("created") => CheckoutOn::Created,
         Some("paid") => CheckoutOn::Paid,
@@ -299,6 +312,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
     Ok(Options {
         event_id_template,
         store_url: var(keys::STORE_URL),
+        checkout_event_id,
         checkout_on,
         paid_statuses,
         include_test_orders: flag(keys::INCLUDE_TEST_ORDERS)?,

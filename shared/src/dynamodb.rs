@@ -18,29 +18,6 @@ pub(crate) const ID: &str = "id";
 /// The TTL attribute, Unix seconds.
 pub(crate) const EXPIRES_AT: &str = "expires_at";
 
-/// The string attribute `name` of an item that is still live at `now` (its `expires_at` is later):
-/// `Ok(None)` once expired (TTL deletes lazily, so readers compare themselves), `Err(why)` when
-/// the item is malformed.
-pub(crate) fn live_string<'a>(
-    item: &'a HashMap<String, AttributeValue>,
-    name: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<&'a str>, String> {
-    let expires_at = match item.get(EXPIRES_AT) {
-        Some(AttributeValue::N(n)) => n
-            .parse::<i64>()
-            .map_err(|_| "expires_at is not a whole number".to_owned())?,
-        _ => return Err("expires_at is missing or not a number".to_owned()),
-    };
-    if expires_at <= now.timestamp() {
-        return Ok(None);
-    }
-    match item.get(name) {
-        Some(AttributeValue::S(s)) => Ok(Some(s)),
-        _ => Err(format!("{name} is missing or not a string")),
-    }
-}
-
 /// Items per `BatchWriteItem`, DynamoDB's limit.
 const BATCH_WRITE_MAX: usize = 25;
 /// Keys per `BatchGetItem`, DynamoDB's limit.

@@ -69,6 +69,11 @@ pub mod names {
     pub const PROFILES_RECORDED: &str = "ProfilesRecorded";
     /// Order checkouts that gained a click id, IP or user agent from a profile.
     pub const ORDERS_ENRICHED: &str = "OrdersEnriched";
+    /// `CHECKOUT_EVENT_ID=shopify_event`: order checkouts sent with the order id for want of a
+    /// matching pixel record.
+    pub const EVENT_ID_FALLBACKS: &str = "CheckoutEventIdFallbacks";
+    /// Browser events whose pixel reported settings other than the relay's.
+    pub const PIXEL_SETTINGS_DRIFT: &str = "PixelSettingsDrift";
     /// Watched webhook topics without a subscription to the relay (the watch, hourly).
     pub const WEBHOOK_SUBSCRIPTIONS_MISSING: &str = "WebhookSubscriptionsMissing";
     /// Recent orders the relay has no trace of (the watch).

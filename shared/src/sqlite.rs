@@ -94,7 +94,8 @@ CREATE TABLE IF NOT EXISTS profiles (
 /// From version 3 to 4: each idempotency record becomes a record (`COMPLETED` → `sent`, its
 /// details unknown; `INPROGRESS` → `in_progress` under its lock, so a holder that stopped is still
 /// found in doubt); the outcome ledger's details of a sent order (event id, match keys, value) are
-/// kept on its record, and its skipped and dead-lettered orders become records. Runs once, in the transaction that sets the version.
+/// kept on its record, and its skipped and dead-lettered orders become records; each profile is
+/// keyed by its checkout token too. Runs once, in the transaction that sets the version.
 const MIGRATE_TO_4: &str = "
 CREATE TABLE IF NOT EXISTS outcomes (id TEXT PRIMARY KEY, outcome TEXT NOT NULL, entry TEXT NOT NULL,
     expires_at INTEGER NOT NULL) WITHOUT ROWID;
@@ -130,6 +131,7 @@ INSERT OR IGNORE INTO records (id, state, settled, topic, expires_at, updated_at
     WHERE outcome IN ('skipped', 'dead_lettered') AND json_extract(entry, '$.subject.kind') = 'order';
 DROP TABLE idempotency;
 DROP TABLE outcomes;
+UPDATE profiles SET id = id || '#' || coalesce(json_extract(profile, '$.checkout_token_sha256'), '-');
 ";
 
 /// Why the relay database failed.

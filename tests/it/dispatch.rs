@@ -878,9 +878,11 @@ impl World {
 
     async fn profile(&self, order_id: u64) -> Option<pinrelay::browser::Profile> {
         self.profiles()
-            .get_profile(SHOP, order_id, self.now)
+            .get_profiles(SHOP, order_id, self.now)
             .await
             .unwrap()
+            .into_iter()
+            .next()
     }
 }
 

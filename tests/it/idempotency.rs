@@ -92,7 +92,7 @@ async fn dynamodb_store_passes_the_profile_contract() {
     let table = Table::new(serialized_dynamodb(&env).await, &env.table);
     let profiles = DynamoDbProfileStore::new(table.clone());
     pinrelay::profile::contract::run_all(&profiles).await;
-    pinrelay::profile::contract::the_first_profile_wins_unless_the_token_matches(&profiles).await;
+    pinrelay::profile::contract::a_forged_profile_posted_first_changes_nothing_for_the_shoppers_own(&profiles).await;
     pinrelay::profile::contract::records_and_profiles_are_kept_apart(
         &DynamoDbIdempotencyStore::new(table),
         &profiles,

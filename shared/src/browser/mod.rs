@@ -135,6 +135,10 @@ pub struct BrowserOrder {
     /// The checkout token.
     #[serde(default)]
     pub checkout_token: Option<String>,
+    /// The `checkout_completed` customer event's `id`: what Pinterest's own Shopify app uses as
+    /// the Tag's `eventID`, so the relay's checkout can share it (`CHECKOUT_EVENT_ID=shopify_event`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shopify_event_id: Option<String>,
 }
 
 /// The pixel's event, as posted (wire format v1).
@@ -175,6 +179,10 @@ pub struct BrowserEvent {
     /// For checkouts.
     #[serde(default)]
     pub order: Option<BrowserOrder>,
+    /// The pasted pixel's settings, [`PixelSettings::wire`]: the relay counts events whose settings
+    /// differ from its own, so drift between the pixel and the stack shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 impl BrowserEvent {
@@ -197,6 +205,55 @@ impl BrowserEvent {
             custom: None,
             ..self
         }
+    }
+}
+
+/// The settings the custom pixel shares with the relay, as the pixel reports them in every event
+/// (`settings`): `checkout_event_id=order_id&checkout_on=created&content_id=variant&value_source=subtotal&event_id_template={order_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PixelSettings {
+    /// `CHECKOUT_EVENT_ID`.
+    pub checkout_event_id: String,
+    /// `CHECKOUT_ON`.
+    pub checkout_on: String,
+    /// `CONTENT_ID`.
+    pub content_id: String,
+    /// `VALUE_SOURCE`.
+    pub value_source: String,
+    /// `EVENT_ID_TEMPLATE`.
+    pub event_id_template: String,
+}
+
+impl PixelSettings {
+    /// The form-encoded string the pixel sends.
+    pub fn wire(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("checkout_event_id", &self.checkout_event_id)
+            .append_pair("checkout_on", &self.checkout_on)
+            .append_pair("content_id", &self.content_id)
+            .append_pair("value_source", &self.value_source)
+            .append_pair("event_id_template", &self.event_id_template)
+            .finish()
+    }
+
+    /// The names of the settings on which a pixel's `wire` string differs from these (a missing
+    /// one differs); empty when they agree.
+    pub fn differences(&self, wire: &str) -> Vec<&'static str> {
+        let theirs: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(wire.as_bytes())
+                .into_owned()
+                .collect();
+        [
+            ("checkout_event_id", &self.checkout_event_id),
+            ("checkout_on", &self.checkout_on),
+            ("content_id", &self.content_id),
+            ("value_source", &self.value_source),
+            ("event_id_template", &self.event_id_template),
+        ]
+        .into_iter()
+        .filter(|(name, ours)| theirs.get(*name) != Some(*ours))
+        .map(|(name, _)| name)
+        .collect()
     }
 }
 
@@ -309,6 +366,7 @@ pub fn parse(body: &[u8]) -> Result<BrowserEvent, BrowserEventError> {
         });
     }
     required("event_id", &event.event_id, MAX_ID)?;
+    optional("settings", &event.settings, MAX_TEXT)?;
     optional("client_id", &event.client_id, MAX_ID)?;
     optional("page_url", &event.page_url, MAX_URL)?;
     optional("referrer", &event.referrer, MAX_URL)?;
@@ -364,6 +422,7 @@ pub fn parse(body: &[u8]) -> Result<BrowserEvent, BrowserEventError> {
                 return Err(BrowserEventError::Field("order.order_id"));
             }
             optional("order.checkout_token", &order.checkout_token, MAX_ID)?;
+            optional("order.shopify_event_id", &order.shopify_event_id, MAX_ID)?;
         }
         (BrowserEventName::Checkout, None) => return Err(BrowserEventError::Field("order")),
         (_, Some(_)) => return Err(BrowserEventError::Field("order")),

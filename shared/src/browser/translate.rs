@@ -32,6 +32,10 @@ pub struct Profile {
     /// for the profile to apply, so a forged browser event cannot alter someone else's order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkout_token_sha256: Option<String>,
+    /// The `checkout_completed` customer event's `id` (the Pinterest app's Tag `eventID`): the
+    /// order's `event_id` under `CHECKOUT_EVENT_ID=shopify_event`, when the token matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shopify_event_id: Option<String>,
 }
 
 /// What dispatch does with a browser event.
@@ -66,6 +70,7 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
             .as_ref()
             .and_then(|o| o.checkout_token.as_deref())
             .map(normalize::sha256_hex);
+        let shopify_event_id = e.order.as_ref().and_then(|o| o.shopify_event_id.clone());
         // Without marketing consent only the refusal itself is kept, so the order webhook can
         // honour it; nothing that identifies the shopper is stored.
         let profile = if consented {
@@ -76,11 +81,13 @@ pub fn translate(received: &ReceivedBrowserEvent, now: DateTime<Utc>) -> Browser
                 utm: e.utm.clone(),
                 consent: e.consent,
                 checkout_token_sha256,
+                shopify_event_id,
             }
         } else {
             Profile {
                 consent: e.consent,
                 checkout_token_sha256,
+                shopify_event_id,
                 ..Profile::default()
             }
         };

@@ -58,14 +58,18 @@ async fn data_request<P: ProfileStore>(
     orders: &[u64],
     now: DateTime<Utc>,
 ) -> bool {
-    let found = futures::stream::iter(orders.iter().map(|id| profiles.get_profile(shop, *id, now)))
-        .buffered(STORE_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
+    let found = futures::stream::iter(
+        orders
+            .iter()
+            .map(|id| profiles.get_profiles(shop, *id, now)),
+    )
+    .buffered(STORE_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
     let with_profile: Vec<u64> = orders
         .iter()
         .zip(&found)
-        .filter(|(_, f)| matches!(f, Ok(Some(_))))
+        .filter(|(_, f)| matches!(f, Ok(p) if !p.is_empty()))
         .map(|(id, _)| *id)
         .collect();
     let failed = found.iter().filter(|f| f.is_err()).count();

@@ -9,6 +9,9 @@
 //! 2. **comply** ([`compliance`]): compliance requests are carried out.
 //! 3. **record** ([`profiles::record`]): browser checkouts become shopper profiles, before any
 //!    claim, so an order in the same batch already finds its profile.
+//!    Each order checkout's profile is read then, the one with the order's own checkout token
+//!    ([`profiles::look_up`]); under `CHECKOUT_EVENT_ID=shopify_event` its Shopify event id is the
+//!    `event_id` the claim proposes.
 //! 4. **claim** ([`claim`]): one leader per idempotency key takes the lock; further messages of the
 //!    key follow the leader's outcome. A key sent before is deduplicated whatever its age; an event
 //!    claimed but older than Pinterest's 7 days is skipped as `expired` ([`prepare::expiry`]).
@@ -111,6 +114,10 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         let mut events = Vec::new();
         let mut writes = Vec::new();
         for message in batch {
+            if let Some(differ) = prepare::settings_drift(message, config) {
+                report.counts.pixel_settings_drift += 1;
+                tracing::warn!(message_id = %message.id, settings = ?differ, "the storefront pixel's settings differ from the relay's; paste the pixel again (pinrelay prints it with the stack's settings)");
+            }
             match prepare::prepare(message, config, now) {
                 Prepared::Event(p) => events.push(*p),
                 Prepared::Profile(write) => writes.push(write),
@@ -136,6 +143,8 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
             items.push(Item::plain(message, None, d));
         }
 
+        report.counts.event_id_fallbacks +=
+            profiles::look_up(&self.profiles, &mut events, config, now).await;
         let (leaders, followers) = claim::leaders_and_followers(events);
         let claimed = claim::claim(&self.store, leaders, config, &holder, now, lock_until).await;
         for (p, d) in &claimed.decided {
@@ -156,8 +165,7 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
             }
         }
 
-        let enriched =
-            profiles::enrich(&self.profiles, held, config.order_consent_policy, now).await;
+        let enriched = profiles::enrich(held, config.order_consent_policy);
         report.counts.enriched += enriched.enriched;
         for (p, d) in &enriched.skipped {
             items.push(Item::held(p, d.clone(), config, now));

@@ -206,6 +206,9 @@ pub(super) struct Pending<'a> {
     pub generation: u32,
     /// Why the last attempt failed, for a `pending` record (never personal data).
     pub last_error: Option<String>,
+    /// For an order's checkout: the shopper's profile recorded with the order's checkout token,
+    /// read before the claim ([`super::profiles::look_up`]).
+    pub profile: Option<Profile>,
     /// The event, enriched in place; its `event_id` is the record's once claimed.
     pub event: Event,
     /// The order behind a `checkout`, as `mapping` read it.
@@ -271,6 +274,11 @@ pub struct Counts {
     pub profiles_recorded: u64,
     /// Order checkouts enriched from a profile.
     pub enriched: u64,
+    /// Under `CHECKOUT_EVENT_ID=shopify_event`: order checkouts that took the order id because no
+    /// pixel record with the Shopify event id matched the order.
+    pub event_id_fallbacks: u64,
+    /// Browser events whose pixel reported settings other than the relay's.
+    pub pixel_settings_drift: u64,
     /// Messages whose event is in doubt (held, nothing sent).
     pub held_in_doubt: u64,
     /// The match keys of the processed events.

@@ -22,6 +22,34 @@ pub(super) fn expiry(
         .then_some(SkipReason::Expired { days: age / 86_400 })
 }
 
+/// For a storefront browser event whose pixel reports its settings: the names of those that
+/// differ from the relay's (`CHECKOUT_EVENT_ID`, `CHECKOUT_ON`, `CONTENT_ID`, `VALUE_SOURCE`,
+/// `EVENT_ID_TEMPLATE`), so drift between the pasted pixel and the stack is counted. `None` for any
+/// other message, or a pixel that reports none.
+pub(super) fn settings_drift(
+    message: &Received,
+    config: &DispatchConfig,
+) -> Option<Vec<&'static str>> {
+    if RelayFacts::of(&message.attributes).source.as_deref() != Some(Source::Browser.as_str()) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Settings {
+        event: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        settings: Option<String>,
+    }
+    let wire = serde_json::from_str::<Settings>(&message.body)
+        .ok()?
+        .event
+        .settings?;
+    let differ = config.options.pixel_settings().differences(&wire);
+    (!differ.is_empty()).then_some(differ)
+}
+
 /// What one message becomes: an event to claim, a profile to record, a compliance request, or a
 /// disposition decided already (a skip or a dead letter).
 pub(super) fn prepare<'a>(
@@ -111,6 +139,7 @@ pub(super) fn prepare<'a>(
         resend: RelayFacts::of(&message.attributes).resend,
         generation: 0,
         last_error: None,
+        profile: None,
         event,
         order: conversion.order,
         context,

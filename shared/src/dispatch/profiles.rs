@@ -1,12 +1,15 @@
-//! Shopper profiles in a batch: browser checkouts are recorded (stage 2, before any claim, so an
-//! order in the same batch already finds its profile), and claimed order checkouts are enriched
-//! from theirs (stage 4). The identity check follows enrichment, here and nowhere else.
+//! Shopper profiles in a batch: browser checkouts are recorded (stage 3, before any claim, so an
+//! order in the same batch already finds its profile); each order checkout's profile is read
+//! before the claim ([`look_up`]: the one recorded with the order's own checkout token, whose
+//! Shopify event id becomes the `event_id` under `CHECKOUT_EVENT_ID=shopify_event`); claimed
+//! order checkouts are enriched from it (stage 5). The identity check follows enrichment, here and
+//! nowhere else.
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 
 use super::model::{DispatchConfig, Disposition, Pending, ProfileWrite, STORE_CONCURRENCY};
-use crate::mapping;
+use crate::mapping::{self, CheckoutEventId};
 use crate::profile::{self, Applied, ConsentPolicy, PROFILE_TTL_SECONDS, ProfileStore, Stored};
 use crate::queue::Received;
 
@@ -56,35 +59,57 @@ pub(super) struct Enriched<'a> {
     pub enriched: u64,
 }
 
-/// Applies each claimed order checkout's profile (see [`profile::apply`]), then checks identity
-/// ([`mapping::require_identity`]). A profile that cannot be read leaves the order as the webhook
-/// has it: sending it beats delaying it.
-pub(super) async fn enrich<'a, P: ProfileStore>(
+/// Reads each order checkout's profile (the one recorded with the order's checkout token) before
+/// the claim, and under `CHECKOUT_EVENT_ID=shopify_event` proposes its Shopify event id as the
+/// `event_id` (the claim keeps whichever the record chose first). Returns how many orders fell
+/// back to the order id. A profile that cannot be read leaves the order as the webhook has it.
+pub(super) async fn look_up<P: ProfileStore>(
     profiles: &P,
-    claimed: Vec<Pending<'a>>,
-    policy: ConsentPolicy,
+    events: &mut [Pending<'_>],
+    config: &DispatchConfig,
     now: DateTime<Utc>,
-) -> Enriched<'a> {
-    let lookups: Vec<_> = futures::stream::iter(claimed.iter().map(|p| async move {
+) -> u64 {
+    let lookups: Vec<_> = futures::stream::iter(events.iter().map(|p| async move {
         match &p.order {
-            Some(order) => profiles.get_profile(p.key.shop(), order.id, now).await,
-            None => Ok(None),
+            Some(order) => profiles.get_profiles(p.key.shop(), order.id, now).await,
+            None => Ok(Vec::new()),
         }
     }))
     .buffered(STORE_CONCURRENCY)
     .collect()
     .await;
+    let mut fallbacks = 0;
+    for (p, lookup) in events.iter_mut().zip(lookups) {
+        let Some(order) = &p.order else { continue };
+        let found = lookup.unwrap_or_else(|e| {
+            tracing::warn!(key = %p.key, error.message = %e, "could not read the shopper profile; sending the order without it");
+            Vec::new()
+        });
+        p.profile = profile::for_order(&found, order.checkout_token.as_deref()).cloned();
+        if config.options.checkout_event_id == CheckoutEventId::ShopifyEvent {
+            match p.profile.as_ref().and_then(|f| f.shopify_event_id.clone()) {
+                Some(id) => p.event.event_id = id,
+                None => {
+                    fallbacks += 1;
+                    tracing::info!(key = %p.key, "no pixel record with the Shopify event id matches this order's checkout; its event_id is the order id (CHECKOUT_EVENT_ID=shopify_event fallback)");
+                }
+            }
+        }
+    }
+    fallbacks
+}
+
+/// Applies each claimed order checkout's profile (see [`profile::apply`]), then checks identity
+/// ([`mapping::require_identity`]). A profile that cannot be read leaves the order as the webhook
+/// has it: sending it beats delaying it.
+pub(super) fn enrich(claimed: Vec<Pending<'_>>, policy: ConsentPolicy) -> Enriched<'_> {
     let mut out = Enriched {
         to_send: Vec::with_capacity(claimed.len()),
         skipped: Vec::new(),
         enriched: 0,
     };
-    for (mut p, lookup) in claimed.into_iter().zip(lookups) {
-        let found = lookup.unwrap_or_else(|e| {
-            tracing::warn!(key = %p.key, error.message = %e, "could not read the shopper profile; sending the order without it");
-            None
-        });
-        if let Some(found) = found {
+    for mut p in claimed {
+        if let Some(found) = p.profile.take() {
             let token = p.order.as_ref().and_then(|o| o.checkout_token.as_deref());
             match profile::apply(&mut p.event, token, &found, policy) {
                 Applied::TokenMismatch => {

@@ -427,6 +427,8 @@ pub(super) fn emit(metrics: &Metrics, c: &Counts) {
             count(names::MATCH_EXTERNAL_ID, c.matched.external_id),
             count(names::PROFILES_RECORDED, c.profiles_recorded),
             count(names::ORDERS_ENRICHED, c.enriched),
+            count(names::EVENT_ID_FALLBACKS, c.event_id_fallbacks),
+            count(names::PIXEL_SETTINGS_DRIFT, c.pixel_settings_drift),
         ],
     );
     for (reason, n) in &c.skipped {

@@ -646,7 +646,13 @@ async fn shop_redact_deletes_the_shops_records_and_profiles() {
     let report = w.run(&api, &[redact]).await;
     assert_eq!(report.dispositions["redact"], Disposition::Compliance);
     assert_eq!(w.status(1).await, None);
-    assert_eq!(w.profiles.get_profile(SHOP, 9, w.now).await.unwrap(), None);
+    assert!(
+        w.profiles
+            .get_profiles(SHOP, 9, w.now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -667,7 +673,13 @@ async fn customers_redact_deletes_the_orders_records_and_profiles() {
     let report = w.run(&api, &[redact]).await;
     assert_eq!(report.dispositions["redact"], Disposition::Compliance);
     assert_eq!(w.status(1).await, None);
-    assert_eq!(w.profiles.get_profile(SHOP, 1, w.now).await.unwrap(), None);
+    assert!(
+        w.profiles
+            .get_profiles(SHOP, 1, w.now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -802,7 +814,14 @@ async fn a_forged_checkout_after_the_genuine_one_does_not_replace_its_profile() 
     let report = w.run(&api, &[forged]).await;
     assert_eq!(
         report.dispositions["b-1"],
-        Disposition::Skipped(SkipReason::ProfileConflict)
+        Disposition::ProfileRecorded,
+        "kept apart, under its own token"
+    );
+    let reload = browser_checkout(&w, 1, false, TOKEN);
+    assert_eq!(
+        w.run(&api, &[reload]).await.dispositions["b-1"],
+        Disposition::Skipped(SkipReason::ProfileConflict),
+        "a second record with the order's token (a reload, or a forgery of it) keeps the first"
     );
     w.run(&api, &[order(&w, 1)]).await;
     let sent = api.sent();
@@ -811,6 +830,67 @@ async fn a_forged_checkout_after_the_genuine_one_does_not_replace_its_profile() 
         Some("dj0yJnU9browser")
     );
     assert_eq!(sent[0].opt_out, None, "the forged refusal did not apply");
+}
+
+#[tokio::test]
+async fn a_forged_refusal_posted_before_the_shoppers_own_does_not_lift_the_refusal() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    // A forged checkout record with marketing consent, for a guessed order id, posted first.
+    let forged = browser_checkout(&w, 1, true, "guessed-token");
+    assert_eq!(
+        w.run(&api, &[forged]).await.dispositions["b-1"],
+        Disposition::ProfileRecorded
+    );
+    // The shopper's own consent-only record (a refusal) arrives next: it is kept too.
+    let refusal = browser_checkout(&w, 1, false, TOKEN);
+    assert_eq!(
+        w.run(&api, &[refusal]).await.dispositions["b-1"],
+        Disposition::ProfileRecorded
+    );
+    w.run(&api, &[order(&w, 1)]).await;
+    let sent = api.sent();
+    assert_eq!(sent[0].opt_out, Some(true), "the shopper's refusal applies");
+    assert_eq!(
+        sent[0].user_data.click_id, None,
+        "nothing of the forged record"
+    );
+}
+
+#[tokio::test]
+async fn with_checkout_event_id_shopify_event_the_order_takes_its_pixel_records_id_once() {
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let config = DispatchConfig {
+        options: crate::mapping::Options {
+            checkout_event_id: crate::mapping::CheckoutEventId::ShopifyEvent,
+            ..crate::mapping::Options::default()
+        },
+        ..World::config()
+    };
+    let mut checkout = browser_checkout(&w, 1, true, TOKEN);
+    let mut body: Value = serde_json::from_str(&checkout.body).unwrap();
+    body["event"]["order"]["shopify_event_id"] = json!("sh-evt-42");
+    checkout.body = body.to_string();
+    w.run_with(&api, config.clone(), &[checkout]).await;
+    let paid = message(
+        "p-1",
+        1,
+        &webhook(Topic::OrdersPaid, &order_body(1, w.now), w.now),
+    );
+    let report = w
+        .run_with(&api, config.clone(), &[order(&w, 1), paid])
+        .await;
+    assert_eq!(report.counts.processed, 1);
+    assert_eq!(api.requests(), [["sh-evt-42"]]);
+    assert_eq!(
+        w.record(1).await.unwrap().event_id.as_deref(),
+        Some("sh-evt-42")
+    );
+    // An order without a pixel record goes out once with its order id, counted.
+    let report = w.run_with(&api, config, &[order(&w, 2)]).await;
+    assert_eq!(report.counts.event_id_fallbacks, 1);
+    assert_eq!(api.requests()[1], ["2"]);
 }
 
 #[tokio::test]

@@ -54,6 +54,9 @@ pub struct Options {
     pub value_source: ValueSource,
     /// Which line-item field becomes the product id in `content_ids` and `contents`.
     pub content_id: ContentIdSource,
+    /// `CHECKOUT_EVENT_ID`: the `event_id` of an order's checkout (default
+    /// [`CheckoutEventId::OrderId`]).
+    pub checkout_event_id: CheckoutEventId,
     /// `CHECKOUT_ON`: when a purchase counts (default [`CheckoutOn::Created`]).
     pub checkout_on: CheckoutOn,
     /// `PAID_STATUSES`: the `financial_status`es (lowercase) that count as payment secured under
@@ -75,6 +78,7 @@ impl Default for Options {
             order_sources: vec![order::ONLINE_STORE.to_owned()],
             value_source: ValueSource::Subtotal,
             content_id: ContentIdSource::Variant,
+            checkout_event_id: CheckoutEventId::OrderId,
             checkout_on: CheckoutOn::Created,
             paid_statuses: DEFAULT_PAID_STATUSES
                 .iter()
@@ -147,6 +151,62 @@ pub fn render_event_id(
     Ok(out)
 }
 
+/// Which `event_id` an order's checkout carries, so Pinterest deduplicates it with the browser
+/// Tag's checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckoutEventId {
+    /// `EVENT_ID_TEMPLATE` over the order id: this relay's pixel fires the Tag with the same.
+    #[default]
+    OrderId,
+    /// The `checkout_completed` customer event's `id`, from the shopper's pixel record (the
+    /// token-matching profile): what Pinterest's own Shopify app fires its Tag with. Without such a
+    /// record the order id is used (counted and logged).
+    ShopifyEvent,
+}
+
+impl CheckoutEventId {
+    /// The setting's value: `order_id` or `shopify_event`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckoutEventId::OrderId => "order_id",
+            CheckoutEventId::ShopifyEvent => "shopify_event",
+        }
+    }
+}
+
+impl CheckoutOn {
+    /// The setting's value: `created` or `paid`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckoutOn::Created => "created",
+            CheckoutOn::Paid => "paid",
+        }
+    }
+}
+
+impl ValueSource {
+    /// The setting's value: `subtotal` or `total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueSource::Subtotal => "subtotal",
+            ValueSource::Total => "total",
+        }
+    }
+}
+
+impl Options {
+    /// The settings the custom pixel must share with the relay, as it reports them.
+    pub fn pixel_settings(&self) -> crate::browser::PixelSettings {
+        crate::browser::PixelSettings {
+            checkout_event_id: self.checkout_event_id.as_str().to_owned(),
+            checkout_on: self.checkout_on.as_str().to_owned(),
+            content_id: self.content_id.setting(),
+            value_source: self.value_source.as_str().to_owned(),
+            event_id_template: self.event_id_template.clone(),
+        }
+    }
+}
+
 /// When a purchase counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CheckoutOn {
@@ -186,6 +246,18 @@ pub enum ValueSource {
     Subtotal,
     /// `current_total_price`: what the buyer paid.
     Total,
+}
+
+impl ContentIdSource {
+    /// The setting's value: `variant`, `sku` or `product`.
+    pub fn setting(&self) -> String {
+        match self {
+            ContentIdSource::Variant => "variant",
+            ContentIdSource::Sku => "sku",
+            ContentIdSource::Product => "product",
+        }
+        .to_owned()
+    }
 }
 
 /// The line-item field used as the catalog product id.

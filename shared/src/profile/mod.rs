@@ -65,21 +65,40 @@ pub(crate) fn decode(id: &str, json: &str) -> Result<Profile, ProfileError> {
     })
 }
 
+/// The most profiles (checkout tokens) one order keeps: a forged record never displaces the
+/// shopper's own, since each token has its own, but a flood of forged tokens for one order id is
+/// bounded.
+pub const MAX_PROFILES_PER_ORDER: u32 = 16;
+
 /// What [`ProfileStore::put_profile`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
-    /// The profile is the order's now.
+    /// The profile is kept for its order and checkout token.
     Recorded,
-    /// The order already has a live profile recorded with another checkout token; it was kept.
+    /// The order already has a live profile with this checkout token (a thank-you page reload),
+    /// or [`MAX_PROFILES_PER_ORDER`] of them: the earlier ones are kept.
     KeptEarlier,
+}
+
+/// The one of an order's profiles recorded with the order's own checkout token, if any: the only
+/// one that may apply to it.
+pub fn for_order<'a>(
+    profiles: &'a [Profile],
+    order_checkout_token: Option<&str>,
+) -> Option<&'a Profile> {
+    let token = normalize::sha256_hex(order_checkout_token?);
+    profiles
+        .iter()
+        .find(|p| p.checkout_token_sha256.as_deref() == Some(token.as_str()))
 }
 
 /// Persists shopper profiles.
 pub trait ProfileStore: Send + Sync + 'static {
-    /// Records the profile of an order, expiring at `expires_at` (Unix seconds). The first write
-    /// for an order wins: a live profile is replaced only by one with the same
-    /// `checkout_token_sha256` (the endpoint is unauthenticated, and a forged checkout must not
-    /// replace the genuine one); an expired one (at `now`) always is.
+    /// Records the profile of an order and its `checkout_token_sha256`, expiring at `expires_at`
+    /// (Unix seconds). Each token has its own profile, and the first for a token wins: the
+    /// endpoint is unauthenticated, and a forged checkout posted first must change nothing for the
+    /// shopper's own, which carries the order's token; a reload keeps the first. At most
+    /// [`MAX_PROFILES_PER_ORDER`] tokens per order.
     ///
     /// # Errors
     /// [`ProfileError`]; the browser event is then retried.
@@ -92,16 +111,17 @@ pub trait ProfileStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Stored, ProfileError>> + Send;
 
-    /// Reads the profile of an order; an expired profile MUST read as `None`.
+    /// Reads the live profiles of an order, one per checkout token ([`for_order`] picks the one
+    /// that applies); expired profiles MUST be left out.
     ///
     /// # Errors
     /// [`ProfileError`]; dispatch then sends the order without enrichment.
-    fn get_profile(
+    fn get_profiles(
         &self,
         shop: &str,
         order_id: u64,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Profile>, ProfileError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Profile>, ProfileError>> + Send;
 
     /// Deletes the profiles of these orders (`customers/redact`).
     ///
@@ -242,6 +262,7 @@ pub mod contract {
     use super::{Profile, ProfileStore, Stored};
     use crate::browser::Consent;
     use crate::idempotency::{Claim, ClaimRequest, Holder, IdempotencyStore, Mode};
+    use crate::pinterest::normalize;
 
     /// Records and profiles share a table in both adapters: each deletion touches only its kind.
     pub async fn records_and_profiles_are_kept_apart<S: IdempotencyStore, P: ProfileStore>(
@@ -274,10 +295,10 @@ pub mod contract {
         assert_eq!(store.delete_shop(shop).await.ok(), Some(1), "records only");
         assert!(
             profiles
-                .get_profile(shop, 5, now)
+                .get_profiles(shop, 5, now)
                 .await
                 .ok()
-                .flatten()
+                .and_then(|p| p.into_iter().next())
                 .is_some()
         );
         assert!(store.claim(&request, now).await.is_ok());
@@ -290,7 +311,11 @@ pub mod contract {
     }
 
     /// The first profile of an order wins over one with another checkout token, until it expires.
-    pub async fn the_first_profile_wins_unless_the_token_matches<S: ProfileStore>(store: &S) {
+    pub async fn a_forged_profile_posted_first_changes_nothing_for_the_shoppers_own<
+        S: ProfileStore,
+    >(
+        store: &S,
+    ) {
         let now = Utc
             .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
             .single()
@@ -298,35 +323,46 @@ pub mod contract {
         let shop = "first.myshopify.com";
         let with = |click: &str, token: &str| Profile {
             click_id: Some(click.into()),
-            checkout_token_sha256: Some(token.into()),
+            checkout_token_sha256: Some(normalize::sha256_hex(token)),
             ..Profile::default()
         };
         let expires = (now + Duration::days(30)).timestamp();
         let put =
             |p: Profile, at| async move { store.put_profile(shop, 7, &p, expires, at).await.ok() };
         assert_eq!(
-            put(with("genuine", "t1"), now).await,
+            put(with("forged", "guessed"), now).await,
             Some(Stored::Recorded)
         );
         assert_eq!(
-            put(with("forged", "t2"), now).await,
-            Some(Stored::KeptEarlier)
-        );
-        let click = |p: Option<Profile>| p.and_then(|p| p.click_id);
-        let read = store.get_profile(shop, 7, now).await.ok().flatten();
-        assert_eq!(click(read).as_deref(), Some("genuine"));
-        assert_eq!(
-            put(with("again", "t1"), now).await,
+            put(with("genuine", "t1"), now).await,
             Some(Stored::Recorded),
-            "same token"
+            "the shopper's own record is kept beside a forged one"
         );
-        let read = store.get_profile(shop, 7, now).await.ok().flatten();
-        assert_eq!(click(read).as_deref(), Some("again"));
+        assert_eq!(
+            put(with("reload", "t1"), now).await,
+            Some(Stored::KeptEarlier),
+            "a reload keeps the first"
+        );
+        let read = store.get_profiles(shop, 7, now).await.unwrap_or_default();
+        assert_eq!(read.len(), 2);
+        let mine = super::for_order(&read, Some("t1")).and_then(|p| p.click_id.clone());
+        assert_eq!(mine.as_deref(), Some("genuine"));
+        assert!(super::for_order(&read, Some("other")).is_none());
+        assert!(super::for_order(&read, None).is_none());
+        for n in 0..super::MAX_PROFILES_PER_ORDER {
+            put(with("flood", &format!("f{n}")), now).await;
+        }
+        assert_eq!(
+            put(with("one too many", "late"), now).await,
+            Some(Stored::KeptEarlier),
+            "a flood of tokens for one order is bounded"
+        );
         let later = now + Duration::days(31);
-        assert_eq!(
-            put(with("next", "t3"), later).await,
-            Some(Stored::Recorded),
-            "expired"
+        assert!(
+            store
+                .get_profiles(shop, 7, later)
+                .await
+                .is_ok_and(|p| p.is_empty())
         );
     }
 
@@ -368,26 +404,55 @@ pub mod contract {
                 .is_ok()
         );
         assert_eq!(
-            store.get_profile(shop, 1, now).await.ok().flatten(),
+            store
+                .get_profiles(shop, 1, now)
+                .await
+                .ok()
+                .and_then(|p| p.into_iter().next()),
             Some(profile.clone())
         );
-        assert_eq!(store.get_profile(shop, 3, now).await.ok().flatten(), None);
+        assert_eq!(
+            store
+                .get_profiles(shop, 3, now)
+                .await
+                .ok()
+                .and_then(|p| p.into_iter().next()),
+            None
+        );
         let after = now + Duration::days(31);
         assert_eq!(
-            store.get_profile(shop, 1, after).await.ok().flatten(),
+            store
+                .get_profiles(shop, 1, after)
+                .await
+                .ok()
+                .and_then(|p| p.into_iter().next()),
             None,
             "expired profiles read as absent"
         );
         assert!(store.delete_profiles(shop, &[1]).await.is_ok());
-        assert_eq!(store.get_profile(shop, 1, now).await.ok().flatten(), None);
-        assert_eq!(store.delete_shop_profiles(shop).await.ok(), Some(1));
-        assert_eq!(store.get_profile(shop, 2, now).await.ok().flatten(), None);
-        assert!(
+        assert_eq!(
             store
-                .get_profile("other.myshopify.com", 1, now)
+                .get_profiles(shop, 1, now)
                 .await
                 .ok()
-                .flatten()
+                .and_then(|p| p.into_iter().next()),
+            None
+        );
+        assert_eq!(store.delete_shop_profiles(shop).await.ok(), Some(1));
+        assert_eq!(
+            store
+                .get_profiles(shop, 2, now)
+                .await
+                .ok()
+                .and_then(|p| p.into_iter().next()),
+            None
+        );
+        assert!(
+            store
+                .get_profiles("other.myshopify.com", 1, now)
+                .await
+                .ok()
+                .and_then(|p| p.into_iter().next())
                 .is_some()
         );
     }

@@ -1,13 +1,15 @@
 //! [`SqliteProfileStore`]: the [`ProfileStore`] of `pinrelay serve`, the `profiles` table of the
-//! relay database (see [`crate::sqlite::SqliteDatabase`]): one row per order, the [`Profile`] as
-//! JSON. Reads check expiry; [`SqliteProfileStore::purge_expired`] deletes expired rows.
+//! relay database (see [`crate::sqlite::SqliteDatabase`]): one row per order and checkout token
+//! (`order#{shop}#{order_id}#{token hash}`), the [`Profile`] as JSON. Reads check expiry; [`SqliteProfileStore::purge_expired`] deletes expired rows.
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
-use super::{ProfileError, ProfileStore, Stored, profile_key, shop_profile_prefix};
+use super::{
+    MAX_PROFILES_PER_ORDER, ProfileError, ProfileStore, Stored, profile_key, shop_profile_prefix,
+};
 use crate::browser::Profile;
 use crate::sqlite::{SqliteDatabase, SqliteError};
 
@@ -64,22 +66,32 @@ impl ProfileStore for SqliteProfileStore {
         expires_at: i64,
         now: DateTime<Utc>,
     ) -> Result<Stored, ProfileError> {
-        let id = profile_key(shop, order_id);
+        let order = format!("{}#", profile_key(shop, order_id));
+        let id = format!(
+            "{order}{}",
+            profile.checkout_token_sha256.as_deref().unwrap_or("-")
+        );
         let json = super::encode(&id, profile)?;
-        let token = profile.checkout_token_sha256.clone();
         let written = self
             .db
             .call(false, move |conn| {
-                // The first live profile wins unless the new one has its checkout token (`IS`
-                // compares NULLs as equal).
+                let (from, to) = (order.clone(), format!("{}$", order.trim_end_matches('#')));
+                let live: i64 = conn
+                    .prepare_cached(
+                        "SELECT count(*) FROM profiles WHERE id >= ?1 AND id < ?2 AND expires_at > ?3",
+                    )?
+                    .query_row(params![from, to, now.timestamp()], |row| row.get(0))?;
+                if live >= i64::from(MAX_PROFILES_PER_ORDER) {
+                    return Ok(0);
+                }
+                // The first live profile of a token wins; an expired one is replaced.
                 conn.prepare_cached(
                     "INSERT INTO profiles (id, profile, expires_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (id) DO UPDATE SET
                          profile = excluded.profile, expires_at = excluded.expires_at
-                     WHERE profiles.expires_at <= ?4
-                        OR json_extract(profiles.profile, '$.checkout_token_sha256') IS ?5",
+                     WHERE profiles.expires_at <= ?4",
                 )?
-                .execute(params![id, json, expires_at, now.timestamp(), token])
+                .execute(params![id, json, expires_at, now.timestamp()])
             })
             .await?;
         Ok(if written == 1 {
@@ -89,34 +101,40 @@ impl ProfileStore for SqliteProfileStore {
         })
     }
 
-    async fn get_profile(
+    async fn get_profiles(
         &self,
         shop: &str,
         order_id: u64,
         now: DateTime<Utc>,
-    ) -> Result<Option<Profile>, ProfileError> {
-        let id = profile_key(shop, order_id);
-        let key = id.clone();
-        let json: Option<String> = self
+    ) -> Result<Vec<Profile>, ProfileError> {
+        let order = format!("{}#", profile_key(shop, order_id));
+        let (from, to) = (order.clone(), format!("{}$", order.trim_end_matches('#')));
+        let rows: Vec<(String, String)> = self
             .db
             .call(false, move |conn| {
                 conn.prepare_cached(
-                    "SELECT profile FROM profiles WHERE id = ?1 AND expires_at > ?2",
+                    "SELECT id, profile FROM profiles WHERE id >= ?1 AND id < ?2 AND expires_at > ?3",
                 )?
-                .query_row(params![key, now.timestamp()], |row| row.get(0))
-                .optional()
+                .query_map(params![from, to, now.timestamp()], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect()
             })
             .await?;
-        json.map(|json| super::decode(&id, &json)).transpose()
+        rows.iter()
+            .map(|(id, json)| super::decode(id, json))
+            .collect()
     }
 
     async fn delete_profiles(&self, shop: &str, order_ids: &[u64]) -> Result<(), ProfileError> {
-        let ids: Vec<String> = order_ids.iter().map(|id| profile_key(shop, *id)).collect();
+        let orders: Vec<String> = order_ids.iter().map(|id| profile_key(shop, *id)).collect();
         self.db
             .call(false, move |conn| {
-                let mut delete = conn.prepare_cached("DELETE FROM profiles WHERE id = ?1")?;
-                for id in &ids {
-                    delete.execute(params![id])?;
+                // Every token's row of the order: ids in ["{order}#", "{order}$").
+                let mut delete =
+                    conn.prepare_cached("DELETE FROM profiles WHERE id >= ?1 AND id < ?2")?;
+                for order in &orders {
+                    delete.execute(params![format!("{order}#"), format!("{order}$")])?;
                 }
                 Ok(())
             })
@@ -159,7 +177,7 @@ mod tests {
     async fn passes_the_profile_store_contract() {
         let (_dir, store) = store();
         contract::run_all(&store).await;
-        contract::the_first_profile_wins_unless_the_token_matches(&store).await;
+        contract::a_forged_profile_posted_first_changes_nothing_for_the_shoppers_own(&store).await;
     }
 
     #[tokio::test]
@@ -194,6 +212,6 @@ mod tests {
                 .unwrap(),
             1
         );
-        assert!(store.get_profile(shop, 2, now).await.unwrap().is_some());
+        assert_eq!(store.get_profiles(shop, 2, now).await.unwrap().len(), 1);
     }
 }
