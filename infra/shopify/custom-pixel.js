@@ -35,8 +35,11 @@
 // admin (and "Data sale" to "Data collected qualifies as data sale"): the pixel applies the consent
 // rules itself.
 //
-// If the official Pinterest sales channel app is installed with its own Tag, its event ids cannot
-// match pinrelay's: turn off that app's tracking, or leave this pixel's Tag out (see README).
+// Beside Pinterest's own Shopify app (which fires its own Tag and cannot turn it off without
+// uninstalling, which stops its catalog sync), set CHECKOUT_EVENT_ID = 'shopify_event' here and in
+// pinrelay: this pixel then fires no Tag at all, and tells pinrelay the checkout_completed event's
+// id, which the app's Tag uses as its event_id, so the server's checkout carries the same id and
+// Pinterest counts the purchase once (README: Running beside Pinterest's app).
 //
 // Plain ES2019, no build step. Every handler is wrapped so that a missing field never throws.
 
@@ -52,6 +55,12 @@ var SHOP_DOMAIN = '';
 var CHECKOUT_EVENT_ID_TEMPLATE = '{order_id}';
 // Must equal pinrelay's CONTENT_ID setting: 'variant' (default), 'sku' or 'product'.
 var CONTENT_ID = 'variant';
+// Must equal pinrelay's CHECKOUT_EVENT_ID: 'order_id' (default: this pixel fires the Pinterest Tag)
+// or 'shopify_event' (Pinterest's own Shopify app fires the Tag; this pixel fires none).
+var CHECKOUT_EVENT_ID = 'order_id';
+// Must equal pinrelay's CHECKOUT_ON: 'created' (default) or 'paid' (the Tag's checkout is not
+// fired: a purchase counts once paid, from the server).
+var CHECKOUT_ON = 'created';
 // Must equal pinrelay's VALUE_SOURCE setting: 'subtotal' (default) or 'total'.
 var VALUE_SOURCE = 'subtotal';
 // ===== END OF CONFIGURATION ================================================================
@@ -71,6 +80,23 @@ var VALUE_SOURCE = 'subtotal';
   var COOKIE_TIMEOUT_MS = 1000;
   // `_epik` cookie lifetime, as Pinterest's own Tag sets it: one year.
   var EPIK_COOKIE_MAX_AGE = 365 * 24 * 60 * 60;
+
+  // Whether this pixel fires the Pinterest Tag at all (not beside Pinterest's own app).
+  function tagOn() {
+    return CHECKOUT_EVENT_ID !== 'shopify_event';
+  }
+
+  // The settings this pixel shares with pinrelay, sent with every event so the relay can count
+  // drift between the pasted pixel and the stack.
+  function settings() {
+    return (
+      'checkout_event_id=' + encodeURIComponent(CHECKOUT_EVENT_ID) +
+      '&checkout_on=' + encodeURIComponent(CHECKOUT_ON) +
+      '&content_id=' + encodeURIComponent(CONTENT_ID) +
+      '&value_source=' + encodeURIComponent(VALUE_SOURCE) +
+      '&event_id_template=' + encodeURIComponent(CHECKOUT_EVENT_ID_TEMPLATE)
+    );
+  }
 
   // Shopify event name -> [pinrelay event name, Pinterest Tag event name].
   var EVENTS = {
@@ -452,6 +478,9 @@ var VALUE_SOURCE = 'subtotal';
         out.order = { order_id: orderId };
         var token = text(get(checkout, ['token']), MAX_ID);
         if (token) out.order.checkout_token = token;
+        // The customer event's own id: Pinterest's Shopify app fires its Tag with it.
+        var shopifyEventId = text(get(event, ['id']), MAX_ID);
+        if (shopifyEventId) out.order.shopify_event_id = shopifyEventId;
         break;
       }
 
@@ -542,6 +571,8 @@ var VALUE_SOURCE = 'subtotal';
     var order = { order_id: orderId };
     var token = text(get(checkout, ['token']), MAX_ID);
     if (token) order.checkout_token = token;
+    var shopifyEventId = text(get(event, ['id']), MAX_ID);
+    if (shopifyEventId) order.shopify_event_id = shopifyEventId;
     relay(
       JSON.stringify({
         v: 1,
@@ -551,6 +582,7 @@ var VALUE_SOURCE = 'subtotal';
         timestamp: rfc3339(get(event, ['timestamp'])),
         consent: { marketing: consent.marketing, sale_of_data: consent.sale_of_data, analytics: consent.analytics },
         order: order,
+        settings: settings(),
       })
     );
   }
@@ -562,7 +594,7 @@ var VALUE_SOURCE = 'subtotal';
       if (shopifyName === 'checkout_completed') relayConsentOnly(event);
       return;
     }
-    loadTag();
+    if (tagOn()) loadTag();
 
     var names = EVENTS[shopifyName];
     var d = eventData(shopifyName, event);
@@ -573,7 +605,11 @@ var VALUE_SOURCE = 'subtotal';
     for (var k in d.tag) {
       if (Object.prototype.hasOwnProperty.call(d.tag, k)) tagData[k] = d.tag[k];
     }
-    track(names[1], tagData);
+    // Under CHECKOUT_ON=paid the purchase counts once paid, from the server: a Tag checkout now
+    // could not be deduplicated with a server event sent hours later.
+    if (tagOn() && !(shopifyName === 'checkout_completed' && CHECKOUT_ON === 'paid')) {
+      track(names[1], tagData);
+    }
 
     // 2. pinrelay, once the click id is known.
     var href = text(get(event, ['context', 'document', 'location', 'href']), 100000);
@@ -604,6 +640,7 @@ var VALUE_SOURCE = 'subtotal';
       click_id: null,
       utm: utm(url),
       consent: { marketing: consent.marketing, sale_of_data: consent.sale_of_data, analytics: consent.analytics },
+      settings: settings(),
     };
     var hasCustom = false;
     for (var c in d.custom) {
@@ -634,7 +671,7 @@ var VALUE_SOURCE = 'subtotal';
   // ----- wiring ----------------------------------------------------------------------------
 
   try {
-    if (marketingAllowed()) loadTag();
+    if (marketingAllowed() && tagOn()) loadTag();
   } catch (e) {
     warn('startup failed: ' + e);
   }
@@ -644,7 +681,7 @@ var VALUE_SOURCE = 'subtotal';
       customerPrivacy.subscribe('visitorConsentCollected', function (e) {
         try {
           consent = readConsent(get(e, ['customerPrivacy']), consent);
-          if (marketingAllowed()) loadTag();
+          if (marketingAllowed() && tagOn()) loadTag();
         } catch (err) {
           warn('consent update failed: ' + err);
         }

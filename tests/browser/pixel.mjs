@@ -29,6 +29,14 @@
 //                  collection_viewed
 //   malformed      consent given: events with missing, mistyped and oversized fields; the pixel must
 //                  not throw, and what it relays must still fit the wire format
+//   app_tag        as consented, the pixel set to CHECKOUT_EVENT_ID = 'shopify_event' (beside
+//                  Pinterest's own app): no Tag call at all, and the checkout record carries the
+//                  checkout_completed event's id as order.shopify_event_id
+//   paid           as consented, the pixel set to CHECKOUT_ON = 'paid': every Tag event but the
+//                  checkout, which is relayed only
+//
+// A scenario's `settings` replace the pixel's configuration lines (`var NAME = '...';`) in the
+// file served to the browser.
 //
 // Options: --shop DOMAIN (init.data.shop.myshopifyDomain, default example.myshopify.com),
 //          --tag-id ID, --order-id N (default 450789469), --epik VALUE (default testclick123),
@@ -61,7 +69,7 @@ const STOREFRONT = 'https://shop.example';
 function usage(message) {
   process.stderr.write(
     `${message}\nusage: node tests/browser/pixel.mjs --relay http://127.0.0.1:PORT --scenario ` +
-      `consented|no_consent|no_sale_of_data|consent_later|all_events|malformed [--shop D] [--tag-id T] [--order-id N] ` +
+      `consented|no_consent|no_sale_of_data|consent_later|all_events|malformed|app_tag|paid [--shop D] [--tag-id T] [--order-id N] ` +
       `[--epik V] [--timeout-ms N] [--check]\n`,
   );
   process.exit(2);
@@ -150,6 +158,26 @@ const SCENARIOS = {
       ...purchase(opts),
     ],
     expect: { tag: ['pagevisit', 'addtocart', 'search', 'checkout'], relay: 4 },
+  }),
+  app_tag: (opts) => ({
+    marketing: 'true',
+    settings: { CHECKOUT_EVENT_ID: 'shopify_event' },
+    steps: [
+      ['publish', 'page_viewed', { href: landing(opts), referrer: 'https://www.pinterest.com/' }],
+      ['publish', 'product_added_to_cart', { href: `${STOREFRONT}/products/ipod-nano`, quantity: 2 }],
+      ...purchase(opts),
+    ],
+    expect: { tag: [], relay: 4, tagIds: false, shopifyEventId: true },
+  }),
+  paid: (opts) => ({
+    marketing: 'true',
+    settings: { CHECKOUT_ON: 'paid' },
+    steps: [
+      ['publish', 'page_viewed', { href: landing(opts), referrer: 'https://www.pinterest.com/' }],
+      ['publish', 'product_added_to_cart', { href: `${STOREFRONT}/products/ipod-nano`, quantity: 2 }],
+      ...purchase(opts),
+    ],
+    expect: { tag: ['pagevisit', 'addtocart', 'search'], relay: 4, tagIds: false },
   }),
   no_consent: (opts) => ({
     marketing: 'false',
@@ -277,7 +305,18 @@ function wrapperPage(harnessQuery) {
   );
 }
 
-function startServer(harnessQuery) {
+// The pixel's source with its configuration lines replaced: `var NAME = '...';`.
+function configured(source, settings) {
+  let out = source;
+  for (const [name, value] of Object.entries(settings || {})) {
+    const line = new RegExp(`^var ${name} = '[^']*';$`, 'm');
+    if (!line.test(out)) throw new Error(`the pixel has no configuration line for ${name}`);
+    out = out.replace(line, `var ${name} = '${value}';`);
+  }
+  return out;
+}
+
+function startServer(harnessQuery, settings) {
   const server = http.createServer(async (req, res) => {
     const pathname = new URL(req.url, 'http://127.0.0.1').pathname;
     // The sandboxed harness fetches the pixel from an opaque origin: allow it.
@@ -299,7 +338,8 @@ function startServer(harnessQuery) {
         res.end('not found');
         return;
       }
-      const body = await fs.readFile(path.join(ROOT, file[0]));
+      let body = await fs.readFile(path.join(ROOT, file[0]));
+      if (pathname === '/infra/shopify/custom-pixel.js') body = configured(body.toString('utf8'), settings);
       res.writeHead(200, { ...headers, 'Content-Type': file[1] });
       res.end(body);
     } catch (e) {
@@ -339,7 +379,7 @@ async function run(opts) {
     sale_of_data: scenario.saleOfData || scenario.marketing,
     analytics: scenario.marketing,
   }).toString();
-  const server = await startServer(query);
+  const server = await startServer(query, scenario.settings);
   const { port } = server.address();
   let browser;
   try {
@@ -465,7 +505,7 @@ function check(opts, scenario, result) {
   const consented = (b) => !!b && typeof b === 'object' && !!b.consent && b.consent.marketing === true;
   const tagIds = tracks.map((c) => c[2] && c[2].event_id).sort();
   const relayIds = result.relay_bodies.filter(consented).map((b) => b.event_id).sort();
-  if (JSON.stringify(tagIds) !== JSON.stringify(relayIds)) {
+  if (scenario.expect.tagIds !== false && JSON.stringify(tagIds) !== JSON.stringify(relayIds)) {
     out.push(`Tag event ids ${JSON.stringify(tagIds)} differ from relayed ids ${JSON.stringify(relayIds)}`);
   }
   const byId = new Map(result.published.map((p) => [p.id, p.name]));
@@ -474,6 +514,10 @@ function check(opts, scenario, result) {
     if (b.event === 'checkout') {
       if (b.event_id !== opts.orderId) out.push(`checkout event_id ${b.event_id}, expected ${opts.orderId}`);
       if (!b.order || b.order.order_id !== opts.orderId) out.push('checkout without order.order_id');
+      const theirs = b.order && b.order.shopify_event_id;
+      if (!result.published.some((p) => p.name === 'checkout_completed' && p.id === theirs)) {
+        out.push(`checkout order.shopify_event_id ${theirs} is not a published checkout_completed id`);
+      }
     } else if (!byId.has(b.event_id)) {
       out.push(`relayed ${b.event} has event_id ${b.event_id}, not a published Shopify event id`);
     }
@@ -483,17 +527,20 @@ function check(opts, scenario, result) {
       // exactly these fields.
       const keys = Object.keys(b).sort().join(',');
       if (b.event !== 'checkout') out.push(`relayed ${b.event} without marketing consent`);
-      else if (keys !== 'consent,event,event_id,order,shop,timestamp,v') out.push(`consent-only record with fields ${keys}`);
-      else if (Object.keys(b.order).some((k) => k !== 'order_id' && k !== 'checkout_token')) {
+      else if (keys !== 'consent,event,event_id,order,settings,shop,timestamp,v') out.push(`consent-only record with fields ${keys}`);
+      else if (Object.keys(b.order).some((k) => !['order_id', 'checkout_token', 'shopify_event_id'].includes(k))) {
         out.push(`consent-only record with order fields ${Object.keys(b.order).join(',')}`);
       }
     }
+  }
+  for (const b of result.relay_bodies) {
+    if (b && typeof b === 'object' && typeof b.settings !== 'string') out.push(`relayed ${b.event} without its settings`);
   }
   const consentOnly = result.relay_bodies.filter((b) => !consented(b)).length;
   if (consentOnly !== (scenario.expect.consentOnly || 0)) {
     out.push(`${consentOnly} consent-only records, expected ${scenario.expect.consentOnly || 0}`);
   }
-  if (opts.scenario === 'consented' || opts.scenario === 'all_events' || opts.scenario === 'no_sale_of_data') {
+  if (['consented', 'all_events', 'no_sale_of_data', 'app_tag', 'paid'].includes(opts.scenario)) {
     const withClick = result.relay_bodies.filter((b) => b && b.click_id === opts.epik).length;
     if (withClick !== result.relay_bodies.length) {
       out.push(`${withClick} of ${result.relay_bodies.length} relayed events carry the click id`);

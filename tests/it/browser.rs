@@ -337,8 +337,8 @@ async fn order_checkout(fake: &FakePinterest, relay: &Relay) -> Value {
     checkouts[0].clone()
 }
 
-/// The pixel's consent-only record: a checkout with exactly the order id, the checkout token and
-/// the consent flags.
+/// The pixel's consent-only record: a checkout with exactly the order id, the checkout token, the
+/// checkout event's Shopify id, the consent flags and the pixel's settings.
 fn assert_consent_only(body: &Value, marketing: bool) {
     let mut keys: Vec<&str> = body
         .as_object()
@@ -354,6 +354,7 @@ fn assert_consent_only(body: &Value, marketing: bool) {
             "event",
             "event_id",
             "order",
+            "settings",
             "shop",
             "timestamp",
             "v"
@@ -362,8 +363,14 @@ fn assert_consent_only(body: &Value, marketing: bool) {
     );
     assert_eq!(body["event"], "checkout");
     assert_eq!(body["event_id"], ORDER_ID.to_string());
+    let mut order = body["order"].clone();
+    assert!(
+        order["shopify_event_id"].is_string(),
+        "the checkout event's id: {body}"
+    );
+    order.as_object_mut().unwrap().remove("shopify_event_id");
     assert_eq!(
-        body["order"],
+        order,
         serde_json::json!({"order_id": ORDER_ID.to_string(),
                            "checkout_token": "bd5a8aa1ecd019dd3520ff791ee3a24c"})
     );
@@ -688,4 +695,52 @@ async fn every_event_type_and_malformed_pixel_input_is_accepted_by_the_relay() {
         "{:?}",
         fake.schema_errors()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_pinterests_app_the_pixel_fires_no_tag_and_the_order_takes_the_shopify_event_id() {
+    if !browser_available() {
+        return;
+    }
+    let fake = FakePinterest::start().await;
+    let (_dir, relay) = start_relay_with(&fake, &[("CHECKOUT_EVENT_ID", "shopify_event")]);
+    let run = run_pixel(&relay, "app_tag").await;
+    assert_all_accepted(&relay, &run).await;
+    assert!(
+        run.tag_calls.is_empty(),
+        "no Tag at all: {:?}",
+        run.tag_calls
+    );
+    let shopify_id = run.published_id("checkout_completed");
+    let record = run
+        .relay_bodies
+        .iter()
+        .find(|b| b["event"] == "checkout")
+        .unwrap();
+    assert_eq!(record["order"]["shopify_event_id"], shopify_id.as_str());
+    // The pixel's settings agree with the relay's: nothing counted as drift.
+    assert!(
+        str_of(&record["settings"]).contains("checkout_event_id=shopify_event"),
+        "{record}"
+    );
+    until_accepted(&fake, &relay, "the three browser events", |a| a.len() >= 3).await;
+    drained(&relay).await;
+    // The order's checkout carries the id the app's Tag used, once.
+    let checkout = order_checkout(&fake, &relay).await;
+    assert_eq!(checkout["event_id"], shopify_id.as_str(), "{checkout:#}");
+    assert_eq!(checkout["custom_data"]["order_id"], ORDER_ID.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_checkout_on_paid_the_pixel_fires_every_tag_event_but_the_checkout() {
+    if !browser_available() {
+        return;
+    }
+    let fake = FakePinterest::start().await;
+    let (_dir, relay) = start_relay_with(&fake, &[("CHECKOUT_ON", "paid")]);
+    let run = run_pixel(&relay, "paid").await;
+    assert_all_accepted(&relay, &run).await;
+    let names: Vec<String> = run.tracks().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["pagevisit", "addtocart", "search"]);
+    assert!(run.relay_bodies.iter().any(|b| b["event"] == "checkout"));
 }
