@@ -19,7 +19,6 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use super::http::PinterestHttp;
-use crate::dispatch::Counts;
 
 /// `lookback_period`: the window the score is computed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -277,8 +276,9 @@ pub struct Issue {
     pub reason: String,
 }
 
-/// The match keys the relay counted on the events Pinterest processed (the `Match*` metrics, or
-/// [`Counts`]), over all event types: the relay does not count per event type.
+/// The match keys the relay counted on the events Pinterest processed (the `Match*` metrics, the
+/// ledger, or a dispatch batch's counts), over all event types: the relay does not count per event
+/// type. The caller fills it in: this module does not depend on who counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RelayCoverage {
     /// Events Pinterest processed: the denominator.
@@ -308,19 +308,6 @@ impl RelayCoverage {
             _ => return None,
         };
         (self.events > 0).then(|| with as f64 * 100.0 / self.events as f64)
-    }
-}
-
-impl From<&Counts> for RelayCoverage {
-    fn from(c: &Counts) -> Self {
-        Self {
-            events: c.processed,
-            with_email: c.with_email,
-            with_phone: c.with_phone,
-            with_ip_ua: c.with_ip_ua,
-            with_click_id: c.with_click_id,
-            with_external_id: c.with_external_id,
-        }
     }
 }
 
