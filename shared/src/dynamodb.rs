@@ -13,6 +13,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 
+use crate::retry::{self, Failure};
+
 /// The partition key attribute.
 pub(crate) const ID: &str = "id";
 /// The TTL attribute, Unix seconds.
@@ -45,6 +47,10 @@ pub(crate) fn live_string<'a>(
 const BATCH_WRITE_MAX: usize = 25;
 /// Attempts at writing back a batch's unprocessed items before giving up (the caller retries).
 const UNPROCESSED_ATTEMPTS: u32 = 8;
+/// The wait before the first write of unprocessed items, doubling for each next one.
+const UNPROCESSED_FIRST_WAIT: Duration = Duration::from_millis(100);
+/// The longest wait between two writes of unprocessed items.
+const UNPROCESSED_MAX_WAIT: Duration = Duration::from_millis(3200);
 
 /// One DynamoDB table reached through one client; clones share the client.
 #[derive(Debug, Clone)]
@@ -81,9 +87,10 @@ impl std::error::Error for TableError {
 
 /// DynamoDB kept returning unprocessed items.
 #[derive(Debug, thiserror::Error)]
-#[error("{left} deletes were still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)")]
+#[error("{left} deletes were still unprocessed after {attempts} attempt(s) (throttled)")]
 struct Throttled {
     left: usize,
+    attempts: u32,
 }
 
 impl Table {
@@ -146,37 +153,47 @@ impl Table {
         Ok(())
     }
 
-    async fn write_deletes(&self, mut requests: Vec<WriteRequest>) -> Result<(), TableError> {
-        for attempt in 0..UNPROCESSED_ATTEMPTS {
-            if requests.is_empty() {
-                return Ok(());
-            }
-            if attempt > 0 {
-                // Unprocessed items mean throttling: back off before writing them again.
-                tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
-            }
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.name, requests)
-                .send()
-                .await
-                .map_err(|e| self.error("BatchWriteItem", e))?;
-            requests = output
-                .unprocessed_items
-                .and_then(|mut items| items.remove(&self.name))
-                .unwrap_or_default();
-        }
+    async fn write_deletes(&self, requests: Vec<WriteRequest>) -> Result<(), TableError> {
         if requests.is_empty() {
-            Ok(())
-        } else {
-            Err(self.error(
-                "BatchWriteItem",
-                Throttled {
-                    left: requests.len(),
-                },
-            ))
+            return Ok(());
         }
+        // What is left to write: each attempt takes it and puts back the unprocessed items.
+        let pending = &std::sync::Mutex::new(requests);
+        retry::retry(
+            "DynamoDB BatchWriteItem",
+            UNPROCESSED_ATTEMPTS,
+            |attempt| async move {
+                let batch = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.name, batch)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("BatchWriteItem", e))?;
+                let left = output
+                    .unprocessed_items
+                    .and_then(|mut items| items.remove(&self.name))
+                    .unwrap_or_default();
+                if left.is_empty() {
+                    return Ok(());
+                }
+                let error = self.error(
+                    "BatchWriteItem",
+                    Throttled {
+                        left: left.len(),
+                        attempts: attempt,
+                    },
+                );
+                *pending.lock().unwrap_or_else(|e| e.into_inner()) = left;
+                // Unprocessed items mean throttling: back off before writing them again.
+                Err(Failure::Retry {
+                    wait: retry::exponential(UNPROCESSED_FIRST_WAIT, attempt, UNPROCESSED_MAX_WAIT),
+                    error,
+                })
+            },
+        )
+        .await
     }
 
     /// Deletes the items with these ids, 25 per `BatchWriteItem`.
