@@ -275,7 +275,8 @@ mod tests {
         assert_eq!(parse_age("7"), None);
         assert_eq!(parse_age("0d"), None);
         assert_eq!(parse_age("d"), None);
-        assert_eq!(parse_age("7w"), None);
+        assert_eq!(parse_age("1w"), Some(TimeDelta::days(7)));
+        assert_eq!(parse_age("7x"), None);
     }
 
     #[test]
