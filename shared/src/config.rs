@@ -179,18 +179,36 @@ pub fn flag(key: &'static str) -> Result<bool, InvalidVar> {
     }
 }
 
-/// Reads a whole number of seconds, with a default.
+/// The one parser of durations in settings and flags. A bare whole number counts in `bare_unit`,
+/// the unit the setting's name gives (`ORDER_DELAY_SECONDS=60`, `WATCH_LOOKBACK_HOURS=6`); any
+/// other value is read by [`humantime::parse_duration`]: numbers with units, such as `90s`, `15m`,
+/// `36h`, `7d` or `1h 30m`. With `bare_unit` `None` a unit is required (`replay --max-age`).
+pub fn parse_duration(value: &str, bare_unit: Option<Duration>) -> Option<Duration> {
+    let value = value.trim();
+    if let Some(unit) = bare_unit
+        && !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_digit())
+    {
+        return value.parse::<u32>().ok().and_then(|n| unit.checked_mul(n));
+    }
+    humantime::parse_duration(value).ok()
+}
+
+/// Reads a duration in whole seconds ([`parse_duration`], a bare number counting seconds), with a
+/// default in seconds.
 ///
 /// # Errors
 /// [`InvalidVar`].
 pub fn seconds(key: &'static str, default: u64) -> Result<Duration, InvalidVar> {
     match var(key) {
         None => Ok(Duration::from_secs(default)),
-        Some(v) => v.parse().map(Duration::from_secs).map_err(|_| InvalidVar {
-            key,
-            value: v,
-            expected: "a whole number of seconds",
-        }),
+        Some(v) => parse_duration(&v, Some(Duration::from_secs(1)))
+            .filter(|d| d.subsec_nanos() == 0)
+            .ok_or(InvalidVar {
+                key,
+                value: v,
+                expected: "a whole number of seconds, or a duration in whole seconds such as 90s or 15m",
+            }),
     }
 }
 
@@ -545,15 +563,13 @@ pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
             .collect();
     }
     if let Some(hours) = var(keys::WATCH_LOOKBACK_HOURS) {
-        watch.lookback = hours
-            .parse::<u64>()
-            .ok()
-            .filter(|h| (1..=168).contains(h))
-            .map(|h| Duration::from_secs(h * 3600))
+        const HOUR: Duration = Duration::from_secs(3600);
+        watch.lookback = parse_duration(&hours, Some(HOUR))
+            .filter(|d| (HOUR..=HOUR * 168).contains(d))
             .ok_or(InvalidVar {
                 key: keys::WATCH_LOOKBACK_HOURS,
                 value: hours,
-                expected: "a whole number of hours from 1 to 168",
+                expected: "a whole number of hours from 1 to 168, or a duration from 1h to 7d such as 36h",
             })?;
     }
     watch.value_source = value_source()?;
@@ -656,4 +672,35 @@ pub fn serve_report_settings() -> Result<Option<ServeReportSettings>, ConfigErro
         admin_api_url: var(keys::SHOPIFY_ADMIN_API_URL),
         value_source: value_source()?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_bare_number_counts_in_the_settings_unit() {
+        assert_eq!(parse_duration("60", Some(SECOND)), Some(SECOND * 60));
+        assert_eq!(parse_duration(" 6 ", Some(HOUR)), Some(HOUR * 6));
+        assert_eq!(parse_duration("0", Some(SECOND)), Some(Duration::ZERO));
+        assert_eq!(parse_duration("7", None), None, "a flag without a unit");
+    }
+
+    #[test]
+    fn other_values_are_humantime_durations() {
+        for unit in [None, Some(SECOND), Some(HOUR)] {
+            assert_eq!(parse_duration("90s", unit), Some(SECOND * 90));
+            assert_eq!(parse_duration("15m", unit), Some(SECOND * 900));
+            assert_eq!(parse_duration("36h", unit), Some(HOUR * 36));
+            assert_eq!(parse_duration("7d", unit), Some(HOUR * 168));
+            assert_eq!(parse_duration("1h 30m", unit), Some(SECOND * 5400));
+            assert_eq!(parse_duration("", unit), None);
+            assert_eq!(parse_duration("-5", unit), None);
+            assert_eq!(parse_duration("soon", unit), None);
+            assert_eq!(parse_duration("7w7", unit), None);
+        }
+    }
 }

@@ -13,6 +13,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
+use crate::retry::{self, Failure};
+
 /// The partition key attribute.
 pub(crate) const ID: &str = "id";
 /// The TTL attribute, Unix seconds.
@@ -27,6 +29,10 @@ const BATCH_GET_MAX: usize = 100;
 const SCAN_PAGES_PER_CALL: usize = 8;
 /// Attempts at writing back a batch's unprocessed items before giving up (the caller retries).
 const UNPROCESSED_ATTEMPTS: u32 = 8;
+/// The wait before the first write of unprocessed items, doubling for each next one.
+const UNPROCESSED_FIRST_WAIT: Duration = Duration::from_millis(100);
+/// The longest wait between two writes of unprocessed items.
+const UNPROCESSED_MAX_WAIT: Duration = Duration::from_millis(3200);
 
 /// One DynamoDB table reached through one client; clones share the client.
 #[derive(Debug, Clone)]
@@ -63,10 +69,11 @@ impl std::error::Error for TableError {
 
 /// DynamoDB kept returning unprocessed items.
 #[derive(Debug, thiserror::Error)]
-#[error("{left} {what} were still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)")]
+#[error("{left} {what} were still unprocessed after {attempts} attempt(s) (throttled)")]
 struct Throttled {
     left: usize,
     what: &'static str,
+    attempts: u32,
 }
 
 /// A purge stopped after its page budget; the next call goes on.
@@ -136,38 +143,48 @@ impl Table {
         Ok(())
     }
 
-    async fn write_deletes(&self, mut requests: Vec<WriteRequest>) -> Result<(), TableError> {
-        for attempt in 0..UNPROCESSED_ATTEMPTS {
-            if requests.is_empty() {
-                return Ok(());
-            }
-            if attempt > 0 {
-                // Unprocessed items mean throttling: back off before writing them again.
-                tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
-            }
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.name, requests)
-                .send()
-                .await
-                .map_err(|e| self.error("BatchWriteItem", e))?;
-            requests = output
-                .unprocessed_items
-                .and_then(|mut items| items.remove(&self.name))
-                .unwrap_or_default();
-        }
+    async fn write_deletes(&self, requests: Vec<WriteRequest>) -> Result<(), TableError> {
         if requests.is_empty() {
-            Ok(())
-        } else {
-            Err(self.error(
-                "BatchWriteItem",
-                Throttled {
-                    left: requests.len(),
-                    what: "deletes",
-                },
-            ))
+            return Ok(());
         }
+        // What is left to write: each attempt takes it and puts back the unprocessed items.
+        let pending = &std::sync::Mutex::new(requests);
+        retry::retry(
+            "DynamoDB BatchWriteItem",
+            UNPROCESSED_ATTEMPTS,
+            |attempt| async move {
+                let batch = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.name, batch)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("BatchWriteItem", e))?;
+                let left = output
+                    .unprocessed_items
+                    .and_then(|mut items| items.remove(&self.name))
+                    .unwrap_or_default();
+                if left.is_empty() {
+                    return Ok(());
+                }
+                let error = self.error(
+                    "BatchWriteItem",
+                    Throttled {
+                        left: left.len(),
+                        what: "deletes",
+                        attempts: attempt,
+                    },
+                );
+                *pending.lock().unwrap_or_else(|e| e.into_inner()) = left;
+                // Unprocessed items mean throttling: back off before writing them again.
+                Err(Failure::Retry {
+                    wait: retry::exponential(UNPROCESSED_FIRST_WAIT, attempt, UNPROCESSED_MAX_WAIT),
+                    error,
+                })
+            },
+        )
+        .await
     }
 
     /// Deletes the items with these ids, 25 per `BatchWriteItem`.
@@ -194,54 +211,72 @@ impl Table {
         &self,
         ids: &[String],
     ) -> Result<Vec<HashMap<String, AttributeValue>>, TableError> {
-        let mut items = Vec::with_capacity(ids.len());
+        let items = &std::sync::Mutex::new(Vec::with_capacity(ids.len()));
         for chunk in ids.chunks(BATCH_GET_MAX) {
             let keys = chunk
                 .iter()
                 .map(|id| HashMap::from([(ID.to_owned(), AttributeValue::S(id.clone()))]))
                 .collect::<Vec<_>>();
-            let mut request = KeysAndAttributes::builder()
+            let request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
                 .consistent_read(true)
                 .build()
                 .map_err(|e| self.error("BatchGetItem", e))?;
-            let mut done = false;
-            for attempt in 0..UNPROCESSED_ATTEMPTS {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
-                }
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.name, request.clone())
-                    .send()
-                    .await
-                    .map_err(|e| self.error("BatchGetItem", e))?;
-                if let Some(mut responses) = output.responses {
-                    items.extend(responses.remove(&self.name).unwrap_or_default());
-                }
-                match output
-                    .unprocessed_keys
-                    .and_then(|mut left| left.remove(&self.name))
-                {
-                    Some(left) if !left.keys.is_empty() => request = left,
-                    _ => {
-                        done = true;
-                        break;
+            // What is left to read: each attempt takes it and puts back the unprocessed keys.
+            let pending = &std::sync::Mutex::new(Some(request));
+            retry::retry(
+                "DynamoDB BatchGetItem",
+                UNPROCESSED_ATTEMPTS,
+                |attempt| async move {
+                    let Some(request) = pending.lock().unwrap_or_else(|e| e.into_inner()).take()
+                    else {
+                        return Ok(());
+                    };
+                    let output = self
+                        .client
+                        .batch_get_item()
+                        .request_items(&self.name, request)
+                        .send()
+                        .await
+                        .map_err(|e| self.error("BatchGetItem", e))?;
+                    if let Some(mut responses) = output.responses {
+                        items
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend(responses.remove(&self.name).unwrap_or_default());
                     }
-                }
-            }
-            if !done {
-                return Err(self.error(
-                    "BatchGetItem",
-                    Throttled {
-                        left: request.keys.len(),
-                        what: "reads",
-                    },
-                ));
-            }
+                    match output
+                        .unprocessed_keys
+                        .and_then(|mut left| left.remove(&self.name))
+                    {
+                        Some(left) if !left.keys.is_empty() => {
+                            let error = self.error(
+                                "BatchGetItem",
+                                Throttled {
+                                    left: left.keys.len(),
+                                    what: "reads",
+                                    attempts: attempt,
+                                },
+                            );
+                            *pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(left);
+                            Err(Failure::Retry {
+                                wait: retry::exponential(
+                                    UNPROCESSED_FIRST_WAIT,
+                                    attempt,
+                                    UNPROCESSED_MAX_WAIT,
+                                ),
+                                error,
+                            })
+                        }
+                        _ => Ok(()),
+                    }
+                },
+            )
+            .await?;
         }
-        Ok(items)
+        Ok(std::mem::take(
+            &mut *items.lock().unwrap_or_else(|e| e.into_inner()),
+        ))
     }
 
     /// Deletes every item whose id starts with one of `prefixes` (a consistent Scan, page by page);

@@ -54,6 +54,7 @@ pub mod pinterest;
 pub mod profile;
 pub mod queue;
 pub mod reconcile;
+pub mod retry;
 #[cfg(feature = "secretsmanager")]
 pub mod secrets;
 pub mod shopify;

@@ -135,11 +135,15 @@ enum Sink {
     Memory(Arc<Mutex<BTreeMap<String, f64>>>),
 }
 
-/// The `Function` dimension of a Lambda's metrics: its own name (`AWS_LAMBDA_FUNCTION_NAME`, set
-/// by the Lambda runtime and unique per stack, so two stacks in one account and region never share
-/// alarm metrics), else `fallback`.
-pub fn function_dimension(fallback: &str) -> String {
-    crate::config::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| fallback.to_owned())
+/// The variable in which the Lambda runtime gives a function its own name. The functions read it
+/// (`config::var`) and pass it to [`function_dimension`]; this module reads no environment.
+pub const LAMBDA_FUNCTION_NAME_VAR: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// The `Function` dimension of a Lambda's metrics: its own name (`lambda_name`, the value of
+/// [`LAMBDA_FUNCTION_NAME_VAR`], set by the Lambda runtime and unique per stack, so two stacks in
+/// one account and region never share alarm metrics), else `fallback`.
+pub fn function_dimension(lambda_name: Option<String>, fallback: &str) -> String {
+    lambda_name.unwrap_or_else(|| fallback.to_owned())
 }
 
 /// Records metrics for one function (its Lambda name, or `serve`).
@@ -331,6 +335,15 @@ mod tests {
         assert!(!is_published(names::WEBHOOKS_REJECTED, Some("not_found")));
         assert!(!is_published(names::WEBHOOKS_REJECTED, None));
         assert!(is_published(names::EVENTS_SENT, None));
+    }
+
+    #[test]
+    fn the_function_dimension_is_the_lambda_name_else_the_fallback() {
+        assert_eq!(
+            function_dimension(Some("stack-IngestFunction-AbC".into()), "ingest"),
+            "stack-IngestFunction-AbC"
+        );
+        assert_eq!(function_dimension(None, "ingest"), "ingest");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let Some(max_age) = parse_age(&args.max_age) else {
         eprintln!(
-            "error: --max-age {:?} is not a duration like 7d, 36h, 90m or 600s",
+            "error: --max-age {:?} is not a duration like 7d, 36h, 90m, 600s or 1d 12h",
             args.max_age
         );
         return Ok(ExitCode::from(2));
@@ -66,19 +66,12 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `7d`, `36h`, `90m`, `600s`.
+/// `7d`, `36h`, `90m`, `600s`, `1d 12h`: a positive duration with units
+/// ([`pinrelay::config::parse_duration`], the settings' parser).
 fn parse_age(s: &str) -> Option<TimeDelta> {
-    let s = s.trim();
-    let unit = s.chars().last()?;
-    let n: i64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
-    let seconds = match unit {
-        'd' => n.checked_mul(86_400)?,
-        'h' => n.checked_mul(3_600)?,
-        'm' => n.checked_mul(60)?,
-        's' => n,
-        _ => return None,
-    };
-    (seconds > 0).then(|| TimeDelta::seconds(seconds))
+    pinrelay::config::parse_duration(s, None)
+        .filter(|d| !d.is_zero())
+        .and_then(|d| TimeDelta::from_std(d).ok())
 }
 
 /// Counts of a run.
@@ -281,10 +274,12 @@ mod tests {
         assert_eq!(parse_age("36h"), Some(TimeDelta::hours(36)));
         assert_eq!(parse_age("90m"), Some(TimeDelta::minutes(90)));
         assert_eq!(parse_age("600s"), Some(TimeDelta::seconds(600)));
+        assert_eq!(parse_age("1d 12h"), Some(TimeDelta::hours(36)));
         assert_eq!(parse_age("7"), None);
         assert_eq!(parse_age("0d"), None);
         assert_eq!(parse_age("d"), None);
-        assert_eq!(parse_age("7w"), None);
+        assert_eq!(parse_age("1w"), Some(TimeDelta::days(7)));
+        assert_eq!(parse_age("7x"), None);
     }
 
     #[test]

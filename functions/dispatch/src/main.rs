@@ -75,7 +75,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         api,
         inbox,
         config.dispatch,
-        Metrics::emf(&metrics::function_dimension("dispatch")),
+        Metrics::emf(&metrics::function_dimension(
+            config::var(metrics::LAMBDA_FUNCTION_NAME_VAR),
+            "dispatch",
+        )),
     );
 
     lambda_runtime::run(service_fn(|event| handle(&service, event))).await

@@ -56,7 +56,10 @@ async fn build() -> anyhow::Result<Ingest<SqsQueue>> {
     Ok(Ingest::new(
         queue,
         config,
-        Metrics::emf(&metrics::function_dimension("ingest")),
+        Metrics::emf(&metrics::function_dimension(
+            config::var(metrics::LAMBDA_FUNCTION_NAME_VAR),
+            "ingest",
+        )),
     ))
 }
 

@@ -57,7 +57,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             settings.table,
         )),
         config: settings.watch,
-        metrics: Metrics::emf(&metrics::function_dimension("watch")),
+        metrics: Metrics::emf(&metrics::function_dimension(
+            config::var(metrics::LAMBDA_FUNCTION_NAME_VAR),
+            "watch",
+        )),
     };
 
     lambda_runtime::run(service_fn(|event| handle(&service, event))).await

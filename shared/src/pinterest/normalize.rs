@@ -27,11 +27,13 @@
 use std::borrow::Cow;
 
 use icu_normalizer::ComposingNormalizerBorrowed;
-use sha2::{Digest, Sha256};
+use ring::digest::{SHA256, digest};
 
-/// The SHA-256 digest of the UTF-8 bytes of `s`, as 64 lowercase hex characters.
+/// The SHA-256 digest of the UTF-8 bytes of `s`, as 64 lowercase hex characters. ring's SHA-256
+/// (assembly, SHA extensions when the CPU has them), like the webhook HMAC
+/// ([`crate::shopify::verify`]).
 pub fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+    hex::encode(digest(&SHA256, s.as_bytes()))
 }
 
 /// True when `s` is exactly 64 hex characters (either case): a value that is already hashed.

@@ -16,12 +16,17 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use crate::retry::{self, Failure};
+
 /// The first API version whose webhook subscriptions take `uri` instead of `callbackUrl`.
 pub const URI_SINCE: &str = "2025-10";
 
 /// The Admin API version the watch uses unless `SHOPIFY_API_VERSION` says otherwise (the CLI's
 /// `--api-version` default, the same value).
 pub const DEFAULT_API_VERSION: &str = "2026-07";
+
+/// What the retry warnings call an Admin API call ([`retry::retry`]).
+const RETRIED: &str = "Admin API call";
 
 /// Orders per page of [`AdminApi::orders`]: the most Shopify returns.
 pub const ORDERS_PAGE_SIZE: u32 = 250;
@@ -154,10 +159,7 @@ impl RetryPolicy {
 
     /// The backoff before retry `n` (1-based) after a 5xx: `min_wait * 2^(n-1)`, capped.
     fn backoff(&self, n: u32) -> Duration {
-        self.clamp(
-            self.min_wait
-                .saturating_mul(1 << n.saturating_sub(1).min(16)),
-        )
+        self.clamp(retry::exponential(self.min_wait, n, self.max_wait))
     }
 }
 
@@ -298,32 +300,22 @@ impl AdminApi {
     /// # Errors
     /// [`AdminError`]: other GraphQL `errors` as [`AdminError::GraphQl`], HTTP failures by status.
     pub async fn graphql(&self, query: &str, variables: Value) -> Result<Value, AdminError> {
-        let url = self.graphql_url();
-        let body = json!({ "query": query, "variables": variables });
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let request = self.client.post(&url).json(&body);
-            let wait = match self.send(request, &url).await? {
+        let url = &self.graphql_url();
+        let body = &json!({ "query": query, "variables": variables });
+        retry::retry(RETRIED, self.retry.max_attempts, |attempt| async move {
+            let request = self.client.post(url).json(body);
+            match self.send(request, url).await? {
                 Answer::Body(bytes) => match read_graphql(&bytes)? {
-                    GraphQlReply::Data(data) => return Ok(data),
-                    GraphQlReply::Throttled(cost) => {
-                        let wait = self.retry.clamp(throttle_wait(cost.as_ref()));
-                        if attempt >= self.retry.max_attempts {
-                            return Err(AdminError::Throttled { attempts: attempt });
-                        }
-                        tracing::warn!(
-                            attempt,
-                            wait_ms = wait.as_millis() as u64,
-                            "Admin API throttled (THROTTLED); waiting"
-                        );
-                        wait
-                    }
+                    GraphQlReply::Data(data) => Ok(data),
+                    GraphQlReply::Throttled(cost) => Err(Failure::Retry {
+                        wait: self.retry.clamp(throttle_wait(cost.as_ref())),
+                        error: AdminError::Throttled { attempts: attempt },
+                    }),
                 },
-                Answer::Retry(retry) => self.retry_wait(retry, attempt)?,
-            };
-            tokio::time::sleep(wait).await;
-        }
+                Answer::Retry(retry) => Err(self.retry_failure(retry, attempt)),
+            }
+        })
+        .await
     }
 
     /// The shop's name, domain, time zone and currency.
@@ -380,18 +372,16 @@ impl AdminApi {
     /// # Errors
     /// [`AdminError::OrderNotFound`] on 404; otherwise as [`AdminApi::graphql`].
     pub async fn order_payload(&self, id: u64) -> Result<Vec<u8>, AdminError> {
-        let url = format!("{}/admin/api/{}/orders/{id}.json", self.base, self.version);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let wait = match self.send(self.client.get(&url), &url).await {
-                Ok(Answer::Body(bytes)) => return inner_order(&bytes),
-                Err(AdminError::NotFound { .. }) => return Err(AdminError::OrderNotFound(id)),
-                Err(e) => return Err(e),
-                Ok(Answer::Retry(retry)) => self.retry_wait(retry, attempt)?,
-            };
-            tokio::time::sleep(wait).await;
-        }
+        let url = &format!("{}/admin/api/{}/orders/{id}.json", self.base, self.version);
+        retry::retry(RETRIED, self.retry.max_attempts, |attempt| async move {
+            match self.send(self.client.get(url), url).await {
+                Ok(Answer::Body(bytes)) => Ok(inner_order(&bytes)?),
+                Err(AdminError::NotFound { .. }) => Err(AdminError::OrderNotFound(id).into()),
+                Err(e) => Err(e.into()),
+                Ok(Answer::Retry(retry)) => Err(self.retry_failure(retry, attempt)),
+            }
+        })
+        .await
     }
 
     /// Every webhook subscription of the shop, page by page.
@@ -524,26 +514,21 @@ impl AdminApi {
         Ok(Answer::Body(bytes.to_vec()))
     }
 
-    /// The wait before retrying after a 429 or a 5xx, or the error once attempts are spent.
-    fn retry_wait(&self, retry: Retryable, attempt: u32) -> Result<Duration, AdminError> {
-        let (wait, spent) = match retry {
-            Retryable::RateLimited(after) => (
-                self.retry.clamp(after.unwrap_or(self.retry.min_wait)),
-                AdminError::Throttled { attempts: attempt },
-            ),
-            Retryable::ServerError(status) => (
-                self.retry.backoff(attempt),
-                AdminError::Status {
+    /// The wait before retrying after a 429 or a 5xx, with the error once attempts are spent.
+    fn retry_failure(&self, retry: Retryable, attempt: u32) -> Failure<AdminError> {
+        match retry {
+            Retryable::RateLimited(after) => Failure::Retry {
+                wait: self.retry.clamp(after.unwrap_or(self.retry.min_wait)),
+                error: AdminError::Throttled { attempts: attempt },
+            },
+            Retryable::ServerError(status) => Failure::Retry {
+                wait: self.retry.backoff(attempt),
+                error: AdminError::Status {
                     status,
                     attempts: attempt,
                 },
-            ),
-        };
-        if attempt >= self.retry.max_attempts {
-            return Err(spent);
+            },
         }
-        tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error.message = %spent, "Admin API call retried");
-        Ok(wait)
     }
 }
 

@@ -1,15 +1,17 @@
 //! Webhook HMAC verification: base64(HMAC-SHA256(app secret, raw body)), compared in constant time.
 //!
 //! This is not a JSON parser: it only ever sees the exact bytes Shopify sent.
+//!
+//! The HMAC is ring's (already linked for TLS through rustls): its SHA-256 is assembly that uses
+//! the CPU's SHA extensions, as fast as OpenSSL whatever the crate's `opt-level`, where the
+//! RustCrypto `hmac`/`sha2` crates built with the release profile's `opt-level = "z"` took twice
+//! as long (BENCHMARKS.md, "Core").
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{KeyInit, Mac};
 use http::HeaderMap;
+use ring::hmac;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
-
-type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// Header names that carry the signature: classic webhooks, then Shopify's newer "Events" product.
 pub const SIGNATURE_HEADERS: [&str; 2] = ["x-shopify-hmac-sha256", "shopify-hmac-sha256"];
@@ -109,24 +111,21 @@ pub fn verify_signature(
     secrets
         .0
         .iter()
+        // `hmac::verify` compares in constant time.
         .position(|secret| {
-            let mut mac = mac(secret.expose_secret().as_bytes());
-            mac.update(body);
-            mac.verify_slice(&signature).is_ok()
+            hmac::verify(&key(secret.expose_secret().as_bytes()), body, &signature).is_ok()
         })
         .ok_or(VerifyError::Mismatch)
 }
 
 /// Computes the header value Shopify would send for `body` signed with `secret`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = mac(secret);
-    mac.update(body);
-    STANDARD.encode(mac.finalize().into_bytes())
+    STANDARD.encode(hmac::sign(&key(secret), body))
 }
 
-fn mac(key: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length (longer ones are hashed first), so this cannot fail.
-    <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+/// An HMAC-SHA256 key; any length is accepted (longer ones are hashed first).
+fn key(secret: &[u8]) -> hmac::Key {
+    hmac::Key::new(hmac::HMAC_SHA256, secret)
 }
 
 #[cfg(test)]
