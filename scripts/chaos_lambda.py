@@ -522,6 +522,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
             + (f"; NOT once: {dict(list(wrong.items())[:10])}" if wrong else ""))
         say(f"dead letters (final)    {len(after)}: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons_after.items()))
             + (f"; {len(unreasoned)} without a reason (moved by the redrive policy)" if unreasoned else ""))
+        others = sorted((lt["order"], lt["label"]) for lt in after if lt["label"] not in ("pinterest_rejected", "(none)"))
+        if others:
+            say("   other letters: " + ", ".join(f"{o} {label}{' (the fake has it)' if o in accepted else ''}" for o, label in others[:20]))
         say(f"lost                    {len(lost)}" + (f": {lost[:10]}" if lost else ""))
         say(f"duplicated              {len(dup)} ({len(dup_replay)} in-doubt orders the fake already had, resent by the "
             f"replay: what Event History shows before a replay; {len(dup_other)} other"
