@@ -8,15 +8,16 @@ export PATH := $(PYENV)/bin:$(PATH)
 # Where cargo puts the binaries, as cargo itself decides (CARGO_TARGET_DIR, .cargo/config.toml).
 TARGET_DIR = $(shell python3 scripts/cargo_target.py)
 
-.PHONY: demo test fmt-check clippy unit-and-integration template-lint cdk-parity cdk-deps tools browser-deps bench chaos package lambda-binaries bundle-sizes init-times cost fuzz clean
+.PHONY: demo test fmt-check clippy unit-and-integration lambda-path template-lint cdk-parity cdk-deps tools browser-deps bench chaos chaos-lambda package lambda-binaries bundle-sizes init-times cost fuzz clean
 
 ## The relay on this machine, fed Shopify's sample webhooks, printing what goes to Pinterest.
 demo:
 	$(CARGO) build --quiet -p pinrelay-cli
 	python3 scripts/demo.py --bin $(TARGET_DIR)/debug/pinrelay
 
-## Everything CI checks: format, lints, unit and integration tests, template lint, CDK/SAM parity.
-test: fmt-check clippy unit-and-integration template-lint cdk-parity
+## Everything CI checks: format, lints, unit and integration tests, the Lambda path as a black box,
+## template lint, CDK/SAM parity.
+test: fmt-check clippy unit-and-integration lambda-path template-lint cdk-parity
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -26,6 +27,14 @@ clippy:
 
 unit-and-integration: tools browser-deps
 	$(CARGO) test --workspace --all-features
+
+## The AWS path as a black box (about 30 s): the real ingest and dispatch binaries under the Runtime
+## API emulator, on moto behind scripts/moto_limits.py, a fake Pinterest that hangs past dispatch's
+## request timeout (in doubt), `pinrelay replay --in-doubt` twice, and messages and records of the
+## previous format.
+lambda-path: tools
+	$(CARGO) build --quiet -p ingest -p dispatch -p pinrelay-cli
+	$(PY) scripts/lambda_path.py --ingest $(TARGET_DIR)/debug/ingest --dispatch $(TARGET_DIR)/debug/dispatch --cli $(TARGET_DIR)/debug/pinrelay
 
 template-lint: tools
 	cfn-lint template.yaml
@@ -67,6 +76,14 @@ bench:
 chaos:
 	$(CARGO) build --release -p pinrelay-cli
 	python3 scripts/chaos.py --bin $(TARGET_DIR)/release/pinrelay $(CHAOS_ARGS)
+
+## Chaos on the AWS path: ingest and dispatch (release) under the emulator on moto, SIGKILLs of
+## dispatch mid-batch, the seeded Pinterest fault mix, SQS visibility and receive counts, then
+## `pinrelay replay --in-doubt` twice. Not part of `make test` (a few minutes); figures in BENCHMARKS.md.
+## CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--orders 300 --seed 14 --keep".
+chaos-lambda: tools
+	$(CARGO) build --release -p ingest -p dispatch -p pinrelay-cli
+	$(PY) scripts/chaos_lambda.py --ingest $(TARGET_DIR)/release/ingest --dispatch $(TARGET_DIR)/release/dispatch --cli $(TARGET_DIR)/release/pinrelay $(CHAOS_ARGS)
 
 ## Build the Lambda bundles (ingest, dispatch, watch) with SAM + cargo-lambda (x86_64 here; ARCH=arm64 needs the aarch64 target).
 # The build tools get their own virtualenv: aws-sam-cli would otherwise move the pinned cfn-lint.
