@@ -21,9 +21,9 @@ Checks, in order:
 5. a record of the previous format (`status` COMPLETED, no `state`) makes a delivery of its order
    send nothing.
 
-Then one known issue, printed (KNOWN, or XPASS once fixed) and not counted: an in-doubt dead letter
-of the previous format (`in-doubt: true`; its key then recorded COMPLETED), replayed with
-`--in-doubt` after the upgrade, is deduplicated against that record and never sent.
+6. an in-doubt dead letter of the previous format (`in-doubt: true`; its key then recorded
+   COMPLETED), replayed with `--in-doubt` after the upgrade, is a resend of generation 0 and is sent
+   once.
 
 Prints one PASS/FAIL line per check and exits 1 on any failure. Never prints secrets or order
 bodies: only order ids, attribute names, the relay's own attribute and dead-letter reasons.
@@ -533,12 +533,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
         with fake.lock:
             c.check(not fake.bad, f"every request reached the fake with the ad account and token ({len(fake.bad)} bad)")
 
-        # 6. Known, not counted: an in-doubt letter of the previous format after the upgrade. The
-        # previous pinrelay recorded an in-doubt event's key as COMPLETED and marked its letter
-        # `in-doubt: true`; its replay released the key and sent the event. Now the letter is
-        # replayed without a resend generation and the COMPLETED record reads as sent.
+        # 6. An in-doubt letter of the previous format after the upgrade. The previous pinrelay
+        # recorded an in-doubt event's key as COMPLETED and marked its letter `in-doubt: true`; its
+        # replay is now a resend of generation 0, which takes the COMPLETED record once.
         d = 8_100_000_004
-        say(f"upgrade (known issue, not counted): an in-doubt letter of the previous format for order {d}, replayed")
+        say(f"upgrade: an in-doubt letter of the previous format for order {d}, replayed")
         moto.ddb("PutItem", {"TableName": table, "Item": {
             "id": {"S": f"{SHOP}#checkout#{d}"},
             "status": {"S": "COMPLETED"},
@@ -558,9 +557,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
         with fake.lock:
             sent_d = fake.processed.get(str(d), 0)
         relay_d = relay_facts(attributes_of(got[0])) if got else {}
-        say(f"  {'XPASS' if sent_d == 1 else 'KNOWN'}  replay exit {p.returncode}, {len(got)} message replayed "
-            f"(resend={relay_d.get('resend', 'none')}); the fake received order {d}'s event {sent_d} time(s)"
-            + ("" if sent_d == 1 else ": the human's replay was deduplicated against the COMPLETED record"))
+        c.check(p.returncode == 0 and sent_d == 1 and relay_d.get("resend") == "0",
+                f"replay exit {p.returncode}, {len(got)} message replayed (resend={relay_d.get('resend', 'none')}); "
+                f"the fake received order {d}'s event {sent_d} time(s) (expected 1)")
 
         total = len(c.results)
         say()

@@ -124,7 +124,13 @@ impl Filter {
         }
         let mut out = attributes.clone();
         out.remove(attr::DEAD_LETTER_REASON);
-        relay.resend = relay.in_doubt.take();
+        // A letter of the format before one-record-per-event carries no generation: its record
+        // says sent, and a resend of generation 0 takes it, once.
+        relay.resend = match relay.in_doubt.take() {
+            Some(generation) => Some(generation),
+            None if in_doubt => Some(0),
+            None => None,
+        };
         relay.apply(&mut out);
         Ok(out)
     }
@@ -206,6 +212,12 @@ mod tests {
         assert_eq!(aimed.replay("{}", &rejected, None), Err(Left::NotInDoubt));
         let out = plain.replay("{}", &rejected, None).unwrap();
         assert_eq!(RelayFacts::of(&out).resend, None);
+        // A letter of the format before: `in-doubt: true`, no generation.
+        let mut old = letter("in_doubt: the relay stopped", None);
+        old.insert("in-doubt".into(), "true".into());
+        let out = aimed.replay("{}", &old, None).unwrap();
+        assert_eq!(RelayFacts::of(&out).resend, Some(0));
+        assert!(!out.contains_key("in-doubt"));
     }
 
     #[test]

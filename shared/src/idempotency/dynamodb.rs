@@ -278,6 +278,11 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             update = update
                 .expression_attribute_values(":in_doubt", s(State::InDoubt.as_str()))
                 .expression_attribute_values(":resend", n(generation));
+            if generation == 0 {
+                // A letter of the format before: its record was written COMPLETED.
+                condition.push_str(" OR #legacy_status = :legacy_completed");
+                update = update.expression_attribute_values(":legacy_completed", s("COMPLETED"));
+            }
         }
         let result = update
             .condition_expression(condition)

@@ -402,6 +402,11 @@ impl IdempotencyRecord {
         }
         match self.state {
             State::Skipped | State::DeadLettered | State::Pending => None,
+            // A letter dead-lettered in doubt by a pinrelay before one-record-per-event recorded its
+            // key as sent; its replay is a resend of generation 0 and takes that record, once.
+            State::Sent if request.resend == Some(0) && self.sent().is_some_and(|s| s.legacy) => {
+                None
+            }
             State::Sent => match (self.sent().map(|s| s.mode), request.mode) {
                 (Some(Mode::Test), Mode::Live) => None,
                 _ => Some(Claim::AlreadySent {
@@ -433,7 +438,8 @@ pub struct ClaimRequest {
     pub lock_until: DateTime<Utc>,
     /// Live or test: a test send never stops a live one.
     pub mode: Mode,
-    /// A human's resend of an in-doubt event: the generation its dead letter was issued for.
+    /// A human's resend of an in-doubt event: the generation its dead letter was issued for (0
+    /// for a letter of the format before one-record-per-event, whose record says sent).
     pub resend: Option<u32>,
     /// The webhook topic, kept on the record.
     pub topic: String,

@@ -576,6 +576,9 @@ mod tests {
                  CREATE TABLE outcomes (id TEXT PRIMARY KEY, outcome TEXT NOT NULL,
                      entry TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
                  INSERT INTO idempotency VALUES ('a.myshopify.com#checkout#1', 'COMPLETED', {far}, NULL);
+                 INSERT INTO idempotency VALUES ('a.myshopify.com#checkout#3', 'COMPLETED', {far}, NULL);
+                 INSERT INTO outcomes VALUES ('outcome#a.myshopify.com#order#3', 'dead_lettered',
+                     '{{\"shop\":\"a.myshopify.com\",\"subject\":{{\"kind\":\"order\",\"id\":3}},\"topic\":\"orders/create\",\"at\":\"2026-12-01T10:00:00Z\",\"outcome\":\"dead_lettered\",\"reason\":\"in_doubt\",\"detail\":\"in_doubt: the relay stopped\"}}', {far});
                  INSERT INTO outcomes VALUES ('outcome#a.myshopify.com#order#1', 'sent',
                      '{{\"shop\":\"a.myshopify.com\",\"subject\":{{\"kind\":\"order\",\"id\":1}},\"topic\":\"orders/create\",\"at\":\"2026-12-01T10:00:00Z\",\"outcome\":\"sent\",\"event_id\":\"1\",\"match_keys\":{{\"email\":true,\"phone\":false,\"ip_ua\":false,\"click_id\":false,\"external_id\":false}},\"value\":\"10.00\",\"currency\":\"USD\",\"late\":false}}', {far});
                  INSERT INTO outcomes VALUES ('outcome#a.myshopify.com#order#2', 'skipped',
@@ -603,6 +606,42 @@ mod tests {
             },
             "an order sent before the upgrade is not sent again"
         );
+        // A letter dead-lettered in doubt before the upgrade (its key recorded COMPLETED) is
+        // replayed as a resend of generation 0: it takes the record, once; an order the ledger
+        // said was sent is not resent.
+        let resend_sent = ClaimRequest {
+            resend: Some(0),
+            ..contract::request(1, now)
+        };
+        assert!(matches!(
+            store.claim(&resend_sent, now).await.unwrap(),
+            Claim::AlreadySent { .. }
+        ));
+        let resend = ClaimRequest {
+            resend: Some(0),
+            ..contract::request(3, now)
+        };
+        assert!(matches!(
+            store.claim(&resend, now).await.unwrap(),
+            Claim::Acquired { .. }
+        ));
+        store
+            .settle(
+                &resend.key,
+                &resend.holder,
+                &Settlement::Settled(Settled::Sent(Default::default())),
+                now,
+            )
+            .await
+            .unwrap();
+        let again = ClaimRequest {
+            holder: Holder::new(),
+            ..resend
+        };
+        assert!(matches!(
+            store.claim(&again, now).await.unwrap(),
+            Claim::AlreadySent { .. }
+        ));
         let skipped = store
             .get(&IdempotencyKey::order("a.myshopify.com", 2).unwrap())
             .await
