@@ -42,6 +42,8 @@ DISPATCH_DEFAULTS = {
     "VALUE_SOURCE": "subtotal",
     "CONTENT_ID": "variant",
     "CHECKOUT_ON": "created",
+    "CHECKOUT_EVENT_ID": "order_id",
+    "CATALOG_COUNTRY": "",
     "PAID_STATUSES": "paid,partially_paid,authorized,partially_refunded,refunded",
     "ORDER_CONSENT_POLICY": "opt_out",
     "DEFAULT_COUNTRY": "",

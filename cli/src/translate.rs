@@ -44,6 +44,14 @@ pub struct Args {
     /// The checkout `event_id` template, e.g. `checkout-{order_id}` (overrides EVENT_ID_TEMPLATE).
     #[arg(long)]
     pub event_id_template: Option<String>,
+    /// The product id of `content_ids`: `variant`, `sku`, `product` or a template such as
+    /// `shopify_{country}_{product_id}_{variant_id}` (overrides CONTENT_ID).
+    #[arg(long)]
+    pub content_id: Option<String>,
+    /// The catalog feed's country, the `{country}` of a CONTENT_ID template (overrides
+    /// CATALOG_COUNTRY).
+    #[arg(long)]
+    pub catalog_country: Option<String>,
     /// The clock, RFC 3339 (event times in the future are clamped to it); default: now.
     #[arg(long, value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
@@ -93,6 +101,19 @@ fn translate(args: &Args) -> Result<Translated, String> {
     }
     if let Some(template) = &args.event_id_template {
         options.event_id_template = template.clone();
+    }
+    if let Some(country) = &args.catalog_country {
+        if !(country.len() == 2 && country.bytes().all(|b| b.is_ascii_alphabetic())) {
+            return Err(format!(
+                "--catalog-country {country:?} is not an ISO 3166-1 alpha-2 country such as US"
+            ));
+        }
+        options.catalog_country = Some(country.to_ascii_uppercase());
+    }
+    if let Some(content_id) = &args.content_id {
+        options.content_id =
+            mapping::ContentIdSource::parse(content_id, options.catalog_country.as_deref())
+                .map_err(|why| format!("--content-id {content_id:?}: {why}"))?;
     }
     let metadata = WebhookMetadata::from_lookup(|name| match name {
         "topic" => Some(args.topic.clone()),

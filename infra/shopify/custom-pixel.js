@@ -53,8 +53,13 @@ var SHOP_DOMAIN = '';
 // Must equal pinrelay's EVENT_ID_TEMPLATE (default '{order_id}'), e.g. 'checkout-{order_id}'.
 // Only {order_id} is available in the browser, so templates using {order_name} are not supported.
 var CHECKOUT_EVENT_ID_TEMPLATE = '{order_id}';
-// Must equal pinrelay's CONTENT_ID setting: 'variant' (default), 'sku' or 'product'.
+// Must equal pinrelay's CONTENT_ID setting: 'variant' (default), 'sku', 'product', or a template of
+// {variant_id}, {product_id}, {sku} and {country} naming products as your catalog feed does, e.g.
+// 'shopify_{country}_{product_id}_{variant_id}'.
 var CONTENT_ID = 'variant';
+// Must equal pinrelay's CATALOG_COUNTRY: the catalog feed's country (e.g. 'US'), the {country} of a
+// CONTENT_ID template; '' when the template has none.
+var CATALOG_COUNTRY = '';
 // Must equal pinrelay's CHECKOUT_EVENT_ID: 'order_id' (default: this pixel fires the Pinterest Tag)
 // or 'shopify_event' (Pinterest's own Shopify app fires the Tag; this pixel fires none).
 var CHECKOUT_EVENT_ID = 'order_id';
@@ -93,6 +98,7 @@ var VALUE_SOURCE = 'subtotal';
       'checkout_event_id=' + encodeURIComponent(CHECKOUT_EVENT_ID) +
       '&checkout_on=' + encodeURIComponent(CHECKOUT_ON) +
       '&content_id=' + encodeURIComponent(CONTENT_ID) +
+      '&catalog_country=' + encodeURIComponent(CATALOG_COUNTRY) +
       '&value_source=' + encodeURIComponent(VALUE_SOURCE) +
       '&event_id_template=' + encodeURIComponent(CHECKOUT_EVENT_ID_TEMPLATE)
     );
@@ -330,13 +336,22 @@ var VALUE_SOURCE = 'subtotal';
 
   // ----- building the events ---------------------------------------------------------------
 
-  // The catalog id of a product variant, chosen as pinrelay's CONTENT_ID setting chooses it.
+  // The catalog id of a product variant, chosen as pinrelay's CONTENT_ID setting chooses it: an
+  // alias with its fallbacks, or a template (null when it names an id the variant lacks).
   function contentId(variant) {
     var variantId = numericId(get(variant, ['id']));
     var productId = numericId(get(variant, ['product', 'id']));
+    var sku = text(get(variant, ['sku']), MAX_ID);
     if (CONTENT_ID === 'product') return productId || variantId;
-    if (CONTENT_ID === 'sku') return text(get(variant, ['sku']), MAX_ID) || variantId || productId;
-    return variantId || productId;
+    if (CONTENT_ID === 'sku') return sku || variantId || productId;
+    if (CONTENT_ID === 'variant' || CONTENT_ID.indexOf('{') < 0) return variantId || productId;
+    var values = { variant_id: variantId, product_id: productId, sku: sku, country: text(CATALOG_COUNTRY, 2) };
+    var missing = false;
+    var id = CONTENT_ID.replace(/\{(variant_id|product_id|sku|country)\}/g, function (_, name) {
+      if (!values[name]) missing = true;
+      return values[name] || '';
+    });
+    return missing ? null : text(id, MAX_ID);
   }
 
   // One product line: { variant, quantity, price (unit, number or null) }.

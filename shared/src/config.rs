@@ -65,6 +65,8 @@ pub mod keys {
     pub const CONTENT_ID: &str = "CONTENT_ID";
     /// `order_id` (default) or `shopify_event`: the checkout's `event_id`.
     pub const CHECKOUT_EVENT_ID: &str = "CHECKOUT_EVENT_ID";
+    /// The catalog feed's country, the `{country}` of a `CONTENT_ID` template.
+    pub const CATALOG_COUNTRY: &str = "CATALOG_COUNTRY";
     /// `created` (default) or `paid`: when a purchase counts.
     pub const CHECKOUT_ON: &str = "CHECKOUT_ON";
     /// Comma-separated `financial_status`es that count as paid under `CHECKOUT_ON=paid`.
@@ -244,17 +246,28 @@ pub fn order_consent_policy() -> Result<ConsentPolicy, InvalidVar> {
 pub fn mapping_options() -> Result<Options, InvalidVar> {
     let defaults = Options::default();
     let value_source = value_source()?;
-    let content_id = match var(keys::CONTENT_ID).as_deref() {
-        None | Some("variant") => ContentIdSource::Variant,
-        Some("sku") => ContentIdSource::Sku,
-        Some("product") => ContentIdSource::Product,
-        Some(other) => {
+    let catalog_country = match var(keys::CATALOG_COUNTRY) {
+        None => None,
+        Some(v) if v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Some(v.to_ascii_uppercase())
+        }
+        Some(v) => {
             return Err(InvalidVar {
-                key: keys::CONTENT_ID,
-                value: other.into(),
-                expected: "variant, sku or product",
+                key: keys::CATALOG_COUNTRY,
+                value: v,
+                expected: "the catalog feed's ISO 3166-1 alpha-2 country, such as US",
             });
         }
+    };
+    let content_id = match var(keys::CONTENT_ID) {
+        None => ContentIdSource::Variant,
+        Some(v) => ContentIdSource::parse(&v, catalog_country.as_deref()).map_err(|expected| {
+            InvalidVar {
+                key: keys::CONTENT_ID,
+                value: v,
+                expected,
+            }
+        })?,
     };
     let event_id_template = var(keys::EVENT_ID_TEMPLATE).unwrap_or(defaults.event_id_template);
     if !event_id_template.contains("{order_id}") && !event_id_template.contains("{order_name}") {
@@ -338,6 +351,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
         order_sources: order_sources(),
         value_source,
         content_id,
+        catalog_country,
         default_country,
     })
 }

@@ -34,6 +34,8 @@
 //                  checkout_completed event's id as order.shopify_event_id
 //   paid           as consented, the pixel set to CHECKOUT_ON = 'paid': every Tag event but the
 //                  checkout, which is relayed only
+//   catalog        as consented, CONTENT_ID = 'shopify_{country}_{product_id}_{variant_id}' and
+//                  CATALOG_COUNTRY = 'US': every product id, relayed and in the Tag, in that form
 //
 // A scenario's `settings` replace the pixel's configuration lines (`var NAME = '...';`) in the
 // file served to the browser.
@@ -69,7 +71,7 @@ const STOREFRONT = 'https://shop.example';
 function usage(message) {
   process.stderr.write(
     `${message}\nusage: node tests/browser/pixel.mjs --relay http://127.0.0.1:PORT --scenario ` +
-      `consented|no_consent|no_sale_of_data|consent_later|all_events|malformed|app_tag|paid [--shop D] [--tag-id T] [--order-id N] ` +
+      `consented|no_consent|no_sale_of_data|consent_later|all_events|malformed|app_tag|paid|catalog [--shop D] [--tag-id T] [--order-id N] ` +
       `[--epik V] [--timeout-ms N] [--check]\n`,
   );
   process.exit(2);
@@ -168,6 +170,16 @@ const SCENARIOS = {
       ...purchase(opts),
     ],
     expect: { tag: [], relay: 4, tagIds: false, shopifyEventId: true },
+  }),
+  catalog: (opts) => ({
+    marketing: 'true',
+    settings: { CONTENT_ID: 'shopify_{country}_{product_id}_{variant_id}', CATALOG_COUNTRY: 'US' },
+    steps: [
+      ['publish', 'page_viewed', { href: landing(opts), referrer: 'https://www.pinterest.com/' }],
+      ['publish', 'product_added_to_cart', { href: `${STOREFRONT}/products/ipod-nano`, quantity: 2 }],
+      ...purchase(opts),
+    ],
+    expect: { tag: ['pagevisit', 'addtocart', 'search', 'checkout'], relay: 4, contentIdPrefix: 'shopify_US_' },
   }),
   paid: (opts) => ({
     marketing: 'true',
@@ -536,11 +548,22 @@ function check(opts, scenario, result) {
   for (const b of result.relay_bodies) {
     if (b && typeof b === 'object' && typeof b.settings !== 'string') out.push(`relayed ${b.event} without its settings`);
   }
+  const prefix = scenario.expect.contentIdPrefix;
+  if (prefix) {
+    const ids = result.relay_bodies.flatMap((b) => (b && b.custom && b.custom.content_ids) || []);
+    if (!ids.length) out.push('no product ids relayed');
+    for (const id of ids) if (!id.startsWith(prefix)) out.push(`product id ${id} does not start with ${prefix}`);
+    for (const c of tracks) {
+      for (const item of (c[2] && c[2].line_items) || []) {
+        if (item.product_id && !String(item.product_id).startsWith(prefix)) out.push(`Tag product_id ${item.product_id}`);
+      }
+    }
+  }
   const consentOnly = result.relay_bodies.filter((b) => !consented(b)).length;
   if (consentOnly !== (scenario.expect.consentOnly || 0)) {
     out.push(`${consentOnly} consent-only records, expected ${scenario.expect.consentOnly || 0}`);
   }
-  if (['consented', 'all_events', 'no_sale_of_data', 'app_tag', 'paid'].includes(opts.scenario)) {
+  if (['consented', 'all_events', 'no_sale_of_data', 'app_tag', 'paid', 'catalog'].includes(opts.scenario)) {
     const withClick = result.relay_bodies.filter((b) => b && b.click_id === opts.epik).length;
     if (withClick !== result.relay_bodies.length) {
       out.push(`${withClick} of ${result.relay_bodies.length} relayed events carry the click id`);

@@ -744,3 +744,28 @@ async fn under_checkout_on_paid_the_pixel_fires_every_tag_event_but_the_checkout
     assert_eq!(names, ["pagevisit", "addtocart", "search"]);
     assert!(run.relay_bodies.iter().any(|b| b["event"] == "checkout"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_id_template_names_products_alike_in_the_pixel_and_on_the_server() {
+    if !browser_available() {
+        return;
+    }
+    let template = "shopify_{country}_{product_id}_{variant_id}";
+    let fake = FakePinterest::start().await;
+    let (_dir, relay) = start_relay_with(
+        &fake,
+        &[("CONTENT_ID", template), ("CATALOG_COUNTRY", "US")],
+    );
+    let run = run_pixel(&relay, "catalog").await;
+    assert_all_accepted(&relay, &run).await;
+    until_accepted(&fake, &relay, "the three browser events", |a| a.len() >= 3).await;
+    drained(&relay).await;
+    let checkout = order_checkout(&fake, &relay).await;
+    let ids = checkout["custom_data"]["content_ids"].as_array().unwrap();
+    assert!(!ids.is_empty(), "{checkout:#}");
+    for id in ids {
+        let id = str_of(id);
+        assert!(id.starts_with("shopify_US_"), "{id}");
+        assert_eq!(id.split('_').count(), 4, "{id}");
+    }
+}

@@ -72,8 +72,12 @@ export interface PinrelaySettings {
   readonly paidStatuses?: string;
   /** `subtotal` or `total` (`ValueSource`). */
   readonly valueSource?: "subtotal" | "total";
-  /** `variant`, `sku` or `product` (`ContentId`). */
-  readonly contentId?: "variant" | "sku" | "product";
+  /** `variant`, `sku`, `product` or a template of `{variant_id}`, `{product_id}`, `{sku}`, `{country}` (`ContentId`). */
+  readonly contentId?: string;
+  /** The catalog feed's country, the `{country}` of a contentId template (`CatalogCountry`). */
+  readonly catalogCountry?: string;
+  /** The checkout's event_id: `order_id` or `shopify_event` beside Pinterest's app (`CheckoutEventId`). */
+  readonly checkoutEventId?: "order_id" | "shopify_event";
   /** Most messages per dispatch invocation, 1-10000 (`DispatchBatchSize`). */
   readonly dispatchBatchSize?: number;
   /** Longest wait to fill a batch, 0-300 s (`DispatchBatchingWindowSeconds`). */
@@ -128,6 +132,8 @@ export const PINRELAY_DEFAULTS: Required<Omit<PinrelaySettings, "pinterestAdAcco
   paidStatuses: "paid,partially_paid,authorized,partially_refunded,refunded",
   valueSource: "subtotal",
   contentId: "variant",
+  catalogCountry: "",
+  checkoutEventId: "order_id",
   dispatchBatchSize: 100,
   dispatchBatchingWindowSeconds: 5,
   dispatchMaxConcurrency: 5,
@@ -168,7 +174,10 @@ export function resolveSettings(props: PinrelaySettings): Required<PinrelaySetti
   oneOf("orderConsentPolicy", s.orderConsentPolicy, ["opt_out", "skip"]);
   if (!/^.*\{order_(id|name)\}.*$/.test(s.eventIdTemplate)) fail("eventIdTemplate", "must contain {order_id} or {order_name}");
   oneOf("valueSource", s.valueSource, ["subtotal", "total"]);
-  oneOf("contentId", s.contentId, ["variant", "sku", "product"]);
+  if (!/^(variant|sku|product|[^{}]*(\{(variant_id|product_id|sku|country)\}[^{}]*)+)$/.test(s.contentId))
+    fail("contentId", "must be variant, sku, product or a template of {variant_id}, {product_id}, {sku} and {country}");
+  if (!/^([A-Za-z]{2})?$/.test(s.catalogCountry)) fail("catalogCountry", "must be an ISO 3166-1 alpha-2 country or empty");
+  oneOf("checkoutEventId", s.checkoutEventId, ["order_id", "shopify_event"]);
   oneOf("checkoutOn", s.checkoutOn, ["created", "paid"]);
   if (!/^(pending|authorized|partially_paid|paid|partially_refunded|refunded)(,(pending|authorized|partially_paid|paid|partially_refunded|refunded))*$/.test(s.paidStatuses))
     fail("paidStatuses", "must be comma-separated financial statuses (pending, authorized, partially_paid, paid, partially_refunded, refunded)");
@@ -459,6 +468,8 @@ export class PinrelayStack extends Stack {
           CONTENT_ID: s.contentId,
           CHECKOUT_ON: s.checkoutOn,
           PAID_STATUSES: s.paidStatuses,
+          CHECKOUT_EVENT_ID: s.checkoutEventId,
+          CATALOG_COUNTRY: s.catalogCountry,
           ORDER_CONSENT_POLICY: s.orderConsentPolicy,
           DEFAULT_COUNTRY: s.defaultCountry,
           RUST_LOG: s.applicationLogLevel,

@@ -209,7 +209,7 @@ impl BrowserEvent {
 }
 
 /// The settings the custom pixel shares with the relay, as the pixel reports them in every event
-/// (`settings`): `checkout_event_id=order_id&checkout_on=created&content_id=variant&value_source=subtotal&event_id_template={order_id}`.
+/// (`settings`): `checkout_event_id=order_id&checkout_on=created&content_id=variant&catalog_country=&value_source=subtotal&event_id_template={order_id}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PixelSettings {
     /// `CHECKOUT_EVENT_ID`.
@@ -218,6 +218,8 @@ pub struct PixelSettings {
     pub checkout_on: String,
     /// `CONTENT_ID`.
     pub content_id: String,
+    /// `CATALOG_COUNTRY` (empty when unset).
+    pub catalog_country: String,
     /// `VALUE_SOURCE`.
     pub value_source: String,
     /// `EVENT_ID_TEMPLATE`.
@@ -231,6 +233,7 @@ impl PixelSettings {
             .append_pair("checkout_event_id", &self.checkout_event_id)
             .append_pair("checkout_on", &self.checkout_on)
             .append_pair("content_id", &self.content_id)
+            .append_pair("catalog_country", &self.catalog_country)
             .append_pair("value_source", &self.value_source)
             .append_pair("event_id_template", &self.event_id_template)
             .finish()
@@ -247,6 +250,7 @@ impl PixelSettings {
             ("checkout_event_id", &self.checkout_event_id),
             ("checkout_on", &self.checkout_on),
             ("content_id", &self.content_id),
+            ("catalog_country", &self.catalog_country),
             ("value_source", &self.value_source),
             ("event_id_template", &self.event_id_template),
         ]

@@ -54,6 +54,9 @@ pub struct Options {
     pub value_source: ValueSource,
     /// Which line-item field becomes the product id in `content_ids` and `contents`.
     pub content_id: ContentIdSource,
+    /// `CATALOG_COUNTRY`: the catalog feed's country (ISO alpha-2, uppercase), the `{country}` of a
+    /// [`ContentIdSource::Template`].
+    pub catalog_country: Option<String>,
     /// `CHECKOUT_EVENT_ID`: the `event_id` of an order's checkout (default
     /// [`CheckoutEventId::OrderId`]).
     pub checkout_event_id: CheckoutEventId,
@@ -78,6 +81,7 @@ impl Default for Options {
             order_sources: vec![order::ONLINE_STORE.to_owned()],
             value_source: ValueSource::Subtotal,
             content_id: ContentIdSource::Variant,
+            catalog_country: None,
             checkout_event_id: CheckoutEventId::OrderId,
             checkout_on: CheckoutOn::Created,
             paid_statuses: DEFAULT_PAID_STATUSES
@@ -201,6 +205,7 @@ impl Options {
             checkout_event_id: self.checkout_event_id.as_str().to_owned(),
             checkout_on: self.checkout_on.as_str().to_owned(),
             content_id: self.content_id.setting(),
+            catalog_country: self.catalog_country.clone().unwrap_or_default(),
             value_source: self.value_source.as_str().to_owned(),
             event_id_template: self.event_id_template.clone(),
         }
@@ -249,19 +254,91 @@ pub enum ValueSource {
 }
 
 impl ContentIdSource {
-    /// The setting's value: `variant`, `sku` or `product`.
+    /// The setting's value: `variant`, `sku`, `product` or the template.
     pub fn setting(&self) -> String {
         match self {
-            ContentIdSource::Variant => "variant",
-            ContentIdSource::Sku => "sku",
-            ContentIdSource::Product => "product",
+            ContentIdSource::Variant => "variant".to_owned(),
+            ContentIdSource::Sku => "sku".to_owned(),
+            ContentIdSource::Product => "product".to_owned(),
+            ContentIdSource::Template(t) => t.clone(),
         }
-        .to_owned()
+    }
+
+    /// Reads `CONTENT_ID`: an alias (`variant`, `sku`, `product`) or a template of `{variant_id}`,
+    /// `{product_id}`, `{sku}` and `{country}`; a template with `{country}` needs
+    /// `catalog_country`.
+    ///
+    /// # Errors
+    /// What is wrong with the template, in words.
+    pub fn parse(value: &str, catalog_country: Option<&str>) -> Result<Self, &'static str> {
+        match value.trim() {
+            "variant" => Ok(Self::Variant),
+            "sku" => Ok(Self::Sku),
+            "product" => Ok(Self::Product),
+            template => {
+                let lookup = |name: &str| match name {
+                    "variant_id" | "product_id" | "sku" => Some("1".to_owned()),
+                    "country" => catalog_country.map(str::to_owned),
+                    _ => None,
+                };
+                if template.contains("{country}") && catalog_country.is_none() {
+                    return Err(
+                        "a template with {country} needs CATALOG_COUNTRY (the catalog feed's country)",
+                    );
+                }
+                render_content_id(template, lookup)?;
+                Ok(Self::Template(template.to_owned()))
+            }
+        }
     }
 }
 
+/// Renders a `CONTENT_ID` template: `Ok(None)` when a placeholder has no value for this item (the
+/// item is left out, as a custom line item without ids is).
+///
+/// # Errors
+/// An unknown placeholder, an unbalanced brace, or no placeholder at all.
+pub fn render_content_id(
+    template: &str,
+    value: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, &'static str> {
+    let mut out = String::with_capacity(template.len() + 20);
+    let mut rest = template;
+    let mut placeholders = 0;
+    let mut missing = false;
+    while let Some(open) = rest.find(['{', '}']) {
+        let (text, tail) = rest.split_at(open);
+        out.push_str(text);
+        if tail.starts_with('}') {
+            return Err("it has a '}' without a matching '{'");
+        }
+        let close = tail
+            .find('}')
+            .ok_or("it has a '{' without a matching '}'")?;
+        let name = &tail[1..close];
+        if !matches!(name, "variant_id" | "product_id" | "sku" | "country") {
+            return Err(
+                "the only placeholders are {variant_id}, {product_id}, {sku} and {country}",
+            );
+        }
+        placeholders += 1;
+        match value(name).filter(|v| !v.trim().is_empty()) {
+            Some(v) => out.push_str(v.trim()),
+            None => missing = true,
+        }
+        rest = &tail[close + 1..];
+    }
+    out.push_str(rest);
+    if placeholders == 0 {
+        return Err(
+            "it is neither variant, sku, product nor a template with a placeholder such as {variant_id}",
+        );
+    }
+    Ok((!missing).then_some(out))
+}
+
 /// The line-item field used as the catalog product id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ContentIdSource {
     /// `variant_id`, falling back to `product_id` (Shopify's Pinterest catalog uses variant ids).
     #[default]
@@ -270,6 +347,10 @@ pub enum ContentIdSource {
     Sku,
     /// `product_id`.
     Product,
+    /// A template of `{variant_id}`, `{product_id}`, `{sku}` and `{country}`
+    /// ([`Options::catalog_country`]), as the catalog feed names its items (e.g.
+    /// `shopify_{country}_{product_id}_{variant_id}`).
+    Template(String),
 }
 
 /// What to do with a webhook.

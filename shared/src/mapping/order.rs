@@ -303,7 +303,11 @@ fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomD
     let mut content_ids: Vec<String> = Vec::new();
     let mut contents = Vec::new();
     for item in &order.line_items {
-        if let Some(id) = content_id(item, options.content_id) {
+        if let Some(id) = content_id(
+            item,
+            &options.content_id,
+            options.catalog_country.as_deref(),
+        ) {
             if !content_ids.contains(&id) {
                 content_ids.push(id.clone());
             }
@@ -336,9 +340,20 @@ fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomD
     }
 }
 
-fn content_id(item: &LineItem, source: ContentIdSource) -> Option<String> {
+fn content_id(item: &LineItem, source: &ContentIdSource, country: Option<&str>) -> Option<String> {
     let variant_or_product = || item.variant_id.or(item.product_id).map(|id| id.to_string());
     match source {
+        ContentIdSource::Template(template) => {
+            super::render_content_id(template, |name| match name {
+                "variant_id" => item.variant_id.map(|id| id.to_string()),
+                "product_id" => item.product_id.map(|id| id.to_string()),
+                "sku" => item.sku.as_deref().and_then(non_blank),
+                "country" => country.map(str::to_owned),
+                _ => None,
+            })
+            .ok()
+            .flatten()
+        }
         ContentIdSource::Variant => variant_or_product(),
         ContentIdSource::Sku => item
             .sku

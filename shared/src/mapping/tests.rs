@@ -214,10 +214,12 @@ fn every_order_and_customer_fixture_gives_a_schema_valid_body() {
             ContentIdSource::Variant,
             ContentIdSource::Sku,
             ContentIdSource::Product,
+            ContentIdSource::Template("shopify_{country}_{product_id}_{variant_id}".into()),
         ] {
             for value_source in [ValueSource::Subtotal, ValueSource::Total] {
                 let options = Options {
-                    content_id,
+                    content_id: content_id.clone(),
+                    catalog_country: Some("US".into()),
                     value_source,
                     ..include.clone()
                 };
@@ -1467,5 +1469,39 @@ fn the_order_rule_reads_the_graphql_shape_the_same_way() {
     assert_eq!(
         order_rule(&graphql("PAID", "pos"), &paid),
         Err(SkipReason::PosOrder)
+    );
+}
+
+#[test]
+fn content_id_templates_name_products_the_way_the_catalog_does() {
+    let options = Options {
+        content_id: ContentIdSource::parse(
+            "shopify_{country}_{product_id}_{variant_id}",
+            Some("US"),
+        )
+        .unwrap(),
+        catalog_country: Some("US".into()),
+        ..defaults()
+    };
+    let e = event("orders/create", ORDER_REST, &options);
+    let custom = e.custom_data.unwrap();
+    assert!(!custom.content_ids.is_empty());
+    for (id, content) in custom.content_ids.iter().zip(&custom.contents) {
+        assert!(id.starts_with("shopify_US_"), "{id}");
+        assert_eq!(id.split('_').count(), 4, "{id}");
+        assert_eq!(&content.id, id);
+    }
+    // The aliases keep their fallbacks; a template needs what it names.
+    assert_eq!(
+        ContentIdSource::parse("variant", None),
+        Ok(ContentIdSource::Variant)
+    );
+    assert!(ContentIdSource::parse("shopify_{country}_{variant_id}", None).is_err());
+    assert!(ContentIdSource::parse("{bogus}", None).is_err());
+    assert!(ContentIdSource::parse("nothing", None).is_err());
+    assert_eq!(
+        render_content_id("{sku}", |_| None),
+        Ok(None),
+        "a line without the id is left out"
     );
 }
