@@ -30,7 +30,6 @@ use pinrelay::idempotency::{
     Claim, ClaimRequest, DeadLetterCounts, Holder, IdempotencyKey, IdempotencyRecord,
     IdempotencyStore, Settlement, StoreError, Unheld,
 };
-use pinrelay::mapping::ValueSource;
 use pinrelay::pinterest::quality::{IngestionSource, Lookback};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::queue::sqlite::SqliteQueue;
@@ -84,9 +83,10 @@ pub struct Args {
     /// With --backfill: list what would be sent, send nothing.
     #[arg(long, requires = "backfill")]
     pub dry_run: bool,
-    /// Which amount the relay sends as `value`: `subtotal` or `total` (the relay's VALUE_SOURCE).
-    #[arg(long, default_value = "subtotal", env = "VALUE_SOURCE")]
-    pub value_source: String,
+    /// Which amount the relay sends as `value`: `subtotal` or `total`; by default the relay's own
+    /// (VALUE_SOURCE, with the other conversion rules: ORDER_SOURCES, CHECKOUT_ON…).
+    #[arg(long)]
+    pub value_source: Option<String>,
     /// A Pinterest token with ads:read, for Pinterest's Event Quality beside the report.
     #[arg(long, env = "PINTEREST_ACCESS_TOKEN", hide_env_values = true)]
     pub pinterest_token: Option<String>,
@@ -315,14 +315,22 @@ async fn stack_outputs(
 
 /// Runs `pinrelay reconcile`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let value_source = match args.value_source.as_str() {
-        "subtotal" => ValueSource::Subtotal,
-        "total" => ValueSource::Total,
-        other => {
-            eprintln!("error: --value-source is subtotal or total, not {other:?}");
+    let mut rules = match pinrelay::config::mapping_options() {
+        Ok(rules) => rules,
+        Err(e) => {
+            eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
         }
     };
+    match args.value_source.as_deref() {
+        None => {}
+        Some("subtotal") => rules.value_source = pinrelay::mapping::ValueSource::Subtotal,
+        Some("total") => rules.value_source = pinrelay::mapping::ValueSource::Total,
+        Some(other) => {
+            eprintln!("error: --value-source is subtotal or total, not {other:?}");
+            return Ok(ExitCode::from(2));
+        }
+    }
     let lookback = match args.lookback.as_str() {
         "1d" => Lookback::OneDay,
         "14d" => Lookback::FourteenDays,
@@ -344,15 +352,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let relay = Relay::open(&args).await?;
     let progress = progress_bar(!args.json);
     let mut on_page = |n: usize| progress.set_message(format!("{n} orders"));
-    let fetched = reconcile::fetch(
-        &admin,
-        &relay,
-        &period,
-        value_source,
-        Utc::now(),
-        &mut on_page,
-    )
-    .await;
+    let fetched = reconcile::fetch(&admin, &relay, &period, &rules, Utc::now(), &mut on_page).await;
     progress.finish_and_clear();
     let mut report = match fetched {
         Ok(report) => report,

@@ -37,7 +37,6 @@ use pinrelay::config;
 use pinrelay::dispatch::Dispatcher;
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
 use pinrelay::ingest::{self, Ingest};
-use pinrelay::mapping::ValueSource;
 use pinrelay::metrics::Metrics;
 use pinrelay::pinterest::{
     ConversionsApi, ConversionsApiError, DryRun, Event, EventStatus, PinterestHttp,
@@ -129,7 +128,7 @@ struct App {
 struct ReportPage {
     admin: AdminApi,
     records: SqliteIdempotencyStore,
-    value_source: ValueSource,
+    rules: pinrelay::mapping::Options,
 }
 
 type Relay = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, Target, SqliteQueue>;
@@ -222,7 +221,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(r) => Some(ReportPage {
             admin: AdminApi::new(&r.shop, r.token, &r.api_version, r.admin_api_url.as_deref())?,
             records: store.clone(),
-            value_source: r.value_source,
+            rules: r.rules,
         }),
         None => None,
     };
@@ -485,7 +484,7 @@ async fn reconcile_page(
         &page.admin,
         &page.records,
         &period,
-        page.value_source,
+        &page.rules,
         Utc::now(),
         &mut |_| {},
     )

@@ -586,7 +586,7 @@ pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
                 expected: "a whole number of hours from 1 to 168, or a duration from 1h to 7d such as 36h",
             })?;
     }
-    watch.value_source = value_source()?;
+    watch.rules = mapping_options()?;
     Ok(WatchSettings {
         table: required(keys::IDEMPOTENCY_TABLE)?,
         api_version: admin_api_version()?,
@@ -667,8 +667,8 @@ pub struct ServeReportSettings {
     pub api_version: String,
     /// `SHOPIFY_ADMIN_API_URL` (tests).
     pub admin_api_url: Option<String>,
-    /// `VALUE_SOURCE`: the amount the relay sends, compared with the orders'.
-    pub value_source: ValueSource,
+    /// The relay's conversion rules and `VALUE_SOURCE` (serve's own settings).
+    pub rules: Options,
 }
 
 /// The reconcile page's settings: `None` unless `SHOPIFY_ADMIN_TOKEN` is set.
@@ -684,7 +684,7 @@ pub fn serve_report_settings() -> Result<Option<ServeReportSettings>, ConfigErro
         token: SecretString::from(token),
         api_version: admin_api_version()?,
         admin_api_url: var(keys::SHOPIFY_ADMIN_API_URL),
-        value_source: value_source()?,
+        rules: mapping_options()?,
     }))
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::idempotency::{IdempotencyStore, StoreError};
-use crate::mapping::ValueSource;
+use crate::mapping::Options;
 use crate::metrics::{Metrics, Unit, names};
 use crate::reconcile::{
     Orders, ReconcileError, Report, Settings, Status, Window, WindowError, fetch_orders,
@@ -49,8 +49,9 @@ pub struct WatchConfig {
     /// The grace period (an order younger than it may still be on its way) and Pinterest's age
     /// limit (what is still recoverable).
     pub settings: Settings,
-    /// Which amount the relay sends as `value` (`VALUE_SOURCE`), for the report's values.
-    pub value_source: ValueSource,
+    /// The relay's conversion rules and `VALUE_SOURCE`: a never-seen order they would skip is not
+    /// missing.
+    pub rules: Options,
 }
 
 impl WatchConfig {
@@ -62,7 +63,7 @@ impl WatchConfig {
             topics: DEFAULT_TOPICS.iter().map(|t| (*t).to_owned()).collect(),
             lookback: DEFAULT_LOOKBACK,
             settings: Settings::default(),
-            value_source: ValueSource::Subtotal,
+            rules: Options::default(),
         }
     }
 }
@@ -209,7 +210,7 @@ pub async fn watch<S: IdempotencyStore>(
     let orders = Orders {
         from,
         to,
-        value_source: config.value_source,
+        rules: config.rules.clone(),
         settings: config.settings,
     };
     let report = fetch_orders(
@@ -286,6 +287,7 @@ mod tests {
             created_at: at(created_at),
             value: "10.00".into(),
             currency: "USD".into(),
+            not_a_conversion: None,
         }
     }
 

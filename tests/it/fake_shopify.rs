@@ -54,6 +54,8 @@ pub struct FakeOrder {
     pub source_name: Option<String>,
     /// `cancelledAt`.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// `displayFinancialStatus` (`PAID`, `PENDING`…), as GraphQL writes the REST `financial_status`.
+    pub financial_status: Option<String>,
     /// `currentSubtotalPriceSet.shopMoney.amount`.
     pub subtotal: String,
     /// `currentTotalPriceSet.shopMoney.amount`.
@@ -74,6 +76,7 @@ impl FakeOrder {
             test: false,
             source_name: Some("web".to_owned()),
             cancelled_at: None,
+            financial_status: Some("PAID".to_owned()),
             subtotal: "10.00".to_owned(),
             total: "10.00".to_owned(),
             currency: "USD".to_owned(),
@@ -93,6 +96,9 @@ impl FakeOrder {
             test: payload["test"].as_bool().unwrap_or(false),
             source_name: payload["source_name"].as_str().map(str::to_owned),
             cancelled_at: time("cancelled_at"),
+            financial_status: payload["financial_status"]
+                .as_str()
+                .map(str::to_ascii_uppercase),
             subtotal: payload["current_subtotal_price"]
                 .as_str()
                 .or(payload["subtotal_price"].as_str())
@@ -113,6 +119,7 @@ impl FakeOrder {
             "test": self.test,
             "sourceName": self.source_name,
             "cancelledAt": self.cancelled_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            "displayFinancialStatus": self.financial_status,
             "currentSubtotalPriceSet": {"shopMoney": {"amount": self.subtotal, "currencyCode": self.currency}},
             "currentTotalPriceSet": {"shopMoney": {"amount": self.total, "currencyCode": self.currency}},
         })

@@ -33,6 +33,7 @@ fn order(id: u64, created_at: &str, value: &str, currency: &str) -> ShopOrder {
         created_at: created_at.parse().unwrap(),
         value: value.into(),
         currency: currency.into(),
+        not_a_conversion: None,
     }
 }
 

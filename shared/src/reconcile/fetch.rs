@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Report, Settings, ShopOrder, Window, WindowError};
 use crate::idempotency::{IdempotencyKey, IdempotencyStore, StoreError};
-use crate::mapping::ValueSource;
+use crate::mapping::Options;
 use crate::shopify::{AdminApi, AdminError};
 
 /// Which days of the shop's calendar to reconcile.
@@ -46,7 +46,7 @@ pub async fn fetch<S: IdempotencyStore>(
     admin: &AdminApi,
     store: &S,
     period: &Period,
-    value_source: ValueSource,
+    rules: &Options,
     now: DateTime<Utc>,
     progress: &mut (dyn FnMut(usize) + Send),
 ) -> Result<Report, ReconcileError> {
@@ -60,7 +60,7 @@ pub async fn fetch<S: IdempotencyStore>(
     let orders = Orders {
         from: start,
         to: end.min(now),
-        value_source,
+        rules: rules.clone(),
         settings: Settings::default(),
     };
     fetch_orders(
@@ -76,14 +76,14 @@ pub async fn fetch<S: IdempotencyStore>(
 }
 
 /// Which orders [`fetch_orders`] reads, and how it judges them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Orders {
     /// Orders placed from this instant…
     pub from: DateTime<Utc>,
     /// …to this one (excluded).
     pub to: DateTime<Utc>,
-    /// How the relay values an order (`VALUE_SOURCE`).
-    pub value_source: ValueSource,
+    /// The relay's conversion rules and `VALUE_SOURCE`, for orders it never saw.
+    pub rules: Options,
     /// The grace and age limits.
     pub settings: Settings,
 }
@@ -111,7 +111,7 @@ pub async fn fetch_orders<S: IdempotencyStore>(
     };
     let listed: Vec<ShopOrder> = listed
         .iter()
-        .map(|o| ShopOrder::from_admin(o, orders.value_source))
+        .map(|o| ShopOrder::from_admin(o, &orders.rules))
         .collect();
     let keys: Vec<IdempotencyKey> = listed
         .iter()

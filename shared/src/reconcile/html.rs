@@ -742,7 +742,9 @@ fn orders_to_look_at(out: &mut String, r: &Report) {
         .enumerate()
         .filter_map(|(i, o)| {
             let (reason, detail) = match &o.status {
-                Status::Sent { .. } | Status::Skipped { by_rule: true, .. } => return None,
+                Status::Sent { .. }
+                | Status::Skipped { by_rule: true, .. }
+                | Status::NotAConversion { .. } => return None,
                 Status::Skipped { reason, detail, .. } | Status::DeadLettered { reason, detail } => {
                     (reason.clone(), detail.clone())
                 }

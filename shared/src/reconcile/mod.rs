@@ -13,9 +13,10 @@
 //! | `dead_lettered` | moved to the dead-letter queue with a reason: a human must look |
 //! | `in_doubt` | Pinterest may have it (no answer, or the relay stopped mid-send): `pinrelay replay --in-doubt` once Event History shows it missing |
 //! | `pending` | being sent, handed back for another attempt, or placed less than [`Settings::grace`] ago |
+//! | `not_a_conversion` | never seen, and the conversion rules would skip it (test, POS, draft, another channel, cancelled, voided, unpaid under `CHECKOUT_ON=paid`) |
 //! | `missing` | the relay has no trace of it: the webhook never arrived (a deleted subscription, an outage) |
 //!
-//! Accuracy is (sent + skipped by rule) / orders. A missing order placed within Pinterest's 7 days
+//! Accuracy is (sent + skipped by rule + not a conversion) / orders. A missing order placed within Pinterest's 7 days
 //! is `recoverable`: `pinrelay reconcile --backfill` sends it through the relay's own queue.
 
 mod fetch;
@@ -33,7 +34,9 @@ pub use self::fetch::{Orders, Period, ReconcileError, fetch, fetch_orders};
 pub use self::html::{escape, html};
 pub use self::render::table;
 use crate::idempotency::{DoubtCause, IdempotencyRecord, Mode, Settled, State};
-use crate::mapping::{ValueSource, currency_amount, minor_units};
+use crate::mapping::{
+    Options, OrderFacts, SkipReason, ValueSource, currency_amount, minor_units, order_rule,
+};
 use crate::pinterest::quality::{ComponentRow, IngestionSource, Lookback, QualityScore, compare};
 use crate::pinterest::{MatchKeyCounts, MatchKeys};
 use crate::shopify::AdminOrder;
@@ -55,16 +58,27 @@ pub struct ShopOrder {
     pub value: String,
     /// Its ISO 4217 currency.
     pub currency: String,
+    /// Why the conversion rules would skip it ([`crate::mapping::order_rule`]), when they would:
+    /// a never-seen order that is not a conversion.
+    pub not_a_conversion: Option<SkipReason>,
 }
 
 impl ShopOrder {
-    /// An Admin API order, valued as the relay values its event (`VALUE_SOURCE`).
-    pub fn from_admin(order: &AdminOrder, value_source: ValueSource) -> Self {
+    /// An Admin API order, valued as the relay values its event (`VALUE_SOURCE`) and judged by
+    /// the relay's conversion rules (the one [`order_rule`] dispatch applies).
+    pub fn from_admin(order: &AdminOrder, rules: &Options) -> Self {
+        let facts = OrderFacts {
+            test: order.test,
+            cancelled: order.cancelled_at.is_some(),
+            source_name: order.source_name.as_deref(),
+            financial_status: order.financial_status.as_deref(),
+        };
         Self {
+            not_a_conversion: order_rule(&facts, rules).err(),
             id: order.id,
             name: order.name.clone(),
             created_at: order.created_at,
-            value: match value_source {
+            value: match rules.value_source {
                 ValueSource::Subtotal => order.subtotal.clone(),
                 ValueSource::Total => order.total.clone(),
             },
@@ -236,6 +250,15 @@ pub enum Status {
         /// its way).
         reason: String,
     },
+    /// Never seen by the relay, and the conversion rules would skip it anyway (a test, POS,
+    /// draft or other-channel order, a cancelled or voided one, unpaid under `CHECKOUT_ON=paid`):
+    /// not counted against accuracy, never backfilled.
+    NotAConversion {
+        /// The rule's label.
+        reason: String,
+        /// The rule in words.
+        detail: String,
+    },
     /// No trace in the relay.
     Missing {
         /// Still within Pinterest's window: `--backfill` can send it.
@@ -249,6 +272,7 @@ impl Status {
         match self {
             Status::Sent { .. } => "sent",
             Status::TestOnly { .. } => "test_only",
+            Status::NotAConversion { .. } => "not_a_conversion",
             Status::InDoubt { .. } => "in_doubt",
             Status::Skipped { .. } => "skipped",
             Status::DeadLettered { .. } => "dead_lettered",
@@ -267,6 +291,12 @@ pub fn classify(
 ) -> Status {
     let age = (now - order.created_at).to_std().unwrap_or(Duration::ZERO);
     let Some(record) = record else {
+        if let Some(rule) = &order.not_a_conversion {
+            return Status::NotAConversion {
+                reason: rule.label().to_owned(),
+                detail: rule.to_string(),
+            };
+        }
         return if age < settings.grace {
             Status::Pending {
                 reason: "recent".into(),
@@ -357,6 +387,8 @@ pub struct Totals {
     pub test_only: u64,
     /// In doubt.
     pub in_doubt: u64,
+    /// Never seen, and not a conversion by the rules.
+    pub not_a_conversion: u64,
     /// Pending.
     pub pending: u64,
     /// Missing.
@@ -536,6 +568,7 @@ impl Sums {
             }
             Status::TestOnly { .. } => t.test_only += 1,
             Status::InDoubt { .. } => t.in_doubt += 1,
+            Status::NotAConversion { .. } => t.not_a_conversion += 1,
             Status::Skipped {
                 reason, by_rule, ..
             } => {
@@ -555,7 +588,8 @@ impl Sums {
 
     fn finish(self) -> Totals {
         let mut t = self.totals;
-        t.accuracy = (t.orders > 0).then(|| (t.sent + t.skipped_by_rule) as f64 / t.orders as f64);
+        t.accuracy = (t.orders > 0)
+            .then(|| (t.sent + t.skipped_by_rule + t.not_a_conversion) as f64 / t.orders as f64);
         let format = |m: BTreeMap<String, i128>| {
             m.into_iter()
                 .map(|(c, minor)| {

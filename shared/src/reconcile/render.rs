@@ -54,7 +54,9 @@ pub fn table(report: &Report) -> String {
         .iter()
         .filter_map(|o| {
             let what = match &o.status {
-                Status::Sent { .. } | Status::Skipped { by_rule: true, .. } => return None,
+                Status::Sent { .. }
+                | Status::Skipped { by_rule: true, .. }
+                | Status::NotAConversion { .. } => return None,
                 Status::Skipped { detail, .. } | Status::DeadLettered { detail, .. } => {
                     format!("{}: {detail}", o.status.label())
                 }

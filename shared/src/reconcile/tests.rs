@@ -19,6 +19,7 @@ fn order(id: u64, created_at: &str) -> ShopOrder {
         created_at: created_at.parse().unwrap(),
         value: "10.00".into(),
         currency: "USD".into(),
+        not_a_conversion: None,
     }
 }
 
@@ -362,4 +363,37 @@ fn the_table_prints_the_quality_section_with_hints_below_good() {
         )),
         "{text}"
     );
+}
+
+#[test]
+fn a_never_seen_order_the_rules_skip_is_not_a_conversion_and_never_backfilled() {
+    let w = Window::since("3d", now(), ny()).unwrap();
+    let rules = crate::mapping::Options::default();
+    let admin = |id: u64, test: bool, source: &str| crate::shopify::AdminOrder {
+        id,
+        name: format!("#{id}"),
+        created_at: "2026-11-30T15:00:00Z".parse().unwrap(),
+        test,
+        source_name: Some(source.into()),
+        cancelled_at: None,
+        financial_status: Some("PAID".into()),
+        subtotal: "10.00".into(),
+        total: "12.00".into(),
+        currency: "USD".into(),
+    };
+    let orders = [
+        ShopOrder::from_admin(&admin(1, true, "web"), &rules),
+        ShopOrder::from_admin(&admin(2, false, "pos"), &rules),
+        ShopOrder::from_admin(&admin(3, false, "web"), &rules),
+    ];
+    let r = Report::build(SHOP, &w, &orders, &[], now(), &Settings::default());
+    let labels: Vec<&str> = r.orders.iter().map(|o| o.status.label()).collect();
+    assert_eq!(labels, ["not_a_conversion", "not_a_conversion", "missing"]);
+    assert_eq!(r.totals.not_a_conversion, 2);
+    assert_eq!(r.totals.accuracy, Some(2.0 / 3.0));
+    assert_eq!(r.recoverable().map(|o| o.id).collect::<Vec<_>>(), [3]);
+    assert!(matches!(
+        &r.orders[0].status,
+        Status::NotAConversion { reason, .. } if reason == "test_order"
+    ));
 }

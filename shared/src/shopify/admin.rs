@@ -38,7 +38,7 @@ pub const SHOP_QUERY: &str =
 /// One page of orders created in a period, oldest first.
 pub const ORDERS_QUERY: &str = "query pinrelayOrders($first: Int!, $after: String, $query: String!) { \
 orders(first: $first, after: $after, sortKey: CREATED_AT, query: $query) { nodes { legacyResourceId name \
-createdAt test sourceName cancelledAt currentSubtotalPriceSet { shopMoney { amount currencyCode } } \
+createdAt test sourceName cancelledAt displayFinancialStatus currentSubtotalPriceSet { shopMoney { amount currencyCode } } \
 currentTotalPriceSet { shopMoney { amount currencyCode } } } \
 pageInfo { hasNextPage endCursor } } }";
 
@@ -194,6 +194,8 @@ pub struct AdminOrder {
     pub source_name: Option<String>,
     /// When the order was cancelled, if it was.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// `displayFinancialStatus` (`PAID`, `PENDING`, `VOIDED`…), when Shopify gives one.
+    pub financial_status: Option<String>,
     /// The current subtotal (after discounts and edits, before shipping and tax) in the shop's
     /// currency, the decimal string Shopify gives (`"199.00"`): the relay's default `value`.
     pub subtotal: String,
@@ -704,6 +706,8 @@ struct OrderNode {
     source_name: Option<String>,
     #[serde(rename = "cancelledAt", default)]
     cancelled_at: Option<DateTime<Utc>>,
+    #[serde(rename = "displayFinancialStatus", default)]
+    financial_status: Option<String>,
     #[serde(rename = "currentSubtotalPriceSet")]
     subtotal_price_set: MoneyBag,
     #[serde(rename = "currentTotalPriceSet")]
@@ -741,6 +745,7 @@ impl OrderNode {
             test: self.test,
             source_name: self.source_name,
             cancelled_at: self.cancelled_at,
+            financial_status: self.financial_status,
             subtotal: self.subtotal_price_set.shop_money.amount,
             total: self.total_price_set.shop_money.amount,
             currency: self.total_price_set.shop_money.currency_code,
@@ -936,6 +941,7 @@ mod tests {
                 test: true,
                 source_name: Some("web".into()),
                 cancelled_at: None,
+                financial_status: None,
                 subtotal: "180.0".into(),
                 total: "199.0".into(),
                 currency: "USD".into(),
