@@ -299,6 +299,45 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             });
         }
     };
+    let (checkout_on, paid_statuses) = checkout_rules()?;
+    Ok(Options {
+        event_id_template,
+        store_url: var(keys::STORE_URL),
+        checkout_event_id,
+        checkout_on,
+        paid_statuses,
+        include_test_orders: flag(keys::INCLUDE_TEST_ORDERS)?,
+        send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
+        order_sources: order_sources(),
+        value_source,
+        content_id,
+        catalog_country,
+        default_country,
+    })
+}
+
+/// Reads what the conversion rules of an order need ([`crate::mapping::order_rule`]) and the
+/// value the relay sends: `INCLUDE_TEST_ORDERS`, `SEND_POS_ORDERS`, `ORDER_SOURCES`,
+/// `CHECKOUT_ON`, `PAID_STATUSES` and `VALUE_SOURCE`. The watch and reconcile judge the orders the
+/// relay never saw with them.
+///
+/// # Errors
+/// [`InvalidVar`] naming the variable.
+pub fn order_rules() -> Result<Options, InvalidVar> {
+    let (checkout_on, paid_statuses) = checkout_rules()?;
+    Ok(Options {
+        include_test_orders: flag(keys::INCLUDE_TEST_ORDERS)?,
+        send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
+        order_sources: order_sources(),
+        value_source: value_source()?,
+        checkout_on,
+        paid_statuses,
+        ..Options::default()
+    })
+}
+
+/// Reads `CHECKOUT_ON` and `PAID_STATUSES`.
+fn checkout_rules() -> Result<(CheckoutOn, Vec<String>), InvalidVar> {
     let checkout_on = match var(keys::CHECKOUT_ON).as_deref() {
         None | Some("created") => CheckoutOn::Created,
         Some("paid") => CheckoutOn::Paid,
@@ -319,7 +358,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
         "refunded",
     ];
     let paid_statuses = match var(keys::PAID_STATUSES) {
-        None => defaults.paid_statuses,
+        None => Options::default().paid_statuses,
         Some(v) => {
             let statuses: Vec<String> = v
                 .split(',')
@@ -340,20 +379,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             statuses
         }
     };
-    Ok(Options {
-        event_id_template,
-        store_url: var(keys::STORE_URL),
-        checkout_event_id,
-        checkout_on,
-        paid_statuses,
-        include_test_orders: flag(keys::INCLUDE_TEST_ORDERS)?,
-        send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
-        order_sources: order_sources(),
-        value_source,
-        content_id,
-        catalog_country,
-        default_country,
-    })
+    Ok((checkout_on, paid_statuses))
 }
 
 /// Reads `ORDER_SOURCES` into lowercase source names; default the online store (`web`).
@@ -586,7 +612,7 @@ pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
                 expected: "a whole number of hours from 1 to 168, or a duration from 1h to 7d such as 36h",
             })?;
     }
-    watch.rules = mapping_options()?;
+    watch.rules = order_rules()?;
     Ok(WatchSettings {
         table: required(keys::IDEMPOTENCY_TABLE)?,
         api_version: admin_api_version()?,
@@ -684,7 +710,7 @@ pub fn serve_report_settings() -> Result<Option<ServeReportSettings>, ConfigErro
         token: SecretString::from(token),
         api_version: admin_api_version()?,
         admin_api_url: var(keys::SHOPIFY_ADMIN_API_URL),
-        rules: mapping_options()?,
+        rules: order_rules()?,
     }))
 }
 

@@ -98,6 +98,9 @@ async fn subscribe(base: &str, extra: &[&str]) -> Output {
         ADDRESS.to_owned(),
         "--admin-url-base".to_owned(),
         base.to_owned(),
+        // The topics of CHECKOUT_ON=paid: orders/paid too (the default leaves it out).
+        "--checkout-on".to_owned(),
+        "paid".to_owned(),
     ];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let bin = pinrelay_bin();

@@ -1035,11 +1035,20 @@ fn the_watch_runs_on_a_schedule_that_may_invoke_exactly_it() {
         url.contains("${IngestFunctionUrl.FunctionUrl}webhooks/shopify"),
         "the watch compares subscriptions with the stack's own webhook URL: {url}"
     );
-    assert_eq!(
-        env[pinrelay::config::keys::WATCH_TOPICS].as_str(),
-        Some(pinrelay::watch::DEFAULT_TOPICS.join(",").as_str()),
-        "the watch checks the topics pinrelay subscribe creates"
-    );
+    // `!If [CheckoutOnPaid, <paid topics>, <created topics>]`: the topics `pinrelay subscribe`
+    // creates for the stack's CheckoutOn.
+    let topics = serde_yaml::to_string(&env[pinrelay::config::keys::WATCH_TOPICS]).unwrap();
+    for checkout_on in [
+        pinrelay::mapping::CheckoutOn::Paid,
+        pinrelay::mapping::CheckoutOn::Created,
+    ] {
+        let wanted = pinrelay::mapping::webhook_topics(checkout_on).join(",");
+        assert!(
+            topics.contains(&wanted),
+            "the watch checks the topics pinrelay subscribe creates: {topics}"
+        );
+    }
+    assert!(topics.contains("CheckoutOnPaid"), "{topics}");
 }
 
 #[test]

@@ -49,7 +49,12 @@ async fn the_watch_finds_deleted_subscriptions_and_orders_the_relay_never_saw() 
         Some(&shopify.base_url()),
     )
     .unwrap();
-    let config = WatchConfig::new(SHOP_DOMAIN, WEBHOOK_URL);
+    // A stack with CHECKOUT_ON=paid watches orders/paid too.
+    let mut config = WatchConfig::new(SHOP_DOMAIN, WEBHOOK_URL);
+    config.topics = pinrelay::mapping::webhook_topics(pinrelay::mapping::CheckoutOn::Paid)
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
     let now = Utc::now();
 
     // Arrange: the three topics subscribed (one with a trailing slash), two recent orders sent,

@@ -534,6 +534,12 @@ export class PinrelayStack extends Stack {
               : "orders/create,customers/create",
           WATCH_LOOKBACK_HOURS: String(s.watchLookbackHours),
           VALUE_SOURCE: s.valueSource,
+          // The conversion rules, so an order the relay never saw that they would skip is not missing.
+          INCLUDE_TEST_ORDERS: flag(s.includeTestOrders),
+          SEND_POS_ORDERS: flag(s.sendPosOrders),
+          ORDER_SOURCES: s.orderSources,
+          CHECKOUT_ON: s.checkoutOn,
+          PAID_STATUSES: s.paidStatuses,
           RUST_LOG: s.applicationLogLevel,
         },
       },

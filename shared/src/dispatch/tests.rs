@@ -887,6 +887,16 @@ async fn with_checkout_event_id_shopify_event_the_order_takes_its_pixel_records_
         w.record(1).await.unwrap().event_id.as_deref(),
         Some("sh-evt-42")
     );
+    // A backfill of the same order is the same record: nothing more is sent.
+    let body = order_body(1, w.now).to_string().into_bytes();
+    let backfill = message(
+        "bf-1",
+        1,
+        &Envelope::backfill(SHOP, 1, "2026-07", body, w.now),
+    );
+    let report = w.run_with(&api, config.clone(), &[backfill]).await;
+    assert_eq!(report.counts.deduplicated, 1);
+    assert_eq!(api.requests().len(), 1);
     // An order without a pixel record goes out once with its order id, counted.
     let report = w.run_with(&api, config, &[order(&w, 2)]).await;
     assert_eq!(report.counts.event_id_fallbacks, 1);
