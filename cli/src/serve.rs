@@ -124,11 +124,96 @@ struct App {
     report: Option<ReportPage>,
 }
 
-/// What `GET /reconcile` reads: the shop's Admin API and this relay's records.
+/// What `GET /reconcile` reads: the shop's Admin API and this relay's records; and who may read it.
 struct ReportPage {
     admin: AdminApi,
     records: SqliteIdempotencyStore,
     rules: pinrelay::mapping::Options,
+    access: ReportAccess,
+}
+
+/// Who may read the report: a request naming one of `allowed_hosts` (against DNS rebinding) with
+/// the token, as `Authorization: Bearer …` or the `HttpOnly` cookie the login form sets (never in
+/// the query string).
+struct ReportAccess {
+    token: secrecy::SecretString,
+    allowed_hosts: Vec<String>,
+}
+
+/// The cookie the login form sets.
+const REPORT_COOKIE: &str = "pinrelay_report";
+
+/// Why a request may not read the report.
+#[derive(Debug, PartialEq, Eq)]
+enum Refused {
+    /// The `Host` is not one of `PINRELAY_ALLOWED_HOSTS`.
+    Host,
+    /// No token was presented.
+    NoToken,
+    /// A token was presented and it is not the report's.
+    WrongToken,
+}
+
+impl ReportAccess {
+    /// Checks a request's headers.
+    fn check(&self, headers: &axum::http::HeaderMap) -> Result<(), Refused> {
+        use secrecy::ExposeSecret as _;
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(host_without_port)
+            .unwrap_or_default();
+        if !self.allowed_hosts.contains(&host) {
+            return Err(Refused::Host);
+        }
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(name, _)| *name == REPORT_COOKIE)
+            .map(|(_, value)| value);
+        match bearer.or(cookie) {
+            None => Err(Refused::NoToken),
+            Some(given) if same(given.trim(), self.token.expose_secret()) => Ok(()),
+            Some(_) => Err(Refused::WrongToken),
+        }
+    }
+}
+
+/// The host of a `Host` header, lowercase, without its port (`[::1]:8080` → `[::1]`).
+fn host_without_port(host: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => {
+            name.to_owned()
+        }
+        _ => host,
+    }
+}
+
+/// Compares two tokens in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A new report token: 32 random bytes, hex.
+fn new_token() -> anyhow::Result<String> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system's random number generator failed"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 type Relay = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, Target, SqliteQueue>;
@@ -218,11 +303,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         metrics.clone(),
     );
     let report = match config::serve_report_settings()? {
-        Some(r) => Some(ReportPage {
-            admin: AdminApi::new(&r.shop, r.token, &r.api_version, r.admin_api_url.as_deref())?,
-            records: store.clone(),
-            rules: r.rules,
-        }),
+        Some(r) => {
+            let token = match r.token_for_report {
+                Some(token) => token,
+                None => {
+                    let token = new_token()?;
+                    eprintln!(
+                        "the reconcile report (GET /reconcile) asks for this token, made for this run (set PINRELAY_REPORT_TOKEN to choose one): {token}"
+                    );
+                    secrecy::SecretString::from(token)
+                }
+            };
+            Some(ReportPage {
+                admin: AdminApi::new(&r.shop, r.token, &r.api_version, r.admin_api_url.as_deref())?,
+                records: store.clone(),
+                rules: r.rules,
+                access: ReportAccess {
+                    token,
+                    allowed_hosts: r.allowed_hosts,
+                },
+            })
+        }
         None => None,
     };
     let app = Arc::new(App {
@@ -251,6 +352,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_json))
         .route("/reconcile", get(reconcile_page))
+        .route("/reconcile/login", axum::routing::post(report_login))
         .fallback(webhook)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app);
@@ -445,14 +547,75 @@ async fn metrics_json(State(app): State<Arc<App>>) -> Response {
     axum::Json(app.metrics.snapshot()).into_response()
 }
 
-/// Whether `peer` may read the reconcile report: this machine only (fails closed for any other).
-fn report_allowed(peer: SocketAddr) -> bool {
-    match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
-        ip => ip.is_loopback(),
+/// The login form a browser gets instead of the report: the token is posted once, and the answer
+/// sets it as an `HttpOnly` cookie.
+const LOGIN_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>pinrelay reconcile</title></head>\
+<body><form method=\"post\" action=\"/reconcile/login\"><p>The reconcile report lists this shop's orders; \
+enter the token pinrelay serve printed at start (or PINRELAY_REPORT_TOKEN).</p>\
+<input type=\"password\" name=\"token\" autocomplete=\"off\" required> <button>Open the report</button></form></body></html>";
+
+/// The answer to a request that may not read the report.
+fn refused(why: Refused) -> Response {
+    match why {
+        Refused::Host => (
+            StatusCode::FORBIDDEN,
+            "the reconcile report answers only to the hosts in PINRELAY_ALLOWED_HOSTS (default localhost,127.0.0.1)",
+        )
+            .into_response(),
+        Refused::NoToken => (
+            StatusCode::UNAUTHORIZED,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::WWW_AUTHENTICATE, "Bearer"),
+            ],
+            LOGIN_PAGE,
+        )
+            .into_response(),
+        Refused::WrongToken => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")],
+            "the report token is wrong",
+        )
+            .into_response(),
     }
+}
+
+/// The login form's post.
+#[derive(serde::Deserialize)]
+struct Login {
+    token: String,
+}
+
+/// `POST /reconcile/login`: the right token sets the `HttpOnly` cookie and goes to the report.
+async fn report_login(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    axum::Form(login): axum::Form<Login>,
+) -> Response {
+    use secrecy::ExposeSecret as _;
+    let Some(page) = &app.report else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut with_token = headers.clone();
+    with_token.remove(header::COOKIE);
+    if let Ok(v) = format!("Bearer {}", login.token.trim()).parse() {
+        with_token.insert(header::AUTHORIZATION, v);
+    }
+    if let Err(why) = page.access.check(&with_token) {
+        return refused(why);
+    }
+    let cookie = format!(
+        "{REPORT_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/reconcile",
+        page.access.token.expose_secret()
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, "/reconcile".to_owned()),
+        ],
+    )
+        .into_response()
 }
 
 /// The query of `GET /reconcile`.
@@ -464,21 +627,21 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-/// `GET /reconcile`: the reconcile report, to this machine only (it lists orders and values, and the
-/// relay's address may be reachable from the internet for the storefront endpoint).
+/// `GET /reconcile`: the reconcile report, to its owner only: it lists orders and values, and the
+/// relay's address is often reachable from the internet (a proxy or tunnel for the storefront
+/// endpoint), so the peer address proves nothing. [`ReportAccess`] decides.
 async fn reconcile_page(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     Query(query): Query<ReportQuery>,
 ) -> Response {
-    if !report_allowed(peer) {
-        let why = "the reconcile report is served to this machine only (127.0.0.1 or ::1)";
-        return (StatusCode::FORBIDDEN, why).into_response();
-    }
     let Some(page) = &app.report else {
         let why = "no report: set SHOPIFY_ADMIN_TOKEN (read_orders) and SHOPIFY_SHOP_DOMAINS (or SHOP_DOMAIN), then restart pinrelay serve";
         return (StatusCode::NOT_FOUND, why).into_response();
     };
+    if let Err(why) = page.access.check(&headers) {
+        return refused(why);
+    }
     let period = Period::Since(query.since.unwrap_or_else(|| "7d".to_owned()));
     let fetched = reconcile::fetch(
         &page.admin,
@@ -510,19 +673,54 @@ async fn reconcile_page(
 mod tests {
     use super::*;
 
+    fn access() -> ReportAccess {
+        ReportAccess {
+            token: secrecy::SecretString::from("s3cret-token"),
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into()],
+        }
+    }
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(k.clone(), v.parse().unwrap());
+        }
+        h
+    }
+
     #[test]
-    fn the_reconcile_report_is_for_this_machine_only() {
-        for ok in ["127.0.0.1:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
-            assert!(report_allowed(ok.parse().unwrap()), "{ok}");
-        }
-        for no in [
-            "10.0.0.7:1",
-            "203.0.113.9:1",
-            "[2001:db8::1]:1",
-            "[::ffff:203.0.113.9]:1",
-        ] {
-            assert!(!report_allowed(no.parse().unwrap()), "{no}");
-        }
+    fn the_report_needs_an_allowed_host_and_the_token() {
+        let a = access();
+        let host = (header::HOST, "127.0.0.1:8080");
+        let bearer = (header::AUTHORIZATION, "Bearer s3cret-token");
+        assert_eq!(a.check(&headers(&[host.clone(), bearer.clone()])), Ok(()));
+        assert_eq!(
+            a.check(&headers(&[
+                (header::HOST, "localhost"),
+                (header::COOKIE, "a=b; pinrelay_report=s3cret-token")
+            ])),
+            Ok(())
+        );
+        assert_eq!(
+            a.check(&headers(&[
+                (header::HOST, "evil.example:8080"),
+                bearer.clone()
+            ])),
+            Err(Refused::Host),
+            "a foreign Host (DNS rebinding, a proxy's public name)"
+        );
+        assert_eq!(a.check(&headers(&[bearer])), Err(Refused::Host));
+        assert_eq!(
+            a.check(&headers(std::slice::from_ref(&host))),
+            Err(Refused::NoToken)
+        );
+        assert_eq!(
+            a.check(&headers(&[host, (header::AUTHORIZATION, "Bearer nope")])),
+            Err(Refused::WrongToken)
+        );
+        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
+        assert_eq!(host_without_port("LocalHost"), "localhost");
+        assert_eq!(new_token().unwrap().len(), 64);
     }
 
     #[test]

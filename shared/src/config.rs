@@ -65,6 +65,10 @@ pub mod keys {
     pub const CONTENT_ID: &str = "CONTENT_ID";
     /// `order_id` (default) or `shopify_event`: the checkout's `event_id`.
     pub const CHECKOUT_EVENT_ID: &str = "CHECKOUT_EVENT_ID";
+    /// The bearer token of `pinrelay serve`'s reconcile page (else one is made at start).
+    pub const PINRELAY_REPORT_TOKEN: &str = "PINRELAY_REPORT_TOKEN";
+    /// The `Host`s `pinrelay serve`'s reconcile page answers to.
+    pub const PINRELAY_ALLOWED_HOSTS: &str = "PINRELAY_ALLOWED_HOSTS";
     /// The catalog feed's country, the `{country}` of a `CONTENT_ID` template.
     pub const CATALOG_COUNTRY: &str = "CATALOG_COUNTRY";
     /// `created` (default) or `paid`: when a purchase counts.
@@ -695,6 +699,10 @@ pub struct ServeReportSettings {
     pub admin_api_url: Option<String>,
     /// The relay's conversion rules and `VALUE_SOURCE` (serve's own settings).
     pub rules: Options,
+    /// `PINRELAY_REPORT_TOKEN`: the bearer token the page asks for; `None`: serve makes one.
+    pub token_for_report: Option<SecretString>,
+    /// `PINRELAY_ALLOWED_HOSTS`: the `Host`s the page answers to (default `localhost,127.0.0.1`).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The reconcile page's settings: `None` unless `SHOPIFY_ADMIN_TOKEN` is set.
@@ -711,6 +719,15 @@ pub fn serve_report_settings() -> Result<Option<ServeReportSettings>, ConfigErro
         api_version: admin_api_version()?,
         admin_api_url: var(keys::SHOPIFY_ADMIN_API_URL),
         rules: order_rules()?,
+        token_for_report: var(keys::PINRELAY_REPORT_TOKEN)
+            .filter(|t| !t.trim().is_empty())
+            .map(SecretString::from),
+        allowed_hosts: var(keys::PINRELAY_ALLOWED_HOSTS)
+            .unwrap_or_else(|| "localhost,127.0.0.1".to_owned())
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect(),
     }))
 }
 

@@ -311,7 +311,7 @@ fn envelope(topic: Topic, body: &Value, now: DateTime<Utc>) -> Envelope {
             topic,
             shop_domain: SHOP.to_owned(),
             webhook_id: Some(format!("webhook-{}", body["id"])),
-            event_id: None,
+            event_id: Some(format!("event-{}", body["id"])),
             triggered_at: Some(now),
             api_version: Some("2026-07".to_owned()),
         },

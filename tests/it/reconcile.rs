@@ -24,6 +24,8 @@ use crate::fake_shopify::{ADMIN_TOKEN, FakeOrder, FakeShopify, SHOP_DOMAIN};
 use crate::relay::Relay;
 use crate::subscribe::pinrelay_bin;
 
+/// The token of serve's reconcile page in these tests.
+const REPORT_TOKEN: &str = "report-token-for-tests";
 const SECRET: &str = "reconcile-test-secret";
 const ORDER_FIXTURE: &str = "shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json";
 
@@ -143,6 +145,7 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
             ("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN),
             ("SHOPIFY_ADMIN_API_URL", &admin_url),
             ("SHOPIFY_SHOP_DOMAINS", SHOP_DOMAIN),
+            ("PINRELAY_REPORT_TOKEN", REPORT_TOKEN),
         ],
     );
 
@@ -269,9 +272,49 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
         "the page lists the order to look at"
     );
 
+    // serve's page is its owner's only: a foreign Host, no token or a wrong one are refused.
+    let url = format!("{}/reconcile?since=14d&format=json", relay.base);
+    let foreign = client
+        .get(&url)
+        .header("Host", "relay.example.org")
+        .bearer_auth(REPORT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(
+        anonymous.text().await.unwrap().contains("<form"),
+        "a login form"
+    );
+    let wrong = client.get(&url).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    // The login form sets an HttpOnly cookie, which opens the page.
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/reconcile/login", relay.base))
+        .form(&[("token", REPORT_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    let by_cookie = client
+        .get(&url)
+        .header("Cookie", cookie.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), 200);
+
     // serve's page says the same, as JSON and as the HTML page.
     let page: Value = client
         .get(format!("{}/reconcile?since=14d&format=json", relay.base))
+        .bearer_auth(REPORT_TOKEN)
         .send()
         .await
         .unwrap()
@@ -285,6 +328,7 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
     );
     let html = client
         .get(format!("{}/reconcile?since=14d", relay.base))
+        .bearer_auth(REPORT_TOKEN)
         .send()
         .await
         .unwrap();
@@ -297,6 +341,7 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
     );
     let bad = client
         .get(format!("{}/reconcile?since=forever", relay.base))
+        .bearer_auth(REPORT_TOKEN)
         .send()
         .await
         .unwrap();

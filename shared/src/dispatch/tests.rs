@@ -233,16 +233,17 @@ fn message(id: &str, receive_count: u32, envelope: &Envelope) -> Received {
     }
 }
 
+/// A webhook as ingest enqueues it, with every Shopify header.
 fn webhook(topic: Topic, body: &Value, now: DateTime<Utc>) -> Envelope {
     Envelope {
         source: Source::Webhook,
         metadata: WebhookMetadata {
             topic,
             shop_domain: SHOP.to_owned(),
-            webhook_id: Some("w".into()),
-            event_id: None,
-            triggered_at: None,
-            api_version: None,
+            webhook_id: Some("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043".into()),
+            event_id: Some("98880550-7158-44d4-b7cd-2c97c8a091b5".into()),
+            triggered_at: Some(now),
+            api_version: Some("2026-07".into()),
         },
         received_at: now,
         body: body.to_string().into_bytes(),

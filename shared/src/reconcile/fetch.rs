@@ -55,7 +55,8 @@ pub async fn fetch<S: IdempotencyStore>(
     let window = match period {
         Period::Since(since) => Window::since(since, now, tz)?,
         Period::Dates { from, to } => Window::dates(*from, *to, tz)?,
-    };
+    }
+    .within_records(now)?;
     let (start, end) = window.bounds();
     let orders = Orders {
         from: start,

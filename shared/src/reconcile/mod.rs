@@ -106,6 +106,10 @@ impl Default for Settings {
     }
 }
 
+/// The longest window reconcile reads: the records' life, 45 days
+/// ([`crate::idempotency::RECORD_TTL_SECONDS`]).
+pub const MAX_WINDOW_DAYS: u64 = (crate::idempotency::RECORD_TTL_SECONDS / 86_400) as u64;
+
 /// Days of the shop's calendar, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -129,11 +133,21 @@ pub enum WindowError {
         to: NaiveDate,
     },
     /// A `--since` that is not `{days}d`.
-    #[error("--since takes a number of days such as 7d (1d to 60d), not {0:?}")]
+    #[error(
+        "--since takes a number of days such as 7d (1d to {MAX_WINDOW_DAYS}d, the records' life), not {0:?}"
+    )]
     BadSince(String),
     /// A time zone Shopify gave that is not in the IANA database.
     #[error("the shop's time zone {0:?} is not an IANA time zone")]
     UnknownTimeZone(String),
+    /// Days older than the relay's records live: every order there would read as missing.
+    #[error(
+        "the window starts {from}, more than {MAX_WINDOW_DAYS} days ago; the relay keeps its records {MAX_WINDOW_DAYS} days, so older orders cannot be reconciled"
+    )]
+    BeyondRecords {
+        /// The first day asked for.
+        from: NaiveDate,
+    },
 }
 
 impl Window {
@@ -149,13 +163,13 @@ impl Window {
     /// `--since 7d`: the last `days` days of the shop's calendar, today included.
     ///
     /// # Errors
-    /// [`WindowError::BadSince`] unless `since` is `1d` to `60d`.
+    /// [`WindowError::BadSince`] unless `since` is `1d` to `45d` ([`MAX_WINDOW_DAYS`]).
     pub fn since(since: &str, now: DateTime<Utc>, tz: Tz) -> Result<Self, WindowError> {
         let days = since
             .trim()
             .strip_suffix('d')
             .and_then(|d| d.parse::<u64>().ok())
-            .filter(|d| (1..=60).contains(d))
+            .filter(|d| (1..=MAX_WINDOW_DAYS).contains(d))
             .ok_or_else(|| WindowError::BadSince(since.to_owned()))?;
         let to = now.with_timezone(&tz).date_naive();
         let from = to.checked_sub_days(Days::new(days - 1)).unwrap_or(to);
@@ -173,19 +187,43 @@ impl Window {
         Ok(Self { from, to, tz })
     }
 
-    /// The window as instants: the first day's local midnight to the midnight after the last day.
+    /// Refuses a window that starts before the records' life ([`MAX_WINDOW_DAYS`]) at `now`.
+    ///
+    /// # Errors
+    /// [`WindowError::BeyondRecords`].
+    pub fn within_records(self, now: DateTime<Utc>) -> Result<Self, WindowError> {
+        let today = now.with_timezone(&self.tz).date_naive();
+        let oldest = today
+            .checked_sub_days(Days::new(MAX_WINDOW_DAYS - 1))
+            .unwrap_or(today);
+        if self.from < oldest {
+            return Err(WindowError::BeyondRecords { from: self.from });
+        }
+        Ok(self)
+    }
+
+    /// The window as instants: the first day's start to the start of the day after the last.
     pub fn bounds(&self) -> (DateTime<Utc>, DateTime<Utc>) {
-        let midnight = |d: NaiveDate| {
-            let local = d.and_hms_opt(0, 0, 0).unwrap_or_default();
-            // A midnight skipped by a DST change (rare, e.g. America/Havana) takes the earliest valid.
-            self.tz
-                .from_local_datetime(&local)
-                .earliest()
-                .unwrap_or_else(|| self.tz.from_utc_datetime(&local))
-                .with_timezone(&Utc)
-        };
         let end = self.to.checked_add_days(Days::new(1)).unwrap_or(self.to);
-        (midnight(self.from), midnight(end))
+        (self.day_start(self.from), self.day_start(end))
+    }
+
+    /// The first instant of a day of the shop's calendar: its midnight, or where a DST change
+    /// skips midnight (America/Santiago, Asia/Beirut, America/Havana), the first local time
+    /// that exists, minute by minute.
+    pub fn day_start(&self, day: NaiveDate) -> DateTime<Utc> {
+        let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+        (0..=180)
+            .filter_map(|m| {
+                self.tz
+                    .from_local_datetime(&(midnight + chrono::Duration::minutes(m)))
+                    .earliest()
+            })
+            .next()
+            .map_or_else(
+                || self.tz.from_utc_datetime(&midnight).with_timezone(&Utc),
+                |t| t.with_timezone(&Utc),
+            )
     }
 
     /// The day of the shop's calendar an instant falls on.

@@ -397,3 +397,43 @@ fn a_never_seen_order_the_rules_skip_is_not_a_conversion_and_never_backfilled() 
         Status::NotAConversion { reason, .. } if reason == "test_order"
     ));
 }
+
+#[test]
+fn a_window_never_reaches_past_the_records_life() {
+    assert!(matches!(
+        Window::since("60d", now(), ny()),
+        Err(WindowError::BadSince(_))
+    ));
+    let e = Window::since("60d", now(), ny()).unwrap_err().to_string();
+    assert!(e.contains("45d"), "{e}");
+    assert!(
+        Window::since("45d", now(), ny())
+            .unwrap()
+            .within_records(now())
+            .is_ok()
+    );
+    let old = Window::dates(
+        "2026-10-01".parse().unwrap(),
+        "2026-10-02".parse().unwrap(),
+        ny(),
+    )
+    .unwrap();
+    let e = old.within_records(now()).unwrap_err();
+    assert!(e.to_string().contains("45 days"), "{e}");
+}
+
+#[test]
+fn days_start_right_where_dst_begins_at_midnight() {
+    // Chile moves its clocks from 00:00 to 01:00 on 2026-09-06: that day starts at 01:00 -03.
+    let santiago = Window::time_zone("America/Santiago").unwrap();
+    let day: NaiveDate = "2026-09-06".parse().unwrap();
+    let w = Window::dates(day, day, santiago).unwrap();
+    let (start, end) = w.bounds();
+    assert_eq!(start.to_rfc3339(), "2026-09-06T04:00:00+00:00");
+    assert_eq!(end.to_rfc3339(), "2026-09-07T03:00:00+00:00");
+    // An order at 01:30 local time lands on its local day; one at 23:30 the evening before does not.
+    let early: DateTime<Utc> = "2026-09-06T04:30:00Z".parse().unwrap();
+    assert_eq!(w.day_of(early), day);
+    let eve: DateTime<Utc> = "2026-09-06T03:30:00Z".parse().unwrap();
+    assert!(eve < start, "the evening before is outside the day");
+}
