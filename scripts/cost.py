@@ -52,7 +52,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lambda_emulator import DISPATCH_DEFAULTS, Function  # noqa: E402
+from lambda_emulator import DISPATCH_DEFAULTS, Function, sqs_event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests/fixtures/shopify/webhooks"
@@ -449,21 +449,7 @@ def main() -> int:
                 time.sleep(0.5)
                 continue
             empty_polls = 0
-            event = {"Records": [{
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {
-                    k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType", "String"),
-                        "stringListValues": [], "binaryListValues": []}
-                    for k, v in m.get("MessageAttributes", {}).items()
-                },
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:cost-events",
-                "awsRegion": REGION,
-            } for m in messages]}
+            event = sqs_event(messages, "cost-events", REGION)
             inv = dispatch.invoke(event)
             invocations["dispatch"] += 1
             billed_ms["dispatch"] += max(1, math.ceil(inv.duration_ms))

@@ -230,3 +230,22 @@ class Function:
                 self.process.wait()
         self.log.close()
         self.api.close()
+
+
+def sqs_event(messages: list[dict], queue_name: str, region: str = "us-east-1") -> dict:
+    """The Lambda SQS event the event source mapping builds of received messages."""
+    return {"Records": [{
+        "messageId": m["MessageId"],
+        "receiptHandle": m["ReceiptHandle"],
+        "body": m["Body"],
+        "attributes": m.get("Attributes", {}),
+        "messageAttributes": {
+            k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType", "String"),
+                "stringListValues": [], "binaryListValues": []}
+            for k, v in m.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": m.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{region}:123456789012:{queue_name}",
+        "awsRegion": region,
+    } for m in messages]}

@@ -53,7 +53,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lambda_emulator import DISPATCH_DEFAULTS, Function  # noqa: E402
+from lambda_emulator import DISPATCH_DEFAULTS, Function, sqs_event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ROOT / "tests/fixtures/shopify/webhooks/orders-create.shopify-dev-sample-2026-07.json"
@@ -195,25 +195,6 @@ def attributes_of(message: dict) -> dict[str, str]:
 
 def relay_facts(attributes: dict[str, str]) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(attributes.get("relay", "")))
-
-
-def sqs_event(messages: list[dict], queue_name: str) -> dict:
-    """The Lambda SQS event the event source mapping builds of received messages."""
-    return {"Records": [{
-        "messageId": m["MessageId"],
-        "receiptHandle": m["ReceiptHandle"],
-        "body": m["Body"],
-        "attributes": m.get("Attributes", {}),
-        "messageAttributes": {
-            k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType", "String"),
-                "stringListValues": [], "binaryListValues": []}
-            for k, v in m.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": m.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue_name}",
-        "awsRegion": REGION,
-    } for m in messages]}
 
 
 def batch_failures(body: bytes) -> set[str]:
