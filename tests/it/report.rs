@@ -321,12 +321,37 @@ async fn report_page_shows_the_reports_numbers_offline_in_a_browser() {
         for field in ["orders", "sent", "accuracy"] {
             wanted.push(format!("days.{}.{field}", day.date));
         }
+        for status in pinrelay::reconcile::STATUS_KEYS {
+            wanted.push(format!("days.{}.statuses.{status}", day.date));
+        }
     }
     let absent: Vec<&String> = wanted
         .iter()
         .filter(|w| !shown.contains(w.as_str()))
         .collect();
     assert!(absent.is_empty(), "not on the page: {absent:?}");
+
+    // On the page, every day's statuses add up to its orders.
+    let number = |name: &str| -> u64 {
+        metrics
+            .iter()
+            .find(|m| m["metric"] == name)
+            .and_then(|m| m["text"].as_str())
+            .and_then(|t| t.replace(',', "").parse().ok())
+            .unwrap_or_else(|| panic!("{name} is not a number on the page"))
+    };
+    for day in &report.days {
+        let statuses: u64 = pinrelay::reconcile::STATUS_KEYS
+            .iter()
+            .map(|s| number(&format!("days.{}.statuses.{s}", day.date)))
+            .sum();
+        assert_eq!(
+            statuses,
+            number(&format!("days.{}.orders", day.date)),
+            "{}: the statuses shown do not add up to the orders shown",
+            day.date
+        );
+    }
 
     // The three charts, a bar group (orders and sent) per day in order.
     let charts = &page["charts"];

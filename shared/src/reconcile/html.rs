@@ -37,7 +37,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{Report, Status, Totals};
+use super::{Report, STATUS_KEYS, Status, Totals};
 
 /// Escapes text for HTML content and for a double- or single-quoted attribute value.
 pub fn escape(text: &str) -> String {
@@ -707,25 +707,40 @@ fn quality(out: &mut String, r: &Report) {
 }
 
 fn days_table(out: &mut String, r: &Report) {
-    out.push_str(
+    // One column per status: each day's cells add up to its orders.
+    let heads: String = STATUS_KEYS
+        .iter()
+        .map(|k| {
+            format!(
+                "<th scope=\"col\" class=\"num\">{}</th>",
+                k.replace('_', " ")
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
         "<section aria-labelledby=\"h-daytable\">\n<h2 id=\"h-daytable\">Day by day</h2>\n<table>\
-         <thead><tr><th scope=\"col\">day</th><th scope=\"col\" class=\"num\">orders</th><th scope=\"col\" class=\"num\">sent</th>\
-         <th scope=\"col\" class=\"num\">skipped by rule</th><th scope=\"col\" class=\"num\">pending</th>\
-         <th scope=\"col\" class=\"num\">missing</th><th scope=\"col\" class=\"num\">accuracy</th></tr></thead><tbody>\n",
+         <thead><tr><th scope=\"col\">day</th><th scope=\"col\" class=\"num\">orders</th>{heads}\
+         <th scope=\"col\" class=\"num\">accuracy</th></tr></thead><tbody>"
     );
     for day in &r.days {
         let d = day.date.to_string();
         let t = &day.totals;
         let p = |field: &str| format!("days.{d}.{field}");
+        let cells: String = STATUS_KEYS
+            .iter()
+            .map(|k| {
+                let n = t.statuses.get(k).copied().unwrap_or_default();
+                format!(
+                    "<td class=\"num\">{}</td>",
+                    metric(&p(&format!("statuses.{k}")), &n.to_string())
+                )
+            })
+            .collect();
         let _ = writeln!(
             out,
-            "<tr><th scope=\"row\"><time datetime=\"{d}\">{d}</time></th><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<tr><th scope=\"row\"><time datetime=\"{d}\">{d}</time></th><td class=\"num\">{}</td>{cells}<td class=\"num\">{}</td></tr>",
             metric(&p("orders"), &t.orders.to_string()),
-            metric(&p("sent"), &t.sent.to_string()),
-            metric(&p("skipped_by_rule"), &t.skipped_by_rule.to_string()),
-            metric(&p("pending"), &t.pending.to_string()),
-            metric(&p("missing"), &t.missing.to_string()),
             fraction_metric(&p("accuracy"), t.accuracy),
         );
     }

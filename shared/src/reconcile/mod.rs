@@ -304,7 +304,37 @@ pub enum Status {
     },
 }
 
+/// The statuses a day's `statuses` counts, in display order; each order is exactly one, so they add
+/// up to its `orders`.
+pub const STATUS_KEYS: [&str; 9] = [
+    "sent",
+    "test_only",
+    "skipped_by_rule",
+    "conversion_lost",
+    "dead_lettered",
+    "in_doubt",
+    "pending",
+    "missing",
+    "not_a_conversion",
+];
+
 impl Status {
+    /// Its key in a day's `statuses` ([`STATUS_KEYS`]): a skip is `skipped_by_rule` or
+    /// `conversion_lost` (too old, not enough identity… by [`SkipReason::is_rule`]).
+    pub fn key(&self) -> &'static str {
+        match self {
+            Status::Sent { .. } => "sent",
+            Status::TestOnly { .. } => "test_only",
+            Status::Skipped { by_rule: true, .. } => "skipped_by_rule",
+            Status::Skipped { by_rule: false, .. } => "conversion_lost",
+            Status::DeadLettered { .. } => "dead_lettered",
+            Status::InDoubt { .. } => "in_doubt",
+            Status::Pending { .. } => "pending",
+            Status::Missing { .. } => "missing",
+            Status::NotAConversion { .. } => "not_a_conversion",
+        }
+    }
+
     /// `sent`, `test_only`, `skipped`, `dead_lettered`, `in_doubt`, `pending` or `missing`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -413,6 +443,9 @@ pub struct OrderRow {
 pub struct Totals {
     /// Shopify orders.
     pub orders: u64,
+    /// Each order counted once under its status ([`STATUS_KEYS`], every key present): the values
+    /// add up to `orders`.
+    pub statuses: BTreeMap<&'static str, u64>,
     /// Sent.
     pub sent: u64,
     /// Skipped, by reason label.
@@ -591,6 +624,7 @@ impl Sums {
     fn add(&mut self, row: &OrderRow) {
         let t = &mut self.totals;
         t.orders += 1;
+        *t.statuses.entry(row.status.key()).or_default() += 1;
         add_money(&mut self.ordered, &row.value_ordered, &row.currency);
         match &row.status {
             Status::Sent {
@@ -626,6 +660,9 @@ impl Sums {
 
     fn finish(self) -> Totals {
         let mut t = self.totals;
+        for key in STATUS_KEYS {
+            t.statuses.entry(key).or_default();
+        }
         t.accuracy = (t.orders > 0)
             .then(|| (t.sent + t.skipped_by_rule + t.not_a_conversion) as f64 / t.orders as f64);
         let format = |m: BTreeMap<String, i128>| {

@@ -14,10 +14,22 @@ pub fn table(report: &Report) -> String {
         "{}: {} to {} ({})\n",
         report.shop, report.from, report.to, report.time_zone
     );
+    // One column per status: each day's add up to its orders.
     let _ = writeln!(
         out,
-        "{:<10}  {:>6}  {:>5}  {:>7}  {:>4}  {:>7}  {:>7}  {:>8}  value sent / ordered",
-        "day", "orders", "sent", "skipped", "dead", "pending", "missing", "accuracy"
+        "{:<10}  {:>6}  {:>5}  {:>4}  {:>4}  {:>4}  {:>4}  {:>5}  {:>7}  {:>7}  {:>6}  {:>8}  value sent / ordered",
+        "day",
+        "orders",
+        "sent",
+        "test",
+        "rule",
+        "lost",
+        "dead",
+        "doubt",
+        "pending",
+        "missing",
+        "n/conv",
+        "accuracy"
     );
     for day in &report.days {
         row(&mut out, &day.date.to_string(), &day.totals);
@@ -140,8 +152,7 @@ fn quality(out: &mut String, q: &Quality) {
 }
 
 fn row(out: &mut String, label: &str, t: &Totals) {
-    let skipped: u64 = t.skipped.values().sum();
-    let dead: u64 = t.dead_lettered.values().sum();
+    let n = |key: &str| t.statuses.get(key).copied().unwrap_or_default();
     let accuracy = t.accuracy.map_or_else(|| "-".to_owned(), percent);
     let value: Vec<String> = t
         .value_ordered
@@ -153,11 +164,17 @@ fn row(out: &mut String, label: &str, t: &Totals) {
         .collect();
     let _ = writeln!(
         out,
-        "{label:<10}  {:>6}  {:>5}  {skipped:>7}  {dead:>4}  {:>7}  {:>7}  {accuracy:>8}  {}",
+        "{label:<10}  {:>6}  {:>5}  {:>4}  {:>4}  {:>4}  {:>4}  {:>5}  {:>7}  {:>7}  {:>6}  {accuracy:>8}  {}",
         t.orders,
-        t.sent,
-        t.pending,
-        t.missing,
+        n("sent"),
+        n("test_only"),
+        n("skipped_by_rule"),
+        n("conversion_lost"),
+        n("dead_lettered"),
+        n("in_doubt"),
+        n("pending"),
+        n("missing"),
+        n("not_a_conversion"),
         value.join(", ")
     );
 }

@@ -437,3 +437,20 @@ fn days_start_right_where_dst_begins_at_midnight() {
     let eve: DateTime<Utc> = "2026-09-06T03:30:00Z".parse().unwrap();
     assert!(eve < start, "the evening before is outside the day");
 }
+
+#[test]
+fn every_days_statuses_add_up_to_its_orders() {
+    let r = full_report();
+    for day in r.days.iter().map(|d| &d.totals).chain([&r.totals]) {
+        assert_eq!(day.statuses.len(), STATUS_KEYS.len());
+        assert_eq!(day.statuses.values().sum::<u64>(), day.orders, "{day:?}");
+    }
+    let json = serde_json::to_value(&r).unwrap();
+    let total: u64 = json["totals"]["statuses"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(json["totals"]["orders"], total);
+}
