@@ -363,6 +363,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let shop = report.shop.clone();
+    if args.backfill {
+        // The backfill's result is what was asked for: it comes first, and alone.
+        return backfill(&args, &admin, &relay, &shop, &report).await;
+    }
     report.quality = quality(&args, lookback, &report).await;
 
     if args.json {
@@ -380,10 +384,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }
-    if !args.backfill {
-        return Ok(ExitCode::SUCCESS);
-    }
-    backfill(&args, &admin, &relay, &shop, &report).await
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Pinterest's Event Quality of `checkout` events beside the report, when a token and ad account
@@ -417,7 +418,26 @@ async fn quality(args: &Args, lookback: Lookback, report: &Report) -> Option<Qua
     Some(Quality::new(lookback, &scores, &report.totals))
 }
 
-/// Sends the recoverable missing orders through the relay's queue; exit 1 if any failed.
+/// What `--backfill` did (or, with `--dry-run`, would do), by order id.
+#[derive(Debug, Default, serde::Serialize)]
+struct Backfill {
+    /// Missing orders inside Pinterest's 7 days: sent through the relay (or, dry, to be).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_send: Option<Vec<u64>>,
+    /// Sent through the relay's queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent: Option<Vec<u64>>,
+    /// Could not be queued, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<(u64, String)>,
+    /// Never seen, and the conversion rules would skip them: never backfilled.
+    not_conversions: Vec<u64>,
+    /// Missing, and older than Pinterest's 7 days.
+    not_recoverable: Vec<u64>,
+}
+
+/// Sends the recoverable missing orders through the relay's queue; exit 1 if any failed. The
+/// result is one line (or, with `--json`, one object) before anything else.
 async fn backfill(
     args: &Args,
     admin: &AdminApi,
@@ -425,38 +445,36 @@ async fn backfill(
     shop: &str,
     report: &Report,
 ) -> anyhow::Result<ExitCode> {
-    let recoverable: Vec<_> = report.recoverable().collect();
-    let lost: Vec<_> = report
-        .orders
-        .iter()
-        .filter(|o| matches!(o.status, reconcile::Status::Missing { recoverable: false }))
-        .collect();
-    let out = |line: String| {
-        if args.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
+    let ids = |want: fn(&reconcile::Status) -> bool| -> Vec<u64> {
+        report
+            .orders
+            .iter()
+            .filter(|o| want(&o.status))
+            .map(|o| o.id)
+            .collect()
     };
-    if !lost.is_empty() {
-        let names: Vec<&str> = lost.iter().map(|o| o.name.as_str()).collect();
-        out(format!(
-            "not recoverable (older than Pinterest's 7 days): {} order(s): {}",
-            lost.len(),
-            names.join(", ")
-        ));
-    }
+    let recoverable: Vec<_> = report.recoverable().collect();
+    let mut result = Backfill {
+        not_conversions: ids(|s| matches!(s, reconcile::Status::NotAConversion { .. })),
+        not_recoverable: ids(|s| matches!(s, reconcile::Status::Missing { recoverable: false })),
+        ..Backfill::default()
+    };
     if args.dry_run {
-        for o in &recoverable {
-            out(format!(
-                "would backfill {} (id {}, {})",
-                o.name, o.id, o.date
-            ));
+        result.would_send = Some(recoverable.iter().map(|o| o.id).collect());
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        } else {
+            println!(
+                "dry run: {} missing order(s) would be backfilled, {} not recoverable (older than Pinterest's 7 days), {} never seen and not conversions; nothing was sent",
+                recoverable.len(),
+                result.not_recoverable.len(),
+                result.not_conversions.len()
+            );
+            for o in &recoverable {
+                println!("  would backfill {} (id {}, {})", o.name, o.id, o.date);
+            }
+            not_recoverable(report);
         }
-        out(format!(
-            "dry run: {} order(s) would be backfilled",
-            recoverable.len()
-        ));
         return Ok(ExitCode::SUCCESS);
     }
     if !relay.can_send() {
@@ -465,28 +483,54 @@ async fn backfill(
     }
     let progress = progress_bar(!args.json);
     progress.set_length(recoverable.len() as u64);
-    let (mut sent, mut failed) = (0u64, Vec::new());
+    let mut sent = Vec::new();
     for o in &recoverable {
         progress.set_message(o.name.clone());
         match backfill_one(admin, relay, shop, &args.api_version, o.id).await {
-            Ok(()) => sent += 1,
-            Err(e) => failed.push(format!("{} (id {}): {e:#}", o.name, o.id)),
+            Ok(()) => sent.push(o.id),
+            Err(e) => result.failed.push((o.id, format!("{e:#}"))),
         }
         progress.inc(1);
     }
     progress.finish_and_clear();
-    out(format!(
-        "backfilled {sent} of {} missing order(s) through the relay's queue; dispatch sends each once",
-        recoverable.len()
-    ));
-    for f in &failed {
-        out(format!("  failed: {f}"));
-    }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
+    let failed = !result.failed.is_empty();
+    if args.json {
+        result.sent = Some(sent);
+        println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
+        println!(
+            "backfilled {} of {} missing order(s) through the relay's queue (dispatch sends each once); {} not recoverable, {} not conversions",
+            sent.len(),
+            recoverable.len(),
+            result.not_recoverable.len(),
+            result.not_conversions.len()
+        );
+        for (id, why) in &result.failed {
+            println!("  failed: order {id}: {why}");
+        }
+        not_recoverable(report);
+    }
+    Ok(if failed {
         ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
+}
+
+/// Lists the missing orders too old to send, by name.
+fn not_recoverable(report: &Report) {
+    let names: Vec<&str> = report
+        .orders
+        .iter()
+        .filter(|o| matches!(o.status, reconcile::Status::Missing { recoverable: false }))
+        .map(|o| o.name.as_str())
+        .collect();
+    if !names.is_empty() {
+        println!(
+            "  not recoverable (older than Pinterest's 7 days): {}",
+            names.join(", ")
+        );
+    }
 }
 
 /// One missing order: its REST body, onto the relay's queue. Nothing is recorded before dispatch

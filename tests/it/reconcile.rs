@@ -233,6 +233,27 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
         out.contains("not recoverable") && out.contains("#9008"),
         "{out}"
     );
+    assert!(
+        out.starts_with("dry run: 2 missing order(s)"),
+        "the result first: {out}"
+    );
+    let (code, json, stderr) = reconcile(
+        &data_dir,
+        &shopify,
+        &pinterest,
+        &["--backfill", "--dry-run", "--json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let dry: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(dry["would_send"], serde_json::json!([9006, 9007]), "{dry}");
+    assert!(
+        dry["not_recoverable"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(9008)),
+        "{dry}"
+    );
+    assert!(dry["not_conversions"].is_array(), "{dry}");
 
     let before = pinterest.accepted_event_ids();
     let (code, out, stderr) = reconcile(&data_dir, &shopify, &pinterest, &["--backfill"]);
@@ -452,7 +473,7 @@ async fn against_a_stack_reconcile_reads_the_dynamodb_records_and_backfills_thro
                 .unwrap()
         })
     };
-    let out = run(&["--backfill"]).await.unwrap();
+    let out = run(&[]).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -464,7 +485,15 @@ async fn against_a_stack_reconcile_reads_the_dynamodb_records_and_backfills_thro
         report["quality"].is_null(),
         "no Pinterest token, no quality section"
     );
-    assert!(stderr.contains("backfilled 1 of 1"), "{stderr}");
+    let out = run(&["--backfill"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let backfilled: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        backfilled["sent"],
+        serde_json::json!([9103]),
+        "{backfilled}"
+    );
 
     // The missing order is on the relay's queue as an orders/create of source backfill, with the
     // order's REST body; nothing is recorded until dispatch settles it.
