@@ -776,13 +776,33 @@ export class PinrelayStack extends Stack {
         "The hourly watch failed, so webhook subscriptions and recent orders went unchecked. Usually " +
         "the Shopify Admin API token in ShopifyAdminTokenSecret is empty, wrong (401) or lacks " +
         "read_orders (403), or ShopDomains is empty. The watch log's error line says which; fix it " +
-        "(aws secretsmanager put-secret-value), the next run checks again.",
+        "(aws secretsmanager put-secret-value), the next run checks again. Two failed runs in a row " +
+        "page: a single network blip does not.",
       namespace: "AWS/Lambda",
       metricName: "Errors",
       dimensions: fnDim(watch),
       statistic: "Sum",
       period: 3600,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
       threshold: 0,
+    });
+    alarm("WatchHeartbeatAlarm", {
+      alarmDescription:
+        "The hourly watch has not reported for two hours (no OrdersChecked), so nothing checks the " +
+        "subscriptions and orders: its schedule is disabled or deleted, or every run fails before it " +
+        "reports (see WatchErrorsAlarm). Missing data counts as breaching: a watch that stopped " +
+        "cannot look fine. Check the WatchSchedule and the watch log.",
+      namespace: "pinrelay",
+      metricName: "OrdersChecked",
+      dimensions: pinrelayDims(watch),
+      statistic: "SampleCount",
+      period: 3600,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      threshold: 1,
+      comparisonOperator: "LessThanThreshold",
+      treatMissingData: "breaching",
     });
     const stat = (id: string, metricName: string): cloudwatch.CfnAlarm.MetricDataQueryProperty => ({
       id,
