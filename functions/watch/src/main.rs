@@ -49,7 +49,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &settings.api_version,
         settings.admin_api_url.as_deref(),
     )
-    .context("Shopify Admin API client")?;
+    .context("Shopify Admin API client")?
+    .with_retry_policy(pinrelay::shopify::admin::RetryPolicy::WATCH);
     let service = Service {
         admin,
         records: DynamoDbIdempotencyStore::new(Table::new(

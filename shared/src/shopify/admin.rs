@@ -152,6 +152,14 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The watch's: a run (two calls or a few pages, each up to 30 s) fits its 120 s timeout with
+    /// the waits of 3 attempts.
+    pub const WATCH: Self = Self {
+        max_attempts: 3,
+        min_wait: Duration::from_millis(250),
+        max_wait: Duration::from_secs(2),
+    };
+
     /// `wait` kept within `[min_wait, max_wait]`.
     fn clamp(&self, wait: Duration) -> Duration {
         wait.clamp(self.min_wait, self.max_wait.max(self.min_wait))
@@ -471,14 +479,26 @@ impl AdminApi {
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<Answer, AdminError> {
-        let response = request
+        let response = match request
             .header("X-Shopify-Access-Token", self.token.expose_secret())
             .send()
             .await
-            .map_err(|source| AdminError::Unreachable {
-                url: url.to_owned(),
-                source,
-            })?;
+        {
+            Ok(response) => response,
+            // A connection that failed or timed out is a network blip until retries say otherwise.
+            Err(source) if source.is_connect() || source.is_timeout() => {
+                return Ok(Answer::Retry(Retryable::Network(AdminError::Unreachable {
+                    url: url.to_owned(),
+                    source,
+                })));
+            }
+            Err(source) => {
+                return Err(AdminError::Unreachable {
+                    url: url.to_owned(),
+                    source,
+                });
+            }
+        };
         let status = response.status().as_u16();
         match status {
             401 => return Err(AdminError::InvalidToken),
@@ -530,6 +550,10 @@ impl AdminApi {
                     attempts: attempt,
                 },
             },
+            Retryable::Network(error) => Failure::Retry {
+                wait: self.retry.backoff(attempt),
+                error,
+            },
         }
     }
 }
@@ -548,6 +572,8 @@ enum Retryable {
     RateLimited(Option<Duration>),
     /// 5xx.
     ServerError(u16),
+    /// The connection failed or timed out; the error is the one given once retries are spent.
+    Network(AdminError),
 }
 
 /// A 200 GraphQL body, read.
