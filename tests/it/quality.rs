@@ -120,6 +120,10 @@ async fn a_refused_token_says_which_setting_to_fix() {
         "{error:?}"
     );
     assert!(error.to_string().contains("PINTEREST_ACCESS_TOKEN"));
+    assert!(
+        error.to_string().contains("ads:read"),
+        "a conversion-only token is told what it lacks: {error}"
+    );
     assert_eq!(fake.quality_requests()[0].status, 401);
 }
 

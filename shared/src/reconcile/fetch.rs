@@ -29,11 +29,11 @@ pub enum ReconcileError {
     /// The period is not a valid window.
     #[error(transparent)]
     Window(#[from] WindowError),
-    /// The Admin API failed (token, scope, network).
-    #[error("the Shopify Admin API failed: {0}")]
+    /// The Admin API failed (token, scope, network); its message says so, once.
+    #[error(transparent)]
     Admin(#[from] AdminError),
-    /// The relay's records could not be read.
-    #[error("the relay's records could not be read: {0}")]
+    /// The relay's records could not be read; the message says so, once.
+    #[error(transparent)]
     Records(#[from] StoreError),
 }
 
