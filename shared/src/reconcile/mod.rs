@@ -250,6 +250,8 @@ pub enum Status {
         match_keys: MatchKeys,
         /// The value sent.
         value_sent: Option<String>,
+        /// The currency sent with it (the order's when the record does not say).
+        currency_sent: Option<String>,
         /// Sent more than an hour after the order (Pinterest counts it as offline).
         late: bool,
     },
@@ -385,6 +387,7 @@ pub fn classify(
             event_id: record.event_id.clone(),
             match_keys: facts.match_keys,
             value_sent: facts.value.clone(),
+            currency_sent: facts.currency.clone(),
             late: facts.late,
         },
         (State::Sent, _) => Status::Sent {
@@ -392,6 +395,7 @@ pub fn classify(
             event_id: record.event_id.clone(),
             match_keys: MatchKeys::default(),
             value_sent: None,
+            currency_sent: None,
             late: false,
         },
         (State::Skipped, Some(Settled::Skipped(f))) => Status::Skipped {
@@ -468,7 +472,8 @@ pub struct Totals {
     pub recoverable: u64,
     /// (sent + skipped by rule) / orders; `None` without orders.
     pub accuracy: Option<f64>,
-    /// Value ordered, by currency, as decimal strings.
+    /// Value ordered of the orders that should have been sent (not those a rule skips), by
+    /// currency, as decimal strings.
     pub value_ordered: BTreeMap<String, String>,
     /// Value of the sent events, by currency.
     pub value_sent: BTreeMap<String, String>,
@@ -625,17 +630,27 @@ impl Sums {
         let t = &mut self.totals;
         t.orders += 1;
         *t.statuses.entry(row.status.key()).or_default() += 1;
-        add_money(&mut self.ordered, &row.value_ordered, &row.currency);
+        // The value ordered is that of the orders that should have been sent: not those a rule
+        // skips, sent or not.
+        if !matches!(
+            row.status,
+            Status::Skipped { by_rule: true, .. } | Status::NotAConversion { .. }
+        ) {
+            add_money(&mut self.ordered, &row.value_ordered, &row.currency);
+        }
         match &row.status {
             Status::Sent {
                 match_keys,
                 value_sent,
+                currency_sent,
                 ..
             } => {
                 t.sent += 1;
                 t.coverage.add(match_keys);
                 if let Some(v) = value_sent {
-                    add_money(&mut self.sent, v, &row.currency);
+                    // In the currency recorded at send time.
+                    let currency = currency_sent.as_deref().unwrap_or(&row.currency);
+                    add_money(&mut self.sent, v, currency);
                 }
             }
             Status::TestOnly { .. } => t.test_only += 1,
