@@ -14,6 +14,7 @@
 //!
 //! Exit codes: 0 done, 1 a request failed or a backfill could not be queued, 2 invalid arguments.
 
+use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -285,6 +286,80 @@ impl IdempotencyStore for Relay {
     }
 }
 
+/// The file in `serve`'s data directory that records the rules it runs with.
+pub const SETTINGS_FILE: &str = "settings.json";
+
+/// The relay's own conversion rules and `VALUE_SOURCE`, where they can be read: a stack's
+/// parameters (the settings of its functions), or the settings `serve` recorded in its data
+/// directory. `None`: this process's environment decides.
+async fn relay_rules(args: &Args) -> anyhow::Result<Option<pinrelay::mapping::Options>> {
+    use pinrelay::config::keys;
+    let values: HashMap<String, String> = if let Some(stack) = &args.stack {
+        let sdk = aws::load(Budget::CLI).await;
+        let parameters = stack_parameters(&sdk, stack).await?;
+        let by_variable = [
+            ("IncludeTestOrders", keys::INCLUDE_TEST_ORDERS),
+            ("SendPosOrders", keys::SEND_POS_ORDERS),
+            ("OrderSources", keys::ORDER_SOURCES),
+            ("ValueSource", keys::VALUE_SOURCE),
+            ("CheckoutOn", keys::CHECKOUT_ON),
+            ("PaidStatuses", keys::PAID_STATUSES),
+        ];
+        by_variable
+            .iter()
+            .filter_map(|(parameter, variable)| {
+                let value = parameters.iter().find(|(n, _)| n == parameter)?.1.clone();
+                Some(((*variable).to_owned(), value))
+            })
+            .collect()
+    } else if args.table.is_none() {
+        let path = args.data_dir.join(SETTINGS_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(json) => serde_json::from_str(&json)
+                .with_context(|| format!("{} is not the settings serve records", path.display()))?,
+            Err(_) => return Ok(None),
+        }
+    } else {
+        return Ok(None);
+    };
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let get = |key: &'static str| values.get(key).cloned();
+    Ok(Some(pinrelay::config::order_rules_from(&get)?))
+}
+
+/// A stack's parameters, name and value.
+async fn stack_parameters(
+    sdk: &aws_config::SdkConfig,
+    stack: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let out = aws_sdk_cloudformation::Client::new(sdk)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the parameters of stack {stack} (check the stack name, AWS_REGION and credentials): {}",
+                aws_sdk_cloudformation::error::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(out
+        .stacks()
+        .first()
+        .map(|s| s.parameters())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.parameter_value()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
 /// A stack's outputs, name and value.
 async fn stack_outputs(
     sdk: &aws_config::SdkConfig,
@@ -350,6 +425,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => Period::Since(args.since.clone()),
     };
     let relay = Relay::open(&args).await?;
+    // The relay's own rules where it records them; the flag still overrides the value source.
+    if let Some(own) = relay_rules(&args).await? {
+        let value_source = rules.value_source;
+        rules = own;
+        if args.value_source.is_some() {
+            rules.value_source = value_source;
+        }
+    }
     let progress = progress_bar(!args.json);
     let mut on_page = |n: usize| progress.set_message(format!("{n} orders"));
     let fetched = reconcile::fetch(&admin, &relay, &period, &rules, Utc::now(), &mut on_page).await;

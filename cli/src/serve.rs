@@ -206,6 +206,18 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Writes the conversion rules and `VALUE_SOURCE` this relay runs with to its data directory.
+fn record_settings(
+    data_dir: &std::path::Path,
+    rules: &pinrelay::mapping::Options,
+) -> anyhow::Result<()> {
+    let settings: std::collections::BTreeMap<&str, String> =
+        config::order_rule_settings(rules).into_iter().collect();
+    let path = data_dir.join(crate::reconcile::SETTINGS_FILE);
+    std::fs::write(&path, serde_json::to_string_pretty(&settings)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// A new report token: 32 random bytes, hex.
 fn new_token() -> anyhow::Result<String> {
     use ring::rand::SecureRandom as _;
@@ -272,6 +284,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let db = SqliteDatabase::open_in(&args.data_dir)?;
+    // The rules this relay runs with, for `pinrelay reconcile --data-dir` to judge orders alike.
+    record_settings(&args.data_dir, &dispatch_config.options)?;
     // One relay per data directory: a second would compete for messages and its batches could
     // outlive the other's locks. The lock is the OS's, released whenever this process ends.
     let lock_path = args.data_dir.join(LOCK_FILE);

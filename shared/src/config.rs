@@ -171,7 +171,15 @@ pub fn required(key: &'static str) -> Result<String, MissingVar> {
 /// # Errors
 /// [`InvalidVar`].
 pub fn flag(key: &'static str) -> Result<bool, InvalidVar> {
-    match var(key).map(|v| v.to_ascii_lowercase()) {
+    flag_in(&|k| var(k), key)
+}
+
+/// [`flag`] over any source of settings.
+fn flag_in(
+    get: &dyn Fn(&'static str) -> Option<String>,
+    key: &'static str,
+) -> Result<bool, InvalidVar> {
+    match get(key).map(|v| v.to_ascii_lowercase()) {
         None => Ok(false),
         Some(v) => match v.as_str() {
             "true" | "1" | "yes" => Ok(true),
@@ -303,7 +311,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             });
         }
     };
-    let (checkout_on, paid_statuses) = checkout_rules()?;
+    let (checkout_on, paid_statuses) = checkout_rules(&|k| var(k))?;
     Ok(Options {
         event_id_template,
         store_url: var(keys::STORE_URL),
@@ -328,21 +336,49 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
 /// # Errors
 /// [`InvalidVar`] naming the variable.
 pub fn order_rules() -> Result<Options, InvalidVar> {
-    let (checkout_on, paid_statuses) = checkout_rules()?;
+    order_rules_from(&|k| var(k))
+}
+
+/// [`order_rules`] from another source of the same settings: `serve`'s recorded settings, or a
+/// stack's parameters mapped to the variables they set.
+///
+/// # Errors
+/// [`InvalidVar`] naming the variable.
+pub fn order_rules_from(
+    get: &dyn Fn(&'static str) -> Option<String>,
+) -> Result<Options, InvalidVar> {
+    let (checkout_on, paid_statuses) = checkout_rules(get)?;
     Ok(Options {
-        include_test_orders: flag(keys::INCLUDE_TEST_ORDERS)?,
-        send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
-        order_sources: order_sources(),
-        value_source: value_source()?,
+        include_test_orders: flag_in(get, keys::INCLUDE_TEST_ORDERS)?,
+        send_pos_orders: flag_in(get, keys::SEND_POS_ORDERS)?,
+        order_sources: order_sources_in(get),
+        value_source: value_source_in(get)?,
         checkout_on,
         paid_statuses,
         ..Options::default()
     })
 }
 
+/// The settings [`order_rules`] reads, as `(variable, value)`, for `serve` to record them.
+pub fn order_rule_settings(rules: &Options) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            keys::INCLUDE_TEST_ORDERS,
+            rules.include_test_orders.to_string(),
+        ),
+        (keys::SEND_POS_ORDERS, rules.send_pos_orders.to_string()),
+        (keys::ORDER_SOURCES, rules.order_sources.join(",")),
+        (keys::VALUE_SOURCE, rules.value_source.as_str().to_owned()),
+        (keys::CHECKOUT_ON, rules.checkout_on.as_str().to_owned()),
+        (keys::PAID_STATUSES, rules.paid_statuses.join(",")),
+    ]
+}
+
 /// Reads `CHECKOUT_ON` and `PAID_STATUSES`.
-fn checkout_rules() -> Result<(CheckoutOn, Vec<String>), InvalidVar> {
-    let checkout_on = match var(keys::CHECKOUT_ON).as_deref() {
+fn checkout_rules(
+    get: &dyn Fn(&'static str) -> Option<String>,
+) -> Result<(CheckoutOn, Vec<String>), InvalidVar> {
+    let checkout_on = match get(keys::CHECKOUT_ON).as_deref() {
         None | Some("created") => CheckoutOn::Created,
         Some("paid") => CheckoutOn::Paid,
         Some(other) => {
@@ -361,7 +397,7 @@ fn checkout_rules() -> Result<(CheckoutOn, Vec<String>), InvalidVar> {
         "partially_refunded",
         "refunded",
     ];
-    let paid_statuses = match var(keys::PAID_STATUSES) {
+    let paid_statuses = match get(keys::PAID_STATUSES) {
         None => Options::default().paid_statuses,
         Some(v) => {
             let statuses: Vec<String> = v
@@ -388,7 +424,12 @@ fn checkout_rules() -> Result<(CheckoutOn, Vec<String>), InvalidVar> {
 
 /// Reads `ORDER_SOURCES` into lowercase source names; default the online store (`web`).
 pub fn order_sources() -> Vec<String> {
-    match var(keys::ORDER_SOURCES) {
+    order_sources_in(&|k| var(k))
+}
+
+/// [`order_sources`] over any source of settings.
+fn order_sources_in(get: &dyn Fn(&'static str) -> Option<String>) -> Vec<String> {
+    match get(keys::ORDER_SOURCES) {
         None => vec![crate::mapping::ONLINE_STORE.to_owned()],
         Some(v) => v
             .split(',')
@@ -560,7 +601,14 @@ pub struct ServeSettings {
 /// # Errors
 /// [`InvalidVar`].
 pub fn value_source() -> Result<ValueSource, InvalidVar> {
-    match var(keys::VALUE_SOURCE).as_deref() {
+    value_source_in(&|k| var(k))
+}
+
+/// [`value_source`] over any source of settings.
+fn value_source_in(
+    get: &dyn Fn(&'static str) -> Option<String>,
+) -> Result<ValueSource, InvalidVar> {
+    match get(keys::VALUE_SOURCE).as_deref() {
         None | Some("subtotal") => Ok(ValueSource::Subtotal),
         Some("total") => Ok(ValueSource::Total),
         Some(other) => Err(InvalidVar {
@@ -759,5 +807,31 @@ mod tests {
             assert_eq!(parse_duration("soon", unit), None);
             assert_eq!(parse_duration("7w7", unit), None);
         }
+    }
+}
+
+#[cfg(test)]
+mod rules_tests {
+    use super::*;
+
+    #[test]
+    fn recorded_rules_read_back_as_they_were() {
+        let rules = Options {
+            include_test_orders: true,
+            order_sources: vec!["web".into(), "shopify_draft_order".into()],
+            value_source: ValueSource::Total,
+            checkout_on: CheckoutOn::Paid,
+            paid_statuses: vec!["paid".into()],
+            ..Options::default()
+        };
+        let recorded: std::collections::HashMap<&str, String> =
+            order_rule_settings(&rules).into_iter().collect();
+        let back = order_rules_from(&|k| recorded.get(k).cloned()).unwrap();
+        assert_eq!(back.include_test_orders, rules.include_test_orders);
+        assert_eq!(back.order_sources, rules.order_sources);
+        assert_eq!(back.value_source, rules.value_source);
+        assert_eq!(back.checkout_on, rules.checkout_on);
+        assert_eq!(back.paid_statuses, rules.paid_statuses);
+        assert!(order_rules_from(&|k| (k == keys::CHECKOUT_ON).then(|| "later".into())).is_err());
     }
 }
