@@ -288,6 +288,7 @@ mod tests {
             value: "10.00".into(),
             currency: "USD".into(),
             not_a_conversion: None,
+            undone: false,
         }
     }
 

@@ -218,10 +218,9 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
     );
 
     // serve records the rules it runs with; reconcile --data-dir judges orders by them.
-    let recorded: Value = serde_json::from_str(
-        &std::fs::read_to_string(data_dir.join("settings.json")).unwrap(),
-    )
-    .unwrap();
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(data_dir.join("settings.json")).unwrap())
+            .unwrap();
     assert_eq!(recorded["ORDER_SOURCES"], "web");
     assert_eq!(recorded["VALUE_SOURCE"], "subtotal");
 

@@ -34,6 +34,7 @@ fn order(id: u64, created_at: &str, value: &str, currency: &str) -> ShopOrder {
         value: value.into(),
         currency: currency.into(),
         not_a_conversion: None,
+        undone: false,
     }
 }
 

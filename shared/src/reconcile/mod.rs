@@ -61,6 +61,8 @@ pub struct ShopOrder {
     /// Why the conversion rules would skip it ([`crate::mapping::order_rule`]), when they would:
     /// a never-seen order that is not a conversion.
     pub not_a_conversion: Option<SkipReason>,
+    /// Cancelled, voided or refunded by now (a sent purchase stays sent; the report counts these).
+    pub undone: bool,
 }
 
 impl ShopOrder {
@@ -73,8 +75,16 @@ impl ShopOrder {
             source_name: order.source_name.as_deref(),
             financial_status: order.financial_status.as_deref(),
         };
+        let undone = order.cancelled_at.is_some()
+            || order.financial_status.as_deref().is_some_and(|s| {
+                matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "refunded" | "voided" | "partially_refunded"
+                )
+            });
         Self {
             not_a_conversion: order_rule(&facts, rules).err(),
+            undone,
             id: order.id,
             name: order.name.clone(),
             created_at: order.created_at,
@@ -435,6 +445,8 @@ pub struct OrderRow {
     pub date: NaiveDate,
     /// The value ordered (the amount the relay sends as `value`).
     pub value_ordered: String,
+    /// Cancelled, voided or refunded since it was placed.
+    pub undone: bool,
     /// Its currency.
     pub currency: String,
     /// What became of it.
@@ -477,6 +489,11 @@ pub struct Totals {
     pub value_ordered: BTreeMap<String, String>,
     /// Value of the sent events, by currency.
     pub value_sent: BTreeMap<String, String>,
+    /// Of the sent, those cancelled, voided or refunded since (still counted as sent: Pinterest
+    /// keeps a purchase), with their value sent by currency beside `value_sent`.
+    pub sent_since_undone: u64,
+    /// Their value sent, by currency.
+    pub value_sent_since_undone: BTreeMap<String, String>,
     /// Match keys of the sent events.
     pub coverage: MatchKeyCounts,
 }
@@ -577,6 +594,7 @@ impl Report {
                 created_at: o.created_at,
                 date: window.day_of(o.created_at),
                 value_ordered: o.value.clone(),
+                undone: o.undone,
                 currency: o.currency.clone(),
                 status: classify(o, by_order.get(&o.id).copied(), now, settings),
             })
@@ -623,6 +641,7 @@ struct Sums {
     totals: Totals,
     ordered: BTreeMap<String, i128>,
     sent: BTreeMap<String, i128>,
+    undone: BTreeMap<String, i128>,
 }
 
 impl Sums {
@@ -651,7 +670,11 @@ impl Sums {
                     // In the currency recorded at send time.
                     let currency = currency_sent.as_deref().unwrap_or(&row.currency);
                     add_money(&mut self.sent, v, currency);
+                    if row.undone {
+                        add_money(&mut self.undone, v, currency);
+                    }
                 }
+                t.sent_since_undone += u64::from(row.undone);
             }
             Status::TestOnly { .. } => t.test_only += 1,
             Status::InDoubt { .. } => t.in_doubt += 1,
@@ -690,6 +713,7 @@ impl Sums {
         };
         t.value_ordered = format(self.ordered);
         t.value_sent = format(self.sent);
+        t.value_sent_since_undone = format(self.undone);
         t
     }
 }

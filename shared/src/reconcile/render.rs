@@ -47,6 +47,19 @@ pub fn table(report: &Report) -> String {
     if !t.dead_lettered.is_empty() {
         let _ = writeln!(out, "dead-lettered: {}", counts(&t.dead_lettered));
     }
+    if t.sent_since_undone > 0 {
+        let value: Vec<String> = t
+            .value_sent_since_undone
+            .iter()
+            .map(|(currency, v)| format!("{currency} {v}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "sent, and since cancelled, voided or refunded: {} ({} of the value sent; Pinterest keeps them)",
+            t.sent_since_undone,
+            value.join(", ")
+        );
+    }
     if t.sent > 0 {
         let keys: Vec<String> = t
             .coverage

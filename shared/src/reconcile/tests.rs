@@ -20,6 +20,7 @@ fn order(id: u64, created_at: &str) -> ShopOrder {
         value: "10.00".into(),
         currency: "USD".into(),
         not_a_conversion: None,
+        undone: false,
     }
 }
 
@@ -454,4 +455,24 @@ fn every_days_statuses_add_up_to_its_orders() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(json["totals"]["orders"], total);
+}
+
+#[test]
+fn orders_sent_and_since_cancelled_or_refunded_are_counted_with_their_value() {
+    let w = Window::since("3d", now(), ny()).unwrap();
+    let mut refunded = order(1, "2026-11-30T15:00:00Z");
+    refunded.undone = true;
+    let orders = [refunded, order(2, "2026-11-30T16:00:00Z")];
+    let r = Report::build(
+        SHOP,
+        &w,
+        &orders,
+        &[sent(1, true, false), sent(2, true, false)],
+        now(),
+        &Settings::default(),
+    );
+    assert_eq!(r.totals.sent, 2, "a purchase Pinterest got stays sent");
+    assert_eq!(r.totals.sent_since_undone, 1);
+    assert_eq!(r.totals.value_sent_since_undone["USD"], "10.00");
+    assert_eq!(r.totals.value_sent["USD"], "20.00");
 }
