@@ -160,6 +160,8 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
         order(9006, 5, "web", false),
         order(9007, 3, "web", false),
         order(9008, 24 * 9, "web", false), // older than Pinterest's 7 days
+        order(9009, 4, "web", true),       // a test order: not a conversion
+        order(9010, 4, "pos", false),      // a POS order: not a conversion
     ];
     shopify.add_orders(
         seen.iter()
@@ -186,14 +188,32 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
         (9006, status("missing", "recoverable=true")),
         (9007, status("missing", "recoverable=true")),
         (9008, status("missing", "recoverable=false")),
+        (9009, status("not_a_conversion", "test_order")),
+        (9010, status("not_a_conversion", "pos_order")),
     ]);
     assert_eq!(statuses(&report), expected, "{json}");
     assert_eq!(report["time_zone"], "America/New_York");
-    assert_eq!(report["totals"]["orders"], 8);
+    assert_eq!(report["totals"]["orders"], 10);
     assert_eq!(report["totals"]["sent"], 1);
     assert_eq!(report["totals"]["skipped_by_rule"], 3);
     assert_eq!(report["totals"]["missing"], 3);
-    assert_eq!(report["totals"]["accuracy"], 0.5);
+    assert_eq!(report["totals"]["not_a_conversion"], 2);
+    assert_eq!(report["totals"]["accuracy"], 0.6);
+    // Per day and in total, the statuses add up to the orders.
+    for totals in report["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain([&report["totals"]])
+    {
+        let sum: u64 = totals["statuses"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, totals["orders"].as_u64().unwrap(), "{totals}");
+    }
     let sent = report["orders"]
         .as_array()
         .unwrap()
@@ -253,6 +273,11 @@ async fn reconcile_classifies_every_order_and_backfill_sends_the_missing_ones_on
     assert_eq!(code, 0, "{stderr}");
     let dry: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(dry["would_send"], serde_json::json!([9006, 9007]), "{dry}");
+    assert_eq!(
+        dry["not_conversions"],
+        serde_json::json!([9009, 9010]),
+        "{dry}"
+    );
     assert!(
         dry["not_recoverable"]
             .as_array()
