@@ -8,13 +8,18 @@
 // makes the script exit non-zero. It prints ONE JSON line:
 //
 //   {"metrics": [{"metric": "totals.orders", "text": "5", "value": null}, ...],
-//    "charts": {"days": {"groups": [{"day": "2026-11-30", "orders": 1, "sent": 1}], "bars": 6},
+//    "charts": {"days": {"groups": [{"day": "2026-11-30", "orders": 3,
+//                                     "segments": [{"status": "sent", "count": 2, "height": 40}, ...]}],
+//                         "bars": 6},
 //               "reasons": {"bars": 2, "reasons": ["test_order", ...]}, "coverage": {"bars": 5}},
 //    "svgs": [{"chart": "days", "role": "img", "title": "...", "label": true}],
+//    "clipped": [{"chart": "reasons", "text": "..."}],
+//    "orders": [{"order": 0, "status": "sent", "group": "sent", "open": false}, ...],
 //    "requests": ["file:///..."], "blocked": []}
 //
 // `metrics` lists every `[data-metric]` element in document order: its trimmed text and its
-// `data-value` (null when absent). Chromium: $CHROMIUM or /usr/bin/chromium.
+// `data-value` (null when absent); `clipped` every shown chart text that reaches past its chart's
+// viewBox (and so is cut off); `orders` every order row and the `<details>` group it is in. Chromium: $CHROMIUM or /usr/bin/chromium.
 
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -81,8 +86,12 @@ async function run(opts) {
         days: days && {
           groups: [...days.querySelectorAll('g.day')].map((g) => ({
             day: g.getAttribute('data-day'),
-            orders: g.querySelectorAll('rect.bar.orders').length,
-            sent: g.querySelectorAll('rect.bar.sent').length,
+            orders: Number(g.getAttribute('data-orders')),
+            segments: [...g.querySelectorAll('rect.bar.seg')].map((r) => ({
+              status: r.getAttribute('data-status'),
+              count: Number(r.getAttribute('data-count')),
+              height: r.getBBox().height,
+            })),
           })),
           bars: days.querySelectorAll('rect.bar').length,
         },
@@ -102,8 +111,36 @@ async function run(opts) {
         title: (s.querySelector(':scope > title') || {}).textContent || null,
         label: !!s.getAttribute('aria-labelledby'),
       }));
+      // Every chart text inside its chart's viewBox: a label drawn past an edge is clipped.
+      const clipped = [];
+      for (const s of document.querySelectorAll('svg')) {
+        const box = s.viewBox.baseVal;
+        for (const t of s.querySelectorAll('text')) {
+          if (getComputedStyle(t).display === 'none') continue;
+          const b = t.getBBox();
+          if (b.width === 0) continue;
+          // A rotated label (the day axis) is measured through its transform.
+          const m = t.transform.baseVal.consolidate();
+          const pts = [[b.x, b.y], [b.x + b.width, b.y], [b.x, b.y + b.height], [b.x + b.width, b.y + b.height]].map(([x, y]) => {
+            if (!m) return [x, y];
+            const p = new DOMPoint(x, y).matrixTransform(m.matrix);
+            return [p.x, p.y];
+          });
+          const out = pts.some(([x, y]) => x < box.x - 0.5 || x > box.x + box.width + 0.5 || y < box.y - 0.5 || y > box.y + box.height + 0.5);
+          if (out) clipped.push({ chart: s.getAttribute('data-chart'), text: t.textContent });
+        }
+      }
+      const orders = [...document.querySelectorAll('tr[data-order]')].map((tr) => {
+        const group = tr.closest('details');
+        return {
+          order: Number(tr.getAttribute('data-order')),
+          status: tr.getAttribute('data-status'),
+          group: group && group.getAttribute('data-status'),
+          open: !!(group && group.open),
+        };
+      });
       const scripts = document.querySelectorAll('script').length;
-      return { metrics, charts, svgs, scripts };
+      return { metrics, charts, svgs, scripts, clipped, orders };
     });
     const external = requests.filter((r) => r !== url);
     return { result: { ...read, requests, blocked }, problems: [...new Set([...blocked, ...external])].map((r) => `the page requested ${r}`), pageErrors };

@@ -2,7 +2,8 @@
 //! two currencies and a quality section is written to a file, opened offline in headless Chromium
 //! (`tests/browser/report.mjs`, which fails on any request the page makes), and every
 //! `[data-metric]` number read back must equal the same place in the report's JSON; the three
-//! charts must be there, with a bar group per day.
+//! charts must be there, with a stacked bar per day, no label cut off, and every order in a row
+//! of its status group.
 //!
 //! Needs Chromium and playwright-core, like `browser.rs` (same skip rule, same one-browser lock).
 
@@ -126,7 +127,8 @@ fn report() -> Report {
         sent(2, "40.00", "EUR", email),
         skipped(3, "test_order", true),
         sent(4, "19.99", "USD", all),
-        skipped(5, "pos_order", true),
+        // The reason a past page cut to "ancelled_order" with its kind beside it.
+        skipped(5, "cancelled_order", true),
         skipped(6, "expired", false),
         entry(
             7,
@@ -298,7 +300,7 @@ async fn report_page_shows_the_reports_numbers_offline_in_a_browser() {
         "totals.pending",
         "totals.skipped_by_rule",
         "totals.skipped.test_order",
-        "totals.skipped.pos_order",
+        "totals.skipped.cancelled_order",
         "totals.skipped.expired",
         "totals.dead_lettered.pinterest_rejected",
         "totals.value_ordered.USD",
@@ -325,6 +327,10 @@ async fn report_page_shows_the_reports_numbers_offline_in_a_browser() {
         for status in pinrelay::reconcile::STATUS_KEYS {
             wanted.push(format!("days.{}.statuses.{status}", day.date));
         }
+    }
+    for i in 0..report.orders.len() {
+        wanted.push(format!("orders.{i}.id"));
+        wanted.push(format!("orders.{i}.status"));
     }
     let absent: Vec<&String> = wanted
         .iter()
@@ -354,17 +360,75 @@ async fn report_page_shows_the_reports_numbers_offline_in_a_browser() {
         );
     }
 
-    // The three charts, a bar group (orders and sent) per day in order.
+    // The three charts: one stacked bar per day in order, a segment per status with orders that
+    // day (in `STATUS_KEYS` order, sent at the bottom), whose counts add up to the day's orders and
+    // whose heights are in proportion to them.
     let charts = &page["charts"];
     let groups = charts["days"]["groups"].as_array().unwrap();
     let days: Vec<String> = report.days.iter().map(|d| d.date.to_string()).collect();
     let group_days: Vec<&str> = groups.iter().filter_map(|g| g["day"].as_str()).collect();
     assert_eq!(group_days, days);
+    let mut segments = 0;
+    for (group, day) in groups.iter().zip(&report.days) {
+        assert_eq!(group["orders"], day.totals.orders, "{group}");
+        let shown: Vec<(&str, u64)> = group["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["status"].as_str().unwrap(), s["count"].as_u64().unwrap()))
+            .collect();
+        let expected: Vec<(&str, u64)> = pinrelay::reconcile::STATUS_KEYS
+            .iter()
+            .map(|k| (*k, day.totals.statuses[k]))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(shown, expected, "{}", day.date);
+        assert_eq!(
+            shown.iter().map(|(_, n)| n).sum::<u64>(),
+            day.totals.orders,
+            "{}: the segments do not add up to the day's orders",
+            day.date
+        );
+        for s in group["segments"].as_array().unwrap() {
+            let per_order = s["height"].as_f64().unwrap() / s["count"].as_f64().unwrap();
+            let first = group["segments"][0]["height"].as_f64().unwrap()
+                / group["segments"][0]["count"].as_f64().unwrap();
+            assert!((per_order - first).abs() < 0.2, "{group}");
+        }
+        segments += shown.len();
+    }
     assert!(
-        groups.iter().all(|g| g["orders"] == 1 && g["sent"] == 1),
-        "{groups:?}"
+        report
+            .days
+            .iter()
+            .any(|d| d.totals.statuses.values().filter(|n| **n > 0).count() > 1),
+        "some day stacks more than one status"
     );
-    assert_eq!(charts["days"]["bars"], 2 * days.len());
+    assert_eq!(charts["days"]["bars"], segments);
+    // No chart label is cut off at an edge of its chart.
+    assert_eq!(
+        page["clipped"],
+        serde_json::json!([]),
+        "{}",
+        page["clipped"]
+    );
+
+    // Every order has one row, in the group of its status; the sent are folded, the orders that
+    // need a look are not.
+    let rows = page["orders"].as_array().unwrap();
+    let mut seen: Vec<u64> = rows.iter().map(|r| r["order"].as_u64().unwrap()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..report.orders.len() as u64).collect::<Vec<_>>());
+    for row in rows {
+        let o = &report.orders[row["order"].as_u64().unwrap() as usize];
+        assert_eq!(row["status"], o.status.key(), "{row}");
+        assert_eq!(row["group"], o.status.key(), "{row}");
+        let folded = matches!(
+            o.status.key(),
+            "sent" | "skipped_by_rule" | "not_a_conversion"
+        );
+        assert_eq!(row["open"], !folded, "{row}");
+    }
     let reasons = &charts["reasons"];
     assert_eq!(reasons["bars"], t.skipped.len() + t.dead_lettered.len());
     let kinds: Vec<(&str, &str)> = reasons["reasons"]
@@ -377,7 +441,7 @@ async fn report_page_shows_the_reports_numbers_offline_in_a_browser() {
     assert_eq!(
         kinds,
         [
-            ("pos_order", "rule"),
+            ("cancelled_order", "rule"),
             ("test_order", "rule"),
             ("expired", "lost"),
             ("pinterest_rejected", "dead")

@@ -1,15 +1,18 @@
 //! The page form of a [`Report`]: one self-contained HTML file a merchant opens in a browser.
 //!
 //! Everything is inline: the CSS, the SVG charts, no script, no font, no image, and no `src=`,
-//! `href=` or `url(` anywhere, so the page opens offline and asks nothing of the network. Every text
-//! taken from the report (shop, order names, reasons, details, hints) goes through [`escape`].
+//! `href=` or `url(` anywhere, so the page opens offline and asks nothing of the network. The page
+//! is a [maud](https://maud.lambda.xyz/) template: every text spliced into it (shop, order names,
+//! reasons, details, hints) is escaped by the template itself.
 //!
-//! It shows, in order: tiles of the window's totals; orders against sent per day (grouped vertical
-//! bars, one group per day, days without orders included); the skip and dead-letter reasons
-//! (horizontal bars, skips by a conversion rule apart from conversions lost); the match-key coverage
-//! of the sent events; the value sent against the value ordered per currency; Pinterest's Event
-//! Quality beside the relay's coverage (when the report has it); a table of the days; and the orders
-//! that need a look (all but the sent and the skipped by rule).
+//! It shows, in order: tiles of the window's totals; the statuses of each day's orders (one
+//! stacked bar a day, one segment per status, days without orders included); the skip and
+//! dead-letter reasons (horizontal bars, skips by a conversion rule apart from conversions lost);
+//! the match-key coverage of the sent events; the value sent against the value ordered per
+//! currency; Pinterest's Event Quality beside the relay's coverage (when the report has it); a
+//! table of the days; and every order, grouped by status (the sent, the skipped by a rule and the
+//! not-a-conversion groups folded in a `<details>`), with its reason, message, time, `event_id`,
+//! lateness and match keys.
 //!
 //! # Machine-readable numbers
 //!
@@ -22,7 +25,8 @@
 //! - an **array** is entered by its element's key, not its position: a day by its `date`
 //!   (`days.2026-11-30.sent`), a quality component by its `component`
 //!   (`quality.components.click_id_epik.pinterest_api`), and an order by its position in
-//!   `orders` (`orders.3.id`), which is the report's own order;
+//!   `orders` (`orders.3.id`, `orders.3.status`, `orders.3.reason`), which is the report's own
+//!   order;
 //! - when the element's **text** is the JSON value as it is (a count, an amount such as `50.00`, a
 //!   status), there is no other attribute; when the text is a rendering (a fraction shown as a
 //!   percent, a percentage with `%`, a missing value shown as `–`), the exact JSON value is in
@@ -30,55 +34,72 @@
 //!   a missing value).
 //!
 //! The same metric may appear more than once (a chart label and a table cell); each copy holds the
-//! same value. Chart groups carry `data-day` (chart 1) and bars `data-reason`/`data-key`, for tests
-//! that count them; the charts are `svg[data-chart="days"]`, `svg[data-chart="reasons"]` and
-//! `svg[data-chart="coverage"]`.
+//! same value. For tests that count them: the charts are `svg[data-chart="days"]`,
+//! `svg[data-chart="reasons"]` and `svg[data-chart="coverage"]`; a day of the first is a
+//! `g.day[data-day][data-orders]` holding one `rect.bar.seg[data-status][data-count]` per status
+//! with orders that day (the counts add up to the day's orders); a bar of the others is a
+//! `g.hbar` with `data-reason`/`data-kind` or `data-key`. An order's row is
+//! `tr[data-order="{position}"][data-status="{key}"]` inside the `details[data-status="{key}"]` of
+//! its status ([`Status::key`]).
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
-use super::{Report, STATUS_KEYS, Status, Totals};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use maud::{Markup, PreEscaped, Render, html as markup};
 
-/// Escapes text for HTML content and for a double- or single-quoted attribute value.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use super::{OrderRow, Report, STATUS_KEYS, Status, Totals};
+use crate::pinterest::MatchKeys;
 
 /// The report as one self-contained HTML page (see the module documentation).
 pub fn html(report: &Report) -> String {
-    let mut out = String::with_capacity(32 * 1024);
-    head(&mut out, report);
-    tiles(&mut out, report);
-    chart_days(&mut out, report);
-    chart_reasons(&mut out, report);
-    chart_coverage(&mut out, &report.totals);
-    values(&mut out, &report.totals);
-    quality(&mut out, report);
-    days_table(&mut out, report);
-    orders_to_look_at(&mut out, report);
-    out.push_str(
-        "<footer><p>Made by <code>pinrelay reconcile --html</code>. Days are the shop's calendar \
-         days; accuracy is (sent + skipped by a conversion rule) / orders.</p></footer>\n\
-         </main>\n</body>\n</html>\n",
-    );
+    let page = markup! {
+        (PreEscaped("<!doctype html>\n"))
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light";
+                title {
+                    "Pinterest conversions report: " (report.shop) ", " (report.from) " to " (report.to)
+                }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                main {
+                    (header(report))
+                    (tiles(report))
+                    (chart_days(report))
+                    (chart_reasons(report))
+                    (chart_coverage(&report.totals))
+                    (values(&report.totals))
+                    (quality(report))
+                    (days_table(report))
+                    (orders(report))
+                    (without_order(report))
+                    footer {
+                        p {
+                            "Made by " code { "pinrelay reconcile --html" } ". Days are the shop's \
+                             calendar days; accuracy is (sent + skipped by a conversion rule + not a \
+                             conversion) / orders."
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let mut out = page.into_string();
+    out.push('\n');
     out
 }
 
 const CSS: &str = r#"
 :root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --paper: #ffffff;
   --soft: #f6f8fa; --orders: #8a94a6; --sent: #1a7f37; --rule: #0969da; --lost: #bc4c00;
-  --dead: #cf222e; --warn: #9a6700; }
+  --dead: #cf222e; --warn: #9a6700;
+  --s-sent: #1a7f37; --s-test_only: #1b7c83; --s-skipped_by_rule: #0969da; --s-conversion_lost: #bc4c00;
+  --s-dead_lettered: #cf222e; --s-in_doubt: #8250df; --s-pending: #d4a72c; --s-missing: #6e1423;
+  --s-not_a_conversion: #afb8c1; }
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--paper); color: var(--ink);
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
@@ -98,29 +119,47 @@ svg { display: block; width: 100%; height: auto; max-width: 100%; font-family: i
 svg text { fill: var(--ink); font-size: 11px; }
 svg .axis { stroke: var(--muted); stroke-width: 1; }
 svg .grid { stroke: var(--line); stroke-width: 1; }
-svg .orders { fill: var(--orders); } svg .sent { fill: var(--sent); } svg .rule { fill: var(--rule); }
+svg .sent { fill: var(--sent); } svg .rule { fill: var(--rule); }
 svg .lost { fill: var(--lost); } svg .dead { fill: var(--dead); } svg .key { fill: var(--rule); }
 svg .track { fill: var(--soft); stroke: var(--line); }
 svg .muted { fill: var(--muted); }
+svg .seg { stroke: var(--paper); stroke-width: .5; }
+.s-sent { fill: var(--s-sent); background: var(--s-sent); }
+.s-test_only { fill: var(--s-test_only); background: var(--s-test_only); }
+.s-skipped_by_rule { fill: var(--s-skipped_by_rule); background: var(--s-skipped_by_rule); }
+.s-conversion_lost { fill: var(--s-conversion_lost); background: var(--s-conversion_lost); }
+.s-dead_lettered { fill: var(--s-dead_lettered); background: var(--s-dead_lettered); }
+.s-in_doubt { fill: var(--s-in_doubt); background: var(--s-in_doubt); }
+.s-pending { fill: var(--s-pending); background: var(--s-pending); }
+.s-missing { fill: var(--s-missing); background: var(--s-missing); }
+.s-not_a_conversion { fill: var(--s-not_a_conversion); background: var(--s-not_a_conversion); }
 /* Many days: the zero counts stay in the page (and the day table) but not in the way. */
 svg[data-dense] text.zero { display: none; }
-.legend { display: flex; gap: 16px; flex-wrap: wrap; font-size: .9rem; margin: 4px 0 8px; }
+.legend { display: flex; gap: 6px 16px; flex-wrap: wrap; font-size: .9rem; margin: 4px 0 8px; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
-.swatch.orders { background: var(--orders); } .swatch.sent { background: var(--sent); }
+.swatch.sent { background: var(--sent); }
 .swatch.rule { background: var(--rule); } .swatch.lost { background: var(--lost); } .swatch.dead { background: var(--dead); }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; margin: 8px 0; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--soft); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+/* Column heads wrap between words; a reason label never breaks (or is cut) inside itself. */
+thead th.num { white-space: normal; }
+td.reason code, th time, td time { white-space: nowrap; }
+.scroll { overflow-x: auto; }
 tr.below-good td { background: #fff8c5; }
 .status { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: .82rem; font-weight: 600;
   border: 1px solid currentColor; white-space: nowrap; }
-.status.dead_lettered, .status.missing { color: var(--dead); } .status.pending { color: var(--warn); }
-.status.skipped { color: var(--lost); } .status.good { color: var(--sent); } .status.fair, .status.needs_improvement { color: var(--warn); }
+.status.dead_lettered, .status.missing { color: var(--dead); } .status.pending, .status.in_doubt { color: var(--warn); }
+.status.skipped { color: var(--lost); } .status.good, .status.sent { color: var(--sent); }
+.status.fair, .status.needs_improvement, .status.test_only { color: var(--warn); }
 .hint { color: var(--muted); font-size: .88rem; }
-td time { white-space: nowrap; }
 .empty { color: var(--muted); font-style: italic; }
 code { background: var(--soft); padding: 0 4px; border-radius: 4px; }
+details.group { border: 1px solid var(--line); border-radius: 8px; margin: 10px 0; padding: 0 12px; }
+details.group > summary { cursor: pointer; padding: 8px 0; font-weight: 600; }
+details.group > summary .hint { font-weight: normal; }
+details.group[open] > summary { border-bottom: 1px solid var(--line); }
 footer { margin-top: 32px; color: var(--muted); font-size: .85rem; }
 @media print {
   body { font-size: 11pt; }
@@ -132,50 +171,33 @@ footer { margin-top: 32px; color: var(--muted); font-size: .85rem; }
 }
 "#;
 
-fn head(out: &mut String, r: &Report) {
-    let shop = escape(&r.shop);
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"color-scheme\" content=\"light\">\n\
-         <title>Pinterest conversions report: {shop}, {} to {}</title>\n<style>{CSS}</style>\n\
-         </head>\n<body>\n<main>\n<header>\n<h1>Pinterest conversions: {shop}</h1>\n\
-         <p class=\"meta\">Orders from <time datetime=\"{from}\">{from}</time> to \
-         <time datetime=\"{to}\">{to}</time> ({tz}) &middot; generated \
-         <time datetime=\"{gen}\">{gen_text}</time> &middot; report schema v{v}</p>\n</header>\n",
-        r.from,
-        r.to,
-        from = r.from,
-        to = r.to,
-        tz = escape(&r.time_zone),
-        gen = r.generated_at.to_rfc3339(),
-        gen_text = r.generated_at.format("%Y-%m-%d %H:%M UTC"),
-        v = r.schema_version,
-    );
+fn header(r: &Report) -> Markup {
+    let generated = r.generated_at.to_rfc3339();
+    markup! {
+        header {
+            h1 { "Pinterest conversions: " (r.shop) }
+            p.meta {
+                "Orders from " time datetime=(r.from) { (r.from) } " to "
+                time datetime=(r.to) { (r.to) } " (" (r.time_zone) ") · generated "
+                time datetime=(generated) { (r.generated_at.format("%Y-%m-%d %H:%M UTC")) }
+                " · report schema v" (r.schema_version)
+            }
+        }
+    }
 }
 
 /// `<span data-metric="path">text</span>`, the text being the JSON value as it is.
-fn metric(path: &str, text: &str) -> String {
-    format!(
-        "<span data-metric=\"{}\">{}</span>",
-        escape(path),
-        escape(text)
-    )
+fn metric(path: &str, text: impl Render) -> Markup {
+    markup! { span data-metric=(path) { (text) } }
 }
 
 /// `<span data-metric="path" data-value="json">display</span>`.
-fn metric_value(path: &str, json: &str, display: &str) -> String {
-    format!(
-        "<span data-metric=\"{}\" data-value=\"{}\">{}</span>",
-        escape(path),
-        escape(json),
-        escape(display)
-    )
+fn metric_value(path: &str, json: &str, display: &str) -> Markup {
+    markup! { span data-metric=(path) data-value=(json) { (display) } }
 }
 
 /// A fraction (0 to 1) as `60.0%`, with the fraction in `data-value`.
-fn fraction_metric(path: &str, fraction: Option<f64>) -> String {
+fn fraction_metric(path: &str, fraction: Option<f64>) -> Markup {
     match fraction {
         Some(f) => metric_value(path, &f.to_string(), &percent(f * 100.0)),
         None => metric_value(path, "null", "–"),
@@ -183,7 +205,7 @@ fn fraction_metric(path: &str, fraction: Option<f64>) -> String {
 }
 
 /// A percentage (0 to 100) as `18.5%`, with the number in `data-value`.
-fn percentage_metric(path: &str, pct: Option<f64>) -> String {
+fn percentage_metric(path: &str, pct: Option<f64>) -> Markup {
     match pct {
         Some(p) => metric_value(path, &p.to_string(), &percent(p)),
         None => metric_value(path, "null", "–"),
@@ -194,89 +216,59 @@ fn percent(pct: f64) -> String {
     format!("{pct:.1}%")
 }
 
-fn tile(out: &mut String, class: &str, label: &str, big: &str, note: &str) {
-    let _ = writeln!(
-        out,
-        "<div class=\"tile {class}\"><div class=\"label\">{label}</div><div class=\"big\">{big}</div>\
-         <div class=\"note\">{note}</div></div>"
-    );
+/// A coordinate with one decimal.
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
 }
 
-fn tiles(out: &mut String, r: &Report) {
+fn tile(class: &str, label: &str, big: Markup, note: Markup) -> Markup {
+    markup! {
+        div class={ "tile " (class) } {
+            div.label { (label) }
+            div.big { (big) }
+            div.note { (note) }
+        }
+    }
+}
+
+fn tiles(r: &Report) -> Markup {
     let t = &r.totals;
     let dead: u64 = t.dead_lettered.values().sum();
     let skipped: u64 = t.skipped.values().sum();
-    out.push_str("<section aria-label=\"Totals\" class=\"tiles\">\n");
-    tile(
-        out,
-        "",
-        "Shopify orders",
-        &metric("totals.orders", &t.orders.to_string()),
-        &format!(
-            "{skipped} skipped, {} by a conversion rule",
-            metric("totals.skipped_by_rule", &t.skipped_by_rule.to_string())
-        ),
-    );
-    tile(
-        out,
-        "good",
-        "Sent to Pinterest",
-        &metric("totals.sent", &t.sent.to_string()),
-        "processed by the Conversions API",
-    );
     let accuracy_class = match t.accuracy {
         Some(a) if a >= 0.98 => "good",
         Some(a) if a < 0.9 => "bad",
         Some(_) => "warn",
         None => "",
     };
-    tile(
-        out,
-        accuracy_class,
-        "Accuracy",
-        &fraction_metric("totals.accuracy", t.accuracy),
-        "(sent + skipped by rule) / orders",
-    );
-    let missing_note = if t.recoverable > 0 {
-        format!(
-            "recoverable: {} — run <code>pinrelay reconcile --backfill</code>",
-            metric("totals.recoverable", &t.recoverable.to_string())
-        )
-    } else {
-        format!(
-            "recoverable: {}",
-            metric("totals.recoverable", &t.recoverable.to_string())
-        )
-    };
-    tile(
-        out,
-        if t.missing > 0 { "bad" } else { "" },
-        "Missing",
-        &metric("totals.missing", &t.missing.to_string()),
-        &missing_note,
-    );
-    tile(
-        out,
-        if dead > 0 { "bad" } else { "" },
-        "Dead-lettered",
-        &dead.to_string(),
-        "need a human: see the reasons below",
-    );
-    tile(
-        out,
-        if t.pending > 0 { "warn" } else { "" },
-        "Pending",
-        &metric("totals.pending", &t.pending.to_string()),
-        "retrying, or placed moments ago",
-    );
-    out.push_str("</section>\n");
-    if t.recoverable > 0 {
-        let _ = writeln!(
-            out,
-            "<p class=\"callout\">{} missing order(s) are still within Pinterest's 7 days: run \
-             <code>pinrelay reconcile --backfill</code> to send them through the relay.</p>",
-            t.recoverable
-        );
+    markup! {
+        section.tiles aria-label="Totals" {
+            (tile("", "Shopify orders", metric("totals.orders", t.orders), markup! {
+                (skipped) " skipped, " (metric("totals.skipped_by_rule", t.skipped_by_rule))
+                " by a conversion rule"
+            }))
+            (tile("good", "Sent to Pinterest", metric("totals.sent", t.sent),
+                markup! { "processed by the Conversions API" }))
+            (tile(accuracy_class, "Accuracy", fraction_metric("totals.accuracy", t.accuracy),
+                markup! { "(sent + skipped by rule + not a conversion) / orders" }))
+            (tile(if t.missing > 0 { "bad" } else { "" }, "Missing",
+                metric("totals.missing", t.missing), markup! {
+                    "recoverable: " (metric("totals.recoverable", t.recoverable))
+                    @if t.recoverable > 0 {
+                        " — run " code { "pinrelay reconcile --backfill" }
+                    }
+                }))
+            (tile(if dead > 0 { "bad" } else { "" }, "Dead-lettered", markup! { (dead) },
+                markup! { "need a human: see the reasons below" }))
+            (tile(if t.pending > 0 { "warn" } else { "" }, "Pending",
+                metric("totals.pending", t.pending), markup! { "retrying, or placed moments ago" }))
+        }
+        @if t.recoverable > 0 {
+            p.callout {
+                (t.recoverable) " missing order(s) are still within Pinterest's 7 days: run "
+                code { "pinrelay reconcile --backfill" } " to send them through the relay."
+            }
+        }
     }
 }
 
@@ -296,119 +288,144 @@ fn nice_scale(max: u64) -> (u64, u64) {
     (max.div_ceil(step) * step, step)
 }
 
-fn svg_open(out: &mut String, chart: &str, width: f64, height: f64, title: &str, desc: &str) {
-    let _ = writeln!(
-        out,
-        "<svg data-chart=\"{chart}\" viewBox=\"0 0 {width} {height}\" role=\"img\" \
-         aria-labelledby=\"{chart}-title {chart}-desc\" preserveAspectRatio=\"xMinYMin meet\">\
-         <title id=\"{chart}-title\">{}</title><desc id=\"{chart}-desc\">{}</desc>",
-        escape(title),
-        escape(desc)
-    );
+/// A status key in words: `skipped_by_rule` is "skipped by a rule".
+fn status_words(key: &str) -> &'static str {
+    match key {
+        "sent" => "sent",
+        "test_only" => "test only",
+        "skipped_by_rule" => "skipped by a rule",
+        "conversion_lost" => "conversion lost",
+        "dead_lettered" => "dead-lettered",
+        "in_doubt" => "in doubt",
+        "pending" => "pending",
+        "missing" => "missing",
+        "not_a_conversion" => "not a conversion",
+        _ => "other",
+    }
 }
 
-fn chart_days(out: &mut String, r: &Report) {
+/// The opening of a chart: `<svg data-chart role="img">` with its title and description.
+fn svg(chart: &str, size: (f64, f64), dense: bool, text: (&str, &str), body: Markup) -> Markup {
+    let (title, desc) = text;
+    let title_id = format!("{chart}-title");
+    let desc_id = format!("{chart}-desc");
+    markup! {
+        svg data-chart=(chart) data-dense[dense] viewBox={ "0 0 " (size.0) " " (size.1) } role="img"
+            aria-labelledby={ (title_id) " " (desc_id) } preserveAspectRatio="xMinYMin meet" {
+            title id=(title_id) { (title) }
+            desc id=(desc_id) { (desc) }
+            (body)
+        }
+    }
+}
+
+fn chart_days(r: &Report) -> Markup {
     let n = r.days.len().max(1) as f64;
-    let (left, right, top, plot_h, bottom) = (44.0, 12.0, 16.0, 220.0, 56.0);
+    let (left, right, top, plot_h, bottom) = (44.0, 12.0, 18.0, 220.0, 56.0);
     let plot_w = 900.0_f64.max(n * 14.0);
     let width = left + plot_w + right;
     let height = top + plot_h + bottom;
     let max = r.days.iter().map(|d| d.totals.orders).max().unwrap_or(0);
     let (axis_max, step) = nice_scale(max);
-    let y = |v: u64| top + plot_h - (v as f64 / axis_max as f64) * plot_h;
+    let scale = |v: u64| (v as f64 / axis_max as f64) * plot_h;
+    let base = top + plot_h;
     let group = plot_w / n;
-    let bar = (group * 0.36).min(40.0);
-    let label_size = (group * 0.32).clamp(6.0, 11.0);
-
-    out.push_str("<section aria-labelledby=\"h-days\">\n<h2 id=\"h-days\">Orders and sent events per day</h2>\n");
-    out.push_str(
-        "<div class=\"legend\" aria-hidden=\"true\"><span><span class=\"swatch orders\"></span>Shopify orders</span>\
-         <span><span class=\"swatch sent\"></span>sent to Pinterest</span></div>\n",
-    );
-    svg_open(
-        out,
-        "days",
-        width,
-        height,
-        "Shopify orders and events sent to Pinterest, per day",
-        &format!(
-            "Grouped bars for each of the {} days from {} to {}: orders (grey) beside sent (green).",
-            r.days.len(),
-            r.from,
-            r.to
-        ),
-    );
-    if r.days.len() > 14 {
-        // `<svg data-chart="days" ` gains `data-dense` (see the CSS).
-        if let Some(at) = out.rfind("<svg data-chart=\"days\" ") {
-            out.insert_str(at + "<svg data-chart=\"days\" ".len(), "data-dense=\"\" ");
-        }
-    }
-    // Grid and y axis.
-    let mut tick = 0;
-    while tick <= axis_max {
-        let ty = y(tick);
-        let _ = writeln!(
-            out,
-            "<line class=\"grid\" x1=\"{left}\" x2=\"{}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" class=\"muted\">{tick}</text>",
-            left + plot_w,
-            left - 6.0,
-            ty + 4.0
-        );
-        tick += step;
-    }
-    let _ = writeln!(
-        out,
-        "<line class=\"axis\" x1=\"{left}\" x2=\"{left}\" y1=\"{top}\" y2=\"{}\"/>\
-         <line class=\"axis\" x1=\"{left}\" x2=\"{}\" y1=\"{0}\" y2=\"{0}\"/>\
-         <text x=\"12\" y=\"{}\" transform=\"rotate(-90 12 {1})\" text-anchor=\"middle\" class=\"muted\">orders</text>",
-        top + plot_h,
-        left + plot_w,
-        top + plot_h / 2.0,
-    );
+    let bar = (group * 0.6).min(48.0);
+    let label_size = (group * 0.3).clamp(6.0, 11.0);
+    let ticks: Vec<u64> = (0..=axis_max).step_by(step.max(1) as usize).collect();
+    let present: Vec<&str> = STATUS_KEYS
+        .iter()
+        .copied()
+        .filter(|k| r.totals.statuses.get(k).copied().unwrap_or_default() > 0)
+        .collect();
     let rotate = n > 12.0;
-    for (i, day) in r.days.iter().enumerate() {
-        let t = &day.totals;
-        let date = day.date.to_string();
-        let x0 = left + group * i as f64 + (group - 2.0 * bar) / 2.0;
-        let _ = write!(
-            out,
-            "<g class=\"day\" data-day=\"{date}\"><title>{date}: {} orders, {} sent</title>",
-            t.orders, t.sent
-        );
-        for (class, value, x) in [("orders", t.orders, x0), ("sent", t.sent, x0 + bar)] {
-            let by = y(value);
-            let _ = write!(
-                out,
-                "<rect class=\"bar {class}\" x=\"{x:.1}\" y=\"{by:.1}\" width=\"{bar:.1}\" height=\"{:.1}\">\
-                 <title>{date}: {value} {class}</title></rect>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" style=\"font-size:{label_size:.1}px\" \
-                 class=\"count{}\" data-metric=\"days.{date}.{class}\">{value}</text>",
-                top + plot_h - by,
-                x + bar / 2.0,
-                by - 3.0,
-                if value == 0 { " zero" } else { "" },
-            );
+    let body = markup! {
+        @for tick in &ticks {
+            @let ty = base - scale(*tick);
+            line.grid x1=(left) x2=(left + plot_w) y1=(f1(ty)) y2=(f1(ty)) {}
+            text.muted x=(left - 6.0) y=(f1(ty + 4.0)) text-anchor="end" { (tick) }
         }
-        let cx = left + group * (i as f64 + 0.5);
-        let ly = top + plot_h + 14.0;
-        let label = day.date.format("%m-%d");
-        if rotate {
-            let _ = write!(
-                out,
-                "<text x=\"{cx:.1}\" y=\"{ly:.1}\" text-anchor=\"end\" transform=\"rotate(-50 {cx:.1} {ly:.1})\" \
-                 class=\"muted\">{label}</text>"
-            );
-        } else {
-            let _ = write!(
-                out,
-                "<text x=\"{cx:.1}\" y=\"{ly:.1}\" text-anchor=\"middle\" class=\"muted\">{label}</text>"
-            );
+        line.axis x1=(left) x2=(left) y1=(top) y2=(base) {}
+        line.axis x1=(left) x2=(left + plot_w) y1=(base) y2=(base) {}
+        text.muted x="12" y=(top + plot_h / 2.0) transform={ "rotate(-90 12 " (top + plot_h / 2.0) ")" }
+            text-anchor="middle" { "orders" }
+        @for (i, day) in r.days.iter().enumerate() {
+            @let t = &day.totals;
+            @let date = day.date.to_string();
+            @let x = left + group * i as f64 + (group - bar) / 2.0;
+            @let cx = left + group * (i as f64 + 0.5);
+            @let ly = base + 14.0;
+            g.day data-day=(date) data-orders=(t.orders) {
+                title {
+                    (date) ": " (t.orders) " orders"
+                    @for key in STATUS_KEYS {
+                        @let count = t.statuses.get(key).copied().unwrap_or_default();
+                        @if count > 0 { ", " (count) " " (status_words(key)) }
+                    }
+                }
+                @let (segments, bar_top) = stack(t, base, scale);
+                @for (key, count, y, h) in segments {
+                    rect class={ "bar seg s-" (key) } data-status=(key) data-count=(count)
+                        x=(f1(x)) y=(f1(y)) width=(f1(bar)) height=(f1(h)) {
+                        title { (date) ": " (count) " " (status_words(key)) }
+                    }
+                }
+                text class=(if t.orders == 0 { "count zero" } else { "count" }) x=(f1(cx))
+                    y=(f1(bar_top - 4.0)) text-anchor="middle" style={ "font-size:" (f1(label_size)) "px" } {
+                    tspan data-metric={ "days." (date) ".sent" } { (t.sent) }
+                    "/"
+                    tspan data-metric={ "days." (date) ".orders" } { (t.orders) }
+                }
+                @if rotate {
+                    text.muted x=(f1(cx)) y=(f1(ly)) text-anchor="end"
+                        transform={ "rotate(-50 " (f1(cx)) " " (f1(ly)) ")" } {
+                        (day.date.format("%m-%d"))
+                    }
+                } @else {
+                    text.muted x=(f1(cx)) y=(f1(ly)) text-anchor="middle" { (day.date.format("%m-%d")) }
+                }
+            }
         }
-        out.push_str("</g>\n");
+    };
+    markup! {
+        section aria-labelledby="h-days" {
+            h2 #h-days { "What became of each day's orders" }
+            div.legend aria-hidden="true" {
+                @for key in &present {
+                    span { span class={ "swatch s-" (key) } {} (status_words(key)) }
+                }
+                span.hint { "above each bar: sent / orders" }
+            }
+            (svg("days", (width, height), r.days.len() > 14, (
+                "The orders of each day by status",
+                &format!(
+                    "One stacked bar for each of the {} days from {} to {}: a segment per status \
+                     (sent at the bottom), the bar's height the day's orders.",
+                    r.days.len(), r.from, r.to
+                ),
+            ), body))
+        }
     }
-    out.push_str("</svg>\n</section>\n");
+}
+
+/// A day's segments, bottom up in [`STATUS_KEYS`] order (statuses without orders left out): the
+/// status, its count, the segment's top and height; and the top of the bar.
+fn stack(
+    t: &Totals,
+    base: f64,
+    scale: impl Fn(u64) -> f64,
+) -> (Vec<(&'static str, u64, f64, f64)>, f64) {
+    let mut y = base;
+    let mut segments = Vec::new();
+    for key in STATUS_KEYS {
+        let count = t.statuses.get(key).copied().unwrap_or_default();
+        if count > 0 {
+            let h = scale(count);
+            y -= h;
+            segments.push((key, count, y, h));
+        }
+    }
+    (segments, y)
 }
 
 /// Which skip reasons were by a conversion rule (from the orders: a reason is by rule when its
@@ -427,75 +444,49 @@ fn rule_reasons(r: &Report) -> BTreeSet<&str> {
         .collect()
 }
 
-fn hbar_chart(
-    out: &mut String,
-    chart: &str,
-    title: &str,
-    desc: &str,
-    rows: &[HBar],
-    scale_max: f64,
-) {
-    let (label_w, bar_w, value_w, row_h) = (260.0, 560.0, 180.0, 28.0);
-    let width = label_w + bar_w + value_w;
-    let height = (rows.len().max(1) as f64) * row_h + 8.0;
-    svg_open(out, chart, width, height, title, desc);
-    if rows.is_empty() {
-        let _ = write!(
-            out,
-            "<text x=\"0\" y=\"20\" class=\"muted\">none in this window</text>"
-        );
-    }
-    for (i, row) in rows.iter().enumerate() {
-        let y = 4.0 + i as f64 * row_h;
-        let w = if scale_max > 0.0 {
-            (row.amount / scale_max).clamp(0.0, 1.0) * bar_w
-        } else {
-            0.0
-        };
-        let _ = writeln!(
-            out,
-            "<g class=\"hbar\" {attr}><title>{title}</title>\
-             <text x=\"{lx:.1}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>\
-             <rect class=\"track\" x=\"{label_w}\" y=\"{y:.1}\" width=\"{bar_w}\" height=\"{h:.1}\" rx=\"3\"/>\
-             <rect class=\"bar {class}\" x=\"{label_w}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" rx=\"3\"/>\
-             <text x=\"{vx:.1}\" y=\"{ty:.1}\">{value}</text></g>",
-            attr = row.attr,
-            title = escape(&row.title),
-            lx = label_w - 8.0,
-            ty = y + row_h * 0.6,
-            label = escape(&row.label),
-            h = row_h - 8.0,
-            class = row.class,
-            vx = label_w + bar_w + 8.0,
-            value = row.value_svg,
-        );
-    }
-    out.push_str("</svg>\n");
-}
-
-/// One horizontal bar: `attr` is raw attribute text, `value_svg` raw SVG (already escaped).
+/// One horizontal bar: its label on a line of its own above the bar (never clipped), the bar,
+/// then its value.
 struct HBar {
-    attr: String,
+    reason: Option<String>,
+    kind: Option<&'static str>,
+    key: Option<&'static str>,
     title: String,
     label: String,
     class: &'static str,
     amount: f64,
-    value_svg: String,
+    value: Markup,
 }
 
-fn svg_metric(path: &str, text: &str, json: Option<&str>) -> String {
-    let value = json.map_or_else(String::new, |j| format!(" data-value=\"{}\"", escape(j)));
-    format!(
-        "<tspan data-metric=\"{}\"{value}>{}</tspan>",
-        escape(path),
-        escape(text)
-    )
+fn hbar_chart(chart: &str, text: (&str, &str), rows: &[HBar], scale_max: f64) -> Markup {
+    let (bar_w, value_w, row_h) = (720.0, 280.0, 44.0);
+    let width = bar_w + value_w;
+    let height = (rows.len().max(1) as f64) * row_h + 4.0;
+    let body = markup! {
+        @if rows.is_empty() {
+            text.muted x="0" y="20" { "none in this window" }
+        }
+        @for (i, row) in rows.iter().enumerate() {
+            @let y = 2.0 + i as f64 * row_h;
+            @let w = if scale_max > 0.0 { (row.amount / scale_max).clamp(0.0, 1.0) * bar_w } else { 0.0 };
+            g.hbar data-reason=[row.reason.as_deref()] data-kind=[row.kind] data-key=[row.key] {
+                title { (row.title) }
+                text.label x="0" y=(f1(y + 13.0)) { (row.label) }
+                rect.track x="0" y=(f1(y + 18.0)) width=(bar_w) height="18" rx="3" {}
+                rect class={ "bar " (row.class) } x="0" y=(f1(y + 18.0)) width=(f1(w)) height="18" rx="3" {}
+                text x=(bar_w + 8.0) y=(f1(y + 31.0)) { (row.value) }
+            }
+        }
+    };
+    svg(chart, (width, height), false, text, body)
 }
 
-fn chart_reasons(out: &mut String, r: &Report) {
+fn svg_metric(path: &str, text: impl Render) -> Markup {
+    markup! { tspan data-metric=(path) { (text) } }
+}
+
+fn chart_reasons(r: &Report) -> Markup {
     let t = &r.totals;
     let by_rule = rule_reasons(r);
-    let mut rows = Vec::new();
     let skips = t.skipped.iter().map(|(reason, n)| {
         let kind = if by_rule.contains(reason.as_str()) {
             "rule"
@@ -516,40 +507,45 @@ fn chart_reasons(out: &mut String, r: &Report) {
             *reason,
         )
     });
-    for (class, field, reason, n) in all {
-        let what = match class {
-            "rule" => "skipped by a conversion rule",
-            "lost" => "skipped, conversion lost",
-            _ => "dead-lettered",
-        };
-        rows.push(HBar {
-            attr: format!("data-reason=\"{}\" data-kind=\"{class}\"", escape(reason)),
-            title: format!("{reason}: {n} ({what})"),
-            label: format!("{reason} ({what})"),
-            class,
-            amount: *n as f64,
-            value_svg: svg_metric(&format!("totals.{field}.{reason}"), &n.to_string(), None),
-        });
-    }
+    let rows: Vec<HBar> = all
+        .into_iter()
+        .map(|(class, field, reason, n)| {
+            let what = match class {
+                "rule" => "skipped by a conversion rule",
+                "lost" => "skipped, conversion lost",
+                _ => "dead-lettered",
+            };
+            HBar {
+                reason: Some(reason.clone()),
+                kind: Some(class),
+                key: None,
+                title: format!("{reason}: {n} ({what})"),
+                label: format!("{reason} — {what}"),
+                class,
+                amount: *n as f64,
+                value: svg_metric(&format!("totals.{field}.{reason}"), n),
+            }
+        })
+        .collect();
     let max = rows.iter().map(|r| r.amount).fold(0.0, f64::max);
-    out.push_str(
-        "<section aria-labelledby=\"h-reasons\">\n<h2 id=\"h-reasons\">Why orders were not sent</h2>\n\
-         <div class=\"legend\" aria-hidden=\"true\"><span><span class=\"swatch rule\"></span>skipped by a conversion rule (as intended)</span>\
-         <span><span class=\"swatch lost\"></span>skipped, conversion lost</span>\
-         <span><span class=\"swatch dead\"></span>dead-lettered (needs a human)</span></div>\n",
-    );
-    hbar_chart(
-        out,
-        "reasons",
-        "Skip and dead-letter reasons",
-        "One bar per reason with its number of orders: skips by a conversion rule, conversions lost, and dead letters.",
-        &rows,
-        max,
-    );
-    out.push_str("</section>\n");
+    markup! {
+        section aria-labelledby="h-reasons" {
+            h2 #h-reasons { "Why orders were not sent" }
+            div.legend aria-hidden="true" {
+                span { span.swatch.rule {} "skipped by a conversion rule (as intended)" }
+                span { span.swatch.lost {} "skipped, conversion lost" }
+                span { span.swatch.dead {} "dead-lettered (needs a human)" }
+            }
+            (hbar_chart("reasons", (
+                "Skip and dead-letter reasons",
+                "One bar per reason with its number of orders: skips by a conversion rule, \
+                 conversions lost, and dead letters.",
+            ), &rows, max))
+        }
+    }
 }
 
-fn chart_coverage(out: &mut String, t: &Totals) {
+fn chart_coverage(t: &Totals) -> Markup {
     let rows: Vec<HBar> = t
         .coverage
         .keys()
@@ -558,36 +554,33 @@ fn chart_coverage(out: &mut String, t: &Totals) {
             let pct = (t.sent > 0).then(|| *n as f64 * 100.0 / t.sent as f64);
             let shown = pct.map_or_else(|| "–".to_owned(), percent);
             HBar {
-                attr: format!("data-key=\"{key}\""),
+                reason: None,
+                kind: None,
+                key: Some(key),
                 title: format!("{key}: {n} of {} sent events ({shown})", t.sent),
                 label: key_label(key).to_owned(),
                 class: "key",
                 amount: pct.unwrap_or(0.0),
-                value_svg: format!(
-                    "{} ({} of {})",
-                    escape(&shown),
-                    svg_metric(&format!("totals.coverage.{key}"), &n.to_string(), None),
-                    t.sent
-                ),
+                value: markup! {
+                    (shown) " (" (svg_metric(&format!("totals.coverage.{key}"), n)) " of " (t.sent) ")"
+                },
             }
         })
         .collect();
-    out.push_str(
-        "<section aria-labelledby=\"h-coverage\">\n<h2 id=\"h-coverage\">Match keys of the sent events</h2>\n\
-         <p class=\"hint\">The more keys an event carries, the more of your orders Pinterest can match to an ad.</p>\n",
-    );
-    hbar_chart(
-        out,
-        "coverage",
-        "Match-key coverage of the sent events",
-        &format!(
-            "Share of the {} sent events carrying each match key: email, phone, IP address and user agent, click id, external id.",
-            t.sent
-        ),
-        &rows,
-        100.0,
-    );
-    out.push_str("</section>\n");
+    markup! {
+        section aria-labelledby="h-coverage" {
+            h2 #h-coverage { "Match keys of the sent events" }
+            p.hint { "The more keys an event carries, the more of your orders Pinterest can match to an ad." }
+            (hbar_chart("coverage", (
+                "Match-key coverage of the sent events",
+                &format!(
+                    "Share of the {} sent events carrying each match key: email, phone, IP address \
+                     and user agent, click id, external id.",
+                    t.sent
+                ),
+            ), &rows, 100.0))
+        }
+    }
 }
 
 fn key_label(key: &str) -> &'static str {
@@ -601,223 +594,401 @@ fn key_label(key: &str) -> &'static str {
     }
 }
 
-fn values(out: &mut String, t: &Totals) {
-    out.push_str(
-        "<section aria-labelledby=\"h-value\">\n<h2 id=\"h-value\">Value sent against value ordered</h2>\n",
-    );
-    if t.value_ordered.is_empty() {
-        out.push_str("<p class=\"empty\">No orders in the window.</p>\n</section>\n");
-        return;
-    }
-    out.push_str(
-        "<table><thead><tr><th scope=\"col\">currency</th><th scope=\"col\" class=\"num\">ordered</th>\
-         <th scope=\"col\" class=\"num\">sent</th><th scope=\"col\" class=\"num\">share sent</th></tr></thead><tbody>\n",
-    );
+fn values(t: &Totals) -> Markup {
     let currencies: BTreeSet<&String> = t.value_ordered.keys().chain(t.value_sent.keys()).collect();
-    for c in currencies {
-        let ordered = t.value_ordered.get(c);
-        let sent = t.value_sent.get(c);
-        let share = match (ordered.and_then(|o| o.parse::<f64>().ok()), sent) {
-            (Some(o), Some(s)) if o > 0.0 => s
-                .parse::<f64>()
-                .map_or_else(|_| "–".to_owned(), |s| percent(s * 100.0 / o)),
-            (Some(o), None) if o > 0.0 => percent(0.0),
-            _ => "–".to_owned(),
-        };
-        let cell = |which: &str, v: Option<&String>| match v {
-            Some(v) => metric(&format!("totals.{which}.{c}"), v),
-            None => "0".to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{share}</td></tr>",
-            escape(c),
-            cell("value_ordered", ordered),
-            cell("value_sent", sent),
-        );
-    }
-    out.push_str("</tbody></table>\n</section>\n");
-}
-
-fn status_badge(path: &str, status: Option<&str>) -> String {
-    match status {
-        Some(s) => format!(
-            "<span class=\"status {}\" data-metric=\"{}\">{}</span>",
-            escape(&s.to_ascii_lowercase()),
-            escape(path),
-            escape(s)
-        ),
-        None => format!(
-            "<span class=\"empty\" data-metric=\"{}\" data-value=\"null\">no score</span>",
-            escape(path)
-        ),
-    }
-}
-
-fn quality(out: &mut String, r: &Report) {
-    let Some(q) = &r.quality else {
-        return;
+    let cell = |which: &str, c: &str, v: Option<&String>| match v {
+        Some(v) => metric(&format!("totals.{which}.{c}"), v),
+        None => markup! { "0" },
     };
-    let _ = write!(
-        out,
-        "<section aria-labelledby=\"h-quality\">\n<h2 id=\"h-quality\">Pinterest's Event Quality (last {})</h2>\n\
-         <p>Conversions API: {} &middot; Tag: {} &middot; lookback {}</p>\n",
-        escape(&q.lookback),
-        status_badge("quality.conversions_api", q.conversions_api.as_deref()),
-        status_badge("quality.tag", q.tag.as_deref()),
-        metric("quality.lookback", &q.lookback),
-    );
-    if q.components.is_empty() {
-        out.push_str("<p class=\"empty\">Pinterest scored no component of the checkout events.</p>\n</section>\n");
-        return;
-    }
-    out.push_str(
-        "<table><thead><tr><th scope=\"col\">component</th><th scope=\"col\" class=\"num\">Pinterest API</th>\
-         <th scope=\"col\" class=\"num\">Tag</th><th scope=\"col\" class=\"num\">relay</th>\
-         <th scope=\"col\" class=\"num\">overlap</th><th scope=\"col\">what to do</th></tr></thead><tbody>\n",
-    );
-    for row in &q.components {
-        let name = row.component.as_str().to_owned();
-        let path = |field: &str| format!("quality.components.{name}.{field}");
-        let hint = match (row.below_good, row.hint) {
-            (true, Some(h)) => format!("<span class=\"hint\">{}</span>", escape(h)),
-            (true, None) => "below GOOD".to_owned(),
-            (false, _) if row.pinterest_api.is_none() && row.pinterest_tag.is_none() => {
-                "<span class=\"hint\">not scored by Pinterest</span>".to_owned()
-            }
-            (false, _) => "<span class=\"status good\">GOOD</span>".to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "<tr class=\"{}\"><th scope=\"row\"><code>{}</code></th><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{hint}</td></tr>",
-            if row.below_good { "below-good" } else { "good" },
-            escape(&name),
-            percentage_metric(&path("pinterest_api"), row.pinterest_api),
-            percentage_metric(&path("pinterest_tag"), row.pinterest_tag),
-            percentage_metric(&path("relay"), row.relay),
-            percentage_metric(&path("overlap"), row.overlap),
-        );
-    }
-    out.push_str(
-        "</tbody></table>\n<p class=\"hint\">Percentages of events carrying the component. Pinterest gives no \
-         per-component status: with a FAIR or NEEDS_IMPROVEMENT source every component it reports is flagged; \
-         compare the columns to find the one to blame. The relay column counts the window's sent events.</p>\n</section>\n",
-    );
-}
-
-fn days_table(out: &mut String, r: &Report) {
-    // One column per status: each day's cells add up to its orders.
-    let heads: String = STATUS_KEYS
-        .iter()
-        .map(|k| {
-            format!(
-                "<th scope=\"col\" class=\"num\">{}</th>",
-                k.replace('_', " ")
-            )
-        })
-        .collect();
-    let _ = writeln!(
-        out,
-        "<section aria-labelledby=\"h-daytable\">\n<h2 id=\"h-daytable\">Day by day</h2>\n<table>\
-         <thead><tr><th scope=\"col\">day</th><th scope=\"col\" class=\"num\">orders</th>{heads}\
-         <th scope=\"col\" class=\"num\">accuracy</th></tr></thead><tbody>"
-    );
-    for day in &r.days {
-        let d = day.date.to_string();
-        let t = &day.totals;
-        let p = |field: &str| format!("days.{d}.{field}");
-        let cells: String = STATUS_KEYS
-            .iter()
-            .map(|k| {
-                let n = t.statuses.get(k).copied().unwrap_or_default();
-                format!(
-                    "<td class=\"num\">{}</td>",
-                    metric(&p(&format!("statuses.{k}")), &n.to_string())
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "<tr><th scope=\"row\"><time datetime=\"{d}\">{d}</time></th><td class=\"num\">{}</td>{cells}<td class=\"num\">{}</td></tr>",
-            metric(&p("orders"), &t.orders.to_string()),
-            fraction_metric(&p("accuracy"), t.accuracy),
-        );
-    }
-    out.push_str("</tbody></table>\n</section>\n");
-}
-
-fn orders_to_look_at(out: &mut String, r: &Report) {
-    out.push_str(
-        "<section aria-labelledby=\"h-look\">\n<h2 id=\"h-look\">Orders that need a look</h2>\n",
-    );
-    let rows: Vec<String> = r
-        .orders
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| {
-            let (reason, detail) = match &o.status {
-                Status::Sent { .. }
-                | Status::Skipped { by_rule: true, .. }
-                | Status::NotAConversion { .. } => return None,
-                Status::Skipped { reason, detail, .. } | Status::DeadLettered { reason, detail } => {
-                    (reason.clone(), detail.clone())
+    markup! {
+        section aria-labelledby="h-value" {
+            h2 #h-value { "Value sent against value ordered" }
+            @if t.value_ordered.is_empty() {
+                p.empty { "No orders in the window." }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "currency" }
+                        th.num scope="col" { "ordered" }
+                        th.num scope="col" { "sent" }
+                        th.num scope="col" { "share sent" }
+                    } }
+                    tbody {
+                        @for c in currencies {
+                            @let ordered = t.value_ordered.get(c);
+                            @let sent = t.value_sent.get(c);
+                            tr {
+                                th scope="row" { (c) }
+                                td.num { (cell("value_ordered", c, ordered)) }
+                                td.num { (cell("value_sent", c, sent)) }
+                                td.num { (share(ordered, sent)) }
+                            }
+                        }
+                    }
                 }
-                Status::Pending { reason } => (
-                    reason.clone(),
-                    if reason == "recent" {
-                        "placed moments ago; its webhook may still be on its way".to_owned()
-                    } else {
-                        "handed back to the queue for another attempt".to_owned()
-                    },
-                ),
-                Status::TestOnly { .. } => (
-                    "test_only".to_owned(),
-                    "sent in test mode or to a dry run only: Pinterest recorded nothing; the next delivery with test mode off sends it".to_owned(),
-                ),
-                Status::InDoubt { cause } => (
-                    "in_doubt".to_owned(),
-                    format!(
-                        "{}; if Pinterest's Event History does not show it, run pinrelay replay --in-doubt",
-                        cause.map_or("Pinterest may have it", |c| c.describe())
-                    ),
-                ),
-                Status::Missing { recoverable: true } => (
-                    "recoverable".to_owned(),
-                    "no trace in the relay; pinrelay reconcile --backfill sends it".to_owned(),
-                ),
-                Status::Missing { recoverable: false } => (
-                    "not recoverable".to_owned(),
-                    "no trace in the relay; older than Pinterest's 7 days".to_owned(),
-                ),
-            };
-            let label = o.status.label();
-            Some(format!(
-                "<tr><td>{}</td><td class=\"num\">{}</td><td><time datetime=\"{date}\">{date}</time></td>\
-                 <td><span class=\"status {label}\">{}</span></td><td><code>{}</code></td><td>{}</td></tr>",
-                escape(&o.name),
-                metric(&format!("orders.{i}.id"), &o.id.to_string()),
-                label.replace('_', "-"),
-                escape(&reason),
-                escape(&detail),
-                date = o.date,
-            ))
-        })
-        .collect();
-    if rows.is_empty() {
-        out.push_str(
-            "<p class=\"empty\">None: every order was sent or skipped by a conversion rule.</p>\n",
-        );
-    } else {
-        out.push_str(
-            "<table><thead><tr><th scope=\"col\">order</th><th scope=\"col\" class=\"num\">id</th><th scope=\"col\">date</th>\
-             <th scope=\"col\">status</th><th scope=\"col\">reason</th><th scope=\"col\">detail</th></tr></thead><tbody>\n",
-        );
-        for row in rows {
-            out.push_str(&row);
-            out.push('\n');
+            }
         }
-        out.push_str("</tbody></table>\n");
     }
-    out.push_str("</section>\n");
+}
+
+/// The value sent as a share of the value ordered, `–` when it has no meaning.
+fn share(ordered: Option<&String>, sent: Option<&String>) -> String {
+    match (ordered.and_then(|o| o.parse::<f64>().ok()), sent) {
+        (Some(o), Some(s)) if o > 0.0 => s
+            .parse::<f64>()
+            .map_or_else(|_| "–".to_owned(), |s| percent(s * 100.0 / o)),
+        (Some(o), None) if o > 0.0 => percent(0.0),
+        _ => "–".to_owned(),
+    }
+}
+
+fn status_badge(path: &str, status: Option<&str>) -> Markup {
+    markup! {
+        @match status {
+            Some(s) => span class={ "status " (s.to_ascii_lowercase()) } data-metric=(path) { (s) },
+            None => span.empty data-metric=(path) data-value="null" { "no score" },
+        }
+    }
+}
+
+fn quality(r: &Report) -> Markup {
+    let Some(q) = &r.quality else {
+        return markup! {};
+    };
+    markup! {
+        section aria-labelledby="h-quality" {
+            h2 #h-quality { "Pinterest's Event Quality (last " (q.lookback) ")" }
+            p {
+                "Conversions API: " (status_badge("quality.conversions_api", q.conversions_api.as_deref()))
+                " · Tag: " (status_badge("quality.tag", q.tag.as_deref()))
+                " · lookback " (metric("quality.lookback", &q.lookback))
+            }
+            @if q.components.is_empty() {
+                p.empty { "Pinterest scored no component of the checkout events." }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "component" }
+                        th.num scope="col" { "Pinterest API" }
+                        th.num scope="col" { "Tag" }
+                        th.num scope="col" { "relay" }
+                        th.num scope="col" { "overlap" }
+                        th scope="col" { "what to do" }
+                    } }
+                    tbody {
+                        @for row in &q.components {
+                            @let name = row.component.as_str();
+                            @let path = |field: &str| format!("quality.components.{name}.{field}");
+                            tr class=(if row.below_good { "below-good" } else { "good" }) {
+                                th scope="row" { code { (name) } }
+                                td.num { (percentage_metric(&path("pinterest_api"), row.pinterest_api)) }
+                                td.num { (percentage_metric(&path("pinterest_tag"), row.pinterest_tag)) }
+                                td.num { (percentage_metric(&path("relay"), row.relay)) }
+                                td.num { (percentage_metric(&path("overlap"), row.overlap)) }
+                                td {
+                                    @match (row.below_good, row.hint) {
+                                        (true, Some(h)) => span.hint { (h) },
+                                        (true, None) => "below GOOD",
+                                        (false, _) if row.pinterest_api.is_none() && row.pinterest_tag.is_none() => {
+                                            span.hint { "not scored by Pinterest" }
+                                        },
+                                        (false, _) => span.status.good { "GOOD" },
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p.hint {
+                    "Percentages of events carrying the component. Pinterest gives no per-component \
+                     status: with a FAIR or NEEDS_IMPROVEMENT source every component it reports is \
+                     flagged; compare the columns to find the one to blame. The relay column counts \
+                     the window's sent events."
+                }
+            }
+        }
+    }
+}
+
+fn days_table(r: &Report) -> Markup {
+    // One column per status: each day's cells add up to its orders.
+    markup! {
+        section aria-labelledby="h-daytable" {
+            h2 #h-daytable { "Day by day" }
+            div.scroll { table {
+                thead { tr {
+                    th scope="col" { "day" }
+                    th.num scope="col" { "orders" }
+                    @for key in STATUS_KEYS { th.num scope="col" { (key.replace('_', " ")) } }
+                    th.num scope="col" { "accuracy" }
+                } }
+                tbody {
+                    @for day in &r.days {
+                        @let d = day.date.to_string();
+                        @let t = &day.totals;
+                        tr {
+                            th scope="row" { time datetime=(d) { (d) } }
+                            td.num { (metric(&format!("days.{d}.orders"), t.orders)) }
+                            @for key in STATUS_KEYS {
+                                td.num {
+                                    (metric(&format!("days.{d}.statuses.{key}"),
+                                        t.statuses.get(key).copied().unwrap_or_default()))
+                                }
+                            }
+                            td.num { (fraction_metric(&format!("days.{d}.accuracy"), t.accuracy)) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// The groups that are as intended: folded, to be opened when wanted.
+fn folded(key: &str) -> bool {
+    matches!(key, "sent" | "skipped_by_rule" | "not_a_conversion")
+}
+
+/// What a group of orders means, in a few words.
+fn group_hint(key: &str) -> &'static str {
+    match key {
+        "sent" => "Pinterest processed their checkout events",
+        "test_only" => {
+            "sent in test mode or to a dry run only: Pinterest recorded nothing; the next delivery \
+             with test mode off sends them"
+        }
+        "skipped_by_rule" => "not sent, as a conversion rule says (as intended)",
+        "conversion_lost" => "not sent, and the conversion is lost",
+        "dead_lettered" => "in the dead-letter queue: a human must look",
+        "in_doubt" => {
+            "Pinterest may have them: if its Event History does not, run pinrelay replay --in-doubt"
+        }
+        "pending" => "being sent, retrying, or placed moments ago",
+        "missing" => "no trace in the relay: the webhook never arrived",
+        "not_a_conversion" => "never seen, and the conversion rules would skip them anyway",
+        _ => "",
+    }
+}
+
+/// An order's reason (label, with its JSON field when it has one) and its message.
+fn reason_and_message(o: &OrderRow) -> (Option<(String, Option<&'static str>)>, String) {
+    match &o.status {
+        Status::Sent { .. } => (None, String::new()),
+        Status::Skipped { reason, detail, .. }
+        | Status::DeadLettered { reason, detail }
+        | Status::NotAConversion { reason, detail } => {
+            (Some((reason.clone(), Some("reason"))), detail.clone())
+        }
+        Status::Pending { reason } => (
+            Some((reason.clone(), Some("reason"))),
+            match reason.as_str() {
+                "recent" => "placed moments ago; its webhook may still be on its way",
+                "sending" => "being sent now",
+                _ => "handed back to the queue for another attempt",
+            }
+            .to_owned(),
+        ),
+        Status::TestOnly { .. } => (
+            None,
+            "sent in test mode or to a dry run only: Pinterest recorded nothing".to_owned(),
+        ),
+        Status::InDoubt { cause } => (
+            cause.map(|c| {
+                let label = match c {
+                    crate::idempotency::DoubtCause::NoAnswer => "no_answer",
+                    crate::idempotency::DoubtCause::HolderStopped => "holder_stopped",
+                };
+                (label.to_owned(), Some("cause"))
+            }),
+            format!(
+                "{}; if Pinterest's Event History does not show it, run pinrelay replay --in-doubt",
+                cause.map_or("Pinterest may have it", |c| c.describe())
+            ),
+        ),
+        Status::Missing { recoverable: true } => (
+            Some(("recoverable".to_owned(), None)),
+            "no trace in the relay; pinrelay reconcile --backfill sends it".to_owned(),
+        ),
+        Status::Missing { recoverable: false } => (
+            Some(("not recoverable".to_owned(), None)),
+            "no trace in the relay; older than Pinterest's 7 days".to_owned(),
+        ),
+    }
+}
+
+/// An instant in the shop's time zone (UTC when the report's zone does not parse).
+fn when(at: DateTime<Utc>, tz: Option<Tz>) -> Markup {
+    let text = match tz {
+        Some(tz) => at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+        None => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    };
+    markup! { time datetime=(at.to_rfc3339()) { (text) } }
+}
+
+fn match_keys(keys: &MatchKeys) -> String {
+    let present: Vec<&str> = [
+        (keys.email, "email"),
+        (keys.phone, "phone"),
+        (keys.ip_ua, "IP + user agent"),
+        (keys.click_id, "click id"),
+        (keys.external_id, "external id"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if present.is_empty() {
+        "none".to_owned()
+    } else {
+        present.join(", ")
+    }
+}
+
+fn order_row(i: usize, o: &OrderRow, tz: Option<Tz>) -> Markup {
+    let key = o.status.key();
+    let label = o.status.label();
+    let path = |field: &str| format!("orders.{i}.{field}");
+    let id = markup! {
+        th scope="row" { (o.name) }
+        td.num { (metric(&path("id"), o.id)) }
+        td { span class={ "status " (label) } data-metric=(path("status")) { (label) } }
+    };
+    let event_id = |e: &Option<String>| match e {
+        Some(e) => markup! { code data-metric=(path("event_id")) { (e) } },
+        None => markup! { "–" },
+    };
+    match &o.status {
+        Status::Sent {
+            sent_at,
+            event_id: e,
+            match_keys: keys,
+            value_sent,
+            currency_sent,
+            late,
+        } => markup! {
+            tr data-order=(i) data-status=(key) {
+                (id)
+                td { @match sent_at { Some(at) => (when(*at, tz)), None => "–" } }
+                td { (event_id(e)) }
+                td { @if *late { "late (counted as offline)" } @else { "on time" } }
+                td { (match_keys(keys)) }
+                td.num {
+                    @match value_sent {
+                        Some(v) => {
+                            (metric(&path("value_sent"), v)) " "
+                            (currency_sent.as_deref().unwrap_or(&o.currency))
+                        },
+                        None => "–",
+                    }
+                }
+            }
+        },
+        Status::TestOnly {
+            sent_at,
+            event_id: e,
+        } => markup! {
+            tr data-order=(i) data-status=(key) {
+                (id)
+                td { @match sent_at { Some(at) => (when(*at, tz)), None => "–" } }
+                td { (event_id(e)) }
+                td { "–" }
+                td { "–" }
+                td.num { (metric(&path("value_ordered"), &o.value_ordered)) " " (o.currency) }
+            }
+        },
+        _ => {
+            let (reason, message) = reason_and_message(o);
+            markup! {
+                tr data-order=(i) data-status=(key) {
+                    (id)
+                    td { (when(o.created_at, tz)) }
+                    td.reason {
+                        @match reason {
+                            Some((text, Some(field))) => code data-metric=(path(field)) { (text) },
+                            Some((text, None)) => code { (text) },
+                            None => "–",
+                        }
+                    }
+                    td { (message) }
+                    td.num { (metric(&path("value_ordered"), &o.value_ordered)) " " (o.currency) }
+                }
+            }
+        }
+    }
+}
+
+fn orders(r: &Report) -> Markup {
+    let tz: Option<Tz> = r.time_zone.parse().ok();
+    let to_look_at = r.orders.iter().filter(|o| !folded(o.status.key())).count();
+    markup! {
+        section aria-labelledby="h-orders" {
+            h2 #h-orders { "Every order, by status" }
+            @if r.orders.is_empty() {
+                p.empty { "No orders in the window." }
+            } @else if to_look_at == 0 {
+                p { "No order needs a look: every order was sent, skipped by a conversion rule, or is not a conversion." }
+            } @else {
+                p { "Orders that need a look: " strong { (to_look_at) } " (the groups open below)." }
+            }
+            @for key in STATUS_KEYS {
+                @let rows: Vec<(usize, &OrderRow)> =
+                    r.orders.iter().enumerate().filter(|(_, o)| o.status.key() == key).collect();
+                @if !rows.is_empty() {
+                    details.group data-status=(key) open[!folded(key)] {
+                        summary {
+                            span class={ "swatch s-" (key) } {}
+                            (status_words(key)) ": "
+                            (metric(&format!("totals.statuses.{key}"),
+                                r.totals.statuses.get(key).copied().unwrap_or_default()))
+                            " " span.hint { "— " (group_hint(key)) }
+                        }
+                        table {
+                            thead { tr {
+                                th scope="col" { "order" }
+                                th.num scope="col" { "id" }
+                                th scope="col" { "status" }
+                                @if matches!(key, "sent" | "test_only") {
+                                    th scope="col" { "sent at" }
+                                    th scope="col" { "event id" }
+                                    th scope="col" { "late" }
+                                    th scope="col" { "match keys" }
+                                    th.num scope="col" { @if key == "sent" { "value sent" } @else { "value ordered" } }
+                                } @else {
+                                    th scope="col" { "placed" }
+                                    th scope="col" { "reason" }
+                                    th scope="col" { "what it means" }
+                                    th.num scope="col" { "value ordered" }
+                                }
+                            } }
+                            tbody {
+                                @for (i, o) in rows { (order_row(i, o, tz)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn without_order(r: &Report) -> Markup {
+    if r.dead_letters_without_order.is_empty() {
+        return markup! {};
+    }
+    markup! {
+        section aria-labelledby="h-noorder" {
+            h2 #h-noorder { "Dead letters that name no order" }
+            p.hint { "Undecodable or invalid messages, in the dead-letter queue with their reason." }
+            table {
+                thead { tr { th scope="col" { "reason" } th.num scope="col" { "messages" } } }
+                tbody {
+                    @for (reason, n) in &r.dead_letters_without_order {
+                        tr {
+                            th scope="row" { code { (reason) } }
+                            td.num { (metric(&format!("dead_letters_without_order.{reason}"), n)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -31,7 +31,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 pub use self::fetch::{Orders, Period, ReconcileError, fetch, fetch_orders};
-pub use self::html::{escape, html};
+pub use self::html::html;
 pub use self::render::table;
 use crate::idempotency::{DoubtCause, IdempotencyRecord, Mode, Settled, State};
 use crate::mapping::{
