@@ -23,6 +23,7 @@ const FAST: RetryPolicy = RetryPolicy {
     max_attempts: 4,
     min_wait: Duration::from_millis(5),
     max_wait: Duration::from_millis(50),
+    attempt_timeout: Duration::from_secs(5),
 };
 
 fn client(fake: &FakeShopify, version: &str, token: &str) -> AdminApi {
@@ -155,6 +156,22 @@ async fn gives_up_when_throttled_on_every_attempt() {
     );
     assert!(err.to_string().contains("throttling"), "{err}");
     assert_eq!(fake.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_hung_attempt_is_cut_at_the_attempt_timeout_and_retried() {
+    let fake = FakeShopify::start().await;
+    fake.stall_next(1);
+    let policy = RetryPolicy {
+        attempt_timeout: Duration::from_millis(300),
+        ..FAST
+    };
+    let started = std::time::Instant::now();
+    let shop = admin(&fake).with_retry_policy(policy).shop().await.unwrap();
+    assert_eq!(shop.myshopify_domain, SHOP_DOMAIN);
+    assert_eq!(fake.requests().len(), 2);
+    // The fake holds a stalled call for 60 s; without the cut this waits that long.
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[tokio::test]

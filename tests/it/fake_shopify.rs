@@ -11,7 +11,7 @@
 //! - Checks `X-Shopify-Access-Token` ([`ADMIN_TOKEN`]) and answers 401 otherwise, or always after
 //!   [`FakeShopify::refuse_token`].
 //! - [`FakeShopify::throttle_next`] answers the next GraphQL calls with Shopify's `THROTTLED` body,
-//!   whose `extensions.cost` asks for a wait of about 10 ms.
+//!   whose `extensions.cost` asks for a wait of about 10 ms; [`FakeShopify::stall_next`] hangs them.
 //! - [`FakeShopify::requests`] lists every request with its answer.
 //!
 //! It does not model query costs, other search terms than `created_at`, or REST pagination.
@@ -174,6 +174,7 @@ struct Inner {
     reject_topics: Vec<String>,
     refuse_token: bool,
     throttle_next: usize,
+    stall_next: usize,
     requests: Vec<RecordedRequest>,
 }
 
@@ -188,6 +189,7 @@ impl Default for Inner {
             reject_topics: Vec::new(),
             refuse_token: false,
             throttle_next: 0,
+            stall_next: 0,
             requests: Vec::new(),
         }
     }
@@ -295,6 +297,11 @@ impl FakeShopify {
         self.shared.lock().throttle_next += n;
     }
 
+    /// Holds the next `n` GraphQL calls for a minute before answering: a Shopify that hangs.
+    pub fn stall_next(&self, n: usize) {
+        self.shared.lock().stall_next += n;
+    }
+
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
@@ -360,13 +367,29 @@ async fn graphql(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match graphql_reply(&shared, version, &headers, &body) {
+        Some(response) => response,
+        None => {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+    }
+}
+
+/// The answer to one GraphQL call, or `None` when the call is to hang.
+fn graphql_reply(
+    shared: &Shared,
+    version: String,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Response> {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let mut inner = shared.lock();
     let mut request = RecordedRequest {
         method: "POST",
         version,
         resource: "graphql.json".to_owned(),
-        token: token(&headers),
+        token: token(headers),
         query: body["query"].as_str().unwrap_or_default().to_owned(),
         variables: body["variables"].clone(),
         status: 200,
@@ -375,7 +398,12 @@ async fn graphql(
     if inner.refuse_token || request.token.as_deref() != Some(ADMIN_TOKEN) {
         request.status = 401;
         inner.requests.push(request);
-        return unauthorized();
+        return Some(unauthorized());
+    }
+    if inner.stall_next > 0 {
+        inner.stall_next -= 1;
+        inner.requests.push(request);
+        return None;
     }
     let answer = if inner.throttle_next > 0 {
         inner.throttle_next -= 1;
@@ -385,7 +413,7 @@ async fn graphql(
         answer(&mut inner, &request.query, &request.variables)
     };
     inner.requests.push(request);
-    (StatusCode::OK, Json(answer)).into_response()
+    Some((StatusCode::OK, Json(answer)).into_response())
 }
 
 /// The answer to one GraphQL query, by its root field.

@@ -139,6 +139,8 @@ pub struct RetryPolicy {
     pub min_wait: Duration,
     /// The longest wait before a retry, whatever Shopify asks for.
     pub max_wait: Duration,
+    /// How long one attempt may take, connecting included.
+    pub attempt_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -147,18 +149,27 @@ impl Default for RetryPolicy {
             max_attempts: 6,
             min_wait: Duration::from_millis(250),
             max_wait: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(30),
         }
     }
 }
 
 impl RetryPolicy {
-    /// The watch's: a run (two calls or a few pages, each up to 30 s) fits its 120 s timeout with
-    /// the waits of 3 attempts.
+    /// The watch's: one call takes at most 3 x 8 s + 2 x 2 s = 28 s, so a run's three calls (or a
+    /// fourth for a second page of orders) fit its 120 s Lambda timeout even when all time out.
     pub const WATCH: Self = Self {
         max_attempts: 3,
         min_wait: Duration::from_millis(250),
         max_wait: Duration::from_secs(2),
+        attempt_timeout: Duration::from_secs(8),
     };
+
+    /// The longest one call can take: every attempt timing out, with the longest wait between.
+    #[must_use]
+    pub fn worst_case(&self) -> Duration {
+        let attempts = self.max_attempts.max(1);
+        self.attempt_timeout * attempts + self.max_wait * (attempts - 1)
+    }
 
     /// `wait` kept within `[min_wait, max_wait]`.
     fn clamp(&self, wait: Duration) -> Duration {
@@ -271,7 +282,6 @@ impl AdminApi {
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(crate::tls::client_config())
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
             .user_agent(concat!("pinrelay/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| AdminError::Unreachable {
@@ -480,6 +490,7 @@ impl AdminApi {
         url: &str,
     ) -> Result<Answer, AdminError> {
         let response = match request
+            .timeout(self.retry.attempt_timeout)
             .header("X-Shopify-Access-Token", self.token.expose_secret())
             .send()
             .await
@@ -885,6 +896,17 @@ mod tests {
             Duration::ZERO
         );
         assert_eq!(throttle_wait(Some(&cost(100.0, 0.0, 0.0))), Duration::ZERO);
+    }
+
+    #[test]
+    fn four_watch_calls_that_all_time_out_fit_the_watch_lambda_timeout() {
+        let lambda_timeout = Duration::from_secs(120);
+        assert_eq!(RetryPolicy::WATCH.worst_case(), Duration::from_secs(28));
+        assert!(RetryPolicy::WATCH.worst_case() * 4 < lambda_timeout);
+        assert_eq!(
+            RetryPolicy::default().worst_case(),
+            Duration::from_secs(6 * 30 + 5 * 30)
+        );
     }
 
     #[test]
