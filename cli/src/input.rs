@@ -3,6 +3,19 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use pinrelay::config;
+use secrecy::SecretString;
+
+/// A token from its environment variable: the CLI takes none as a flag, so tokens stay out of
+/// shell history and `ps`. The error is the one-line message to print.
+pub fn token(var: &'static str, what: &str) -> Result<SecretString, String> {
+    config::var(var).map(SecretString::from).ok_or_else(|| {
+        format!(
+            "set {var} to {what}; tokens are read from the environment, never from a flag, so they stay out of shell history and `ps`"
+        )
+    })
+}
+
 /// Reads the raw bytes of `file`, or of standard input when none is given; the error is the one-line
 /// message to print.
 pub fn read_body(file: Option<&Path>) -> Result<Vec<u8>, String> {

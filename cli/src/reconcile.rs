@@ -24,6 +24,7 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use pinrelay::aws::{self, Budget};
+use pinrelay::config;
 use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
@@ -45,9 +46,6 @@ pub struct Args {
     /// The shop: `name` or `name.myshopify.com`.
     #[arg(long)]
     pub shop: String,
-    /// An Admin API access token of the app (needs read_orders).
-    #[arg(long, env = "SHOPIFY_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
     /// The last N days of the shop's calendar, today included.
     #[arg(long, default_value = "7d", conflicts_with_all = ["from", "to"])]
     pub since: String,
@@ -88,10 +86,7 @@ pub struct Args {
     /// (VALUE_SOURCE, with the other conversion rules: ORDER_SOURCES, CHECKOUT_ON…).
     #[arg(long)]
     pub value_source: Option<String>,
-    /// A Pinterest token with ads:read, for Pinterest's Event Quality beside the report.
-    #[arg(long, env = "PINTEREST_ACCESS_TOKEN", hide_env_values = true)]
-    pub pinterest_token: Option<String>,
-    /// The Pinterest ad account.
+    /// The Pinterest ad account, for Event Quality beside the report (with PINTEREST_API_TOKEN).
     #[arg(long, env = "PINTEREST_AD_ACCOUNT_ID")]
     pub ad_account_id: Option<String>,
     /// Pinterest's Event Quality lookback: 1d or 14d.
@@ -414,9 +409,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let admin_token = match crate::input::token(
+        config::keys::SHOPIFY_ADMIN_TOKEN,
+        "the app's Admin API access token (read_orders)",
+    ) {
+        Ok(token) => token,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let admin = AdminApi::new(
         &args.shop,
-        args.admin_token.clone().into(),
+        admin_token,
         &args.api_version,
         args.admin_url_base.as_deref(),
     )?;
@@ -473,13 +478,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Pinterest's Event Quality of `checkout` events beside the report, when a token and ad account
 /// are given; a failure is a warning, never the end of the report.
 async fn quality(args: &Args, lookback: Lookback, report: &Report) -> Option<Quality> {
-    let (Some(token), Some(account)) = (&args.pinterest_token, &args.ad_account_id) else {
+    let (Some(token), Some(account)) = (
+        config::var(config::keys::PINTEREST_API_TOKEN),
+        &args.ad_account_id,
+    ) else {
         return None;
     };
     let api = PinterestHttp::new(PinterestHttpConfig {
         base_url: args.pinterest_api_url.trim_end_matches('/').to_owned(),
         ad_account_id: account.clone(),
-        access_token: token.clone().into(),
+        access_token: token.into(),
         test_mode: false,
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(20),

@@ -15,7 +15,6 @@ use std::process::ExitCode;
 
 use pinrelay::shopify::admin::{is_api_version, shop_domain, topic_enum};
 use pinrelay::shopify::{AdminApi, SubscriptionCreated};
-use secrecy::SecretString;
 
 /// Topics Shopify only accepts through the app configuration (`compliance_topics`).
 pub const COMPLIANCE_TOPICS: &[&str] =
@@ -27,9 +26,6 @@ pub struct Args {
     /// The shop: `name` or `name.myshopify.com`.
     #[arg(long)]
     pub shop: String,
-    /// An Admin API access token of the app (needs read_orders and read_customers).
-    #[arg(long, env = "SHOPIFY_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
     /// The relay's webhook URL: the stack's WebhookUrl output, ending in /webhooks/shopify.
     #[arg(long)]
     pub address: String,
@@ -105,9 +101,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect();
+    let admin_token = match crate::input::token(
+        pinrelay::config::keys::SHOPIFY_ADMIN_TOKEN,
+        "the app's Admin API access token (read_orders, read_customers)",
+    ) {
+        Ok(token) => token,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let admin = AdminApi::new(
         &shop,
-        SecretString::from(args.admin_token.clone()),
+        admin_token,
         &args.api_version,
         args.admin_url_base.as_deref(),
     )?;

@@ -19,7 +19,6 @@ fn subscribe_documents_its_options() {
     let help = String::from_utf8_lossy(&out.stdout);
     for option in [
         "--shop",
-        "--admin-token",
         "--address",
         "--topics",
         "--api-version",
@@ -39,7 +38,29 @@ fn subscribe_without_a_token_is_a_usage_error() {
         "https://x.example/webhooks/shopify",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--admin-token"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SHOPIFY_ADMIN_TOKEN"));
+}
+
+#[test]
+fn no_command_takes_a_token_as_a_flag() {
+    for (command, flag) in [
+        ("subscribe", "--admin-token"),
+        ("reconcile", "--admin-token"),
+        ("reconcile", "--pinterest-token"),
+    ] {
+        let help = pinrelay(&[command, "--help"]);
+        assert!(help.status.success());
+        assert!(
+            !String::from_utf8_lossy(&help.stdout).contains("token <"),
+            "{command} --help offers a token flag"
+        );
+        let out = pinrelay(&[command, "--shop", "acme", flag, "shpat_x"]);
+        assert_eq!(out.status.code(), Some(2), "{command} {flag}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("unexpected argument"),
+            "{command} {flag}"
+        );
+    }
 }
 
 #[test]

@@ -43,6 +43,9 @@ pub mod keys {
     pub const PINTEREST_AD_ACCOUNT_ID: &str = "PINTEREST_AD_ACCOUNT_ID";
     /// Pinterest conversion access token (local use).
     pub const PINTEREST_ACCESS_TOKEN: &str = "PINTEREST_ACCESS_TOKEN";
+    /// A Pinterest API token with `ads:read` (and `catalogs:read`): what `reconcile` reads Event
+    /// Quality with. Never the conversion token, which carries no API scopes.
+    pub const PINTEREST_API_TOKEN: &str = "PINTEREST_API_TOKEN";
     /// Secrets Manager ARN of the Pinterest token.
     pub const PINTEREST_ACCESS_TOKEN_SECRET_ARN: &str = "PINTEREST_ACCESS_TOKEN_SECRET_ARN";
     /// `true` adds `?test=true` to every Pinterest request.

@@ -119,7 +119,7 @@ async fn a_refused_token_says_which_setting_to_fix() {
         matches!(&error, QualityError::Unauthorized { message } if message == "Authentication failed."),
         "{error:?}"
     );
-    assert!(error.to_string().contains("PINTEREST_ACCESS_TOKEN"));
+    assert!(error.to_string().contains("PINTEREST_API_TOKEN"));
     assert!(
         error.to_string().contains("ads:read"),
         "a conversion-only token is told what it lacks: {error}"

@@ -85,7 +85,12 @@ fn reconcile(
         .args(["--admin-url-base", &shopify.base_url()])
         .args(extra)
         .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("PINTEREST_ACCESS_TOKEN", ACCESS_TOKEN)
+        // Event Quality reads with the API token; the conversion token is not it.
+        .env("PINTEREST_API_TOKEN", ACCESS_TOKEN)
+        .env(
+            "PINTEREST_ACCESS_TOKEN",
+            "the-conversion-token-is-not-used-here",
+        )
         .env("PINTEREST_AD_ACCOUNT_ID", AD_ACCOUNT_ID)
         .env("PINTEREST_API_URL", pinterest.base_url())
         .env_remove("VALUE_SOURCE")
@@ -500,6 +505,7 @@ async fn against_a_stack_reconcile_reads_the_dynamodb_records_and_backfills_thro
                 .env_remove("AWS_PROFILE")
                 .env_remove("AWS_SESSION_TOKEN")
                 .env_remove("PINTEREST_ACCESS_TOKEN")
+                .env_remove("PINTEREST_API_TOKEN")
                 .env_remove("VALUE_SOURCE")
                 .output()
                 .unwrap()

@@ -92,8 +92,6 @@ async fn subscribe(base: &str, extra: &[&str]) -> Output {
         "subscribe".to_owned(),
         "--shop".to_owned(),
         "acme".to_owned(),
-        "--admin-token".to_owned(),
-        TOKEN.to_owned(),
         "--address".to_owned(),
         ADDRESS.to_owned(),
         "--admin-url-base".to_owned(),
@@ -107,7 +105,7 @@ async fn subscribe(base: &str, extra: &[&str]) -> Output {
     tokio::task::spawn_blocking(move || {
         Command::new(bin)
             .args(&args)
-            .env_remove("SHOPIFY_ADMIN_TOKEN")
+            .env("SHOPIFY_ADMIN_TOKEN", TOKEN)
             .output()
             .unwrap()
     })
@@ -283,7 +281,8 @@ async fn refuses_a_plain_http_address() {
     let bin = pinrelay_bin();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin)
-            .args(["subscribe", "--shop", "acme", "--admin-token", TOKEN])
+            .args(["subscribe", "--shop", "acme"])
+            .env("SHOPIFY_ADMIN_TOKEN", TOKEN)
             .args(["--address", "http://relay.example/webhooks/shopify"])
             .args(["--admin-url-base", &base])
             .output()

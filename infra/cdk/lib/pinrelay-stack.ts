@@ -254,7 +254,7 @@ export class PinrelayStack extends Stack {
       this.shopifyWebhookSecret = new secretsmanager.CfnSecret(this, "ShopifyWebhookSecret", {
         description:
           "pinrelay: the Shopify app's client secret (Partner Dashboard or Dev Dashboard, app, Settings, " +
-          "Client secret). Set it with: aws secretsmanager put-secret-value --secret-id ARN --secret-string 'SECRET'. " +
+          "Client secret). Set it with: aws secretsmanager put-secret-value --secret-id ARN --secret-string file:///dev/stdin (paste it, then Ctrl-D; it stays out of shell history). " +
           "During a rotation store a JSON array of the new and the old secret.",
       });
     }
@@ -262,7 +262,7 @@ export class PinrelayStack extends Stack {
       this.pinterestAccessTokenSecret = new secretsmanager.CfnSecret(this, "PinterestAccessTokenSecret", {
         description:
           "pinrelay: the Pinterest conversion access token (Ads Manager, Conversions, Conversion access " +
-          "token). Set it with: aws secretsmanager put-secret-value --secret-id ARN --secret-string 'TOKEN'.",
+          "token). Set it with: aws secretsmanager put-secret-value --secret-id ARN --secret-string file:///dev/stdin (paste it, then Ctrl-D; it stays out of shell history).",
       });
     }
     if (s.watchShopifyAdminTokenSecretArn === "") {
@@ -270,7 +270,7 @@ export class PinrelayStack extends Stack {
         description:
           "pinrelay: a Shopify Admin API access token with read_orders (a custom app's Admin API access " +
           "token), for the hourly watch. Set it with: aws secretsmanager put-secret-value --secret-id ARN " +
-          "--secret-string 'shpat_...'.",
+          "--secret-string file:///dev/stdin (paste it, then Ctrl-D; it stays out of shell history).",
       });
     }
     const shopifySecretArn = this.shopifyWebhookSecret?.ref ?? s.shopifyWebhookSecretArn;
@@ -743,7 +743,7 @@ export class PinrelayStack extends Stack {
       alarmDescription:
         "A webhook subscription the relay needs is gone or delivers elsewhere (Shopify deletes one " +
         "after 8 failed deliveries over 4 hours): every later webhook of its topic is missing. The " +
-        "watch log names the topic. Re-run `pinrelay subscribe --shop SHOP --admin-token TOKEN " +
+        "watch log names the topic. Re-run `pinrelay subscribe --shop SHOP " +
         `--address ${webhookUrl}\`, then \`pinrelay reconcile ` +
         `--shop SHOP --stack ${Aws.STACK_NAME} --backfill\` for the orders missed meanwhile.`,
       namespace: "pinrelay",

@@ -423,7 +423,7 @@ pub fn hint(component: &Component) -> &'static str {
 pub enum QualityError {
     /// 401.
     #[error(
-        "Pinterest refused the token for the Event Quality Score (HTTP 401: {message}): reading it needs the ads:read scope, which a conversion token made in Ads Manager for the Conversions API does not have; give reconcile a token with ads:read in PINTEREST_ACCESS_TOKEN (or, if it has the scope, a current one)"
+        "Pinterest refused the token for the Event Quality Score (HTTP 401: {message}): reading it needs the ads:read scope, which a conversion token made in Ads Manager for the Conversions API does not have; give reconcile a token with ads:read in PINTEREST_API_TOKEN (or, if it has the scope, a current one)"
     )]
     Unauthorized {
         /// Pinterest's error message.
