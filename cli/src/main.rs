@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod dead_letters;
+mod doctor;
 mod input;
 mod local;
 mod reconcile;
@@ -42,6 +43,8 @@ enum Command {
     Subscribe(subscribe::Args),
     /// Compare the shop's orders with what reached Pinterest, and backfill the missing ones.
     Reconcile(Box<reconcile::Args>),
+    /// Check a setup end to end: secrets, Shopify token and webhooks, Pinterest tokens.
+    Doctor(doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => runtime().and_then(|rt| rt.block_on(replay::run(args))),
         Command::Subscribe(args) => runtime().and_then(|rt| rt.block_on(subscribe::run(args))),
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile::run(*args))),
+        Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor::run(args))),
     };
     match result {
         Ok(code) => code,

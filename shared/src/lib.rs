@@ -41,6 +41,7 @@ pub mod aws;
 pub mod browser;
 pub mod config;
 pub mod dispatch;
+pub mod doctor;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(test)]

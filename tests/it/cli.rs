@@ -31,11 +31,18 @@ const MAPPING_VARS: [&str; 8] = [
 ];
 
 fn pinrelay(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    pinrelay_env(args, stdin, &[])
+}
+
+/// [`pinrelay`] with variables set, such as a secret that must not be a flag.
+fn pinrelay_env(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(pinrelay_bin());
     command.args(args);
     for var in MAPPING_VARS {
         command.env_remove(var);
     }
+    command.env_remove("SHOPIFY_WEBHOOK_SECRETS");
+    command.envs(env.iter().copied());
     command
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -317,9 +324,10 @@ fn translate_exits_2_on_invalid_options() {
 
 #[test]
 fn sign_prints_the_official_shopify_vector() {
-    let o = pinrelay(
-        &["sign", "--secret", "test_secret_key"],
+    let o = pinrelay_env(
+        &["sign"],
         Some(br#"{"foo": "bar"}"#),
+        &[("SHOPIFY_WEBHOOK_SECRETS", "test_secret_key")],
     );
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert_eq!(stdout(&o), "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=\n");
@@ -328,9 +336,11 @@ fn sign_prints_the_official_shopify_vector() {
 #[test]
 fn sign_of_a_file_is_accepted_by_the_verifier() {
     let file = fixture_path(REST_ORDER);
-    let o = pinrelay(
-        &["sign", "--secret", "s3cr3t", file.to_str().unwrap()],
+    // The current secret: the first of a rotation's list.
+    let o = pinrelay_env(
+        &["sign", file.to_str().unwrap()],
         None,
+        &[("SHOPIFY_WEBHOOK_SECRETS", "s3cr3t,old-secret")],
     );
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let secrets = WebhookSecrets::from_comma_separated("s3cr3t");
@@ -342,6 +352,13 @@ fn sign_of_a_file_is_accepted_by_the_verifier() {
 
 #[test]
 fn sign_exits_2_on_a_missing_file_or_an_empty_secret() {
-    assert_invalid(&pinrelay(&["sign", "--secret", "s", "/no/such/body"], None));
-    assert_invalid(&pinrelay(&["sign", "--secret", ""], Some(b"{}")));
+    let secret = [("SHOPIFY_WEBHOOK_SECRETS", "s")];
+    assert_invalid(&pinrelay_env(&["sign", "/no/such/body"], None, &secret));
+    let unset = pinrelay(&["sign"], Some(b"{}"));
+    assert_invalid(&unset);
+    assert!(stderr(&unset).contains("SHOPIFY_WEBHOOK_SECRETS"));
+    // A secret is never a flag.
+    let flag = pinrelay_env(&["sign", "--secret", "s"], Some(b"{}"), &secret);
+    assert_eq!(flag.status.code(), Some(2));
+    assert!(stderr(&flag).contains("unexpected argument '--secret'"));
 }

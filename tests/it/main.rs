@@ -5,6 +5,7 @@ mod admin;
 mod browser;
 mod cli;
 mod dispatch;
+mod doctor;
 mod fake_pinterest;
 mod fake_shopify;
 mod helpers;
