@@ -16,6 +16,7 @@ mod reconcile;
 mod replay;
 mod serve;
 mod sign;
+mod stack;
 mod subscribe;
 mod translate;
 

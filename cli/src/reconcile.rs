@@ -135,8 +135,8 @@ impl Relay {
         let sdk = aws::load(Budget::CLI).await;
         let (table, queue_url, dlq_url) = match &args.stack {
             Some(stack) => {
-                let outputs = stack_outputs(&sdk, stack).await?;
-                let get = |k: &str| outputs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let stack_info = crate::stack::Stack::describe(&sdk, stack).await?;
+                let get = |k: &str| stack_info.output(k);
                 let table = get("IdempotencyTableName").with_context(|| {
                     format!(
                         "stack {stack} has no IdempotencyTableName output; is it a pinrelay stack?"
@@ -288,25 +288,11 @@ pub const SETTINGS_FILE: &str = "settings.json";
 /// parameters (the settings of its functions), or the settings `serve` recorded in its data
 /// directory. `None`: this process's environment decides.
 async fn relay_rules(args: &Args) -> anyhow::Result<Option<pinrelay::mapping::Options>> {
-    use pinrelay::config::keys;
     let values: HashMap<String, String> = if let Some(stack) = &args.stack {
         let sdk = aws::load(Budget::CLI).await;
-        let parameters = stack_parameters(&sdk, stack).await?;
-        let by_variable = [
-            ("IncludeTestOrders", keys::INCLUDE_TEST_ORDERS),
-            ("SendPosOrders", keys::SEND_POS_ORDERS),
-            ("OrderSources", keys::ORDER_SOURCES),
-            ("ValueSource", keys::VALUE_SOURCE),
-            ("CheckoutOn", keys::CHECKOUT_ON),
-            ("PaidStatuses", keys::PAID_STATUSES),
-        ];
-        by_variable
-            .iter()
-            .filter_map(|(parameter, variable)| {
-                let value = parameters.iter().find(|(n, _)| n == parameter)?.1.clone();
-                Some(((*variable).to_owned(), value))
-            })
-            .collect()
+        crate::stack::Stack::describe(&sdk, stack)
+            .await?
+            .rule_variables()
     } else if args.table.is_none() {
         let path = args.data_dir.join(SETTINGS_FILE);
         match std::fs::read_to_string(&path) {
@@ -322,65 +308,6 @@ async fn relay_rules(args: &Args) -> anyhow::Result<Option<pinrelay::mapping::Op
     }
     let get = |key: &'static str| values.get(key).cloned();
     Ok(Some(pinrelay::config::order_rules_from(&get)?))
-}
-
-/// A stack's parameters, name and value.
-async fn stack_parameters(
-    sdk: &aws_config::SdkConfig,
-    stack: &str,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let out = aws_sdk_cloudformation::Client::new(sdk)
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read the parameters of stack {stack} (check the stack name, AWS_REGION and credentials): {}",
-                aws_sdk_cloudformation::error::DisplayErrorContext(&e)
-            )
-        })?;
-    Ok(out
-        .stacks()
-        .first()
-        .map(|s| s.parameters())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p.parameter_key()?.to_owned(),
-                p.parameter_value()?.to_owned(),
-            ))
-        })
-        .collect())
-}
-
-/// A stack's outputs, name and value.
-async fn stack_outputs(
-    sdk: &aws_config::SdkConfig,
-    stack: &str,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let cfn = aws_sdk_cloudformation::Client::new(sdk);
-    let out = cfn
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read the outputs of stack {stack} (check the stack name, AWS_REGION and credentials): {}",
-                aws_sdk_cloudformation::error::DisplayErrorContext(&e)
-            )
-        })?;
-    let outputs = out
-        .stacks()
-        .first()
-        .map(|s| s.outputs())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
-        .collect();
-    Ok(outputs)
 }
 
 /// Runs `pinrelay reconcile`.

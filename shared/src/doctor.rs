@@ -166,15 +166,15 @@ pub fn is_placeholder(value: &str) -> bool {
         || v.chars().all(|c| c == 'x')
 }
 
-/// One secret the relay needs: its variable, its value if set, and where to get it.
-#[derive(Debug, Clone)]
+/// One secret the relay needs: where it lives, its value if set, and how to fill it.
+#[derive(Clone)]
 pub struct Secret {
     /// The variable (or the stack's secret) that holds it.
-    pub name: &'static str,
+    pub name: String,
     /// Its value, when set.
     pub value: Option<String>,
-    /// Where its value comes from, for the fix.
-    pub source: &'static str,
+    /// The action that fills it.
+    pub fix: String,
 }
 
 /// `secrets`: fails naming every secret unset or left a placeholder (never its value).
@@ -185,14 +185,11 @@ pub fn secrets(secrets: &[Secret]) -> Finding {
         .filter(|s| s.value.as_deref().is_none_or(is_placeholder))
         .collect();
     if unfilled.is_empty() {
-        let names: Vec<&str> = secrets.iter().map(|s| s.name).collect();
+        let names: Vec<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
         return Finding::ok(CheckId::Secrets, format!("set: {}", names.join(", ")));
     }
-    let names: Vec<&str> = unfilled.iter().map(|s| s.name).collect();
-    let fixes: Vec<String> = unfilled
-        .iter()
-        .map(|s| format!("set {} to {}", s.name, s.source))
-        .collect();
+    let names: Vec<&str> = unfilled.iter().map(|s| s.name.as_str()).collect();
+    let fixes: Vec<&str> = unfilled.iter().map(|s| s.fix.as_str()).collect();
     Finding::fail(
         CheckId::Secrets,
         format!("unset or a placeholder: {}", names.join(", ")),
@@ -200,13 +197,14 @@ pub fn secrets(secrets: &[Secret]) -> Finding {
     )
 }
 
-/// `shopify_admin_token`: the token reads the shop; the error says why it does not.
-pub async fn shopify_admin_token(admin: Option<&AdminApi>) -> Finding {
+/// `shopify_admin_token`: the token (kept in `home`) reads the shop; the error says why it does
+/// not.
+pub async fn shopify_admin_token(admin: Option<&AdminApi>, home: &str) -> Finding {
     let id = CheckId::ShopifyAdminToken;
     let Some(admin) = admin else {
         return Finding::skip(
             id,
-            "SHOPIFY_ADMIN_TOKEN is unset: the watch and reconcile cannot read orders",
+            format!("{home} is not filled: the watch and reconcile cannot read orders"),
         );
     };
     match admin.shop().await {
@@ -220,7 +218,9 @@ pub async fn shopify_admin_token(admin: Option<&AdminApi>) -> Finding {
         Err(e @ (AdminError::InvalidToken | AdminError::MissingScope)) => Finding::fail(
             id,
             e.to_string(),
-            "put a current Admin API access token of the app, with read_orders and read_customers, in SHOPIFY_ADMIN_TOKEN",
+            format!(
+                "put a current Admin API access token of the app, with read_orders and read_customers, in {home}"
+            ),
         ),
         Err(e) => Finding::fail(
             id,
@@ -295,17 +295,19 @@ pub fn probe_event(now_unix: i64) -> Event {
     }
 }
 
-/// `pinterest_conversion_token`: `api` (built with `test_mode`) accepts [`probe_event`].
+/// `pinterest_conversion_token`: `api` (built with `test_mode`, its token kept in `home`) accepts
+/// [`probe_event`].
 pub async fn pinterest_conversion_token(
     api: Option<&PinterestHttp>,
     ad_account_id: &str,
+    home: &str,
     now_unix: i64,
 ) -> Finding {
     let id = CheckId::PinterestConversionToken;
     let Some(api) = api else {
         return Finding::skip(
             id,
-            "PINTEREST_ACCESS_TOKEN or PINTEREST_AD_ACCOUNT_ID is unset (see secrets)",
+            format!("{home} or the ad account is not set (see secrets)"),
         );
     };
     match api.send(&[probe_event(now_unix)]).await {
@@ -331,7 +333,7 @@ pub async fn pinterest_conversion_token(
             id,
             e.to_string(),
             format!(
-                "generate a conversion access token in Ads Manager (Conversions, Conversion access token) for ad account {ad_account_id} and put it in PINTEREST_ACCESS_TOKEN"
+                "generate a conversion access token in Ads Manager (Conversions, Conversion access token) for ad account {ad_account_id} and put it in {home}"
             ),
         ),
         Err(e) => Finding::fail(
@@ -371,11 +373,11 @@ pub async fn event_quality(api: Option<&PinterestHttp>) -> Finding {
 mod tests {
     use super::*;
 
-    fn secret(name: &'static str, value: Option<&str>) -> Secret {
+    fn secret(name: &str, value: Option<&str>) -> Secret {
         Secret {
-            name,
+            name: name.to_owned(),
             value: value.map(str::to_owned),
-            source: "the value",
+            fix: format!("set {name}"),
         }
     }
 
@@ -408,10 +410,7 @@ mod tests {
         ]);
         assert_eq!(f.status, Status::Fail);
         assert_eq!(f.detail, "unset or a placeholder: B, C");
-        assert_eq!(
-            f.fix.as_deref(),
-            Some("set B to the value; set C to the value")
-        );
+        assert_eq!(f.fix.as_deref(), Some("set B; set C"));
         assert!(!format!("{f:?}").contains("real-value-1"));
         assert_eq!(secrets(&[secret("A", Some("v1"))]).status, Status::Ok);
     }

@@ -178,3 +178,195 @@ async fn each_broken_part_fails_its_own_check_with_its_fix() {
         }
     }
 }
+
+/// A stack on moto with pinrelay's outputs and parameters, and its three secrets, each filled
+/// unless named in `unfilled` (`Some("")`: never given a value; else that placeholder).
+async fn moto_stack(
+    env: &crate::helpers::TestEnv,
+    name: &str,
+    webhook_url: &str,
+    unfilled: Option<(&str, &str)>,
+) {
+    let mut outputs = serde_json::Map::new();
+    outputs.insert(
+        "WebhookUrl".into(),
+        serde_json::json!({"Value": webhook_url}),
+    );
+    for (output, value) in [
+        ("ShopifyWebhookSecret", "hush-its-a-secret"),
+        ("PinterestAccessTokenSecret", ACCESS_TOKEN),
+        ("ShopifyAdminTokenSecret", ADMIN_TOKEN),
+    ] {
+        let secret = env
+            .secrets
+            .create_secret()
+            .name(format!("{name}-{output}"))
+            .send()
+            .await
+            .unwrap();
+        let arn = secret.arn().unwrap().to_owned();
+        let value = match unfilled {
+            Some((which, placeholder)) if which == output => placeholder,
+            _ => value,
+        };
+        if !value.is_empty() {
+            env.secrets
+                .put_secret_value()
+                .secret_id(&arn)
+                .secret_string(value)
+                .send()
+                .await
+                .unwrap();
+        }
+        outputs.insert(output.into(), serde_json::json!({"Value": arn}));
+    }
+    let template = serde_json::json!({
+        "Parameters": {
+            "PinterestAdAccountId": {"Type": "String"},
+            "CheckoutOn": {"Type": "String"},
+        },
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": outputs,
+    });
+    let response = reqwest::Client::new()
+        .post(&env.endpoint)
+        .header(
+            "Authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=testing/20261201/{}/cloudformation/aws4_request, SignedHeaders=host, Signature=0",
+                crate::helpers::REGION
+            ),
+        )
+        .form(&[
+            ("Action", "CreateStack"),
+            ("Version", "2010-05-15"),
+            ("StackName", name),
+            ("TemplateBody", &template.to_string()),
+            ("Parameters.member.1.ParameterKey", "PinterestAdAccountId"),
+            ("Parameters.member.1.ParameterValue", AD_ACCOUNT_ID),
+            ("Parameters.member.2.ParameterKey", "CheckoutOn"),
+            ("Parameters.member.2.ParameterValue", "created"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        response.text().await.unwrap()
+    );
+}
+
+/// `doctor --stack` with nothing but AWS credentials in the environment.
+async fn doctor_stack(unfilled: Option<(&str, &str)>, subscribed: bool) -> Run {
+    let env = crate::helpers::TestEnv::start().await;
+    let shopify = FakeShopify::start().await;
+    let pinterest = FakePinterest::start().await;
+    if subscribed {
+        for topic in ["orders/create", "customers/create"] {
+            shopify.add_subscription(topic, WEBHOOK_URL);
+        }
+    }
+    moto_stack(&env, "pinrelay-doctor", WEBHOOK_URL, unfilled).await;
+    let endpoint = env.endpoint.clone();
+    let admin_base = shopify.base_url();
+    let pinterest_base = pinterest.base_url();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(pinrelay_bin());
+        command
+            .args([
+                "doctor",
+                "--shop",
+                SHOP_DOMAIN,
+                "--stack",
+                "pinrelay-doctor",
+                "--json",
+            ])
+            .args(["--admin-url-base", &admin_base])
+            .env("PINTEREST_API_URL", &pinterest_base)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", crate::helpers::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+        for var in [
+            "SHOPIFY_WEBHOOK_SECRETS",
+            "PINTEREST_ACCESS_TOKEN",
+            "PINTEREST_AD_ACCOUNT_ID",
+            "SHOPIFY_ADMIN_TOKEN",
+            "PINTEREST_API_TOKEN",
+            "WEBHOOK_URL",
+            "CHECKOUT_ON",
+            "SHOPIFY_API_VERSION",
+        ] {
+            command.env_remove(var);
+        }
+        command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let findings: Vec<Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(pinterest.schema_errors().is_empty());
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        findings,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_good_stack_passes_from_its_outputs_parameters_and_secrets_alone() {
+    let run = doctor_stack(None, true).await;
+    assert_eq!(run.code, 0, "{:?}", run.findings);
+    for check in [
+        "secrets",
+        "shopify_admin_token",
+        "webhook_subscriptions",
+        "pinterest_conversion_token",
+    ] {
+        assert_eq!(run.status(check), "ok", "{:?}", run.finding(check));
+    }
+    assert_eq!(run.status("event_quality"), "skip");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_with_an_unfilled_secret_or_no_subscription_fails_that_check() {
+    // The Admin token secret the stack created and nobody filled: secrets fails, the Admin checks
+    // skip (nothing to check with), nothing else fails.
+    let run = doctor_stack(Some(("ShopifyAdminTokenSecret", "")), true).await;
+    assert_eq!(run.code, 1, "{:?}", run.findings);
+    assert_eq!(run.status("secrets"), "fail");
+    let fix = run.finding("secrets")["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("aws secretsmanager put-secret-value --secret-id arn:aws:secretsmanager:")
+            && fix.contains("file:///dev/stdin"),
+        "{fix}"
+    );
+    assert_eq!(run.status("shopify_admin_token"), "skip");
+    assert_eq!(run.status("webhook_subscriptions"), "skip");
+    assert_eq!(run.status("pinterest_conversion_token"), "ok");
+
+    // A placeholder left in the conversion token's secret.
+    let run = doctor_stack(
+        Some(("PinterestAccessTokenSecret", "your-conversion-token")),
+        true,
+    )
+    .await;
+    assert_eq!(run.code, 1);
+    assert_eq!(run.status("secrets"), "fail");
+    assert_eq!(run.status("pinterest_conversion_token"), "skip");
+
+    let run = doctor_stack(None, false).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(run.status("webhook_subscriptions"), "fail");
+    assert!(
+        run.finding("webhook_subscriptions")["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--address {WEBHOOK_URL}"))
+    );
+}

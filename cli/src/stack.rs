@@ -1,0 +1,92 @@
+//! A deployed pinrelay stack as the CLI reads it: its parameters and outputs, in one call.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use pinrelay::config::keys;
+
+/// A stack's parameters and outputs, by name.
+pub struct Stack {
+    /// Parameter name and value.
+    pub parameters: Vec<(String, String)>,
+    /// Output name and value.
+    pub outputs: Vec<(String, String)>,
+}
+
+/// The stack parameters that carry the conversion rules, with the variable each sets.
+const RULE_PARAMETERS: [(&str, &str); 6] = [
+    ("IncludeTestOrders", keys::INCLUDE_TEST_ORDERS),
+    ("SendPosOrders", keys::SEND_POS_ORDERS),
+    ("OrderSources", keys::ORDER_SOURCES),
+    ("ValueSource", keys::VALUE_SOURCE),
+    ("CheckoutOn", keys::CHECKOUT_ON),
+    ("PaidStatuses", keys::PAID_STATUSES),
+];
+
+impl Stack {
+    /// Reads stack `name` (DescribeStacks).
+    ///
+    /// # Errors
+    /// The stack cannot be read: wrong name, region or credentials.
+    pub async fn describe(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Self> {
+        let out = aws_sdk_cloudformation::Client::new(sdk)
+            .describe_stacks()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read stack {name} (check the stack name, AWS_REGION and credentials): {}",
+                    aws_sdk_cloudformation::error::DisplayErrorContext(&e)
+                )
+            })?;
+        let stack = out
+            .stacks()
+            .first()
+            .with_context(|| format!("stack {name} not found"))?;
+        Ok(Self {
+            parameters: stack
+                .parameters()
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.parameter_key()?.to_owned(),
+                        p.parameter_value()?.to_owned(),
+                    ))
+                })
+                .collect(),
+            outputs: stack
+                .outputs()
+                .iter()
+                .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+                .collect(),
+        })
+    }
+
+    /// An output's value.
+    pub fn output(&self, name: &str) -> Option<String> {
+        find(&self.outputs, name)
+    }
+
+    /// A parameter's value.
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        find(&self.parameters, name)
+    }
+
+    /// The conversion rules' variables as the stack sets them (empty for a stack without them).
+    pub fn rule_variables(&self) -> HashMap<String, String> {
+        RULE_PARAMETERS
+            .iter()
+            .filter_map(|(parameter, variable)| {
+                Some(((*variable).to_owned(), self.parameter(parameter)?))
+            })
+            .collect()
+    }
+}
+
+fn find(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
