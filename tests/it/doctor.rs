@@ -260,6 +260,7 @@ async fn moto_stack(
 
 /// `doctor --stack` with nothing but AWS credentials in the environment.
 async fn doctor_stack(unfilled: Option<(&str, &str)>, subscribed: bool) -> Run {
+    pinrelay::pinterest::http::install_crypto_provider();
     let env = crate::helpers::TestEnv::start().await;
     let shopify = FakeShopify::start().await;
     let pinterest = FakePinterest::start().await;
