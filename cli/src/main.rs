@@ -12,6 +12,7 @@ mod dead_letters;
 mod doctor;
 mod input;
 mod local;
+mod pixel;
 mod reconcile;
 mod replay;
 mod serve;
@@ -46,6 +47,8 @@ enum Command {
     Reconcile(Box<reconcile::Args>),
     /// Check a setup end to end: secrets, Shopify token and webhooks, Pinterest tokens.
     Doctor(doctor::Args),
+    /// Print the storefront custom pixel with its configuration filled in from the relay's settings.
+    Pixel(pixel::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Subscribe(args) => runtime().and_then(|rt| rt.block_on(subscribe::run(args))),
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile::run(*args))),
         Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor::run(args))),
+        Command::Pixel(args) => runtime().and_then(|rt| rt.block_on(pixel::run(args))),
     };
     match result {
         Ok(code) => code,

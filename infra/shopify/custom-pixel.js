@@ -1,7 +1,8 @@
 // pinrelay custom pixel: the Pinterest Tag plus first-party browser events for pinrelay.
 //
 // Paste this whole file into Shopify admin: Settings > Customer events > Add custom pixel.
-// Then edit the CONFIGURATION block just below, save, and click "Connect".
+// `pinrelay pixel --shop SHOP --tag-id ID --stack STACK` prints it with the CONFIGURATION block filled
+// in from the relay's settings; otherwise edit that block by hand. Save, then click "Connect".
 //
 // What it does, for each shopper action it sees:
 //   1. fires the Pinterest Tag in the browser (pintrk), with an `event_id`;

@@ -371,3 +371,42 @@ async fn a_stack_with_an_unfilled_secret_or_no_subscription_fails_that_check() {
             .contains(&format!("--address {WEBHOOK_URL}"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pixel_from_a_stack_points_at_its_browser_endpoint_with_its_settings() {
+    let env = crate::helpers::TestEnv::start().await;
+    moto_stack(&env, "pinrelay-pixel", WEBHOOK_URL, None).await;
+    let endpoint = env.endpoint.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(pinrelay_bin())
+            .args(["pixel", "--shop", "acme", "--tag-id", "2612345678901"])
+            .args(["--stack", "pinrelay-pixel"])
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", crate::helpers::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("CHECKOUT_ON", "paid") // the stack's parameter decides, not this shell
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let pixel = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "var PINTEREST_TAG_ID = \"2612345678901\";",
+        "var RELAY_URL = \"https://relay.example.com/events/browser\";",
+        "var SHOP_DOMAIN = \"acme.myshopify.com\";",
+        "var CHECKOUT_ON = \"created\";",
+    ] {
+        assert!(pixel.lines().any(|l| l == line), "missing {line}");
+    }
+}

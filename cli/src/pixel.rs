@@ -1,0 +1,211 @@
+//! `pinrelay pixel`: prints the storefront custom pixel with its configuration filled in from the
+//! relay's own settings (a stack's outputs and parameters, or serve's variables), so nothing is
+//! edited by hand and the pixel cannot disagree with the relay.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use pinrelay::aws::{self, Budget};
+use pinrelay::config::{self, keys};
+use pinrelay::shopify::admin::shop_domain;
+
+use crate::stack::Stack;
+
+/// The pixel as published in `infra/shopify/custom-pixel.js`.
+const PIXEL: &str = include_str!("../../infra/shopify/custom-pixel.js");
+
+/// The stack parameters the pixel must agree with, and the variable each sets.
+const PIXEL_PARAMETERS: [(&str, &str); 6] = [
+    ("EventIdTemplate", keys::EVENT_ID_TEMPLATE),
+    ("ContentId", keys::CONTENT_ID),
+    ("CatalogCountry", keys::CATALOG_COUNTRY),
+    ("CheckoutEventId", keys::CHECKOUT_EVENT_ID),
+    ("CheckoutOn", keys::CHECKOUT_ON),
+    ("ValueSource", keys::VALUE_SOURCE),
+];
+
+/// Arguments of `pinrelay pixel`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The shop: `name` or `name.myshopify.com`.
+    #[arg(long)]
+    pub shop: String,
+    /// The Pinterest Tag id (Ads Manager, Conversions, Tag manager): public, it is in every page.
+    #[arg(long)]
+    pub tag_id: String,
+    /// A deployed stack: its WebhookUrl output and parameters; without it, serve's variables
+    /// (WEBHOOK_URL and the conversion settings).
+    #[arg(long)]
+    pub stack: Option<String>,
+}
+
+/// Runs the command.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Some(shop) = shop_domain(&args.shop) else {
+        eprintln!(
+            "error: --shop {:?} is not a shop name or a name.myshopify.com domain",
+            args.shop
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let (webhook_url, settings) = match &args.stack {
+        Some(name) => {
+            let stack = Stack::describe(&aws::load(Budget::CLI).await, name).await?;
+            let settings: HashMap<&str, String> = PIXEL_PARAMETERS
+                .iter()
+                .filter_map(|(parameter, variable)| Some((*variable, stack.parameter(parameter)?)))
+                .collect();
+            (stack.output("WebhookUrl"), settings)
+        }
+        None => (
+            config::var(keys::WEBHOOK_URL),
+            PIXEL_PARAMETERS
+                .iter()
+                .filter_map(|(_, variable)| Some((*variable, config::var(variable)?)))
+                .collect(),
+        ),
+    };
+    let Some(webhook_url) = webhook_url else {
+        eprintln!(
+            "error: the relay's public URL is unknown: set WEBHOOK_URL (serve) or pass --stack"
+        );
+        return Ok(ExitCode::from(2));
+    };
+    match configured(&args.tag_id, &shop, &webhook_url, &settings) {
+        Ok(pixel) => {
+            print!("{pixel}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// The pixel with every configuration line set: the browser endpoint beside `webhook_url`, the
+/// shop, the Tag id, and the relay's settings (their defaults where unset).
+///
+/// # Errors
+/// A one-line message: a Tag id that is not digits, a webhook URL not ending in
+/// `/webhooks/shopify`, an `EVENT_ID_TEMPLATE` the browser cannot reproduce, or a pixel without
+/// one of its configuration lines.
+pub fn configured(
+    tag_id: &str,
+    shop: &str,
+    webhook_url: &str,
+    settings: &HashMap<&str, String>,
+) -> Result<String, String> {
+    if tag_id.is_empty() || !tag_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "--tag-id {tag_id:?} is not a Pinterest Tag id (digits, from Ads Manager, Conversions, Tag manager)"
+        ));
+    }
+    let base = webhook_url
+        .trim_end_matches('/')
+        .strip_suffix("/webhooks/shopify")
+        .ok_or_else(|| {
+            format!("{webhook_url} is not the relay's webhook URL (…/webhooks/shopify)")
+        })?;
+    let setting = |key: &str, default: &str| {
+        settings
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let template = setting(keys::EVENT_ID_TEMPLATE, "{order_id}");
+    if template.contains("{order_name}") {
+        return Err(format!(
+            "EVENT_ID_TEMPLATE {template:?} uses {{order_name}}, which the browser does not have: the Tag's checkout could not share its event_id; use {{order_id}}"
+        ));
+    }
+    let lines = [
+        ("PINTEREST_TAG_ID", tag_id.to_owned()),
+        ("RELAY_URL", format!("{base}/events/browser")),
+        ("SHOP_DOMAIN", shop.to_owned()),
+        ("CHECKOUT_EVENT_ID_TEMPLATE", template),
+        ("CONTENT_ID", setting(keys::CONTENT_ID, "variant")),
+        ("CATALOG_COUNTRY", setting(keys::CATALOG_COUNTRY, "")),
+        (
+            "CHECKOUT_EVENT_ID",
+            setting(keys::CHECKOUT_EVENT_ID, "order_id"),
+        ),
+        ("CHECKOUT_ON", setting(keys::CHECKOUT_ON, "created")),
+        ("VALUE_SOURCE", setting(keys::VALUE_SOURCE, "subtotal")),
+    ];
+    let mut pixel = String::with_capacity(PIXEL.len());
+    let mut set = Vec::new();
+    for line in PIXEL.split_inclusive('\n') {
+        let name = line
+            .strip_prefix("var ")
+            .and_then(|rest| rest.split_once(" = "))
+            .map(|(name, _)| name);
+        match lines.iter().find(|(n, _)| Some(*n) == name) {
+            Some((name, value)) if !set.contains(name) => {
+                // A JSON string is a JavaScript string literal.
+                let literal = serde_json::to_string(value).map_err(|e| e.to_string())?;
+                pixel.push_str(&format!("var {name} = {literal};\n"));
+                set.push(*name);
+            }
+            _ => pixel.push_str(line),
+        }
+    }
+    if let Some((missing, _)) = lines.iter().find(|(n, _)| !set.contains(n)) {
+        return Err(format!("the pixel has no configuration line for {missing}"));
+    }
+    Ok(pixel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "https://abc.lambda-url.us-east-1.on.aws/webhooks/shopify";
+
+    #[test]
+    fn every_configuration_line_is_filled_and_no_placeholder_is_left() {
+        let settings = HashMap::from([
+            (
+                keys::CONTENT_ID,
+                "shopify_{country}_{product_id}_{variant_id}".to_owned(),
+            ),
+            (keys::CATALOG_COUNTRY, "US".to_owned()),
+            (keys::CHECKOUT_ON, "paid".to_owned()),
+        ]);
+        let pixel = configured("2612345678901", "acme.myshopify.com", URL, &settings).unwrap();
+        for line in [
+            "var PINTEREST_TAG_ID = \"2612345678901\";",
+            "var RELAY_URL = \"https://abc.lambda-url.us-east-1.on.aws/events/browser\";",
+            "var SHOP_DOMAIN = \"acme.myshopify.com\";",
+            "var CHECKOUT_EVENT_ID_TEMPLATE = \"{order_id}\";",
+            "var CONTENT_ID = \"shopify_{country}_{product_id}_{variant_id}\";",
+            "var CATALOG_COUNTRY = \"US\";",
+            "var CHECKOUT_EVENT_ID = \"order_id\";",
+            "var CHECKOUT_ON = \"paid\";",
+            "var VALUE_SOURCE = \"subtotal\";",
+        ] {
+            assert!(pixel.lines().any(|l| l == line), "missing {line}");
+        }
+        assert!(!pixel.contains("YOUR_PINTEREST_TAG_ID"));
+        assert!(!pixel.contains("xxxx.lambda-url"));
+        // Only the configuration lines change.
+        assert_eq!(pixel.lines().count(), PIXEL.lines().count());
+    }
+
+    #[test]
+    fn values_are_escaped_as_string_literals() {
+        let settings = HashMap::from([(keys::CONTENT_ID, "a'b\"c\\{sku}".to_owned())]);
+        let pixel = configured("1", "acme.myshopify.com", URL, &settings).unwrap();
+        assert!(pixel.contains(r#"var CONTENT_ID = "a'b\"c\\{sku}";"#));
+    }
+
+    #[test]
+    fn refuses_what_the_browser_cannot_match() {
+        let none = HashMap::new();
+        assert!(configured("abc", "acme.myshopify.com", URL, &none).is_err());
+        assert!(configured("1", "acme.myshopify.com", "https://x.example/other", &none).is_err());
+        let name = HashMap::from([(keys::EVENT_ID_TEMPLATE, "{order_name}".to_owned())]);
+        let err = configured("1", "acme.myshopify.com", URL, &name).unwrap_err();
+        assert!(err.contains("{order_name}"), "{err}");
+    }
+}
