@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod connect;
 mod dead_letters;
 mod doctor;
 mod input;
@@ -45,6 +46,8 @@ enum Command {
     Subscribe(subscribe::Args),
     /// Compare the shop's orders with what reached Pinterest, and backfill the missing ones.
     Reconcile(Box<reconcile::Args>),
+    /// Once after deploying: fill the stack's secrets, subscribe the webhooks, write the pixel, check.
+    Connect(connect::Args),
     /// Check a setup end to end: secrets, Shopify token and webhooks, Pinterest tokens.
     Doctor(doctor::Args),
     /// Print the storefront custom pixel with its configuration filled in from the relay's settings.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => runtime().and_then(|rt| rt.block_on(replay::run(args))),
         Command::Subscribe(args) => runtime().and_then(|rt| rt.block_on(subscribe::run(args))),
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile::run(*args))),
+        Command::Connect(args) => runtime().and_then(|rt| rt.block_on(connect::run(args))),
         Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor::run(args))),
         Command::Pixel(args) => runtime().and_then(|rt| rt.block_on(pixel::run(args))),
     };

@@ -41,12 +41,28 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match render(&args).await? {
+        Ok(pixel) => {
+            print!("{pixel}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// The configured pixel, or the one-line reason it cannot be made.
+///
+/// # Errors
+/// The stack cannot be read.
+pub async fn render(args: &Args) -> anyhow::Result<Result<String, String>> {
     let Some(shop) = shop_domain(&args.shop) else {
-        eprintln!(
-            "error: --shop {:?} is not a shop name or a name.myshopify.com domain",
+        return Ok(Err(format!(
+            "--shop {:?} is not a shop name or a name.myshopify.com domain",
             args.shop
-        );
-        return Ok(ExitCode::from(2));
+        )));
     };
     let (webhook_url, settings) = match &args.stack {
         Some(name) => {
@@ -66,21 +82,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
     };
     let Some(webhook_url) = webhook_url else {
-        eprintln!(
-            "error: the relay's public URL is unknown: set WEBHOOK_URL (serve) or pass --stack"
-        );
-        return Ok(ExitCode::from(2));
+        return Ok(Err(
+            "the relay's public URL is unknown: set WEBHOOK_URL (serve) or pass --stack".to_owned(),
+        ));
     };
-    match configured(&args.tag_id, &shop, &webhook_url, &settings) {
-        Ok(pixel) => {
-            print!("{pixel}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            Ok(ExitCode::from(2))
-        }
-    }
+    Ok(configured(&args.tag_id, &shop, &webhook_url, &settings))
 }
 
 /// The pixel with every configuration line set: the browser endpoint beside `webhook_url`, the

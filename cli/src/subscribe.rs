@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use pinrelay::shopify::admin::{is_api_version, shop_domain, topic_enum};
 use pinrelay::shopify::{AdminApi, SubscriptionCreated};
+use secrecy::SecretString;
 
 /// Topics Shopify only accepts through the app configuration (`compliance_topics`).
 pub const COMPLIANCE_TOPICS: &[&str] =
@@ -58,8 +59,23 @@ enum Outcome {
     Failed(Vec<String>),
 }
 
-/// Runs the command.
+/// Runs the command with the token from `SHOPIFY_ADMIN_TOKEN`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let admin_token = match crate::input::token(
+        pinrelay::config::keys::SHOPIFY_ADMIN_TOKEN,
+        "the app's Admin API access token (read_orders, read_customers)",
+    ) {
+        Ok(token) => token,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    run_with_token(&args, admin_token).await
+}
+
+/// Runs the command with `admin_token`.
+pub async fn run_with_token(args: &Args, admin_token: SecretString) -> anyhow::Result<ExitCode> {
     let shop = match shop_domain(&args.shop) {
         Some(shop) => shop,
         None => {
@@ -101,16 +117,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect();
-    let admin_token = match crate::input::token(
-        pinrelay::config::keys::SHOPIFY_ADMIN_TOKEN,
-        "the app's Admin API access token (read_orders, read_customers)",
-    ) {
-        Ok(token) => token,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(2));
-        }
-    };
     let admin = AdminApi::new(
         &shop,
         admin_token,

@@ -180,12 +180,12 @@ async fn each_broken_part_fails_its_own_check_with_its_fix() {
 }
 
 /// A stack on moto with pinrelay's outputs and parameters, and its three secrets, each filled
-/// unless named in `unfilled` (`Some("")`: never given a value; else that placeholder).
+/// unless named in `unfilled` (`""`: never given a value; else that placeholder).
 async fn moto_stack(
     env: &crate::helpers::TestEnv,
     name: &str,
     webhook_url: &str,
-    unfilled: Option<(&str, &str)>,
+    unfilled: &[(&str, &str)],
 ) {
     let mut outputs = serde_json::Map::new();
     outputs.insert(
@@ -205,10 +205,10 @@ async fn moto_stack(
             .await
             .unwrap();
         let arn = secret.arn().unwrap().to_owned();
-        let value = match unfilled {
-            Some((which, placeholder)) if which == output => placeholder,
-            _ => value,
-        };
+        let value = unfilled
+            .iter()
+            .find(|(which, _)| *which == output)
+            .map_or(value, |(_, placeholder)| placeholder);
         if !value.is_empty() {
             env.secrets
                 .put_secret_value()
@@ -269,7 +269,7 @@ async fn doctor_stack(unfilled: Option<(&str, &str)>, subscribed: bool) -> Run {
             shopify.add_subscription(topic, WEBHOOK_URL);
         }
     }
-    moto_stack(&env, "pinrelay-doctor", WEBHOOK_URL, unfilled).await;
+    moto_stack(&env, "pinrelay-doctor", WEBHOOK_URL, unfilled.as_slice()).await;
     let endpoint = env.endpoint.clone();
     let admin_base = shopify.base_url();
     let pinterest_base = pinterest.base_url();
@@ -375,7 +375,7 @@ async fn a_stack_with_an_unfilled_secret_or_no_subscription_fails_that_check() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pixel_from_a_stack_points_at_its_browser_endpoint_with_its_settings() {
     let env = crate::helpers::TestEnv::start().await;
-    moto_stack(&env, "pinrelay-pixel", WEBHOOK_URL, None).await;
+    moto_stack(&env, "pinrelay-pixel", WEBHOOK_URL, &[]).await;
     let endpoint = env.endpoint.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(pinrelay_bin())
@@ -408,5 +408,107 @@ async fn pixel_from_a_stack_points_at_its_browser_endpoint_with_its_settings() {
         "var CHECKOUT_ON = \"created\";",
     ] {
         assert!(pixel.lines().any(|l| l == line), "missing {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_passes_doctor() {
+    pinrelay::pinterest::http::install_crypto_provider();
+    let env = crate::helpers::TestEnv::start().await;
+    let shopify = FakeShopify::start().await;
+    let pinterest = FakePinterest::start().await;
+    let unfilled = [
+        ("ShopifyWebhookSecret", ""),
+        ("PinterestAccessTokenSecret", ""),
+        ("ShopifyAdminTokenSecret", ""),
+    ];
+    moto_stack(&env, "pinrelay-connect", WEBHOOK_URL, &unfilled).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pixel_path = dir.path().join("pixel.js");
+    let (endpoint, admin, api, out_path) = (
+        env.endpoint.clone(),
+        shopify.base_url(),
+        pinterest.base_url(),
+        pixel_path.clone(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut command = Command::new(pinrelay_bin());
+        command
+            .args(["connect", "--stack", "pinrelay-connect", "--shop", "acme"])
+            .args(["--tag-id", "2612345678901", "--pixel-out"])
+            .arg(&out_path)
+            .args(["--admin-url-base", &admin])
+            .env("PINTEREST_API_URL", &api)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", crate::helpers::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for var in [
+            "SHOPIFY_WEBHOOK_SECRETS",
+            "PINTEREST_ACCESS_TOKEN",
+            "SHOPIFY_ADMIN_TOKEN",
+            "PINTEREST_API_TOKEN",
+            "CHECKOUT_ON",
+            "SHOPIFY_API_VERSION",
+        ] {
+            command.env_remove(var);
+        }
+        let mut child = command.spawn().unwrap();
+        // The three secrets, one a line, in the order connect asks for them.
+        writeln!(
+            child.stdin.take().unwrap(),
+            "hush-its-a-secret\n{ACCESS_TOKEN}\n{ADMIN_TOKEN}"
+        )
+        .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+
+    // The secrets hold what was typed.
+    for (output, expected) in [
+        ("ShopifyWebhookSecret", "hush-its-a-secret"),
+        ("PinterestAccessTokenSecret", ACCESS_TOKEN),
+        ("ShopifyAdminTokenSecret", ADMIN_TOKEN),
+    ] {
+        let value = env
+            .secrets
+            .get_secret_value()
+            .secret_id(format!("pinrelay-connect-{output}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(value.secret_string(), Some(expected), "{output}");
+    }
+    // The webhooks are subscribed at the stack's URL.
+    let mut topics: Vec<String> = shopify
+        .subscriptions()
+        .into_iter()
+        .filter(|s| s.uri == WEBHOOK_URL)
+        .map(|s| s.topic)
+        .collect();
+    topics.sort();
+    assert_eq!(topics, ["CUSTOMERS_CREATE", "ORDERS_CREATE"]);
+    // The pixel has nothing left to edit.
+    let pixel = std::fs::read_to_string(&pixel_path).unwrap();
+    assert!(pixel.contains("var RELAY_URL = \"https://relay.example.com/events/browser\";"));
+    assert!(!pixel.contains("YOUR_PINTEREST_TAG_ID"));
+    // It ends with doctor, every check that can run passing; no secret is echoed.
+    assert!(
+        stdout.contains("ok    pinterest_conversion_token"),
+        "{stdout}"
+    );
+    for secret in ["hush-its-a-secret", ACCESS_TOKEN, ADMIN_TOKEN] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
 }
