@@ -29,17 +29,9 @@ pub struct Args {
     /// Where to write the custom pixel.
     #[arg(long, default_value = "pinrelay-pixel.js")]
     pub pixel_out: PathBuf,
-    /// Base URL of the Admin API instead of https://{shop} (tests).
-    #[arg(long, hide = true)]
-    pub admin_url_base: Option<String>,
-    /// Base URL of the Pinterest API (tests).
-    #[arg(
-        long,
-        hide = true,
-        env = "PINTEREST_API_URL",
-        default_value = "https://api.pinterest.com"
-    )]
-    pub pinterest_api_url: String,
+    /// Where the Shopify and Pinterest APIs are (tests point them at fakes).
+    #[command(flatten)]
+    pub endpoints: crate::input::Endpoints,
 }
 
 /// The stack's secrets, in the order `connect` asks for them (and reads standard input's lines).
@@ -135,7 +127,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 api_version: config::var(keys::SHOPIFY_API_VERSION)
                     .unwrap_or_else(|| pinrelay::shopify::admin::DEFAULT_API_VERSION.to_owned()),
                 dry_run: false,
-                admin_url_base: args.admin_url_base.clone(),
+                admin_url_base: args.endpoints.admin_url_base.clone(),
             };
             crate::subscribe::run_with_token(&subscribe, token).await?
         }
@@ -169,8 +161,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         shop: args.shop,
         stack: Some(args.stack),
         json: false,
-        admin_url_base: args.admin_url_base,
-        pinterest_api_url: args.pinterest_api_url,
+        endpoints: args.endpoints,
     };
     let verdict = crate::doctor::run(doctor).await?;
     Ok(if subscribed == ExitCode::SUCCESS {

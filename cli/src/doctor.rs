@@ -28,17 +28,9 @@ pub struct Args {
     /// Print `[{"check", "status", "detail", "fix"}]` instead of lines.
     #[arg(long)]
     pub json: bool,
-    /// Base URL of the Admin API instead of https://{shop} (tests).
-    #[arg(long, hide = true)]
-    pub admin_url_base: Option<String>,
-    /// Base URL of the Pinterest API (tests).
-    #[arg(
-        long,
-        hide = true,
-        env = "PINTEREST_API_URL",
-        default_value = "https://api.pinterest.com"
-    )]
-    pub pinterest_api_url: String,
+    /// Where the Shopify and Pinterest APIs are (tests point them at fakes).
+    #[command(flatten)]
+    pub endpoints: crate::input::Endpoints,
 }
 
 /// Doctor's own waits: a check answers within seconds or fails, it does not wait out an outage.
@@ -98,7 +90,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 &shop,
                 token.clone(),
                 &setup.api_version,
-                args.admin_url_base.as_deref(),
+                args.endpoints.admin_url_base.as_deref(),
             )?
             .with_retry_policy(CHECK_RETRY),
         ),
@@ -122,7 +114,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(None);
         };
         Ok(Some(PinterestHttp::new(PinterestHttpConfig {
-            base_url: args.pinterest_api_url.trim_end_matches('/').to_owned(),
+            base_url: args
+                .endpoints
+                .pinterest_api_url
+                .trim_end_matches('/')
+                .to_owned(),
             ad_account_id: account,
             access_token: token,
             test_mode,

@@ -32,3 +32,19 @@ pub fn read_body(file: Option<&Path>) -> Result<Vec<u8>, String> {
         }
     }
 }
+
+/// The API base URLs, hidden options that tests point at local fakes.
+#[derive(clap::Args, Clone)]
+pub struct Endpoints {
+    /// Base URL of the Admin API instead of https://{shop} (tests).
+    #[arg(long, hide = true)]
+    pub admin_url_base: Option<String>,
+    /// Base URL of the Pinterest API (tests).
+    #[arg(
+        long,
+        hide = true,
+        env = "PINTEREST_API_URL",
+        default_value = "https://api.pinterest.com"
+    )]
+    pub pinterest_api_url: String,
+}

@@ -95,17 +95,9 @@ pub struct Args {
     /// Admin API version (YYYY-MM).
     #[arg(long, default_value = "2026-07")]
     pub api_version: String,
-    /// Base URL of the Admin API instead of https://{shop} (tests).
-    #[arg(long, hide = true)]
-    pub admin_url_base: Option<String>,
-    /// Base URL of the Pinterest API (tests).
-    #[arg(
-        long,
-        hide = true,
-        env = "PINTEREST_API_URL",
-        default_value = "https://api.pinterest.com"
-    )]
-    pub pinterest_api_url: String,
+    /// Where the Shopify and Pinterest APIs are (tests point them at fakes).
+    #[command(flatten)]
+    pub endpoints: crate::input::Endpoints,
 }
 
 /// Where the relay keeps its records and takes its messages.
@@ -350,7 +342,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.shop,
         admin_token,
         &args.api_version,
-        args.admin_url_base.as_deref(),
+        args.endpoints.admin_url_base.as_deref(),
     )?;
     let period = match (args.from, args.to) {
         (Some(from), Some(to)) => Period::Dates { from, to },
@@ -412,7 +404,11 @@ async fn quality(args: &Args, lookback: Lookback, report: &Report) -> Option<Qua
         return None;
     };
     let api = PinterestHttp::new(PinterestHttpConfig {
-        base_url: args.pinterest_api_url.trim_end_matches('/').to_owned(),
+        base_url: args
+            .endpoints
+            .pinterest_api_url
+            .trim_end_matches('/')
+            .to_owned(),
         ad_account_id: account.clone(),
         access_token: token.into(),
         test_mode: false,

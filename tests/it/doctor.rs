@@ -12,6 +12,13 @@ use crate::subscribe::pinrelay_bin;
 
 const WEBHOOK_URL: &str = "https://relay.example.com/webhooks/shopify";
 
+/// A good stack's secrets: its outputs and the values they hold.
+const GOOD_SECRETS: [(&str, &str); 3] = [
+    ("ShopifyWebhookSecret", "hush-its-a-secret"),
+    ("PinterestAccessTokenSecret", ACCESS_TOKEN),
+    ("ShopifyAdminTokenSecret", ADMIN_TOKEN),
+];
+
 /// What to break in an otherwise good setup.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Break {
@@ -192,11 +199,7 @@ async fn moto_stack(
         "WebhookUrl".into(),
         serde_json::json!({"Value": webhook_url}),
     );
-    for (output, value) in [
-        ("ShopifyWebhookSecret", "hush-its-a-secret"),
-        ("PinterestAccessTokenSecret", ACCESS_TOKEN),
-        ("ShopifyAdminTokenSecret", ADMIN_TOKEN),
-    ] {
+    for (output, value) in GOOD_SECRETS {
         let secret = env
             .secrets
             .create_secret()
@@ -228,34 +231,11 @@ async fn moto_stack(
         "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
         "Outputs": outputs,
     });
-    let response = reqwest::Client::new()
-        .post(&env.endpoint)
-        .header(
-            "Authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential=testing/20261201/{}/cloudformation/aws4_request, SignedHeaders=host, Signature=0",
-                crate::helpers::REGION
-            ),
-        )
-        .form(&[
-            ("Action", "CreateStack"),
-            ("Version", "2010-05-15"),
-            ("StackName", name),
-            ("TemplateBody", &template.to_string()),
-            ("Parameters.member.1.ParameterKey", "PinterestAdAccountId"),
-            ("Parameters.member.1.ParameterValue", AD_ACCOUNT_ID),
-            ("Parameters.member.2.ParameterKey", "CheckoutOn"),
-            ("Parameters.member.2.ParameterValue", "created"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    assert!(
-        status.is_success(),
-        "{status}: {}",
-        response.text().await.unwrap()
-    );
+    let parameters = [
+        ("PinterestAdAccountId", AD_ACCOUNT_ID),
+        ("CheckoutOn", "created"),
+    ];
+    env.create_stack(name, &template, &parameters).await;
 }
 
 /// `doctor --stack` with nothing but AWS credentials in the environment.
@@ -274,7 +254,7 @@ async fn doctor_stack(unfilled: Option<(&str, &str)>, subscribed: bool) -> Run {
     let admin_base = shopify.base_url();
     let pinterest_base = pinterest.base_url();
     let out = tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(pinrelay_bin());
+        let mut command = crate::helpers::pinrelay_on_moto(&endpoint);
         command
             .args([
                 "doctor",
@@ -285,14 +265,7 @@ async fn doctor_stack(unfilled: Option<(&str, &str)>, subscribed: bool) -> Run {
                 "--json",
             ])
             .args(["--admin-url-base", &admin_base])
-            .env("PINTEREST_API_URL", &pinterest_base)
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_REGION", crate::helpers::REGION)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN");
+            .env("PINTEREST_API_URL", &pinterest_base);
         for var in [
             "SHOPIFY_WEBHOOK_SECRETS",
             "PINTEREST_ACCESS_TOKEN",
@@ -378,16 +351,9 @@ async fn pixel_from_a_stack_points_at_its_browser_endpoint_with_its_settings() {
     moto_stack(&env, "pinrelay-pixel", WEBHOOK_URL, &[]).await;
     let endpoint = env.endpoint.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(pinrelay_bin())
+        crate::helpers::pinrelay_on_moto(&endpoint)
             .args(["pixel", "--shop", "acme", "--tag-id", "2612345678901"])
             .args(["--stack", "pinrelay-pixel"])
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_REGION", crate::helpers::REGION)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
             .env("CHECKOUT_ON", "paid") // the stack's parameter decides, not this shell
             .output()
             .unwrap()
@@ -433,20 +399,13 @@ async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_pa
     );
     let out = tokio::task::spawn_blocking(move || {
         use std::io::Write as _;
-        let mut command = Command::new(pinrelay_bin());
+        let mut command = crate::helpers::pinrelay_on_moto(&endpoint);
         command
             .args(["connect", "--stack", "pinrelay-connect", "--shop", "acme"])
             .args(["--tag-id", "2612345678901", "--pixel-out"])
             .arg(&out_path)
             .args(["--admin-url-base", &admin])
             .env("PINTEREST_API_URL", &api)
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_REGION", crate::helpers::REGION)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -476,11 +435,7 @@ async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_pa
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
 
     // The secrets hold what was typed.
-    for (output, expected) in [
-        ("ShopifyWebhookSecret", "hush-its-a-secret"),
-        ("PinterestAccessTokenSecret", ACCESS_TOKEN),
-        ("ShopifyAdminTokenSecret", ADMIN_TOKEN),
-    ] {
+    for (output, expected) in GOOD_SECRETS {
         let value = env
             .secrets
             .get_secret_value()

@@ -316,3 +316,65 @@ async fn harness_starts_moto_with_fresh_resources_and_stops_it_on_drop() {
         "moto still listening after drop"
     );
 }
+
+/// The `pinrelay` binary with AWS pointed at moto (`endpoint`): region, dummy credentials, no
+/// profile or instance metadata.
+pub fn pinrelay_on_moto(endpoint: &str) -> Command {
+    let mut command = Command::new(crate::subscribe::pinrelay_bin());
+    command
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+    command
+}
+
+impl TestEnv {
+    /// Creates CloudFormation stack `name` on moto from `template` (JSON) with `parameters`.
+    pub async fn create_stack(
+        &self,
+        name: &str,
+        template: &serde_json::Value,
+        parameters: &[(&str, &str)],
+    ) {
+        let template = template.to_string();
+        let mut form = vec![
+            ("Action".to_owned(), "CreateStack".to_owned()),
+            ("Version".to_owned(), "2010-05-15".to_owned()),
+            ("StackName".to_owned(), name.to_owned()),
+            ("TemplateBody".to_owned(), template),
+        ];
+        for (i, (key, value)) in parameters.iter().enumerate() {
+            let n = i + 1;
+            form.push((
+                format!("Parameters.member.{n}.ParameterKey"),
+                (*key).to_owned(),
+            ));
+            form.push((
+                format!("Parameters.member.{n}.ParameterValue"),
+                (*value).to_owned(),
+            ));
+        }
+        let response = reqwest::Client::new()
+            .post(&self.endpoint)
+            .header(
+                "Authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=testing/20261201/{REGION}/cloudformation/aws4_request, SignedHeaders=host, Signature=0"
+                ),
+            )
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status.is_success(),
+            "{status}: {}",
+            response.text().await.unwrap()
+        );
+    }
+}

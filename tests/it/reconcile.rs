@@ -423,30 +423,7 @@ async fn moto_stack(env: &crate::helpers::TestEnv, name: &str) {
             "DeadLetterQueueUrl": {"Value": env.dlq_url},
         }
     });
-    let response = reqwest::Client::new()
-        .post(&env.endpoint)
-        .header(
-            "Authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential=testing/20261201/{}/cloudformation/aws4_request, SignedHeaders=host, Signature=0",
-                crate::helpers::REGION
-            ),
-        )
-        .form(&[
-            ("Action", "CreateStack"),
-            ("Version", "2010-05-15"),
-            ("StackName", name),
-            ("TemplateBody", &template.to_string()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    assert!(
-        status.is_success(),
-        "{status}: {}",
-        response.text().await.unwrap()
-    );
+    env.create_stack(name, &template, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -491,19 +468,12 @@ async fn against_a_stack_reconcile_reads_the_dynamodb_records_and_backfills_thro
         let endpoint = env.endpoint.clone();
         let admin = shopify.base_url();
         tokio::task::spawn_blocking(move || {
-            Command::new(pinrelay_bin())
+            crate::helpers::pinrelay_on_moto(&endpoint)
                 .args(["reconcile", "--shop", SHOP_DOMAIN, "--since", "2d"])
                 .args(["--stack", "pinrelay-reconcile-test", "--json"])
                 .args(["--admin-url-base", &admin])
                 .args(extra)
                 .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
-                .env("AWS_ENDPOINT_URL", endpoint)
-                .env("AWS_REGION", crate::helpers::REGION)
-                .env("AWS_ACCESS_KEY_ID", "testing")
-                .env("AWS_SECRET_ACCESS_KEY", "testing")
-                .env("AWS_EC2_METADATA_DISABLED", "true")
-                .env_remove("AWS_PROFILE")
-                .env_remove("AWS_SESSION_TOKEN")
                 .env_remove("PINTEREST_ACCESS_TOKEN")
                 .env_remove("PINTEREST_API_TOKEN")
                 .env_remove("VALUE_SOURCE")

@@ -3,14 +3,13 @@
 //! the real binary with `AWS_ENDPOINT_URL` pointing at moto.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use aws_sdk_sqs::types::{Message, MessageAttributeValue};
 use chrono::{Duration, SecondsFormat, Utc};
 use pinrelay::queue::attr;
 
-use crate::helpers::{REGION, TestEnv};
-use crate::subscribe::pinrelay_bin;
+use crate::helpers::TestEnv;
 
 fn string(v: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
@@ -59,17 +58,9 @@ async fn replay_to(env: &TestEnv, to: &str, extra: &[&str]) -> Output {
         .collect();
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let endpoint = env.endpoint.clone();
-    let bin = pinrelay_bin();
     tokio::task::spawn_blocking(move || {
-        Command::new(bin)
+        crate::helpers::pinrelay_on_moto(&endpoint)
             .args(&args)
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
             .output()
             .unwrap()
     })
