@@ -107,13 +107,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let admin_token = match admin_token {
         Some(token) => Some(token),
-        None => current_admin_token(&client, &stack).await,
+        None => current_admin_token(&client, &stack).await?,
     };
 
     let webhook_url = stack
         .output("WebhookUrl")
         .context("the stack has no WebhookUrl output")?;
-    let rules = stack.rule_variables();
+    let rules = stack.variables(&crate::stack::RULE_VARIABLES);
     let subscribed = match admin_token {
         Some(token) => {
             let subscribe = crate::subscribe::Args {
@@ -172,20 +172,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The Admin token already in the stack's secret, when it holds one.
+///
+/// # Errors
+/// The secret cannot be read (permissions, region).
 async fn current_admin_token(
     client: &aws_sdk_secretsmanager::Client,
     stack: &Stack,
-) -> Option<SecretString> {
-    let arn = stack.output("ShopifyAdminTokenSecret")?;
-    let value = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .ok()?
-        .secret_string()?
-        .to_owned();
-    pinrelay::secrets::parse_pinterest_token(&value, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN)
-        .ok()
-        .filter(|t| !is_placeholder(t.expose_secret()))
+) -> anyhow::Result<Option<SecretString>> {
+    let Some(arn) = stack.output("ShopifyAdminTokenSecret") else {
+        return Ok(None);
+    };
+    let value = crate::doctor::secret_value(client, &arn).await?;
+    Ok(value
+        .and_then(|v| {
+            pinrelay::secrets::parse_pinterest_token(&v, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN).ok()
+        })
+        .filter(|t| !is_placeholder(t.expose_secret())))
 }

@@ -230,7 +230,7 @@ async fn from_stack(name: &str) -> anyhow::Result<Setup> {
             .as_deref()
             .and_then(|v| pinrelay::secrets::parse_pinterest_token(v, key).ok())
     };
-    let rules = stack.rule_variables();
+    let rules = stack.variables(&crate::stack::RULE_VARIABLES);
     let get = |key: &'static str| rules.get(key).cloned();
     Ok(Setup {
         admin_token: Token::new(
@@ -254,7 +254,7 @@ async fn from_stack(name: &str) -> anyhow::Result<Setup> {
 ///
 /// # Errors
 /// The secret cannot be read (permissions, region).
-async fn secret_value(
+pub async fn secret_value(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
 ) -> anyhow::Result<Option<String>> {

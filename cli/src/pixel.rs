@@ -14,14 +14,14 @@ use crate::stack::Stack;
 /// The pixel as published in `infra/shopify/custom-pixel.js`.
 const PIXEL: &str = include_str!("../../infra/shopify/custom-pixel.js");
 
-/// The stack parameters the pixel must agree with, and the variable each sets.
-const PIXEL_PARAMETERS: [(&str, &str); 6] = [
-    ("EventIdTemplate", keys::EVENT_ID_TEMPLATE),
-    ("ContentId", keys::CONTENT_ID),
-    ("CatalogCountry", keys::CATALOG_COUNTRY),
-    ("CheckoutEventId", keys::CHECKOUT_EVENT_ID),
-    ("CheckoutOn", keys::CHECKOUT_ON),
-    ("ValueSource", keys::VALUE_SOURCE),
+/// The relay's settings the pixel must agree with.
+const PIXEL_VARIABLES: [&str; 6] = [
+    keys::EVENT_ID_TEMPLATE,
+    keys::CONTENT_ID,
+    keys::CATALOG_COUNTRY,
+    keys::CHECKOUT_EVENT_ID,
+    keys::CHECKOUT_ON,
+    keys::VALUE_SOURCE,
 ];
 
 /// Arguments of `pinrelay pixel`.
@@ -67,17 +67,16 @@ pub async fn render(args: &Args) -> anyhow::Result<Result<String, String>> {
     let (webhook_url, settings) = match &args.stack {
         Some(name) => {
             let stack = Stack::describe(&aws::load(Budget::CLI).await, name).await?;
-            let settings: HashMap<&str, String> = PIXEL_PARAMETERS
-                .iter()
-                .filter_map(|(parameter, variable)| Some((*variable, stack.parameter(parameter)?)))
-                .collect();
-            (stack.output("WebhookUrl"), settings)
+            (
+                stack.output("WebhookUrl"),
+                stack.variables(&PIXEL_VARIABLES),
+            )
         }
         None => (
             config::var(keys::WEBHOOK_URL),
-            PIXEL_PARAMETERS
+            PIXEL_VARIABLES
                 .iter()
-                .filter_map(|(_, variable)| Some((*variable, config::var(variable)?)))
+                .filter_map(|variable| Some(((*variable).to_owned(), config::var(variable)?)))
                 .collect(),
         ),
     };
@@ -100,7 +99,7 @@ pub fn configured(
     tag_id: &str,
     shop: &str,
     webhook_url: &str,
-    settings: &HashMap<&str, String>,
+    settings: &HashMap<String, String>,
 ) -> Result<String, String> {
     if tag_id.is_empty() || !tag_id.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!(
@@ -168,15 +167,22 @@ mod tests {
 
     const URL: &str = "https://abc.lambda-url.us-east-1.on.aws/webhooks/shopify";
 
+    fn settings(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
     #[test]
     fn every_configuration_line_is_filled_and_no_placeholder_is_left() {
-        let settings = HashMap::from([
+        let settings = settings(&[
             (
                 keys::CONTENT_ID,
-                "shopify_{country}_{product_id}_{variant_id}".to_owned(),
+                "shopify_{country}_{product_id}_{variant_id}",
             ),
-            (keys::CATALOG_COUNTRY, "US".to_owned()),
-            (keys::CHECKOUT_ON, "paid".to_owned()),
+            (keys::CATALOG_COUNTRY, "US"),
+            (keys::CHECKOUT_ON, "paid"),
         ]);
         let pixel = configured("2612345678901", "acme.myshopify.com", URL, &settings).unwrap();
         for line in [
@@ -200,7 +206,7 @@ mod tests {
 
     #[test]
     fn values_are_escaped_as_string_literals() {
-        let settings = HashMap::from([(keys::CONTENT_ID, "a'b\"c\\{sku}".to_owned())]);
+        let settings = settings(&[(keys::CONTENT_ID, "a'b\"c\\{sku}")]);
         let pixel = configured("1", "acme.myshopify.com", URL, &settings).unwrap();
         assert!(pixel.contains(r#"var CONTENT_ID = "a'b\"c\\{sku}";"#));
     }
@@ -210,7 +216,7 @@ mod tests {
         let none = HashMap::new();
         assert!(configured("abc", "acme.myshopify.com", URL, &none).is_err());
         assert!(configured("1", "acme.myshopify.com", "https://x.example/other", &none).is_err());
-        let name = HashMap::from([(keys::EVENT_ID_TEMPLATE, "{order_name}".to_owned())]);
+        let name = settings(&[(keys::EVENT_ID_TEMPLATE, "{order_name}")]);
         let err = configured("1", "acme.myshopify.com", URL, &name).unwrap_err();
         assert!(err.contains("{order_name}"), "{err}");
     }

@@ -284,7 +284,7 @@ async fn relay_rules(args: &Args) -> anyhow::Result<Option<pinrelay::mapping::Op
         let sdk = aws::load(Budget::CLI).await;
         crate::stack::Stack::describe(&sdk, stack)
             .await?
-            .rule_variables()
+            .variables(&crate::stack::RULE_VARIABLES)
     } else if args.table.is_none() {
         let path = args.data_dir.join(SETTINGS_FILE);
         match std::fs::read_to_string(&path) {

@@ -13,14 +13,28 @@ pub struct Stack {
     pub outputs: Vec<(String, String)>,
 }
 
-/// The stack parameters that carry the conversion rules, with the variable each sets.
-const RULE_PARAMETERS: [(&str, &str); 6] = [
+/// The stack parameters the CLI reads, with the variable each sets in the functions.
+const PARAMETER_VARIABLES: [(&str, &str); 10] = [
     ("IncludeTestOrders", keys::INCLUDE_TEST_ORDERS),
     ("SendPosOrders", keys::SEND_POS_ORDERS),
     ("OrderSources", keys::ORDER_SOURCES),
     ("ValueSource", keys::VALUE_SOURCE),
     ("CheckoutOn", keys::CHECKOUT_ON),
     ("PaidStatuses", keys::PAID_STATUSES),
+    ("EventIdTemplate", keys::EVENT_ID_TEMPLATE),
+    ("ContentId", keys::CONTENT_ID),
+    ("CatalogCountry", keys::CATALOG_COUNTRY),
+    ("CheckoutEventId", keys::CHECKOUT_EVENT_ID),
+];
+
+/// The variables of the conversion rules (reconcile and the watch judge orders by them).
+pub const RULE_VARIABLES: [&str; 6] = [
+    keys::INCLUDE_TEST_ORDERS,
+    keys::SEND_POS_ORDERS,
+    keys::ORDER_SOURCES,
+    keys::VALUE_SOURCE,
+    keys::CHECKOUT_ON,
+    keys::PAID_STATUSES,
 ];
 
 impl Stack {
@@ -73,10 +87,12 @@ impl Stack {
         find(&self.parameters, name)
     }
 
-    /// The conversion rules' variables as the stack sets them (empty for a stack without them).
-    pub fn rule_variables(&self) -> HashMap<String, String> {
-        RULE_PARAMETERS
+    /// `wanted` variables as the stack's parameters set them (absent when it has no such
+    /// parameter).
+    pub fn variables(&self, wanted: &[&str]) -> HashMap<String, String> {
+        PARAMETER_VARIABLES
             .iter()
+            .filter(|(_, variable)| wanted.contains(variable))
             .filter_map(|(parameter, variable)| {
                 Some(((*variable).to_owned(), self.parameter(parameter)?))
             })

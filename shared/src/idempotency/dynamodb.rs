@@ -327,17 +327,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         let event_id = live_old
             .and_then(|r| r.event_id)
             .unwrap_or_else(|| request.event_id.clone());
-        Ok(if abandoned {
-            Claim::Abandoned {
-                event_id,
-                generation,
-            }
-        } else {
-            Claim::Acquired {
-                event_id,
-                generation,
-            }
-        })
+        Ok(Claim::taken(abandoned, event_id, generation))
     }
 
     async fn settle(

@@ -483,6 +483,25 @@ pub enum Claim {
     },
 }
 
+impl Claim {
+    /// The lock just taken: [`Claim::Abandoned`] when it was taken over from a holder that
+    /// stopped, else [`Claim::Acquired`].
+    #[must_use]
+    pub fn taken(abandoned: bool, event_id: String, generation: u32) -> Self {
+        if abandoned {
+            Self::Abandoned {
+                event_id,
+                generation,
+            }
+        } else {
+            Self::Acquired {
+                event_id,
+                generation,
+            }
+        }
+    }
+}
+
 /// What the holder of a lock makes of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {

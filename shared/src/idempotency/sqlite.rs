@@ -279,17 +279,7 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 write(conn, &record)?;
                 let generation = record.generation;
                 let event_id = record.event_id.unwrap_or_default();
-                Ok(if abandoned {
-                    Claim::Abandoned {
-                        event_id,
-                        generation,
-                    }
-                } else {
-                    Claim::Acquired {
-                        event_id,
-                        generation,
-                    }
-                })
+                Ok(Claim::taken(abandoned, event_id, generation))
             })
             .await?;
         Ok(claim)

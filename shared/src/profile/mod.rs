@@ -293,14 +293,7 @@ pub mod contract {
                 .is_ok()
         );
         assert_eq!(store.delete_shop(shop).await.ok(), Some(1), "records only");
-        assert!(
-            profiles
-                .get_profiles(shop, 5, now)
-                .await
-                .ok()
-                .and_then(|p| p.into_iter().next())
-                .is_some()
-        );
+        assert!(first(profiles, shop, 5, now).await.is_some());
         assert!(store.claim(&request, now).await.is_ok());
         assert_eq!(
             profiles.delete_shop_profiles(shop).await.ok(),
@@ -366,6 +359,20 @@ pub mod contract {
         );
     }
 
+    /// The first profile of an order, if any can be read.
+    async fn first<P: ProfileStore>(
+        store: &P,
+        shop: &str,
+        order_id: u64,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<Profile> {
+        store
+            .get_profiles(shop, order_id, now)
+            .await
+            .ok()
+            .and_then(|p| p.into_iter().next())
+    }
+
     pub async fn run_all<S: ProfileStore>(store: &S) {
         let now = Utc
             .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
@@ -403,50 +410,18 @@ pub mod contract {
                 .await
                 .is_ok()
         );
-        assert_eq!(
-            store
-                .get_profiles(shop, 1, now)
-                .await
-                .ok()
-                .and_then(|p| p.into_iter().next()),
-            Some(profile.clone())
-        );
-        assert_eq!(
-            store
-                .get_profiles(shop, 3, now)
-                .await
-                .ok()
-                .and_then(|p| p.into_iter().next()),
-            None
-        );
+        assert_eq!(first(store, shop, 1, now).await, Some(profile.clone()));
+        assert_eq!(first(store, shop, 3, now).await, None);
         let after = now + Duration::days(31);
         assert_eq!(
-            store
-                .get_profiles(shop, 1, after)
-                .await
-                .ok()
-                .and_then(|p| p.into_iter().next()),
+            first(store, shop, 1, after).await,
             None,
             "expired profiles read as absent"
         );
         assert!(store.delete_profiles(shop, &[1]).await.is_ok());
-        assert_eq!(
-            store
-                .get_profiles(shop, 1, now)
-                .await
-                .ok()
-                .and_then(|p| p.into_iter().next()),
-            None
-        );
+        assert_eq!(first(store, shop, 1, now).await, None);
         assert_eq!(store.delete_shop_profiles(shop).await.ok(), Some(1));
-        assert_eq!(
-            store
-                .get_profiles(shop, 2, now)
-                .await
-                .ok()
-                .and_then(|p| p.into_iter().next()),
-            None
-        );
+        assert_eq!(first(store, shop, 2, now).await, None);
         assert!(
             store
                 .get_profiles("other.myshopify.com", 1, now)
