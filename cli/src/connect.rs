@@ -158,6 +158,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     println!();
     let doctor = crate::doctor::Args {
+        data_dir: None,
         shop: args.shop,
         stack: Some(args.stack),
         json: false,

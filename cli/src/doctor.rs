@@ -7,10 +7,16 @@ use std::time::Duration;
 
 use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, keys};
-use pinrelay::doctor::{self, Secret, is_placeholder};
+use pinrelay::dispatch;
+use pinrelay::doctor::{self, AlarmSubscriber, LatestOrder, PixelSeen, Secret, is_placeholder};
+use pinrelay::dynamodb::Table;
+use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
+use pinrelay::idempotency::{IdempotencyKey, IdempotencyStore as _};
 use pinrelay::mapping::CheckoutOn;
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::shopify::admin::{AdminApi, DEFAULT_API_VERSION, RetryPolicy, shop_domain};
+use pinrelay::{ingest, metrics};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::stack::Stack;
@@ -23,8 +29,11 @@ pub struct Args {
     #[arg(long)]
     pub shop: String,
     /// A deployed stack: its outputs, parameters and secrets; without it, serve's variables.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "data_dir")]
     pub stack: Option<String>,
+    /// `pinrelay serve`'s data directory, for its records (whether the latest order arrived).
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
     /// Print `[{"check", "status", "detail", "fix"}]` instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -58,9 +67,49 @@ impl Token {
     }
 }
 
+/// The relay's records, where doctor looks up the latest order.
+enum Records {
+    /// `pinrelay serve`'s data directory.
+    Local(SqliteIdempotencyStore),
+    /// A stack's table.
+    Aws(DynamoDbIdempotencyStore),
+}
+
+impl Records {
+    async fn has(&self, key: &IdempotencyKey) -> anyhow::Result<bool> {
+        let now = chrono::Utc::now();
+        let keys = std::slice::from_ref(key);
+        let found = match self {
+            Self::Local(store) => store.get_many(keys, now).await?,
+            Self::Aws(store) => store.get_many(keys, now).await?,
+        };
+        Ok(!found.is_empty())
+    }
+}
+
+/// What the relay itself counted: refusals for a bad signature, and the pixel's settings.
+struct Observed {
+    /// Webhooks refused for their HMAC, and over what period.
+    bad_signatures: Option<(u64, &'static str)>,
+    /// Browser events and those whose settings differed.
+    pixel: Option<PixelSeen>,
+}
+
 /// What the checks need, from a stack or from serve's variables.
 struct Setup {
     secrets: Vec<Secret>,
+    /// Where the webhook secret lives (named in fixes).
+    webhook_secret_home: String,
+    /// The relay's records, when reachable from here.
+    records: Option<Records>,
+    /// The relay's own counts.
+    observed: Observed,
+    /// The alarm topic and its subscriptions (a stack only).
+    alarm: Option<(String, Vec<AlarmSubscriber>)>,
+    /// `ORDER_DELAY_SECONDS`.
+    order_delay: Duration,
+    /// The command that prints the pixel for this setup.
+    pixel_command: String,
     admin_token: Token,
     conversion_token: Token,
     ad_account: Option<String>,
@@ -79,8 +128,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     let setup = match &args.stack {
-        Some(name) => from_stack(name).await?,
-        None => from_env()?,
+        Some(name) => from_stack(name, &shop).await?,
+        None => from_env(args.data_dir.as_deref(), &shop).await?,
     };
 
     let mut findings = vec![doctor::secrets(&setup.secrets)];
@@ -126,6 +175,41 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             request_timeout: Duration::from_secs(15),
         })?))
     };
+    let latest = latest_order(
+        admin.as_ref().filter(|_| admin_works),
+        setup.records.as_ref(),
+        &shop,
+        setup.order_delay,
+    )
+    .await;
+    findings.push(doctor::webhook_secret(
+        setup.observed.bad_signatures,
+        &latest,
+        &setup.webhook_secret_home,
+    ));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let browser_url = match &args.endpoints.relay_url_base {
+        Some(base) => Some(format!(
+            "{}{}",
+            base.trim_end_matches('/'),
+            ingest::BROWSER_PATH
+        )),
+        None => setup.webhook_url.as_deref().map(browser_url),
+    };
+    findings.push(doctor::storefront_endpoint(&http, browser_url.as_deref(), &shop).await);
+    findings.push(doctor::pixel_settings(
+        setup.observed.pixel,
+        &setup.pixel_command,
+    ));
+    findings.push(doctor::alarm_subscription(
+        setup
+            .alarm
+            .as_ref()
+            .map(|(arn, subscribers)| (arn.as_str(), subscribers.as_slice())),
+    ));
+
     let account = setup.ad_account.clone().unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
     let conversions = pinterest(setup.conversion_token.value.clone(), true)?;
@@ -154,8 +238,106 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `pinrelay serve`'s setup: its variables.
-fn from_env() -> anyhow::Result<Setup> {
+/// The browser endpoint beside the webhook URL (`…/webhooks/shopify` → `…/events/browser`).
+fn browser_url(webhook_url: &str) -> String {
+    let base = webhook_url
+        .trim_end_matches('/')
+        .trim_end_matches(ingest::WEBHOOK_PATH);
+    format!("{base}{}", ingest::BROWSER_PATH)
+}
+
+/// Whether the shop's latest order (of the last 7 days) reached the relay: it has a record, or
+/// it is too recent to tell (the relay's delay plus reconcile's grace).
+async fn latest_order(
+    admin: Option<&AdminApi>,
+    records: Option<&Records>,
+    shop: &str,
+    order_delay: Duration,
+) -> LatestOrder {
+    let (Some(admin), Some(records)) = (admin, records) else {
+        return LatestOrder::Unknown;
+    };
+    let now = chrono::Utc::now();
+    let Ok(orders) = admin
+        .orders(now - chrono::Duration::days(7), now, &mut |_| {})
+        .await
+    else {
+        return LatestOrder::Unknown;
+    };
+    let Some(order) = orders.iter().max_by_key(|o| o.created_at) else {
+        return LatestOrder::None;
+    };
+    let name = order.name.clone();
+    let age = (now - order.created_at).to_std().unwrap_or_default();
+    if age < order_delay + pinrelay::reconcile::Settings::default().grace {
+        return LatestOrder::TooRecent { name };
+    }
+    let Ok(key) = IdempotencyKey::order(shop, order.id) else {
+        return LatestOrder::Unknown;
+    };
+    match records.has(&key).await {
+        Ok(true) => LatestOrder::Reached { name },
+        Ok(false) => LatestOrder::Missing {
+            name,
+            minutes_ago: i64::try_from(age.as_secs() / 60).unwrap_or(i64::MAX),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the relay's records");
+            LatestOrder::Unknown
+        }
+    }
+}
+
+/// A running serve's counts, from `GET /metrics` beside its webhook URL (since it started).
+async fn serve_counts(webhook_url: Option<&str>) -> Observed {
+    let unknown = Observed {
+        bad_signatures: None,
+        pixel: None,
+    };
+    let Some(url) = webhook_url else {
+        return unknown;
+    };
+    let base = url
+        .trim_end_matches('/')
+        .trim_end_matches(ingest::WEBHOOK_PATH);
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        return unknown;
+    };
+    let totals: Option<std::collections::BTreeMap<String, f64>> =
+        match client.get(format!("{base}/metrics")).send().await {
+            Ok(r) if r.status().is_success() => r.json().await.ok(),
+            _ => None,
+        };
+    let Some(totals) = totals else {
+        return unknown;
+    };
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "counts"
+    )]
+    let count = |key: &str| totals.get(key).copied().unwrap_or(0.0) as u64;
+    Observed {
+        bad_signatures: Some((
+            count(&format!(
+                "{}{{Reason={}}}",
+                metrics::names::WEBHOOKS_REJECTED,
+                ingest::Rejection::BAD_SIGNATURE
+            )),
+            "since serve started",
+        )),
+        pixel: Some(PixelSeen {
+            events: Some(count(metrics::names::BROWSER_EVENTS_ENQUEUED)),
+            drifted: count(metrics::names::PIXEL_SETTINGS_DRIFT),
+        }),
+    }
+}
+
+/// `pinrelay serve`'s setup: its variables, and its data directory when given.
+async fn from_env(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Result<Setup> {
     let var = |key: &'static str, fix: &str| Secret {
         name: key.to_owned(),
         value: config::var(key),
@@ -186,16 +368,139 @@ fn from_env() -> anyhow::Result<Setup> {
         ),
         ad_account: config::var(keys::PINTEREST_AD_ACCOUNT_ID),
         checkout_on: config::mapping_options()?.checkout_on,
+        webhook_secret_home: keys::SHOPIFY_WEBHOOK_SECRETS.to_owned(),
+        records: match data_dir {
+            Some(dir) => Some(Records::Local(SqliteIdempotencyStore::new(
+                crate::local::open_existing_db(dir)?,
+            ))),
+            None => None,
+        },
+        observed: serve_counts(config::var(keys::WEBHOOK_URL).as_deref()).await,
+        alarm: None,
+        order_delay: Duration::from_secs(
+            config::var(keys::ORDER_DELAY_SECONDS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(config::DEFAULT_ORDER_DELAY_SECONDS),
+        ),
+        pixel_command: format!("pinrelay pixel --shop {shop} --tag-id YOUR_TAG_ID"),
         webhook_url: config::var(keys::WEBHOOK_URL),
         api_version: config::var(keys::SHOPIFY_API_VERSION)
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
     })
 }
 
+/// The stack's counts of the last 24 hours, from its log groups: ingest's lines for webhooks
+/// refused for their signature, and dispatch's warnings of pixel settings that differ. (The
+/// refusals are also a metric, but CloudWatch's metric API is not one moto can stand in for, and
+/// the pixel's drift is not stored as a metric at all.)
+async fn stack_counts(
+    sdk: &aws_config::SdkConfig,
+    resources: &std::collections::HashMap<String, String>,
+) -> Observed {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(sdk);
+    let since = millis(std::time::SystemTime::now() - Duration::from_secs(86_400));
+    let bad_signature = format!("\"outcome\":\"{}\"", ingest::Rejection::BAD_SIGNATURE);
+    let bad_signatures = match resources.get("IngestLogGroup") {
+        Some(group) => count_lines(&logs, group, "bad_signature", &bad_signature, since)
+            .await
+            .map(|n| (n, "in the last 24 hours")),
+        None => None,
+    };
+    let pixel = match resources.get("DispatchLogGroup") {
+        Some(group) => count_lines(&logs, group, "pixel", dispatch::PIXEL_DRIFT_MESSAGE, since)
+            .await
+            .map(|drifted| PixelSeen {
+                events: None,
+                drifted,
+            }),
+        None => None,
+    };
+    Observed {
+        bad_signatures,
+        pixel,
+    }
+}
+
+/// Lines of log group `group` since `since_ms` that contain `needle`, found through the filter
+/// term `term`; at most ten pages are read. `None` when the group cannot be read.
+async fn count_lines(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    term: &str,
+    needle: &str,
+    since_ms: i64,
+) -> Option<u64> {
+    let mut count = 0;
+    let mut next: Option<String> = None;
+    for _ in 0..10 {
+        let answer = logs
+            .filter_log_events()
+            .log_group_name(group)
+            .filter_pattern(term)
+            .start_time(since_ms)
+            .set_next_token(next.take())
+            .send()
+            .await;
+        let page = match answer {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(group, error = %aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e), "cannot read the log group");
+                return None;
+            }
+        };
+        count += page
+            .events()
+            .iter()
+            .filter(|e| e.message().is_some_and(|m| m.contains(needle)))
+            .count() as u64;
+        match page.next_token() {
+            Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+            _ => break,
+        }
+    }
+    Some(count)
+}
+
+fn millis(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The stack's alarm topic and its subscriptions; `None` without a topic.
+async fn alarm_topic(
+    sdk: &aws_config::SdkConfig,
+    topic: Option<&String>,
+) -> anyhow::Result<Option<(String, Vec<AlarmSubscriber>)>> {
+    let Some(arn) = topic else {
+        return Ok(None);
+    };
+    let out = aws_sdk_sns::Client::new(sdk)
+        .list_subscriptions_by_topic()
+        .topic_arn(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot list the subscriptions of {arn}: {}",
+                aws_sdk_sns::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let subscribers = out
+        .subscriptions()
+        .iter()
+        .map(|s| AlarmSubscriber {
+            endpoint: s.endpoint().unwrap_or("?").to_owned(),
+            confirmed: s.subscription_arn().is_some_and(|a| a.starts_with("arn:")),
+        })
+        .collect();
+    Ok(Some((arn.clone(), subscribers)))
+}
+
 /// A deployed stack's setup: its outputs, its parameters and the values of its secrets.
-async fn from_stack(name: &str) -> anyhow::Result<Setup> {
+async fn from_stack(name: &str, shop: &str) -> anyhow::Result<Setup> {
     let sdk = aws::load(Budget::CLI).await;
     let stack = Stack::describe(&sdk, name).await?;
+    let resources = Stack::resources(&sdk, name).await?;
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
     let mut secrets = Vec::new();
     let mut values = Vec::new();
@@ -244,6 +549,22 @@ async fn from_stack(name: &str) -> anyhow::Result<Setup> {
         secrets,
         ad_account: stack.parameter("PinterestAdAccountId"),
         checkout_on: config::order_rules_from(&get)?.checkout_on,
+        webhook_secret_home: "the stack's ShopifyWebhookSecret".to_owned(),
+        records: stack.output("IdempotencyTableName").map(|table| {
+            Records::Aws(DynamoDbIdempotencyStore::new(Table::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                table,
+            )))
+        }),
+        observed: stack_counts(&sdk, &resources).await,
+        alarm: alarm_topic(&sdk, resources.get("AlarmTopic")).await?,
+        order_delay: Duration::from_secs(
+            stack
+                .parameter("OrderDelaySeconds")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(config::DEFAULT_ORDER_DELAY_SECONDS),
+        ),
+        pixel_command: format!("pinrelay pixel --shop {shop} --tag-id YOUR_TAG_ID --stack {name}"),
         webhook_url: stack.output("WebhookUrl"),
         api_version: config::var(keys::SHOPIFY_API_VERSION)
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),

@@ -47,4 +47,8 @@ pub struct Endpoints {
         default_value = "https://api.pinterest.com"
     )]
     pub pinterest_api_url: String,
+    /// Base URL where the relay answers, instead of the one its webhook URL names (tests: a local
+    /// serve standing in for a stack's Function URL).
+    #[arg(long, hide = true)]
+    pub relay_url_base: Option<String>,
 }

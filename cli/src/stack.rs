@@ -77,6 +77,38 @@ impl Stack {
         })
     }
 
+    /// The stack's resources: logical id and physical id (a function's name, a topic's ARN, a log
+    /// group's name). A resource a condition left out is absent.
+    ///
+    /// # Errors
+    /// The stack's resources cannot be read.
+    pub async fn resources(
+        sdk: &aws_config::SdkConfig,
+        name: &str,
+    ) -> anyhow::Result<HashMap<String, String>> {
+        let out = aws_sdk_cloudformation::Client::new(sdk)
+            .describe_stack_resources()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the resources of stack {name}: {}",
+                    aws_sdk_cloudformation::error::DisplayErrorContext(&e)
+                )
+            })?;
+        Ok(out
+            .stack_resources()
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.logical_resource_id()?.to_owned(),
+                    r.physical_resource_id()?.to_owned(),
+                ))
+            })
+            .collect())
+    }
+
     /// An output's value.
     pub fn output(&self, name: &str) -> Option<String> {
         find(&self.outputs, name)

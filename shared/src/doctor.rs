@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::mapping::CheckoutOn;
 use crate::pinterest::normalize::sha256_hex;
+use crate::pinterest::quality::Component;
 use crate::pinterest::{
     ActionSource, ConversionsApi, ConversionsApiError, Event, EventStatus, IngestionSource,
     Lookback, PinterestHttp, UserData,
@@ -28,6 +29,14 @@ pub enum CheckId {
     PinterestConversionToken,
     /// Pinterest's Event Quality can be read with the API token.
     EventQuality,
+    /// No webhook was refused for a bad signature lately, and the latest order reached the relay.
+    WebhookSecret,
+    /// The storefront endpoint answers a pixel's POST (`Origin: null`) for the shop.
+    StorefrontEndpoint,
+    /// The pasted pixel's settings are the relay's.
+    PixelSettings,
+    /// Someone receives the stack's alarms.
+    AlarmSubscription,
 }
 
 impl CheckId {
@@ -40,6 +49,10 @@ impl CheckId {
             Self::WebhookSubscriptions => "webhook_subscriptions",
             Self::PinterestConversionToken => "pinterest_conversion_token",
             Self::EventQuality => "event_quality",
+            Self::WebhookSecret => "webhook_secret",
+            Self::StorefrontEndpoint => "storefront_endpoint",
+            Self::PixelSettings => "pixel_settings",
+            Self::AlarmSubscription => "alarm_subscription",
         }
     }
 }
@@ -357,16 +370,276 @@ pub async fn event_quality(api: Option<&PinterestHttp>) -> Finding {
         .event_quality(Lookback::OneDay, IngestionSource::ConversionsApi)
         .await
     {
-        Ok(scores) => Finding::ok(
-            id,
-            format!("readable ({} scores for the last day)", scores.len()),
-        ),
+        Ok(scores) => {
+            let overlap = scores.iter().find_map(|s| {
+                s.component(&Component::ExternalEventId, "checkout")
+                    .and_then(|c| c.overlap)
+            });
+            Finding::ok(
+                id,
+                match overlap {
+                    Some(overlap) => format!(
+                        "readable; checkout external_event_id overlap {overlap:.1}% (Tag and API events Pinterest deduplicated, last day)"
+                    ),
+                    None => format!(
+                        "readable ({} scores for the last day; no checkout overlap reported yet)",
+                        scores.len()
+                    ),
+                },
+            )
+        }
         Err(e) => Finding::fail(
             id,
             e.to_string(),
             "put a Pinterest API token with ads:read for the ad account in PINTEREST_API_TOKEN",
         ),
     }
+}
+
+/// What the relay's records say of the shop's latest order (for `webhook_secret`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LatestOrder {
+    /// The order list or the records could not be read here.
+    Unknown,
+    /// The shop has no order in the window looked at.
+    None,
+    /// The latest order is younger than the relay's delay: it may still be on its way.
+    TooRecent {
+        /// Its name (`#1001`).
+        name: String,
+    },
+    /// The relay has a record of it.
+    Reached {
+        /// Its name.
+        name: String,
+    },
+    /// Old enough to have arrived, and the relay has no record of it.
+    Missing {
+        /// Its name.
+        name: String,
+        /// Minutes since it was placed.
+        minutes_ago: i64,
+    },
+}
+
+/// `webhook_secret`: `bad_signatures`, the webhooks refused for their HMAC and over what period
+/// (`None`: not readable here), and whether the latest order reached the relay. The secret lives
+/// in `home`.
+#[must_use]
+pub fn webhook_secret(
+    bad_signatures: Option<(u64, &str)>,
+    latest: &LatestOrder,
+    home: &str,
+) -> Finding {
+    let id = CheckId::WebhookSecret;
+    let fix_secret = format!(
+        "put the Shopify app's client secret (Dev Dashboard, the app, Settings) in {home}; a webhook Shopify signs with another app's secret is refused"
+    );
+    if let Some((n @ 1.., period)) = bad_signatures {
+        return Finding::fail(
+            id,
+            format!("{n} webhook(s) refused for a bad HMAC signature {period}"),
+            fix_secret,
+        );
+    }
+    let refused = match bad_signatures {
+        Some((_, period)) => format!("no webhook refused for its signature {period}"),
+        None => "refusals not readable here".to_owned(),
+    };
+    match latest {
+        LatestOrder::Missing { name, minutes_ago } => Finding::fail(
+            id,
+            format!(
+                "the latest order, {name}, placed {minutes_ago} min ago, never reached the relay ({refused})"
+            ),
+            format!(
+                "check webhook_subscriptions above; if they are ok, {fix_secret}; then `pinrelay reconcile` lists what is missing"
+            ),
+        ),
+        LatestOrder::Reached { name } => Finding::ok(
+            id,
+            format!("the latest order, {name}, reached the relay; {refused}"),
+        ),
+        LatestOrder::TooRecent { name } if bad_signatures.is_some() => Finding::ok(
+            id,
+            format!("{refused}; the latest order, {name}, is still within the relay's delay"),
+        ),
+        LatestOrder::None if bad_signatures.is_some() => Finding::ok(
+            id,
+            format!("{refused}; no order in the last 7 days to follow"),
+        ),
+        LatestOrder::Unknown if bad_signatures.is_some() => Finding::ok(id, refused),
+        _ => Finding::skip(
+            id,
+            "needs an order placed since the setup, or the relay's refusal counts (a running serve, or the stack's metrics)",
+        ),
+    }
+}
+
+/// `storefront_endpoint`: the browser endpoint at `url` answers a custom pixel's POST
+/// (`Origin: null`, a probe event for `shop` that is checked but never queued) with 202 and CORS.
+pub async fn storefront_endpoint(
+    client: &reqwest::Client,
+    url: Option<&str>,
+    shop: &str,
+) -> Finding {
+    let id = CheckId::StorefrontEndpoint;
+    let Some(url) = url else {
+        return Finding::skip(
+            id,
+            "the relay's public URL is unknown (WEBHOOK_URL for serve, the stack's WebhookUrl)",
+        );
+    };
+    let body = serde_json::json!({
+        "v": 1,
+        "shop": shop,
+        "event": "page_visit",
+        "event_id": format!("pinrelay-doctor-{}", chrono::Utc::now().timestamp()),
+        "timestamp": chrono::Utc::now(),
+        "consent": {"marketing": false},
+        "probe": true,
+    });
+    let answer = client
+        .post(url)
+        .header(reqwest::header::ORIGIN, "null")
+        .json(&body)
+        .send()
+        .await;
+    let response = match answer {
+        Ok(response) => response,
+        Err(e) => {
+            return Finding::fail(
+                id,
+                format!("{url} did not answer: {}", error_chain(&e)),
+                "check the relay is deployed and reachable from the internet at that URL",
+            );
+        }
+    };
+    let status = response.status();
+    let cors = response
+        .headers()
+        .get(reqwest::header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "*" || v == "null");
+    match status.as_u16() {
+        202 if cors => Finding::ok(id, format!("{url} accepts the pixel's events for {shop}")),
+        202 => Finding::fail(
+            id,
+            format!(
+                "{url} answered without Access-Control-Allow-Origin: browsers will drop the pixel's events"
+            ),
+            "a proxy in front of the relay strips CORS headers: let them through",
+        ),
+        403 => Finding::fail(
+            id,
+            format!("{url} refuses events for {shop} (403)"),
+            format!("add {shop} to SHOPIFY_SHOP_DOMAINS (the stack's ShopDomains)"),
+        ),
+        code => Finding::fail(
+            id,
+            format!("{url} answered {code} to a pixel-style event"),
+            "make the relay's URL the pinrelay endpoint (…/events/browser) and run doctor again",
+        ),
+    }
+}
+
+/// An error and its causes, joined: reqwest's own message alone says only "error sending request".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// What the relay saw of the pixel's settings (for `pixel_settings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelSeen {
+    /// Browser events received, when countable here.
+    pub events: Option<u64>,
+    /// Events whose settings differed from the relay's.
+    pub drifted: u64,
+}
+
+/// `pixel_settings`: no browser event carried settings other than the relay's. `seen` is `None`
+/// where it cannot be read; `fix` prints the pixel again.
+#[must_use]
+pub fn pixel_settings(seen: Option<PixelSeen>, fix: &str) -> Finding {
+    let id = CheckId::PixelSettings;
+    match seen {
+        None => Finding::skip(id, "the relay's counts are not readable here"),
+        Some(PixelSeen {
+            drifted: n @ 1.., ..
+        }) => Finding::fail(
+            id,
+            format!(
+                "{n} browser event(s) carried settings other than the relay's: the pasted pixel is out of date"
+            ),
+            format!("paste the pixel again: {fix}"),
+        ),
+        Some(PixelSeen {
+            events: Some(0), ..
+        }) => Finding::skip(
+            id,
+            "no browser event yet: paste the pixel and open the store",
+        ),
+        Some(PixelSeen {
+            events: Some(n), ..
+        }) => Finding::ok(
+            id,
+            format!("{n} browser event(s), all with the relay's settings"),
+        ),
+        Some(PixelSeen { events: None, .. }) => Finding::ok(
+            id,
+            "no browser event in the last 24 hours carried settings other than the relay's",
+        ),
+    }
+}
+
+/// One subscription of the alarm topic: its endpoint and whether it is confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmSubscriber {
+    /// Email address or other endpoint.
+    pub endpoint: String,
+    /// False while `PendingConfirmation`.
+    pub confirmed: bool,
+}
+
+/// `alarm_subscription`: the alarm topic (`None`: not a stack) has a confirmed subscription.
+#[must_use]
+pub fn alarm_subscription(topic: Option<(&str, &[AlarmSubscriber])>) -> Finding {
+    let id = CheckId::AlarmSubscription;
+    let Some((arn, subscribers)) = topic else {
+        return Finding::skip(id, "no alarm topic here (alarms are the stack's)");
+    };
+    let confirmed: Vec<&str> = subscribers
+        .iter()
+        .filter(|s| s.confirmed)
+        .map(|s| s.endpoint.as_str())
+        .collect();
+    if !confirmed.is_empty() {
+        return Finding::ok(id, format!("alarms go to {}", confirmed.join(", ")));
+    }
+    if let Some(pending) = subscribers.first() {
+        return Finding::fail(
+            id,
+            format!("the subscription of {} is not confirmed", pending.endpoint),
+            format!(
+                "open the email from AWS Notifications sent to {} and click \"Confirm subscription\"",
+                pending.endpoint
+            ),
+        );
+    }
+    Finding::fail(
+        id,
+        "nobody receives the stack's alarms",
+        format!(
+            "deploy with AlarmEmail=you@example.com, or: aws sns subscribe --topic-arn {arn} --protocol email --notification-endpoint you@example.com"
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -432,5 +705,62 @@ mod tests {
         assert_eq!(json[0]["check"], "secrets");
         assert_eq!(json[1]["status"], "skip");
         assert!(json[0].get("fix").is_none());
+    }
+
+    #[test]
+    fn webhook_secret_fails_on_refusals_or_a_missing_order_and_skips_with_nothing_to_go_on() {
+        let f = webhook_secret(Some((3, "today")), &LatestOrder::Unknown, "S");
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.fix.unwrap().contains("in S"));
+        let missing = LatestOrder::Missing {
+            name: "#1001".into(),
+            minutes_ago: 42,
+        };
+        let f = webhook_secret(Some((0, "today")), &missing, "S");
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.detail.contains("#1001"), "{}", f.detail);
+        let reached = LatestOrder::Reached {
+            name: "#1002".into(),
+        };
+        assert_eq!(webhook_secret(None, &reached, "S").status, Status::Ok);
+        assert_eq!(
+            webhook_secret(Some((0, "today")), &LatestOrder::None, "S").status,
+            Status::Ok
+        );
+        assert_eq!(
+            webhook_secret(None, &LatestOrder::Unknown, "S").status,
+            Status::Skip
+        );
+        assert_eq!(
+            webhook_secret(None, &LatestOrder::None, "S").status,
+            Status::Skip
+        );
+        let recent = LatestOrder::TooRecent { name: "#3".into() };
+        assert_eq!(webhook_secret(None, &recent, "S").status, Status::Skip);
+    }
+
+    #[test]
+    fn pixel_settings_fail_on_drift_and_skip_without_events() {
+        let seen = |events, drifted| Some(PixelSeen { events, drifted });
+        assert_eq!(pixel_settings(seen(Some(9), 2), "p").status, Status::Fail);
+        assert_eq!(pixel_settings(seen(Some(0), 0), "p").status, Status::Skip);
+        assert_eq!(pixel_settings(seen(Some(9), 0), "p").status, Status::Ok);
+        assert_eq!(pixel_settings(seen(None, 0), "p").status, Status::Ok);
+        assert_eq!(pixel_settings(None, "p").status, Status::Skip);
+    }
+
+    #[test]
+    fn alarms_need_a_confirmed_subscriber() {
+        let sub = |confirmed| AlarmSubscriber {
+            endpoint: "ops@example.com".into(),
+            confirmed,
+        };
+        assert_eq!(alarm_subscription(None).status, Status::Skip);
+        assert_eq!(alarm_subscription(Some(("arn", &[]))).status, Status::Fail);
+        let pending = alarm_subscription(Some(("arn", &[sub(false)])));
+        assert_eq!(pending.status, Status::Fail);
+        assert!(pending.fix.unwrap().contains("Confirm"));
+        let ok = alarm_subscription(Some(("arn", &[sub(false), sub(true)])));
+        assert_eq!(ok.status, Status::Ok);
     }
 }

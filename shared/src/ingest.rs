@@ -157,6 +157,9 @@ impl Rejection {
         }
     }
 
+    /// The reason of a webhook whose HMAC does not match the secret (`pinrelay doctor` counts it).
+    pub const BAD_SIGNATURE: &'static str = "bad_signature";
+
     /// The metric reason.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -164,7 +167,7 @@ impl Rejection {
             Rejection::MethodNotAllowed => "method_not_allowed",
             Rejection::Signature(VerifyError::MissingHeader) => "missing_signature",
             Rejection::Signature(VerifyError::Malformed) => "malformed_signature",
-            Rejection::Signature(VerifyError::Mismatch) => "bad_signature",
+            Rejection::Signature(VerifyError::Mismatch) => Self::BAD_SIGNATURE,
             Rejection::Metadata(MetadataError::InvalidShopDomain(_)) => "invalid_shop_domain",
             Rejection::Metadata(_) => "missing_header",
             Rejection::ShopNotAllowed(_) => "shop_not_allowed",
@@ -301,6 +304,15 @@ impl<Q: Queue> Ingest<Q> {
                 Some(&metadata),
                 started,
             ));
+        }
+        if event.probe {
+            // `pinrelay doctor`: the endpoint, the shop and the CORS answer work; nothing is kept.
+            return Reply {
+                status: StatusCode::ACCEPTED,
+                body: json!({ "status": "probe" }).to_string(),
+                allow: None,
+                cors: true,
+            };
         }
         // Without marketing consent (the pixel's consent-only checkout record) neither the IP
         // address nor the user agent is queued, nor anything else that identifies the shopper.
@@ -502,6 +514,28 @@ mod tests {
         let received: ReceivedBrowserEvent = serde_json::from_str(&sent[0].body).unwrap();
         assert_eq!(received.client_ip, "203.0.113.7".parse().ok());
         assert_eq!(received.user_agent.as_deref(), Some("Mozilla/5.0"));
+    }
+
+    #[tokio::test]
+    async fn doctors_probe_is_answered_like_an_event_and_never_queued() {
+        let probe = |shop: &str| {
+            let mut body: serde_json::Value = serde_json::from_slice(&browser_body(shop)).unwrap();
+            body["probe"] = true.into();
+            body.to_string().into_bytes()
+        };
+        let queue = Recording::default();
+        let ingest = ingest(queue.clone());
+        let reply = call(&ingest, Method::POST, &probe("example.myshopify.com")).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        assert!(
+            reply
+                .headers()
+                .contains(&("access-control-allow-origin", "*"))
+        );
+        // An unregistered shop is refused as any event would be.
+        let reply = call(&ingest, Method::POST, &probe("other.myshopify.com")).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        assert!(queue.0.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

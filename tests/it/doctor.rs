@@ -7,14 +7,18 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
-use crate::fake_shopify::{ADMIN_TOKEN, FakeShopify, SHOP_DOMAIN};
+use crate::fake_shopify::{ADMIN_TOKEN, FakeOrder, FakeShopify, SHOP_DOMAIN};
+use crate::relay::Relay;
 use crate::subscribe::pinrelay_bin;
 
 const WEBHOOK_URL: &str = "https://relay.example.com/webhooks/shopify";
 
+/// The webhook secret of the serve-mode relay.
+const WEBHOOK_SECRET: &str = "hush-its-a-secret";
+
 /// A good stack's secrets: its outputs and the values they hold.
 const GOOD_SECRETS: [(&str, &str); 3] = [
-    ("ShopifyWebhookSecret", "hush-its-a-secret"),
+    ("ShopifyWebhookSecret", WEBHOOK_SECRET),
     ("PinterestAccessTokenSecret", ACCESS_TOKEN),
     ("ShopifyAdminTokenSecret", ADMIN_TOKEN),
 ];
@@ -27,6 +31,10 @@ enum Break {
     AdminToken,
     Subscriptions,
     WebhookSecret,
+    /// A webhook signed with another secret reached the relay.
+    BadSignature,
+    /// The shop's latest order never reached the relay.
+    MissingOrder,
 }
 
 struct Run {
@@ -47,14 +55,83 @@ impl Run {
     }
 }
 
+/// The REST order fixture as order `id`, placed an hour ago.
+fn order_body(id: u64) -> Vec<u8> {
+    let mut order: Value = serde_json::from_slice(&crate::helpers::fixture(
+        "shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json",
+    ))
+    .unwrap();
+    let placed = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    order["id"] = id.into();
+    order["name"] = format!("#{id}").into();
+    order["created_at"] = placed.clone().into();
+    order["processed_at"] = placed.into();
+    serde_json::to_vec(&order).unwrap()
+}
+
+/// Posts `body` as `orders/create` from the test shop, signed with `secret`; the status.
+async fn post_order(url: &str, body: &[u8], secret: &str) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", "orders/create")
+        .header("X-Shopify-Shop-Domain", SHOP_DOMAIN)
+        .header("X-Shopify-API-Version", "2026-07")
+        .header("X-Shopify-Webhook-Id", format!("doctor-{}", body.len()))
+        .header(
+            "X-Shopify-Hmac-Sha256",
+            pinrelay::shopify::sign(secret.as_bytes(), body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `doctor` on a running `pinrelay serve` (its variables and `--data-dir`) that received the
+/// shop's latest order, with one part broken.
 async fn doctor(broken: Break, api_token: bool) -> Run {
     let shopify = FakeShopify::start().await;
     let pinterest = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    let relay = Relay::start(
+        &data_dir,
+        dir.path().join("serve.log"),
+        WEBHOOK_SECRET,
+        &pinterest,
+        &[("SHOPIFY_SHOP_DOMAINS", SHOP_DOMAIN)],
+    );
+    let webhook_url = relay.webhook_url();
     if broken != Break::Subscriptions {
         for topic in ["orders/create", "customers/create"] {
-            shopify.add_subscription(topic, WEBHOOK_URL);
+            shopify.add_subscription(topic, &webhook_url);
         }
     }
+    let order = order_body(1001);
+    assert_eq!(post_order(&webhook_url, &order, WEBHOOK_SECRET).await, 200);
+    let listed: Value = serde_json::from_slice(&order).unwrap();
+    shopify.add_orders([FakeOrder::from_payload(listed)]);
+    match broken {
+        Break::BadSignature => {
+            assert_eq!(
+                post_order(&webhook_url, &order_body(1002), "an-old-secret").await,
+                401
+            );
+            // The log line a stack's doctor counts (ingest writes the same line on Lambda).
+            let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+            assert!(log.contains(r#""outcome":"bad_signature""#), "{log}");
+        }
+        Break::MissingOrder => {
+            let placed = (chrono::Utc::now() - chrono::Duration::minutes(40)).to_rfc3339();
+            shopify.add_orders([FakeOrder::new(1003, &placed)]);
+        }
+        _ => {}
+    }
+    relay.drained(std::time::Duration::from_secs(10)).await;
     let admin_base = shopify.base_url();
     let pinterest_base = pinterest.base_url();
     let run = tokio::task::spawn_blocking(move || {
@@ -63,16 +140,13 @@ async fn doctor(broken: Break, api_token: bool) -> Run {
         };
         let mut command = Command::new(pinrelay_bin());
         command
-            .args(["doctor", "--shop", SHOP_DOMAIN, "--json"])
+            .args(["doctor", "--shop", SHOP_DOMAIN, "--json", "--data-dir"])
+            .arg(&data_dir)
             .args(["--admin-url-base", &admin_base])
             .env("PINTEREST_API_URL", &pinterest_base)
             .env(
                 "SHOPIFY_WEBHOOK_SECRETS",
-                pick(
-                    Break::WebhookSecret,
-                    "hush-its-a-secret",
-                    "your-client-secret",
-                ),
+                pick(Break::WebhookSecret, WEBHOOK_SECRET, "your-client-secret"),
             )
             .env(
                 "PINTEREST_ACCESS_TOKEN",
@@ -83,7 +157,8 @@ async fn doctor(broken: Break, api_token: bool) -> Run {
                 "SHOPIFY_ADMIN_TOKEN",
                 pick(Break::AdminToken, ADMIN_TOKEN, "shpat_revoked"),
             )
-            .env("WEBHOOK_URL", WEBHOOK_URL)
+            .env("WEBHOOK_URL", &webhook_url)
+            .env("ORDER_DELAY_SECONDS", "0")
             .env_remove("CHECKOUT_ON")
             .env_remove("SHOPIFY_API_VERSION");
         if api_token {
@@ -95,6 +170,7 @@ async fn doctor(broken: Break, api_token: bool) -> Run {
     })
     .await
     .unwrap();
+    drop(relay);
     let stdout = String::from_utf8_lossy(&run.stdout);
     let findings: Vec<Value> = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&run.stderr)));
@@ -120,10 +196,20 @@ async fn a_good_setup_passes_every_check_that_can_run() {
         "webhook_subscriptions",
         "pinterest_conversion_token",
         "event_quality",
+        "webhook_secret",
+        "storefront_endpoint",
     ] {
         assert_eq!(run.status(check), "ok", "{:?}", run.finding(check));
     }
     assert!(run.findings.iter().all(|f| f.get("fix").is_none()));
+    // No browser event has reached this relay yet, and serve has no alarms: skipped, not failed.
+    assert_eq!(run.status("pixel_settings"), "skip");
+    assert_eq!(run.status("alarm_subscription"), "skip");
+    let reached = run.finding("webhook_secret")["detail"].as_str().unwrap();
+    assert!(
+        reached.contains("#1001 reached the relay") || reached.contains("#1001, reached"),
+        "{reached}"
+    );
 }
 
 #[tokio::test]
@@ -155,9 +241,15 @@ async fn each_broken_part_fails_its_own_check_with_its_fix() {
         (
             Break::Subscriptions,
             "webhook_subscriptions",
-            "pinrelay subscribe --shop acme.myshopify.com --address https://relay.example.com/webhooks/shopify",
+            "pinrelay subscribe --shop acme.myshopify.com --address http://127.0.0.1:",
         ),
         (Break::WebhookSecret, "secrets", "SHOPIFY_WEBHOOK_SECRETS"),
+        (
+            Break::BadSignature,
+            "webhook_secret",
+            "client secret (Dev Dashboard, the app, Settings) in SHOPIFY_WEBHOOK_SECRETS",
+        ),
+        (Break::MissingOrder, "webhook_secret", "pinrelay reconcile"),
     ] {
         let run = doctor(broken, false).await;
         assert_eq!(run.code, 1, "{broken:?}: {:?}", run.findings);
@@ -223,12 +315,28 @@ async fn moto_stack(
         }
         outputs.insert(output.into(), serde_json::json!({"Value": arn}));
     }
+    // The resources doctor reads besides the outputs, under template.yaml's logical ids.
     let template = serde_json::json!({
         "Parameters": {
             "PinterestAdAccountId": {"Type": "String"},
             "CheckoutOn": {"Type": "String"},
         },
-        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Resources": {
+            "IngestLogGroup": {
+                "Type": "AWS::Logs::LogGroup",
+                "Properties": {"LogGroupName": format!("/aws/lambda/{name}-ingest")},
+            },
+            "DispatchLogGroup": {
+                "Type": "AWS::Logs::LogGroup",
+                "Properties": {"LogGroupName": format!("/aws/lambda/{name}-dispatch")},
+            },
+            "AlarmTopic": {
+                "Type": "AWS::SNS::Topic",
+                "Properties": {
+                    "Subscription": [{"Protocol": "email", "Endpoint": "ops@example.com"}],
+                },
+            },
+        },
         "Outputs": outputs,
     });
     let parameters = [
@@ -238,21 +346,99 @@ async fn moto_stack(
     env.create_stack(name, &template, &parameters).await;
 }
 
+/// A relay answering at the stack's `WebhookUrl` (serve runs the ingest code the Lambda runs), so
+/// the storefront endpoint can be probed on loopback.
+fn stack_relay(dir: &std::path::Path, pinterest: &FakePinterest) -> Relay {
+    Relay::start(
+        &dir.join("relay"),
+        dir.join("serve.log"),
+        WEBHOOK_SECRET,
+        pinterest,
+        &[("SHOPIFY_SHOP_DOMAINS", SHOP_DOMAIN)],
+    )
+}
+
+/// What the stack's own telemetry recorded in the last day.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Telemetry {
+    Quiet,
+    /// Two webhooks refused for their signature, and one pixel with other settings.
+    Refusals,
+}
+
+/// Writes `lines` to a new stream of log group `group`, as the Lambda runtime would.
+async fn put_log_lines(env: &crate::helpers::TestEnv, group: &str, lines: &[String]) {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&env.sdk_config);
+    let stream = "2026/12/05/[$LATEST]0123456789abcdef";
+    logs.create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut put = logs
+        .put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream);
+    for line in lines {
+        put = put.log_events(
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now)
+                .message(line)
+                .build()
+                .unwrap(),
+        );
+    }
+    put.send().await.unwrap();
+}
+
 /// `doctor --stack` with nothing but AWS credentials in the environment.
-async fn doctor_stack(unfilled: Option<(&str, &str)>, subscribed: bool) -> Run {
+async fn doctor_stack(
+    unfilled: Option<(&str, &str)>,
+    subscribed: bool,
+    telemetry: Telemetry,
+) -> Run {
     pinrelay::pinterest::http::install_crypto_provider();
     let env = crate::helpers::TestEnv::start().await;
     let shopify = FakeShopify::start().await;
     let pinterest = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = stack_relay(dir.path(), &pinterest);
     if subscribed {
         for topic in ["orders/create", "customers/create"] {
             shopify.add_subscription(topic, WEBHOOK_URL);
         }
     }
     moto_stack(&env, "pinrelay-doctor", WEBHOOK_URL, unfilled.as_slice()).await;
+    if telemetry == Telemetry::Refusals {
+        // What ingest and dispatch write when that happens: two refusals (each also counted on
+        // an EMF line, which must not count twice) and a pixel with other settings.
+        let refusal = format!(
+            r#"{{"timestamp":"{}","level":"WARN","message":"webhook refused","topic":"orders/create","shop":"{SHOP_DOMAIN}","outcome":"bad_signature","latency_ms":1}}"#,
+            chrono::Utc::now().to_rfc3339()
+        );
+        let emf = r#"{"Function":"pinrelay-doctor-ingest","Reason":"bad_signature","WebhooksRejected":1.0,"_aws":{}}"#;
+        let drift = format!(
+            r#"{{"level":"WARN","message":"{}","settings":"[\"checkout_on\"]"}}"#,
+            pinrelay::dispatch::PIXEL_DRIFT_MESSAGE
+        );
+        for (function, lines) in [
+            ("ingest", vec![refusal.clone(), emf.to_owned(), refusal]),
+            ("dispatch", vec![drift]),
+        ] {
+            put_log_lines(
+                &env,
+                &format!("/aws/lambda/pinrelay-doctor-{function}"),
+                &lines,
+            )
+            .await;
+        }
+    }
     let endpoint = env.endpoint.clone();
     let admin_base = shopify.base_url();
     let pinterest_base = pinterest.base_url();
+    let relay_base = relay.base.clone();
     let out = tokio::task::spawn_blocking(move || {
         let mut command = crate::helpers::pinrelay_on_moto(&endpoint);
         command
@@ -265,6 +451,7 @@ async fn doctor_stack(unfilled: Option<(&str, &str)>, subscribed: bool) -> Run {
                 "--json",
             ])
             .args(["--admin-url-base", &admin_base])
+            .args(["--relay-url-base", &relay_base])
             .env("PINTEREST_API_URL", &pinterest_base);
         for var in [
             "SHOPIFY_WEBHOOK_SECRETS",
@@ -286,6 +473,7 @@ async fn doctor_stack(unfilled: Option<(&str, &str)>, subscribed: bool) -> Run {
     let findings: Vec<Value> = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
     assert!(pinterest.schema_errors().is_empty());
+    drop(relay);
     Run {
         code: out.status.code().unwrap_or(-1),
         findings,
@@ -294,24 +482,65 @@ async fn doctor_stack(unfilled: Option<(&str, &str)>, subscribed: bool) -> Run {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_good_stack_passes_from_its_outputs_parameters_and_secrets_alone() {
-    let run = doctor_stack(None, true).await;
+    let run = doctor_stack(None, true, Telemetry::Quiet).await;
     assert_eq!(run.code, 0, "{:?}", run.findings);
     for check in [
         "secrets",
         "shopify_admin_token",
         "webhook_subscriptions",
         "pinterest_conversion_token",
+        "webhook_secret",
+        "storefront_endpoint",
+        "pixel_settings",
+        "alarm_subscription",
     ] {
         assert_eq!(run.status(check), "ok", "{:?}", run.finding(check));
     }
     assert_eq!(run.status("event_quality"), "skip");
+    assert!(
+        run.finding("alarm_subscription")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ops@example.com")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_that_refused_webhooks_or_saw_an_old_pixel_fails_those_checks() {
+    let run = doctor_stack(None, true, Telemetry::Refusals).await;
+    assert_eq!(run.code, 1, "{:?}", run.findings);
+    assert_eq!(run.status("webhook_secret"), "fail", "{:?}", run.findings);
+    assert!(
+        run.finding("webhook_secret")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 webhook(s) refused")
+    );
+    assert!(
+        run.finding("webhook_secret")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("the stack's ShopifyWebhookSecret")
+    );
+    assert_eq!(run.status("pixel_settings"), "fail");
+    assert!(
+        run.finding("pixel_settings")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--stack pinrelay-doctor")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stack_with_an_unfilled_secret_or_no_subscription_fails_that_check() {
     // The Admin token secret the stack created and nobody filled: secrets fails, the Admin checks
     // skip (nothing to check with), nothing else fails.
-    let run = doctor_stack(Some(("ShopifyAdminTokenSecret", "")), true).await;
+    let run = doctor_stack(
+        Some(("ShopifyAdminTokenSecret", "")),
+        true,
+        Telemetry::Quiet,
+    )
+    .await;
     assert_eq!(run.code, 1, "{:?}", run.findings);
     assert_eq!(run.status("secrets"), "fail");
     let fix = run.finding("secrets")["fix"].as_str().unwrap();
@@ -328,13 +557,14 @@ async fn a_stack_with_an_unfilled_secret_or_no_subscription_fails_that_check() {
     let run = doctor_stack(
         Some(("PinterestAccessTokenSecret", "your-conversion-token")),
         true,
+        Telemetry::Quiet,
     )
     .await;
     assert_eq!(run.code, 1);
     assert_eq!(run.status("secrets"), "fail");
     assert_eq!(run.status("pinterest_conversion_token"), "skip");
 
-    let run = doctor_stack(None, false).await;
+    let run = doctor_stack(None, false, Telemetry::Quiet).await;
     assert_eq!(run.code, 1);
     assert_eq!(run.status("webhook_subscriptions"), "fail");
     assert!(
@@ -388,14 +618,16 @@ async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_pa
         ("PinterestAccessTokenSecret", ""),
         ("ShopifyAdminTokenSecret", ""),
     ];
-    moto_stack(&env, "pinrelay-connect", WEBHOOK_URL, &unfilled).await;
     let dir = tempfile::tempdir().unwrap();
+    let relay = stack_relay(dir.path(), &pinterest);
+    moto_stack(&env, "pinrelay-connect", WEBHOOK_URL, &unfilled).await;
     let pixel_path = dir.path().join("pixel.js");
-    let (endpoint, admin, api, out_path) = (
+    let (endpoint, admin, api, out_path, relay_base) = (
         env.endpoint.clone(),
         shopify.base_url(),
         pinterest.base_url(),
         pixel_path.clone(),
+        relay.base.clone(),
     );
     let out = tokio::task::spawn_blocking(move || {
         use std::io::Write as _;
@@ -405,6 +637,7 @@ async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_pa
             .args(["--tag-id", "2612345678901", "--pixel-out"])
             .arg(&out_path)
             .args(["--admin-url-base", &admin])
+            .args(["--relay-url-base", &relay_base])
             .env("PINTEREST_API_URL", &api)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

@@ -183,6 +183,9 @@ pub struct BrowserEvent {
     /// differ from its own, so drift between the pixel and the stack shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<String>,
+    /// `pinrelay doctor`'s reachability probe: checked like any event, answered, never queued.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
 }
 
 impl BrowserEvent {

@@ -42,6 +42,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use self::model::Prepared;
+
+/// The dispatch log's warning for a browser event whose pixel settings differ from the relay's
+/// (`pinrelay doctor` counts these lines).
+pub const PIXEL_DRIFT_MESSAGE: &str = "the storefront pixel's settings differ from the relay's; paste the pixel again (pinrelay prints it with the stack's settings)";
 pub use self::model::{BatchReport, Counts, DeadLetterReason, DispatchConfig, Disposition};
 use self::settle::{Item, Settler};
 use crate::idempotency::{DoubtCause, Holder, IdempotencyStore};
@@ -116,7 +120,7 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         for message in batch {
             if let Some(differ) = prepare::settings_drift(message, config) {
                 report.counts.pixel_settings_drift += 1;
-                tracing::warn!(message_id = %message.id, settings = ?differ, "the storefront pixel's settings differ from the relay's; paste the pixel again (pinrelay prints it with the stack's settings)");
+                tracing::warn!(message_id = %message.id, settings = ?differ, "{PIXEL_DRIFT_MESSAGE}");
             }
             match prepare::prepare(message, config, now) {
                 Prepared::Event(p) => events.push(*p),
