@@ -246,12 +246,20 @@ pub fn allowed_shops() -> Option<HashSet<String>> {
 pub fn order_consent_policy() -> Result<ConsentPolicy, InvalidVar> {
     match var(keys::ORDER_CONSENT_POLICY) {
         None => Ok(ConsentPolicy::default()),
-        Some(v) => ConsentPolicy::parse(&v).ok_or(InvalidVar {
-            key: keys::ORDER_CONSENT_POLICY,
-            value: v,
-            expected: "opt_out or skip",
-        }),
+        Some(v) => consent_policy_from(&v),
     }
+}
+
+/// Parses an `ORDER_CONSENT_POLICY` value.
+///
+/// # Errors
+/// [`InvalidVar`].
+pub fn consent_policy_from(value: &str) -> Result<ConsentPolicy, InvalidVar> {
+    ConsentPolicy::parse(value).ok_or_else(|| InvalidVar {
+        key: keys::ORDER_CONSENT_POLICY,
+        value: value.to_owned(),
+        expected: "opt_out or skip",
+    })
 }
 
 /// Reads the mapping [`Options`].
@@ -259,9 +267,20 @@ pub fn order_consent_policy() -> Result<ConsentPolicy, InvalidVar> {
 /// # Errors
 /// [`InvalidVar`] naming the variable.
 pub fn mapping_options() -> Result<Options, InvalidVar> {
+    mapping_options_from(&|k| var(k))
+}
+
+/// [`mapping_options`] from another source of the same settings: a registered store's own
+/// settings over the relay's variables.
+///
+/// # Errors
+/// [`InvalidVar`] naming the setting.
+pub fn mapping_options_from(
+    get: &dyn Fn(&'static str) -> Option<String>,
+) -> Result<Options, InvalidVar> {
     let defaults = Options::default();
-    let value_source = value_source()?;
-    let catalog_country = match var(keys::CATALOG_COUNTRY) {
+    let value_source = value_source_in(get)?;
+    let catalog_country = match get(keys::CATALOG_COUNTRY) {
         None => None,
         Some(v) if v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()) => {
             Some(v.to_ascii_uppercase())
@@ -274,7 +293,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             });
         }
     };
-    let content_id = match var(keys::CONTENT_ID) {
+    let content_id = match get(keys::CONTENT_ID) {
         None => ContentIdSource::Variant,
         Some(v) => ContentIdSource::parse(&v, catalog_country.as_deref()).map_err(|expected| {
             InvalidVar {
@@ -284,7 +303,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             }
         })?,
     };
-    let event_id_template = var(keys::EVENT_ID_TEMPLATE).unwrap_or(defaults.event_id_template);
+    let event_id_template = get(keys::EVENT_ID_TEMPLATE).unwrap_or(defaults.event_id_template);
     if !event_id_template.contains("{order_id}") && !event_id_template.contains("{order_name}") {
         return Err(InvalidVar {
             key: keys::EVENT_ID_TEMPLATE,
@@ -292,7 +311,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             expected: "a template containing {order_id} or {order_name}",
         });
     }
-    let default_country = match var(keys::DEFAULT_COUNTRY) {
+    let default_country = match get(keys::DEFAULT_COUNTRY) {
         None => None,
         Some(v) if normalize::is_phone_country(&v) => Some(v.to_ascii_uppercase()),
         Some(v) => {
@@ -303,7 +322,7 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             });
         }
     };
-    let checkout_event_id = match var(keys::CHECKOUT_EVENT_ID).as_deref() {
+    let checkout_event_id = match get(keys::CHECKOUT_EVENT_ID).as_deref() {
         None | Some("order_id") => CheckoutEventId::OrderId,
         Some("shopify_event") => CheckoutEventId::ShopifyEvent,
         Some(other) => {
@@ -314,16 +333,16 @@ pub fn mapping_options() -> Result<Options, InvalidVar> {
             });
         }
     };
-    let (checkout_on, paid_statuses) = checkout_rules(&|k| var(k))?;
+    let (checkout_on, paid_statuses) = checkout_rules(get)?;
     Ok(Options {
         event_id_template,
-        store_url: var(keys::STORE_URL),
+        store_url: get(keys::STORE_URL),
         checkout_event_id,
         checkout_on,
         paid_statuses,
-        include_test_orders: flag(keys::INCLUDE_TEST_ORDERS)?,
-        send_pos_orders: flag(keys::SEND_POS_ORDERS)?,
-        order_sources: order_sources(),
+        include_test_orders: flag_in(get, keys::INCLUDE_TEST_ORDERS)?,
+        send_pos_orders: flag_in(get, keys::SEND_POS_ORDERS)?,
+        order_sources: order_sources_in(get),
         value_source,
         content_id,
         catalog_country,

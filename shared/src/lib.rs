@@ -21,6 +21,8 @@
 //!   DynamoDB and SQLite adapters, and [`profile::apply`] (pure).
 //! - [`reconcile`]: the shop's orders beside their records: each order sent, skipped, dead-lettered,
 //!   pending or missing, per day, as a table, JSON or HTML (pure).
+//! - [`registry`]: the stores one relay serves, each with its secrets, ad account and rules, and
+//!   the cached [`registry::Directory`] ingest and dispatch ask which store a shop is.
 //! - [`watch`]: the hourly watch: webhook subscriptions still point at the relay, recent orders all
 //!   reached it ([`watch::watch`] over the Admin API and the records), and the metrics it emits.
 //! - [`dynamodb`]: the DynamoDB table the AWS adapters share (feature `dynamodb`).
@@ -55,6 +57,7 @@ pub mod pinterest;
 pub mod profile;
 pub mod queue;
 pub mod reconcile;
+pub mod registry;
 pub mod retry;
 #[cfg(feature = "secretsmanager")]
 pub mod secrets;

@@ -29,8 +29,9 @@ pub const DB_FILE: &str = "relay.db";
 /// Version 2 added the `profiles` table; an older pinrelay refuses the file rather than ignore
 /// profiles it would then fail to redact. Version 3 added the `outcomes` ledger. Version 4 made
 /// the record the ledger: `records` (one row per event, every state) and `dead_letter_counts`
-/// replace `idempotency` and `outcomes` ([`MIGRATE_TO_4`]).
-const SCHEMA_VERSION: i64 = 4;
+/// replace `idempotency` and `outcomes` ([`MIGRATE_TO_4`]). Version 5 added `shops`, the registry
+/// ([`crate::registry::sqlite`]): an older pinrelay would serve those stores' webhooks as unknown.
+const SCHEMA_VERSION: i64 = 5;
 
 /// How long a transaction waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -88,6 +89,11 @@ CREATE TABLE IF NOT EXISTS profiles (
     id         TEXT    PRIMARY KEY,
     profile    TEXT    NOT NULL,
     expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shops (
+    domain     TEXT    PRIMARY KEY,
+    entry      TEXT    NOT NULL,
+    secrets    TEXT    NOT NULL
 ) WITHOUT ROWID;
 ";
 
@@ -275,6 +281,18 @@ impl SqliteDatabase {
             source: Box::new(e),
         };
         let conn = Connection::open(path).map_err(open_error)?;
+        // It holds the stores' secrets and shoppers' profiles: its owner alone reads it (SQLite
+        // gives its -wal and -shm files the same mode).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| SqliteError::Open {
+                    path: path.to_owned(),
+                    source: Box::new(e),
+                },
+            )?;
+        }
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
