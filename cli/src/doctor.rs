@@ -10,7 +10,9 @@ use pinrelay::config::{self, keys};
 use pinrelay::doctor::{self, Secret, is_placeholder};
 use pinrelay::mapping::CheckoutOn;
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
-use pinrelay::shopify::admin::{AdminApi, DEFAULT_API_VERSION, RetryPolicy, shop_domain};
+use pinrelay::shopify::admin::{
+    AdminApi, AdminCredentials, DEFAULT_API_VERSION, RetryPolicy, shop_domain,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::stack::Stack;
@@ -45,8 +47,32 @@ const CHECK_RETRY: RetryPolicy = RetryPolicy {
 struct Token {
     /// The token, when filled with something other than a placeholder.
     value: Option<SecretString>,
-    /// `SHOPIFY_ADMIN_TOKEN`, or the stack's secret.
+    /// `PINTEREST_ACCESS_TOKEN`, or the stack's secret.
     home: String,
+}
+
+/// The Admin API credentials and where they live (named in skips and fixes).
+struct Admin {
+    /// A token or a client id and secret, when filled with something other than a placeholder.
+    value: Option<AdminCredentials>,
+    /// `SHOPIFY_ADMIN_TOKEN` (or the client id and secret variables), or the stack's secret.
+    home: String,
+}
+
+impl Admin {
+    fn new(value: Option<AdminCredentials>, home: impl Into<String>) -> Self {
+        let filled = |c: &AdminCredentials| match c {
+            AdminCredentials::Token(token) => !is_placeholder(token.expose_secret()),
+            AdminCredentials::ClientCredentials {
+                client_id,
+                client_secret,
+            } => !is_placeholder(client_id) && !is_placeholder(client_secret.expose_secret()),
+        };
+        Self {
+            value: value.filter(filled),
+            home: home.into(),
+        }
+    }
 }
 
 impl Token {
@@ -61,7 +87,7 @@ impl Token {
 /// What the checks need, from a stack or from serve's variables.
 struct Setup {
     secrets: Vec<Secret>,
-    admin_token: Token,
+    admin: Admin,
     conversion_token: Token,
     ad_account: Option<String>,
     checkout_on: CheckoutOn,
@@ -84,11 +110,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let mut findings = vec![doctor::secrets(&setup.secrets)];
-    let admin = match &setup.admin_token.value {
-        Some(token) => Some(
+    let admin = match &setup.admin.value {
+        Some(credentials) => Some(
             AdminApi::new(
                 &shop,
-                token.clone(),
+                credentials.clone(),
                 &setup.api_version,
                 args.endpoints.admin_url_base.as_deref(),
             )?
@@ -96,7 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let admin_finding = doctor::shopify_admin_token(admin.as_ref(), &setup.admin_token.home).await;
+    let admin_finding = doctor::shopify_admin_token(admin.as_ref(), &setup.admin.home).await;
     let admin_works = admin_finding.status == doctor::Status::Ok;
     findings.push(admin_finding);
     findings.push(
@@ -176,9 +202,14 @@ fn from_env() -> anyhow::Result<Setup> {
                 "the Pinterest ad account id (Ads Manager, the number in the URL)",
             ),
         ],
-        admin_token: Token::new(
-            config::var(keys::SHOPIFY_ADMIN_TOKEN).map(SecretString::from),
-            keys::SHOPIFY_ADMIN_TOKEN,
+        admin: Admin::new(
+            config::admin_credentials()?,
+            format!(
+                "{} (or {} and {})",
+                keys::SHOPIFY_ADMIN_TOKEN,
+                keys::SHOPIFY_CLIENT_ID,
+                keys::SHOPIFY_CLIENT_SECRET
+            ),
         ),
         conversion_token: Token::new(
             config::var(keys::PINTEREST_ACCESS_TOKEN).map(SecretString::from),
@@ -207,7 +238,7 @@ async fn from_stack(name: &str) -> anyhow::Result<Setup> {
         ),
         (
             "ShopifyAdminTokenSecret",
-            "an Admin API access token with read_orders",
+            r#"an Admin API access token with read_orders, or a Dev Dashboard app's {"client_id": "...", "client_secret": "..."}"#,
         ),
     ] {
         let arn = stack.output(output);
@@ -233,8 +264,11 @@ async fn from_stack(name: &str) -> anyhow::Result<Setup> {
     let rules = stack.variables(&crate::stack::RULE_VARIABLES);
     let get = |key: &'static str| rules.get(key).cloned();
     Ok(Setup {
-        admin_token: Token::new(
-            token(&values[2], keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN),
+        admin: Admin::new(
+            values[2].as_deref().and_then(|v| {
+                pinrelay::secrets::parse_admin_credentials(v, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN)
+                    .ok()
+            }),
             "the stack's ShopifyAdminTokenSecret",
         ),
         conversion_token: Token::new(
