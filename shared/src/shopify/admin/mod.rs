@@ -14,7 +14,7 @@
 //! for its `data`, and one `impl AdminApi` method calling [`AdminApi::query`].
 //!
 //! This module is not the webhook side: payload types and signatures are [`super::payload`] and
-//! [`super::verify`].
+//! [`super::verify()`].
 
 pub mod access_scopes;
 pub mod credentials;

@@ -205,7 +205,7 @@ pub struct AdminApi {
 
 impl AdminApi {
     /// A client for `shop` (`name` or `name.myshopify.com`) at `https://{shop}`, or at `base_url`,
-    /// authenticated by `credentials` (a static token as a [`SecretString`], or
+    /// authenticated by `credentials` (a static token as a [`secrecy::SecretString`], or
     /// [`AdminCredentials::ClientCredentials`], minted at `{base}/admin/oauth/access_token` on
     /// first use).
     ///
