@@ -1,6 +1,11 @@
 //! `pinrelay connect`: once after `sam deploy`, fills the stack's secrets (hidden prompts, or
 //! variables, or standard input for automation; never flags), subscribes the store's webhooks,
 //! writes the configured custom pixel, and ends with `doctor`.
+//!
+//! The Admin API secret takes either a static token (`SHOPIFY_ADMIN_TOKEN`, stored as is) or a
+//! Dev Dashboard app's client id and secret (`SHOPIFY_CLIENT_ID` and `SHOPIFY_CLIENT_SECRET`, or
+//! Enter at the token prompt; stored as JSON `{"client_id", "client_secret"}`, from which the
+//! watch and the CLI mint tokens). On standard input its line is the token or that JSON.
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::path::PathBuf;
@@ -10,6 +15,7 @@ use anyhow::Context as _;
 use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, keys};
 use pinrelay::doctor::is_placeholder;
+use pinrelay::shopify::admin::AdminCredentials;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::stack::Stack;
@@ -34,8 +40,9 @@ pub struct Args {
     pub endpoints: crate::input::Endpoints,
 }
 
-/// The stack's secrets, in the order `connect` asks for them (and reads standard input's lines).
-const SECRETS: [(&str, &str, &str); 3] = [
+/// The stack's secrets, in the order `connect` asks for them (and reads standard input's lines);
+/// the Admin API credentials come after them ([`ADMIN_SECRET`]).
+const SECRETS: [(&str, &str, &str); 2] = [
     (
         "ShopifyWebhookSecret",
         keys::SHOPIFY_WEBHOOK_SECRETS,
@@ -46,12 +53,10 @@ const SECRETS: [(&str, &str, &str); 3] = [
         keys::PINTEREST_ACCESS_TOKEN,
         "Pinterest conversion access token",
     ),
-    (
-        "ShopifyAdminTokenSecret",
-        keys::SHOPIFY_ADMIN_TOKEN,
-        "Shopify Admin API access token",
-    ),
 ];
+
+/// The output naming the secret of the Admin API credentials.
+const ADMIN_SECRET: &str = "ShopifyAdminTokenSecret";
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -60,22 +65,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
     let interactive = std::io::stdin().is_terminal();
     let mut lines = std::io::stdin().lock().lines();
-    let mut admin_token = None;
     for (output, variable, what) in SECRETS {
-        let arn = stack.output(output).with_context(|| {
-            format!(
-                "stack {} has no {output} output; is it a pinrelay stack?",
-                args.stack
-            )
-        })?;
+        let arn = output_arn(&stack, &args.stack, output)?;
         let given = match config::var(variable) {
             Some(value) => Some(value),
-            None if interactive => {
-                let prompt = format!("{what} (hidden; Enter keeps the current value): ");
-                let term = console::Term::stderr();
-                term.write_str(&prompt)?;
-                Some(term.read_secure_line()?)
-            }
+            None if interactive => Some(prompt_hidden(&format!(
+                "{what} (hidden; Enter keeps the current value): "
+            ))?),
             None => lines.next().transpose()?,
         }
         .map(|v| v.trim().to_owned())
@@ -84,38 +80,45 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(value) if is_placeholder(&value) => {
                 anyhow::bail!("the {what} given is a placeholder; nothing was stored for {output}")
             }
-            Some(value) => {
-                client
-                    .put_secret_value()
-                    .secret_id(&arn)
-                    .secret_string(&value)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "cannot store {output} (check the credentials allow secretsmanager:PutSecretValue): {}",
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                        )
-                    })?;
-                eprintln!("stored   {output}");
-                if variable == keys::SHOPIFY_ADMIN_TOKEN {
-                    admin_token = Some(SecretString::from(value));
-                }
-            }
+            Some(value) => store(&client, &arn, output, &SecretString::from(value)).await?,
             None => eprintln!("kept     {output}"),
         }
     }
-    let admin_token = match admin_token {
-        Some(token) => Some(token),
-        None => current_admin_token(&client, &stack).await?,
+    let arn = output_arn(&stack, &args.stack, ADMIN_SECRET)?;
+    let given = match config::admin_credentials()? {
+        Some(credentials) => Some(credentials),
+        None if interactive => prompt_admin_credentials()?,
+        None => match lines.next().transpose()? {
+            Some(line) if !line.trim().is_empty() => Some(
+                pinrelay::secrets::parse_admin_credentials(
+                    &line,
+                    keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN,
+                )
+                .context("the Admin API line of standard input")?,
+            ),
+            _ => None,
+        },
+    };
+    let admin_credentials = match given {
+        Some(credentials) if placeholder(&credentials) => anyhow::bail!(
+            "the Admin API credentials given are a placeholder; nothing was stored for {ADMIN_SECRET}"
+        ),
+        Some(credentials) => {
+            store(&client, &arn, ADMIN_SECRET, &credentials.to_secret_string()).await?;
+            Some(credentials)
+        }
+        None => {
+            eprintln!("kept     {ADMIN_SECRET}");
+            current_admin_credentials(&client, &stack).await?
+        }
     };
 
     let webhook_url = stack
         .output("WebhookUrl")
         .context("the stack has no WebhookUrl output")?;
     let rules = stack.variables(&crate::stack::RULE_VARIABLES);
-    let subscribed = match admin_token {
-        Some(token) => {
+    let subscribed = match admin_credentials {
+        Some(credentials) => {
             let subscribe = crate::subscribe::Args {
                 shop: args.shop.clone(),
                 address: webhook_url.clone(),
@@ -129,10 +132,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 dry_run: false,
                 admin_url_base: args.endpoints.admin_url_base.clone(),
             };
-            crate::subscribe::run_with_token(&subscribe, token).await?
+            crate::subscribe::run_with_credentials(&subscribe, credentials).await?
         }
         None => {
-            eprintln!("skipped  webhook subscriptions: no Admin API token in the stack");
+            eprintln!("skipped  webhook subscriptions: no Admin API credentials in the stack");
             ExitCode::FAILURE
         }
     };
@@ -172,21 +175,95 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The Admin token already in the stack's secret, when it holds one.
+/// The ARN in the stack's `output`.
+fn output_arn(stack: &Stack, name: &str, output: &str) -> anyhow::Result<String> {
+    stack
+        .output(output)
+        .with_context(|| format!("stack {name} has no {output} output; is it a pinrelay stack?"))
+}
+
+/// One hidden line from the terminal.
+fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
+    let term = console::Term::stderr();
+    term.write_str(prompt)?;
+    Ok(term.read_secure_line()?)
+}
+
+/// The Admin API credentials from the terminal: a token, or (after Enter) a Dev Dashboard app's
+/// client id and secret; `None` keeps the stored value.
+fn prompt_admin_credentials() -> anyhow::Result<Option<AdminCredentials>> {
+    let token = prompt_hidden(
+        "Shopify Admin API access token (hidden; Enter to give a Dev Dashboard app's client id and secret instead, or to keep the current value): ",
+    )?;
+    if !token.trim().is_empty() {
+        return Ok(Some(AdminCredentials::Token(SecretString::from(
+            token.trim().to_owned(),
+        ))));
+    }
+    let client_id = prompt_hidden("Dev Dashboard app client id (Enter keeps the current value): ")?;
+    if client_id.trim().is_empty() {
+        return Ok(None);
+    }
+    let secret = prompt_hidden("Dev Dashboard app client secret (hidden): ")?;
+    if secret.trim().is_empty() {
+        anyhow::bail!("a client id needs its client secret; nothing was stored for {ADMIN_SECRET}");
+    }
+    Ok(Some(AdminCredentials::ClientCredentials {
+        client_id: client_id.trim().to_owned(),
+        client_secret: SecretString::from(secret.trim().to_owned()),
+    }))
+}
+
+/// Whether the credentials hold a placeholder (`your-…`, `...`) rather than a value.
+fn placeholder(credentials: &AdminCredentials) -> bool {
+    match credentials {
+        AdminCredentials::Token(token) => is_placeholder(token.expose_secret()),
+        AdminCredentials::ClientCredentials {
+            client_id,
+            client_secret,
+        } => is_placeholder(client_id) || is_placeholder(client_secret.expose_secret()),
+    }
+}
+
+/// Puts `value` in the secret `arn` (the stack's `output`).
+async fn store(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+    output: &str,
+    value: &SecretString,
+) -> anyhow::Result<()> {
+    client
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(value.expose_secret())
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot store {output} (check the credentials allow secretsmanager:PutSecretValue): {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            )
+        })?;
+    eprintln!("stored   {output}");
+    Ok(())
+}
+
+/// The Admin API credentials already in the stack's secret, when it holds some.
 ///
 /// # Errors
 /// The secret cannot be read (permissions, region).
-async fn current_admin_token(
+async fn current_admin_credentials(
     client: &aws_sdk_secretsmanager::Client,
     stack: &Stack,
-) -> anyhow::Result<Option<SecretString>> {
-    let Some(arn) = stack.output("ShopifyAdminTokenSecret") else {
+) -> anyhow::Result<Option<AdminCredentials>> {
+    let Some(arn) = stack.output(ADMIN_SECRET) else {
         return Ok(None);
     };
     let value = crate::doctor::secret_value(client, &arn).await?;
     Ok(value
         .and_then(|v| {
-            pinrelay::secrets::parse_pinterest_token(&v, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN).ok()
+            pinrelay::secrets::parse_admin_credentials(&v, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN)
+                .ok()
         })
-        .filter(|t| !is_placeholder(t.expose_secret())))
+        .filter(|c| !placeholder(c)))
 }

@@ -15,7 +15,9 @@ use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
 use pinrelay::idempotency::{IdempotencyKey, IdempotencyStore as _};
 use pinrelay::mapping::CheckoutOn;
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
-use pinrelay::shopify::admin::{AdminApi, DEFAULT_API_VERSION, RetryPolicy, shop_domain};
+use pinrelay::shopify::admin::{
+    AdminApi, AdminCredentials, DEFAULT_API_VERSION, RetryPolicy, shop_domain,
+};
 use pinrelay::{ingest, metrics};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -54,8 +56,32 @@ const CHECK_RETRY: RetryPolicy = RetryPolicy {
 struct Token {
     /// The token, when filled with something other than a placeholder.
     value: Option<SecretString>,
-    /// `SHOPIFY_ADMIN_TOKEN`, or the stack's secret.
+    /// `PINTEREST_ACCESS_TOKEN`, or the stack's secret.
     home: String,
+}
+
+/// The Admin API credentials and where they live (named in skips and fixes).
+struct Admin {
+    /// A token or a client id and secret, when filled with something other than a placeholder.
+    value: Option<AdminCredentials>,
+    /// `SHOPIFY_ADMIN_TOKEN` (or the client id and secret variables), or the stack's secret.
+    home: String,
+}
+
+impl Admin {
+    fn new(value: Option<AdminCredentials>, home: impl Into<String>) -> Self {
+        let filled = |c: &AdminCredentials| match c {
+            AdminCredentials::Token(token) => !is_placeholder(token.expose_secret()),
+            AdminCredentials::ClientCredentials {
+                client_id,
+                client_secret,
+            } => !is_placeholder(client_id) && !is_placeholder(client_secret.expose_secret()),
+        };
+        Self {
+            value: value.filter(filled),
+            home: home.into(),
+        }
+    }
 }
 
 impl Token {
@@ -110,7 +136,7 @@ struct Setup {
     order_delay: Duration,
     /// The command that prints the pixel for this setup.
     pixel_command: String,
-    admin_token: Token,
+    admin: Admin,
     conversion_token: Token,
     ad_account: Option<String>,
     checkout_on: CheckoutOn,
@@ -133,11 +159,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let mut findings = vec![doctor::secrets(&setup.secrets)];
-    let admin = match &setup.admin_token.value {
-        Some(token) => Some(
+    let admin = match &setup.admin.value {
+        Some(credentials) => Some(
             AdminApi::new(
                 &shop,
-                token.clone(),
+                credentials.clone(),
                 &setup.api_version,
                 args.endpoints.admin_url_base.as_deref(),
             )?
@@ -145,7 +171,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let admin_finding = doctor::shopify_admin_token(admin.as_ref(), &setup.admin_token.home).await;
+    let admin_finding = doctor::shopify_admin_token(admin.as_ref(), &setup.admin.home).await;
     let admin_works = admin_finding.status == doctor::Status::Ok;
     findings.push(admin_finding);
     findings.push(
@@ -358,9 +384,14 @@ async fn from_env(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Res
                 "the Pinterest ad account id (Ads Manager, the number in the URL)",
             ),
         ],
-        admin_token: Token::new(
-            config::var(keys::SHOPIFY_ADMIN_TOKEN).map(SecretString::from),
-            keys::SHOPIFY_ADMIN_TOKEN,
+        admin: Admin::new(
+            config::admin_credentials()?,
+            format!(
+                "{} (or {} and {})",
+                keys::SHOPIFY_ADMIN_TOKEN,
+                keys::SHOPIFY_CLIENT_ID,
+                keys::SHOPIFY_CLIENT_SECRET
+            ),
         ),
         conversion_token: Token::new(
             config::var(keys::PINTEREST_ACCESS_TOKEN).map(SecretString::from),
@@ -512,7 +543,7 @@ async fn from_stack(name: &str, shop: &str) -> anyhow::Result<Setup> {
         ),
         (
             "ShopifyAdminTokenSecret",
-            "an Admin API access token with read_orders",
+            r#"an Admin API access token with read_orders, or a Dev Dashboard app's {"client_id": "...", "client_secret": "..."}"#,
         ),
     ] {
         let arn = stack.output(output);
@@ -538,8 +569,11 @@ async fn from_stack(name: &str, shop: &str) -> anyhow::Result<Setup> {
     let rules = stack.variables(&crate::stack::RULE_VARIABLES);
     let get = |key: &'static str| rules.get(key).cloned();
     Ok(Setup {
-        admin_token: Token::new(
-            token(&values[2], keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN),
+        admin: Admin::new(
+            values[2].as_deref().and_then(|v| {
+                pinrelay::secrets::parse_admin_credentials(v, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN)
+                    .ok()
+            }),
             "the stack's ShopifyAdminTokenSecret",
         ),
         conversion_token: Token::new(

@@ -3,7 +3,8 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use pinrelay::config;
+use pinrelay::config::{self, keys};
+use pinrelay::shopify::admin::AdminCredentials;
 use secrecy::SecretString;
 
 /// A token from its environment variable: the CLI takes none as a flag, so tokens stay out of
@@ -14,6 +15,22 @@ pub fn token(var: &'static str, what: &str) -> Result<SecretString, String> {
             "set {var} to {what}; tokens are read from the environment, never from a flag, so they stay out of shell history and `ps`"
         )
     })
+}
+
+/// The Admin API credentials from the environment: `SHOPIFY_ADMIN_TOKEN` (`what` says which
+/// token), or `SHOPIFY_CLIENT_ID` with `SHOPIFY_CLIENT_SECRET` (a Dev Dashboard app's, whose tokens
+/// are minted and renewed). The error is the one-line message to print.
+pub fn admin_credentials(what: &str) -> Result<AdminCredentials, String> {
+    match config::admin_credentials() {
+        Ok(Some(credentials)) => Ok(credentials),
+        Ok(None) => Err(format!(
+            "set {} to {what}, or {} and {} to a Dev Dashboard app's client id and secret; credentials are read from the environment, never from a flag, so they stay out of shell history and `ps`",
+            keys::SHOPIFY_ADMIN_TOKEN,
+            keys::SHOPIFY_CLIENT_ID,
+            keys::SHOPIFY_CLIENT_SECRET
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Reads the raw bytes of `file`, or of standard input when none is given; the error is the one-line

@@ -328,19 +328,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let admin_token = match crate::input::token(
-        config::keys::SHOPIFY_ADMIN_TOKEN,
-        "the app's Admin API access token (read_orders)",
-    ) {
-        Ok(token) => token,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let admin_credentials =
+        match crate::input::admin_credentials("the app's Admin API access token (read_orders)") {
+            Ok(credentials) => credentials,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Ok(ExitCode::from(2));
+            }
+        };
     let admin = AdminApi::new(
         &args.shop,
-        admin_token,
+        admin_credentials,
         &args.api_version,
         args.endpoints.admin_url_base.as_deref(),
     )?;

@@ -7,7 +7,7 @@
 //!   Lambda's code), delete the settled ones; the rest come back after their backoff.
 //! - Pinterest: the real API when `PINTEREST_ACCESS_TOKEN` and `PINTEREST_AD_ACCOUNT_ID` are set,
 //!   otherwise a dry run printing each request body on stdout. Logs go to stderr.
-//! - `GET /reconcile` (when `SHOPIFY_ADMIN_TOKEN` is set): the `pinrelay reconcile` report of the
+//! - `GET /reconcile` (when `SHOPIFY_ADMIN_TOKEN`, or `SHOPIFY_CLIENT_ID` and `SHOPIFY_CLIENT_SECRET`, are set): the `pinrelay reconcile` report of the
 //!   shop's orders against this relay's records, as the HTML page (`?format=json` for the JSON,
 //!   `?since=14d` for another window). Served to loopback clients only: it lists orders and values.
 //! - SIGINT/SIGTERM: stop accepting, answer requests in flight, let the dispatcher finish its batch.
@@ -329,7 +329,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             };
             Some(ReportPage {
-                admin: AdminApi::new(&r.shop, r.token, &r.api_version, r.admin_api_url.as_deref())?,
+                admin: AdminApi::new(
+                    &r.shop,
+                    r.credentials,
+                    &r.api_version,
+                    r.admin_api_url.as_deref(),
+                )?,
                 records: store.clone(),
                 rules: r.rules,
                 access: ReportAccess {
@@ -650,7 +655,7 @@ async fn reconcile_page(
     Query(query): Query<ReportQuery>,
 ) -> Response {
     let Some(page) = &app.report else {
-        let why = "no report: set SHOPIFY_ADMIN_TOKEN (read_orders) and SHOPIFY_SHOP_DOMAINS (or SHOP_DOMAIN), then restart pinrelay serve";
+        let why = "no report: set SHOPIFY_ADMIN_TOKEN (read_orders), or SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET, and SHOPIFY_SHOP_DOMAINS (or SHOP_DOMAIN), then restart pinrelay serve";
         return (StatusCode::NOT_FOUND, why).into_response();
     };
     if let Err(why) = page.access.check(&headers) {

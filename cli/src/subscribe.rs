@@ -13,9 +13,8 @@
 
 use std::process::ExitCode;
 
-use pinrelay::shopify::admin::{is_api_version, shop_domain, topic_enum};
+use pinrelay::shopify::admin::{AdminCredentials, is_api_version, shop_domain, topic_enum};
 use pinrelay::shopify::{AdminApi, SubscriptionCreated};
-use secrecy::SecretString;
 
 /// Topics Shopify only accepts through the app configuration (`compliance_topics`).
 pub const COMPLIANCE_TOPICS: &[&str] =
@@ -59,23 +58,26 @@ enum Outcome {
     Failed(Vec<String>),
 }
 
-/// Runs the command with the token from `SHOPIFY_ADMIN_TOKEN`.
+/// Runs the command with the credentials from `SHOPIFY_ADMIN_TOKEN`, or `SHOPIFY_CLIENT_ID` and
+/// `SHOPIFY_CLIENT_SECRET`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let admin_token = match crate::input::token(
-        pinrelay::config::keys::SHOPIFY_ADMIN_TOKEN,
+    let credentials = match crate::input::admin_credentials(
         "the app's Admin API access token (read_orders, read_customers)",
     ) {
-        Ok(token) => token,
+        Ok(credentials) => credentials,
         Err(message) => {
             eprintln!("error: {message}");
             return Ok(ExitCode::from(2));
         }
     };
-    run_with_token(&args, admin_token).await
+    run_with_credentials(&args, credentials).await
 }
 
-/// Runs the command with `admin_token`.
-pub async fn run_with_token(args: &Args, admin_token: SecretString) -> anyhow::Result<ExitCode> {
+/// Runs the command with `credentials`.
+pub async fn run_with_credentials(
+    args: &Args,
+    credentials: AdminCredentials,
+) -> anyhow::Result<ExitCode> {
     let shop = match shop_domain(&args.shop) {
         Some(shop) => shop,
         None => {
@@ -119,7 +121,7 @@ pub async fn run_with_token(args: &Args, admin_token: SecretString) -> anyhow::R
         .collect();
     let admin = AdminApi::new(
         &shop,
-        admin_token,
+        credentials,
         &args.api_version,
         args.admin_url_base.as_deref(),
     )?;

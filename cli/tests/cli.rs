@@ -8,6 +8,8 @@ fn pinrelay(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pinrelay"))
         .args(args)
         .env_remove("SHOPIFY_ADMIN_TOKEN")
+        .env_remove("SHOPIFY_CLIENT_ID")
+        .env_remove("SHOPIFY_CLIENT_SECRET")
         .output()
         .unwrap()
 }
@@ -38,7 +40,14 @@ fn subscribe_without_a_token_is_a_usage_error() {
         "https://x.example/webhooks/shopify",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("SHOPIFY_ADMIN_TOKEN"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for variable in [
+        "SHOPIFY_ADMIN_TOKEN",
+        "SHOPIFY_CLIENT_ID",
+        "SHOPIFY_CLIENT_SECRET",
+    ] {
+        assert!(stderr.contains(variable), "{stderr}");
+    }
 }
 
 #[test]

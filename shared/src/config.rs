@@ -18,6 +18,7 @@ use crate::pinterest::http::DEFAULT_BASE_URL;
 use crate::pinterest::normalize;
 use crate::profile::ConsentPolicy;
 use crate::queue::{MAX_DELAY, MAX_ENQUEUE_BYTES};
+use crate::shopify::admin::AdminCredentials;
 use crate::shopify::{WebhookSecrets, admin};
 use crate::watch::WatchConfig;
 
@@ -90,7 +91,13 @@ pub mod keys {
     pub const WEBHOOK_URL: &str = "WEBHOOK_URL";
     /// A Shopify Admin API access token (local use).
     pub const SHOPIFY_ADMIN_TOKEN: &str = "SHOPIFY_ADMIN_TOKEN";
-    /// Secrets Manager ARN of the Admin API access token.
+    /// A Dev Dashboard app's client id, to mint Admin API tokens (local use, with
+    /// `SHOPIFY_CLIENT_SECRET`, instead of `SHOPIFY_ADMIN_TOKEN`).
+    pub const SHOPIFY_CLIENT_ID: &str = "SHOPIFY_CLIENT_ID";
+    /// That app's client secret (local use).
+    pub const SHOPIFY_CLIENT_SECRET: &str = "SHOPIFY_CLIENT_SECRET";
+    /// Secrets Manager ARN of the Admin API credentials: a token, or JSON
+    /// `{"client_id": "...", "client_secret": "..."}`.
     pub const SHOPIFY_ADMIN_TOKEN_SECRET_ARN: &str = "SHOPIFY_ADMIN_TOKEN_SECRET_ARN";
     /// Admin API base URL instead of `https://{shop}` (tests).
     pub const SHOPIFY_ADMIN_API_URL: &str = "SHOPIFY_ADMIN_API_URL";
@@ -129,6 +136,16 @@ pub enum ConfigError {
         "{set} is set but {unset} is not: set both to send to Pinterest, or neither for a dry run"
     )]
     Incomplete {
+        /// The one that is set.
+        set: &'static str,
+        /// The one that is not.
+        unset: &'static str,
+    },
+    /// One of `SHOPIFY_CLIENT_ID` and `SHOPIFY_CLIENT_SECRET` is set without the other.
+    #[error(
+        "{set} is set but {unset} is not: set both to the Dev Dashboard app's client id and secret (the app, Settings, Credentials), or set SHOPIFY_ADMIN_TOKEN instead"
+    )]
+    IncompleteClientCredentials {
         /// The one that is set.
         set: &'static str,
         /// The one that is not.
@@ -756,13 +773,42 @@ fn admin_api_version() -> Result<String, InvalidVar> {
     Ok(api_version)
 }
 
+/// The Admin API credentials in the environment: `SHOPIFY_ADMIN_TOKEN`, else
+/// `SHOPIFY_CLIENT_ID` with `SHOPIFY_CLIENT_SECRET`; `None` when none is set.
+///
+/// # Errors
+/// [`ConfigError::IncompleteClientCredentials`] when only one of the client id and secret is set.
+pub fn admin_credentials() -> Result<Option<AdminCredentials>, ConfigError> {
+    if let Some(token) = var(keys::SHOPIFY_ADMIN_TOKEN) {
+        return Ok(Some(AdminCredentials::Token(SecretString::from(token))));
+    }
+    match (
+        var(keys::SHOPIFY_CLIENT_ID),
+        var(keys::SHOPIFY_CLIENT_SECRET),
+    ) {
+        (None, None) => Ok(None),
+        (Some(client_id), Some(secret)) => Ok(Some(AdminCredentials::ClientCredentials {
+            client_id: client_id.trim().to_owned(),
+            client_secret: SecretString::from(secret.trim().to_owned()),
+        })),
+        (Some(_), None) => Err(ConfigError::IncompleteClientCredentials {
+            set: keys::SHOPIFY_CLIENT_ID,
+            unset: keys::SHOPIFY_CLIENT_SECRET,
+        }),
+        (None, Some(_)) => Err(ConfigError::IncompleteClientCredentials {
+            set: keys::SHOPIFY_CLIENT_SECRET,
+            unset: keys::SHOPIFY_CLIENT_ID,
+        }),
+    }
+}
+
 /// `pinrelay serve`'s reconcile page (`GET /reconcile`): the shop's Admin API.
 #[derive(Debug, Clone)]
 pub struct ServeReportSettings {
     /// The shop (`SHOP_DOMAIN`, else the first of `SHOPIFY_SHOP_DOMAINS`).
     pub shop: String,
-    /// `SHOPIFY_ADMIN_TOKEN`.
-    pub token: SecretString,
+    /// `SHOPIFY_ADMIN_TOKEN`, or `SHOPIFY_CLIENT_ID` and `SHOPIFY_CLIENT_SECRET`.
+    pub credentials: AdminCredentials,
     /// `SHOPIFY_API_VERSION`.
     pub api_version: String,
     /// `SHOPIFY_ADMIN_API_URL` (tests).
@@ -775,17 +821,19 @@ pub struct ServeReportSettings {
     pub allowed_hosts: Vec<String>,
 }
 
-/// The reconcile page's settings: `None` unless `SHOPIFY_ADMIN_TOKEN` is set.
+/// The reconcile page's settings: `None` unless Admin API credentials are set
+/// ([`admin_credentials`]).
 ///
 /// # Errors
-/// [`ConfigError::NoShop`] when the token is set but no shop is named; [`InvalidVar`].
+/// [`ConfigError::NoShop`] when credentials are set but no shop is named;
+/// [`ConfigError::IncompleteClientCredentials`]; [`InvalidVar`].
 pub fn serve_report_settings() -> Result<Option<ServeReportSettings>, ConfigError> {
-    let Some(token) = var(keys::SHOPIFY_ADMIN_TOKEN) else {
+    let Some(credentials) = admin_credentials()? else {
         return Ok(None);
     };
     Ok(Some(ServeReportSettings {
         shop: watched_shop().ok_or(ConfigError::NoShop)?,
-        token: SecretString::from(token),
+        credentials,
         api_version: admin_api_version()?,
         admin_api_url: var(keys::SHOPIFY_ADMIN_API_URL),
         rules: order_rules()?,

@@ -210,8 +210,8 @@ pub fn secrets(secrets: &[Secret]) -> Finding {
     )
 }
 
-/// `shopify_admin_token`: the token (kept in `home`) reads the shop; the error says why it does
-/// not.
+/// `shopify_admin_token`: the token (kept, or minted from the client credentials kept, in `home`)
+/// reads the shop; the error says why it does not.
 pub async fn shopify_admin_token(admin: Option<&AdminApi>, home: &str) -> Finding {
     let id = CheckId::ShopifyAdminToken;
     let Some(admin) = admin else {
@@ -233,6 +233,17 @@ pub async fn shopify_admin_token(admin: Option<&AdminApi>, home: &str) -> Findin
             e.to_string(),
             format!(
                 "put a current Admin API access token of the app, with read_orders and read_customers, in {home}"
+            ),
+        ),
+        Err(
+            e @ (AdminError::InvalidClient { .. }
+            | AdminError::ShopNotPermitted
+            | AdminError::GrantRefused { .. }),
+        ) => Finding::fail(
+            id,
+            e.to_string(),
+            format!(
+                "put the Dev Dashboard app's current client id and secret (the app, Settings, Credentials) in {home}, or an Admin API access token"
             ),
         ),
         Err(e) => Finding::fail(

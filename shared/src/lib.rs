@@ -4,7 +4,8 @@
 //!
 //! - [`browser`]: first-party events from the storefront pixel: wire format, profiles (pure).
 //! - [`shopify`]: webhook HMAC verification, header metadata, typed payloads (pure); the Admin API
-//!   client [`shopify::AdminApi`] (shop, orders, one order's payload, webhook subscriptions).
+//!   client [`shopify::AdminApi`] (a transport, one module per query: shop, orders, one order's
+//!   payload, webhook subscriptions, access scopes, recent line items; static or minted tokens).
 //! - [`pinterest`]: the CAPI request model, normalization and hashing (pure), the
 //!   [`pinterest::ConversionsApi`] port and its HTTP and dry-run adapters; [`pinterest::quality`],
 //!   the Event Quality Score beside the relay's own match-key counts.

@@ -1,5 +1,6 @@
-//! Secrets read once at start-up: the Shopify webhook secrets and the Pinterest access token, from
-//! an environment variable (local use) or from AWS Secrets Manager by ARN.
+//! Secrets read once at start-up: the Shopify webhook secrets, the Pinterest access token and the
+//! Shopify Admin API credentials, from environment variables (local use) or from AWS Secrets
+//! Manager by ARN.
 //!
 //! Errors name the variable to fix; values are never logged or put in an error message.
 
@@ -7,8 +8,9 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{self, keys};
+use crate::config::{self, ConfigError, keys};
 use crate::shopify::WebhookSecrets;
+use crate::shopify::admin::AdminCredentials;
 
 /// Why a secret could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +45,14 @@ pub enum SecretsError {
         /// The accepted shapes.
         expected: &'static str,
     },
+    /// The environment's Admin API credentials are half set.
+    #[error(transparent)]
+    Environment(#[from] ConfigError),
 }
 
 const WEBHOOK_SHAPE: &str = "a JSON array of strings (current secret first) or a plain string";
 const TOKEN_SHAPE: &str = r#"a plain string or JSON {"access_token": "..."}"#;
+const ADMIN_SHAPE: &str = r#"an Admin API access token (plain, or JSON {"access_token": "..."}), or a Dev Dashboard app's JSON {"client_id": "...", "client_secret": "..."}"#;
 
 /// Loads the Shopify webhook secrets: `SHOPIFY_WEBHOOK_SECRETS` if set, else the secret named by
 /// `SHOPIFY_WEBHOOK_SECRET_ARN`.
@@ -120,25 +126,72 @@ pub async fn pinterest_token_from_arn(
     Ok(token)
 }
 
-/// Loads the Shopify Admin API access token the watch uses: `SHOPIFY_ADMIN_TOKEN` if set, else the
-/// secret named by `SHOPIFY_ADMIN_TOKEN_SECRET_ARN` (a plain string or JSON
-/// `{"access_token": "..."}`).
+/// Loads the Shopify Admin API credentials the watch uses: `SHOPIFY_ADMIN_TOKEN`, or
+/// `SHOPIFY_CLIENT_ID` with `SHOPIFY_CLIENT_SECRET`, if set; else the secret named by
+/// `SHOPIFY_ADMIN_TOKEN_SECRET_ARN` ([`parse_admin_credentials`]).
 ///
 /// # Errors
-/// [`SecretsError`] naming the variable when neither is set, the fetch fails, or the value is
-/// empty or malformed (a secret the stack created and nobody filled yet is empty).
-pub async fn shopify_admin_token(client: &Client) -> Result<SecretString, SecretsError> {
-    if let Some(token) = config::var(keys::SHOPIFY_ADMIN_TOKEN) {
-        return Ok(SecretString::from(token));
+/// [`SecretsError`] naming the variable when none is set, the client id or secret is set without
+/// the other, the fetch fails, or the value is empty or malformed (a secret the stack created and
+/// nobody filled yet is empty).
+pub async fn shopify_admin_credentials(client: &Client) -> Result<AdminCredentials, SecretsError> {
+    if let Some(credentials) = config::admin_credentials()? {
+        return Ok(credentials);
     }
     let arn = config::var(keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN).ok_or(SecretsError::Missing {
         plain: keys::SHOPIFY_ADMIN_TOKEN,
         arn: keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN,
     })?;
     let value = fetch(client, &arn, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN).await?;
-    let token = parse_pinterest_token(&value, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN)?;
-    tracing::info!(source = "secrets_manager", "loaded Shopify Admin API token");
-    Ok(token)
+    let credentials = parse_admin_credentials(&value, keys::SHOPIFY_ADMIN_TOKEN_SECRET_ARN)?;
+    tracing::info!(
+        source = "secrets_manager",
+        client_credentials = credentials.renews(),
+        "loaded Shopify Admin API credentials"
+    );
+    Ok(credentials)
+}
+
+/// Reads an Admin API credentials value: a token (plain, or JSON `{"access_token": "..."}`), or
+/// a Dev Dashboard app's JSON `{"client_id": "...", "client_secret": "..."}`.
+///
+/// # Errors
+/// [`SecretsError::Invalid`] (naming `key`) for empty values, an empty id or secret, and JSON of
+/// another shape.
+pub fn parse_admin_credentials(
+    value: &str,
+    key: &'static str,
+) -> Result<AdminCredentials, SecretsError> {
+    #[derive(serde::Deserialize)]
+    struct Client {
+        client_id: String,
+        client_secret: String,
+    }
+    let value = value.trim();
+    let invalid = |problem| SecretsError::Invalid {
+        key,
+        problem,
+        expected: ADMIN_SHAPE,
+    };
+    if !value.starts_with('{') || value.contains("\"access_token\"") {
+        return parse_pinterest_token(value, key)
+            .map(AdminCredentials::Token)
+            .map_err(|e| match e {
+                SecretsError::Invalid { problem, .. } => invalid(problem),
+                e => e,
+            });
+    }
+    let client: Client = serde_json::from_str(value).map_err(|_| {
+        invalid("a JSON object without string \"client_id\" and \"client_secret\" (or \"access_token\")")
+    })?;
+    let (client_id, client_secret) = (client.client_id.trim(), client.client_secret.trim());
+    if client_id.is_empty() || client_secret.is_empty() {
+        return Err(invalid("JSON with an empty client_id or client_secret"));
+    }
+    Ok(AdminCredentials::ClientCredentials {
+        client_id: client_id.to_owned(),
+        client_secret: SecretString::from(client_secret.to_owned()),
+    })
 }
 
 /// Reads a webhook secret value: a JSON array of strings, or one plain string.
@@ -269,6 +322,54 @@ mod tests {
         assert_eq!(t.expose_secret(), "pina_1");
         let t = parse_pinterest_token(r#"{"access_token": "pina_2", "other": 1}"#, "K").unwrap();
         assert_eq!(t.expose_secret(), "pina_2");
+    }
+
+    #[test]
+    fn reads_admin_credentials_as_a_token_or_a_client_id_and_secret() {
+        let token = parse_admin_credentials(" shpat_1\n", "K").unwrap();
+        assert!(matches!(&token, AdminCredentials::Token(t) if t.expose_secret() == "shpat_1"));
+        let token = parse_admin_credentials(r#"{"access_token": "shpat_2"}"#, "K").unwrap();
+        assert!(matches!(&token, AdminCredentials::Token(t) if t.expose_secret() == "shpat_2"));
+        let client =
+            parse_admin_credentials(r#"{"client_id": " cid ", "client_secret": "shpss_x"}"#, "K")
+                .unwrap();
+        match client {
+            AdminCredentials::ClientCredentials {
+                client_id,
+                client_secret,
+            } => {
+                assert_eq!(client_id, "cid");
+                assert_eq!(client_secret.expose_secret(), "shpss_x");
+            }
+            other => panic!("{other:?}"),
+        }
+        // What `AdminCredentials::to_secret_string` stores reads back.
+        let stored = AdminCredentials::ClientCredentials {
+            client_id: "cid".into(),
+            client_secret: SecretString::from("shpss_y"),
+        }
+        .to_secret_string();
+        assert!(
+            parse_admin_credentials(stored.expose_secret(), "K")
+                .unwrap()
+                .renews()
+        );
+    }
+
+    #[test]
+    fn refuses_bad_admin_credentials_without_echoing_them() {
+        for bad in [
+            "",
+            r#"{"client_id": "cid"}"#,
+            r#"{"client_id": "", "client_secret": "shpss_secret"}"#,
+            r#"{"client_secret": "shpss_secret"}"#,
+            r#"{"access_token": ""}"#,
+        ] {
+            let e = parse_admin_credentials(bad, "K").unwrap_err();
+            assert!(e.to_string().starts_with("K:"), "{bad:?}: {e}");
+            assert!(e.to_string().contains("client_id"), "{bad:?}: {e}");
+            assert!(!e.to_string().contains("shpss_secret"));
+        }
     }
 
     #[test]

@@ -114,7 +114,12 @@ pub enum WatchError {
 fn admin_hint(e: &AdminError) -> &'static str {
     match e {
         AdminError::InvalidToken | AdminError::MissingScope => {
-            "Put an Admin API access token of the app, with read_orders, in the stack's ShopifyAdminTokenSecret; the next run checks again"
+            "Put an Admin API access token of the app, with read_orders, in the stack's ShopifyAdminTokenSecret (or the Dev Dashboard app's {\"client_id\": ..., \"client_secret\": ...}); the next run checks again"
+        }
+        AdminError::InvalidClient { .. }
+        | AdminError::ShopNotPermitted
+        | AdminError::GrantRefused { .. } => {
+            "Put the Dev Dashboard app's current {\"client_id\": ..., \"client_secret\": ...} in the stack's ShopifyAdminTokenSecret, or an Admin API access token; the next run checks again"
         }
         AdminError::InvalidShop(_) | AdminError::NotFound { .. } => {
             "Check the stack's ShopDomains (its first shop is the one watched)"

@@ -1,17 +1,25 @@
 //! The library's Admin API client ([`pinrelay::shopify::AdminApi`]) against the fake Admin API
 //! (`fake_shopify.rs`): pagination and the `created_at` range, throttling, the shop's time zone,
-//! refused tokens, one order's REST payload read by `translate`, webhook subscriptions.
+//! refused tokens, one order's REST payload read by `translate`, webhook subscriptions, the access
+//! scopes and the recent line items; tokens minted from client credentials, renewed before they
+//! expire or once after a 401.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pinrelay::mapping::CheckoutOn;
 use pinrelay::mapping::{self, Options, Outcome, SkipReason};
-use pinrelay::shopify::admin::{CREATE_MUTATION, LIST_QUERY, LIST_QUERY_LEGACY, ORDERS_QUERY};
+use pinrelay::shopify::admin::{
+    AdminCredentials, CREATE_MUTATION, LIST_QUERY, LIST_QUERY_LEGACY, ORDERS_QUERY, missing_scopes,
+    required_scopes,
+};
 use pinrelay::shopify::{AdminApi, AdminError, RetryPolicy, SubscriptionCreated, WebhookMetadata};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::fake_shopify::{ADMIN_TOKEN, FakeOrder, FakeShopify, SHOP_DOMAIN};
+use crate::fake_shopify::{
+    ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET, FakeLineItem, FakeOrder, FakeShopify, SHOP_DOMAIN,
+};
 use crate::helpers::fixture;
 
 const REST_ORDER: &str = "shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json";
@@ -372,4 +380,229 @@ async fn versions_before_2025_10_list_and_create_with_callback_url() {
         requests[1].variables["webhookSubscription"],
         json!({"callbackUrl": ADDRESS, "format": "JSON"})
     );
+}
+
+/// A client of the fake minting from `secret`, on the fake's clock.
+fn minting(fake: &FakeShopify, secret: &str) -> AdminApi {
+    let credentials = AdminCredentials::ClientCredentials {
+        client_id: CLIENT_ID.to_owned(),
+        client_secret: SecretString::from(secret.to_owned()),
+    };
+    AdminApi::new("acme", credentials, "2026-07", Some(&fake.base_url()))
+        .unwrap()
+        .with_retry_policy(FAST)
+        .with_clock(fake.clock())
+}
+
+#[tokio::test]
+async fn a_token_minted_from_client_credentials_serves_every_query_of_every_clone() {
+    let fake = FakeShopify::start().await;
+    fake.add_orders([FakeOrder::new(1, "2026-11-01T00:00:00Z")]);
+    let api = minting(&fake, CLIENT_SECRET);
+
+    assert_eq!(api.shop().await.unwrap().myshopify_domain, SHOP_DOMAIN);
+    let clone = api.clone();
+    let orders = clone
+        .orders(
+            at("2026-11-01T00:00:00Z"),
+            at("2026-12-01T00:00:00Z"),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), 1);
+    clone.webhook_subscriptions().await.unwrap();
+
+    let mints = fake.mints();
+    assert_eq!(mints.len(), 1, "one token for three queries");
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.status == 200 && r.token.as_deref() == Some(mints[0].token.as_str())),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_minted_token_is_renewed_before_it_expires_and_never_used_expired() {
+    let fake = FakeShopify::start().await;
+    let api = minting(&fake, CLIENT_SECRET);
+    let hour = Duration::from_secs(3600);
+
+    api.shop().await.unwrap();
+    let first = fake.mints()[0].clone();
+    assert_eq!(
+        first.expires_at - first.at,
+        chrono::Duration::seconds(86_399)
+    );
+
+    // Ten minutes left: the token is still used.
+    fake.advance(hour * 23 + Duration::from_secs(50 * 60 - 1));
+    api.shop().await.unwrap();
+    assert_eq!(fake.mints().len(), 1);
+
+    // Under five minutes left: a new token, minted before the first expires.
+    fake.advance(Duration::from_secs(6 * 60));
+    api.access_scopes().await.unwrap();
+    let mints = fake.mints();
+    assert_eq!(mints.len(), 2);
+    assert!(mints[1].at < first.expires_at, "{mints:?}");
+
+    // Past the first token's expiry: the second one serves, for a day.
+    fake.advance(Duration::from_secs(10 * 60));
+    assert!(fake.now() > first.expires_at);
+    api.shop().await.unwrap();
+    fake.advance(hour * 20);
+    api.shop().await.unwrap();
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 5);
+    assert!(
+        requests.iter().all(|r| r.status == 200 && !r.expired),
+        "{requests:?}"
+    );
+    let used: Vec<&str> = requests.iter().filter_map(|r| r.token.as_deref()).collect();
+    assert_eq!(
+        used,
+        [
+            first.token.as_str(),
+            &first.token,
+            &mints[1].token,
+            &mints[1].token,
+            &mints[1].token
+        ]
+    );
+    assert_eq!(fake.mints().len(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_minted_token_is_renewed_once_then_the_401_stands() {
+    let fake = FakeShopify::start().await;
+    let api = minting(&fake, CLIENT_SECRET);
+    api.shop().await.unwrap();
+
+    // Shopify revokes the tokens (a rotated secret): one 401, a new token, the query succeeds.
+    fake.revoke_minted_tokens();
+    api.shop().await.unwrap();
+    assert_eq!(fake.mints().len(), 2);
+    let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 401, 200]);
+
+    // A 401 whatever the token: renewed once, then the error.
+    fake.clear_requests();
+    fake.refuse_token();
+    let err = api.shop().await.unwrap_err();
+    assert!(matches!(err, AdminError::InvalidToken), "{err:?}");
+    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(fake.mints().len(), 3);
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_an_error_that_names_the_fix_without_the_secret() {
+    let fake = FakeShopify::start().await;
+    let api = minting(&fake, "shpss_wrong_secret");
+    let err = api.shop().await.unwrap_err();
+    assert!(matches!(err, AdminError::InvalidClient { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("invalid_client"), "{message}");
+    assert!(
+        message.contains("copy both from the Dev Dashboard"),
+        "{message}"
+    );
+    assert!(!message.contains("shpss_wrong_secret"));
+    assert!(!format!("{api:?}").contains("shpss_wrong_secret"));
+    // No Admin API call was made with nothing to authenticate it.
+    assert!(fake.requests().is_empty());
+    assert!(fake.mints().is_empty());
+}
+
+#[tokio::test]
+async fn a_static_token_is_sent_as_is_and_never_minted() {
+    let fake = FakeShopify::start().await;
+    let api = AdminApi::new(
+        "acme",
+        AdminCredentials::Token(SecretString::from(ADMIN_TOKEN)),
+        "2026-07",
+        Some(&fake.base_url()),
+    )
+    .unwrap()
+    .with_clock(fake.clock());
+    fake.advance(Duration::from_secs(400 * 24 * 3600));
+    api.shop().await.unwrap();
+    api.access_scopes().await.unwrap();
+    assert!(fake.mints().is_empty());
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.token.as_deref() == Some(ADMIN_TOKEN))
+    );
+}
+
+#[tokio::test]
+async fn access_scopes_list_the_grant_and_name_what_is_missing() {
+    let fake = FakeShopify::start().await;
+    let granted = admin(&fake).access_scopes().await.unwrap();
+    assert_eq!(granted, ["read_orders", "read_customers"]);
+    assert!(missing_scopes(&granted, &required_scopes(CheckoutOn::Paid)).is_empty());
+
+    fake.set_access_scopes(&["read_products", "write_orders"]);
+    let granted = admin(&fake).access_scopes().await.unwrap();
+    let missing = missing_scopes(&granted, &required_scopes(CheckoutOn::Created));
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].handle, "read_customers");
+    assert_eq!(missing[0].needed_for, ["the customers/create webhook"]);
+    assert!(fake.requests()[0].selects("currentAppInstallation {"));
+}
+
+#[tokio::test]
+async fn recent_line_items_are_the_newest_orders_products_and_variants() {
+    let fake = FakeShopify::start().await;
+    let rest: Value = serde_json::from_slice(&fixture(REST_ORDER)).unwrap();
+    fake.add_orders([
+        FakeOrder::new(1, "2026-11-01T00:00:00Z")
+            .with_line_items([FakeLineItem::new(11, 111, "OLD-1")]),
+        FakeOrder::new(3, "2026-11-03T00:00:00Z").with_line_items([
+            FakeLineItem::new(31, 311, "MUG-RED"),
+            FakeLineItem {
+                sku: None,
+                product_id: None,
+                variant_id: None,
+                variant_sku: None,
+            },
+        ]),
+        FakeOrder::new(2, "2026-11-02T00:00:00Z")
+            .with_line_items([FakeLineItem::new(21, 211, "TEE-S")]),
+        FakeOrder::from_payload(rest.clone()),
+    ]);
+    let api = admin(&fake);
+
+    let recent = api.recent_line_items(3).await.unwrap();
+    let names: Vec<&str> = recent.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["#3", "#2", "#1"]);
+    let mug = &recent[0].line_items[0];
+    assert_eq!(
+        (mug.product_id(), mug.variant_id(), mug.sku.as_deref()),
+        (Some(31), Some(311), Some("MUG-RED"))
+    );
+    assert_eq!(
+        mug.variant.as_ref().unwrap().id,
+        "gid://shopify/ProductVariant/311"
+    );
+    let custom = &recent[0].line_items[1];
+    assert_eq!((custom.product_id(), custom.variant_id()), (None, None));
+    let request = fake.requests().pop().unwrap();
+    assert_eq!(request.variables, json!({"first": 3, "lineItems": 10}));
+
+    // The REST fixture's order (created 2008) is the oldest; asking for more than the cap asks
+    // for the cap.
+    let all = api.recent_line_items(1000).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let fixture_items = &all[3].line_items;
+    assert_eq!(
+        fixture_items[0].variant_id(),
+        rest["line_items"][0]["variant_id"].as_u64()
+    );
+    assert_eq!(fake.requests().pop().unwrap().variables["first"], 25);
 }

@@ -7,7 +7,9 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
-use crate::fake_shopify::{ADMIN_TOKEN, FakeOrder, FakeShopify, SHOP_DOMAIN};
+use crate::fake_shopify::{
+    ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET, FakeOrder, FakeShopify, SHOP_DOMAIN,
+};
 use crate::relay::Relay;
 use crate::subscribe::pinrelay_bin;
 
@@ -458,6 +460,8 @@ async fn doctor_stack(
             "PINTEREST_ACCESS_TOKEN",
             "PINTEREST_AD_ACCOUNT_ID",
             "SHOPIFY_ADMIN_TOKEN",
+            "SHOPIFY_CLIENT_ID",
+            "SHOPIFY_CLIENT_SECRET",
             "PINTEREST_API_TOKEN",
             "WEBHOOK_URL",
             "CHECKOUT_ON",
@@ -607,8 +611,31 @@ async fn pixel_from_a_stack_points_at_its_browser_endpoint_with_its_settings() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_passes_doctor() {
+/// What one `pinrelay connect` run left behind.
+struct Connected {
+    out: std::process::Output,
+    env: crate::helpers::TestEnv,
+    shopify: FakeShopify,
+    _dir: tempfile::TempDir,
+    pixel_path: std::path::PathBuf,
+}
+
+impl Connected {
+    async fn secret(&self, output: &str) -> Option<String> {
+        self.env
+            .secrets
+            .get_secret_value()
+            .secret_id(format!("pinrelay-connect-{output}"))
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .map(str::to_owned)
+    }
+}
+
+/// `pinrelay connect` on a stack whose secrets are unfilled, given `stdin` and the `vars`.
+async fn connect(stdin: String, vars: Vec<(&'static str, &'static str)>) -> Connected {
     pinrelay::pinterest::http::install_crypto_provider();
     let env = crate::helpers::TestEnv::start().await;
     let shopify = FakeShopify::start().await;
@@ -646,40 +673,54 @@ async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_pa
             "SHOPIFY_WEBHOOK_SECRETS",
             "PINTEREST_ACCESS_TOKEN",
             "SHOPIFY_ADMIN_TOKEN",
+            "SHOPIFY_CLIENT_ID",
+            "SHOPIFY_CLIENT_SECRET",
             "PINTEREST_API_TOKEN",
             "CHECKOUT_ON",
             "SHOPIFY_API_VERSION",
         ] {
             command.env_remove(var);
         }
+        command.envs(vars);
         let mut child = command.spawn().unwrap();
-        // The three secrets, one a line, in the order connect asks for them.
-        writeln!(
-            child.stdin.take().unwrap(),
-            "hush-its-a-secret\n{ACCESS_TOKEN}\n{ADMIN_TOKEN}"
-        )
-        .unwrap();
+        write!(child.stdin.take().unwrap(), "{stdin}").unwrap();
         child.wait_with_output().unwrap()
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(pinterest.schema_errors().is_empty());
+    Connected {
+        out,
+        env,
+        shopify,
+        _dir: dir,
+        pixel_path,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_passes_doctor() {
+    // The three secrets, one a line, in the order connect asks for them.
+    let run = connect(
+        format!("hush-its-a-secret\n{ACCESS_TOKEN}\n{ADMIN_TOKEN}\n"),
+        Vec::new(),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&run.out.stdout);
+    let stderr = String::from_utf8_lossy(&run.out.stderr);
+    assert_eq!(run.out.status.code(), Some(0), "{stdout}\n{stderr}");
 
     // The secrets hold what was typed.
     for (output, expected) in GOOD_SECRETS {
-        let value = env
-            .secrets
-            .get_secret_value()
-            .secret_id(format!("pinrelay-connect-{output}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(value.secret_string(), Some(expected), "{output}");
+        assert_eq!(
+            run.secret(output).await.as_deref(),
+            Some(expected),
+            "{output}"
+        );
     }
     // The webhooks are subscribed at the stack's URL.
-    let mut topics: Vec<String> = shopify
+    let mut topics: Vec<String> = run
+        .shopify
         .subscriptions()
         .into_iter()
         .filter(|s| s.uri == WEBHOOK_URL)
@@ -688,7 +729,7 @@ async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_pa
     topics.sort();
     assert_eq!(topics, ["CUSTOMERS_CREATE", "ORDERS_CREATE"]);
     // The pixel has nothing left to edit.
-    let pixel = std::fs::read_to_string(&pixel_path).unwrap();
+    let pixel = std::fs::read_to_string(&run.pixel_path).unwrap();
     assert!(pixel.contains("var RELAY_URL = \"https://relay.example.com/events/browser\";"));
     assert!(!pixel.contains("YOUR_PINTEREST_TAG_ID"));
     // It ends with doctor, every check that can run passing; no secret is echoed.
@@ -699,4 +740,89 @@ async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_pa
     for secret in ["hush-its-a-secret", ACCESS_TOKEN, ADMIN_TOKEN] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
+    assert!(
+        run.shopify.mints().is_empty(),
+        "a static token is never minted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_stores_a_dev_dashboard_apps_client_credentials_and_mints_tokens_from_them() {
+    let run = connect(
+        format!("hush-its-a-secret\n{ACCESS_TOKEN}\n"),
+        vec![
+            ("SHOPIFY_CLIENT_ID", CLIENT_ID),
+            ("SHOPIFY_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&run.out.stdout);
+    let stderr = String::from_utf8_lossy(&run.out.stderr);
+    assert_eq!(run.out.status.code(), Some(0), "{stdout}\n{stderr}");
+
+    // The stack's secret holds the JSON form, which the watch and doctor read.
+    let stored: Value =
+        serde_json::from_str(&run.secret("ShopifyAdminTokenSecret").await.unwrap()).unwrap();
+    assert_eq!(
+        stored,
+        serde_json::json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    );
+    // subscribe and doctor (separate clients) each minted a token and used only minted ones.
+    let mints = run.shopify.mints();
+    assert_eq!(mints.len(), 2, "{mints:?}");
+    assert_eq!(run.shopify.subscriptions().len(), 2);
+    assert!(run.shopify.requests().iter().all(|r| {
+        r.status == 200
+            && mints
+                .iter()
+                .any(|m| r.token.as_deref() == Some(m.token.as_str()))
+    }));
+    assert!(stdout.contains("ok    shopify_admin_token"), "{stdout}");
+    for secret in [CLIENT_SECRET, mints[0].token.as_str()] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_with_client_credentials_passes_and_a_wrong_secret_names_the_fix() {
+    let good =
+        serde_json::json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}).to_string();
+    let run = doctor_stack(
+        Some(("ShopifyAdminTokenSecret", &good)),
+        true,
+        Telemetry::Quiet,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{:?}", run.findings);
+    assert_eq!(run.status("shopify_admin_token"), "ok");
+    assert_eq!(run.status("webhook_subscriptions"), "ok");
+
+    let wrong =
+        serde_json::json!({"client_id": CLIENT_ID, "client_secret": "shpss_wrong"}).to_string();
+    let run = doctor_stack(
+        Some(("ShopifyAdminTokenSecret", &wrong)),
+        true,
+        Telemetry::Quiet,
+    )
+    .await;
+    assert_eq!(run.code, 1);
+    assert_eq!(run.status("shopify_admin_token"), "fail");
+    let finding = run.finding("shopify_admin_token");
+    assert!(
+        finding["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_client"),
+        "{finding}"
+    );
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("client id and secret") && fix.contains("ShopifyAdminTokenSecret"),
+        "{fix}"
+    );
+    assert!(
+        !serde_json::to_string(&run.findings)
+            .unwrap()
+            .contains("shpss_wrong")
+    );
 }

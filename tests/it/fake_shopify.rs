@@ -8,8 +8,17 @@
 //!   `uri` and the legacy `callbackUrl` selections) and `webhookSubscriptionCreate`.
 //! - `GET /admin/api/{version}/orders/{id}.json` answers `{"order": <payload>}` for orders added
 //!   with a payload ([`FakeOrder::from_payload`]), 404 otherwise.
-//! - Checks `X-Shopify-Access-Token` ([`ADMIN_TOKEN`]) and answers 401 otherwise, or always after
-//!   [`FakeShopify::refuse_token`].
+//! - `POST /admin/oauth/access_token` answers the client-credentials grant (JSON or form body) for
+//!   [`CLIENT_ID`] and [`CLIENT_SECRET`] with a new token valid [`FakeShopify::set_token_lifetime`]
+//!   seconds (86399 by default, as Shopify), and a wrong id or secret with 401
+//!   `{"error": "invalid_client", ...}`; [`FakeShopify::mints`] lists the tokens minted.
+//! - Checks `X-Shopify-Access-Token` ([`ADMIN_TOKEN`], or a minted token before its expiry on the
+//!   fake's clock, [`FakeShopify::advance`]) and answers 401 otherwise, or always after
+//!   [`FakeShopify::refuse_token`]; [`FakeShopify::revoke_minted_tokens`] refuses those minted so
+//!   far.
+//! - `currentAppInstallation { accessScopes }` lists [`FakeShopify::set_access_scopes`]
+//!   (`read_orders`, `read_customers` by default); an `orders` query with `lineItems` lists the
+//!   newest orders first with their [`FakeLineItem`]s.
 //! - [`FakeShopify::throttle_next`] answers the next GraphQL calls with Shopify's `THROTTLED` body,
 //!   whose `extensions.cost` asks for a wait of about 10 ms; [`FakeShopify::stall_next`] hangs them.
 //! - [`FakeShopify::requests`] lists every request with its answer.
@@ -32,6 +41,62 @@ use serde_json::{Value, json};
 
 /// The token the fake accepts (`X-Shopify-Access-Token`).
 pub const ADMIN_TOKEN: &str = "shpat_test_token";
+
+/// The Dev Dashboard app's client id the token endpoint accepts.
+pub const CLIENT_ID: &str = "3b2f1c0e9d8a7b6c5d4e3f2a1b0c9d8e";
+
+/// The client secret the token endpoint accepts with [`CLIENT_ID`].
+pub const CLIENT_SECRET: &str = "shpss_test_client_secret";
+
+/// Shopify's lifetime of a client-credentials token, in seconds.
+pub const TOKEN_LIFETIME: u64 = 86_399;
+
+/// One line item of a fake order (`lineItems` answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeLineItem {
+    /// The line item's `sku`.
+    pub sku: Option<String>,
+    /// `product.id`'s number; `None` answers `product: null` (custom item, deleted product).
+    pub product_id: Option<u64>,
+    /// `variant.id`'s number; `None` answers `variant: null`.
+    pub variant_id: Option<u64>,
+    /// `variant.sku`.
+    pub variant_sku: Option<String>,
+}
+
+impl FakeLineItem {
+    /// A line item of product `product`, variant `variant`, whose SKU is `sku` (both now and then).
+    pub fn new(product: u64, variant: u64, sku: &str) -> Self {
+        Self {
+            sku: Some(sku.to_owned()),
+            product_id: Some(product),
+            variant_id: Some(variant),
+            variant_sku: Some(sku.to_owned()),
+        }
+    }
+
+    fn node(&self) -> Value {
+        json!({
+            "sku": self.sku,
+            "product": self.product_id.map(|id| json!({"id": format!("gid://shopify/Product/{id}")})),
+            "variant": self.variant_id.map(|id| json!({
+                "id": format!("gid://shopify/ProductVariant/{id}"),
+                "sku": self.variant_sku,
+            })),
+        })
+    }
+}
+
+/// One token the fake minted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mint {
+    /// The token.
+    pub token: String,
+    /// When it was minted, on the fake's clock.
+    pub at: DateTime<Utc>,
+    /// When it stops working, on the fake's clock.
+    pub expires_at: DateTime<Utc>,
+}
 
 /// The shop's domain in `shop` answers.
 pub const SHOP_DOMAIN: &str = "acme.myshopify.com";
@@ -64,6 +129,8 @@ pub struct FakeOrder {
     pub currency: String,
     /// The REST order resource served by `orders/{id}.json`; `None` answers 404 there.
     pub payload: Option<Value>,
+    /// Its line items (`lineItems`).
+    pub line_items: Vec<FakeLineItem>,
 }
 
 impl FakeOrder {
@@ -81,7 +148,14 @@ impl FakeOrder {
             total: "10.00".to_owned(),
             currency: "USD".to_owned(),
             payload: None,
+            line_items: Vec::new(),
         }
+    }
+
+    /// The same order with these line items.
+    pub fn with_line_items(mut self, items: impl IntoIterator<Item = FakeLineItem>) -> Self {
+        self.line_items = items.into_iter().collect();
+        self
     }
 
     /// The order a REST order resource (or an `orders/create` body) describes, served as is.
@@ -106,6 +180,17 @@ impl FakeOrder {
                 .to_owned(),
             total: payload["total_price"].as_str().unwrap_or("0.00").to_owned(),
             currency: payload["currency"].as_str().unwrap_or("USD").to_owned(),
+            line_items: payload["line_items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|item| FakeLineItem {
+                    sku: item["sku"].as_str().map(str::to_owned),
+                    product_id: item["product_id"].as_u64(),
+                    variant_id: item["variant_id"].as_u64(),
+                    variant_sku: item["sku"].as_str().map(str::to_owned),
+                })
+                .collect(),
             payload: Some(payload),
         }
     }
@@ -122,6 +207,17 @@ impl FakeOrder {
             "displayFinancialStatus": self.financial_status,
             "currentSubtotalPriceSet": {"shopMoney": {"amount": self.subtotal, "currencyCode": self.currency}},
             "currentTotalPriceSet": {"shopMoney": {"amount": self.total, "currencyCode": self.currency}},
+        })
+    }
+
+    /// The GraphQL `Order` node of the recent-line-items query.
+    fn line_items_node(&self, line_items: usize) -> Value {
+        json!({
+            "id": format!("gid://shopify/Order/{}", self.id),
+            "name": self.name,
+            "createdAt": self.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "test": self.test,
+            "lineItems": {"nodes": self.line_items.iter().take(line_items).map(FakeLineItem::node).collect::<Vec<_>>()},
         })
     }
 }
@@ -156,6 +252,8 @@ pub struct RecordedRequest {
     pub status: u16,
     /// Answered with a `THROTTLED` body.
     pub throttled: bool,
+    /// Refused because the token was minted and had expired.
+    pub expired: bool,
 }
 
 impl RecordedRequest {
@@ -176,6 +274,11 @@ struct Inner {
     throttle_next: usize,
     stall_next: usize,
     requests: Vec<RecordedRequest>,
+    access_scopes: Vec<String>,
+    clock_offset: chrono::Duration,
+    token_lifetime: u64,
+    mints: Vec<Mint>,
+    revoked: usize,
 }
 
 impl Default for Inner {
@@ -191,6 +294,11 @@ impl Default for Inner {
             throttle_next: 0,
             stall_next: 0,
             requests: Vec::new(),
+            access_scopes: vec!["read_orders".to_owned(), "read_customers".to_owned()],
+            clock_offset: chrono::Duration::zero(),
+            token_lifetime: TOKEN_LIFETIME,
+            mints: Vec::new(),
+            revoked: 0,
         }
     }
 }
@@ -204,6 +312,32 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panicking test thread must not hide the recorded state from the others.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    /// The fake's clock: the system's, moved by [`FakeShopify::advance`].
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.clock_offset
+    }
+
+    /// Whether `token` opens the Admin API now; `Err(true)` when it is a minted one that expired.
+    fn check(&self, token: Option<&str>) -> Result<(), bool> {
+        let Some(token) = token else {
+            return Err(false);
+        };
+        if self.refuse_token {
+            return Err(false);
+        }
+        if token == ADMIN_TOKEN {
+            return Ok(());
+        }
+        match self.mints.iter().position(|m| m.token == token) {
+            Some(i) if i < self.revoked => Err(false),
+            Some(i) if self.now() < self.mints[i].expires_at => Ok(()),
+            Some(_) => Err(true),
+            None => Err(false),
+        }
     }
 }
 
@@ -228,6 +362,7 @@ impl FakeShopify {
         let app = Router::new()
             .route("/admin/api/{version}/graphql.json", post(graphql))
             .route("/admin/api/{version}/orders/{file}", get(order))
+            .route("/admin/oauth/access_token", post(access_token))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -300,6 +435,44 @@ impl FakeShopify {
     /// Holds the next `n` GraphQL calls for a minute before answering: a Shopify that hangs.
     pub fn stall_next(&self, n: usize) {
         self.shared.lock().stall_next += n;
+    }
+
+    /// The access scopes `currentAppInstallation` lists.
+    pub fn set_access_scopes(&self, scopes: &[&str]) {
+        self.shared.lock().access_scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// The `expires_in` of the tokens minted from now on, in seconds.
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        self.shared.lock().token_lifetime = seconds;
+    }
+
+    /// Moves the fake's clock forward: minted tokens expire by it.
+    pub fn advance(&self, by: std::time::Duration) {
+        let by = chrono::Duration::from_std(by).expect("a short duration");
+        self.shared.lock().clock_offset += by;
+    }
+
+    /// The fake's clock now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.lock().now()
+    }
+
+    /// The fake's clock, for a client to judge expiry by the same time.
+    pub fn clock(&self) -> pinrelay::shopify::admin::Clock {
+        let shared = self.shared.clone();
+        Arc::new(move || shared.lock().now())
+    }
+
+    /// Every token minted so far, oldest first.
+    pub fn mints(&self) -> Vec<Mint> {
+        self.shared.lock().mints.clone()
+    }
+
+    /// Refuses every token minted so far (as after the app's secret was rotated and revoked).
+    pub fn revoke_minted_tokens(&self) {
+        let mut inner = self.shared.lock();
+        inner.revoked = inner.mints.len();
     }
 
     /// Every request so far, in order.
@@ -394,9 +567,11 @@ fn graphql_reply(
         variables: body["variables"].clone(),
         status: 200,
         throttled: false,
+        expired: false,
     };
-    if inner.refuse_token || request.token.as_deref() != Some(ADMIN_TOKEN) {
+    if let Err(expired) = inner.check(request.token.as_deref()) {
         request.status = 401;
+        request.expired = expired;
         inner.requests.push(request);
         return Some(unauthorized());
     }
@@ -422,6 +597,15 @@ fn answer(inner: &mut Inner, query: &str, variables: &Value) -> Value {
         create_subscription(inner, variables)
     } else if query.contains("webhookSubscriptions(") {
         list_subscriptions(inner, query, variables)
+    } else if query.contains("currentAppInstallation {") {
+        let scopes: Vec<Value> = inner
+            .access_scopes
+            .iter()
+            .map(|handle| json!({"handle": handle}))
+            .collect();
+        json!({"data": {"currentAppInstallation": {"accessScopes": scopes}}})
+    } else if query.contains("orders(") && query.contains("lineItems(") {
+        recent_line_items(inner, variables)
     } else if query.contains("orders(") {
         orders(inner, variables)
     } else if query.contains("shop {") {
@@ -575,9 +759,11 @@ async fn order(
         variables: Value::Null,
         status: 200,
         throttled: false,
+        expired: false,
     };
-    if inner.refuse_token || request.token.as_deref() != Some(ADMIN_TOKEN) {
+    if let Err(expired) = inner.check(request.token.as_deref()) {
         request.status = 401;
+        request.expired = expired;
         inner.requests.push(request);
         return unauthorized();
     }
@@ -595,4 +781,104 @@ async fn order(
     };
     inner.requests.push(request);
     response.into_response()
+}
+
+/// The newest orders first, each with its first `lineItems` line items.
+fn recent_line_items(inner: &Inner, variables: &Value) -> Value {
+    let (Some(first), Some(line_items)) = (
+        variables["first"].as_u64().map(|n| n as usize),
+        variables["lineItems"].as_u64().map(|n| n as usize),
+    ) else {
+        return graphql_error("you must provide one of first or last");
+    };
+    if first > MAX_FIRST || line_items > MAX_FIRST {
+        return graphql_error("The maximum number of records that can be fetched at once is 250");
+    }
+    let mut newest: Vec<&FakeOrder> = inner.orders.iter().collect();
+    newest.sort_by_key(|o| std::cmp::Reverse((o.created_at, o.id)));
+    let nodes: Vec<Value> = newest
+        .iter()
+        .take(first)
+        .map(|o| o.line_items_node(line_items))
+        .collect();
+    json!({"data": {"orders": {"nodes": nodes}}})
+}
+
+/// `application/x-www-form-urlencoded` fields (`+` and `%XX` decoded).
+fn form_fields(body: &[u8]) -> Value {
+    let decode = |s: &str| {
+        let bytes = s.replace('+', " ").into_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(b)) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let text = String::from_utf8_lossy(body);
+    let fields: serde_json::Map<String, Value> = text
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), Value::String(decode(v))))
+        .collect();
+    Value::Object(fields)
+}
+
+/// `POST /admin/oauth/access_token`: the client-credentials grant, in Shopify's answer shapes.
+async fn access_token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let fields = if json {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        form_fields(&body)
+    };
+    if fields["grant_type"] != "client_credentials" {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "unsupported_grant_type", "error_description": "The authorization grant type is not supported by the authorization server."})),
+        )
+            .into_response();
+    }
+    if fields["client_id"] != CLIENT_ID || fields["client_secret"] != CLIENT_SECRET {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client", "error_description": "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method."})),
+        )
+            .into_response();
+    }
+    let mut inner = shared.lock();
+    let at = inner.now();
+    let lifetime = inner.token_lifetime;
+    let token = format!("shpat_minted_{}", inner.mints.len() + 1);
+    inner.mints.push(Mint {
+        token: token.clone(),
+        at,
+        expires_at: at + chrono::Duration::seconds(lifetime as i64),
+    });
+    let scope = inner.access_scopes.join(",");
+    (
+        StatusCode::OK,
+        Json(json!({"access_token": token, "scope": scope, "expires_in": lifetime})),
+    )
+        .into_response()
 }

@@ -13,7 +13,7 @@ use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
 use crate::subscribe::pinrelay_bin;
 
 /// Settings the relay reads; cleared so the shell cannot change a test's outcome.
-const CLEARED_ENV: [&str; 19] = [
+const CLEARED_ENV: [&str; 21] = [
     "DEFAULT_COUNTRY",
     "ORDER_SOURCES",
     "SHOPIFY_SHOP_DOMAINS",
@@ -25,6 +25,8 @@ const CLEARED_ENV: [&str; 19] = [
     "SEND_POS_ORDERS",
     "RESEND_IN_DOUBT",
     "SHOPIFY_ADMIN_TOKEN",
+    "SHOPIFY_CLIENT_ID",
+    "SHOPIFY_CLIENT_SECRET",
     "SHOPIFY_ADMIN_API_URL",
     "SHOP_DOMAIN",
     "VALUE_SOURCE",

@@ -51,6 +51,8 @@ const LOCAL_ONLY_SECRETS: &[(&str, &str)] = &[
         "PINTEREST_ACCESS_TOKEN_SECRET_ARN",
     ),
     ("SHOPIFY_ADMIN_TOKEN", "SHOPIFY_ADMIN_TOKEN_SECRET_ARN"),
+    ("SHOPIFY_CLIENT_ID", "SHOPIFY_ADMIN_TOKEN_SECRET_ARN"),
+    ("SHOPIFY_CLIENT_SECRET", "SHOPIFY_ADMIN_TOKEN_SECRET_ARN"),
 ];
 
 /// Variables the code reads that the stack leaves unset on purpose: (variable, why).

@@ -9,8 +9,11 @@
 //! fires. It changes nothing in Shopify or the relay: the alarms name the `pinrelay` commands that
 //! do.
 //!
-//! Environment: read by [`config::watch_settings`], plus `SHOPIFY_ADMIN_TOKEN` or
-//! `SHOPIFY_ADMIN_TOKEN_SECRET_ARN` (see [`pinrelay::secrets`]).
+//! Environment: read by [`config::watch_settings`], plus the Admin API credentials:
+//! `SHOPIFY_ADMIN_TOKEN`, or `SHOPIFY_CLIENT_ID` and `SHOPIFY_CLIENT_SECRET`, or
+//! `SHOPIFY_ADMIN_TOKEN_SECRET_ARN` (a token or a Dev Dashboard app's client id and secret; see
+//! [`pinrelay::secrets::shopify_admin_credentials`]). Client-credentials tokens are minted on the
+//! first run and renewed by the client before they expire, for as long as the instance lives.
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -40,12 +43,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
     let sdk = aws::load(Budget::DISPATCH).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws::with_budget(&sdk, Budget::STARTUP));
-    let token = pinrelay::secrets::shopify_admin_token(&secrets)
+    let credentials = pinrelay::secrets::shopify_admin_credentials(&secrets)
         .await
-        .context("Shopify Admin API token")?;
+        .context("Shopify Admin API credentials")?;
     let admin = AdminApi::new(
         &settings.watch.shop,
-        token,
+        credentials,
         &settings.api_version,
         settings.admin_api_url.as_deref(),
     )

@@ -96,7 +96,7 @@ export interface PinrelaySettings {
   readonly applicationLogLevel?: ApplicationLogLevel;
   /** Trace every invocation with X-Ray (`XRayTracing`). */
   readonly xRayTracing?: boolean;
-  /** ARN of an existing secret with a Shopify Admin API token; empty creates one (`WatchShopifyAdminTokenSecretArn`). */
+  /** ARN of an existing secret with Shopify Admin API credentials (a token, or a Dev Dashboard app's client id and secret as JSON); empty creates one (`WatchShopifyAdminTokenSecretArn`). */
   readonly watchShopifyAdminTokenSecretArn?: string;
   /** How often the watch runs, an EventBridge Scheduler rate or cron expression (`WatchSchedule`). */
   readonly watchSchedule?: string;
@@ -268,9 +268,11 @@ export class PinrelayStack extends Stack {
     if (s.watchShopifyAdminTokenSecretArn === "") {
       this.shopifyAdminToken = new secretsmanager.CfnSecret(this, "ShopifyAdminToken", {
         description:
-          "pinrelay: a Shopify Admin API access token with read_orders (a custom app's Admin API access " +
-          "token), for the hourly watch. Set it with: aws secretsmanager put-secret-value --secret-id ARN " +
-          "--secret-string file:///dev/stdin (paste it, then Ctrl-D; it stays out of shell history).",
+          "pinrelay: the Shopify Admin API credentials (read_orders) for the hourly watch: a custom app's " +
+          "Admin API access token as a plain string, or a Dev Dashboard app's JSON {\"client_id\": \"...\", " +
+          "\"client_secret\": \"...\"} (the watch mints 24-hour tokens from it and renews them). Set it with " +
+          "pinrelay connect, or: aws secretsmanager put-secret-value --secret-id ARN --secret-string " +
+          "file:///dev/stdin (paste it, then Ctrl-D; it stays out of shell history).",
       });
     }
     const shopifySecretArn = this.shopifyWebhookSecret?.ref ?? s.shopifyWebhookSecretArn;
@@ -774,8 +776,8 @@ export class PinrelayStack extends Stack {
     alarm("WatchErrorsAlarm", {
       alarmDescription:
         "The hourly watch failed, so webhook subscriptions and recent orders went unchecked. Usually " +
-        "the Shopify Admin API token in ShopifyAdminTokenSecret is empty, wrong (401) or lacks " +
-        "read_orders (403), or ShopDomains is empty. The watch log's error line says which; fix it " +
+        "the Shopify Admin API credentials in ShopifyAdminTokenSecret are empty, wrong (401, or " +
+        "invalid_client for a client id and secret) or lack read_orders (403), or ShopDomains is empty. The watch log's error line says which; fix it " +
         "(aws secretsmanager put-secret-value), the next run checks again. Two failed runs in a row " +
         "page: a single network blip does not.",
       namespace: "AWS/Lambda",
@@ -884,7 +886,7 @@ export class PinrelayStack extends Stack {
     );
     output(
       "ShopifyAdminTokenSecret",
-      "The secret ARN the watch function reads; put a Shopify Admin API access token with read_orders in it.",
+      "The secret ARN the watch function reads; put a Shopify Admin API access token with read_orders in it, or a Dev Dashboard app's {\"client_id\": \"...\", \"client_secret\": \"...\"}.",
       adminTokenSecretArn,
     );
     output(
