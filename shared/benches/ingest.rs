@@ -72,12 +72,7 @@ fn bench(c: &mut Criterion) {
     let secrets = WebhookSecrets::from_comma_separated(SECRET);
     let ingest = Ingest::new(
         NoOp,
-        IngestConfig {
-            secrets: secrets.clone(),
-            allowed_shops: None,
-            max_message_bytes: MAX_MESSAGE_BYTES,
-            order_delay: Duration::ZERO,
-        },
+        IngestConfig::single(&secrets.clone(), None, MAX_MESSAGE_BYTES, Duration::ZERO),
         Metrics::emf_to("ingest", Box::new(std::io::sink())),
     );
     let headers = headers();

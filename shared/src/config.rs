@@ -515,12 +515,12 @@ pub fn max_receive_count() -> Result<u32, InvalidVar> {
 /// # Errors
 /// [`InvalidVar`].
 pub fn ingest_config(secrets: WebhookSecrets) -> Result<IngestConfig, InvalidVar> {
-    Ok(IngestConfig {
-        secrets,
-        allowed_shops: allowed_shops(),
-        max_message_bytes: MAX_ENQUEUE_BYTES,
-        order_delay: order_delay()?,
-    })
+    Ok(IngestConfig::single(
+        &secrets,
+        allowed_shops(),
+        MAX_ENQUEUE_BYTES,
+        order_delay()?,
+    ))
 }
 
 /// Reads the dispatcher's settings: mapping options, `MAX_RECEIVE_COUNT`, `ORDER_CONSENT_POLICY`.
@@ -583,13 +583,13 @@ pub fn ingest_settings() -> Result<IngestSettings, ConfigError> {
 
 impl IngestSettings {
     /// The endpoint's settings with these secrets.
-    pub fn config(&self, secrets: WebhookSecrets) -> IngestConfig {
-        IngestConfig {
+    pub fn config(&self, secrets: &WebhookSecrets) -> IngestConfig {
+        IngestConfig::single(
             secrets,
-            allowed_shops: self.allowed_shops.clone(),
-            max_message_bytes: MAX_ENQUEUE_BYTES,
-            order_delay: self.order_delay,
-        }
+            self.allowed_shops.clone(),
+            MAX_ENQUEUE_BYTES,
+            self.order_delay,
+        )
     }
 }
 

@@ -5,6 +5,7 @@
 //! queued" and nothing else; failures that a retry can fix answer 503.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use serde_json::json;
 use crate::browser::{self, BrowserEventError, ReceivedBrowserEvent};
 use crate::metrics::{Metrics, Unit, names};
 use crate::queue::{EncodeError, Envelope, Queue, QueueError, Source};
+use crate::registry::{CachedDirectory, DefaultStore, Directory, Lookup, NoRegistry};
 use crate::shopify::{self, MetadataError, VerifyError, WebhookMetadata, WebhookSecrets};
 
 /// The path Shopify posts to.
@@ -26,17 +28,43 @@ pub const BROWSER_PATH: &str = "/events/browser";
 pub const ENQUEUE_TIMEOUT: Duration = Duration::from_millis(2500);
 
 /// Settings of the endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IngestConfig {
-    /// App client secrets (current first).
-    pub secrets: WebhookSecrets,
-    /// When set, only these shop domains (lowercase) are accepted.
-    pub allowed_shops: Option<HashSet<String>>,
+    /// Which store each shop is, and so its webhook secrets; the storefront endpoint serves only
+    /// the shops it lists.
+    pub shops: Arc<dyn Directory>,
     /// The largest message to enqueue ([`crate::queue::MAX_ENQUEUE_BYTES`]: the queue's limit less
     /// room for a dead-letter reason).
     pub max_message_bytes: usize,
     /// Delay before an order webhook becomes visible to dispatch.
     pub order_delay: Duration,
+}
+
+impl IngestConfig {
+    /// One store, the relay's variables: webhooks of every shop in `allowed_shops` (any shop when
+    /// `None`) are verified with `secrets`; the storefront endpoint serves `allowed_shops` only.
+    pub fn single(
+        secrets: &WebhookSecrets,
+        allowed_shops: Option<HashSet<String>>,
+        max_message_bytes: usize,
+        order_delay: Duration,
+    ) -> Self {
+        let default = DefaultStore::from_secrets(secrets, allowed_shops);
+        Self {
+            shops: Arc::new(CachedDirectory::<NoRegistry>::new(None, default)),
+            max_message_bytes,
+            order_delay,
+        }
+    }
+}
+
+impl std::fmt::Debug for IngestConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestConfig")
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("order_delay", &self.order_delay)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An HTTP request, reduced to what ingest reads.
@@ -122,14 +150,23 @@ pub enum Rejection {
     /// A required header is missing.
     #[error(transparent)]
     Metadata(#[from] MetadataError),
-    /// The shop is not in `SHOPIFY_SHOP_DOMAINS`.
-    #[error("shop {0} is not in SHOPIFY_SHOP_DOMAINS")]
-    ShopNotAllowed(String),
-    /// The storefront endpoint is unauthenticated, so it fails closed: it needs an allow-list.
+    /// The storefront endpoint serves only the shops the relay lists: registered stores, or
+    /// `SHOPIFY_SHOP_DOMAINS` (it is unauthenticated, so it fails closed).
     #[error(
-        "the storefront endpoint accepts events only from the shops in SHOPIFY_SHOP_DOMAINS (stack parameter ShopDomains), which is not set; set it to the store's *.myshopify.com domain"
+        "shop {0} is not served by this storefront endpoint: register it (pinrelay shops add) or add it to SHOPIFY_SHOP_DOMAINS (stack parameter ShopDomains)"
     )]
-    NoShopAllowList,
+    ShopNotAllowed(String),
+    /// A webhook naming a shop the relay does not serve (not registered, disabled, not in the
+    /// allow-list, or no header): answered like a bad signature, so a stranger learns nothing.
+    #[error("shop {0:?} is not served by this relay (pinrelay shops add)")]
+    UnknownShop(String),
+    /// A signed order of another store, sent under this shop's header (stores sharing an app
+    /// secret): the `order_status_url` names another shop id.
+    #[error("the signed order belongs to another store than {0}")]
+    ShopMismatch(String),
+    /// The shop registry cannot be read and has no earlier answer for the shop.
+    #[error("the shop registry is unavailable; Shopify will retry")]
+    RegistryUnavailable,
     /// The body does not fit the queue even compressed.
     #[error(transparent)]
     TooLarge(#[from] EncodeError),
@@ -147,9 +184,12 @@ impl Rejection {
         match self {
             Rejection::NotFound => StatusCode::NOT_FOUND,
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Rejection::Signature(_) => StatusCode::UNAUTHORIZED,
+            Rejection::Signature(_) | Rejection::UnknownShop(_) | Rejection::ShopMismatch(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Rejection::RegistryUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Metadata(_) => StatusCode::BAD_REQUEST,
-            Rejection::ShopNotAllowed(_) | Rejection::NoShopAllowList => StatusCode::FORBIDDEN,
+            Rejection::ShopNotAllowed(_) => StatusCode::FORBIDDEN,
             Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::BrowserEvent(BrowserEventError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -171,7 +211,9 @@ impl Rejection {
             Rejection::Metadata(MetadataError::InvalidShopDomain(_)) => "invalid_shop_domain",
             Rejection::Metadata(_) => "missing_header",
             Rejection::ShopNotAllowed(_) => "shop_not_allowed",
-            Rejection::NoShopAllowList => "no_shop_allow_list",
+            Rejection::UnknownShop(_) => "unknown_shop",
+            Rejection::ShopMismatch(_) => "shop_mismatch",
+            Rejection::RegistryUnavailable => "registry_unavailable",
             Rejection::TooLarge(_) => "too_large",
             Rejection::QueueUnavailable(_) => "queue_unavailable",
             Rejection::BrowserEvent(_) => "invalid_browser_event",
@@ -212,19 +254,34 @@ impl<Q: Queue> Ingest<Q> {
             return reply;
         }
         self.metrics.count(names::WEBHOOKS_RECEIVED, None, 1);
-        // Verify before reading anything else: an unsigned request learns nothing.
-        if let Err(e) = shopify::verify(request.headers, request.body, &self.config.secrets) {
+        // The shop header picks the store, and so the secrets; nothing else is read before the
+        // body is verified with them. An unknown shop is answered like a bad signature.
+        let domain = match shopify::metadata::shop_domain(request.headers) {
+            Ok(domain) => domain,
+            Err(MetadataError::MissingShopDomain) => {
+                return self.reject(Rejection::UnknownShop(String::new()), None, started);
+            }
+            Err(e) => return self.reject(e.into(), None, started),
+        };
+        let store = match self.config.shops.lookup(&domain).await {
+            Lookup::Known(store) => store,
+            Lookup::Unknown => return self.reject(Rejection::UnknownShop(domain), None, started),
+            Lookup::Unavailable => {
+                return self.reject(Rejection::RegistryUnavailable, None, started);
+            }
+        };
+        if let Err(e) = shopify::verify(request.headers, request.body, &store.webhook_secrets()) {
             return self.reject(e.into(), None, started);
         }
         let metadata = match WebhookMetadata::from_headers(request.headers) {
             Ok(m) => m,
             Err(e) => return self.reject(e.into(), None, started),
         };
-        if let Some(allowed) = &self.config.allowed_shops
-            && !allowed.contains(&metadata.shop_domain)
+        if let Some(shop_id) = store.entry.shop_id
+            && metadata.topic.is_order()
+            && !shopify::order_belongs_to(request.body, shop_id)
         {
-            let shop = metadata.shop_domain.clone();
-            return self.reject(Rejection::ShopNotAllowed(shop), Some(&metadata), started);
+            return self.reject(Rejection::ShopMismatch(domain), Some(&metadata), started);
         }
         match self.enqueue(&metadata, request.body, now).await {
             Ok(()) => {
@@ -277,9 +334,6 @@ impl<Q: Queue> Ingest<Q> {
             reply.allow = Some("POST, OPTIONS");
             return with_cors(reply);
         }
-        let Some(allowed) = &self.config.allowed_shops else {
-            return with_cors(self.reject(Rejection::NoShopAllowList, None, started));
-        };
         let event = match browser::parse(request.body).and_then(|e| {
             browser::check_time(&e, now)?;
             Ok(e)
@@ -297,7 +351,7 @@ impl<Q: Queue> Ingest<Q> {
             triggered_at: None,
             api_version: None,
         };
-        if !allowed.contains(&metadata.shop_domain) {
+        if !self.config.shops.listed(&metadata.shop_domain).await {
             let shop = metadata.shop_domain.clone();
             return with_cors(self.reject(
                 Rejection::ShopNotAllowed(shop),
@@ -451,12 +505,12 @@ mod tests {
     fn ingest(queue: Recording) -> Ingest<Recording> {
         Ingest::new(
             queue,
-            IngestConfig {
-                secrets: WebhookSecrets::from_comma_separated("s"),
-                allowed_shops: Some(["example.myshopify.com".to_owned()].into()),
-                max_message_bytes: MAX_MESSAGE_BYTES,
-                order_delay: Duration::ZERO,
-            },
+            IngestConfig::single(
+                &WebhookSecrets::from_comma_separated("s"),
+                Some(["example.myshopify.com".to_owned()].into()),
+                MAX_MESSAGE_BYTES,
+                Duration::ZERO,
+            ),
             Metrics::in_memory("test"),
         )
     }
@@ -627,8 +681,16 @@ mod tests {
     #[tokio::test]
     async fn without_an_allow_list_the_storefront_endpoint_refuses_every_shop() {
         let queue = Recording::default();
-        let mut open = ingest(queue.clone());
-        open.config.allowed_shops = None;
+        let open = Ingest::new(
+            queue.clone(),
+            IngestConfig::single(
+                &WebhookSecrets::from_comma_separated("s"),
+                None,
+                MAX_MESSAGE_BYTES,
+                Duration::ZERO,
+            ),
+            Metrics::in_memory("test"),
+        );
         let reply = call(&open, Method::POST, &browser_body("example.myshopify.com")).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
         assert!(

@@ -28,12 +28,12 @@ fn ingest_to(config: &aws_config::SdkConfig, queue_url: &str, delay: Duration) -
     let sqs = aws_sdk_sqs::Client::new(&aws::with_budget(config, Budget::INGEST));
     Ingest::new(
         SqsQueue::new(sqs, queue_url),
-        IngestConfig {
-            secrets: WebhookSecrets::from_comma_separated(SECRET),
-            allowed_shops: None,
-            max_message_bytes: MAX_MESSAGE_BYTES,
-            order_delay: delay,
-        },
+        IngestConfig::single(
+            &WebhookSecrets::from_comma_separated(SECRET),
+            None,
+            MAX_MESSAGE_BYTES,
+            delay,
+        ),
         Metrics::in_memory("ingest"),
     )
 }
@@ -448,12 +448,12 @@ async fn an_order_at_ingests_size_limit_can_still_be_dead_lettered_with_its_reas
     let sqs = aws_sdk_sqs::Client::new(&aws::with_budget(&env.sdk_config, Budget::INGEST));
     let ingest = Ingest::new(
         SqsQueue::new(sqs, &env.queue_url),
-        IngestConfig {
-            secrets: WebhookSecrets::from_comma_separated(SECRET),
-            allowed_shops: None,
-            max_message_bytes: MAX_ENQUEUE_BYTES,
-            order_delay: Duration::ZERO,
-        },
+        IngestConfig::single(
+            &WebhookSecrets::from_comma_separated(SECRET),
+            None,
+            MAX_ENQUEUE_BYTES,
+            Duration::ZERO,
+        ),
         Metrics::in_memory("ingest"),
     );
     let body = incompressible_order(MAX_ENQUEUE_BYTES);

@@ -45,10 +45,10 @@ async fn build() -> anyhow::Result<Ingest<SqsQueue>> {
     let secrets = secrets::webhook_secrets(&secrets_client)
         .await
         .context("cannot load the Shopify webhook secrets")?;
-    let config = settings.config(secrets);
+    let config = settings.config(&secrets);
     tracing::info!(
-        secrets = config.secrets.len(),
-        shop_allow_list = config.allowed_shops.as_ref().map_or(0, |s| s.len()),
+        secrets = secrets.len(),
+        shop_allow_list = settings.allowed_shops.as_ref().map_or(0, |s| s.len()),
         order_delay_s = config.order_delay.as_secs(),
         "ingest ready"
     );
@@ -146,12 +146,12 @@ mod tests {
     fn endpoint<Q: Queue>(queue: Q, metrics: Metrics) -> Ingest<Q> {
         Ingest::new(
             queue,
-            IngestConfig {
-                secrets: WebhookSecrets::from_comma_separated(SECRET),
-                allowed_shops: None,
-                max_message_bytes: MAX_MESSAGE_BYTES,
-                order_delay: Duration::from_secs(60),
-            },
+            IngestConfig::single(
+                &WebhookSecrets::from_comma_separated(SECRET),
+                None,
+                MAX_MESSAGE_BYTES,
+                Duration::from_secs(60),
+            ),
             metrics,
         )
     }

@@ -32,11 +32,13 @@ mod compliance;
 mod model;
 mod prepare;
 mod profiles;
+pub mod routes;
 mod send;
 mod settle;
 #[cfg(all(test, feature = "sqlite"))]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -47,30 +49,40 @@ use self::model::Prepared;
 /// (`pinrelay doctor` counts these lines).
 pub const PIXEL_DRIFT_MESSAGE: &str = "the storefront pixel's settings differ from the relay's; paste the pixel again (pinrelay prints it with the stack's settings)";
 pub use self::model::{BatchReport, Counts, DeadLetterReason, DispatchConfig, Disposition};
+pub use self::routes::{Route, Routes, StoreRoutes};
 use self::settle::{Item, Settler};
 use crate::idempotency::{DoubtCause, Holder, IdempotencyStore};
 use crate::metrics::Metrics;
 use crate::pinterest::ConversionsApi;
 use crate::profile::ProfileStore;
-use crate::queue::{Inbox, Received};
+use crate::queue::{Inbox, Received, attr};
 
-/// The dispatcher over its four ports: the records, shopper profiles, the Conversions API and the
-/// inbox the messages came from.
-pub struct Dispatcher<S, P, A, I> {
+/// A batch's clock: when it started, when the last request must have started, when its locks end.
+#[derive(Clone, Copy)]
+struct Clock {
+    now: DateTime<Utc>,
+    cutoff: Instant,
+    lock_until: DateTime<Utc>,
+}
+
+/// The dispatcher over its four ports: the records, shopper profiles, the Conversions API (one
+/// client, or [`Routes`] to each store's) and the inbox the messages came from.
+pub struct Dispatcher<S, P, R, I> {
     store: S,
     profiles: P,
-    api: A,
+    routes: R,
     inbox: I,
     config: DispatchConfig,
     metrics: Metrics,
 }
 
-impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatcher<S, P, A, I> {
-    /// Builds the dispatcher.
+impl<S: IdempotencyStore, P: ProfileStore, R: Routes, I: Inbox> Dispatcher<S, P, R, I> {
+    /// Builds the dispatcher; `config` is its settings, and every store's but for what a
+    /// registered store sets itself.
     pub fn new(
         store: S,
         profiles: P,
-        api: A,
+        routes: R,
         inbox: I,
         config: DispatchConfig,
         metrics: Metrics,
@@ -78,7 +90,7 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         Self {
             store,
             profiles,
-            api,
+            routes,
             inbox,
             config,
             metrics,
@@ -98,26 +110,89 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         let config = &self.config;
         let started = Instant::now();
         let budget = (deadline - now).to_std().unwrap_or(Duration::ZERO);
-        let cutoff = started + budget.saturating_sub(config.deadline_margin);
-        let lock_until = chrono::Duration::from_std(config.request_timeout)
-            .ok()
-            .and_then(|t| deadline.checked_add_signed(t))
-            .unwrap_or(deadline);
+        let clock = Clock {
+            now,
+            cutoff: started + budget.saturating_sub(config.deadline_margin),
+            lock_until: chrono::Duration::from_std(config.request_timeout)
+                .ok()
+                .and_then(|t| deadline.checked_add_signed(t))
+                .unwrap_or(deadline),
+        };
         let holder = Holder::new();
+        let mut report = BatchReport::default();
+        report.counts.received = batch.len() as u64;
+
+        // One store at a time: its own client and settings, never a request mixing stores.
+        let mut by_shop: BTreeMap<&str, Vec<&Received>> = BTreeMap::new();
+        for message in batch {
+            let shop = message
+                .attributes
+                .get(attr::SHOP)
+                .map_or("", String::as_str);
+            by_shop.entry(shop).or_default().push(message);
+        }
+        for (shop, messages) in by_shop {
+            match self.routes.route(shop, config).await {
+                Route::To { api, config } => {
+                    self.dispatch_store(&*api, &config, &messages, &holder, &clock, &mut report)
+                        .await;
+                }
+                other => {
+                    let d = match other {
+                        Route::Unavailable(why) => {
+                            tracing::error!(shop, reason = %why, messages = messages.len(), "the store's events cannot be sent now; kept for retry");
+                            Disposition::Retry(config.retry_base)
+                        }
+                        _ => Disposition::DeadLettered(DeadLetterReason::ShopNotServed(
+                            shop.to_owned(),
+                        )),
+                    };
+                    let settler = Settler {
+                        store: &self.store,
+                        inbox: &self.inbox,
+                        config,
+                        holder: &holder,
+                        now,
+                    };
+                    let items = messages
+                        .iter()
+                        .map(|m| Item::plain(m, None, d.clone()))
+                        .collect();
+                    settler.settle(&mut report, items).await;
+                }
+            }
+        }
+        settle::emit(&self.metrics, &report.counts);
+        report
+    }
+
+    /// One store's messages through the stages, with its client and settings.
+    async fn dispatch_store<A: ConversionsApi>(
+        &self,
+        api: &A,
+        config: &DispatchConfig,
+        batch: &[&Received],
+        holder: &Holder,
+        clock: &Clock,
+        report: &mut BatchReport,
+    ) {
+        let Clock {
+            now,
+            cutoff,
+            lock_until,
+        } = *clock;
         let settler = Settler {
             store: &self.store,
             inbox: &self.inbox,
             config,
-            holder: &holder,
+            holder,
             now,
         };
-        let mut report = BatchReport::default();
-        report.counts.received = batch.len() as u64;
         let mut items = Vec::with_capacity(batch.len());
 
         let mut events = Vec::new();
         let mut writes = Vec::new();
-        for message in batch {
+        for message in batch.iter().copied() {
             if let Some(differ) = prepare::settings_drift(message, config) {
                 report.counts.pixel_settings_drift += 1;
                 tracing::warn!(message_id = %message.id, settings = ?differ, "{PIXEL_DRIFT_MESSAGE}");
@@ -150,7 +225,7 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
         report.counts.event_id_fallbacks +=
             profiles::look_up(&self.profiles, &mut events, config, now).await;
         let (leaders, followers) = claim::leaders_and_followers(events);
-        let claimed = claim::claim(&self.store, leaders, config, &holder, now, lock_until).await;
+        let claimed = claim::claim(&self.store, leaders, config, holder, now, lock_until).await;
         for (p, d) in &claimed.decided {
             items.push(Item::unheld(p, d.clone()));
         }
@@ -175,14 +250,14 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
             items.push(Item::held(p, d.clone(), config, now));
         }
 
-        let sent = send::send(&self.api, enriched.to_send, config, &self.metrics, cutoff).await;
+        let sent = send::send(api, enriched.to_send, config, &self.metrics, cutoff).await;
         report.counts.sent += sent.sent;
         report.counts.failed += sent.failed;
         report.counts.auth_failures += sent.auth_failures;
         for (p, d) in &sent.results {
             items.push(Item::held(p, d.clone(), config, now));
         }
-        settler.settle(&mut report, items).await;
+        settler.settle(report, items).await;
 
         let follower_items = followers
             .iter()
@@ -191,9 +266,6 @@ impl<S: IdempotencyStore, P: ProfileStore, A: ConversionsApi, I: Inbox> Dispatch
                 Item::unheld(p, d)
             })
             .collect();
-        settler.settle(&mut report, follower_items).await;
-
-        settle::emit(&self.metrics, &report.counts);
-        report
+        settler.settle(report, follower_items).await;
     }
 }

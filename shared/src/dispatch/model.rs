@@ -135,6 +135,9 @@ pub enum DeadLetterReason {
     /// deduplication of two Conversions API events. Its record is `in_doubt`; `pinrelay replay
     /// --in-doubt` sends it again, once, when a human decides Pinterest does not have it.
     InDoubt(DoubtCause),
+    /// The message's shop is not (or no longer) served by this relay: not registered, disabled
+    /// (`app/uninstalled`), or outside the allow-list. Replayable once the store is registered.
+    ShopNotServed(String),
     /// Every delivery the queue allows failed with a retryable error.
     RetriesExhausted {
         /// Deliveries so far.
@@ -152,6 +155,7 @@ impl DeadLetterReason {
             DeadLetterReason::ComplianceMismatch(_) => "compliance_mismatch",
             DeadLetterReason::PinterestRejected(_) => "pinterest_rejected",
             DeadLetterReason::InDoubt(_) => "in_doubt",
+            DeadLetterReason::ShopNotServed(_) => "shop_not_served",
             DeadLetterReason::RetriesExhausted { .. } => "retries_exhausted",
         }
     }
@@ -169,6 +173,10 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::RetriesExhausted { attempts } => {
                 write!(f, "{label}: still failing after {attempts} attempts")
             }
+            DeadLetterReason::ShopNotServed(shop) => write!(
+                f,
+                "{label}: {shop} is not a store this relay serves (pinrelay shops add, then replay)"
+            ),
             DeadLetterReason::InDoubt(cause) => write!(
                 f,
                 "{label}: {}, so Pinterest may already have this event; it is not resent on its own. If Pinterest's Event History does not show it, run pinrelay replay --in-doubt",

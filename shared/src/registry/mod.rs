@@ -286,6 +286,20 @@ impl DefaultStore {
         })
     }
 
+    /// The default store of a relay configured in code: `secrets` for the shops of `domains`
+    /// (any shop when `None`), the relay's variables for the rest. `None` without a secret.
+    pub fn from_secrets(
+        secrets: &WebhookSecrets,
+        domains: Option<HashSet<String>>,
+    ) -> Option<Self> {
+        let mut store = Self::from_env(ShopSecrets {
+            webhook_secrets: secrets.exposed().map(str::to_owned).collect(),
+            ..ShopSecrets::default()
+        })?;
+        store.domains = domains;
+        Some(store)
+    }
+
     fn serves(&self, domain: &str) -> bool {
         self.domains.as_ref().is_none_or(|d| d.contains(domain))
     }

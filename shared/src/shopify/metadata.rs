@@ -135,6 +135,26 @@ pub fn is_shop_domain(domain: &str) -> bool {
         && !handle.ends_with('-')
 }
 
+/// The shop a delivery names (`X-Shopify-Shop-Domain` or `Shopify-Shop-Domain`), lowercase and
+/// checked. It is not signed: it only chooses the store, and so the secrets, to verify with.
+///
+/// # Errors
+/// [`MetadataError::MissingShopDomain`] or [`MetadataError::InvalidShopDomain`].
+pub fn shop_domain(headers: &HeaderMap) -> Result<String, MetadataError> {
+    let domain = ["x-shopify-shop-domain", "shopify-shop-domain"]
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+        .ok_or(MetadataError::MissingShopDomain)?;
+    if is_shop_domain(&domain) {
+        Ok(domain)
+    } else {
+        Err(MetadataError::InvalidShopDomain(domain))
+    }
+}
+
 /// What Shopify tells us about a delivery besides its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookMetadata {

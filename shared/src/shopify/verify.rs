@@ -63,6 +63,11 @@ impl WebhookSecrets {
         self.0.is_empty()
     }
 
+    /// The secrets' values (the registry keeps them as the relay's other secrets).
+    pub(crate) fn exposed(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|s| s.expose_secret())
+    }
+
     /// The number of configured secrets.
     pub fn len(&self) -> usize {
         self.0.len()
