@@ -69,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let arn = output_arn(&stack, &args.stack, output)?;
         let given = match config::var(variable) {
             Some(value) => Some(value),
-            None if interactive => Some(prompt_hidden(&format!(
+            None if interactive => Some(crate::input::prompt_hidden(&format!(
                 "{what} (hidden; Enter keeps the current value): "
             ))?),
             None => lines.next().transpose()?,
@@ -182,17 +182,10 @@ fn output_arn(stack: &Stack, name: &str, output: &str) -> anyhow::Result<String>
         .with_context(|| format!("stack {name} has no {output} output; is it a pinrelay stack?"))
 }
 
-/// One hidden line from the terminal.
-fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
-    let term = console::Term::stderr();
-    term.write_str(prompt)?;
-    Ok(term.read_secure_line()?)
-}
-
 /// The Admin API credentials from the terminal: a token, or (after Enter) a Dev Dashboard app's
 /// client id and secret; `None` keeps the stored value.
 fn prompt_admin_credentials() -> anyhow::Result<Option<AdminCredentials>> {
-    let token = prompt_hidden(
+    let token = crate::input::prompt_hidden(
         "Shopify Admin API access token (hidden; Enter to give a Dev Dashboard app's client id and secret instead, or to keep the current value): ",
     )?;
     if !token.trim().is_empty() {
@@ -200,11 +193,13 @@ fn prompt_admin_credentials() -> anyhow::Result<Option<AdminCredentials>> {
             token.trim().to_owned(),
         ))));
     }
-    let client_id = prompt_hidden("Dev Dashboard app client id (Enter keeps the current value): ")?;
+    let client_id = crate::input::prompt_hidden(
+        "Dev Dashboard app client id (Enter keeps the current value): ",
+    )?;
     if client_id.trim().is_empty() {
         return Ok(None);
     }
-    let secret = prompt_hidden("Dev Dashboard app client secret (hidden): ")?;
+    let secret = crate::input::prompt_hidden("Dev Dashboard app client secret (hidden): ")?;
     if secret.trim().is_empty() {
         anyhow::bail!("a client id needs its client secret; nothing was stored for {ADMIN_SECRET}");
     }

@@ -69,3 +69,13 @@ pub struct Endpoints {
     #[arg(long, hide = true)]
     pub relay_url_base: Option<String>,
 }
+
+/// One hidden line from the terminal (a secret: not echoed, not in shell history).
+///
+/// # Errors
+/// The terminal cannot be read.
+pub fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
+    let term = console::Term::stderr();
+    term.write_str(prompt)?;
+    Ok(term.read_secure_line()?)
+}

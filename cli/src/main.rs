@@ -17,6 +17,7 @@ mod pixel;
 mod reconcile;
 mod replay;
 mod serve;
+mod shops;
 mod sign;
 mod stack;
 mod subscribe;
@@ -52,6 +53,8 @@ enum Command {
     Doctor(doctor::Args),
     /// Print the storefront custom pixel with its configuration filled in from the relay's settings.
     Pixel(pixel::Args),
+    /// The stores the relay serves: add, list, show, update, remove.
+    Shops(shops::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => runtime().and_then(|rt| rt.block_on(connect::run(args))),
         Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor::run(args))),
         Command::Pixel(args) => runtime().and_then(|rt| rt.block_on(pixel::run(args))),
+        Command::Shops(args) => runtime().and_then(|rt| rt.block_on(shops::run(args))),
     };
     match result {
         Ok(code) => code,

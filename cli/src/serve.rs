@@ -34,10 +34,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use pinrelay::config;
-use pinrelay::dispatch::Dispatcher;
+use pinrelay::config::keys;
+use pinrelay::dispatch::{Dispatcher, StoreRoutes};
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
 use pinrelay::ingest::{self, Ingest};
 use pinrelay::metrics::Metrics;
+use pinrelay::pinterest::http::DEFAULT_BASE_URL;
 use pinrelay::pinterest::{
     ConversionsApi, ConversionsApiError, DryRun, Event, EventStatus, PinterestHttp,
     PinterestHttpConfig,
@@ -46,6 +48,8 @@ use pinrelay::profile::sqlite::SqliteProfileStore;
 use pinrelay::queue::sqlite::SqliteQueue;
 use pinrelay::queue::{EncodedMessage, Queue, QueueError};
 use pinrelay::reconcile::{self, Period, ReconcileError};
+use pinrelay::registry::sqlite::SqliteRegistry;
+use pinrelay::registry::{CachedDirectory, DefaultStore, Registry as _, Shop};
 use pinrelay::shopify::AdminApi;
 use pinrelay::sqlite::SqliteDatabase;
 use pinrelay::telemetry::{self, Output};
@@ -76,6 +80,10 @@ pub struct Args {
     /// How long the dispatcher waits for new messages when the queue is empty, in milliseconds.
     #[arg(long, default_value_t = 250)]
     pub dispatch_interval_ms: u64,
+    /// How long a store's registry entry is used before it is read again, in milliseconds: a
+    /// store added or changed with `pinrelay shops` takes effect within this time.
+    #[arg(long, hide = true, default_value_t = 60_000)]
+    pub registry_ttl_ms: u64,
     /// First retry delay after a retryable Pinterest failure, in milliseconds; doubles with each
     /// attempt, up to 15 minutes.
     #[arg(long, env = "PINRELAY_RETRY_BASE_MS", default_value_t = 60_000)]
@@ -228,7 +236,31 @@ fn new_token() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-type Relay = Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, Target, SqliteQueue>;
+/// The stores this relay serves: its registry, then its own variables.
+type Shops = CachedDirectory<SqliteRegistry>;
+
+type Relay =
+    Dispatcher<SqliteIdempotencyStore, SqliteProfileStore, StoreRoutes<Shops, Target>, SqliteQueue>;
+
+/// A registered store's Pinterest client: its ad account and token, or a dry run without a token.
+fn store_target(shop: &Shop, base_url: &str, request_timeout: Duration) -> Result<Target, String> {
+    let Some(token) = &shop.secrets.pinterest_access_token else {
+        return Ok(Target::DryRun(DryRun::stdout()));
+    };
+    let test_mode = shop
+        .setting(keys::PINTEREST_TEST_MODE, &|k| config::var(k))
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    PinterestHttp::new(PinterestHttpConfig {
+        base_url: base_url.to_owned(),
+        ad_account_id: shop.entry.ad_account_id.clone(),
+        access_token: secrecy::SecretString::from(token.clone()),
+        test_mode,
+        connect_timeout: PINTEREST_CONNECT_TIMEOUT.min(request_timeout),
+        request_timeout,
+    })
+    .map(Target::Pinterest)
+    .map_err(|e| e.to_string())
+}
 
 /// Time allowed to open a connection to Pinterest.
 const PINTEREST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -248,7 +280,7 @@ fn request_budget(visibility: Duration) -> (Duration, Duration) {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     telemetry::init(Output::Stderr);
 
-    let settings = config::serve_settings()?;
+    let mut settings = config::serve_settings()?;
     let visibility = Duration::from_millis(args.visibility_timeout_ms.max(1));
     let (request_timeout, deadline_margin) = request_budget(visibility);
     // Without credentials it is a dry run; test mode validates without recording: both are test
@@ -308,10 +340,39 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Target::Pinterest(_) => "Pinterest API",
         Target::DryRun(_) => "dry run (request bodies on stdout)",
     };
+    // The stores: registered ones (`pinrelay shops add`), then the default store of the relay's
+    // variables. Read again after --registry-ttl-ms, so a store added or changed takes effect
+    // without a restart.
+    let registry = SqliteRegistry::new(db.clone());
+    let registered = registry.list().await?;
+    let default = DefaultStore::from_secrets(&settings.webhook_secrets, config::allowed_shops());
+    if default.is_none() && registered.is_empty() {
+        anyhow::bail!(
+            "no store to serve: set SHOPIFY_WEBHOOK_SECRETS to the Shopify app's client secret, or register stores with `pinrelay shops add SHOP --data-dir {}`",
+            args.data_dir.display()
+        );
+    }
+    tracing::info!(
+        registered = registered.len(),
+        default_store = default.is_some(),
+        "stores"
+    );
+    let shops: Arc<Shops> = Arc::new(
+        CachedDirectory::new(Some(registry), default)
+            .with_ttl(Duration::from_millis(args.registry_ttl_ms)),
+    );
+    settings.ingest.shops = shops.clone();
+    let base_url =
+        config::var(keys::PINTEREST_API_URL).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    let routes = StoreRoutes::new(
+        shops,
+        target,
+        Box::new(move |shop| store_target(shop, &base_url, request_timeout)),
+    );
     let dispatcher = Dispatcher::new(
         store.clone(),
         profiles.clone(),
-        target,
+        routes,
         queue.clone(),
         dispatch_config,
         metrics.clone(),

@@ -121,11 +121,6 @@ pub enum ConfigError {
     /// A variable is set to a value that cannot be used.
     #[error(transparent)]
     Invalid(#[from] InvalidVar),
-    /// `pinrelay serve` has no webhook secret.
-    #[error(
-        "SHOPIFY_WEBHOOK_SECRETS is not set: set it to your Shopify app's client secret (comma-separated, current first, during a rotation)"
-    )]
-    NoWebhookSecrets,
     /// The watch has no shop to check.
     #[error(
         "neither SHOP_DOMAIN nor SHOPIFY_SHOP_DOMAINS is set: set the stack's ShopDomains to the store's name.myshopify.com, so the watch knows which shop to check"
@@ -628,6 +623,8 @@ pub fn dispatch_settings() -> Result<DispatchSettings, ConfigError> {
 pub struct ServeSettings {
     /// The endpoint's settings (`SHOPIFY_WEBHOOK_SECRETS` included).
     pub ingest: IngestConfig,
+    /// `SHOPIFY_WEBHOOK_SECRETS`: the default store's secrets (empty: registered stores only).
+    pub webhook_secrets: WebhookSecrets,
     /// The dispatcher's settings.
     pub dispatch: DispatchConfig,
     /// Pinterest and the token when both `PINTEREST_ACCESS_TOKEN` and `PINTEREST_AD_ACCOUNT_ID`
@@ -718,10 +715,10 @@ pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
 /// [`ConfigError`] naming the variable; [`ConfigError::Incomplete`] when only one of the Pinterest
 /// token and ad account is set.
 pub fn serve_settings() -> Result<ServeSettings, ConfigError> {
+    // Optional: a relay of registered stores only has no default store.
     let secrets = var(keys::SHOPIFY_WEBHOOK_SECRETS)
         .map(|s| WebhookSecrets::from_comma_separated(&s))
-        .filter(|s| !s.is_empty())
-        .ok_or(ConfigError::NoWebhookSecrets)?;
+        .unwrap_or_else(|| WebhookSecrets::new([]));
     let pinterest = match (
         var(keys::PINTEREST_ACCESS_TOKEN),
         var(keys::PINTEREST_AD_ACCOUNT_ID),
@@ -742,7 +739,8 @@ pub fn serve_settings() -> Result<ServeSettings, ConfigError> {
         }
     };
     Ok(ServeSettings {
-        ingest: ingest_config(secrets)?,
+        ingest: ingest_config(secrets.clone())?,
+        webhook_secrets: secrets,
         dispatch: dispatch_config()?,
         pinterest,
     })

@@ -139,10 +139,12 @@ pub fn store_config(base: &DispatchConfig, shop: &Shop) -> Result<DispatchConfig
     let test = shop
         .setting(config::keys::PINTEREST_TEST_MODE, &fallback)
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    // Without a conversion token a store can only be dry-run: its sends are test sends.
+    let dry = shop.secrets.pinterest_access_token.is_none();
     Ok(DispatchConfig {
         options,
         order_consent_policy: consent,
-        mode: if test { Mode::Test } else { base.mode },
+        mode: if test || dry { Mode::Test } else { Mode::Live },
         ..base.clone()
     })
 }
