@@ -46,7 +46,7 @@ pub enum Route<'a, A> {
         /// The Pinterest client (its ad account and token).
         api: ApiRef<'a, A>,
         /// The dispatcher's settings with the store's own.
-        config: Cow<'a, DispatchConfig>,
+        config: Box<Cow<'a, DispatchConfig>>,
     },
     /// A shop the relay does not (or no longer) serves: its messages are dead-lettered, so they
     /// can be replayed once the store is registered again.
@@ -76,7 +76,7 @@ impl<A: ConversionsApi> Routes for A {
         Box::pin(async move {
             Route::To {
                 api: ApiRef::Borrowed(self),
-                config: Cow::Borrowed(base),
+                config: Box::new(Cow::Borrowed(base)),
             }
         })
     }
@@ -85,13 +85,16 @@ impl<A: ConversionsApi> Routes for A {
 /// Builds a registered store's client from its entry and secrets; the error says what is missing.
 pub type ClientFactory<A> = Box<dyn Fn(&Shop) -> Result<A, String> + Send + Sync>;
 
+/// A store's client and the version of its entry it was built from.
+type Built<A> = (DateTime<Utc>, Arc<A>);
+
 /// The routes of a relay with a registry: registered stores on clients built for them, the default
 /// store (the relay's own variables) on `default`.
 pub struct StoreRoutes<D, A> {
     directory: Arc<D>,
     default: A,
     build: ClientFactory<A>,
-    built: Mutex<HashMap<String, (DateTime<Utc>, Arc<A>)>>,
+    built: Mutex<HashMap<String, Built<A>>>,
 }
 
 impl<D: Directory + 'static, A: ConversionsApi> StoreRoutes<D, A> {
@@ -158,7 +161,7 @@ impl<D: Directory + 'static, A: ConversionsApi> Routes for StoreRoutes<D, A> {
                 // The default store: the relay's own client and settings.
                 Lookup::Known(store) if store.entry.domain.is_empty() => Route::To {
                     api: ApiRef::Borrowed(&self.default),
-                    config: Cow::Borrowed(base),
+                    config: Box::new(Cow::Borrowed(base)),
                 },
                 Lookup::Known(store) => {
                     let built = self
@@ -167,7 +170,7 @@ impl<D: Directory + 'static, A: ConversionsApi> Routes for StoreRoutes<D, A> {
                     match built {
                         Ok((api, config)) => Route::To {
                             api: ApiRef::Shared(api),
-                            config: Cow::Owned(config),
+                            config: Box::new(Cow::Owned(config)),
                         },
                         Err(e) => Route::Unavailable(format!("store {shop}: {e}")),
                     }
