@@ -82,7 +82,12 @@ pub struct Args {
     pub dispatch_interval_ms: u64,
     /// How long a store's registry entry is used before it is read again, in milliseconds: a
     /// store added or changed with `pinrelay shops` takes effect within this time.
-    #[arg(long, hide = true, default_value_t = 60_000)]
+    #[arg(
+        long,
+        hide = true,
+        env = "PINRELAY_REGISTRY_TTL_MS",
+        default_value_t = 60_000
+    )]
     pub registry_ttl_ms: u64,
     /// First retry delay after a retryable Pinterest failure, in milliseconds; doubles with each
     /// attempt, up to 15 minutes.

@@ -19,6 +19,7 @@ mod relay;
 mod replay;
 mod report;
 mod serve;
+mod stores;
 mod subscribe;
 mod template;
 mod watch;

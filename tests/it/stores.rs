@@ -1,0 +1,288 @@
+//! Many stores on one `pinrelay serve`: stores registered with `pinrelay shops add` (one while the
+//! relay runs), each store's webhooks verified with its own secret and its events sent to its own
+//! ad account; an unknown shop and a body signed with another store's secret refused; a store
+//! whose Pinterest token is refused delays no other store.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::Value;
+
+use crate::fake_pinterest::{ACCESS_TOKEN, FakePinterest};
+use crate::relay::Relay;
+use crate::subscribe::pinrelay_bin;
+
+/// How long serve uses a registry answer here (60 s by default).
+const REGISTRY_TTL_MS: &str = "300";
+
+/// A store of the test: its domain, its app's client secret, its ad account and Shopify's id.
+struct Store {
+    domain: &'static str,
+    secret: &'static str,
+    ad_account: &'static str,
+    shop_id: u64,
+}
+
+const ALPHA: Store = Store {
+    domain: "alpha.myshopify.com",
+    secret: "alpha-client-secret",
+    ad_account: "1001",
+    shop_id: 9_001,
+};
+const BETA: Store = Store {
+    domain: "beta.myshopify.com",
+    secret: "beta-client-secret",
+    ad_account: "1002",
+    shop_id: 9_002,
+};
+const GAMMA: Store = Store {
+    domain: "gamma.myshopify.com",
+    secret: "gamma-client-secret",
+    ad_account: "1003",
+    shop_id: 9_003,
+};
+
+/// `pinrelay shops ARGS --data-dir DIR` with `stdin` as its standard input and none of the
+/// relay's variables set; panics unless it succeeds.
+fn shops(data_dir: &Path, args: &[&str], stdin: &str) {
+    use std::io::Write as _;
+    let mut command = Command::new(pinrelay_bin());
+    command
+        .arg("shops")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "SHOPIFY_WEBHOOK_SECRETS",
+        "PINTEREST_ACCESS_TOKEN",
+        "PINTEREST_API_TOKEN",
+        "SHOPIFY_ADMIN_TOKEN",
+        "SHOPIFY_CLIENT_ID",
+        "SHOPIFY_CLIENT_SECRET",
+    ] {
+        command.env_remove(var);
+    }
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "shops {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Registers `store` with Pinterest token `token` (its secrets on standard input).
+fn add(data_dir: &Path, store: &Store, token: &str) {
+    let shop_id = store.shop_id.to_string();
+    shops(
+        data_dir,
+        &[
+            "add",
+            store.domain,
+            "--ad-account",
+            store.ad_account,
+            "--shop-id",
+            &shop_id,
+        ],
+        &format!("{}\n{token}\n\n\n", store.secret),
+    );
+}
+
+/// Shopify's sample order as order `id` of `store`: its status URL names the store's shop id.
+fn order(store: &Store, id: u64) -> Vec<u8> {
+    let mut order: Value = serde_json::from_slice(&crate::helpers::fixture(
+        "shopify/rest-admin/order-450789469.rest-2026-07.shopify-app-js.json",
+    ))
+    .unwrap();
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    order["id"] = id.into();
+    order["name"] = format!("#{id}").into();
+    order["created_at"] = now.clone().into();
+    order["processed_at"] = now.into();
+    order["order_status_url"] = format!(
+        "https://{}/{}/orders/abc{id}/authenticate?key=k",
+        store.domain, store.shop_id
+    )
+    .into();
+    serde_json::to_vec(&order).unwrap()
+}
+
+/// Posts `body` as `orders/create` under `shop`'s header, signed with `secret`; the status.
+async fn post(relay: &Relay, shop: &str, secret: &str, body: &[u8]) -> u16 {
+    reqwest::Client::new()
+        .post(relay.webhook_url())
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", "orders/create")
+        .header("X-Shopify-Shop-Domain", shop)
+        .header("X-Shopify-API-Version", "2026-07")
+        .header("X-Shopify-Webhook-Id", format!("wh-{shop}-{}", body.len()))
+        .header(
+            "X-Shopify-Hmac-Sha256",
+            pinrelay::shopify::sign(secret.as_bytes(), body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The ad account each accepted event id went to.
+fn accepted(fake: &FakePinterest) -> Vec<(String, String)> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .flat_map(|r| {
+            r.event_ids
+                .into_iter()
+                .map(move |id| (id, r.ad_account_id.clone()))
+        })
+        .collect()
+}
+
+async fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_store_is_verified_with_its_secret_and_sent_to_its_ad_account() {
+    let fake = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    add(&data_dir, &ALPHA, ACCESS_TOKEN);
+    add(&data_dir, &BETA, ACCESS_TOKEN);
+    // No default store: SHOPIFY_WEBHOOK_SECRETS is empty, the registry is all there is.
+    let relay = Relay::start(
+        &data_dir,
+        dir.path().join("serve.log"),
+        "",
+        &fake,
+        &[("PINRELAY_REGISTRY_TTL_MS", REGISTRY_TTL_MS)],
+    );
+
+    assert_eq!(
+        post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 101)).await,
+        200
+    );
+    assert_eq!(
+        post(&relay, BETA.domain, BETA.secret, &order(&BETA, 201)).await,
+        200
+    );
+    // Not registered yet, whatever the signature.
+    let gamma_order = order(&GAMMA, 301);
+    assert_eq!(
+        post(&relay, GAMMA.domain, GAMMA.secret, &gamma_order).await,
+        401
+    );
+    // Alpha's order, signed with alpha's secret, sent under beta's header.
+    let alpha_order = order(&ALPHA, 102);
+    assert_eq!(
+        post(&relay, BETA.domain, ALPHA.secret, &alpha_order).await,
+        401
+    );
+    // Beta's secret on alpha's order (stores sharing one app secret): its status URL names
+    // alpha's shop id, so it cannot become beta's conversion.
+    let shared = order(&ALPHA, 103);
+    assert_eq!(post(&relay, BETA.domain, BETA.secret, &shared).await, 401);
+
+    // Gamma, added while the relay runs, is served once the relay reads its registry again.
+    add(&data_dir, &GAMMA, ACCESS_TOKEN);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        post(&relay, GAMMA.domain, GAMMA.secret, &gamma_order).await,
+        200
+    );
+
+    until("three events", Duration::from_secs(15), || {
+        accepted(&fake).len() >= 3
+    })
+    .await;
+    relay.drained(Duration::from_secs(10)).await;
+    let mut sent = accepted(&fake);
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            ("101".to_owned(), "1001".to_owned()),
+            ("201".to_owned(), "1002".to_owned()),
+            ("301".to_owned(), "1003".to_owned()),
+        ]
+    );
+    // One request never mixes stores.
+    assert!(fake.requests().iter().all(|r| r.event_count <= 1));
+    let metrics = relay.metrics().await;
+    assert_eq!(
+        metrics.get("WebhooksRejected{Reason=unknown_shop}"),
+        Some(&1.0)
+    );
+    assert_eq!(
+        metrics.get("WebhooksRejected{Reason=bad_signature}"),
+        Some(&1.0)
+    );
+    assert_eq!(
+        metrics.get("WebhooksRejected{Reason=shop_mismatch}"),
+        Some(&1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_whose_token_is_refused_does_not_hold_up_another() {
+    let fake = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    add(&data_dir, &ALPHA, "pina_revoked");
+    add(&data_dir, &BETA, ACCESS_TOKEN);
+    let relay = Relay::start(
+        &data_dir,
+        dir.path().join("serve.log"),
+        "",
+        &fake,
+        &[("PINRELAY_REGISTRY_TTL_MS", REGISTRY_TTL_MS)],
+    );
+    for id in 1..=3 {
+        assert_eq!(
+            post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 100 + id)).await,
+            200
+        );
+        assert_eq!(
+            post(&relay, BETA.domain, BETA.secret, &order(&BETA, 200 + id)).await,
+            200
+        );
+    }
+    until("beta's three events", Duration::from_secs(15), || {
+        accepted(&fake).len() >= 3
+    })
+    .await;
+    let sent = accepted(&fake);
+    assert!(
+        sent.iter()
+            .all(|(id, account)| id.starts_with('2') && account == BETA.ad_account),
+        "{sent:?}"
+    );
+    // Alpha's events were tried with alpha's token, refused, and are kept for retry.
+    let refused: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 401)
+        .collect();
+    assert!(!refused.is_empty());
+    assert!(refused.iter().all(|r| r.ad_account_id == ALPHA.ad_account));
+    let health = relay.health().await;
+    assert!(health["pending"].as_u64().unwrap_or(0) >= 3, "{health}");
+}
