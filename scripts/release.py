@@ -50,7 +50,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -89,7 +88,12 @@ def version() -> str:
     """The release version: the CLI's, which the function crates share."""
     versions = {}
     for manifest in ["cli/Cargo.toml", *(f"functions/{f}/Cargo.toml" for f in FUNCTIONS)]:
-        versions[manifest] = tomllib.loads((ROOT / manifest).read_text())["package"]["version"]
+        # The [package] table's own `version = "..."` line (tomllib is Python 3.11+ only).
+        package = (ROOT / manifest).read_text().split("[package]", 1)[1].split("\n[", 1)[0]
+        found = re.search(r'^version\s*=\s*"([^"]+)"', package, re.M)
+        if not found:
+            fail(f"{manifest} has no [package] version")
+        versions[manifest] = found.group(1)
     if len(set(versions.values())) != 1:
         fail(f"the crates' versions differ, set one version for a release: {versions}")
     return versions["cli/Cargo.toml"]
