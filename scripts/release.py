@@ -310,8 +310,13 @@ def elf_machine(path: Path) -> str:
 
 def build(package: str, binary: str, arch: str) -> Path:
     triple = ARCHES[arch][0]
-    run(["cargo", "lambda", "build", "--release", "--target", f"{triple}.{GLIBC}", "--package", package, "--bin", binary])
-    path = target_dir() / triple / "release" / binary
+    # cargo-lambda moves the binary to <lambda-dir>/<binary>/bootstrap: one lambda-dir per arch.
+    lambda_dir = target_dir() / "lambda-release" / arch
+    run([
+        "cargo", "lambda", "build", "--release", "--target", f"{triple}.{GLIBC}",
+        "--package", package, "--bin", binary, "--lambda-dir", str(lambda_dir),
+    ])
+    path = lambda_dir / binary / "bootstrap"
     if not path.is_file():
         fail(f"the build did not produce {path}")
     if elf_machine(path) != arch:
