@@ -8,7 +8,7 @@ export PATH := $(PYENV)/bin:$(PATH)
 # Where cargo puts the binaries, as cargo itself decides (CARGO_TARGET_DIR, .cargo/config.toml).
 TARGET_DIR = $(shell python3 scripts/cargo_target.py)
 
-.PHONY: demo test fmt-check clippy unit-and-integration lambda-path template-lint cdk-parity cdk-deps tools browser-deps bench chaos chaos-lambda package lambda-binaries bundle-sizes init-times cost fuzz clean
+.PHONY: demo test fmt-check clippy unit-and-integration lambda-path template-lint cdk-parity cdk-deps tools browser-deps bench chaos chaos-lambda package lambda-binaries bundle-sizes init-times cost fuzz clean release release-upload release-template-check
 
 ## The relay on this machine, fed Shopify's sample webhooks, printing what goes to Pinterest.
 demo:
@@ -16,7 +16,7 @@ demo:
 	python3 scripts/demo.py --bin $(TARGET_DIR)/debug/pinrelay
 
 ## Everything CI checks: format, lints, unit and integration tests, the Lambda path as a black box,
-## template lint, CDK/SAM parity.
+## template lint (template.yaml and the release's dist/template.yaml), CDK/SAM parity.
 test: fmt-check clippy unit-and-integration lambda-path template-lint cdk-parity
 
 fmt-check:
@@ -36,8 +36,15 @@ lambda-path: tools
 	$(CARGO) build --quiet -p ingest -p dispatch -p pinrelay-cli
 	$(PY) scripts/lambda_path.py --ingest $(TARGET_DIR)/debug/ingest --dispatch $(TARGET_DIR)/debug/dispatch --cli $(TARGET_DIR)/debug/pinrelay
 
-template-lint: tools
+template-lint: tools release-template-check
 	cfn-lint template.yaml
+
+## The release template (what `make release` writes to dist/template.yaml) from template.yaml with
+## a dummy bucket, without building anything: the transformation, the SAM translator's expansion of
+## each function to its S3 bundle, the SAR check, and cfn-lint (a few seconds).
+release-template-check: tools
+	$(PY) scripts/release.py --template-only --bucket example-bucket --out target/release-check
+	cfn-lint target/release-check/template.yaml
 
 ## The CDK app (infra/cdk) must synthesize the stack template.yaml transforms to, resource by
 ## resource (offline: bundling skipped, no AWS credentials).
@@ -116,10 +123,31 @@ init-times: lambda-binaries
 cost: tools lambda-binaries
 	$(PY) scripts/cost.py --ingest $(LAMBDA_BIN)/ingest --dispatch $(LAMBDA_BIN)/dispatch --moto $(PYENV)/bin/moto_server
 
+## Deploy without Rust: dist/ with the Lambda bundles (ingest, dispatch, watch) for x86_64 and
+## arm64, the Linux CLI archives, template.yaml reading the bundles from s3://BUCKET/PREFIX/, and
+## SHA256SUMS. Not part of `make test` (a release build of 8 binaries). No AWS credentials needed;
+## `make release-upload` copies the bundles to the bucket. PREFIX defaults to pinrelay/<version>.
+RELENV := $(CURDIR)/target/pyenv-release
+release: tools $(RELENV)/.installed
+	@if [ -z "$(BUCKET)" ]; then echo "make release needs BUCKET=<S3 bucket> (and optionally PREFIX=<key prefix>), e.g. make release BUCKET=my-bucket" >&2; exit 2; fi
+	PATH=$(RELENV)/bin:$$PATH $(PY) scripts/release.py --bucket $(BUCKET) $(if $(PREFIX),--prefix $(PREFIX)) --out dist
+	cfn-lint dist/template.yaml
+	cd dist && sha256sum -c --quiet SHA256SUMS
+
+## Copies dist/'s bundles, template.yaml and SHA256SUMS to the bucket and prefix `make release` was
+## given (AWS CLI and credentials needed).
+release-upload:
+	$(PY) scripts/release.py --upload --out dist
+
+$(RELENV)/.installed: scripts/requirements-release.txt
+	python3 -m venv $(RELENV)
+	$(RELENV)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-release.txt
+	touch $@
+
 ## Bounded fuzzing of translate, envelope decoding and the browser parser (FUZZ_SECONDS each).
 fuzz:
 	scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean
-	rm -rf .aws-sam
+	rm -rf .aws-sam dist
