@@ -288,7 +288,9 @@ pub fn shopify_scopes(
         let probe = if has_catalog_probe_scope(granted) {
             String::new()
         } else {
-            format!("; {CATALOG_PROBE_SCOPE}, which only catalog_ids uses, is not granted")
+            format!(
+                "; {CATALOG_PROBE_SCOPE}, which catalog_ids and the latest order of webhook_secret read with, is not granted"
+            )
         };
         return Finding::ok(
             id,
@@ -1088,7 +1090,7 @@ mod tests {
         assert_eq!(f.status, Status::Ok);
         assert!(
             f.detail
-                .contains("read_products, which only catalog_ids uses, is not granted")
+                .contains("read_products, which catalog_ids and the latest order of webhook_secret read with, is not granted")
         );
         let f = shopify_scopes(
             Some(&granted(&[

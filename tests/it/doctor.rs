@@ -213,6 +213,13 @@ async fn doctor(broken: Break, api_token: bool) -> Run {
         "{:?}",
         pinterest.schema_errors()
     );
+    // The catalog is the ad account's: its id goes with every lookup.
+    assert!(
+        pinterest
+            .catalog_requests()
+            .iter()
+            .all(|r| r.ad_account_id.as_deref() == Some(AD_ACCOUNT_ID))
+    );
     Run {
         code: run.status.code().unwrap_or(-1),
         findings,

@@ -883,6 +883,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn catalog_items_answers_the_seeded_ids_and_refuses_a_body_off_the_schema() {
+        let fake = FakePinterest::start().await;
+        fake.add_catalog_items("US", "EN", ["39072856"]);
+        pinrelay::pinterest::http::install_crypto_provider();
+        let post = |body: Value| {
+            let url = format!(
+                "{}/v5/catalogs/items?ad_account_id={AD_ACCOUNT_ID}",
+                fake.base_url()
+            );
+            async move {
+                let response = reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(ACCESS_TOKEN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap())
+            }
+        };
+        let (status, body) = post(json!({
+            "country": "US",
+            "language": "EN",
+            "filters": {"catalog_type": "RETAIL", "item_ids": ["39072856", "IPOD2008GREEN"]},
+        }))
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["items"][0]["item_id"], "39072856");
+        assert!(body["items"][0].get("errors").is_none());
+        assert!(body["items"][1]["errors"].is_array());
+        let (status, _) = post(json!({
+            "country": "US",
+            "filters": {"catalog_type": "RETAIL", "item_ids": []},
+            "extra": 1,
+        }))
+        .await;
+        assert_eq!(status, 400);
+        let errors = fake.schema_errors();
+        for part in ["language", "item_ids", "extra"] {
+            assert!(
+                errors.iter().any(|e| e.contains(part)),
+                "{part}: {errors:?}"
+            );
+        }
+        let requests = fake.catalog_requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].ad_account_id.as_deref(), Some(AD_ACCOUNT_ID));
+        assert_eq!(requests[1].status, 400);
+    }
+
+    #[tokio::test]
     async fn timeout_holds_the_response_past_the_client_timeout() {
         let fake = FakePinterest::start().await;
         fake.fail_next(1, Failure::Timeout);
