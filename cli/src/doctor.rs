@@ -13,10 +13,10 @@ use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
 use pinrelay::idempotency::{IdempotencyKey, IdempotencyStore as _};
-use pinrelay::mapping::CheckoutOn;
+use pinrelay::mapping::{CheckoutOn, ContentIdSource};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::shopify::admin::{
-    AdminApi, AdminCredentials, DEFAULT_API_VERSION, RetryPolicy, shop_domain,
+    AdminApi, AdminCredentials, DEFAULT_API_VERSION, RetryPolicy, legacy_id, shop_domain,
 };
 use pinrelay::{ingest, metrics};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -140,6 +140,10 @@ struct Setup {
     conversion_token: Token,
     ad_account: Option<String>,
     checkout_on: CheckoutOn,
+    /// `CONTENT_ID`, the scheme `catalog_ids` expects the catalog to use.
+    content_id: ContentIdSource,
+    /// `CATALOG_COUNTRY`: a template's `{country}`, and the country the catalog is looked up in.
+    catalog_country: Option<String>,
     webhook_url: Option<String>,
     api_version: String,
 }
@@ -174,6 +178,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let admin_finding = doctor::shopify_admin_token(admin.as_ref(), &setup.admin.home).await;
     let admin_works = admin_finding.status == doctor::Status::Ok;
     findings.push(admin_finding);
+    let granted = match admin.as_ref().filter(|_| admin_works) {
+        Some(admin) => Some(admin.access_scopes().await),
+        None => None,
+    };
+    findings.push(doctor::shopify_scopes(granted.as_ref(), setup.checkout_on));
     findings.push(
         doctor::webhook_subscriptions(
             admin.as_ref().filter(|_| admin_works),
@@ -251,6 +260,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let api_token = config::var(keys::PINTEREST_API_TOKEN).map(SecretString::from);
     let api = pinterest(api_token, false)?;
     findings.push(doctor::event_quality(api.as_ref()).await);
+    findings.push(
+        doctor::catalog_ids(
+            api.as_ref(),
+            admin.as_ref().filter(|_| admin_works),
+            granted.as_ref().and_then(|g| g.as_deref().ok()),
+            &setup.content_id,
+            setup.catalog_country.as_deref(),
+        )
+        .await,
+    );
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
@@ -272,8 +291,8 @@ fn browser_url(webhook_url: &str) -> String {
     format!("{base}{}", ingest::BROWSER_PATH)
 }
 
-/// Whether the shop's latest order (of the last 7 days) reached the relay: it has a record, or
-/// it is too recent to tell (the relay's delay plus reconcile's grace).
+/// Whether the shop's latest order reached the relay: it has a record, or it is too recent to
+/// tell (the relay's delay plus reconcile's grace). Reads that one order only.
 async fn latest_order(
     admin: Option<&AdminApi>,
     records: Option<&Records>,
@@ -283,22 +302,23 @@ async fn latest_order(
     let (Some(admin), Some(records)) = (admin, records) else {
         return LatestOrder::Unknown;
     };
-    let now = chrono::Utc::now();
-    let Ok(orders) = admin
-        .orders(now - chrono::Duration::days(7), now, &mut |_| {})
-        .await
-    else {
-        return LatestOrder::Unknown;
+    let orders = match admin.recent_line_items(1).await {
+        Ok(orders) => orders,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the latest order");
+            return LatestOrder::Unknown;
+        }
     };
-    let Some(order) = orders.iter().max_by_key(|o| o.created_at) else {
+    let Some(order) = orders.first() else {
         return LatestOrder::None;
     };
     let name = order.name.clone();
+    let now = chrono::Utc::now();
     let age = (now - order.created_at).to_std().unwrap_or_default();
     if age < order_delay + pinrelay::reconcile::Settings::default().grace {
         return LatestOrder::TooRecent { name };
     }
-    let Ok(key) = IdempotencyKey::order(shop, order.id) else {
+    let Some(key) = legacy_id(&order.id).and_then(|id| IdempotencyKey::order(shop, id).ok()) else {
         return LatestOrder::Unknown;
     };
     match records.has(&key).await {
@@ -364,6 +384,7 @@ async fn serve_counts(webhook_url: Option<&str>) -> Observed {
 
 /// `pinrelay serve`'s setup: its variables, and its data directory when given.
 async fn from_env(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Result<Setup> {
+    let options = config::mapping_options()?;
     let var = |key: &'static str, fix: &str| Secret {
         name: key.to_owned(),
         value: config::var(key),
@@ -398,7 +419,9 @@ async fn from_env(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Res
             keys::PINTEREST_ACCESS_TOKEN,
         ),
         ad_account: config::var(keys::PINTEREST_AD_ACCOUNT_ID),
-        checkout_on: config::mapping_options()?.checkout_on,
+        checkout_on: options.checkout_on,
+        content_id: options.content_id,
+        catalog_country: options.catalog_country,
         webhook_secret_home: keys::SHOPIFY_WEBHOOK_SECRETS.to_owned(),
         records: match data_dir {
             Some(dir) => Some(Records::Local(SqliteIdempotencyStore::new(
@@ -568,6 +591,10 @@ async fn from_stack(name: &str, shop: &str) -> anyhow::Result<Setup> {
     };
     let rules = stack.variables(&crate::stack::RULE_VARIABLES);
     let get = |key: &'static str| rules.get(key).cloned();
+    // An empty CatalogCountry is the parameter's default: unset.
+    let catalog = stack.variables(&[keys::CONTENT_ID, keys::CATALOG_COUNTRY]);
+    let catalog =
+        config::mapping_options_from(&|key| catalog.get(key).filter(|v| !v.is_empty()).cloned())?;
     Ok(Setup {
         admin: Admin::new(
             values[2].as_deref().and_then(|v| {
@@ -583,6 +610,8 @@ async fn from_stack(name: &str, shop: &str) -> anyhow::Result<Setup> {
         secrets,
         ad_account: stack.parameter("PinterestAdAccountId"),
         checkout_on: config::order_rules_from(&get)?.checkout_on,
+        content_id: catalog.content_id,
+        catalog_country: catalog.catalog_country,
         webhook_secret_home: "the stack's ShopifyWebhookSecret".to_owned(),
         records: stack.output("IdempotencyTableName").map(|table| {
             Records::Aws(DynamoDbIdempotencyStore::new(Table::new(

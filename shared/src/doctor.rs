@@ -5,14 +5,17 @@
 
 use serde::Serialize;
 
-use crate::mapping::CheckoutOn;
+use crate::mapping::{CheckoutOn, ContentIdSource, ItemIds};
 use crate::pinterest::normalize::sha256_hex;
 use crate::pinterest::quality::Component;
 use crate::pinterest::{
-    ActionSource, ConversionsApi, ConversionsApiError, Event, EventStatus, IngestionSource,
-    Lookback, PinterestHttp, UserData,
+    ActionSource, CatalogError, ConversionsApi, ConversionsApiError, Event, EventStatus,
+    IngestionSource, Lookback, PinterestHttp, UserData,
 };
-use crate::shopify::admin::{AdminApi, AdminError};
+use crate::shopify::admin::access_scopes::CATALOG_PROBE_SCOPE;
+use crate::shopify::admin::{
+    AdminApi, AdminError, RecentOrder, RequiredScope, missing_scopes, required_scopes,
+};
 use crate::watch::missing_topics;
 
 /// What a check looks at; its id is the `check` of the JSON output.
@@ -23,12 +26,16 @@ pub enum CheckId {
     Secrets,
     /// The Shopify Admin API token is accepted.
     ShopifyAdminToken,
+    /// The app's granted access scopes cover what the relay reads for its rules.
+    ShopifyScopes,
     /// The topics the conversion rules need have subscriptions delivering to the relay.
     WebhookSubscriptions,
     /// Pinterest accepts one `test=true` event with the conversion token for the ad account.
     PinterestConversionToken,
     /// Pinterest's Event Quality can be read with the API token.
     EventQuality,
+    /// The ad account's catalog holds recent line items under the relay's `CONTENT_ID` scheme.
+    CatalogIds,
     /// No webhook was refused for a bad signature lately, and the latest order reached the relay.
     WebhookSecret,
     /// The storefront endpoint answers a pixel's POST (`Origin: null`) for the shop.
@@ -46,9 +53,11 @@ impl CheckId {
         match self {
             Self::Secrets => "secrets",
             Self::ShopifyAdminToken => "shopify_admin_token",
+            Self::ShopifyScopes => "shopify_scopes",
             Self::WebhookSubscriptions => "webhook_subscriptions",
             Self::PinterestConversionToken => "pinterest_conversion_token",
             Self::EventQuality => "event_quality",
+            Self::CatalogIds => "catalog_ids",
             Self::WebhookSecret => "webhook_secret",
             Self::StorefrontEndpoint => "storefront_endpoint",
             Self::PixelSettings => "pixel_settings",
@@ -254,6 +263,68 @@ pub async fn shopify_admin_token(admin: Option<&AdminApi>, home: &str) -> Findin
     }
 }
 
+/// `shopify_scopes`: the app's granted scopes (`granted`, read with [`AdminApi::access_scopes`];
+/// `None` when the Admin token did not pass) cover [`required_scopes`] under `checkout_on`. A
+/// failure names each missing scope and what needs it.
+#[must_use]
+pub fn shopify_scopes(
+    granted: Option<&Result<Vec<String>, AdminError>>,
+    checkout_on: CheckoutOn,
+) -> Finding {
+    let id = CheckId::ShopifyScopes;
+    let granted = match granted {
+        None => return Finding::skip(id, "needs a working Shopify Admin API token"),
+        Some(Err(e)) => {
+            return Finding::skip(id, format!("the app's access scopes cannot be read: {e}"));
+        }
+        Some(Ok(granted)) => granted,
+    };
+    let missing = missing_scopes(granted, &required_scopes(checkout_on));
+    if missing.is_empty() {
+        let needed: Vec<&str> = required_scopes(checkout_on)
+            .iter()
+            .map(|s| s.handle)
+            .collect();
+        let probe = if has_catalog_probe_scope(granted) {
+            String::new()
+        } else {
+            format!(
+                "; {CATALOG_PROBE_SCOPE}, which catalog_ids and the latest order of webhook_secret read with, is not granted"
+            )
+        };
+        return Finding::ok(
+            id,
+            format!(
+                "granted: {} ({} needed){probe}",
+                granted.join(", "),
+                needed.join(", ")
+            ),
+        );
+    }
+    let detail: Vec<String> = missing
+        .iter()
+        .map(|s| format!("{} ({})", s.handle, s.needed_for.join("; ")))
+        .collect();
+    let handles: Vec<&str> = missing.iter().map(|s| s.handle).collect();
+    Finding::fail(
+        id,
+        format!("the app lacks {}", detail.join(", ")),
+        format!(
+            "add {} to the app's scopes (Dev Dashboard: the app, Versions, Create a version, Access: Scopes) and release that version, then approve the new scopes in the shop's admin (Apps, the app) or reinstall the app",
+            handles.join(", ")
+        ),
+    )
+}
+
+/// Whether `granted` lets the catalog probe read line items' products and variants.
+fn has_catalog_probe_scope(granted: &[String]) -> bool {
+    let probe = RequiredScope {
+        handle: CATALOG_PROBE_SCOPE,
+        needed_for: Vec::new(),
+    };
+    missing_scopes(granted, std::slice::from_ref(&probe)).is_empty()
+}
+
 /// `webhook_subscriptions`: every topic the rules need has a subscription delivering to
 /// `webhook_url`. Skipped when the Admin API cannot be read or the relay's URL is unknown.
 pub async fn webhook_subscriptions(
@@ -407,12 +478,245 @@ pub async fn event_quality(api: Option<&PinterestHttp>) -> Finding {
     }
 }
 
+/// Recent orders the catalog probe reads (findings: a few recent line items are enough).
+pub const CATALOG_PROBE_ORDERS: u32 = 10;
+
+/// The most distinct line items it looks up: under four schemes, one request of at most
+/// [`crate::pinterest::catalog::MAX_ITEM_IDS`] ids.
+pub const CATALOG_PROBE_ITEMS: usize = 25;
+
+/// The lookup's country when `CATALOG_COUNTRY` is unset (the request needs one).
+pub const CATALOG_PROBE_COUNTRY: &str = "US";
+
+/// The lookup's language. The relay has no language setting, so a catalog whose items are in
+/// another language only may find nothing (a stated limit: the check then skips).
+pub const CATALOG_PROBE_LANGUAGE: &str = "EN";
+
+/// The schemes the probe tries: `variant`, `product`, `sku`, and `configured` when it is a
+/// template (a template is the merchant's own, so only theirs is tried).
+#[must_use]
+pub fn catalog_schemes(configured: &ContentIdSource) -> Vec<ContentIdSource> {
+    let mut schemes = vec![
+        ContentIdSource::Variant,
+        ContentIdSource::Product,
+        ContentIdSource::Sku,
+    ];
+    if let ContentIdSource::Template(_) = configured {
+        schemes.push(configured.clone());
+    }
+    schemes
+}
+
+/// The distinct line items of `orders` (newest first) that have any id, at most
+/// [`CATALOG_PROBE_ITEMS`].
+#[must_use]
+pub fn probe_items(orders: &[RecentOrder]) -> Vec<ItemIds<'_>> {
+    let mut items: Vec<ItemIds<'_>> = Vec::new();
+    for line in orders.iter().flat_map(|o| &o.line_items) {
+        let item = ItemIds {
+            variant_id: line.variant_id(),
+            product_id: line.product_id(),
+            sku: line.sku.as_deref().filter(|s| !s.trim().is_empty()),
+        };
+        let has_id = item.variant_id.is_some() || item.product_id.is_some() || item.sku.is_some();
+        if has_id && !items.contains(&item) {
+            items.push(item);
+            if items.len() == CATALOG_PROBE_ITEMS {
+                break;
+            }
+        }
+    }
+    items
+}
+
+/// One scheme's ids for the probe's items: what the relay would send under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemeIds {
+    /// The scheme.
+    pub scheme: ContentIdSource,
+    /// The distinct ids of the items under it (an item without one is left out).
+    pub ids: Vec<String>,
+}
+
+/// Each of `schemes`' ids of `items`; `country` is `CATALOG_COUNTRY`, a template's `{country}`.
+#[must_use]
+pub fn scheme_ids(
+    items: &[ItemIds<'_>],
+    schemes: &[ContentIdSource],
+    country: Option<&str>,
+) -> Vec<SchemeIds> {
+    schemes
+        .iter()
+        .map(|scheme| {
+            let mut ids: Vec<String> = Vec::new();
+            for id in items.iter().filter_map(|i| scheme.item_id(*i, country)) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            SchemeIds {
+                scheme: scheme.clone(),
+                ids,
+            }
+        })
+        .collect()
+}
+
+/// One scheme's result in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemeHits {
+    /// The scheme.
+    pub scheme: ContentIdSource,
+    /// Ids looked up under it.
+    pub looked_up: usize,
+    /// Of those, the ids the catalog holds.
+    pub found: usize,
+}
+
+/// Each scheme's count of ids among `found` (the catalog's answer).
+#[must_use]
+pub fn scheme_hits(schemes: &[SchemeIds], found: &[String]) -> Vec<SchemeHits> {
+    schemes
+        .iter()
+        .map(|s| SchemeHits {
+            scheme: s.scheme.clone(),
+            looked_up: s.ids.len(),
+            found: s.ids.iter().filter(|id| found.contains(id)).count(),
+        })
+        .collect()
+}
+
+/// The `catalog_ids` verdict for `items` line items looked up (`lookup`: the country and language
+/// named, for the detail): ok when `configured` has hits; fail naming the scheme with the most
+/// hits (the first of equals) when only others do; skip when none does.
+#[must_use]
+pub fn catalog_verdict(
+    configured: &ContentIdSource,
+    items: usize,
+    hits: &[SchemeHits],
+    lookup: &str,
+) -> Finding {
+    let id = CheckId::CatalogIds;
+    let name = configured.setting();
+    let mine = hits.iter().find(|h| &h.scheme == configured);
+    let others: Vec<String> = hits
+        .iter()
+        .filter(|h| &h.scheme != configured && h.found > 0)
+        .map(|h| format!("{} finds {}", h.scheme.setting(), h.found))
+        .collect();
+    if let Some(mine) = mine.filter(|m| m.found > 0) {
+        let also = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", others.join(", "))
+        };
+        return Finding::ok(
+            id,
+            format!(
+                "CONTENT_ID={name} finds {} of {} recent line items in the catalog{also}",
+                mine.found, mine.looked_up
+            ),
+        );
+    }
+    let best =
+        hits.iter()
+            .filter(|h| h.found > 0)
+            .fold(None::<&SchemeHits>, |best, h| match best {
+                Some(b) if b.found >= h.found => Some(b),
+                _ => Some(h),
+            });
+    match best {
+        Some(best) => Finding::fail(
+            id,
+            format!(
+                "CONTENT_ID={name} finds none of {items} recent line items in the catalog; {}",
+                others.join(", ")
+            ),
+            format!(
+                "set CONTENT_ID={} (stack parameter ContentId)",
+                best.scheme.setting()
+            ),
+        ),
+        None => Finding::skip(
+            id,
+            format!(
+                "none of {items} items found in the catalog under any scheme: check the catalog is synced for this ad account (looked up as {lookup})"
+            ),
+        ),
+    }
+}
+
+/// `catalog_ids`: which `CONTENT_ID` scheme the ad account's catalog uses, from the line items of
+/// the [`CATALOG_PROBE_ORDERS`] newest orders looked up with `POST /v5/catalogs/items`. `api`
+/// holds `PINTEREST_API_TOKEN`; `admin` is `None` unless the Admin token passed, and `granted` its
+/// scopes when read (without `read_products` the line items' products cannot be read).
+pub async fn catalog_ids(
+    api: Option<&PinterestHttp>,
+    admin: Option<&AdminApi>,
+    granted: Option<&[String]>,
+    configured: &ContentIdSource,
+    catalog_country: Option<&str>,
+) -> Finding {
+    let id = CheckId::CatalogIds;
+    let Some(api) = api else {
+        return Finding::skip(
+            id,
+            "PINTEREST_API_TOKEN is unset: set a Pinterest API token with catalogs:read to check which CONTENT_ID the catalog uses",
+        );
+    };
+    let Some(admin) = admin else {
+        return Finding::skip(id, "needs a working Shopify Admin API token");
+    };
+    if granted.is_some_and(|g| !has_catalog_probe_scope(g)) {
+        return Finding::skip(
+            id,
+            format!(
+                "the app lacks {CATALOG_PROBE_SCOPE}, which reading the recent orders' products and variants needs; add it to the app's scopes to run this check"
+            ),
+        );
+    }
+    let orders = match admin.recent_line_items(CATALOG_PROBE_ORDERS).await {
+        Ok(orders) => orders,
+        Err(e) => return Finding::skip(id, format!("the recent orders cannot be read: {e}")),
+    };
+    let items = probe_items(&orders);
+    if items.is_empty() {
+        return Finding::skip(id, "no recent order with a product to look up");
+    }
+    let schemes = scheme_ids(&items, &catalog_schemes(configured), catalog_country);
+    let mut all: Vec<String> = Vec::new();
+    for candidate in schemes.iter().flat_map(|s| &s.ids) {
+        if !all.contains(candidate) {
+            all.push(candidate.clone());
+        }
+    }
+    let country = catalog_country.unwrap_or(CATALOG_PROBE_COUNTRY);
+    let lookup = format!("country {country}, language {CATALOG_PROBE_LANGUAGE}");
+    match api
+        .catalog_items(country, CATALOG_PROBE_LANGUAGE, &all)
+        .await
+    {
+        Ok(found) => catalog_verdict(
+            configured,
+            items.len(),
+            &scheme_hits(&schemes, &found),
+            &lookup,
+        ),
+        Err(e @ CatalogError::Unauthorized { .. }) => Finding::fail(
+            id,
+            e.to_string(),
+            "put a Pinterest API token with catalogs:read in PINTEREST_API_TOKEN",
+        ),
+        Err(e) => Finding::skip(id, format!("the catalog cannot be read: {e}")),
+    }
+}
+
 /// What the relay's records say of the shop's latest order (for `webhook_secret`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LatestOrder {
     /// The order list or the records could not be read here.
     Unknown,
-    /// The shop has no order in the window looked at.
+    /// The shop has no order yet.
     None,
     /// The latest order is younger than the relay's delay: it may still be on its way.
     TooRecent {
@@ -477,7 +781,7 @@ pub fn webhook_secret(
         ),
         LatestOrder::None if bad_signatures.is_some() => Finding::ok(
             id,
-            format!("{refused}; no order in the last 7 days to follow"),
+            format!("{refused}; the shop has no order yet to follow"),
         ),
         LatestOrder::Unknown if bad_signatures.is_some() => Finding::ok(id, refused),
         _ => Finding::skip(
@@ -748,6 +1052,192 @@ mod tests {
         );
         let recent = LatestOrder::TooRecent { name: "#3".into() };
         assert_eq!(webhook_secret(None, &recent, "S").status, Status::Skip);
+    }
+
+    fn granted(handles: &[&str]) -> Result<Vec<String>, AdminError> {
+        Ok(handles.iter().map(|h| (*h).to_owned()).collect())
+    }
+
+    #[test]
+    fn shopify_scopes_fail_naming_each_missing_scope_and_what_needs_it() {
+        let f = shopify_scopes(Some(&granted(&["read_products"])), CheckoutOn::Paid);
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.detail.starts_with("the app lacks read_orders (the orders/create webhook; the orders/paid webhook; reconcile"),
+            "{}",
+            f.detail
+        );
+        assert!(
+            f.detail
+                .contains("read_customers (the customers/create webhook)"),
+            "{}",
+            f.detail
+        );
+        let fix = f.fix.unwrap();
+        assert!(
+            fix.starts_with("add read_orders, read_customers to the app's scopes (Dev Dashboard"),
+            "{fix}"
+        );
+        assert!(fix.contains("reinstall"), "{fix}");
+    }
+
+    #[test]
+    fn shopify_scopes_pass_on_write_scopes_and_skip_without_a_working_token() {
+        let f = shopify_scopes(
+            Some(&granted(&["write_orders", "read_customers"])),
+            CheckoutOn::Created,
+        );
+        assert_eq!(f.status, Status::Ok);
+        assert!(
+            f.detail
+                .contains("read_products, which catalog_ids and the latest order of webhook_secret read with, is not granted")
+        );
+        let f = shopify_scopes(
+            Some(&granted(&[
+                "read_orders",
+                "read_customers",
+                "read_products",
+            ])),
+            CheckoutOn::Created,
+        );
+        assert_eq!(f.status, Status::Ok);
+        assert!(!f.detail.contains("not granted"), "{}", f.detail);
+        assert_eq!(
+            shopify_scopes(None, CheckoutOn::Created).status,
+            Status::Skip
+        );
+        let unreadable = Err(AdminError::GraphQl(vec!["boom".into()]));
+        assert_eq!(
+            shopify_scopes(Some(&unreadable), CheckoutOn::Created).status,
+            Status::Skip
+        );
+    }
+
+    fn order(items: serde_json::Value) -> RecentOrder {
+        serde_json::from_value(serde_json::json!({
+            "id": "gid://shopify/Order/1",
+            "name": "#1",
+            "createdAt": "2026-12-01T10:00:00Z",
+            "lineItems": {"nodes": items},
+        }))
+        .unwrap()
+    }
+
+    fn line(product: u64, variant: u64, sku: &str) -> serde_json::Value {
+        serde_json::json!({
+            "sku": sku,
+            "product": {"id": format!("gid://shopify/Product/{product}")},
+            "variant": {"id": format!("gid://shopify/ProductVariant/{variant}"), "sku": sku},
+        })
+    }
+
+    #[test]
+    fn probe_items_are_distinct_lines_with_an_id_under_each_scheme() {
+        let orders = [
+            order(serde_json::json!([
+                line(7, 71, "MUG-RED"),
+                {"sku": null, "product": null, "variant": null},
+                line(8, 81, " "),
+            ])),
+            order(serde_json::json!([line(7, 71, "MUG-RED")])),
+        ];
+        let items = probe_items(&orders);
+        assert_eq!(items.len(), 2);
+        let template =
+            ContentIdSource::Template("shopify_{country}_{product_id}_{variant_id}".into());
+        let schemes = catalog_schemes(&template);
+        let ids = scheme_ids(&items, &schemes, Some("US"));
+        let by = |i: usize| ids[i].ids.clone();
+        assert_eq!(ids[0].scheme, ContentIdSource::Variant);
+        assert_eq!(by(0), ["71", "81"]);
+        assert_eq!(by(1), ["7", "8"]);
+        // A blank SKU falls back to the variant id, as the relay sends it.
+        assert_eq!(by(2), ["MUG-RED", "81"]);
+        assert_eq!(by(3), ["shopify_US_7_71", "shopify_US_8_81"]);
+        assert_eq!(catalog_schemes(&ContentIdSource::Sku).len(), 3);
+    }
+
+    fn hits(found: &[(ContentIdSource, usize)]) -> Vec<SchemeHits> {
+        found
+            .iter()
+            .map(|(scheme, found)| SchemeHits {
+                scheme: scheme.clone(),
+                looked_up: 4,
+                found: *found,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_configured_scheme_wins_when_it_has_hits() {
+        let all = hits(&[
+            (ContentIdSource::Variant, 3),
+            (ContentIdSource::Product, 1),
+            (ContentIdSource::Sku, 0),
+        ]);
+        let f = catalog_verdict(&ContentIdSource::Variant, 4, &all, "US/EN");
+        assert_eq!(f.status, Status::Ok);
+        assert_eq!(
+            f.detail,
+            "CONTENT_ID=variant finds 3 of 4 recent line items in the catalog (product finds 1)"
+        );
+        // Fewer hits than another scheme is still ok: the relay's ids are in the catalog.
+        assert_eq!(
+            catalog_verdict(&ContentIdSource::Product, 4, &all, "US/EN").status,
+            Status::Ok
+        );
+    }
+
+    #[test]
+    fn another_scheme_with_hits_fails_with_the_setting_that_has_most() {
+        let all = hits(&[
+            (ContentIdSource::Variant, 0),
+            (ContentIdSource::Product, 2),
+            (ContentIdSource::Sku, 4),
+        ]);
+        let f = catalog_verdict(&ContentIdSource::Variant, 4, &all, "US/EN");
+        assert_eq!(f.status, Status::Fail);
+        assert_eq!(
+            f.detail,
+            "CONTENT_ID=variant finds none of 4 recent line items in the catalog; product finds 2, sku finds 4"
+        );
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("set CONTENT_ID=sku (stack parameter ContentId)")
+        );
+        // Equal hits: the first scheme tried (variant before product before sku).
+        let tied = hits(&[
+            (ContentIdSource::Variant, 2),
+            (ContentIdSource::Product, 2),
+            (ContentIdSource::Sku, 0),
+        ]);
+        let template = ContentIdSource::Template("x-{sku}".into());
+        let f = catalog_verdict(&template, 4, &tied, "US/EN");
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("set CONTENT_ID=variant (stack parameter ContentId)")
+        );
+    }
+
+    #[test]
+    fn no_scheme_with_hits_is_a_skip_not_a_failure() {
+        let none = hits(&[
+            (ContentIdSource::Variant, 0),
+            (ContentIdSource::Product, 0),
+            (ContentIdSource::Sku, 0),
+        ]);
+        let f = catalog_verdict(
+            &ContentIdSource::Variant,
+            4,
+            &none,
+            "country US, language EN",
+        );
+        assert_eq!(f.status, Status::Skip);
+        assert!(
+            f.detail.starts_with("none of 4 items found in the catalog under any scheme: check the catalog is synced for this ad account"),
+            "{}",
+            f.detail
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   payload, webhook subscriptions, access scopes, recent line items; static or minted tokens).
 //! - [`pinterest`]: the CAPI request model, normalization and hashing (pure), the
 //!   [`pinterest::ConversionsApi`] port and its HTTP and dry-run adapters; [`pinterest::quality`],
-//!   the Event Quality Score beside the relay's own match-key counts.
+//!   the Event Quality Score beside the relay's own match-key counts; [`pinterest::catalog`], the
+//!   catalog's item ids.
 //! - [`mapping`]: `translate(metadata, body, options, now)`, a Shopify webhook to a
 //!   [`mapping::Conversion`] (the event and the order behind it), a stated skip, or a compliance
 //!   request; [`mapping::require_identity`], checked once after enrichment (pure).

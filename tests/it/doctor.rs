@@ -1,6 +1,6 @@
 //! `pinrelay doctor` against the fake Admin API and the fake Pinterest (which validates the probe
-//! event against Pinterest's schema): a good serve setup passes every check that can run (exit 0),
-//! and each broken part fails its own check, with its fix, and exits 1.
+//! event and the catalog lookup against Pinterest's schema): a good serve setup passes every check
+//! that can run (exit 0), and each broken part fails its own check, with its fix, and exits 1.
 
 use std::process::Command;
 
@@ -14,6 +14,9 @@ use crate::relay::Relay;
 use crate::subscribe::pinrelay_bin;
 
 const WEBHOOK_URL: &str = "https://relay.example.com/webhooks/shopify";
+
+/// What a good setup's app was granted: the rules' scopes and the catalog probe's.
+const GOOD_SCOPES: [&str; 3] = ["read_orders", "read_customers", "read_products"];
 
 /// The webhook secret of the serve-mode relay.
 const WEBHOOK_SECRET: &str = "hush-its-a-secret";
@@ -37,6 +40,10 @@ enum Break {
     BadSignature,
     /// The shop's latest order never reached the relay.
     MissingOrder,
+    /// The app was never granted read_customers.
+    MissingScope,
+    /// The catalog names its items by SKU; the relay sends variant ids.
+    CatalogBySku,
 }
 
 struct Run {
@@ -70,6 +77,22 @@ fn order_body(id: u64) -> Vec<u8> {
     order["created_at"] = placed.clone().into();
     order["processed_at"] = placed.into();
     serde_json::to_vec(&order).unwrap()
+}
+
+/// Seeds the fake catalog (`US`, `EN`, the lookup's defaults) with the line items of `order` (a
+/// REST order): their variant ids, or their SKUs.
+fn seed_catalog(pinterest: &FakePinterest, order: &Value, by_sku: bool) {
+    let ids: Vec<String> = order["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| match by_sku {
+            true => item["sku"].as_str().unwrap().to_owned(),
+            false => item["variant_id"].as_u64().unwrap().to_string(),
+        })
+        .collect();
+    assert!(!ids.is_empty());
+    pinterest.add_catalog_items("US", "EN", ids);
 }
 
 /// Posts `body` as `orders/create` from the test shop, signed with `secret`; the status.
@@ -116,7 +139,13 @@ async fn doctor(broken: Break, api_token: bool) -> Run {
     let order = order_body(1001);
     assert_eq!(post_order(&webhook_url, &order, WEBHOOK_SECRET).await, 200);
     let listed: Value = serde_json::from_slice(&order).unwrap();
+    seed_catalog(&pinterest, &listed, broken == Break::CatalogBySku);
     shopify.add_orders([FakeOrder::from_payload(listed)]);
+    if broken == Break::MissingScope {
+        shopify.set_access_scopes(&["read_orders", "read_products"]);
+    } else {
+        shopify.set_access_scopes(&GOOD_SCOPES);
+    }
     match broken {
         Break::BadSignature => {
             assert_eq!(
@@ -162,6 +191,8 @@ async fn doctor(broken: Break, api_token: bool) -> Run {
             .env("WEBHOOK_URL", &webhook_url)
             .env("ORDER_DELAY_SECONDS", "0")
             .env_remove("CHECKOUT_ON")
+            .env_remove("CONTENT_ID")
+            .env_remove("CATALOG_COUNTRY")
             .env_remove("SHOPIFY_API_VERSION");
         if api_token {
             command.env("PINTEREST_API_TOKEN", ACCESS_TOKEN);
@@ -176,11 +207,18 @@ async fn doctor(broken: Break, api_token: bool) -> Run {
     let stdout = String::from_utf8_lossy(&run.stdout);
     let findings: Vec<Value> = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&run.stderr)));
-    // The probe is sent in test mode and is valid for Pinterest's schema.
+    // The probe and the catalog lookup are valid for Pinterest's schema.
     assert!(
         pinterest.schema_errors().is_empty(),
         "{:?}",
         pinterest.schema_errors()
+    );
+    // The catalog is the ad account's: its id goes with every lookup.
+    assert!(
+        pinterest
+            .catalog_requests()
+            .iter()
+            .all(|r| r.ad_account_id.as_deref() == Some(AD_ACCOUNT_ID))
     );
     Run {
         code: run.status.code().unwrap_or(-1),
@@ -195,9 +233,11 @@ async fn a_good_setup_passes_every_check_that_can_run() {
     for check in [
         "secrets",
         "shopify_admin_token",
+        "shopify_scopes",
         "webhook_subscriptions",
         "pinterest_conversion_token",
         "event_quality",
+        "catalog_ids",
         "webhook_secret",
         "storefront_endpoint",
     ] {
@@ -212,6 +252,12 @@ async fn a_good_setup_passes_every_check_that_can_run() {
         reached.contains("#1001 reached the relay") || reached.contains("#1001, reached"),
         "{reached}"
     );
+    // The order's three variants, all in the catalog under the default CONTENT_ID.
+    let catalog = run.finding("catalog_ids")["detail"].as_str().unwrap();
+    assert!(
+        catalog.starts_with("CONTENT_ID=variant finds 3 of 3 recent line items"),
+        "{catalog}"
+    );
 }
 
 #[tokio::test]
@@ -225,6 +271,14 @@ async fn without_an_api_token_event_quality_is_skipped_not_failed() {
             .unwrap()
             .contains("PINTEREST_API_TOKEN")
     );
+    assert_eq!(run.status("catalog_ids"), "skip");
+    assert!(
+        run.finding("catalog_ids")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("catalogs:read")
+    );
+    assert_eq!(run.status("shopify_scopes"), "ok");
 }
 
 #[tokio::test]
@@ -252,8 +306,19 @@ async fn each_broken_part_fails_its_own_check_with_its_fix() {
             "client secret (Dev Dashboard, the app, Settings) in SHOPIFY_WEBHOOK_SECRETS",
         ),
         (Break::MissingOrder, "webhook_secret", "pinrelay reconcile"),
+        (
+            Break::MissingScope,
+            "shopify_scopes",
+            "add read_customers to the app's scopes (Dev Dashboard: the app, Versions",
+        ),
+        (
+            Break::CatalogBySku,
+            "catalog_ids",
+            "set CONTENT_ID=sku (stack parameter ContentId)",
+        ),
     ] {
-        let run = doctor(broken, false).await;
+        // With the API token, so catalog_ids runs too and must pass but for its own break.
+        let run = doctor(broken, true).await;
         assert_eq!(run.code, 1, "{broken:?}: {:?}", run.findings);
         assert_eq!(run.status(check), "fail", "{broken:?}: {:?}", run.findings);
         let found_fix = run.finding(check)["fix"].as_str().unwrap_or_default();
@@ -322,6 +387,8 @@ async fn moto_stack(
         "Parameters": {
             "PinterestAdAccountId": {"Type": "String"},
             "CheckoutOn": {"Type": "String"},
+            "ContentId": {"Type": "String", "Default": "variant"},
+            "CatalogCountry": {"Type": "String", "Default": ""},
         },
         "Resources": {
             "IngestLogGroup": {
@@ -395,11 +462,14 @@ async fn put_log_lines(env: &crate::helpers::TestEnv, group: &str, lines: &[Stri
     put.send().await.unwrap();
 }
 
-/// `doctor --stack` with nothing but AWS credentials in the environment.
+/// `doctor --stack` with nothing but AWS credentials in the environment (and
+/// `PINTEREST_API_TOKEN` when `api_token`), on a shop whose latest order's variants are in the
+/// catalog.
 async fn doctor_stack(
     unfilled: Option<(&str, &str)>,
     subscribed: bool,
     telemetry: Telemetry,
+    api_token: bool,
 ) -> Run {
     pinrelay::pinterest::http::install_crypto_provider();
     let env = crate::helpers::TestEnv::start().await;
@@ -413,6 +483,10 @@ async fn doctor_stack(
         }
     }
     moto_stack(&env, "pinrelay-doctor", WEBHOOK_URL, unfilled.as_slice()).await;
+    let order: Value = serde_json::from_slice(&order_body(1001)).unwrap();
+    seed_catalog(&pinterest, &order, false);
+    shopify.add_orders([FakeOrder::from_payload(order)]);
+    shopify.set_access_scopes(&GOOD_SCOPES);
     if telemetry == Telemetry::Refusals {
         // What ingest and dispatch write when that happens: two refusals (each also counted on
         // an EMF line, which must not count twice) and a pixel with other settings.
@@ -465,9 +539,14 @@ async fn doctor_stack(
             "PINTEREST_API_TOKEN",
             "WEBHOOK_URL",
             "CHECKOUT_ON",
+            "CONTENT_ID",
+            "CATALOG_COUNTRY",
             "SHOPIFY_API_VERSION",
         ] {
             command.env_remove(var);
+        }
+        if api_token {
+            command.env("PINTEREST_API_TOKEN", ACCESS_TOKEN);
         }
         command.output().unwrap()
     })
@@ -486,13 +565,16 @@ async fn doctor_stack(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_good_stack_passes_from_its_outputs_parameters_and_secrets_alone() {
-    let run = doctor_stack(None, true, Telemetry::Quiet).await;
+    let run = doctor_stack(None, true, Telemetry::Quiet, true).await;
     assert_eq!(run.code, 0, "{:?}", run.findings);
     for check in [
         "secrets",
         "shopify_admin_token",
+        "shopify_scopes",
         "webhook_subscriptions",
         "pinterest_conversion_token",
+        "event_quality",
+        "catalog_ids",
         "webhook_secret",
         "storefront_endpoint",
         "pixel_settings",
@@ -500,7 +582,6 @@ async fn a_good_stack_passes_from_its_outputs_parameters_and_secrets_alone() {
     ] {
         assert_eq!(run.status(check), "ok", "{:?}", run.finding(check));
     }
-    assert_eq!(run.status("event_quality"), "skip");
     assert!(
         run.finding("alarm_subscription")["detail"]
             .as_str()
@@ -511,7 +592,7 @@ async fn a_good_stack_passes_from_its_outputs_parameters_and_secrets_alone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stack_that_refused_webhooks_or_saw_an_old_pixel_fails_those_checks() {
-    let run = doctor_stack(None, true, Telemetry::Refusals).await;
+    let run = doctor_stack(None, true, Telemetry::Refusals, false).await;
     assert_eq!(run.code, 1, "{:?}", run.findings);
     assert_eq!(run.status("webhook_secret"), "fail", "{:?}", run.findings);
     assert!(
@@ -543,6 +624,7 @@ async fn a_stack_with_an_unfilled_secret_or_no_subscription_fails_that_check() {
         Some(("ShopifyAdminTokenSecret", "")),
         true,
         Telemetry::Quiet,
+        false,
     )
     .await;
     assert_eq!(run.code, 1, "{:?}", run.findings);
@@ -562,13 +644,14 @@ async fn a_stack_with_an_unfilled_secret_or_no_subscription_fails_that_check() {
         Some(("PinterestAccessTokenSecret", "your-conversion-token")),
         true,
         Telemetry::Quiet,
+        false,
     )
     .await;
     assert_eq!(run.code, 1);
     assert_eq!(run.status("secrets"), "fail");
     assert_eq!(run.status("pinterest_conversion_token"), "skip");
 
-    let run = doctor_stack(None, false, Telemetry::Quiet).await;
+    let run = doctor_stack(None, false, Telemetry::Quiet, false).await;
     assert_eq!(run.code, 1);
     assert_eq!(run.status("webhook_subscriptions"), "fail");
     assert!(
@@ -791,6 +874,7 @@ async fn a_stack_with_client_credentials_passes_and_a_wrong_secret_names_the_fix
         Some(("ShopifyAdminTokenSecret", &good)),
         true,
         Telemetry::Quiet,
+        false,
     )
     .await;
     assert_eq!(run.code, 0, "{:?}", run.findings);
@@ -803,6 +887,7 @@ async fn a_stack_with_client_credentials_passes_and_a_wrong_secret_names_the_fix
         Some(("ShopifyAdminTokenSecret", &wrong)),
         true,
         Telemetry::Quiet,
+        false,
     )
     .await;
     assert_eq!(run.code, 1);

@@ -1,6 +1,7 @@
-//! A local fake of Pinterest's Conversions API (`POST /v5/ad_accounts/{id}/events`) and Event
-//! Quality Score (`GET /v5/ad_accounts/{id}/conversion_eqs`) for the integration tests. It is not a
-//! mock that expects calls: it records state.
+//! A local fake of Pinterest's Conversions API (`POST /v5/ad_accounts/{id}/events`), Event
+//! Quality Score (`GET /v5/ad_accounts/{id}/conversion_eqs`) and catalog item lookup
+//! (`POST /v5/catalogs/items`) for the integration tests. It is not a mock that expects calls: it
+//! records state.
 //!
 //! - Checks the Bearer token ([`ACCESS_TOKEN`]) and answers 401 otherwise.
 //! - Validates every body against `tests/fixtures/pinterest/conversion-events.request.schema.json`;
@@ -18,6 +19,11 @@
 //!   `ingestion_source` it concatenates the `CONVERSIONS_API` and `TAG` answers, and
 //!   `source_platform` filters by the elements' `source_platform`. Requests are recorded
 //!   ([`FakePinterest::quality_requests`]).
+//! - `catalogs/items` checks the token the same way, validates the body against
+//!   [`catalog_items_request_schema`] (400 and [`FakePinterest::schema_errors`] otherwise), and
+//!   answers the retail items seeded with [`FakePinterest::add_catalog_items`] for the body's
+//!   `country` and `language` among its `item_ids` (an error record for each id it lacks, as the
+//!   real API may). [`FakePinterest::catalog_requests`] records each request.
 //!
 //! It does not model rate limits, event age checks or Pinterest's own event_id deduplication, and
 //! its quality scores are set, never computed from the events it accepted.
@@ -119,11 +125,26 @@ struct Inner {
     poison: HashSet<String>,
     event_quality: HashMap<(String, String), Value>,
     quality_requests: Vec<QualityRequest>,
+    /// Retail item ids by (country, language).
+    catalog: HashMap<(String, String), HashSet<String>>,
+    catalog_requests: Vec<CatalogRequest>,
+}
+
+/// One `POST catalogs/items` request the fake received, whatever its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogRequest {
+    /// The `ad_account_id` query parameter.
+    pub ad_account_id: Option<String>,
+    /// The body, as sent (`Null` when it is not JSON).
+    pub body: Value,
+    /// The status the fake answered.
+    pub status: u16,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
     validator: jsonschema::Validator,
+    catalog_validator: jsonschema::Validator,
 }
 
 impl Shared {
@@ -154,13 +175,18 @@ impl FakePinterest {
             .should_validate_formats(true)
             .build(&schema)
             .expect("request schema compiles");
+        let catalog_validator = jsonschema::options()
+            .build(&catalog_items_request_schema())
+            .expect("catalog request schema compiles");
         let shared = Arc::new(Shared {
             inner: Mutex::default(),
             validator,
+            catalog_validator,
         });
         let app = Router::new()
             .route("/v5/ad_accounts/{id}/events", post(events))
             .route("/v5/ad_accounts/{id}/conversion_eqs", get(conversion_eqs))
+            .route("/v5/catalogs/items", post(catalog_items))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -221,6 +247,26 @@ impl FakePinterest {
     /// Every `conversion_eqs` request received, in order.
     pub fn quality_requests(&self) -> Vec<QualityRequest> {
         self.shared.lock().quality_requests.clone()
+    }
+
+    /// From now on, the ad account's retail catalog holds these item ids for `country` and
+    /// `language` (`US`, `EN`).
+    pub fn add_catalog_items<I, S>(&self, country: &str, language: &str, item_ids: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.shared
+            .lock()
+            .catalog
+            .entry((country.to_owned(), language.to_owned()))
+            .or_default()
+            .extend(item_ids.into_iter().map(Into::into));
+    }
+
+    /// Every `catalogs/items` request received, in order.
+    pub fn catalog_requests(&self) -> Vec<CatalogRequest> {
+        self.shared.lock().catalog_requests.clone()
     }
 
     /// Removes every injected failure.
@@ -509,6 +555,93 @@ async fn conversion_eqs(
     reply(status, response)
 }
 
+/// `CatalogsItemsRequest` of the 5.23 spec as a JSON Schema, written out by hand for the retail
+/// filter (`CatalogsRetailItemsPostFilter`), the only one the relay sends: `country` and `language`
+/// required (ISO 3166-1 alpha-2; ISO 639-1 uppercase or a catalog locale such as `en-US`, as
+/// patterns rather than the spec's enums), `filters.catalog_type` `RETAIL`, `item_ids` 1 to 1000
+/// strings, an optional numeric `catalog_id`, and no other keys at the top level.
+pub fn catalog_items_request_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+            "language": {"type": "string", "pattern": "^([A-Z]{2}|[a-z]{2}(-[A-Z0-9]{2,3})?)$"},
+            "filters": {
+                "type": "object",
+                "properties": {
+                    "catalog_type": {"type": "string", "enum": ["RETAIL"]},
+                    "item_ids": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "minItems": 1,
+                        "maxItems": 1000,
+                    },
+                    "catalog_id": {"type": "string", "pattern": "^\\d+$"},
+                },
+                "required": ["catalog_type", "item_ids"],
+            },
+        },
+        "additionalProperties": false,
+        "required": ["country", "language", "filters"],
+    })
+}
+
+async fn catalog_items(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let mut inner = shared.lock();
+    let (status, answer) = if !authorized(&headers) {
+        (401, error_body(401))
+    } else if let Some(errors) = invalid(&shared.catalog_validator, parsed.as_ref()) {
+        let message = format!("Invalid request: {}", errors.join("; "));
+        inner.schema_errors.extend(errors);
+        (400, json!({ "code": 1, "message": message }))
+    } else if let Some(failure) = inner.fail_next.pop_front() {
+        match failure {
+            Failure::Status(status) => (status, error_body(status)),
+            Failure::Timeout => (503, error_body(503)),
+        }
+    } else {
+        let body = parsed.clone().unwrap_or_default();
+        let key = (
+            body["country"].as_str().unwrap_or_default().to_owned(),
+            body["language"].as_str().unwrap_or_default().to_owned(),
+        );
+        let held = inner.catalog.get(&key);
+        let items: Vec<Value> = body["filters"]["item_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|id| match held.is_some_and(|h| h.contains(id)) {
+                true => json!({
+                    "catalog_type": "RETAIL",
+                    "item_id": id,
+                    "attributes": {"title": format!("Item {id}"), "image_link": ["https://example.com/i.jpg"]},
+                    "pins": [],
+                }),
+                false => json!({
+                    "catalog_type": "RETAIL",
+                    "item_id": id,
+                    "errors": [{"attribute": "item_id", "code": 404, "message": "Item not found."}],
+                }),
+            })
+            .collect();
+        (200, json!({ "items": items }))
+    };
+    inner.catalog_requests.push(CatalogRequest {
+        ad_account_id: query.get("ad_account_id").cloned(),
+        body: parsed.unwrap_or(Value::Null),
+        status,
+    });
+    drop(inner);
+    reply(status, answer)
+}
+
 fn authorized(headers: &HeaderMap) -> bool {
     headers
         .get(header::AUTHORIZATION)
@@ -747,6 +880,58 @@ mod tests {
         )
         .await;
         assert_eq!(body, json!([]));
+    }
+
+    #[tokio::test]
+    async fn catalog_items_answers_the_seeded_ids_and_refuses_a_body_off_the_schema() {
+        let fake = FakePinterest::start().await;
+        fake.add_catalog_items("US", "EN", ["39072856"]);
+        pinrelay::pinterest::http::install_crypto_provider();
+        let post = |body: Value| {
+            let url = format!(
+                "{}/v5/catalogs/items?ad_account_id={AD_ACCOUNT_ID}",
+                fake.base_url()
+            );
+            async move {
+                let response = reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(ACCESS_TOKEN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap())
+            }
+        };
+        let (status, body) = post(json!({
+            "country": "US",
+            "language": "EN",
+            "filters": {"catalog_type": "RETAIL", "item_ids": ["39072856", "IPOD2008GREEN"]},
+        }))
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["items"][0]["item_id"], "39072856");
+        assert!(body["items"][0].get("errors").is_none());
+        assert!(body["items"][1]["errors"].is_array());
+        let (status, _) = post(json!({
+            "country": "US",
+            "filters": {"catalog_type": "RETAIL", "item_ids": []},
+            "extra": 1,
+        }))
+        .await;
+        assert_eq!(status, 400);
+        let errors = fake.schema_errors();
+        for part in ["language", "item_ids", "extra"] {
+            assert!(
+                errors.iter().any(|e| e.contains(part)),
+                "{part}: {errors:?}"
+            );
+        }
+        let requests = fake.catalog_requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].ad_account_id.as_deref(), Some(AD_ACCOUNT_ID));
+        assert_eq!(requests[1].status, 400);
     }
 
     #[tokio::test]

@@ -291,6 +291,39 @@ impl ContentIdSource {
             }
         }
     }
+    /// The catalog id of a line item under this source, as `content_ids` carries it; `None` when
+    /// the item has none (a custom line item, or a template naming an id it lacks). `country` is
+    /// the `{country}` of a template ([`Options::catalog_country`]).
+    pub fn item_id(&self, item: ItemIds<'_>, country: Option<&str>) -> Option<String> {
+        let sku = || item.sku.and_then(fields::non_blank);
+        let variant_or_product = || item.variant_id.or(item.product_id).map(|id| id.to_string());
+        match self {
+            Self::Template(template) => render_content_id(template, |name| match name {
+                "variant_id" => item.variant_id.map(|id| id.to_string()),
+                "product_id" => item.product_id.map(|id| id.to_string()),
+                "sku" => sku(),
+                "country" => country.map(str::to_owned),
+                _ => None,
+            })
+            .ok()
+            .flatten(),
+            Self::Variant => variant_or_product(),
+            Self::Sku => sku().or_else(|| item.variant_id.map(|id| id.to_string())),
+            Self::Product => item.product_id.map(|id| id.to_string()),
+        }
+    }
+}
+
+/// The ids a line item can be known by in a catalog: a webhook's `line_items[]`, or a recent
+/// order's line item read from the Admin API (doctor's `catalog_ids`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemIds<'a> {
+    /// `variant_id`.
+    pub variant_id: Option<u64>,
+    /// `product_id`.
+    pub product_id: Option<u64>,
+    /// `sku`, as the order line has it.
+    pub sku: Option<&'a str>,
 }
 
 /// Renders a `CONTENT_ID` template: `Ok(None)` when a placeholder has no value for this item (the

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use super::fields::*;
 use super::money::currency_amount;
 use super::{
-    CheckoutOn, ContentIdSource, Conversion, MappingError, Options, OrderRef, Outcome, SkipReason,
-    ValueSource, render_event_id,
+    CheckoutOn, ContentIdSource, Conversion, ItemIds, MappingError, Options, OrderRef, Outcome,
+    SkipReason, ValueSource, render_event_id,
 };
 use crate::pinterest::normalize;
 use crate::pinterest::{ActionSource, Content, CustomData, Event, UserData};
@@ -341,27 +341,14 @@ fn order_custom_data(order: &Order, order_id: u64, options: &Options) -> CustomD
 }
 
 fn content_id(item: &LineItem, source: &ContentIdSource, country: Option<&str>) -> Option<String> {
-    let variant_or_product = || item.variant_id.or(item.product_id).map(|id| id.to_string());
-    match source {
-        ContentIdSource::Template(template) => {
-            super::render_content_id(template, |name| match name {
-                "variant_id" => item.variant_id.map(|id| id.to_string()),
-                "product_id" => item.product_id.map(|id| id.to_string()),
-                "sku" => item.sku.as_deref().and_then(non_blank),
-                "country" => country.map(str::to_owned),
-                _ => None,
-            })
-            .ok()
-            .flatten()
-        }
-        ContentIdSource::Variant => variant_or_product(),
-        ContentIdSource::Sku => item
-            .sku
-            .as_deref()
-            .and_then(non_blank)
-            .or_else(|| item.variant_id.map(|id| id.to_string())),
-        ContentIdSource::Product => item.product_id.map(|id| id.to_string()),
-    }
+    source.item_id(
+        ItemIds {
+            variant_id: item.variant_id,
+            product_id: item.product_id,
+            sku: item.sku.as_deref(),
+        },
+        country,
+    )
 }
 
 /// The value every item agrees on, when there is exactly one.

@@ -35,10 +35,11 @@ pub struct PinterestHttpConfig {
 /// Sends events with `reqwest` over rustls.
 #[derive(Debug, Clone)]
 pub struct PinterestHttp {
-    /// Shared with [`super::quality`], so the Event Quality Score reuses the warm connections.
+    /// Shared with [`super::quality`] and [`super::catalog`], so their reads reuse the warm
+    /// connections.
     pub(super) client: reqwest::Client,
     url: String,
-    /// Base URL, ad account and token; [`super::quality`] reads them too.
+    /// Base URL, ad account and token; [`super::quality`] and [`super::catalog`] read them too.
     pub(super) config: PinterestHttpConfig,
 }
 

@@ -1,8 +1,10 @@
 //! Pinterest's side of the relay: the Conversions API request model, normalization and hashing of
-//! user data, the [`ConversionsApi`] port, and its adapters; and [`quality`], Pinterest's Event
-//! Quality Score beside the relay's own match-key counts.
+//! user data, the [`ConversionsApi`] port, and its adapters; [`quality`], Pinterest's Event
+//! Quality Score beside the relay's own match-key counts; and [`catalog`], which item ids the ad
+//! account's catalog holds.
 
 pub mod api;
+pub mod catalog;
 pub mod dry_run;
 pub mod event;
 pub mod http;
@@ -11,6 +13,7 @@ pub mod normalize;
 pub mod quality;
 
 pub use api::{ConversionsApi, ConversionsApiError, EventStatus};
+pub use catalog::CatalogError;
 pub use dry_run::DryRun;
 pub use event::{ActionSource, Content, CustomData, Event, EventBatch, UserData};
 pub use http::{PinterestHttp, PinterestHttpConfig};
