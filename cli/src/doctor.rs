@@ -16,12 +16,14 @@ use pinrelay::idempotency::{IdempotencyKey, IdempotencyStore as _};
 use pinrelay::mapping::{CheckoutOn, ContentIdSource};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::shopify::admin::{
-    AdminApi, AdminCredentials, DEFAULT_API_VERSION, RetryPolicy, legacy_id, shop_domain,
+    AdminApi, AdminCredentials, DEFAULT_API_VERSION, RetryPolicy, shop_domain,
 };
 use pinrelay::{ingest, metrics};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::stack::Stack;
+use pinrelay::registry::sqlite::SqliteRegistry;
+use pinrelay::registry::{Registry as _, Shop};
 
 /// Arguments of `pinrelay doctor`. Tokens and secrets come from the stack or serve's variables,
 /// never flags.
@@ -146,6 +148,8 @@ struct Setup {
     catalog_country: Option<String>,
     webhook_url: Option<String>,
     api_version: String,
+    /// A registered store's own Pinterest API token (else `PINTEREST_API_TOKEN`).
+    api_token: Option<SecretString>,
 }
 
 /// Runs the checks and prints them.
@@ -257,7 +261,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .await,
     );
-    let api_token = config::var(keys::PINTEREST_API_TOKEN).map(SecretString::from);
+    let api_token = setup
+        .api_token
+        .clone()
+        .or_else(|| config::var(keys::PINTEREST_API_TOKEN).map(SecretString::from));
     let api = pinterest(api_token, false)?;
     findings.push(doctor::event_quality(api.as_ref()).await);
     findings.push(
@@ -302,15 +309,13 @@ async fn latest_order(
     let (Some(admin), Some(records)) = (admin, records) else {
         return LatestOrder::Unknown;
     };
-    let orders = match admin.recent_line_items(1).await {
-        Ok(orders) => orders,
+    let order = match admin.newest_order().await {
+        Ok(Some(order)) => order,
+        Ok(None) => return LatestOrder::None,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the latest order");
             return LatestOrder::Unknown;
         }
-    };
-    let Some(order) = orders.first() else {
-        return LatestOrder::None;
     };
     let name = order.name.clone();
     let now = chrono::Utc::now();
@@ -318,7 +323,7 @@ async fn latest_order(
     if age < order_delay + pinrelay::reconcile::Settings::default().grace {
         return LatestOrder::TooRecent { name };
     }
-    let Some(key) = legacy_id(&order.id).and_then(|id| IdempotencyKey::order(shop, id).ok()) else {
+    let Ok(key) = IdempotencyKey::order(shop, order.legacy_resource_id) else {
         return LatestOrder::Unknown;
     };
     match records.has(&key).await {
@@ -384,6 +389,12 @@ async fn serve_counts(webhook_url: Option<&str>) -> Observed {
 
 /// `pinrelay serve`'s setup: its variables, and its data directory when given.
 async fn from_env(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Result<Setup> {
+    if let Some(dir) = data_dir {
+        let registry = SqliteRegistry::new(crate::local::open_existing_db(dir)?);
+        if let Some(store) = registry.get(shop).await? {
+            return from_store(&store, dir).await;
+        }
+    }
     let options = config::mapping_options()?;
     let var = |key: &'static str, fix: &str| Secret {
         name: key.to_owned(),
@@ -440,6 +451,74 @@ async fn from_env(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Res
         webhook_url: config::var(keys::WEBHOOK_URL),
         api_version: config::var(keys::SHOPIFY_API_VERSION)
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
+        api_token: None,
+    })
+}
+
+/// A store registered in serve's data directory (`pinrelay shops add`): its own secrets, ad
+/// account and settings, the relay's variables for the rest.
+async fn from_store(store: &Shop, dir: &std::path::Path) -> anyhow::Result<Setup> {
+    let domain = &store.entry.domain;
+    let fallback = |k: &'static str| config::var(k);
+    let options = store.options(&fallback)?;
+    let update = format!(
+        "run `pinrelay shops update {domain} --secrets --data-dir {}`",
+        dir.display()
+    );
+    let secret = |name: &str, value: Option<&String>| Secret {
+        name: format!("{domain}'s {name}"),
+        value: value.cloned(),
+        fix: update.clone(),
+    };
+    let secrets = &store.secrets;
+    let admin = match (
+        &secrets.shopify_admin_token,
+        &secrets.shopify_client_id,
+        &secrets.shopify_client_secret,
+    ) {
+        (Some(token), _, _) => Some(AdminCredentials::Token(SecretString::from(token.clone()))),
+        (None, Some(id), Some(secret)) => Some(AdminCredentials::ClientCredentials {
+            client_id: id.clone(),
+            client_secret: SecretString::from(secret.clone()),
+        }),
+        _ => None,
+    };
+    Ok(Setup {
+        secrets: vec![
+            secret("webhook secret", secrets.webhook_secrets.first()),
+            secret(
+                "Pinterest conversion token",
+                secrets.pinterest_access_token.as_ref(),
+            ),
+        ],
+        webhook_secret_home: format!("{domain}'s webhook secret ({update})"),
+        records: Some(Records::Local(SqliteIdempotencyStore::new(
+            crate::local::open_existing_db(dir)?,
+        ))),
+        observed: serve_counts(config::var(keys::WEBHOOK_URL).as_deref()).await,
+        alarm: None,
+        order_delay: Duration::from_secs(
+            config::var(keys::ORDER_DELAY_SECONDS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(config::DEFAULT_ORDER_DELAY_SECONDS),
+        ),
+        pixel_command: format!("pinrelay pixel --shop {domain} --tag-id YOUR_TAG_ID"),
+        admin: Admin::new(admin, format!("{domain}'s Admin credentials ({update})")),
+        conversion_token: Token::new(
+            secrets
+                .pinterest_access_token
+                .clone()
+                .map(SecretString::from),
+            format!("{domain}'s Pinterest conversion token ({update})"),
+        ),
+        ad_account: Some(store.entry.ad_account_id.clone()),
+        checkout_on: options.checkout_on,
+        content_id: options.content_id,
+        catalog_country: options.catalog_country,
+        webhook_url: config::var(keys::WEBHOOK_URL),
+        api_version: config::var(keys::SHOPIFY_API_VERSION)
+            .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
+        api_token: secrets.pinterest_api_token.clone().map(SecretString::from),
     })
 }
 
@@ -631,6 +710,7 @@ async fn from_stack(name: &str, shop: &str) -> anyhow::Result<Setup> {
         webhook_url: stack.output("WebhookUrl"),
         api_version: config::var(keys::SHOPIFY_API_VERSION)
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
+        api_token: None,
     })
 }
 

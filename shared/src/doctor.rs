@@ -289,7 +289,7 @@ pub fn shopify_scopes(
             String::new()
         } else {
             format!(
-                "; {CATALOG_PROBE_SCOPE}, which catalog_ids and the latest order of webhook_secret read with, is not granted"
+                "; {CATALOG_PROBE_SCOPE}, which catalog_ids reads the line items with, is not granted"
             )
         };
         return Finding::ok(
@@ -1088,10 +1088,9 @@ mod tests {
             CheckoutOn::Created,
         );
         assert_eq!(f.status, Status::Ok);
-        assert!(
-            f.detail
-                .contains("read_products, which catalog_ids and the latest order of webhook_secret read with, is not granted")
-        );
+        assert!(f.detail.contains(
+            "read_products, which catalog_ids reads the line items with, is not granted"
+        ));
         let f = shopify_scopes(
             Some(&granted(&[
                 "read_orders",

@@ -606,6 +606,9 @@ fn answer(inner: &mut Inner, query: &str, variables: &Value) -> Value {
         json!({"data": {"currentAppInstallation": {"accessScopes": scopes}}})
     } else if query.contains("orders(") && query.contains("lineItems(") {
         recent_line_items(inner, variables)
+    } else if query.contains("pinrelayNewestOrder") {
+        let newest = inner.orders.iter().max_by_key(|o| (o.created_at, o.id));
+        json!({"data": {"orders": {"nodes": newest.map(FakeOrder::node).into_iter().collect::<Vec<_>>()}}})
     } else if query.contains("orders(") {
         orders(inner, variables)
     } else if query.contains("shop {") {

@@ -286,3 +286,96 @@ async fn a_store_whose_token_is_refused_does_not_hold_up_another() {
     let health = relay.health().await;
     assert!(health["pending"].as_u64().unwrap_or(0) >= 3, "{health}");
 }
+
+/// `pinrelay doctor --shop SHOP --data-dir DIR --json` for a registered store, with none of the
+/// default store's variables set: the findings.
+fn doctor(data_dir: &Path, shop: &str, shopify: &str, pinterest: &str) -> (i32, Vec<Value>) {
+    let mut command = Command::new(pinrelay_bin());
+    command
+        .args(["doctor", "--shop", shop, "--json", "--data-dir"])
+        .arg(data_dir)
+        .args(["--admin-url-base", shopify])
+        .env("PINTEREST_API_URL", pinterest);
+    for var in [
+        "SHOPIFY_WEBHOOK_SECRETS",
+        "PINTEREST_ACCESS_TOKEN",
+        "PINTEREST_AD_ACCOUNT_ID",
+        "PINTEREST_API_TOKEN",
+        "SHOPIFY_ADMIN_TOKEN",
+        "SHOPIFY_CLIENT_ID",
+        "SHOPIFY_CLIENT_SECRET",
+        "WEBHOOK_URL",
+        "CHECKOUT_ON",
+        "CONTENT_ID",
+    ] {
+        command.env_remove(var);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let findings = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), findings)
+}
+
+fn status<'a>(findings: &'a [Value], check: &str) -> &'a Value {
+    findings
+        .iter()
+        .find(|f| f["check"] == check)
+        .unwrap_or_else(|| panic!("no {check} in {findings:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_checks_a_registered_store_with_its_own_secrets_and_ad_account() {
+    let pinterest = FakePinterest::start().await;
+    let shopify = crate::fake_shopify::FakeShopify::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    add(&data_dir, &ALPHA, ACCESS_TOKEN);
+    add(&data_dir, &BETA, "pina_revoked");
+    let (shopify_url, pinterest_url) = (shopify.base_url(), pinterest.base_url());
+    let (code, findings) = tokio::task::spawn_blocking({
+        let (data_dir, s, p) = (data_dir.clone(), shopify_url.clone(), pinterest_url.clone());
+        move || doctor(&data_dir, ALPHA.domain, &s, &p)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{findings:?}");
+    for check in ["secrets", "pinterest_conversion_token"] {
+        assert_eq!(status(&findings, check)["status"], "ok", "{findings:?}");
+    }
+    assert!(
+        status(&findings, "secrets")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("alpha.myshopify.com's webhook secret")
+    );
+    // The probe went to alpha's ad account with alpha's token.
+    assert!(
+        pinterest
+            .requests()
+            .iter()
+            .any(|r| r.ad_account_id == ALPHA.ad_account && r.status == 200)
+    );
+
+    // Beta's refused token fails beta's check, and the fix names the command for beta.
+    let (code, findings) = tokio::task::spawn_blocking({
+        let data_dir = data_dir.clone();
+        move || doctor(&data_dir, BETA.domain, &shopify_url, &pinterest_url)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1);
+    let check = status(&findings, "pinterest_conversion_token");
+    assert_eq!(check["status"], "fail");
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("pinrelay shops update beta.myshopify.com --secrets"),
+        "{check}"
+    );
+    let all = serde_json::to_string(&findings).unwrap();
+    for secret in [ALPHA.secret, BETA.secret, ACCESS_TOKEN, "pina_revoked"] {
+        assert!(!all.contains(secret), "printed {secret}");
+    }
+}
