@@ -3,7 +3,8 @@
 //!
 //! - A [`Shop`] is its [`ShopEntry`] (what may be shown: domain, Shopify's numeric id, ad account,
 //!   settings, enabled) and its [`ShopSecrets`] (never shown, never logged). `serve` keeps both in
-//!   its database ([`sqlite`]); a stack keeps entries in its table and secrets in Secrets Manager.
+//!   its database ([`sqlite`]); a stack keeps entries in its table and secrets in Secrets Manager
+//!   (`aws`, one secret per store, read again only when its entry changes).
 //! - The relay's own variables (`SHOPIFY_WEBHOOK_SECRETS`, `PINTEREST_*`, the rule variables and the
 //!   `SHOPIFY_SHOP_DOMAINS` allow-list) are the **default store**: a stack or serve set up before
 //!   the registry keeps working unchanged, and a registered store's settings fall back to them.
@@ -12,6 +13,8 @@
 //!   changed takes effect within a minute, secret rotation included), caches unknown shops too (an
 //!   unsigned flood costs no reads), and on a read error answers from the last good copy.
 
+#[cfg(all(feature = "dynamodb", feature = "secretsmanager"))]
+pub mod aws;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -266,11 +269,21 @@ impl DefaultStore {
         if secrets.webhook_secrets.iter().all(|s| s.trim().is_empty()) {
             return None;
         }
+        Some(Self::with_secrets(secrets, config::allowed_shops()))
+    }
+
+    /// The default store as dispatch sees it: every shop that is not registered (ingest verified
+    /// it already), with the relay's settings and no secret (dispatch holds its token itself).
+    pub fn any_shop() -> Self {
+        Self::with_secrets(ShopSecrets::default(), None)
+    }
+
+    fn with_secrets(secrets: ShopSecrets, domains: Option<HashSet<String>>) -> Self {
         let settings = STORE_SETTINGS
             .iter()
             .filter_map(|k| Some(((*k).to_owned(), config::var(k)?)))
             .collect();
-        Some(Self {
+        Self {
             shop: Arc::new(Shop {
                 entry: ShopEntry {
                     domain: String::new(),
@@ -282,8 +295,8 @@ impl DefaultStore {
                 },
                 secrets,
             }),
-            domains: config::allowed_shops(),
-        })
+            domains,
+        }
     }
 
     /// The default store of a relay configured in code: `secrets` for the shops of `domains`
