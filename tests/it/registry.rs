@@ -49,7 +49,12 @@ pub fn shop(domain: &str, ad_account: &str, secret: &str, token: &str) -> Shop {
 async fn secret_value(env: &TestEnv, name: &str) -> Option<String> {
     match env.secrets.get_secret_value().secret_id(name).send().await {
         Ok(out) => out.secret_string,
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => None,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            None
+        }
         Err(e) => panic!("GetSecretValue {name}: {e:?}"),
     }
 }
@@ -245,7 +250,14 @@ async fn shops_with_stack_adds_lists_shows_and_removes_stores_of_a_stack() {
     let add = shops(
         &env,
         stack,
-        &["add", "alpha", "--ad-account", "549755885175", "--set", "CONTENT_ID=sku"],
+        &[
+            "add",
+            "alpha",
+            "--ad-account",
+            "549755885175",
+            "--set",
+            "CONTENT_ID=sku",
+        ],
         "shpss_alpha_secret\npina_alpha_token\n\n\n",
     );
     assert!(add.status.success(), "{}", text(&add));
@@ -273,7 +285,11 @@ async fn shops_with_stack_adds_lists_shows_and_removes_stores_of_a_stack() {
 
     let list = shops(&env, stack, &["list"], "");
     assert!(list.status.success(), "{}", text(&list));
-    assert!(text(&list).contains("alpha.myshopify.com  549755885175  enabled"), "{}", text(&list));
+    assert!(
+        text(&list).contains("alpha.myshopify.com  549755885175  enabled"),
+        "{}",
+        text(&list)
+    );
 
     let show = shops(&env, stack, &["show", "alpha"], "");
     assert!(show.status.success(), "{}", text(&show));
@@ -281,12 +297,7 @@ async fn shops_with_stack_adds_lists_shows_and_removes_stores_of_a_stack() {
     assert!(!text(&show).contains("shpss_alpha_secret"));
     assert!(!text(&show).contains("pina_alpha_token"));
 
-    let again = shops(
-        &env,
-        stack,
-        &["add", "alpha", "--ad-account", "1"],
-        "x\n",
-    );
+    let again = shops(&env, stack, &["add", "alpha", "--ad-account", "1"], "x\n");
     assert!(!again.status.success());
     assert!(text(&again).contains("registered already"));
 
@@ -298,18 +309,30 @@ async fn shops_with_stack_adds_lists_shows_and_removes_stores_of_a_stack() {
             .is_none()
     );
     let list = shops(&env, stack, &["list"], "");
-    assert!(text(&list).contains("no store registered"), "{}", text(&list));
+    assert!(
+        text(&list).contains("no store registered"),
+        "{}",
+        text(&list)
+    );
 
     // --data-dir and --stack name two registries: refused together.
     let both = shops(&env, stack, &["list", "--data-dir", "/tmp/x"], "");
     assert!(!both.status.success());
-    assert!(text(&both).contains("cannot be used with"), "{}", text(&both));
+    assert!(
+        text(&both).contains("cannot be used with"),
+        "{}",
+        text(&both)
+    );
 
     // A stack without the output: the message says to deploy this version.
     registry_stack_without_prefix(&env, "pinrelay-old").await;
     let old = shops(&env, "pinrelay-old", &["list"], "");
     assert!(!old.status.success());
-    assert!(text(&old).contains("has no ShopSecretsPrefix output"), "{}", text(&old));
+    assert!(
+        text(&old).contains("has no ShopSecretsPrefix output"),
+        "{}",
+        text(&old)
+    );
 }
 
 async fn registry_stack_without_prefix(env: &TestEnv, name: &str) {
