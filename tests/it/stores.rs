@@ -252,6 +252,6 @@ async fn three_registered_stores_each_reach_their_own_ad_account_and_one_refused
         .iter()
         .find(|m| m.attributes.get(attr::SHOP).map(String::as_str) == Some(STORES[0].0))
         .unwrap();
-    assert_eq!(report.batch_item_failures, [alpha.id.clone()]);
+    assert_eq!(report.batch_item_failures, std::slice::from_ref(&alpha.id));
     assert!(env.receive_all(&env.dlq_url).await.is_empty());
 }

@@ -13,8 +13,9 @@
 //! secret is read again only when its entry changed: [`AwsRegistry::get`] reads the entry (one
 //! `GetItem`) and reuses the secrets it read for the same `updated_at` and secret version. A warm
 //! function re-reading a store every minute (the [`super::CachedDirectory`]) makes 43,200
-//! `GetItem`s a month (about $0.005 on demand) and no `GetSecretValue` until the store changes;
-//! each cold start reads the secret once. An added store stays under $0.50 a month.
+//! `GetItem`s a month (about $0.011 at $0.25 per million reads) and no `GetSecretValue` until the
+//! store changes; each cold start reads the secret once. An added store stays under $0.50 a month
+//! (the README's "Many stores" has the arithmetic).
 //!
 //! **Size.** The index item holds at most [`MAX_STORES`] domains: at 77 bytes a domain at most
 //! (a 63-character name), 5,000 fit in DynamoDB's 400 KB item with room to spare.
