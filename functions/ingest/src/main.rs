@@ -50,7 +50,7 @@ async fn build() -> anyhow::Result<Ingest<SqsQueue>> {
     let secrets = secrets::webhook_secrets(&secrets_client)
         .await
         .context("cannot load the Shopify webhook secrets")?;
-    let default = DefaultStore::from_secrets(&secrets, settings.allowed_shops.clone());
+    let default = DefaultStore::verifying(&secrets, settings.allowed_shops.clone());
     let shops = registry::aws::directory(&sdk, settings.registry.as_ref(), default);
     let config = settings.config_with(Arc::new(shops));
     tracing::info!(
@@ -268,10 +268,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn answers_400_when_the_topic_or_shop_header_is_missing() {
-        for name in ["missing-topic", "missing-shop-domain"] {
+    async fn answers_400_without_a_topic_and_401_without_a_shop_to_verify_with() {
+        // Without the shop header there is no store, so no secret: answered like a bad signature.
+        for (name, status) in [
+            ("missing-topic", StatusCode::BAD_REQUEST),
+            ("missing-shop-domain", StatusCode::UNAUTHORIZED),
+        ] {
             let (response, sent, _) = run(name).await;
-            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
+            assert_eq!(response.status(), status, "{name}");
             assert!(sent.is_empty(), "{name}");
         }
     }

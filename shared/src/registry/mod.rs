@@ -313,6 +313,32 @@ impl DefaultStore {
         Some(store)
     }
 
+    /// The default store as ingest needs it: `secrets` for the shops of `domains` (any shop when
+    /// `None`) and no setting, since ingest applies none (it reads no other variable). `None`
+    /// without a secret.
+    pub fn verifying(secrets: &WebhookSecrets, domains: Option<HashSet<String>>) -> Option<Self> {
+        if secrets.exposed().all(|s| s.trim().is_empty()) {
+            return None;
+        }
+        Some(Self {
+            shop: Arc::new(Shop {
+                entry: ShopEntry {
+                    domain: String::new(),
+                    shop_id: None,
+                    ad_account_id: String::new(),
+                    settings: BTreeMap::new(),
+                    enabled: true,
+                    updated_at: DateTime::<Utc>::UNIX_EPOCH,
+                },
+                secrets: ShopSecrets {
+                    webhook_secrets: secrets.exposed().map(str::to_owned).collect(),
+                    ..ShopSecrets::default()
+                },
+            }),
+            domains,
+        })
+    }
+
     fn serves(&self, domain: &str) -> bool {
         self.domains.as_ref().is_none_or(|d| d.contains(domain))
     }
