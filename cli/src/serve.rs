@@ -350,7 +350,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // without a restart.
     let registry = SqliteRegistry::new(db.clone());
     let registered = registry.list().await?;
-    let default = DefaultStore::from_secrets(&settings.webhook_secrets, config::allowed_shops());
+    let default = DefaultStore::new(&settings.webhook_secrets, config::allowed_shops());
     if default.is_none() && registered.is_empty() {
         anyhow::bail!(
             "no store to serve: set SHOPIFY_WEBHOOK_SECRETS to the Shopify app's client secret, or register stores with `pinrelay shops add SHOP --data-dir {}`",

@@ -1,5 +1,7 @@
 //! `pinrelay shops add | list | show | update | remove`: the stores one relay serves, for
-//! `pinrelay serve` (`--data-dir`). Offline: nothing is checked against Shopify or Pinterest here
+//! `pinrelay serve` (`--data-dir`) or a deployed stack (`--stack NAME`: entries in its table,
+//! each store's secrets in a Secrets Manager secret `{StackName}/shops/{domain}`, both read from
+//! the stack's outputs). Offline: nothing is checked against Shopify or Pinterest here
 //! (`pinrelay doctor --shop` does that). Secrets come from the variables the relay reads (a
 //! variable that is set wins), else hidden prompts on a terminal, else standard input's lines;
 //! never from a flag. A running relay sees a change within a minute, without a restart.
@@ -11,13 +13,18 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::Utc;
+use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, keys};
 use pinrelay::doctor::is_placeholder;
+use pinrelay::dynamodb::Table;
+use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::registry::sqlite::SqliteRegistry;
 use pinrelay::registry::{Registry, STORE_SETTINGS, Shop, ShopEntry, ShopSecrets};
 use pinrelay::shopify::admin::{AdminCredentials, shop_domain};
 use pinrelay::sqlite::SqliteDatabase;
 use secrecy::ExposeSecret as _;
+
+use crate::stack::Stack;
 
 /// Arguments of `pinrelay shops`.
 #[derive(clap::Args)]
@@ -26,8 +33,17 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Command,
     /// `pinrelay serve`'s data directory.
-    #[arg(long, global = true, default_value = ".pinrelay")]
+    #[arg(
+        long,
+        global = true,
+        default_value = ".pinrelay",
+        conflicts_with = "stack"
+    )]
     pub data_dir: PathBuf,
+    /// A deployed stack instead: its table and secrets prefix are read from its outputs
+    /// (IdempotencyTableName, ShopSecretsPrefix).
+    #[arg(long, global = true)]
+    pub stack: Option<String>,
 }
 
 /// The `shops` subcommands.
@@ -98,11 +114,33 @@ pub struct EntryArgs {
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(stack) = &args.stack {
+        let registry = stack_registry(stack).await?;
+        return run_on(&registry, args.command).await;
+    }
     let registry = SqliteRegistry::new(
         SqliteDatabase::open_in(&args.data_dir)
             .with_context(|| format!("cannot open {}", args.data_dir.display()))?,
     );
     run_on(&registry, args.command).await
+}
+
+/// The registry of stack `name`, from its outputs.
+async fn stack_registry(name: &str) -> anyhow::Result<AwsRegistry> {
+    let sdk = aws::load(Budget::CLI).await;
+    let stack = Stack::describe(&sdk, name).await?;
+    let output = |key: &str| {
+        stack.output(key).with_context(|| {
+            format!("stack {name} has no {key} output: deploy this version of pinrelay's template (sam deploy or cdk deploy) to add it")
+        })
+    };
+    let table = output("IdempotencyTableName")?;
+    let prefix = output("ShopSecretsPrefix")?;
+    Ok(AwsRegistry::new(
+        Table::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        prefix,
+    ))
 }
 
 /// Runs a `shops` subcommand on any registry.
@@ -136,7 +174,7 @@ pub async fn run_on(registry: &impl Registry, command: Command) -> anyhow::Resul
                 },
                 secrets: read_secrets()?,
             };
-            registry.put(&shop).await?;
+            registry.register(&shop).await?;
             eprintln!(
                 "added    {domain}: ad account {}; {}",
                 shop.entry.ad_account_id,
@@ -182,7 +220,7 @@ pub async fn run_on(registry: &impl Registry, command: Command) -> anyhow::Resul
                 shop.secrets = read_secrets()?;
             }
             shop.entry.updated_at = Utc::now();
-            registry.put(&shop).await?;
+            registry.register(&shop).await?;
             eprintln!(
                 "updated  {}: takes effect within a minute",
                 shop.entry.domain

@@ -34,8 +34,11 @@ pub mod keys {
     pub const SHOPIFY_SHOP_DOMAINS: &str = "SHOPIFY_SHOP_DOMAINS";
     /// Seconds order webhooks wait in the queue before dispatch (default 0).
     pub const ORDER_DELAY_SECONDS: &str = "ORDER_DELAY_SECONDS";
-    /// DynamoDB table of idempotency records.
+    /// DynamoDB table of idempotency records (and, on a stack, the registered stores' entries).
     pub const IDEMPOTENCY_TABLE: &str = "IDEMPOTENCY_TABLE";
+    /// The name prefix of the registered stores' secrets (`{StackName}/shops/`); set, the
+    /// functions serve the stores registered with `pinrelay shops --stack`.
+    pub const SHOP_SECRETS_PREFIX: &str = "SHOP_SECRETS_PREFIX";
     /// SQS dead-letter queue URL.
     pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
     /// Pinterest API base URL (default `https://api.pinterest.com`).
@@ -552,12 +555,38 @@ fn pinterest_settings(ad_account_id: String) -> Result<PinterestSettings, Invali
     })
 }
 
+/// Where a stack's registered stores are: entries in its table, secrets under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// `IDEMPOTENCY_TABLE`.
+    pub table: String,
+    /// `SHOP_SECRETS_PREFIX`.
+    pub secrets_prefix: String,
+}
+
+/// Reads `SHOP_SECRETS_PREFIX` and `IDEMPOTENCY_TABLE`: `None` without a prefix (a stack before
+/// the registry: the default store alone).
+///
+/// # Errors
+/// [`ConfigError::Missing`] when the prefix is set without the table.
+pub fn registry_settings() -> Result<Option<RegistrySettings>, ConfigError> {
+    let Some(secrets_prefix) = var(keys::SHOP_SECRETS_PREFIX) else {
+        return Ok(None);
+    };
+    Ok(Some(RegistrySettings {
+        table: required(keys::IDEMPOTENCY_TABLE)?,
+        secrets_prefix,
+    }))
+}
+
 /// The ingest Lambda's settings (the webhook secrets are loaded at start-up, see
 /// [`crate::secrets`]).
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
     /// `QUEUE_URL`.
     pub queue_url: String,
+    /// `SHOP_SECRETS_PREFIX` and `IDEMPOTENCY_TABLE`: the registered stores.
+    pub registry: Option<RegistrySettings>,
     /// `SHOPIFY_SHOP_DOMAINS`.
     pub allowed_shops: Option<HashSet<String>>,
     /// `ORDER_DELAY_SECONDS`.
@@ -571,6 +600,7 @@ pub struct IngestSettings {
 pub fn ingest_settings() -> Result<IngestSettings, ConfigError> {
     Ok(IngestSettings {
         queue_url: required(keys::QUEUE_URL)?,
+        registry: registry_settings()?,
         allowed_shops: allowed_shops(),
         order_delay: order_delay()?,
     })
@@ -586,6 +616,18 @@ impl IngestSettings {
             self.order_delay,
         )
     }
+
+    /// The endpoint's settings over a directory of stores (the registered ones and the default).
+    pub fn config_with(
+        &self,
+        shops: std::sync::Arc<dyn crate::registry::Directory>,
+    ) -> IngestConfig {
+        IngestConfig {
+            shops,
+            max_message_bytes: MAX_ENQUEUE_BYTES,
+            order_delay: self.order_delay,
+        }
+    }
 }
 
 /// The dispatch Lambda's settings (the Pinterest token is loaded at start-up, see
@@ -598,6 +640,8 @@ pub struct DispatchSettings {
     pub queue_url: String,
     /// `DEAD_LETTER_QUEUE_URL`.
     pub dead_letter_queue_url: String,
+    /// `SHOP_SECRETS_PREFIX`: the registered stores (entries in `table`).
+    pub registry: Option<RegistrySettings>,
     /// Pinterest's URL, ad account and test mode.
     pub pinterest: PinterestSettings,
     /// The dispatcher's settings.
@@ -613,6 +657,7 @@ pub fn dispatch_settings() -> Result<DispatchSettings, ConfigError> {
         table: required(keys::IDEMPOTENCY_TABLE)?,
         queue_url: required(keys::QUEUE_URL)?,
         dead_letter_queue_url: required(keys::DEAD_LETTER_QUEUE_URL)?,
+        registry: registry_settings()?,
         pinterest: pinterest_settings(required(keys::PINTEREST_AD_ACCOUNT_ID)?)?,
         dispatch: dispatch_config()?,
     })

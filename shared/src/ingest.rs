@@ -49,7 +49,7 @@ impl IngestConfig {
         max_message_bytes: usize,
         order_delay: Duration,
     ) -> Self {
-        let default = DefaultStore::from_secrets(secrets, allowed_shops);
+        let default = DefaultStore::new(secrets, allowed_shops);
         Self {
             shops: Arc::new(CachedDirectory::<NoRegistry>::new(None, default)),
             max_message_bytes,
@@ -270,7 +270,7 @@ impl<Q: Queue> Ingest<Q> {
                 return self.reject(Rejection::RegistryUnavailable, None, started);
             }
         };
-        if let Err(e) = shopify::verify(request.headers, request.body, &store.webhook_secrets()) {
+        if let Err(e) = shopify::verify(request.headers, request.body, &store.signing_secrets()) {
             return self.reject(e.into(), None, started);
         }
         let metadata = match WebhookMetadata::from_headers(request.headers) {

@@ -3,7 +3,8 @@
 //! (`POST /v5/catalogs/items`) for the integration tests. It is not a mock that expects calls: it
 //! records state.
 //!
-//! - Checks the Bearer token ([`ACCESS_TOKEN`]) and answers 401 otherwise.
+//! - Checks the Bearer token ([`ACCESS_TOKEN`], or one added with [`FakePinterest::accept_token`])
+//!   and answers 401 otherwise, or once it is refused ([`FakePinterest::refuse_token`]).
 //! - Validates every body against `tests/fixtures/pinterest/conversion-events.request.schema.json`;
 //!   an invalid body is answered 400 `{"code":4196,...}` and its schema errors are kept
 //!   ([`FakePinterest::schema_errors`]), so a test can never pass on a body Pinterest would refuse.
@@ -128,6 +129,8 @@ struct Inner {
     /// Retail item ids by (country, language).
     catalog: HashMap<(String, String), HashSet<String>>,
     catalog_requests: Vec<CatalogRequest>,
+    tokens: HashSet<String>,
+    refused_tokens: HashSet<String>,
 }
 
 /// One `POST catalogs/items` request the fake received, whatever its outcome.
@@ -269,6 +272,16 @@ impl FakePinterest {
         self.shared.lock().catalog_requests.clone()
     }
 
+    /// From now on, this token is accepted too (one ad account's, in a multi-store test).
+    pub fn accept_token(&self, token: &str) {
+        self.shared.lock().tokens.insert(token.to_owned());
+    }
+
+    /// From now on, this token is answered 401 (revoked), whatever else it was.
+    pub fn refuse_token(&self, token: &str) {
+        self.shared.lock().refused_tokens.insert(token.to_owned());
+    }
+
     /// Removes every injected failure.
     pub fn heal(&self) {
         let mut inner = self.shared.lock();
@@ -350,7 +363,7 @@ async fn events(
         status: 0,
     };
 
-    let authorized = authorized(&headers);
+    let authorized = authorized(&headers, &shared.lock());
     let decision = {
         let mut inner = shared.lock();
         if !authorized {
@@ -500,7 +513,7 @@ async fn conversion_eqs(
         let lookback = recorded.lookback_period.as_deref();
         let source = recorded.ingestion_source.as_deref();
         let platform = recorded.source_platform.as_deref();
-        if !authorized(&headers) {
+        if !authorized(&headers, &inner) {
             Some((401, error_body(401)))
         } else if !lookback.is_some_and(|l| LOOKBACK_PERIODS.contains(&l)) {
             Some((400, invalid("lookback_period", &LOOKBACK_PERIODS)))
@@ -594,7 +607,7 @@ async fn catalog_items(
 ) -> Response {
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let mut inner = shared.lock();
-    let (status, answer) = if !authorized(&headers) {
+    let (status, answer) = if !authorized(&headers, &inner) {
         (401, error_body(401))
     } else if let Some(errors) = invalid(&shared.catalog_validator, parsed.as_ref()) {
         let message = format!("Invalid request: {}", errors.join("; "));
@@ -642,11 +655,15 @@ async fn catalog_items(
     reply(status, answer)
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
+fn authorized(headers: &HeaderMap, inner: &Inner) -> bool {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {ACCESS_TOKEN}"))
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| {
+            (token == ACCESS_TOKEN || inner.tokens.contains(token))
+                && !inner.refused_tokens.contains(token)
+        })
 }
 
 /// The schema errors of a body, or `None` when it is valid.

@@ -340,6 +340,7 @@ impl TestEnv {
         template: &serde_json::Value,
         parameters: &[(&str, &str)],
     ) {
+        pinrelay::pinterest::http::install_crypto_provider();
         let template = template.to_string();
         let mut form = vec![
             ("Action".to_owned(), "CreateStack".to_owned()),

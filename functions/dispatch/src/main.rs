@@ -8,7 +8,11 @@
 //! receive count and redrive policy stay per message.
 //!
 //! Environment: read by [`config::dispatch_settings`], plus `PINTEREST_ACCESS_TOKEN` or
-//! `PINTEREST_ACCESS_TOKEN_SECRET_ARN` (see [`pinrelay::secrets`]).
+//! `PINTEREST_ACCESS_TOKEN_SECRET_ARN` (see [`pinrelay::secrets`]). With `SHOP_SECRETS_PREFIX`, a
+//! registered store's events go to its own ad account with its own token and settings
+//! ([`StoreRoutes`]); every other shop's go where the variables say (the default store).
+
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -18,7 +22,8 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use pinrelay::aws::{self, Budget};
 use pinrelay::config;
-use pinrelay::dispatch::{BatchReport, Dispatcher};
+use pinrelay::dispatch::routes::http_factory;
+use pinrelay::dispatch::{BatchReport, Dispatcher, StoreRoutes};
 use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::metrics::{self, Metrics};
@@ -26,6 +31,8 @@ use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::profile::dynamodb::DynamoDbProfileStore;
 use pinrelay::queue::Received;
 use pinrelay::queue::sqs::SqsInbox;
+use pinrelay::registry::aws::{self as registry, AwsRegistry};
+use pinrelay::registry::{CachedDirectory, DefaultStore};
 use pinrelay::telemetry::{self, Output};
 
 /// Time allowed to open a connection to Pinterest.
@@ -37,7 +44,8 @@ const RECEIVE_COUNT: &str = "ApproximateReceiveCount";
 /// When the runtime gives no usable deadline, locks last as long as the longest invocation.
 const FALLBACK_LOCK: Duration = Duration::from_secs(15 * 60);
 
-type Service = Dispatcher<DynamoDbIdempotencyStore, DynamoDbProfileStore, PinterestHttp, SqsInbox>;
+type Routes = StoreRoutes<CachedDirectory<AwsRegistry>, PinterestHttp>;
+type Service = Dispatcher<DynamoDbIdempotencyStore, DynamoDbProfileStore, Routes, SqsInbox>;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -54,7 +62,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await
         .context("Pinterest access token")?;
     let api = PinterestHttp::new(PinterestHttpConfig {
-        base_url: config.pinterest.base_url,
+        base_url: config.pinterest.base_url.clone(),
         ad_account_id: config.pinterest.ad_account_id,
         access_token,
         test_mode: config.pinterest.test_mode,
@@ -62,6 +70,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         request_timeout: PINTEREST_REQUEST_TIMEOUT,
     })
     .context("Pinterest HTTP client")?;
+    let directory = registry::directory(
+        &sdk,
+        config.registry.as_ref(),
+        Some(DefaultStore::any_shop()),
+    );
+    let routes = StoreRoutes::new(
+        Arc::new(directory),
+        api,
+        http_factory(
+            config.pinterest.base_url,
+            PINTEREST_CONNECT_TIMEOUT,
+            PINTEREST_REQUEST_TIMEOUT,
+        ),
+    );
     // Records and profiles share the table; each port has its own adapter.
     let table = Table::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
     let inbox = SqsInbox::new(
@@ -72,7 +94,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let service: Service = Dispatcher::new(
         DynamoDbIdempotencyStore::new(table.clone()),
         DynamoDbProfileStore::new(table),
-        api,
+        routes,
         inbox,
         config.dispatch,
         Metrics::emf(&metrics::function_dimension(

@@ -3,7 +3,11 @@
 //!
 //! Start-up reads the configuration ([`config::ingest_settings`], the webhook secrets from
 //! `SHOPIFY_WEBHOOK_SECRETS` or `SHOPIFY_WEBHOOK_SECRET_ARN`, and the standard AWS SDK variables)
-//! and fails the cold start with a message naming any variable that is wrong.
+//! and fails the cold start with a message naming any variable that is wrong. With
+//! `SHOP_SECRETS_PREFIX` it also serves the stack's registered stores (`pinrelay shops --stack`):
+//! each webhook is verified with its store's secrets, the variables' store being the default.
+
+use std::sync::Arc;
 
 use std::net::IpAddr;
 
@@ -18,6 +22,7 @@ use pinrelay::ingest::{self, Ingest, Reply};
 use pinrelay::metrics::{self, Metrics};
 use pinrelay::queue::Queue;
 use pinrelay::queue::sqs::SqsQueue;
+use pinrelay::registry::{self, DefaultStore};
 use pinrelay::{secrets, telemetry};
 
 #[tokio::main]
@@ -45,9 +50,12 @@ async fn build() -> anyhow::Result<Ingest<SqsQueue>> {
     let secrets = secrets::webhook_secrets(&secrets_client)
         .await
         .context("cannot load the Shopify webhook secrets")?;
-    let config = settings.config(&secrets);
+    let default = DefaultStore::new(&secrets, settings.allowed_shops.clone());
+    let shops = registry::aws::directory(&sdk, settings.registry.as_ref(), default);
+    let config = settings.config_with(Arc::new(shops));
     tracing::info!(
         secrets = secrets.len(),
+        registry = settings.registry.is_some(),
         shop_allow_list = settings.allowed_shops.as_ref().map_or(0, |s| s.len()),
         order_delay_s = config.order_delay.as_secs(),
         "ingest ready"

@@ -337,10 +337,15 @@ export class PinrelayStack extends Stack {
       return { s3Bucket: asset.s3BucketName, s3Key: asset.s3ObjectKey };
     };
 
+    // The registered stores' secrets (pinrelay shops --stack): one per store, under this prefix.
+    const shopSecretsPrefix = `${Aws.STACK_NAME}/shops/`;
+    const shopSecretsArn = `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${Aws.STACK_NAME}/shops/*`;
+
     // ------------------------------------------------------------ ingest
     const ingestLogGroup = new logs.CfnLogGroup(this, "IngestLogGroup", { retentionInDays: s.logRetentionDays });
     const ingestRole = new iam.CfnRole(this, "IngestRole", {
-      description: "pinrelay ingest - write its logs (and traces), read the Shopify secret, send to the event queue.",
+      description:
+        "pinrelay ingest - write its logs (and traces), read the Shopify secret and the registered stores, send to the event queue.",
       assumeRolePolicyDocument: assumeRole,
       policies: [
         {
@@ -351,6 +356,10 @@ export class PinrelayStack extends Stack {
               { Sid: "Logs", Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: ingestLogGroup.attrArn },
               { Sid: "Enqueue", Effect: "Allow", Action: "sqs:SendMessage", Resource: this.eventQueue.attrArn },
               { Sid: "ShopifySecret", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: shopifySecretArn },
+              // The registered stores' entries (shop#{domain} items; pinrelay shops --stack).
+              { Sid: "ShopRegistry", Effect: "Allow", Action: "dynamodb:GetItem", Resource: this.idempotencyTable.attrArn },
+              // Each registered store's secrets, read again only when its entry changes.
+              { Sid: "ShopSecrets", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: shopSecretsArn },
               ...xray,
             ],
           },
@@ -376,6 +385,8 @@ export class PinrelayStack extends Stack {
           SHOPIFY_WEBHOOK_SECRET_ARN: shopifySecretArn,
           SHOPIFY_SHOP_DOMAINS: s.shopDomains,
           ORDER_DELAY_SECONDS: String(s.orderDelaySeconds),
+          IDEMPOTENCY_TABLE: this.idempotencyTable.ref,
+          SHOP_SECRETS_PREFIX: shopSecretsPrefix,
           RUST_LOG: s.applicationLogLevel,
         },
       },
@@ -402,7 +413,7 @@ export class PinrelayStack extends Stack {
     const dispatchLogGroup = new logs.CfnLogGroup(this, "DispatchLogGroup", { retentionInDays: s.logRetentionDays });
     const dispatchRole = new iam.CfnRole(this, "DispatchRole", {
       description:
-        "pinrelay dispatch - consume the event queue, dead-letter, keep idempotency records, read the Pinterest token.",
+        "pinrelay dispatch - consume the event queue, dead-letter, keep idempotency records, read the Pinterest token and the registered stores' tokens.",
       assumeRolePolicyDocument: assumeRole,
       policies: [
         {
@@ -432,6 +443,8 @@ export class PinrelayStack extends Stack {
                 Resource: this.idempotencyTable.attrArn,
               },
               { Sid: "PinterestToken", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: pinterestSecretArn },
+              // Each registered store's conversion token, read again only when its entry changes.
+              { Sid: "ShopSecrets", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: shopSecretsArn },
               ...xray,
             ],
           },
@@ -455,6 +468,7 @@ export class PinrelayStack extends Stack {
           QUEUE_URL: this.eventQueue.ref,
           DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.ref,
           IDEMPOTENCY_TABLE: this.idempotencyTable.ref,
+          SHOP_SECRETS_PREFIX: shopSecretsPrefix,
           MAX_RECEIVE_COUNT: "5",
           PINTEREST_API_URL: s.pinterestApiUrl,
           PINTEREST_AD_ACCOUNT_ID: s.pinterestAdAccountId,
@@ -873,6 +887,11 @@ export class PinrelayStack extends Stack {
       "IdempotencyTableName",
       "DynamoDB table of sent-event records and, under order#, the storefront pixel's shopper profiles (click id, IP, user agent; expire after 30 days).",
       this.idempotencyTable.ref,
+    );
+    output(
+      "ShopSecretsPrefix",
+      "The name prefix of the registered stores' secrets, one per store (pinrelay shops add SHOP --stack NAME).",
+      shopSecretsPrefix,
     );
     output(
       "ShopifyWebhookSecret",

@@ -11,14 +11,16 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use secrecy::SecretString;
 
 use super::model::DispatchConfig;
 use crate::config;
 use crate::idempotency::Mode;
-use crate::pinterest::ConversionsApi;
+use crate::pinterest::{ConversionsApi, PinterestHttp, PinterestHttpConfig};
 use crate::registry::{Directory, Lookup, Shop};
 
 /// A store's client: borrowed from the routes, or shared from their cache.
@@ -84,6 +86,36 @@ impl<A: ConversionsApi> Routes for A {
 
 /// Builds a registered store's client from its entry and secrets; the error says what is missing.
 pub type ClientFactory<A> = Box<dyn Fn(&Shop) -> Result<A, String> + Send + Sync>;
+
+/// The factory of the dispatch Lambda: a store's [`PinterestHttp`] client on its ad account with its
+/// conversion token, in test mode when its setting (else `PINTEREST_TEST_MODE`) says so. A store
+/// without a conversion token cannot be built: its events wait (and are retried) until one is set.
+pub fn http_factory(
+    base_url: String,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> ClientFactory<PinterestHttp> {
+    Box::new(move |shop: &Shop| {
+        let domain = &shop.entry.domain;
+        let token = shop.secrets.pinterest_access_token.as_ref().ok_or_else(|| {
+            format!(
+                "{domain} has no Pinterest conversion access token: set it with `pinrelay shops update {domain} --secrets`"
+            )
+        })?;
+        let test_mode = shop
+            .setting(config::keys::PINTEREST_TEST_MODE, &|k| config::var(k))
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+        PinterestHttp::new(PinterestHttpConfig {
+            base_url: base_url.clone(),
+            ad_account_id: shop.entry.ad_account_id.clone(),
+            access_token: SecretString::from(token.clone()),
+            test_mode,
+            connect_timeout,
+            request_timeout,
+        })
+        .map_err(|e| format!("cannot build the Pinterest client of {domain}: {e}"))
+    })
+}
 
 /// A store's client and the version of its entry it was built from.
 type Built<A> = (DateTime<Utc>, Arc<A>);

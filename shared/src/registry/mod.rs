@@ -3,7 +3,8 @@
 //!
 //! - A [`Shop`] is its [`ShopEntry`] (what may be shown: domain, Shopify's numeric id, ad account,
 //!   settings, enabled) and its [`ShopSecrets`] (never shown, never logged). `serve` keeps both in
-//!   its database ([`sqlite`]); a stack keeps entries in its table and secrets in Secrets Manager.
+//!   its database ([`sqlite`]); a stack keeps entries in its table and secrets in Secrets Manager
+//!   (`aws`, one secret per store, read again only when its entry changes).
 //! - The relay's own variables (`SHOPIFY_WEBHOOK_SECRETS`, `PINTEREST_*`, the rule variables and the
 //!   `SHOPIFY_SHOP_DOMAINS` allow-list) are the **default store**: a stack or serve set up before
 //!   the registry keeps working unchanged, and a registered store's settings fall back to them.
@@ -12,6 +13,8 @@
 //!   changed takes effect within a minute, secret rotation included), caches unknown shops too (an
 //!   unsigned flood costs no reads), and on a read error answers from the last good copy.
 
+#[cfg(all(feature = "dynamodb", feature = "secretsmanager"))]
+pub mod aws;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -125,7 +128,7 @@ pub struct Shop {
 
 impl Shop {
     /// The secrets its webhooks may be signed with.
-    pub fn webhook_secrets(&self) -> WebhookSecrets {
+    pub fn signing_secrets(&self) -> WebhookSecrets {
         WebhookSecrets::new(
             self.secrets
                 .webhook_secrets
@@ -197,7 +200,7 @@ pub trait Registry: Send + Sync + 'static {
     fn list(&self) -> impl Future<Output = Result<Vec<ShopEntry>, RegistryError>> + Send;
 
     /// Adds or replaces a store, entry and secrets together.
-    fn put(&self, shop: &Shop) -> impl Future<Output = Result<(), RegistryError>> + Send;
+    fn register(&self, shop: &Shop) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
     /// Removes a store and its secrets; false when it was not registered.
     fn remove(&self, domain: &str) -> impl Future<Output = Result<bool, RegistryError>> + Send;
@@ -250,54 +253,53 @@ pub trait Directory: Send + Sync {
 }
 
 /// The relay's own variables as a store: every shop of `domains` (any shop when `None`, the
-/// single-store relay without an allow-list), with `shop`'s secrets and settings.
+/// single-store relay without an allow-list), with its webhook secrets.
 #[derive(Debug, Clone)]
 pub struct DefaultStore {
-    /// The secrets and settings (its domain is unused).
+    /// Its webhook secrets (its domain and settings are empty: the relay's own apply).
     pub shop: Arc<Shop>,
     /// `SHOPIFY_SHOP_DOMAINS`.
     pub domains: Option<HashSet<String>>,
 }
 
 impl DefaultStore {
-    /// The default store from the relay's variables: `SHOPIFY_SHOP_DOMAINS`, the rule variables
-    /// and the given secrets. `None` without a webhook secret (a relay of registered stores only).
-    pub fn from_env(secrets: ShopSecrets) -> Option<Self> {
-        if secrets.webhook_secrets.iter().all(|s| s.trim().is_empty()) {
+    /// The default store: `secrets` for the shops of `domains` (`SHOPIFY_SHOP_DOMAINS`; any shop
+    /// when `None`). Its settings are the relay's variables, which ingest and dispatch hold
+    /// already, so it carries none. `None` without a secret (a relay of registered stores only).
+    pub fn new(secrets: &WebhookSecrets, domains: Option<HashSet<String>>) -> Option<Self> {
+        if secrets.exposed().all(|s| s.trim().is_empty()) {
             return None;
         }
-        let settings = STORE_SETTINGS
-            .iter()
-            .filter_map(|k| Some(((*k).to_owned(), config::var(k)?)))
-            .collect();
-        Some(Self {
+        Some(Self::with_secrets(
+            secrets.exposed().map(str::to_owned).collect(),
+            domains,
+        ))
+    }
+
+    /// The default store as dispatch sees it: every shop that is not registered (ingest verified
+    /// it already), with the relay's own client and settings.
+    pub fn any_shop() -> Self {
+        Self::with_secrets(Vec::new(), None)
+    }
+
+    fn with_secrets(webhook_secrets: Vec<String>, domains: Option<HashSet<String>>) -> Self {
+        Self {
             shop: Arc::new(Shop {
                 entry: ShopEntry {
                     domain: String::new(),
                     shop_id: None,
-                    ad_account_id: config::var(keys::PINTEREST_AD_ACCOUNT_ID).unwrap_or_default(),
-                    settings,
+                    ad_account_id: String::new(),
+                    settings: BTreeMap::new(),
                     enabled: true,
                     updated_at: DateTime::<Utc>::UNIX_EPOCH,
                 },
-                secrets,
+                secrets: ShopSecrets {
+                    webhook_secrets,
+                    ..ShopSecrets::default()
+                },
             }),
-            domains: config::allowed_shops(),
-        })
-    }
-
-    /// The default store of a relay configured in code: `secrets` for the shops of `domains`
-    /// (any shop when `None`), the relay's variables for the rest. `None` without a secret.
-    pub fn from_secrets(
-        secrets: &WebhookSecrets,
-        domains: Option<HashSet<String>>,
-    ) -> Option<Self> {
-        let mut store = Self::from_env(ShopSecrets {
-            webhook_secrets: secrets.exposed().map(str::to_owned).collect(),
-            ..ShopSecrets::default()
-        })?;
-        store.domains = domains;
-        Some(store)
+            domains,
+        }
     }
 
     fn serves(&self, domain: &str) -> bool {
@@ -423,7 +425,7 @@ impl Registry for NoRegistry {
     async fn list(&self) -> Result<Vec<ShopEntry>, RegistryError> {
         Ok(Vec::new())
     }
-    async fn put(&self, _: &Shop) -> Result<(), RegistryError> {
+    async fn register(&self, _: &Shop) -> Result<(), RegistryError> {
         Err(RegistryError::Storage("this relay has no registry".into()))
     }
     async fn remove(&self, _: &str) -> Result<bool, RegistryError> {
@@ -462,7 +464,7 @@ mod tests {
                 .map(|s| s.entry.clone())
                 .collect())
         }
-        async fn put(&self, shop: &Shop) -> Result<(), RegistryError> {
+        async fn register(&self, shop: &Shop) -> Result<(), RegistryError> {
             self.shops
                 .lock()
                 .unwrap()
@@ -502,7 +504,10 @@ mod tests {
     #[tokio::test]
     async fn registered_stores_come_first_then_the_default_stores_list() {
         let memory = Arc::new(Memory::default());
-        memory.put(&shop("a.myshopify.com", "a")).await.unwrap();
+        memory
+            .register(&shop("a.myshopify.com", "a"))
+            .await
+            .unwrap();
         let dir = CachedDirectory::new(
             Some(Arc::clone(&memory)),
             Some(default_store(Some(&["legacy.myshopify.com"]))),
@@ -528,7 +533,10 @@ mod tests {
     #[tokio::test]
     async fn answers_are_cached_unknown_ones_too_and_a_read_error_uses_the_last_good_one() {
         let memory = Arc::new(Memory::default());
-        memory.put(&shop("a.myshopify.com", "a")).await.unwrap();
+        memory
+            .register(&shop("a.myshopify.com", "a"))
+            .await
+            .unwrap();
         let dir = CachedDirectory::new(Some(Arc::clone(&memory)), None);
         for _ in 0..5 {
             dir.lookup("a.myshopify.com").await;
@@ -557,7 +565,10 @@ mod tests {
             dir.lookup("b.myshopify.com").await,
             Lookup::Unknown
         ));
-        memory.put(&shop("b.myshopify.com", "b")).await.unwrap();
+        memory
+            .register(&shop("b.myshopify.com", "b"))
+            .await
+            .unwrap();
         assert!(matches!(
             dir.lookup("b.myshopify.com").await,
             Lookup::Unknown
@@ -570,7 +581,7 @@ mod tests {
         // Disabled (app uninstalled): refused, even when the default store's list names it.
         let mut disabled = shop("b.myshopify.com", "b");
         disabled.entry.enabled = false;
-        memory.put(&disabled).await.unwrap();
+        memory.register(&disabled).await.unwrap();
         let dir = CachedDirectory::new(
             Some(Arc::clone(&memory)),
             Some(default_store(Some(&["b.myshopify.com"]))),

@@ -76,7 +76,7 @@ impl Registry for SqliteRegistry {
             .collect()
     }
 
-    async fn put(&self, shop: &Shop) -> Result<(), RegistryError> {
+    async fn register(&self, shop: &Shop) -> Result<(), RegistryError> {
         validate(shop)?;
         let domain = shop.entry.domain.clone();
         let entry = serde_json::to_string(&shop.entry)
@@ -116,7 +116,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = SqliteRegistry::new(SqliteDatabase::open_in(dir.path()).unwrap());
         let shop = super::super::tests::shop("a.myshopify.com", "hush");
-        registry.put(&shop).await.unwrap();
+        registry.register(&shop).await.unwrap();
         drop(registry);
         let registry = SqliteRegistry::new(SqliteDatabase::open_in(dir.path()).unwrap());
         assert_eq!(registry.get("a.myshopify.com").await.unwrap(), Some(shop));
