@@ -22,10 +22,18 @@ use crate::stack::Stack;
 
 /// Arguments of `pinrelay connect`.
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("relay").required(true).args(["stack", "data_dir"])))]
 pub struct Args {
     /// The deployed stack.
     #[arg(long)]
-    pub stack: String,
+    pub stack: Option<String>,
+    /// `pinrelay serve`'s data directory: the store is registered there (`pinrelay shops add`),
+    /// its webhooks subscribed at `WEBHOOK_URL`.
+    #[arg(long, requires = "ad_account")]
+    pub data_dir: Option<PathBuf>,
+    /// With `--data-dir`: the Pinterest ad account the store's events go to.
+    #[arg(long)]
+    pub ad_account: Option<String>,
     /// The shop: `name` or `name.myshopify.com`.
     #[arg(long)]
     pub shop: String,
@@ -60,13 +68,70 @@ const ADMIN_SECRET: &str = "ShopifyAdminTokenSecret";
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match (&args.stack, &args.data_dir) {
+        (Some(stack), _) => {
+            let stack = stack.clone();
+            run_stack(args, &stack).await
+        }
+        (None, Some(dir)) => {
+            let dir = dir.clone();
+            run_data_dir(args, &dir).await
+        }
+        (None, None) => anyhow::bail!("give --stack NAME or --data-dir DIR"),
+    }
+}
+
+/// `serve`'s data directory: registers (or updates) the store with its secrets, then subscribes,
+/// writes the pixel and runs doctor, as for a stack.
+async fn run_data_dir(args: Args, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use pinrelay::registry::Registry as _;
+    let domain = pinrelay::shopify::admin::shop_domain(&args.shop)
+        .with_context(|| format!("--shop {:?} is not a shop", args.shop))?;
+    let webhook_url = config::var(keys::WEBHOOK_URL).context(
+        "set WEBHOOK_URL to serve's public https URL ending in /webhooks/shopify (a tunnel to it), where Shopify delivers the webhooks",
+    )?;
+    let registry = pinrelay::registry::sqlite::SqliteRegistry::new(
+        pinrelay::sqlite::SqliteDatabase::open_in(dir)
+            .with_context(|| format!("cannot open {}", dir.display()))?,
+    );
+    let entry = args.ad_account.clone().unwrap_or_default();
+    let command = match registry.get(&domain).await? {
+        Some(_) => crate::shops::Command::Update {
+            shop: domain.clone(),
+            ad_account: Some(entry),
+            entry: crate::shops::EntryArgs::default(),
+            unset: Vec::new(),
+            enable: true,
+            disable: false,
+            secrets: true,
+        },
+        None => crate::shops::Command::Add {
+            shop: domain.clone(),
+            ad_account: entry,
+            entry: crate::shops::EntryArgs::default(),
+        },
+    };
+    crate::shops::run_on(&registry, command).await?;
+    let store = registry
+        .get(&domain)
+        .await?
+        .with_context(|| format!("{domain} was not registered"))?;
+    let credentials = crate::shops::admin_credentials(&store.secrets);
+    let checkout_on = store
+        .setting(keys::CHECKOUT_ON, &|k| config::var(k))
+        .unwrap_or_else(|| "created".to_owned());
+    finish(args, webhook_url, checkout_on, credentials, None, Some(dir)).await
+}
+
+/// A stack: fills its secrets, then subscribes, writes the pixel and runs doctor.
+async fn run_stack(args: Args, name: &str) -> anyhow::Result<ExitCode> {
     let sdk = aws::load(Budget::CLI).await;
-    let stack = Stack::describe(&sdk, &args.stack).await?;
+    let stack = Stack::describe(&sdk, name).await?;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
     let interactive = std::io::stdin().is_terminal();
     let mut lines = std::io::stdin().lock().lines();
     for (output, variable, what) in SECRETS {
-        let arn = output_arn(&stack, &args.stack, output)?;
+        let arn = output_arn(&stack, name, output)?;
         let given = match config::var(variable) {
             Some(value) => Some(value),
             None if interactive => Some(crate::input::prompt_hidden(&format!(
@@ -84,7 +149,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => eprintln!("kept     {output}"),
         }
     }
-    let arn = output_arn(&stack, &args.stack, ADMIN_SECRET)?;
+    let arn = output_arn(&stack, name, ADMIN_SECRET)?;
     let given = match config::admin_credentials()? {
         Some(credentials) => Some(credentials),
         None if interactive => prompt_admin_credentials()?,
@@ -117,16 +182,37 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .output("WebhookUrl")
         .context("the stack has no WebhookUrl output")?;
     let rules = stack.variables(&crate::stack::RULE_VARIABLES);
+    let checkout_on = rules
+        .get(keys::CHECKOUT_ON)
+        .cloned()
+        .unwrap_or_else(|| "created".to_owned());
+    finish(
+        args,
+        webhook_url,
+        checkout_on,
+        admin_credentials,
+        Some(name.to_owned()),
+        None,
+    )
+    .await
+}
+
+/// Subscribes the webhooks at `webhook_url`, writes the pixel, and ends with doctor.
+async fn finish(
+    args: Args,
+    webhook_url: String,
+    checkout_on: String,
+    admin_credentials: Option<AdminCredentials>,
+    stack: Option<String>,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let subscribed = match admin_credentials {
         Some(credentials) => {
             let subscribe = crate::subscribe::Args {
                 shop: args.shop.clone(),
                 address: webhook_url.clone(),
                 topics: Vec::new(),
-                checkout_on: rules
-                    .get(keys::CHECKOUT_ON)
-                    .cloned()
-                    .unwrap_or_else(|| "created".to_owned()),
+                checkout_on,
                 api_version: config::var(keys::SHOPIFY_API_VERSION)
                     .unwrap_or_else(|| pinrelay::shopify::admin::DEFAULT_API_VERSION.to_owned()),
                 dry_run: false,
@@ -135,7 +221,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             crate::subscribe::run_with_credentials(&subscribe, credentials).await?
         }
         None => {
-            eprintln!("skipped  webhook subscriptions: no Admin API credentials in the stack");
+            eprintln!("skipped  webhook subscriptions: no Admin API credentials");
             ExitCode::FAILURE
         }
     };
@@ -144,7 +230,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let pixel = crate::pixel::Args {
             shop: args.shop.clone(),
             tag_id: tag_id.clone(),
-            stack: Some(args.stack.clone()),
+            stack: stack.clone(),
         };
         match crate::pixel::render(&pixel).await? {
             Ok(source) => {
@@ -161,9 +247,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     println!();
     let doctor = crate::doctor::Args {
-        data_dir: None,
+        data_dir: data_dir.map(std::path::Path::to_owned),
         shop: args.shop,
-        stack: Some(args.stack),
+        stack,
         json: false,
         endpoints: args.endpoints,
     };

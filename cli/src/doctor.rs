@@ -471,18 +471,7 @@ async fn from_store(store: &Shop, dir: &std::path::Path) -> anyhow::Result<Setup
         fix: update.clone(),
     };
     let secrets = &store.secrets;
-    let admin = match (
-        &secrets.shopify_admin_token,
-        &secrets.shopify_client_id,
-        &secrets.shopify_client_secret,
-    ) {
-        (Some(token), _, _) => Some(AdminCredentials::Token(SecretString::from(token.clone()))),
-        (None, Some(id), Some(secret)) => Some(AdminCredentials::ClientCredentials {
-            client_id: id.clone(),
-            client_secret: SecretString::from(secret.clone()),
-        }),
-        _ => None,
-    };
+    let admin = crate::shops::admin_credentials(secrets);
     Ok(Setup {
         secrets: vec![
             secret("webhook secret", secrets.webhook_secrets.first()),

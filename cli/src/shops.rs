@@ -101,7 +101,7 @@ pub enum Command {
 }
 
 /// Entry fields `add` and `update` share.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub struct EntryArgs {
     /// Shopify's numeric shop id (in an order's `order_status_url`): with it, a signed order of
     /// another store sent under this shop's header is refused.
@@ -334,6 +334,12 @@ fn read_secrets() -> anyhow::Result<ShopSecrets> {
         pinterest_api_token: api,
         ..ShopSecrets::default()
     };
+    set_admin_credentials(&mut secrets, admin);
+    Ok(secrets)
+}
+
+/// Puts Admin credentials in a store's secrets.
+fn set_admin_credentials(secrets: &mut ShopSecrets, admin: Option<AdminCredentials>) {
     match admin {
         Some(AdminCredentials::Token(token)) => {
             secrets.shopify_admin_token = Some(token.expose_secret().to_owned());
@@ -347,7 +353,22 @@ fn read_secrets() -> anyhow::Result<ShopSecrets> {
         }
         None => {}
     }
-    Ok(secrets)
+}
+
+/// A store's Admin credentials: its token, else its client id and secret.
+pub fn admin_credentials(secrets: &ShopSecrets) -> Option<AdminCredentials> {
+    match (
+        &secrets.shopify_admin_token,
+        &secrets.shopify_client_id,
+        &secrets.shopify_client_secret,
+    ) {
+        (Some(token), _, _) => Some(AdminCredentials::Token(token.clone().into())),
+        (None, Some(id), Some(secret)) => Some(AdminCredentials::ClientCredentials {
+            client_id: id.clone(),
+            client_secret: secret.clone().into(),
+        }),
+        _ => None,
+    }
 }
 
 /// Which secrets are set, by name: never a value.

@@ -379,3 +379,110 @@ async fn doctor_checks_a_registered_store_with_its_own_secrets_and_ad_account() 
         assert!(!all.contains(secret), "printed {secret}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_registers_a_store_in_serves_data_dir_subscribes_and_passes_doctor() {
+    let pinterest = FakePinterest::start().await;
+    let shopify = crate::fake_shopify::FakeShopify::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    // A relay already serving its default store; connect adds a registered one beside it.
+    let relay = Relay::start(
+        &data_dir,
+        dir.path().join("serve.log"),
+        "default-client-secret",
+        &pinterest,
+        &[("PINRELAY_REGISTRY_TTL_MS", REGISTRY_TTL_MS)],
+    );
+    let webhook_url = "https://relay.example.com/webhooks/shopify";
+    let pixel_path = dir.path().join("pixel.js");
+    let out = tokio::task::spawn_blocking({
+        let (data_dir, admin, api, base, pixel_path) = (
+            data_dir.clone(),
+            shopify.base_url(),
+            pinterest.base_url(),
+            relay.base.clone(),
+            pixel_path.clone(),
+        );
+        move || {
+            use std::io::Write as _;
+            let mut command = Command::new(pinrelay_bin());
+            command
+                .args(["connect", "--shop", "delta", "--ad-account", "1004"])
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .args(["--tag-id", "2612345678901", "--pixel-out"])
+                .arg(&pixel_path)
+                .args(["--admin-url-base", &admin, "--relay-url-base", &base])
+                .env("PINTEREST_API_URL", &api)
+                .env("WEBHOOK_URL", webhook_url)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for var in [
+                "SHOPIFY_WEBHOOK_SECRETS",
+                "PINTEREST_ACCESS_TOKEN",
+                "PINTEREST_AD_ACCOUNT_ID",
+                "PINTEREST_API_TOKEN",
+                "SHOPIFY_ADMIN_TOKEN",
+                "SHOPIFY_CLIENT_ID",
+                "SHOPIFY_CLIENT_SECRET",
+                "CHECKOUT_ON",
+            ] {
+                command.env_remove(var);
+            }
+            let mut child = command.spawn().unwrap();
+            // The webhook secret, the conversion token, no API token, the Admin token.
+            writeln!(
+                child.stdin.take().unwrap(),
+                "delta-client-secret\n{ACCESS_TOKEN}\n\n{}",
+                crate::fake_shopify::ADMIN_TOKEN
+            )
+            .unwrap();
+            child.wait_with_output().unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("added    delta.myshopify.com"), "{stderr}");
+    let mut topics: Vec<String> = shopify
+        .subscriptions()
+        .into_iter()
+        .filter(|s| s.uri == webhook_url)
+        .map(|s| s.topic)
+        .collect();
+    topics.sort();
+    assert_eq!(topics, ["CUSTOMERS_CREATE", "ORDERS_CREATE"]);
+    let pixel = std::fs::read_to_string(&pixel_path).unwrap();
+    assert!(pixel.contains("var SHOP_DOMAIN = \"delta.myshopify.com\";"));
+    assert!(stdout.contains("ok    storefront_endpoint"), "{stdout}");
+    assert!(
+        stdout.contains("ok    pinterest_conversion_token"),
+        "{stdout}"
+    );
+
+    // The running relay serves delta with its own secret, without a restart.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let delta = Store {
+        domain: "delta.myshopify.com",
+        secret: "delta-client-secret",
+        ad_account: "1004",
+        shop_id: 9_004,
+    };
+    assert_eq!(
+        post(&relay, delta.domain, delta.secret, &order(&delta, 401)).await,
+        200
+    );
+    until("delta's event", Duration::from_secs(15), || {
+        accepted(&pinterest)
+            .iter()
+            .any(|(id, account)| id == "401" && account == "1004")
+    })
+    .await;
+    for secret in ["delta-client-secret", ACCESS_TOKEN] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+}
