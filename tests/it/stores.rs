@@ -486,3 +486,64 @@ async fn connect_registers_a_store_in_serves_data_dir_subscribes_and_passes_doct
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shop_redact_forgets_a_registered_store_with_its_secrets() {
+    let fake = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    add(&data_dir, &ALPHA, ACCESS_TOKEN);
+    add(&data_dir, &BETA, ACCESS_TOKEN);
+    let relay = Relay::start(
+        &data_dir,
+        dir.path().join("serve.log"),
+        "",
+        &fake,
+        &[("PINRELAY_REGISTRY_TTL_MS", REGISTRY_TTL_MS)],
+    );
+    assert_eq!(
+        post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 111)).await,
+        200
+    );
+    let redact = serde_json::json!({"shop_id": ALPHA.shop_id, "shop_domain": ALPHA.domain});
+    let body = redact.to_string().into_bytes();
+    let status = reqwest::Client::new()
+        .post(relay.webhook_url())
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", "shop/redact")
+        .header("X-Shopify-Shop-Domain", ALPHA.domain)
+        .header("X-Shopify-Webhook-Id", "wh-redact")
+        .header(
+            "X-Shopify-Hmac-Sha256",
+            pinrelay::shopify::sign(ALPHA.secret.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 200);
+    relay.drained(Duration::from_secs(15)).await;
+
+    // Alpha's entry and secrets are gone; beta's stay.
+    let out = Command::new(pinrelay_bin())
+        .args(["shops", "list", "--json", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let domains: Vec<&str> = listed.iter().filter_map(|e| e["domain"].as_str()).collect();
+    assert_eq!(domains, [BETA.domain]);
+    let out = Command::new(pinrelay_bin())
+        .args(["shops", "show", ALPHA.domain, "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // Its webhooks are now an unknown shop's.
+    assert_eq!(
+        post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 112)).await,
+        401
+    );
+}

@@ -443,8 +443,14 @@ export class PinrelayStack extends Stack {
                 Resource: this.idempotencyTable.attrArn,
               },
               { Sid: "PinterestToken", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: pinterestSecretArn },
-              // Each registered store's conversion token, read again only when its entry changes.
-              { Sid: "ShopSecrets", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: shopSecretsArn },
+              // Each registered store's conversion token, read again only when its entry changes;
+              // shop/redact deletes the store's secret with its entry.
+              {
+                Sid: "ShopSecrets",
+                Effect: "Allow",
+                Action: ["secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"],
+                Resource: shopSecretsArn,
+              },
               ...xray,
             ],
           },

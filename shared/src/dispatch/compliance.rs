@@ -6,14 +6,16 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 
 use super::model::{DispatchConfig, Disposition, STORE_CONCURRENCY};
+use super::routes::Routes;
 use crate::idempotency::{IdempotencyKey, IdempotencyStore};
 use crate::mapping::ComplianceRequest;
 use crate::profile::ProfileStore;
 
 /// Carries out one request: [`Disposition::Compliance`] when done, a retry when a store failed.
-pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore>(
+pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, R: Routes>(
     store: &S,
     profiles: &P,
+    routes: &R,
     config: &DispatchConfig,
     request: &ComplianceRequest,
     now: DateTime<Utc>,
@@ -40,7 +42,7 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore>(
             .await
         }
         ComplianceRequest::ShopRedact { shop_domain } => {
-            shop_redact(store, profiles, shop_domain).await
+            shop_redact(store, profiles, routes, shop_domain).await
         }
     };
     if done {
@@ -123,11 +125,13 @@ async fn customer_redact<S: IdempotencyStore, P: ProfileStore>(
     failed == 0
 }
 
-/// `shop/redact`: deletes every record and profile of the shop. A large table is purged over
-/// several deliveries (each goes on where the last stopped).
-async fn shop_redact<S: IdempotencyStore, P: ProfileStore>(
+/// `shop/redact`: deletes every record and profile of the shop, then its registry entry and
+/// secrets (a registered store). A large table is purged over several deliveries (each goes on
+/// where the last stopped).
+async fn shop_redact<S: IdempotencyStore, P: ProfileStore, R: Routes>(
     store: &S,
     profiles: &P,
+    routes: &R,
     shop: &str,
 ) -> bool {
     let deleted = async {
@@ -136,16 +140,18 @@ async fn shop_redact<S: IdempotencyStore, P: ProfileStore>(
             .delete_shop_profiles(shop)
             .await
             .map_err(|e| e.to_string())?;
-        Ok::<_, String>((records, deleted_profiles))
+        let forgotten = routes.forget_store(shop).await?;
+        Ok::<_, String>((records, deleted_profiles, forgotten))
     };
     match deleted.await {
-        Ok((records, profiles)) => {
+        Ok((records, profiles, registered)) => {
             tracing::info!(
                 shop,
                 records,
                 profiles,
+                registered,
                 outcome = "compliance",
-                "shop/redact: deleted every record and profile of the shop"
+                "shop/redact: deleted every record and profile of the shop, and its registry entry and secrets"
             );
             true
         }

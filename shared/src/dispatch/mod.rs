@@ -206,7 +206,14 @@ impl<S: IdempotencyStore, P: ProfileStore, R: Routes, I: Inbox> Dispatcher<S, P,
                     let left = cutoff.saturating_duration_since(Instant::now()) / 2;
                     let d = tokio::time::timeout(
                         left,
-                        compliance::comply(&self.store, &self.profiles, config, &request, now),
+                        compliance::comply(
+                            &self.store,
+                            &self.profiles,
+                            &self.routes,
+                            config,
+                            &request,
+                            now,
+                        ),
                     )
                     .await
                     .unwrap_or(Disposition::Retry(config.retry_base));

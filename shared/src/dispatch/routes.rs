@@ -69,6 +69,13 @@ pub trait Routes: Send + Sync + 'static {
         shop: &'a str,
         base: &'a DispatchConfig,
     ) -> BoxFuture<'a, Route<'a, Self::Api>>;
+
+    /// Forgets a registered store, its entry and secrets (`shop/redact`); false when there was
+    /// none (the default store's shops live in the relay's variables).
+    fn forget_store<'a>(&'a self, shop: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        let _ = shop;
+        Box::pin(async { Ok(false) })
+    }
 }
 
 impl<A: ConversionsApi> Routes for A {
@@ -212,6 +219,15 @@ impl<D: Directory + 'static, A: ConversionsApi> Routes for StoreRoutes<D, A> {
                     Route::Unavailable("the shop registry is unavailable".to_owned())
                 }
             }
+        })
+    }
+
+    fn forget_store<'a>(&'a self, shop: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            if let Ok(mut built) = self.built.lock() {
+                built.remove(shop);
+            }
+            self.directory.forget(shop).await.map_err(|e| e.to_string())
         })
     }
 }

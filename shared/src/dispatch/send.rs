@@ -132,11 +132,13 @@ async fn send_group<'a, A: ConversionsApi>(
         Err(e) => {
             out.sent += group.len() as u64;
             let retryable = e.is_retryable();
+            // One request is one store's (the dispatcher runs stores apart): the line names it.
+            let shop = group.first().map_or("-", |p| p.context.shop.as_str());
             if e.is_auth() {
                 out.auth_failures += 1;
-                tracing::error!(error.message = %e, events = group.len(), "Pinterest refused the access token; events are kept for retry");
+                tracing::error!(shop, error.message = %e, events = group.len(), "Pinterest refused the store's access token; its events are kept for retry (pinrelay shops update SHOP --secrets, or the stack's PinterestAccessTokenSecret for the default store)");
             } else {
-                tracing::warn!(error.message = %e, kind = e.kind(), events = group.len(), retryable, "Pinterest request failed");
+                tracing::warn!(shop, error.message = %e, kind = e.kind(), events = group.len(), retryable, "Pinterest request failed");
             }
             for mut p in group {
                 p.last_error = Some(format!("Pinterest request failed: {}", e.kind()));

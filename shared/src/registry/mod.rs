@@ -250,6 +250,10 @@ pub trait Directory: Send + Sync {
     /// True when `domain` is a store named explicitly (registered, or in the default store's
     /// allow-list): the storefront endpoint serves only those.
     fn listed<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, bool>;
+
+    /// Removes a registered store, entry and secrets (`shop/redact`), and forgets the cached
+    /// answer; false when it was not registered.
+    fn forget<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<bool, RegistryError>>;
 }
 
 /// The relay's own variables as a store: every shop of `domains` (any shop when `None`, the
@@ -397,6 +401,19 @@ impl<R: Registry> Directory for CachedDirectory<R> {
                 },
                 Err(()) => Lookup::Unavailable,
             }
+        })
+    }
+
+    fn forget<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        Box::pin(async move {
+            let Some(registry) = &self.registry else {
+                return Ok(false);
+            };
+            let removed = registry.remove(domain).await?;
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.remove(domain);
+            }
+            Ok(removed)
         })
     }
 
