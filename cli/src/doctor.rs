@@ -442,17 +442,22 @@ async fn from_env(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Res
         },
         observed: serve_counts(config::var(keys::WEBHOOK_URL).as_deref()).await,
         alarm: None,
-        order_delay: Duration::from_secs(
-            config::var(keys::ORDER_DELAY_SECONDS)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(config::DEFAULT_ORDER_DELAY_SECONDS),
-        ),
+        order_delay: serve_order_delay(),
         pixel_command: format!("pinrelay pixel --shop {shop} --tag-id YOUR_TAG_ID"),
         webhook_url: config::var(keys::WEBHOOK_URL),
         api_version: config::var(keys::SHOPIFY_API_VERSION)
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
         api_token: None,
     })
+}
+
+/// serve's `ORDER_DELAY_SECONDS` (doctor judges an order only once it is older).
+fn serve_order_delay() -> Duration {
+    Duration::from_secs(
+        config::var(keys::ORDER_DELAY_SECONDS)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(config::DEFAULT_ORDER_DELAY_SECONDS),
+    )
 }
 
 /// A store registered in serve's data directory (`pinrelay shops add`): its own secrets, ad
@@ -486,11 +491,7 @@ async fn from_store(store: &Shop, dir: &std::path::Path) -> anyhow::Result<Setup
         ))),
         observed: serve_counts(config::var(keys::WEBHOOK_URL).as_deref()).await,
         alarm: None,
-        order_delay: Duration::from_secs(
-            config::var(keys::ORDER_DELAY_SECONDS)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(config::DEFAULT_ORDER_DELAY_SECONDS),
-        ),
+        order_delay: serve_order_delay(),
         pixel_command: format!("pinrelay pixel --shop {domain} --tag-id YOUR_TAG_ID"),
         admin: Admin::new(admin, format!("{domain}'s Admin credentials ({update})")),
         conversion_token: Token::new(

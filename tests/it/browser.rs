@@ -275,23 +275,16 @@ fn order_webhook() -> Vec<u8> {
 }
 
 async fn post_order(relay: &Relay, body: &[u8]) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{}/webhooks/shopify", relay.base))
-        .header("Content-Type", "application/json")
-        .header("X-Shopify-Topic", "orders/create")
-        .header("X-Shopify-Shop-Domain", SHOP)
-        .header("X-Shopify-API-Version", "2026-07")
-        .header("X-Shopify-Webhook-Id", "browser-test-order")
-        .header(
-            "X-Shopify-Hmac-Sha256",
-            pinrelay::shopify::sign(SECRET.as_bytes(), body),
-        )
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    let url = relay.webhook_url();
+    crate::relay::post_webhook(
+        &url,
+        "orders/create",
+        SHOP,
+        SECRET,
+        "browser-test-order",
+        body,
+    )
+    .await
 }
 
 /// Posts a browser event body to the relay's browser endpoint, as the pixel does; the status.

@@ -97,23 +97,8 @@ fn seed_catalog(pinterest: &FakePinterest, order: &Value, by_sku: bool) {
 
 /// Posts `body` as `orders/create` from the test shop, signed with `secret`; the status.
 async fn post_order(url: &str, body: &[u8], secret: &str) -> u16 {
-    reqwest::Client::new()
-        .post(url)
-        .header("Content-Type", "application/json")
-        .header("X-Shopify-Topic", "orders/create")
-        .header("X-Shopify-Shop-Domain", SHOP_DOMAIN)
-        .header("X-Shopify-API-Version", "2026-07")
-        .header("X-Shopify-Webhook-Id", format!("doctor-{}", body.len()))
-        .header(
-            "X-Shopify-Hmac-Sha256",
-            pinrelay::shopify::sign(secret.as_bytes(), body),
-        )
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    let id = format!("doctor-{}", body.len());
+    crate::relay::post_webhook(url, "orders/create", SHOP_DOMAIN, secret, &id, body).await
 }
 
 /// `doctor` on a running `pinrelay serve` (its variables and `--data-dir`) that received the

@@ -379,3 +379,34 @@ impl TestEnv {
         );
     }
 }
+
+/// The variables `pinrelay shops` and `connect` read secrets from: cleared, so the test's own
+/// standard input decides, whatever the developer's shell holds.
+pub const SECRET_VARIABLES: [&str; 6] = [
+    "SHOPIFY_WEBHOOK_SECRETS",
+    "PINTEREST_ACCESS_TOKEN",
+    "PINTEREST_API_TOKEN",
+    "SHOPIFY_ADMIN_TOKEN",
+    "SHOPIFY_CLIENT_ID",
+    "SHOPIFY_CLIENT_SECRET",
+];
+
+/// Runs `command` without [`SECRET_VARIABLES`], `stdin` on its standard input; its output.
+pub fn run_with_stdin(mut command: Command, stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    for variable in SECRET_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

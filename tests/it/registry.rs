@@ -4,8 +4,7 @@
 //! stack's outputs.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
@@ -205,31 +204,8 @@ async fn registry_stack(env: &TestEnv, name: &str, prefix: &str) {
 /// `pinrelay shops ARGS --stack NAME` on moto, `stdin` as its standard input.
 fn shops(env: &TestEnv, stack: &str, args: &[&str], stdin: &str) -> Output {
     let mut command = pinrelay_on_moto(&env.endpoint);
-    command
-        .arg("shops")
-        .args(args)
-        .args(["--stack", stack])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for variable in [
-        "SHOPIFY_WEBHOOK_SECRETS",
-        "PINTEREST_ACCESS_TOKEN",
-        "PINTEREST_API_TOKEN",
-        "SHOPIFY_ADMIN_TOKEN",
-        "SHOPIFY_CLIENT_ID",
-        "SHOPIFY_CLIENT_SECRET",
-    ] {
-        command.env_remove(variable);
-    }
-    let mut child = command.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    command.arg("shops").args(args).args(["--stack", stack]);
+    crate::helpers::run_with_stdin(command, stdin)
 }
 
 fn text(output: &Output) -> String {

@@ -169,3 +169,32 @@ impl Relay {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 }
+
+/// Posts `body` to `url` as Shopify would: a `topic` webhook from `shop`, signed with `secret`,
+/// with the delivery id `webhook_id`. The status.
+pub async fn post_webhook(
+    url: &str,
+    topic: &str,
+    shop: &str,
+    secret: &str,
+    webhook_id: &str,
+    body: &[u8],
+) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", topic)
+        .header("X-Shopify-Shop-Domain", shop)
+        .header("X-Shopify-API-Version", "2026-07")
+        .header("X-Shopify-Webhook-Id", webhook_id)
+        .header(
+            "X-Shopify-Hmac-Sha256",
+            pinrelay::shopify::sign(secret.as_bytes(), body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

@@ -47,34 +47,13 @@ const GAMMA: Store = Store {
 /// `pinrelay shops ARGS --data-dir DIR` with `stdin` as its standard input and none of the
 /// relay's variables set; panics unless it succeeds.
 fn shops(data_dir: &Path, args: &[&str], stdin: &str) {
-    use std::io::Write as _;
     let mut command = Command::new(pinrelay_bin());
     command
         .arg("shops")
         .args(args)
         .arg("--data-dir")
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in [
-        "SHOPIFY_WEBHOOK_SECRETS",
-        "PINTEREST_ACCESS_TOKEN",
-        "PINTEREST_API_TOKEN",
-        "SHOPIFY_ADMIN_TOKEN",
-        "SHOPIFY_CLIENT_ID",
-        "SHOPIFY_CLIENT_SECRET",
-    ] {
-        command.env_remove(var);
-    }
-    let mut child = command.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .arg(data_dir);
+    let out = crate::helpers::run_with_stdin(command, stdin);
     assert!(
         out.status.success(),
         "shops {args:?}: {}",
@@ -120,23 +99,9 @@ fn order(store: &Store, id: u64) -> Vec<u8> {
 
 /// Posts `body` as `orders/create` under `shop`'s header, signed with `secret`; the status.
 async fn post(relay: &Relay, shop: &str, secret: &str, body: &[u8]) -> u16 {
-    reqwest::Client::new()
-        .post(relay.webhook_url())
-        .header("Content-Type", "application/json")
-        .header("X-Shopify-Topic", "orders/create")
-        .header("X-Shopify-Shop-Domain", shop)
-        .header("X-Shopify-API-Version", "2026-07")
-        .header("X-Shopify-Webhook-Id", format!("wh-{shop}-{}", body.len()))
-        .header(
-            "X-Shopify-Hmac-Sha256",
-            pinrelay::shopify::sign(secret.as_bytes(), body),
-        )
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    let id = format!("wh-{shop}-{}", body.len());
+    let url = relay.webhook_url();
+    crate::relay::post_webhook(&url, "orders/create", shop, secret, &id, body).await
 }
 
 /// The ad account each accepted event id went to.
@@ -507,22 +472,16 @@ async fn shop_redact_forgets_a_registered_store_with_its_secrets() {
     );
     let redact = serde_json::json!({"shop_id": ALPHA.shop_id, "shop_domain": ALPHA.domain});
     let body = redact.to_string().into_bytes();
-    let status = reqwest::Client::new()
-        .post(relay.webhook_url())
-        .header("Content-Type", "application/json")
-        .header("X-Shopify-Topic", "shop/redact")
-        .header("X-Shopify-Shop-Domain", ALPHA.domain)
-        .header("X-Shopify-Webhook-Id", "wh-redact")
-        .header(
-            "X-Shopify-Hmac-Sha256",
-            pinrelay::shopify::sign(ALPHA.secret.as_bytes(), &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16();
+    let url = relay.webhook_url();
+    let status = crate::relay::post_webhook(
+        &url,
+        "shop/redact",
+        ALPHA.domain,
+        ALPHA.secret,
+        "wh-redact",
+        &body,
+    )
+    .await;
     assert_eq!(status, 200);
     relay.drained(Duration::from_secs(15)).await;
 
