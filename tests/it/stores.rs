@@ -125,14 +125,18 @@ async fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn each_store_is_verified_with_its_secret_and_sent_to_its_ad_account() {
+/// A relay of registered stores only (no default store: `SHOPIFY_WEBHOOK_SECRETS` is empty),
+/// each of `stores` added with its Pinterest token before it starts; the fake Pinterest, the
+/// temporary directory (kept alive), the data directory and the relay.
+async fn serving(
+    stores: &[(&Store, &str)],
+) -> (FakePinterest, tempfile::TempDir, std::path::PathBuf, Relay) {
     let fake = FakePinterest::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("relay");
-    add(&data_dir, &ALPHA, ACCESS_TOKEN);
-    add(&data_dir, &BETA, ACCESS_TOKEN);
-    // No default store: SHOPIFY_WEBHOOK_SECRETS is empty, the registry is all there is.
+    for (store, token) in stores {
+        add(&data_dir, store, token);
+    }
     let relay = Relay::start(
         &data_dir,
         dir.path().join("serve.log"),
@@ -140,6 +144,13 @@ async fn each_store_is_verified_with_its_secret_and_sent_to_its_ad_account() {
         &fake,
         &[("PINRELAY_REGISTRY_TTL_MS", REGISTRY_TTL_MS)],
     );
+    (fake, dir, data_dir, relay)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_store_is_verified_with_its_secret_and_sent_to_its_ad_account() {
+    let (fake, _dir, data_dir, relay) =
+        serving(&[(&ALPHA, ACCESS_TOKEN), (&BETA, ACCESS_TOKEN)]).await;
 
     assert_eq!(
         post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 101)).await,
@@ -208,18 +219,8 @@ async fn each_store_is_verified_with_its_secret_and_sent_to_its_ad_account() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_whose_token_is_refused_does_not_hold_up_another() {
-    let fake = FakePinterest::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("relay");
-    add(&data_dir, &ALPHA, "pina_revoked");
-    add(&data_dir, &BETA, ACCESS_TOKEN);
-    let relay = Relay::start(
-        &data_dir,
-        dir.path().join("serve.log"),
-        "",
-        &fake,
-        &[("PINRELAY_REGISTRY_TTL_MS", REGISTRY_TTL_MS)],
-    );
+    let (fake, _dir, _data_dir, relay) =
+        serving(&[(&ALPHA, "pina_revoked"), (&BETA, ACCESS_TOKEN)]).await;
     for id in 1..=3 {
         assert_eq!(
             post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 100 + id)).await,
@@ -454,18 +455,8 @@ async fn connect_registers_a_store_in_serves_data_dir_subscribes_and_passes_doct
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shop_redact_forgets_a_registered_store_with_its_secrets() {
-    let fake = FakePinterest::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("relay");
-    add(&data_dir, &ALPHA, ACCESS_TOKEN);
-    add(&data_dir, &BETA, ACCESS_TOKEN);
-    let relay = Relay::start(
-        &data_dir,
-        dir.path().join("serve.log"),
-        "",
-        &fake,
-        &[("PINRELAY_REGISTRY_TTL_MS", REGISTRY_TTL_MS)],
-    );
+    let (_fake, _dir, data_dir, relay) =
+        serving(&[(&ALPHA, ACCESS_TOKEN), (&BETA, ACCESS_TOKEN)]).await;
     assert_eq!(
         post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 111)).await,
         200
