@@ -22,8 +22,9 @@ use pinrelay::{ingest, metrics};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::stack::Stack;
+use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::registry::sqlite::SqliteRegistry;
-use pinrelay::registry::{Registry as _, Shop};
+use pinrelay::registry::{Registry as _, STORE_SETTINGS, Shop};
 
 /// Arguments of `pinrelay doctor`. Tokens and secrets come from the stack or serve's variables,
 /// never flags.
@@ -389,12 +390,19 @@ async fn serve_counts(webhook_url: Option<&str>) -> Observed {
 
 /// `pinrelay serve`'s setup: its variables, and its data directory when given.
 async fn from_env(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Result<Setup> {
+    let base = from_variables(data_dir, shop).await?;
     if let Some(dir) = data_dir {
         let registry = SqliteRegistry::new(crate::local::open_existing_db(dir)?);
         if let Some(store) = registry.get(shop).await? {
-            return from_store(&store, dir).await;
+            let relay = format!("--data-dir {}", dir.display());
+            return with_store(base, &store, &relay, &|k| config::var(k));
         }
     }
+    Ok(base)
+}
+
+/// serve's variables (the default store), and its records when `data_dir` is given.
+async fn from_variables(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Result<Setup> {
     let options = config::mapping_options()?;
     let var = |key: &'static str, fix: &str| Secret {
         name: key.to_owned(),
@@ -460,56 +468,50 @@ fn serve_order_delay() -> Duration {
     )
 }
 
-/// A store registered in serve's data directory (`pinrelay shops add`): its own secrets, ad
-/// account and settings, the relay's variables for the rest.
-async fn from_store(store: &Shop, dir: &std::path::Path) -> anyhow::Result<Setup> {
+/// A registered store's checks: the relay-wide `base` (records, counts, alarms, URL) with the
+/// store's own secrets, ad account and settings (its unset ones from `fallback`, the relay's).
+/// `relay` is how commands name this relay (`--data-dir DIR`, `--stack NAME`) in fixes.
+fn with_store(
+    mut base: Setup,
+    store: &Shop,
+    relay: &str,
+    fallback: &dyn Fn(&'static str) -> Option<String>,
+) -> anyhow::Result<Setup> {
     let domain = &store.entry.domain;
-    let fallback = |k: &'static str| config::var(k);
-    let options = store.options(&fallback)?;
-    let update = format!(
-        "run `pinrelay shops update {domain} --secrets --data-dir {}`",
-        dir.display()
-    );
+    let options = store.options(fallback)?;
+    let update = format!("run `pinrelay shops update {domain} --secrets {relay}`");
     let secret = |name: &str, value: Option<&String>| Secret {
         name: format!("{domain}'s {name}"),
         value: value.cloned(),
         fix: update.clone(),
     };
     let secrets = &store.secrets;
-    let admin = crate::shops::admin_credentials(secrets);
-    Ok(Setup {
-        secrets: vec![
-            secret("webhook secret", secrets.webhook_secrets.first()),
-            secret(
-                "Pinterest conversion token",
-                secrets.pinterest_access_token.as_ref(),
-            ),
-        ],
-        webhook_secret_home: format!("{domain}'s webhook secret ({update})"),
-        records: Some(Records::Local(SqliteIdempotencyStore::new(
-            crate::local::open_existing_db(dir)?,
-        ))),
-        observed: serve_counts(config::var(keys::WEBHOOK_URL).as_deref()).await,
-        alarm: None,
-        order_delay: serve_order_delay(),
-        pixel_command: format!("pinrelay pixel --shop {domain} --tag-id YOUR_TAG_ID"),
-        admin: Admin::new(admin, format!("{domain}'s Admin credentials ({update})")),
-        conversion_token: Token::new(
-            secrets
-                .pinterest_access_token
-                .clone()
-                .map(SecretString::from),
-            format!("{domain}'s Pinterest conversion token ({update})"),
+    base.secrets = vec![
+        secret("webhook secret", secrets.webhook_secrets.first()),
+        secret(
+            "Pinterest conversion token",
+            secrets.pinterest_access_token.as_ref(),
         ),
-        ad_account: Some(store.entry.ad_account_id.clone()),
-        checkout_on: options.checkout_on,
-        content_id: options.content_id,
-        catalog_country: options.catalog_country,
-        webhook_url: config::var(keys::WEBHOOK_URL),
-        api_version: config::var(keys::SHOPIFY_API_VERSION)
-            .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
-        api_token: secrets.pinterest_api_token.clone().map(SecretString::from),
-    })
+    ];
+    base.webhook_secret_home = format!("{domain}'s webhook secret ({update})");
+    base.admin = Admin::new(
+        crate::shops::admin_credentials(secrets),
+        format!("{domain}'s Admin credentials ({update})"),
+    );
+    base.conversion_token = Token::new(
+        secrets
+            .pinterest_access_token
+            .clone()
+            .map(SecretString::from),
+        format!("{domain}'s Pinterest conversion token ({update})"),
+    );
+    base.ad_account = Some(store.entry.ad_account_id.clone());
+    base.checkout_on = options.checkout_on;
+    base.content_id = options.content_id;
+    base.catalog_country = options.catalog_country;
+    base.api_token = secrets.pinterest_api_token.clone().map(SecretString::from);
+    base.pixel_command = format!("pinrelay pixel --shop {domain} --tag-id YOUR_TAG_ID {relay}");
+    Ok(base)
 }
 
 /// The stack's counts of the last 24 hours, from its log groups: ingest's lines for webhooks
@@ -623,6 +625,36 @@ async fn alarm_topic(
 async fn from_stack(name: &str, shop: &str) -> anyhow::Result<Setup> {
     let sdk = aws::load(Budget::CLI).await;
     let stack = Stack::describe(&sdk, name).await?;
+    let base = from_stack_outputs(&sdk, &stack, name, shop).await?;
+    // A registered store (pinrelay shops --stack): its own secrets, ad account and settings.
+    if let (Some(table), Some(prefix)) = (
+        stack.output("IdempotencyTableName"),
+        stack.output("ShopSecretsPrefix"),
+    ) {
+        let registry = AwsRegistry::new(
+            Table::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            prefix,
+        );
+        if let Some(store) = registry.get(shop).await? {
+            let parameters = stack.variables(&STORE_SETTINGS);
+            let relay = format!("--stack {name}");
+            return with_store(base, &store, &relay, &|k| {
+                parameters.get(k).filter(|v| !v.is_empty()).cloned()
+            });
+        }
+    }
+    Ok(base)
+}
+
+/// The default store of a stack: its outputs, parameters, secrets, log groups and alarm topic.
+async fn from_stack_outputs(
+    sdk: &aws_config::SdkConfig,
+    stack: &Stack,
+    name: &str,
+    shop: &str,
+) -> anyhow::Result<Setup> {
+    let sdk = sdk.clone();
     let resources = Stack::resources(&sdk, name).await?;
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
     let mut secrets = Vec::new();

@@ -318,3 +318,66 @@ async fn registry_stack_without_prefix(env: &TestEnv, name: &str) {
     });
     env.create_stack(name, &template, &[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_checks_a_stacks_registered_store_with_its_own_secrets() {
+    use crate::fake_pinterest::{ACCESS_TOKEN, FakePinterest};
+    let env = TestEnv::start().await;
+    let pinterest = FakePinterest::start().await;
+    let shopify = crate::fake_shopify::FakeShopify::start().await;
+    registry_stack(&env, "pinrelay-doctor-stores", PREFIX).await;
+    let registry = registry(&env, PREFIX);
+    let mut store = shop("zeta.myshopify.com", "2002", "zeta-secret", ACCESS_TOKEN);
+    store.secrets.shopify_admin_token = Some(crate::fake_shopify::ADMIN_TOKEN.to_owned());
+    registry.register(&store).await.unwrap();
+    let (endpoint, admin, api) = (
+        env.endpoint.clone(),
+        shopify.base_url(),
+        pinterest.base_url(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        let mut command = pinrelay_on_moto(&endpoint);
+        command
+            .args(["doctor", "--shop", "zeta", "--json"])
+            .args(["--stack", "pinrelay-doctor-stores"])
+            .args(["--admin-url-base", &admin])
+            .env("PINTEREST_API_URL", &api);
+        for var in crate::helpers::SECRET_VARIABLES {
+            command.env_remove(var);
+        }
+        command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let findings: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let status = |check: &str| {
+        findings
+            .iter()
+            .find(|f| f["check"] == check)
+            .map(|f| f["status"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    for check in [
+        "secrets",
+        "shopify_admin_token",
+        "pinterest_conversion_token",
+    ] {
+        assert_eq!(status(check), "ok", "{check}: {findings:?}");
+    }
+    // The probe went to the store's ad account; no secret was printed.
+    assert!(
+        pinterest
+            .requests()
+            .iter()
+            .any(|r| r.ad_account_id == "2002" && r.status == 200)
+    );
+    let all = text(&out);
+    for secret in [
+        "zeta-secret",
+        ACCESS_TOKEN,
+        crate::fake_shopify::ADMIN_TOKEN,
+    ] {
+        assert!(!all.contains(secret), "printed {secret}");
+    }
+}
