@@ -116,7 +116,7 @@ async fn run_data_dir(args: Args, dir: &std::path::Path) -> anyhow::Result<ExitC
         .get(&domain)
         .await?
         .with_context(|| format!("{domain} was not registered"))?;
-    let credentials = crate::shops::admin_credentials(&store.secrets);
+    let credentials = store.secrets.admin_credentials();
     let checkout_on = store
         .setting(keys::CHECKOUT_ON, &|k| config::var(k))
         .unwrap_or_else(|| "created".to_owned());

@@ -495,7 +495,7 @@ fn with_store(
     ];
     base.webhook_secret_home = format!("{domain}'s webhook secret ({update})");
     base.admin = Admin::new(
-        crate::shops::admin_credentials(secrets),
+        secrets.admin_credentials(),
         format!("{domain}'s Admin credentials ({update})"),
     );
     base.conversion_token = Token::new(

@@ -355,22 +355,6 @@ fn set_admin_credentials(secrets: &mut ShopSecrets, admin: Option<AdminCredentia
     }
 }
 
-/// A store's Admin credentials: its token, else its client id and secret.
-pub fn admin_credentials(secrets: &ShopSecrets) -> Option<AdminCredentials> {
-    match (
-        &secrets.shopify_admin_token,
-        &secrets.shopify_client_id,
-        &secrets.shopify_client_secret,
-    ) {
-        (Some(token), _, _) => Some(AdminCredentials::Token(token.clone().into())),
-        (None, Some(id), Some(secret)) => Some(AdminCredentials::ClientCredentials {
-            client_id: id.clone(),
-            client_secret: secret.clone().into(),
-        }),
-        _ => None,
-    }
-}
-
 /// Which secrets are set, by name: never a value.
 fn secrets_summary(secrets: &ShopSecrets) -> String {
     let mut set = vec![format!(

@@ -710,6 +710,8 @@ pub struct WatchSettings {
     pub api_version: String,
     /// `SHOPIFY_ADMIN_API_URL`: `None` is `https://{shop}`.
     pub admin_api_url: Option<String>,
+    /// `SHOP_SECRETS_PREFIX` and `IDEMPOTENCY_TABLE`: the registered stores, watched too.
+    pub registry: Option<RegistrySettings>,
     /// What to watch: `SHOP_DOMAIN` (else the first of `SHOPIFY_SHOP_DOMAINS`), `WEBHOOK_URL`,
     /// `WATCH_TOPICS`, `WATCH_LOOKBACK_HOURS`, `VALUE_SOURCE`.
     pub watch: WatchConfig,
@@ -750,6 +752,7 @@ pub fn watch_settings() -> Result<WatchSettings, ConfigError> {
         table: required(keys::IDEMPOTENCY_TABLE)?,
         api_version: admin_api_version()?,
         admin_api_url: var(keys::SHOPIFY_ADMIN_API_URL),
+        registry: registry_settings()?,
         watch,
     })
 }

@@ -10,20 +10,24 @@
 //! 2. **orders**: the orders created in `[now - lookback, now - grace)` beside their records,
 //!    through [`Report::build`]; an order without a trace is missing ([`summarize`], pure).
 //!
-//! [`emit`] turns the [`WatchReport`] into the metrics the stack's alarms watch. The Lambda in
-//! `functions/watch` only reads the configuration, calls these and logs. This module does not
-//! subscribe or backfill anything: the alarms name the `pinrelay` commands that do.
+//! [`emit`] turns the [`WatchReport`] into the metrics the stack's alarms watch. [`watch_stores`]
+//! runs the same checks on every registered, enabled store with its own Admin credentials and
+//! rules. The Lambda in `functions/watch` only reads the configuration, calls these and logs. This
+//! module does not subscribe or backfill anything: the alarms name the `pinrelay` commands that do.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::{StreamExt as _, stream};
 
+use crate::config::{self, InvalidVar};
 use crate::idempotency::{IdempotencyStore, StoreError};
 use crate::mapping::Options;
 use crate::metrics::{Metrics, Unit, names};
 use crate::reconcile::{
     Orders, ReconcileError, Report, Settings, Status, Window, WindowError, fetch_orders,
 };
+use crate::registry::{Registry, RegistryError, Shop};
 use crate::shopify::admin::{AdminApi, AdminError, WebhookSubscription, topic_enum};
 
 /// The topics watched by default: the ones `pinrelay subscribe` creates under the default
@@ -108,6 +112,33 @@ pub enum WatchError {
     /// The shop's time zone is not one the watch knows.
     #[error("the watch cannot lay out the shop's days: {0}")]
     Window(#[from] WindowError),
+    /// A registered store could not be read from the registry.
+    #[error("the watch cannot read the store from the shop registry: {0}")]
+    Registry(#[from] RegistryError),
+    /// A registered store's setting does not parse.
+    #[error("the store's settings are invalid: {0}. Fix it with pinrelay shops update")]
+    Settings(#[from] InvalidVar),
+}
+
+/// How many registered stores are watched at once.
+pub const STORE_CONCURRENCY: usize = 4;
+
+/// How the watch of one registered store ended.
+#[derive(Debug)]
+pub enum StoreWatch {
+    /// Watched: what it found.
+    Watched(Box<WatchReport>),
+    /// Not watched: its secrets hold no Admin credentials (a token, or a client id and secret).
+    NoCredentials,
+    /// Its watch failed; the other stores are watched all the same.
+    Failed(WatchError),
+}
+
+/// The command that gives a registered store Admin credentials, for a stack whose
+/// `SHOP_SECRETS_PREFIX` is `prefix` (`{stack}/shops/`).
+pub fn credentials_fix(domain: &str, prefix: &str) -> String {
+    let stack = prefix.trim_end_matches('/').trim_end_matches("/shops");
+    format!("pinrelay shops update {domain} --secrets --stack {stack}")
 }
 
 /// What to do about an Admin API failure, beyond Shopify's own message.
@@ -234,6 +265,120 @@ pub async fn watch<S: IdempotencyStore>(
         ReconcileError::Window(e) => WatchError::Window(e),
     })?;
     Ok(summarize(subscriptions_missing, report))
+}
+
+/// What to watch for a registered store: `base` with its domain, its rules (its settings over the
+/// relay's variables, read through `fallback`) and, when `base` watches the topics of the relay's
+/// `CHECKOUT_ON`, the topics of its own.
+///
+/// # Errors
+/// [`InvalidVar`] naming the store's setting that does not parse.
+pub fn store_config(
+    base: &WatchConfig,
+    shop: &Shop,
+    fallback: &dyn Fn(&'static str) -> Option<String>,
+) -> Result<WatchConfig, InvalidVar> {
+    let rules = shop.options(fallback)?;
+    let derived = |on| {
+        crate::mapping::webhook_topics(on)
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect::<Vec<_>>()
+    };
+    let mut wanted = base.topics.clone();
+    wanted.sort();
+    let mut relays = derived(base.rules.checkout_on);
+    relays.sort();
+    let topics = if wanted == relays {
+        derived(rules.checkout_on)
+    } else {
+        base.topics.clone()
+    };
+    Ok(WatchConfig {
+        shop: shop.entry.domain.clone(),
+        topics,
+        rules,
+        ..base.clone()
+    })
+}
+
+/// Watches every registered, enabled store but `base.shop` (the default shop, watched by
+/// [`watch`] with the relay's credentials), [`STORE_CONCURRENCY`] at a time, each with the Admin
+/// API `admin_for` builds from its credentials (`None`: it has none) and its
+/// [`store_config`] over the relay's variables. One store's failure never stops the others.
+///
+/// # Errors
+/// [`RegistryError`] when the registry cannot be listed.
+pub async fn watch_stores<R, S, F>(
+    registry: &R,
+    records: &S,
+    base: &WatchConfig,
+    admin_for: F,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, StoreWatch)>, RegistryError>
+where
+    R: Registry,
+    S: IdempotencyStore,
+    F: Fn(&Shop) -> Option<Result<AdminApi, AdminError>>,
+{
+    let default = base.shop.to_ascii_lowercase();
+    let domains: Vec<String> = registry
+        .list()
+        .await?
+        .into_iter()
+        .filter(|e| e.enabled && e.domain.to_ascii_lowercase() != default)
+        .map(|e| e.domain)
+        .collect();
+    let admin_for = &admin_for;
+    let watched = stream::iter(domains)
+        .map(|domain| async move {
+            let outcome = watch_store(registry, records, base, admin_for, &domain, now).await;
+            outcome.map(|o| (domain, o))
+        })
+        .buffered(STORE_CONCURRENCY)
+        .filter_map(|o| async move { o })
+        .collect()
+        .await;
+    Ok(watched)
+}
+
+/// One store of [`watch_stores`]; `None` when it was removed or disabled since the listing.
+async fn watch_store<R, S, F>(
+    registry: &R,
+    records: &S,
+    base: &WatchConfig,
+    admin_for: &F,
+    domain: &str,
+    now: DateTime<Utc>,
+) -> Option<StoreWatch>
+where
+    R: Registry,
+    S: IdempotencyStore,
+    F: Fn(&Shop) -> Option<Result<AdminApi, AdminError>>,
+{
+    let shop = match registry.get(domain).await {
+        Ok(Some(shop)) if shop.entry.enabled => shop,
+        Ok(_) => return None,
+        Err(e) => return Some(StoreWatch::Failed(e.into())),
+    };
+    let config = match store_config(base, &shop, &|k| config::var(k)) {
+        Ok(config) => config,
+        Err(e) => return Some(StoreWatch::Failed(e.into())),
+    };
+    let admin = match admin_for(&shop) {
+        None => return Some(StoreWatch::NoCredentials),
+        Some(Err(source)) => {
+            return Some(StoreWatch::Failed(WatchError::Admin {
+                step: "built the Admin API client",
+                source,
+            }));
+        }
+        Some(Ok(admin)) => admin,
+    };
+    Some(match watch(&admin, records, &config, now).await {
+        Ok(report) => StoreWatch::Watched(Box::new(report)),
+        Err(e) => StoreWatch::Failed(e),
+    })
 }
 
 /// Records the run's metrics, zeros included (a zero is a reading, not an absence):
@@ -413,5 +558,58 @@ mod tests {
         let s = metrics.snapshot();
         assert_eq!(s["OrdersChecked"], 0.0);
         assert!(!s.contains_key("ReconcileAccuracy"));
+    }
+
+    fn store(settings: &[(&str, &str)]) -> Shop {
+        Shop {
+            entry: crate::registry::ShopEntry {
+                domain: "beta.myshopify.com".into(),
+                shop_id: None,
+                ad_account_id: "222".into(),
+                settings: settings
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                enabled: true,
+                updated_at: at("2026-12-01T00:00:00Z"),
+            },
+            secrets: crate::registry::ShopSecrets::default(),
+        }
+    }
+
+    #[test]
+    fn a_store_is_watched_under_its_domain_with_its_own_rules_and_topics() {
+        let base = WatchConfig::new("acme.myshopify.com", URL);
+        let paid = store(&[("CHECKOUT_ON", "paid"), ("INCLUDE_TEST_ORDERS", "true")]);
+        let c = store_config(&base, &paid, &|_| None).unwrap();
+        assert_eq!(c.shop, "beta.myshopify.com");
+        assert_eq!(c.webhook_url, URL);
+        assert_eq!(
+            c.topics,
+            topics(),
+            "its CHECKOUT_ON=paid watches orders/paid"
+        );
+        assert!(c.rules.include_test_orders);
+        assert_eq!(c.lookback, base.lookback);
+
+        // WATCH_TOPICS chosen by hand apply to every store; the relay's variables are the fallback.
+        let mut custom = base.clone();
+        custom.topics = vec!["orders/create".into()];
+        let plain = store(&[]);
+        let c = store_config(&custom, &plain, &|k| {
+            (k == "INCLUDE_TEST_ORDERS").then(|| "true".to_owned())
+        })
+        .unwrap();
+        assert_eq!(c.topics, ["orders/create"]);
+        assert!(c.rules.include_test_orders);
+        assert!(store_config(&base, &store(&[("CHECKOUT_ON", "never")]), &|_| None).is_err());
+    }
+
+    #[test]
+    fn the_credentials_fix_names_the_store_and_the_stack() {
+        assert_eq!(
+            credentials_fix("beta.myshopify.com", "pinrelay-prod/shops/"),
+            "pinrelay shops update beta.myshopify.com --secrets --stack pinrelay-prod"
+        );
     }
 }

@@ -279,6 +279,8 @@ struct Inner {
     token_lifetime: u64,
     mints: Vec<Mint>,
     revoked: usize,
+    shop_domain: String,
+    admin_token: String,
 }
 
 impl Default for Inner {
@@ -299,6 +301,8 @@ impl Default for Inner {
             token_lifetime: TOKEN_LIFETIME,
             mints: Vec::new(),
             revoked: 0,
+            shop_domain: SHOP_DOMAIN.to_owned(),
+            admin_token: ADMIN_TOKEN.to_owned(),
         }
     }
 }
@@ -329,7 +333,7 @@ impl Inner {
         if self.refuse_token {
             return Err(false);
         }
-        if token == ADMIN_TOKEN {
+        if token == self.admin_token {
             return Ok(());
         }
         match self.mints.iter().position(|m| m.token == token) {
@@ -420,6 +424,16 @@ impl FakeShopify {
     /// Creating a subscription to this topic enum (`ORDERS_PAID`) answers `userErrors`.
     pub fn reject_topic(&self, topic: &str) {
         self.shared.lock().reject_topics.push(topic.to_owned());
+    }
+
+    /// The shop it plays (`myshopifyDomain`), instead of [`SHOP_DOMAIN`]: one fake per store.
+    pub fn set_shop_domain(&self, domain: &str) {
+        self.shared.lock().shop_domain = domain.to_owned();
+    }
+
+    /// The static token it accepts, instead of [`ADMIN_TOKEN`].
+    pub fn set_admin_token(&self, token: &str) {
+        self.shared.lock().admin_token = token.to_owned();
     }
 
     /// Answer 401 to everything, whatever the token.
@@ -614,7 +628,7 @@ fn answer(inner: &mut Inner, query: &str, variables: &Value) -> Value {
     } else if query.contains("shop {") {
         json!({"data": {"shop": {
             "name": "Acme",
-            "myshopifyDomain": SHOP_DOMAIN,
+            "myshopifyDomain": inner.shop_domain,
             "ianaTimezone": inner.timezone,
             "currencyCode": "USD",
         }}})

@@ -9,6 +9,13 @@
 //! fires. It changes nothing in Shopify or the relay: the alarms name the `pinrelay` commands that
 //! do.
 //!
+//! With `SHOP_SECRETS_PREFIX` (a stack with a shop registry) it then watches every registered,
+//! enabled store with its own Admin credentials and rules ([`pinrelay::watch::watch_stores`]): the
+//! same metrics once per store (no shop dimension: a dimension per store would cost $0.30 per
+//! metric a month each), one summary line per store and the missing topics and orders, each with
+//! its `shop`. A store without Admin credentials is skipped with a warning naming the command that
+//! adds them; a store whose watch fails fails the invocation only after the others were watched.
+//!
 //! Environment: read by [`config::watch_settings`], plus the Admin API credentials:
 //! `SHOPIFY_ADMIN_TOKEN`, or `SHOPIFY_CLIENT_ID` and `SHOPIFY_CLIENT_SECRET`, or
 //! `SHOPIFY_ADMIN_TOKEN_SECRET_ARN` (a token or a Dev Dashboard app's client id and secret; see
@@ -23,9 +30,11 @@ use pinrelay::config;
 use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::metrics::{self, Metrics};
-use pinrelay::shopify::admin::AdminApi;
+use pinrelay::registry::Shop;
+use pinrelay::registry::aws::AwsRegistry;
+use pinrelay::shopify::admin::{AdminApi, AdminError, RetryPolicy};
 use pinrelay::telemetry::{self, Output};
-use pinrelay::watch::{self, WatchConfig, WatchReport};
+use pinrelay::watch::{self, StoreWatch, WatchConfig, WatchError, WatchReport};
 use serde_json::{Value, json};
 
 /// What one invocation needs, built once per cold start.
@@ -34,6 +43,33 @@ struct Service {
     records: DynamoDbIdempotencyStore,
     config: WatchConfig,
     metrics: Metrics,
+    /// The registered stores (`SHOP_SECRETS_PREFIX`), when the stack has a registry.
+    stores: Option<Stores>,
+}
+
+/// The shop registry and how a registered store's Admin API client is built.
+struct Stores {
+    registry: AwsRegistry,
+    /// `SHOP_SECRETS_PREFIX`: `{stack}/shops/`, for the fix a skipped store's line names.
+    prefix: String,
+    api_version: String,
+    admin_api_url: Option<String>,
+}
+
+impl Stores {
+    /// The Admin API of a registered store, from its own credentials; `None` without any.
+    fn admin_for(&self, shop: &Shop) -> Option<Result<AdminApi, AdminError>> {
+        let credentials = shop.secrets.admin_credentials()?;
+        Some(
+            AdminApi::new(
+                &shop.entry.domain,
+                credentials,
+                &self.api_version,
+                self.admin_api_url.as_deref(),
+            )
+            .map(|a| a.with_retry_policy(RetryPolicy::WATCH)),
+        )
+    }
 }
 
 #[tokio::main]
@@ -53,9 +89,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         settings.admin_api_url.as_deref(),
     )
     .context("Shopify Admin API client")?
-    .with_retry_policy(pinrelay::shopify::admin::RetryPolicy::WATCH);
+    .with_retry_policy(RetryPolicy::WATCH);
+    let stores = settings.registry.map(|r| Stores {
+        registry: AwsRegistry::new(
+            Table::new(aws_sdk_dynamodb::Client::new(&sdk), &r.table),
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            &r.secrets_prefix,
+        ),
+        prefix: r.secrets_prefix,
+        api_version: settings.api_version.clone(),
+        admin_api_url: settings.admin_api_url.clone(),
+    });
     let service = Service {
         admin,
+        stores,
         records: DynamoDbIdempotencyStore::new(Table::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             settings.table,
@@ -74,35 +121,108 @@ async fn handle(
     service: &Service,
     _event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_runtime::Error> {
-    let report = match watch::watch(
-        &service.admin,
+    let now = Utc::now();
+    let default = watch::watch(&service.admin, &service.records, &service.config, now).await;
+    let Some(stores) = &service.stores else {
+        // A stack without a registry: the default shop alone, as before.
+        let report = default.inspect_err(|e| failed(&service.config.shop, e, None))?;
+        watched(service, &service.config.shop, &report);
+        return Ok(summary(&report));
+    };
+
+    let mut failures = Vec::new();
+    let mut answer = match &default {
+        Ok(report) => {
+            watched(service, &service.config.shop, report);
+            summary(report)
+        }
+        Err(e) => {
+            failed(&service.config.shop, e, None);
+            failures.push(service.config.shop.clone());
+            json!({"error": e.to_string()})
+        }
+    };
+    let mut answers = serde_json::Map::new();
+    match watch::watch_stores(
+        &stores.registry,
         &service.records,
         &service.config,
-        Utc::now(),
+        |shop| stores.admin_for(shop),
+        now,
     )
     .await
     {
-        Ok(report) => report,
+        Ok(outcomes) => {
+            for (shop, outcome) in outcomes {
+                let answer = match outcome {
+                    StoreWatch::Watched(report) => {
+                        watched(service, &shop, &report);
+                        summary(&report)
+                    }
+                    StoreWatch::NoCredentials => {
+                        let fix = watch::credentials_fix(&shop, &stores.prefix);
+                        tracing::warn!(
+                            outcome = "store_skipped",
+                            shop = %shop,
+                            fix = %fix,
+                            "the registered store has no Admin credentials, so it is not watched: run {fix}"
+                        );
+                        json!({"skipped": "no Admin credentials"})
+                    }
+                    StoreWatch::Failed(e) => {
+                        failed(&shop, &e, Some(&stores.prefix));
+                        failures.push(shop.clone());
+                        json!({"error": e.to_string()})
+                    }
+                };
+                answers.insert(shop, answer);
+            }
+        }
         Err(e) => {
             tracing::error!(
                 error.message = %e,
-                error.cause_chain = ?e,
-                shop = %service.config.shop,
-                "watch failed"
+                "the watch cannot list the registered stores; only the default shop was watched"
             );
-            return Err(e.into());
+            failures.push("(shop registry)".to_owned());
         }
-    };
-    watch::emit(&service.metrics, &report);
-    log(&service.config, &report);
-    Ok(summary(&report))
+    }
+    if let Some(a) = answer.as_object_mut() {
+        a.insert("stores".to_owned(), Value::Object(answers));
+    }
+    if failures.is_empty() {
+        Ok(answer)
+    } else {
+        Err(anyhow::anyhow!("the watch failed for {}", failures.join(", ")).into())
+    }
 }
 
-/// One line per missing topic and order, then the summary line.
-fn log(config: &WatchConfig, r: &WatchReport) {
+/// Emits a watched shop's metrics (same names for every store, no shop dimension) and logs it.
+fn watched(service: &Service, shop: &str, report: &WatchReport) {
+    watch::emit(&service.metrics, report);
+    log(shop, &service.config, report);
+}
+
+/// The line of a failed watch; for a registered store (`prefix` set) with what fixes its
+/// credentials.
+fn failed(shop: &str, e: &WatchError, prefix: Option<&str>) {
+    let fix = prefix
+        .filter(|_| matches!(e, WatchError::Admin { .. }))
+        .map(|p| watch::credentials_fix(shop, p));
+    tracing::error!(
+        error.message = %e,
+        error.cause_chain = ?e,
+        shop = %shop,
+        fix = fix.as_deref(),
+        "watch failed"
+    );
+}
+
+/// One line per missing topic and order, then the summary line, each naming the shop.
+fn log(shop: &str, config: &WatchConfig, r: &WatchReport) {
     for topic in &r.subscriptions_missing {
         tracing::warn!(
             outcome = "subscription_missing",
+            shop = %shop,
             topic = %topic,
             webhook_url = %config.webhook_url,
             "no webhook subscription of this topic delivers to the relay: run pinrelay subscribe"
@@ -111,6 +231,7 @@ fn log(config: &WatchConfig, r: &WatchReport) {
     for (id, name) in &r.missing {
         tracing::warn!(
             outcome = "order_missing",
+            shop = %shop,
             order_id = id,
             order_name = %name,
             "the relay has no trace of this order: run pinrelay reconcile --backfill"
@@ -118,7 +239,7 @@ fn log(config: &WatchConfig, r: &WatchReport) {
     }
     tracing::info!(
         outcome = "watched",
-        shop = %config.shop,
+        shop = %shop,
         subscriptions_missing = r.subscriptions_missing.len(),
         orders_checked = r.orders_checked,
         orders_missing = r.missing.len(),

@@ -511,7 +511,7 @@ export class PinrelayStack extends Stack {
     const watchLogGroup = new logs.CfnLogGroup(this, "WatchLogGroup", { retentionInDays: s.logRetentionDays });
     const watchRole = new iam.CfnRole(this, "WatchRole", {
       description:
-        "pinrelay watch - write its logs (and traces), read the Shopify Admin API token, read the outcome ledger.",
+        "pinrelay watch - write its logs (and traces), read the Shopify Admin API token and the registered stores' secrets, read the outcome ledger.",
       assumeRolePolicyDocument: assumeRole,
       policies: [
         {
@@ -523,6 +523,8 @@ export class PinrelayStack extends Stack {
               // Ledger lookups (shared/src/ledger/dynamodb.rs); the watch writes nothing.
               { Sid: "Ledger", Effect: "Allow", Action: ["dynamodb:GetItem", "dynamodb:BatchGetItem"], Resource: this.idempotencyTable.attrArn },
               { Sid: "AdminToken", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: adminTokenSecretArn },
+              // Each registered store's Admin credentials (the registry's entries are read under Ledger).
+              { Sid: "ShopSecrets", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: shopSecretsArn },
               ...xray,
             ],
           },
@@ -548,6 +550,8 @@ export class PinrelayStack extends Stack {
           WEBHOOK_URL: `${this.ingestFunctionUrl.attrFunctionUrl}webhooks/shopify`,
           IDEMPOTENCY_TABLE: this.idempotencyTable.ref,
           SHOPIFY_ADMIN_TOKEN_SECRET_ARN: adminTokenSecretArn,
+          // The registered stores, each watched with its own Admin credentials.
+          SHOP_SECRETS_PREFIX: shopSecretsPrefix,
           SHOPIFY_API_VERSION: "2026-07",
           // The topics `pinrelay subscribe` creates for the stack's checkoutOn.
           WATCH_TOPICS:

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{self, InvalidVar, keys};
 use crate::mapping::Options;
 use crate::shopify::WebhookSecrets;
+use crate::shopify::admin::AdminCredentials;
 
 /// How long an answer of the registry is used before it is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -114,6 +115,24 @@ impl std::fmt::Debug for ShopSecrets {
             .field("shopify_admin_token", &self.shopify_admin_token.is_some())
             .field("shopify_client_id", &self.shopify_client_id.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl ShopSecrets {
+    /// Its Admin credentials: its token, else its client id and secret; `None` without either.
+    pub fn admin_credentials(&self) -> Option<AdminCredentials> {
+        match (
+            &self.shopify_admin_token,
+            &self.shopify_client_id,
+            &self.shopify_client_secret,
+        ) {
+            (Some(token), _, _) => Some(AdminCredentials::Token(token.clone().into())),
+            (None, Some(id), Some(secret)) => Some(AdminCredentials::ClientCredentials {
+                client_id: id.clone(),
+                client_secret: secret.clone().into(),
+            }),
+            _ => None,
+        }
     }
 }
 
