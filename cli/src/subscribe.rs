@@ -30,7 +30,8 @@ pub struct Args {
     #[arg(long)]
     pub address: String,
     /// Comma-separated webhook topics; by default the ones the conversion rules need
-    /// (orders/create and customers/create, and orders/paid with --checkout-on paid).
+    /// (orders/create and customers/create, and orders/paid with --checkout-on paid), and
+    /// app/uninstalled (which disables a registered store).
     #[arg(long, value_delimiter = ',')]
     pub topics: Vec<String>,
     /// When a purchase counts, as the relay's CHECKOUT_ON: created or paid (decides the default
@@ -109,6 +110,7 @@ pub async fn run_with_credentials(
     let requested = if args.topics.is_empty() {
         pinrelay::mapping::webhook_topics(checkout_on)
             .iter()
+            .chain(&[pinrelay::mapping::UNINSTALL_TOPIC])
             .map(|t| (*t).to_owned())
             .collect()
     } else {

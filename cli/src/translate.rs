@@ -149,8 +149,13 @@ fn translate(args: &Args) -> Result<Translated, String> {
             reason.label()
         ))),
         Outcome::Compliance(request) => Ok(Translated::Skipped(format!(
-            "{} is a mandatory compliance request ({}); the relay acts on it, it is never a Pinterest event [compliance]",
+            "{} is {} ({}); the relay acts on it, it is never a Pinterest event [compliance]",
             metadata.topic,
+            if metadata.topic.is_compliance() {
+                "a mandatory compliance request"
+            } else {
+                "about the store"
+            },
             describe(&request)
         ))),
     }
@@ -169,6 +174,9 @@ fn describe(request: &ComplianceRequest) -> String {
         ),
         ComplianceRequest::ShopRedact { shop_domain } => {
             format!("forget everything of {shop_domain}")
+        }
+        ComplianceRequest::AppUninstalled { shop_domain } => {
+            format!("disable the registered store {shop_domain}")
         }
     }
 }

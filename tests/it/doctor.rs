@@ -795,7 +795,10 @@ async fn connect_fills_the_secrets_from_stdin_subscribes_writes_the_pixel_and_pa
         .map(|s| s.topic)
         .collect();
     topics.sort();
-    assert_eq!(topics, ["CUSTOMERS_CREATE", "ORDERS_CREATE"]);
+    assert_eq!(
+        topics,
+        ["APP_UNINSTALLED", "CUSTOMERS_CREATE", "ORDERS_CREATE"]
+    );
     // The pixel has nothing left to edit.
     let pixel = std::fs::read_to_string(&run.pixel_path).unwrap();
     assert!(pixel.contains("var RELAY_URL = \"https://relay.example.com/events/browser\";"));
@@ -838,7 +841,7 @@ async fn connect_stores_a_dev_dashboard_apps_client_credentials_and_mints_tokens
     // subscribe and doctor (separate clients) each minted a token and used only minted ones.
     let mints = run.shopify.mints();
     assert_eq!(mints.len(), 2, "{mints:?}");
-    assert_eq!(run.shopify.subscriptions().len(), 2);
+    assert_eq!(run.shopify.subscriptions().len(), 3);
     assert!(run.shopify.requests().iter().all(|r| {
         r.status == 200
             && mints

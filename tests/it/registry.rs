@@ -381,3 +381,62 @@ async fn doctor_checks_a_stacks_registered_store_with_its_own_secrets() {
         assert!(!all.contains(secret), "printed {secret}");
     }
 }
+
+#[tokio::test]
+async fn aws_registry_disables_a_store_without_touching_its_secret() {
+    let env = TestEnv::start().await;
+    let writer = registry(&env, PREFIX);
+    let a = shop("alpha.myshopify.com", "111", "alpha-secret", "alpha-token");
+    writer.register(&a).await.unwrap();
+    let reader = registry(&env, PREFIX);
+    reader.get("alpha.myshopify.com").await.unwrap().unwrap();
+    let before = secret_value(&env, &format!("{PREFIX}alpha.myshopify.com")).await;
+
+    // What dispatch does on `app/uninstalled`.
+    assert!(
+        writer
+            .set_enabled("alpha.myshopify.com", false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !writer
+            .set_enabled("nobody.myshopify.com", false)
+            .await
+            .unwrap()
+    );
+    let got = reader.get("alpha.myshopify.com").await.unwrap().unwrap();
+    assert!(!got.entry.enabled);
+    assert_eq!(
+        got.secrets, a.secrets,
+        "its secrets are kept for a reinstall"
+    );
+    assert_eq!(
+        secret_value(&env, &format!("{PREFIX}alpha.myshopify.com")).await,
+        before
+    );
+    assert!(
+        writer
+            .set_enabled("alpha.myshopify.com", true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        reader
+            .get("alpha.myshopify.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .entry
+            .enabled
+    );
+    // Removed meanwhile (`shop/redact`): nothing to disable, and no entry written back.
+    writer.remove("alpha.myshopify.com").await.unwrap();
+    assert!(
+        !writer
+            .set_enabled("alpha.myshopify.com", false)
+            .await
+            .unwrap()
+    );
+    assert!(reader.get("alpha.myshopify.com").await.unwrap().is_none());
+}

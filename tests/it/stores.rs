@@ -421,7 +421,10 @@ async fn connect_registers_a_store_in_serves_data_dir_subscribes_and_passes_doct
         .map(|s| s.topic)
         .collect();
     topics.sort();
-    assert_eq!(topics, ["CUSTOMERS_CREATE", "ORDERS_CREATE"]);
+    assert_eq!(
+        topics,
+        ["APP_UNINSTALLED", "CUSTOMERS_CREATE", "ORDERS_CREATE"]
+    );
     let pixel = std::fs::read_to_string(&pixel_path).unwrap();
     assert!(pixel.contains("var SHOP_DOMAIN = \"delta.myshopify.com\";"));
     assert!(stdout.contains("ok    storefront_endpoint"), "{stdout}");
@@ -495,5 +498,86 @@ async fn shop_redact_forgets_a_registered_store_with_its_secrets() {
     assert_eq!(
         post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 112)).await,
         401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_uninstalled_disables_the_store_and_a_replay_under_another_header_disables_nothing() {
+    let (fake, _dir, data_dir, relay) =
+        serving(&[(&ALPHA, ACCESS_TOKEN), (&BETA, ACCESS_TOKEN)]).await;
+    let url = relay.webhook_url();
+    // Shopify's `app/uninstalled` body is the shop: alpha's, signed with alpha's secret.
+    let body = serde_json::json!({
+        "id": ALPHA.shop_id,
+        "name": "Alpha",
+        "domain": "alpha.example",
+        "myshopify_domain": ALPHA.domain,
+    })
+    .to_string()
+    .into_bytes();
+    // The same body under beta's header is refused (alpha's secret is not beta's) and, were the
+    // secret shared, the body names alpha: beta stays enabled either way.
+    let replayed = crate::relay::post_webhook(
+        &url,
+        "app/uninstalled",
+        BETA.domain,
+        ALPHA.secret,
+        "wh-u0",
+        &body,
+    )
+    .await;
+    assert_eq!(replayed, 401);
+    let status = crate::relay::post_webhook(
+        &url,
+        "app/uninstalled",
+        ALPHA.domain,
+        ALPHA.secret,
+        "wh-u1",
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    relay.drained(Duration::from_secs(15)).await;
+
+    let out = Command::new(pinrelay_bin())
+        .args(["shops", "list", "--json", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let enabled: Vec<(&str, bool)> = listed
+        .iter()
+        .map(|e| {
+            (
+                e["domain"].as_str().unwrap(),
+                e["enabled"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(enabled, [(ALPHA.domain, false), (BETA.domain, true)]);
+    // Alpha's webhooks are refused like an unknown shop's (once serve's cache expires); beta's flow.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 121)).await,
+        401
+    );
+    assert_eq!(
+        post(&relay, BETA.domain, BETA.secret, &order(&BETA, 122)).await,
+        200
+    );
+    relay.drained(Duration::from_secs(15)).await;
+    let sent = accepted(&fake);
+    assert!(
+        sent.iter().all(|(_, account)| account == BETA.ad_account),
+        "{sent:?}"
+    );
+    assert_eq!(sent.len(), 1, "{sent:?}");
+
+    // Reinstalled: `shops update --enable` serves it again.
+    shops(&data_dir, &["update", ALPHA.domain, "--enable"], "");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        post(&relay, ALPHA.domain, ALPHA.secret, &order(&ALPHA, 123)).await,
+        200
     );
 }

@@ -147,7 +147,7 @@ async fn creates_only_the_missing_subscriptions_then_changes_nothing() {
         "{out}"
     );
     assert!(
-        out.contains("created 2, already present 1, failed 0"),
+        out.contains("created 3, already present 1, failed 0"),
         "{out}"
     );
     assert_eq!(
@@ -155,6 +155,7 @@ async fn creates_only_the_missing_subscriptions_then_changes_nothing() {
         [
             json!({"topic": "ORDERS_PAID", "webhookSubscription": {"uri": ADDRESS}}),
             json!({"topic": "CUSTOMERS_CREATE", "webhookSubscription": {"uri": ADDRESS}}),
+            json!({"topic": "APP_UNINSTALLED", "webhookSubscription": {"uri": ADDRESS}}),
         ]
     );
     {
@@ -181,7 +182,7 @@ async fn creates_only_the_missing_subscriptions_then_changes_nothing() {
         "the second run created something"
     );
     assert!(
-        stdout(&second).contains("created 0, already present 3, failed 0"),
+        stdout(&second).contains("created 0, already present 4, failed 0"),
         "{}",
         stdout(&second)
     );
@@ -200,12 +201,12 @@ async fn reports_user_errors_and_exits_non_zero() {
         "{text}"
     );
     assert!(
-        text.contains("created 2, already present 0, failed 1"),
+        text.contains("created 3, already present 0, failed 1"),
         "{text}"
     );
     // The other topics were still created.
-    assert_eq!(mutations(&shop).len(), 3);
-    assert_eq!(shop.subscriptions().len(), 2);
+    assert_eq!(mutations(&shop).len(), 4);
+    assert_eq!(shop.subscriptions().len(), 3);
 }
 
 #[tokio::test]
@@ -217,7 +218,7 @@ async fn dry_run_lists_and_creates_nothing() {
     assert!(mutations(&shop).is_empty());
     let text = stdout(&out);
     assert!(
-        text.contains("would create 2, already present 1, failed 0"),
+        text.contains("would create 3, already present 1, failed 0"),
         "{text}"
     );
 }
@@ -254,6 +255,7 @@ async fn api_versions_before_2025_10_use_callback_url() {
         [
             json!({"topic": "ORDERS_PAID", "webhookSubscription": {"callbackUrl": ADDRESS, "format": "JSON"}}),
             json!({"topic": "CUSTOMERS_CREATE", "webhookSubscription": {"callbackUrl": ADDRESS, "format": "JSON"}}),
+            json!({"topic": "APP_UNINSTALLED", "webhookSubscription": {"callbackUrl": ADDRESS, "format": "JSON"}}),
         ]
     );
 }

@@ -44,6 +44,9 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, R: Routes>(
         ComplianceRequest::ShopRedact { shop_domain } => {
             shop_redact(store, profiles, routes, shop_domain).await
         }
+        ComplianceRequest::AppUninstalled { shop_domain } => {
+            app_uninstalled(routes, shop_domain).await
+        }
     };
     if done {
         Disposition::Compliance
@@ -157,6 +160,34 @@ async fn shop_redact<S: IdempotencyStore, P: ProfileStore, R: Routes>(
         }
         Err(e) => {
             tracing::warn!(shop, error.message = %e, "shop/redact not finished; will retry");
+            false
+        }
+    }
+}
+
+/// `app/uninstalled`: disables a registered store (its records stay until `shop/redact`, which
+/// Shopify sends 48 hours later). The default store's shops are the relay's variables: the line
+/// says what to change.
+async fn app_uninstalled<R: Routes>(routes: &R, shop: &str) -> bool {
+    match routes.disable_store(shop).await {
+        Ok(true) => {
+            tracing::warn!(
+                shop,
+                outcome = "compliance",
+                "app/uninstalled: the store removed the app; it is disabled (pinrelay shops update SHOP --enable after a reinstall)"
+            );
+            true
+        }
+        Ok(false) => {
+            tracing::warn!(
+                shop,
+                outcome = "compliance",
+                "app/uninstalled: the store removed the app; it is not a registered store, so the relay's variables still name it: take it out of SHOPIFY_SHOP_DOMAINS"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(shop, error.message = %e, "app/uninstalled: the store could not be disabled; will retry");
             false
         }
     }

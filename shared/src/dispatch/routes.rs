@@ -76,6 +76,14 @@ pub trait Routes: Send + Sync + 'static {
         let _ = shop;
         Box::pin(async { Ok(false) })
     }
+
+    /// Disables a registered store (`app/uninstalled`): its events are no longer sent (they are
+    /// dead-lettered `shop_not_served`, replayable once it is enabled again); false when there
+    /// was none.
+    fn disable_store<'a>(&'a self, shop: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        let _ = shop;
+        Box::pin(async { Ok(false) })
+    }
 }
 
 impl<A: ConversionsApi> Routes for A {
@@ -228,6 +236,18 @@ impl<D: Directory + 'static, A: ConversionsApi> Routes for StoreRoutes<D, A> {
                 built.remove(shop);
             }
             self.directory.forget(shop).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn disable_store<'a>(&'a self, shop: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            if let Ok(mut built) = self.built.lock() {
+                built.remove(shop);
+            }
+            self.directory
+                .disable(shop)
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 }

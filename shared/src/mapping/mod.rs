@@ -7,6 +7,7 @@
 //! | `orders/create`, `orders/paid` | one `checkout` event; both topics give the same `event_id`, so the second is deduplicated |
 //! | `customers/create` | one `signup` event, `event_id` = `signup-{customer id}`, for an account registration or a newsletter sign-up; any other customer is skipped (`not_a_signup`) |
 //! | `customers/data_request`, `customers/redact`, `shop/redact` | [`Outcome::Compliance`], never a Pinterest event |
+//! | `app/uninstalled` | [`ComplianceRequest::AppUninstalled`]: the registered store is disabled |
 //! | `orders/updated` | skipped: it fires on every edit, fulfillment and refund of an order already sent |
 //! | `checkouts/create`, `checkouts/update` | skipped: checkouts are not purchases (most are abandoned), and Pinterest's `checkout` event means a completed purchase |
 //! | `carts/*` and any other topic | skipped: no purchase, and carts carry no identity |
@@ -32,7 +33,7 @@ use serde::de::DeserializeOwned;
 pub use self::money::{currency_amount, minor_units};
 pub use self::order::{ONLINE_STORE, OrderChannel, OrderFacts, order_rule};
 use crate::pinterest::Event;
-use crate::shopify::payload::{CustomersDataRequest, CustomersRedact, ShopRedact};
+use crate::shopify::payload::{AppUninstalled, CustomersDataRequest, CustomersRedact, ShopRedact};
 use crate::shopify::{Topic, WebhookMetadata};
 
 /// How orders become events; every field has a documented default and an env var (see README).
@@ -231,6 +232,10 @@ pub const fn webhook_topics(checkout_on: CheckoutOn) -> &'static [&'static str] 
         CheckoutOn::Paid => &["orders/create", "orders/paid", "customers/create"],
     }
 }
+
+/// The topic that disables a registered store when it removes the app; `pinrelay subscribe`
+/// subscribes it beside [`webhook_topics`].
+pub const UNINSTALL_TOPIC: &str = "app/uninstalled";
 
 /// The `financial_status`es that count as payment secured by default: paid in full or in part,
 /// authorized (for stores that capture later), and refunded after payment (a refund does not undo a
@@ -621,6 +626,13 @@ pub enum ComplianceRequest {
         /// The shop's domain.
         shop_domain: String,
     },
+    /// `app/uninstalled` (not a compliance topic, but an instruction about the store in the same
+    /// way, never an event): a registered store is disabled; its records are kept until
+    /// `shop/redact`.
+    AppUninstalled {
+        /// The shop's domain.
+        shop_domain: String,
+    },
 }
 
 /// What is wrong with a JSON body, without quoting it: serde's own text quotes the offending value
@@ -737,6 +749,16 @@ pub fn translate(
                 shop_domain: metadata.shop_domain.clone(),
             }))
         }
+        Topic::AppUninstalled => {
+            // The body (the shop, which the HMAC covers) must name the header's shop: a signed
+            // uninstall of one store replayed under another's header disables nothing.
+            let r: AppUninstalled = parse(topic, body)?;
+            agrees(metadata, r.myshopify_domain.as_deref())?;
+            required(topic, r.id.is_some(), "id")?;
+            Ok(Outcome::Compliance(ComplianceRequest::AppUninstalled {
+                shop_domain: metadata.shop_domain.clone(),
+            }))
+        }
         Topic::OrdersUpdated
         | Topic::CheckoutsCreate
         | Topic::CheckoutsUpdate
@@ -752,7 +774,7 @@ fn agrees(metadata: &WebhookMetadata, body_shop: Option<&str>) -> Result<(), Map
         found => Err(MappingError::ComplianceMismatch {
             topic: metadata.topic.to_string(),
             why: match found {
-                None => "its body has no shop_domain".to_owned(),
+                None => "its body does not name its shop".to_owned(),
                 Some(shop) => format!(
                     "its body names shop {shop:?}, the delivery's header {:?}",
                     metadata.shop_domain

@@ -474,6 +474,41 @@ fn maps_compliance_topics_to_compliance_requests() {
     );
 }
 
+/// Shopify's `app/uninstalled` body: the REST `Shop` resource (fields trimmed to a few).
+fn app_uninstalled_body(domain: &str) -> String {
+    format!(
+        r#"{{"id": 548380009, "name": "Super Toys", "email": "super@supertoys.com", "domain": "supertoys.com", "myshopify_domain": "{domain}", "plan_name": "basic"}}"#
+    )
+}
+
+#[test]
+fn app_uninstalled_disables_the_store_it_names_and_only_that_one() {
+    assert_eq!(
+        run("app/uninstalled", &app_uninstalled_body(SHOP), &defaults()).unwrap(),
+        Outcome::Compliance(ComplianceRequest::AppUninstalled {
+            shop_domain: SHOP.into()
+        })
+    );
+    assert_eq!(
+        "APP_UNINSTALLED"
+            .parse::<crate::shopify::metadata::Topic>()
+            .unwrap(),
+        crate::shopify::metadata::Topic::AppUninstalled
+    );
+    // A signed uninstall of another store, or an order, replayed under this store's header.
+    for body in [
+        app_uninstalled_body("other.myshopify.com"),
+        ORDER_REST.to_owned(),
+        r#"{"myshopify_domain": "SHOP"}"#.replace("SHOP", SHOP),
+    ] {
+        let err = run("app/uninstalled", &body, &defaults()).unwrap_err();
+        assert!(
+            matches!(err, MappingError::ComplianceMismatch { .. }),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn a_compliance_body_that_disagrees_with_its_headers_is_not_acted_on() {
     let mismatch = |topic: &str, body: &str| {

@@ -449,6 +449,48 @@ impl Registry for AwsRegistry {
         Ok(())
     }
 
+    async fn set_enabled(&self, domain: &str, enabled: bool) -> Result<bool, RegistryError> {
+        let Some(item) = self.item(domain).await? else {
+            return Ok(false);
+        };
+        let mut entry = item.entry;
+        entry.enabled = enabled;
+        // A new version of the entry (the caches compare it); the secret's version is unchanged.
+        entry.updated_at = Utc::now().max(entry.updated_at + chrono::Duration::milliseconds(1));
+        let json = serde_json::to_string(&entry)
+            .map_err(|e| RegistryError::Storage(format!("cannot encode the entry: {e}")))?;
+        let result = self
+            .table
+            .client()
+            .update_item()
+            .table_name(self.table.name())
+            .key(ID, s(store_id(domain)))
+            .update_expression("SET #entry = :entry")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#entry", ENTRY)
+            .expression_attribute_names("#id", ID)
+            .expression_attribute_values(":entry", s(json))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            // Removed meanwhile (`shop/redact`): nothing left to disable.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(self.table.error("UpdateItem", e).into()),
+        }
+        if let Ok(mut cache) = self.cache.lock()
+            && let Some(c) = cache.get_mut(domain)
+        {
+            c.updated_at = entry.updated_at;
+        }
+        Ok(true)
+    }
+
     async fn remove(&self, domain: &str) -> Result<bool, RegistryError> {
         let existing = self.item(domain).await.map(|i| i.map(|i| i.secret_arn));
         let (found, secret) = match existing {

@@ -223,6 +223,14 @@ pub trait Registry: Send + Sync + 'static {
 
     /// Removes a store and its secrets; false when it was not registered.
     fn remove(&self, domain: &str) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+
+    /// Enables or disables a store, its secrets untouched (`app/uninstalled`,
+    /// `pinrelay shops update --disable`); false when it was not registered.
+    fn set_enabled(
+        &self,
+        domain: &str,
+        enabled: bool,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
 }
 
 /// Checks a new or changed store before it is written: a shop domain, an ad account, only
@@ -273,6 +281,10 @@ pub trait Directory: Send + Sync {
     /// Removes a registered store, entry and secrets (`shop/redact`), and forgets the cached
     /// answer; false when it was not registered.
     fn forget<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<bool, RegistryError>>;
+
+    /// Disables a registered store (`app/uninstalled`) and forgets the cached answer; false when
+    /// it was not registered.
+    fn disable<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<bool, RegistryError>>;
 }
 
 /// The relay's own variables as a store: every shop of `domains` (any shop when `None`, the
@@ -436,6 +448,19 @@ impl<R: Registry> Directory for CachedDirectory<R> {
         })
     }
 
+    fn disable<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        Box::pin(async move {
+            let Some(registry) = &self.registry else {
+                return Ok(false);
+            };
+            let disabled = registry.set_enabled(domain, false).await?;
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.remove(domain);
+            }
+            Ok(disabled)
+        })
+    }
+
     fn listed<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             match self.registered(domain).await {
@@ -465,6 +490,9 @@ impl Registry for NoRegistry {
         Err(RegistryError::Storage("this relay has no registry".into()))
     }
     async fn remove(&self, _: &str) -> Result<bool, RegistryError> {
+        Ok(false)
+    }
+    async fn set_enabled(&self, _: &str, _: bool) -> Result<bool, RegistryError> {
         Ok(false)
     }
 }
@@ -509,6 +537,13 @@ mod tests {
         }
         async fn remove(&self, domain: &str) -> Result<bool, RegistryError> {
             Ok(self.shops.lock().unwrap().remove(domain).is_some())
+        }
+        async fn set_enabled(&self, domain: &str, enabled: bool) -> Result<bool, RegistryError> {
+            let mut shops = self.shops.lock().unwrap();
+            Ok(shops
+                .get_mut(domain)
+                .map(|s| s.entry.enabled = enabled)
+                .is_some())
         }
     }
 

@@ -1,6 +1,7 @@
 //! `pinrelay serve`'s registry: the `shops` table of the relay database, one row per store, its
 //! entry and its secrets as JSON (the database file is readable by its owner only).
 
+use chrono::Utc;
 use rusqlite::{OptionalExtension as _, params};
 
 use super::{Registry, RegistryError, Shop, ShopEntry, ShopSecrets, validate};
@@ -93,6 +94,27 @@ impl Registry for SqliteRegistry {
             })
             .await?;
         Ok(())
+    }
+
+    async fn set_enabled(&self, domain: &str, enabled: bool) -> Result<bool, RegistryError> {
+        let Some(mut shop) = self.get(domain).await? else {
+            return Ok(false);
+        };
+        shop.entry.enabled = enabled;
+        shop.entry.updated_at = Utc::now().max(shop.entry.updated_at);
+        let entry = serde_json::to_string(&shop.entry)
+            .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        let key = domain.to_owned();
+        let changed = self
+            .db
+            .call(true, move |conn| {
+                conn.execute(
+                    "UPDATE shops SET entry = ?2 WHERE domain = ?1",
+                    params![key, entry],
+                )
+            })
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn remove(&self, domain: &str) -> Result<bool, RegistryError> {

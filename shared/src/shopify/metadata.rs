@@ -29,6 +29,8 @@ pub enum Topic {
     CustomersRedact,
     /// `shop/redact`: mandatory compliance topic.
     ShopRedact,
+    /// `app/uninstalled`: the store removed the app; a registered store is disabled.
+    AppUninstalled,
     /// Any other topic, kept verbatim (lowercase).
     Other(String),
 }
@@ -46,6 +48,7 @@ impl Topic {
             Topic::CustomersDataRequest => "customers/data_request",
             Topic::CustomersRedact => "customers/redact",
             Topic::ShopRedact => "shop/redact",
+            Topic::AppUninstalled => "app/uninstalled",
             Topic::Other(s) => s,
         }
     }
@@ -83,6 +86,7 @@ impl FromStr for Topic {
             "customers_data_request" => "customers/data_request",
             "customers_redact" => "customers/redact",
             "shop_redact" => "shop/redact",
+            "app_uninstalled" => "app/uninstalled",
             other => other,
         };
         Ok(match normalized {
@@ -95,6 +99,7 @@ impl FromStr for Topic {
             "customers/data_request" => Topic::CustomersDataRequest,
             "customers/redact" => Topic::CustomersRedact,
             "shop/redact" => Topic::ShopRedact,
+            "app/uninstalled" => Topic::AppUninstalled,
             other => Topic::Other(other.to_owned()),
         })
     }

@@ -350,6 +350,17 @@ pub struct ShopRedact {
     pub shop_domain: Option<String>,
 }
 
+/// `app/uninstalled`: the shop the app was removed from (Shopify's REST `Shop` resource).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AppUninstalled {
+    /// The shop's numeric id.
+    #[serde(default, deserialize_with = "de::id")]
+    pub id: Option<u64>,
+    /// The shop's `*.myshopify.com` domain.
+    #[serde(default, deserialize_with = "de::text")]
+    pub myshopify_domain: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
