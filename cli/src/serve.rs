@@ -334,9 +334,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.data_dir.display()
         );
     }
-    // The queue redrives one delivery after the dispatcher's own last attempt, so the dispatcher
-    // dead-letters with the real reason and the queue only catches crashes.
-    let queue = SqliteQueue::new(db.clone()).with_max_receive_count(max_receive_count + 1);
+    // The queue redrives well after the dispatcher's own last attempt (as SQS does on the stack),
+    // so the dispatcher dead-letters with the real reason, a paused store's messages come back for
+    // Pinterest's 7 days, and the queue only catches crashes.
+    let queue = SqliteQueue::new(db.clone())
+        .with_max_receive_count(pinrelay::dispatch::QUEUE_MAX_RECEIVES.max(max_receive_count + 1));
     let store = SqliteIdempotencyStore::new(db.clone());
     let profiles = SqliteProfileStore::new(db.clone());
     let metrics = Metrics::in_memory("serve");

@@ -5,8 +5,8 @@
 //! - the secrets travel as ARNs only, and each function's role can read exactly the resources its
 //!   variables name;
 //! - the SQS event source reports batch item failures, the queue hides a message for at least six
-//!   times the dispatch timeout, and the redrive to the dead-letter queue matches
-//!   `MAX_RECEIVE_COUNT`;
+//!   times the dispatch timeout, and the redrive to the dead-letter queue comes after
+//!   `MAX_RECEIVE_COUNT` and after a paused store's 7 days of retries;
 //! - no policy statement grants `*` resources, except the listed, justified ones;
 //! - every alarm and dashboard metric in the `pinrelay` namespace is one the code publishes
 //!   ([`pinrelay::metrics::PUBLISHED`]: name and `Reason`), and the detail left to the logs is
@@ -691,16 +691,34 @@ fn the_queue_redrives_to_the_dead_letter_queue_after_max_receive_count() {
     let redrive = &resource(&t, &queue)["Properties"]["RedrivePolicy"];
     assert_eq!(referred_one(&redrive["deadLetterTargetArn"]), dlq);
     let max = number(&redrive["maxReceiveCount"]);
-    assert_eq!(max, 5, "the issue asks for redrive after 5 receives");
-    assert_eq!(
-        number(&env[pinrelay::config::keys::MAX_RECEIVE_COUNT]),
-        max,
-        "MAX_RECEIVE_COUNT must equal the redrive count, or the queue dead-letters silently first"
-    );
+    assert_eq!(max, u64::from(pinrelay::dispatch::QUEUE_MAX_RECEIVES));
+    let dispatch_max = number(&env[pinrelay::config::keys::MAX_RECEIVE_COUNT]);
+    assert_eq!(dispatch_max, 5, "dispatch dead-letters after 5 receives");
     assert_eq!(
         u64::from(pinrelay::dispatch::DispatchConfig::default().max_receive_count),
-        max
+        dispatch_max
     );
+    assert!(
+        dispatch_max < max,
+        "MAX_RECEIVE_COUNT must be below the redrive count, or the queue dead-letters silently first"
+    );
+    // A paused store's messages come back for Pinterest's 7 days within the queue's count: the
+    // schedule of a refused token (15 min doubling to 12 h) and of a rate limit (1 min).
+    let config = pinrelay::dispatch::DispatchConfig::default();
+    for from in [config.retry_max, config.retry_base] {
+        let (mut waited, mut receives) = (std::time::Duration::ZERO, 1u32);
+        let event_time = 1_700_000_000;
+        while waited < config.max_event_age {
+            let now =
+                chrono::DateTime::from_timestamp(event_time + waited.as_secs() as i64, 0).unwrap();
+            waited += config.pause(receives, from, std::time::Duration::ZERO, event_time, now);
+            receives += 1;
+        }
+        assert!(
+            u64::from(receives) + u64::from(config.max_receive_count) < max,
+            "{receives} receives to cover 7 days"
+        );
+    }
     let retention = number(&resource(&t, &dlq)["Properties"]["MessageRetentionPeriod"]);
     assert_eq!(retention, 14 * 24 * 3600, "dead letters are kept 14 days");
     let source_retention = number(&resource(&t, &queue)["Properties"]["MessageRetentionPeriod"]);

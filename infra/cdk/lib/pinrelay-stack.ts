@@ -296,8 +296,8 @@ export class PinrelayStack extends Stack {
       messageRetentionPeriod: 604800,
       // The size the SQS adapters enforce (pinrelay::queue::MAX_MESSAGE_BYTES).
       maximumMessageSize: 262144,
-      // maxReceiveCount equals MAX_RECEIVE_COUNT of DispatchFunction.
-      redrivePolicy: { deadLetterTargetArn: this.deadLetterQueue.attrArn, maxReceiveCount: 5 },
+      // pinrelay::dispatch::QUEUE_MAX_RECEIVES, above MAX_RECEIVE_COUNT of DispatchFunction.
+      redrivePolicy: { deadLetterTargetArn: this.deadLetterQueue.attrArn, maxReceiveCount: 50 },
     });
     this.idempotencyTable = new dynamodb.CfnTable(this, "IdempotencyTable", {
       billingMode: "PAY_PER_REQUEST",
@@ -566,6 +566,15 @@ export class PinrelayStack extends Stack {
           ORDER_SOURCES: s.orderSources,
           CHECKOUT_ON: s.checkoutOn,
           PAID_STATUSES: s.paidStatuses,
+          // The rest of the stack's settings: what a registered store without its own inherits.
+          PINTEREST_TEST_MODE: flag(s.pinterestTestMode),
+          EVENT_ID_TEMPLATE: s.eventIdTemplate,
+          STORE_URL: s.storeUrl,
+          CONTENT_ID: s.contentId,
+          CHECKOUT_EVENT_ID: s.checkoutEventId,
+          CATALOG_COUNTRY: s.catalogCountry,
+          ORDER_CONSENT_POLICY: s.orderConsentPolicy,
+          DEFAULT_COUNTRY: s.defaultCountry,
           RUST_LOG: s.applicationLogLevel,
         },
       },

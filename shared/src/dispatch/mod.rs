@@ -48,7 +48,10 @@ use self::model::Prepared;
 /// The dispatch log's warning for a browser event whose pixel settings differ from the relay's
 /// (`pinrelay doctor` counts these lines).
 pub const PIXEL_DRIFT_MESSAGE: &str = "the storefront pixel's settings differ from the relay's; paste the pixel again (pinrelay prints it with the stack's settings)";
-pub use self::model::{BatchReport, Counts, DeadLetterReason, DispatchConfig, Disposition};
+pub use self::model::{
+    BatchReport, Counts, DeadLetterReason, DispatchConfig, Disposition, PAUSE_MAX,
+    QUEUE_MAX_RECEIVES,
+};
 pub use self::routes::{Route, Routes, StoreRoutes};
 use self::settle::{Item, Settler};
 use crate::idempotency::{DoubtCause, Holder, IdempotencyStore};
@@ -257,7 +260,7 @@ impl<S: IdempotencyStore, P: ProfileStore, R: Routes, I: Inbox> Dispatcher<S, P,
             items.push(Item::held(p, d.clone(), config, now));
         }
 
-        let sent = send::send(api, enriched.to_send, config, &self.metrics, cutoff).await;
+        let sent = send::send(api, enriched.to_send, config, &self.metrics, cutoff, now).await;
         report.counts.sent += sent.sent;
         report.counts.failed += sent.failed;
         report.counts.auth_failures += sent.auth_failures;

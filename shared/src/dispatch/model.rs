@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::browser::Profile;
 use crate::idempotency::{DoubtCause, IdempotencyKey, Mode};
 use crate::mapping::{ComplianceRequest, Options, OrderRef, SkipReason};
@@ -72,7 +74,43 @@ impl Default for DispatchConfig {
     }
 }
 
+/// The queue's own redrive count (SQS `maxReceiveCount`, serve's queue): above
+/// [`DispatchConfig::max_receive_count`], so the dispatcher dead-letters a failing message itself,
+/// with its reason, while a paused store's messages ([`Disposition::Paused`]) keep coming back for
+/// Pinterest's 7 days (about 25 receives on [`PAUSE_MAX`]'s schedule); the queue's count only
+/// catches messages whose every delivery crashed.
+pub const QUEUE_MAX_RECEIVES: u32 = 50;
+
+/// The longest pause between two attempts of a paused store's message: SQS's longest visibility
+/// timeout, 12 hours.
+pub const PAUSE_MAX: Duration = Duration::from_secs(12 * 3600);
+
 impl DispatchConfig {
+    /// The delay of a paused store's message delivered `receive_count` times, for an event of
+    /// `event_time` (Unix seconds) at `now`: `from` (the first delay: `retry_max` for a refused
+    /// token, `retry_base` for a rate limit) doubled per earlier delivery, at least `at_least`
+    /// (Pinterest's `Retry-After`), at most [`PAUSE_MAX`], and never past a minute after the event
+    /// becomes too old to send (`max_event_age`), so its last delivery skips it `expired` before
+    /// the queue's 7-day retention could drop it unseen.
+    pub fn pause(
+        &self,
+        receive_count: u32,
+        from: Duration,
+        at_least: Duration,
+        event_time: i64,
+        now: DateTime<Utc>,
+    ) -> Duration {
+        let exp = receive_count.saturating_sub(1).min(20);
+        let scheduled = from.saturating_mul(1 << exp).max(at_least).min(PAUSE_MAX);
+        let expires_in = event_time
+            .saturating_add(self.max_event_age.as_secs() as i64 + 60)
+            .saturating_sub(now.timestamp());
+        let until_expiry = Duration::from_secs(u64::try_from(expires_in).unwrap_or(0));
+        scheduled
+            .min(until_expiry)
+            .max(self.retry_base.min(scheduled))
+    }
+
     /// The retry delay of a message delivered `receive_count` times: `retry_base` doubled per
     /// earlier delivery, at most `retry_max`.
     pub fn backoff(&self, receive_count: u32) -> Duration {
@@ -101,6 +139,10 @@ pub enum Disposition {
     HeldInDoubt,
     /// Handed back to the queue for another attempt after the delay.
     Retry(Duration),
+    /// Its store is paused (Pinterest refused its token, or rate-limits it): handed back after
+    /// the delay ([`DispatchConfig::pause`]) however often it was received, until the event is
+    /// too old for Pinterest; other stores' events are not held up.
+    Paused(Duration),
 }
 
 impl Disposition {
@@ -115,6 +157,7 @@ impl Disposition {
             Disposition::DeadLettered(_) => "dead_lettered",
             Disposition::HeldInDoubt => "held_in_doubt",
             Disposition::Retry(_) => "retried",
+            Disposition::Paused(_) => "paused",
         }
     }
 }

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use super::model::{DeadLetterReason, DispatchConfig, Disposition, Pending};
 use crate::idempotency::DoubtCause;
 use crate::mapping::SkipReason;
@@ -33,6 +35,7 @@ pub(super) async fn send<'a, A: ConversionsApi>(
     config: &DispatchConfig,
     metrics: &Metrics,
     cutoff: Instant,
+    now: DateTime<Utc>,
 ) -> Sent<'a> {
     let chunk = config.max_batch_events.clamp(1, EventBatch::MAX_EVENTS);
     let mut queue: Vec<Vec<Pending>> = Vec::new();
@@ -55,7 +58,8 @@ pub(super) async fn send<'a, A: ConversionsApi>(
             }
             break;
         }
-        if let Some((first, second)) = send_group(api, group, config, metrics, &mut out).await {
+        if let Some((first, second)) = send_group(api, group, config, metrics, &mut out, now).await
+        {
             queue.push(second);
             queue.push(first);
         }
@@ -91,6 +95,7 @@ async fn send_group<'a, A: ConversionsApi>(
     config: &DispatchConfig,
     metrics: &Metrics,
     out: &mut Sent<'a>,
+    now: DateTime<Utc>,
 ) -> Option<(Vec<Pending<'a>>, Vec<Pending<'a>>)> {
     let events: Vec<Event> = group.iter().map(|p| p.event.clone()).collect();
     let started = Instant::now();
@@ -146,15 +151,17 @@ async fn send_group<'a, A: ConversionsApi>(
                     in_doubt(&p, config)
                 } else if e.is_in_doubt() {
                     Disposition::Retry(config.backoff(p.message.receive_count))
+                } else if let Some((from, at_least)) = pause(&e, config) {
+                    // The store is paused: its token refused, or Pinterest rate-limits it.
+                    Disposition::Paused(config.pause(
+                        p.message.receive_count,
+                        from,
+                        at_least,
+                        p.event.event_time,
+                        now,
+                    ))
                 } else if retryable {
-                    let backoff = config.backoff(p.message.receive_count);
-                    Disposition::Retry(match &e {
-                        ConversionsApiError::RateLimited {
-                            retry_after: Some(after),
-                        } => (*after).max(backoff),
-                        ConversionsApiError::Unauthorized { .. } => config.retry_max,
-                        _ => backoff,
-                    })
+                    Disposition::Retry(config.backoff(p.message.receive_count))
                 } else {
                     refused(&p, e.to_string())
                 };
@@ -162,5 +169,18 @@ async fn send_group<'a, A: ConversionsApi>(
             }
             None
         }
+    }
+}
+
+/// A failure that pauses the whole store rather than one event: Pinterest refused its token (a
+/// human must change it: first delay `retry_max`) or rate-limits it (first delay `retry_base`, at
+/// least its `Retry-After`). The first delay and the least one; `None` for any other failure.
+fn pause(e: &ConversionsApiError, config: &DispatchConfig) -> Option<(Duration, Duration)> {
+    match e {
+        ConversionsApiError::Unauthorized { .. } => Some((config.retry_max, Duration::ZERO)),
+        ConversionsApiError::RateLimited { retry_after } => {
+            Some((config.retry_base, retry_after.unwrap_or(Duration::ZERO)))
+        }
+        _ => None,
     }
 }

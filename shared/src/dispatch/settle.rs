@@ -237,7 +237,7 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
         }
 
         for item in &items {
-            if let Disposition::Retry(delay) = &item.disposition {
+            if let Disposition::Retry(delay) | Disposition::Paused(delay) = &item.disposition {
                 report.batch_item_failures.push(item.message.id.clone());
                 if let Err(e) = self.inbox.retry_after(item.message, *delay).await {
                     tracing::warn!(message_id = %item.message.id, error.message = %e, "could not set the retry delay; the queue's visibility timeout applies");
@@ -309,12 +309,14 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
                     Disposition::DeadLettered(reason) => {
                         Settlement::Settled(Settled::DeadLettered(letter_facts(reason)))
                     }
-                    Disposition::Retry(_) => Settlement::Pending(Retrying {
-                        attempts: item.message.receive_count,
-                        last_error: last_error
-                            .clone()
-                            .unwrap_or_else(|| "a retryable failure".to_owned()),
-                    }),
+                    Disposition::Retry(_) | Disposition::Paused(_) => {
+                        Settlement::Pending(Retrying {
+                            attempts: item.message.receive_count,
+                            last_error: last_error
+                                .clone()
+                                .unwrap_or_else(|| "a retryable failure".to_owned()),
+                        })
+                    }
                     Disposition::Deduplicated
                     | Disposition::HeldInDoubt
                     | Disposition::Compliance
@@ -371,7 +373,7 @@ fn count(c: &mut Counts, disposition: &Disposition) {
             *c.dead_lettered.entry(reason.label()).or_default() += 1;
         }
         Disposition::HeldInDoubt => c.held_in_doubt += 1,
-        Disposition::Retry(_) => c.retried += 1,
+        Disposition::Retry(_) | Disposition::Paused(_) => c.retried += 1,
     }
 }
 
@@ -394,7 +396,7 @@ fn log(message: &Received, context: Option<&Context>, event_id: Option<&str>, d:
             message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
             reason = reason.label(), detail = %reason, "message settled"
         ),
-        Disposition::Retry(delay) => tracing::info!(
+        Disposition::Retry(delay) | Disposition::Paused(delay) => tracing::info!(
             message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
             delay_s = delay.as_secs(), receive_count = message.receive_count, "message settled"
         ),

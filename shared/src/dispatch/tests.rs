@@ -444,7 +444,7 @@ async fn a_rate_limit_waits_at_least_what_pinterest_asks() {
     let report = w.run(&api, &[order(&w, 1)]).await;
     assert_eq!(
         report.dispositions["o-1"],
-        Disposition::Retry(Duration::from_secs(600))
+        Disposition::Paused(Duration::from_secs(600))
     );
 }
 
@@ -460,9 +460,54 @@ async fn a_refused_token_is_retried_after_the_longest_delay_and_counted() {
     let report = w.run(&api, &[order(&w, 1)]).await;
     assert_eq!(
         report.dispositions["o-1"],
-        Disposition::Retry(Duration::from_secs(900))
+        Disposition::Paused(Duration::from_secs(900))
     );
     assert_eq!(report.counts.auth_failures, 1);
+    assert_eq!(report.counts.retried, 1);
+}
+
+#[tokio::test]
+async fn a_paused_stores_message_is_not_dead_lettered_after_the_usual_receives() {
+    let w = World::new();
+    let api = ScriptedApi::new(|_| {
+        Err(ConversionsApiError::Unauthorized {
+            status: 401,
+            message: "invalid token".into(),
+        })
+    });
+    // Its 9th delivery, far past MAX_RECEIVE_COUNT (5): paused again, for longer.
+    let mut message = order(&w, 1);
+    message.receive_count = 9;
+    let report = w.run(&api, &[message]).await;
+    let Disposition::Paused(delay) = report.dispositions["o-1"] else {
+        panic!("{:?}", report.dispositions["o-1"]);
+    };
+    assert_eq!(delay, PAUSE_MAX);
+    assert!(report.counts.dead_lettered.is_empty());
+}
+
+#[test]
+fn a_pause_doubles_up_to_twelve_hours_and_ends_when_the_event_expires() {
+    let config = DispatchConfig::default();
+    let t0: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+    let event_time = t0.timestamp();
+    let pause = |n, at_least, now| config.pause(n, config.retry_max, at_least, event_time, now);
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    assert_eq!(pause(1, Duration::ZERO, t0), minutes(15));
+    assert_eq!(pause(2, Duration::ZERO, t0), minutes(30));
+    assert_eq!(pause(7, Duration::ZERO, t0), minutes(12 * 60));
+    assert_eq!(pause(30, Duration::ZERO, t0), minutes(12 * 60));
+    // A rate limit starts at retry_base and honours Retry-After.
+    assert_eq!(
+        config.pause(1, config.retry_base, minutes(5), event_time, t0),
+        minutes(5)
+    );
+    // Two hours before the event expires: its next delivery comes a minute after, to skip it.
+    let late = t0 + chrono::Duration::days(7) - chrono::Duration::hours(2);
+    assert_eq!(pause(20, Duration::ZERO, late), minutes(121));
+    // Already expired: back soon, to be skipped `expired`.
+    let after = t0 + chrono::Duration::days(8);
+    assert_eq!(pause(20, Duration::ZERO, after), config.retry_base);
 }
 
 #[tokio::test]
