@@ -30,7 +30,7 @@ use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::idempotency::sqlite::SqliteIdempotencyStore;
 use pinrelay::idempotency::{
     Claim, ClaimRequest, DeadLetterCounts, Holder, IdempotencyKey, IdempotencyRecord,
-    IdempotencyStore, Settlement, StoreError, Unheld,
+    IdempotencyStore, Pause, PauseReason, Settlement, StoreError, Unheld,
 };
 use pinrelay::pinterest::quality::{IngestionSource, Lookback};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
@@ -266,6 +266,19 @@ impl IdempotencyStore for Relay {
         to: chrono::NaiveDate,
     ) -> Result<DeadLetterCounts, StoreError> {
         each!(self, r => r.dead_letter_counts(shop, from, to).await)
+    }
+
+    async fn mark_paused(
+        &self,
+        shop: &str,
+        reason: PauseReason,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        each!(self, r => r.mark_paused(shop, reason, now).await)
+    }
+
+    async fn pause(&self, shop: &str) -> Result<Option<Pause>, StoreError> {
+        each!(self, r => r.pause(shop).await)
     }
 
     async fn delete_shop(&self, shop: &str) -> Result<u64, StoreError> {

@@ -82,10 +82,13 @@ pub mod names {
     pub const ORDERS_CHECKED: &str = "OrdersChecked";
     /// (sent + skipped by rule) / orders checked, in percent (the watch).
     pub const RECONCILE_ACCURACY: &str = "ReconcileAccuracy";
+    /// 1 for a watched store that dispatch paused within the lookback (its Pinterest token
+    /// refused, or rate-limited), else 0: the `Sum` counts paused stores (the watch).
+    pub const STORES_PAUSED: &str = "StoresPaused";
 }
 
 /// The metrics the EMF sink stores in CloudWatch, as (name, `Reason` dimension value): `None`
-/// is the metric with the `Function` dimension alone. Eleven metrics, $3.30 a month; each is watched
+/// is the metric with the `Function` dimension alone. Twelve metrics, $3.60 a month; each is watched
 /// by an alarm in `template.yaml` or, for the watch's `OrdersChecked` and `ReconcileAccuracy`
 /// (one value an hour), drawn on the dashboard beside the alarmed `OrdersMissing`
 /// (`tests/it/template.rs` checks that alarms and dashboard use only these).
@@ -101,6 +104,7 @@ pub const PUBLISHED: &[(&str, Option<&str>)] = &[
     (names::ORDERS_MISSING, None),
     (names::ORDERS_CHECKED, None),
     (names::RECONCILE_ACCURACY, None),
+    (names::STORES_PAUSED, None),
 ];
 
 /// Whether the EMF sink stores `name` under this `Reason` as a CloudWatch metric.

@@ -31,7 +31,7 @@ pub const DB_FILE: &str = "relay.db";
 /// the record the ledger: `records` (one row per event, every state) and `dead_letter_counts`
 /// replace `idempotency` and `outcomes` ([`MIGRATE_TO_4`]). Version 5 added `shops`, the registry
 /// ([`crate::registry::sqlite`]): an older pinrelay would serve those stores' webhooks as unknown.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// How long a transaction waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -94,6 +94,13 @@ CREATE TABLE IF NOT EXISTS shops (
     domain     TEXT    PRIMARY KEY,
     entry      TEXT    NOT NULL,
     secrets    TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pauses (
+    shop       TEXT    PRIMARY KEY,
+    reason     TEXT    NOT NULL,
+    since_ms   INTEGER NOT NULL,
+    last_ms    INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
 

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt as _, stream};
 
 use crate::config::{self, InvalidVar};
-use crate::idempotency::{IdempotencyStore, StoreError};
+use crate::idempotency::{IdempotencyStore, Pause, StoreError};
 use crate::mapping::Options;
 use crate::metrics::{Metrics, Unit, names};
 use crate::reconcile::{
@@ -85,6 +85,9 @@ pub struct WatchReport {
     pub recoverable_missing: u64,
     /// (sent + skipped by rule) / orders checked, from 0 to 1; `None` without orders.
     pub accuracy: Option<f64>,
+    /// The store's pause, when dispatch paused it within the lookback (its token refused, or
+    /// rate-limited): its events wait.
+    pub paused: Option<Pause>,
     /// The reconcile report behind these numbers.
     pub report: Report,
 }
@@ -196,6 +199,7 @@ pub fn summarize(subscriptions_missing: Vec<String>, report: Report) -> WatchRep
         recoverable_missing: report.totals.recoverable,
         accuracy: report.totals.accuracy,
         missing,
+        paused: None,
         report,
     }
 }
@@ -264,7 +268,14 @@ pub async fn watch<S: IdempotencyStore>(
         ReconcileError::Records(e) => WatchError::Records(e),
         ReconcileError::Window(e) => WatchError::Window(e),
     })?;
-    Ok(summarize(subscriptions_missing, report))
+    let mut summary = summarize(subscriptions_missing, report);
+    summary.paused = store.pause(&config.shop).await?.filter(|p| {
+        now.signed_duration_since(p.last_at)
+            .to_std()
+            .unwrap_or_default()
+            <= config.lookback
+    });
+    Ok(summary)
 }
 
 /// What to watch for a registered store: `base` with its domain, its rules (its settings over the
@@ -393,6 +404,11 @@ pub fn emit(metrics: &Metrics, r: &WatchReport) {
         ),
         (names::ORDERS_MISSING, r.missing.len() as f64, Unit::Count),
         (names::ORDERS_CHECKED, r.orders_checked as f64, Unit::Count),
+        (
+            names::STORES_PAUSED,
+            f64::from(u8::from(r.paused.is_some())),
+            Unit::Count,
+        ),
     ];
     if r.orders_checked > 0
         && let Some(accuracy) = r.accuracy

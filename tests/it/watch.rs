@@ -13,7 +13,9 @@
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use pinrelay::idempotency::{IdempotencyKey, SentFacts, Settled, contract};
+use pinrelay::idempotency::{
+    IdempotencyKey, IdempotencyStore as _, PauseReason, SentFacts, Settled, contract,
+};
 use pinrelay::metrics::Metrics;
 use pinrelay::registry::Registry;
 use pinrelay::shopify::admin::AdminApi;
@@ -178,6 +180,16 @@ async fn the_watch_checks_each_registered_store_with_its_own_credentials() {
     beta.add_orders([FakeOrder::new(3001, &ago(now, 45))]);
     // Alpha's order 3001 is not beta's: records are per shop.
     record_sent_for(&ledger, ALPHA, 3001, now).await;
+    // Dispatch paused beta half an hour ago (its token refused); alpha's pause is older than the
+    // lookback, so it is over.
+    ledger
+        .mark_paused(BETA, PauseReason::TokenRefused, now - Duration::minutes(30))
+        .await
+        .unwrap();
+    ledger
+        .mark_paused(ALPHA, PauseReason::RateLimited, now - Duration::hours(30))
+        .await
+        .unwrap();
     for shop in [
         registered(ALPHA, Some("shpat_alpha"), true),
         registered(BETA, Some("shpat_beta"), true),
@@ -218,11 +230,15 @@ async fn the_watch_checks_each_registered_store_with_its_own_credentials() {
     assert_eq!(b.subscriptions_missing, ["orders/create"]);
     assert_eq!(b.missing, [(3001, "#3001".to_owned())]);
     assert!(matches!(outcomes[2].1, StoreWatch::NoCredentials));
+    assert_eq!(a.paused, None);
+    let pause = b.paused.as_ref().unwrap();
+    assert_eq!(pause.reason, PauseReason::TokenRefused);
     // The function emits each store's metrics under the same names: they add up.
     let metrics = Metrics::in_memory("watch");
     watch::emit(&metrics, a);
     watch::emit(&metrics, b);
     assert_eq!(metrics.snapshot()["OrdersMissing"], 2.0);
+    assert_eq!(metrics.snapshot()["StoresPaused"], 1.0);
 
     // Alpha's token is refused: alpha fails, beta is watched all the same.
     alpha.refuse_token();

@@ -219,6 +219,17 @@ fn failed(shop: &str, e: &WatchError, prefix: Option<&str>) {
 
 /// One line per missing topic and order, then the summary line, each naming the shop.
 fn log(shop: &str, config: &WatchConfig, r: &WatchReport) {
+    if let Some(pause) = &r.paused {
+        tracing::error!(
+            outcome = "store_paused",
+            shop = %shop,
+            reason = pause.reason.as_str(),
+            since = %pause.since.to_rfc3339(),
+            last_at = %pause.last_at.to_rfc3339(),
+            "{}: the store's events wait; fix its token with pinrelay shops update {shop} --secrets (the stack's PinterestAccessTokenSecret for the default store)",
+            pause.reason
+        );
+    }
     for topic in &r.subscriptions_missing {
         tracing::warn!(
             outcome = "subscription_missing",
@@ -257,6 +268,7 @@ fn summary(r: &WatchReport) -> Value {
         "orders_missing": r.missing.len(),
         "recoverable_missing": r.recoverable_missing,
         "accuracy_percent": r.accuracy.map(|a| 100.0 * a),
+        "paused": r.paused.as_ref().map(|p| p.reason.as_str()),
     })
 }
 

@@ -789,6 +789,23 @@ export class PinrelayStack extends Stack {
       threshold: 1,
       comparisonOperator: "GreaterThanOrEqualToThreshold",
     });
+    alarm("StoresPausedAlarm", {
+      alarmDescription:
+        "Pinterest refused a store's conversion token or ad account, or rate-limits it, within the " +
+        "watch's lookback (StoresPaused, Sum: how many stores): the store's events wait, retried up " +
+        "to 12 hours apart for Pinterest's 7 days, while other stores' flow. The watch log's " +
+        "store_paused line names each store and why. Fix a registered store with `pinrelay shops " +
+        `update SHOP --secrets --stack ${Aws.STACK_NAME}\`, the default store with ` +
+        `PinterestAccessTokenSecret, then \`pinrelay doctor --stack ${Aws.STACK_NAME} --shop SHOP\`.`,
+      namespace: "pinrelay",
+      metricName: "StoresPaused",
+      dimensions: pinrelayDims(watch),
+      statistic: "Sum",
+      period: 3600,
+      evaluationPeriods: 1,
+      threshold: 1,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
     alarm("MissingOrdersAlarm", {
       alarmDescription:
         "Recent orders have no trace in the relay in two hourly watch runs in a row (OrdersMissing): " +
@@ -1025,6 +1042,7 @@ function dashboardBody(r: DashboardRefs): object {
       metric(0, 18, 12, "Watch (hourly): subscriptions and orders", { stat: "Maximum", period: 3600 }, [
         ["pinrelay", "WebhookSubscriptionsMissing", "Function", r.watch, { label: "subscriptions missing" }],
         ["pinrelay", "OrdersMissing", "Function", r.watch, { label: "orders missing" }],
+        ["pinrelay", "StoresPaused", "Function", r.watch, { label: "stores paused", stat: "Sum" }],
         ["pinrelay", "OrdersChecked", "Function", r.watch, { label: "orders checked" }],
         ["pinrelay", "ReconcileAccuracy", "Function", r.watch, { label: "accuracy (%)", yAxis: "right" }],
         ["AWS/Lambda", "Errors", "FunctionName", r.watch, { label: "watch errors", stat: "Sum" }],

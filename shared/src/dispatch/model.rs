@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::browser::Profile;
-use crate::idempotency::{DoubtCause, IdempotencyKey, Mode};
+use crate::idempotency::{DoubtCause, IdempotencyKey, Mode, PauseReason};
 use crate::mapping::{ComplianceRequest, Options, OrderRef, SkipReason};
 use crate::pinterest::{Event, EventBatch, MatchKeyCounts};
 use crate::profile::ConsentPolicy;
@@ -142,7 +142,7 @@ pub enum Disposition {
     /// Its store is paused (Pinterest refused its token, or rate-limits it): handed back after
     /// the delay ([`DispatchConfig::pause`]) however often it was received, until the event is
     /// too old for Pinterest; other stores' events are not held up.
-    Paused(Duration),
+    Paused(Duration, PauseReason),
 }
 
 impl Disposition {
@@ -157,7 +157,7 @@ impl Disposition {
             Disposition::DeadLettered(_) => "dead_lettered",
             Disposition::HeldInDoubt => "held_in_doubt",
             Disposition::Retry(_) => "retried",
-            Disposition::Paused(_) => "paused",
+            Disposition::Paused(..) => "paused",
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::model::{DeadLetterReason, DispatchConfig, Disposition, Pending};
-use crate::idempotency::DoubtCause;
+use crate::idempotency::{DoubtCause, PauseReason};
 use crate::mapping::SkipReason;
 use crate::metrics::{Metrics, Unit, names};
 use crate::pinterest::{ConversionsApi, ConversionsApiError, Event, EventBatch, EventStatus};
@@ -151,15 +151,18 @@ async fn send_group<'a, A: ConversionsApi>(
                     in_doubt(&p, config)
                 } else if e.is_in_doubt() {
                     Disposition::Retry(config.backoff(p.message.receive_count))
-                } else if let Some((from, at_least)) = pause(&e, config) {
+                } else if let Some((from, at_least, reason)) = pause(&e, config) {
                     // The store is paused: its token refused, or Pinterest rate-limits it.
-                    Disposition::Paused(config.pause(
-                        p.message.receive_count,
-                        from,
-                        at_least,
-                        p.event.event_time,
-                        now,
-                    ))
+                    Disposition::Paused(
+                        config.pause(
+                            p.message.receive_count,
+                            from,
+                            at_least,
+                            p.event.event_time,
+                            now,
+                        ),
+                        reason,
+                    )
                 } else if retryable {
                     Disposition::Retry(config.backoff(p.message.receive_count))
                 } else {
@@ -174,13 +177,20 @@ async fn send_group<'a, A: ConversionsApi>(
 
 /// A failure that pauses the whole store rather than one event: Pinterest refused its token (a
 /// human must change it: first delay `retry_max`) or rate-limits it (first delay `retry_base`, at
-/// least its `Retry-After`). The first delay and the least one; `None` for any other failure.
-fn pause(e: &ConversionsApiError, config: &DispatchConfig) -> Option<(Duration, Duration)> {
+/// least its `Retry-After`). The first delay, the least one and why; `None` for any other failure.
+fn pause(
+    e: &ConversionsApiError,
+    config: &DispatchConfig,
+) -> Option<(Duration, Duration, PauseReason)> {
     match e {
-        ConversionsApiError::Unauthorized { .. } => Some((config.retry_max, Duration::ZERO)),
-        ConversionsApiError::RateLimited { retry_after } => {
-            Some((config.retry_base, retry_after.unwrap_or(Duration::ZERO)))
+        ConversionsApiError::Unauthorized { .. } => {
+            Some((config.retry_max, Duration::ZERO, PauseReason::TokenRefused))
         }
+        ConversionsApiError::RateLimited { retry_after } => Some((
+            config.retry_base,
+            retry_after.unwrap_or(Duration::ZERO),
+            PauseReason::RateLimited,
+        )),
         _ => None,
     }
 }

@@ -14,8 +14,8 @@ use super::model::{
     STORE_CONCURRENCY,
 };
 use crate::idempotency::{
-    Holder, IdempotencyKey, IdempotencyStore, LetterFacts, Retrying, SentFacts, Settled,
-    Settlement, SkipFacts, Unheld,
+    Holder, IdempotencyKey, IdempotencyStore, LetterFacts, PauseReason, Retrying, SentFacts,
+    Settled, Settlement, SkipFacts, Unheld,
 };
 use crate::mapping::SkipReason;
 use crate::metrics::{Metrics, Unit, names};
@@ -237,7 +237,7 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
         }
 
         for item in &items {
-            if let Disposition::Retry(delay) | Disposition::Paused(delay) = &item.disposition {
+            if let Disposition::Retry(delay) | Disposition::Paused(delay, _) = &item.disposition {
                 report.batch_item_failures.push(item.message.id.clone());
                 if let Err(e) = self.inbox.retry_after(item.message, *delay).await {
                     tracing::warn!(message_id = %item.message.id, error.message = %e, "could not set the retry delay; the queue's visibility timeout applies");
@@ -254,6 +254,28 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
         .buffer_unordered(STORE_CONCURRENCY)
         .for_each(|()| async {})
         .await;
+
+        // Each paused store once, for the watch to name it.
+        let mut paused: Vec<(&str, PauseReason)> = Vec::new();
+        for item in &items {
+            if let (Disposition::Paused(_, reason), Some(context)) =
+                (&item.disposition, &item.context)
+                && !paused.iter().any(|(shop, _)| *shop == context.shop)
+            {
+                paused.push((&context.shop, *reason));
+            }
+        }
+        for (shop, reason) in paused {
+            tracing::error!(
+                shop,
+                reason = reason.as_str(),
+                outcome = "store_paused",
+                "{reason}: the store's events wait (up to 12 h between attempts, for 7 days); fix it with pinrelay shops update {shop} --secrets (the stack's PinterestAccessTokenSecret for the default store)"
+            );
+            if let Err(e) = self.store.mark_paused(shop, reason, self.now).await {
+                tracing::warn!(shop, error.message = %e, "could not note the store's pause");
+            }
+        }
 
         for item in items {
             if item.disposition == Disposition::Sent
@@ -309,7 +331,7 @@ impl<S: IdempotencyStore, I: Inbox> Settler<'_, S, I> {
                     Disposition::DeadLettered(reason) => {
                         Settlement::Settled(Settled::DeadLettered(letter_facts(reason)))
                     }
-                    Disposition::Retry(_) | Disposition::Paused(_) => {
+                    Disposition::Retry(_) | Disposition::Paused(..) => {
                         Settlement::Pending(Retrying {
                             attempts: item.message.receive_count,
                             last_error: last_error
@@ -373,7 +395,7 @@ fn count(c: &mut Counts, disposition: &Disposition) {
             *c.dead_lettered.entry(reason.label()).or_default() += 1;
         }
         Disposition::HeldInDoubt => c.held_in_doubt += 1,
-        Disposition::Retry(_) | Disposition::Paused(_) => c.retried += 1,
+        Disposition::Retry(_) | Disposition::Paused(..) => c.retried += 1,
     }
 }
 
@@ -396,7 +418,7 @@ fn log(message: &Received, context: Option<&Context>, event_id: Option<&str>, d:
             message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
             reason = reason.label(), detail = %reason, "message settled"
         ),
-        Disposition::Retry(delay) | Disposition::Paused(delay) => tracing::info!(
+        Disposition::Retry(delay) | Disposition::Paused(delay, _) => tracing::info!(
             message_id = %message.id, topic, shop, webhook_id, event_id, outcome,
             delay_s = delay.as_secs(), receive_count = message.receive_count, "message settled"
         ),

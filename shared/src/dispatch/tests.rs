@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::browser::Profile;
 use crate::idempotency::sqlite::SqliteIdempotencyStore;
-use crate::idempotency::{Claim, IdempotencyKey, IdempotencyRecord, State};
+use crate::idempotency::{Claim, IdempotencyKey, IdempotencyRecord, PauseReason, State};
 use crate::mapping::SkipReason;
 use crate::pinterest::{ConversionsApiError, Event, EventStatus};
 use crate::profile::sqlite::SqliteProfileStore;
@@ -444,7 +444,7 @@ async fn a_rate_limit_waits_at_least_what_pinterest_asks() {
     let report = w.run(&api, &[order(&w, 1)]).await;
     assert_eq!(
         report.dispositions["o-1"],
-        Disposition::Paused(Duration::from_secs(600))
+        Disposition::Paused(Duration::from_secs(600), PauseReason::RateLimited)
     );
 }
 
@@ -460,7 +460,7 @@ async fn a_refused_token_is_retried_after_the_longest_delay_and_counted() {
     let report = w.run(&api, &[order(&w, 1)]).await;
     assert_eq!(
         report.dispositions["o-1"],
-        Disposition::Paused(Duration::from_secs(900))
+        Disposition::Paused(Duration::from_secs(900), PauseReason::TokenRefused)
     );
     assert_eq!(report.counts.auth_failures, 1);
     assert_eq!(report.counts.retried, 1);
@@ -479,11 +479,15 @@ async fn a_paused_stores_message_is_not_dead_lettered_after_the_usual_receives()
     let mut message = order(&w, 1);
     message.receive_count = 9;
     let report = w.run(&api, &[message]).await;
-    let Disposition::Paused(delay) = report.dispositions["o-1"] else {
+    let Disposition::Paused(delay, PauseReason::TokenRefused) = report.dispositions["o-1"] else {
         panic!("{:?}", report.dispositions["o-1"]);
     };
     assert_eq!(delay, PAUSE_MAX);
     assert!(report.counts.dead_lettered.is_empty());
+    // Noted once for the store, for the watch to name it.
+    let pause = w.store.pause(SHOP).await.unwrap().unwrap();
+    assert_eq!(pause.reason, PauseReason::TokenRefused);
+    assert_eq!(pause.last_at, w.now);
 }
 
 #[test]

@@ -127,6 +127,7 @@ pub async fn run_all<S: IdempotencyStore>(store: &S) {
     concurrent_claims_acquire_once(store).await;
     get_many_reads_live_records(store).await;
     dead_letters_without_a_subject_are_counted(store).await;
+    a_stores_pause_keeps_its_first_and_last_time(store).await;
     forget_and_delete_shop(store).await;
 }
 
@@ -564,6 +565,42 @@ pub async fn dead_letters_without_a_subject_are_counted<S: IdempotencyStore>(sto
     assert_eq!(counts.get(&(day, "undecodable".to_owned())), Some(&3));
 }
 
+pub async fn a_stores_pause_keeps_its_first_and_last_time<S: IdempotencyStore>(store: &S) {
+    let shop = "c.myshopify.com";
+    assert!(store.pause(shop).await.ok().flatten().is_none());
+    let later = t0() + Duration::hours(2);
+    for (reason, at) in [
+        (super::PauseReason::TokenRefused, t0()),
+        (super::PauseReason::RateLimited, later),
+    ] {
+        store
+            .mark_paused(shop, reason, at)
+            .await
+            .unwrap_or_else(|e| panic!("mark_paused failed: {e}"));
+    }
+    let pause = store
+        .pause(shop)
+        .await
+        .unwrap_or_else(|e| panic!("pause failed: {e}"))
+        .unwrap_or_else(|| panic!("no pause"));
+    assert_eq!(
+        pause,
+        super::Pause {
+            reason: super::PauseReason::RateLimited,
+            since: t0(),
+            last_at: later,
+        }
+    );
+    assert!(
+        store
+            .pause("d.myshopify.com")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    );
+}
+
 pub async fn forget_and_delete_shop<S: IdempotencyStore>(store: &S) {
     let other = IdempotencyKey::order("b.myshopify.com", 1).unwrap_or_else(|_| unreachable!());
     let r = ClaimRequest {
@@ -582,6 +619,12 @@ pub async fn forget_and_delete_shop<S: IdempotencyStore>(store: &S) {
     assert!(store.get(&key(3)).await.ok().flatten().is_none());
     assert!(store.get(&other).await.ok().flatten().is_some());
     let _ = store.delete_shop("c.myshopify.com").await;
+    assert!(
+        store
+            .pause("c.myshopify.com")
+            .await
+            .is_ok_and(|p| p.is_none())
+    );
     let day = t0().date_naive();
     assert!(
         store

@@ -34,8 +34,8 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use super::{
     Claim, ClaimRequest, DeadLetterCounts, Holder, IdempotencyKey, IdempotencyRecord,
-    IdempotencyStore, Mode, RECORD_TTL_SECONDS, SentFacts, Settled, Settlement, State, StoreError,
-    Unheld,
+    IdempotencyStore, Mode, Pause, PauseReason, RECORD_TTL_SECONDS, SentFacts, Settled, Settlement,
+    State, StoreError, Unheld,
 };
 use crate::dynamodb::{EXPIRES_AT, ID, Table, TableError};
 
@@ -521,9 +521,66 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         Ok(counts)
     }
 
+    async fn mark_paused(
+        &self,
+        shop: &str,
+        reason: PauseReason,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = now.timestamp_millis();
+        self.table
+            .client()
+            .update_item()
+            .table_name(self.table.name())
+            .key(ID, s(pause_id(shop)))
+            .update_expression(
+                "SET #reason = :reason, #last = :at, #since = if_not_exists(#since, :at), #expires_at = :expires",
+            )
+            .expression_attribute_names("#reason", PAUSE_REASON)
+            .expression_attribute_names("#last", PAUSE_LAST)
+            .expression_attribute_names("#since", PAUSE_SINCE)
+            .expression_attribute_names("#expires_at", EXPIRES_AT)
+            .expression_attribute_values(":reason", s(reason.as_str().to_owned()))
+            .expression_attribute_values(":at", n(at))
+            .expression_attribute_values(":expires", n(now.timestamp() + RECORD_TTL_SECONDS))
+            .send()
+            .await
+            .map_err(|e| self.table.error("UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn pause(&self, shop: &str) -> Result<Option<Pause>, StoreError> {
+        let Some(item) = self.table.get(&pause_id(shop)).await? else {
+            return Ok(None);
+        };
+        let corrupt = |why: &str| StoreError::Corrupt {
+            key: pause_id(shop),
+            why: why.to_owned(),
+        };
+        let millis = |name: &str| match item.get(name) {
+            Some(AttributeValue::N(v)) => v
+                .parse::<i64>()
+                .ok()
+                .and_then(DateTime::from_timestamp_millis)
+                .ok_or_else(|| corrupt("a time is not a number of milliseconds")),
+            _ => Err(corrupt("a time is missing")),
+        };
+        let reason = match item.get(PAUSE_REASON) {
+            Some(AttributeValue::S(v)) => PauseReason::parse(v),
+            _ => None,
+        }
+        .ok_or_else(|| corrupt("its reason is missing or unknown"))?;
+        Ok(Some(Pause {
+            reason,
+            since: millis(PAUSE_SINCE)?,
+            last_at: millis(PAUSE_LAST)?,
+        }))
+    }
+
     async fn delete_shop(&self, shop: &str) -> Result<u64, StoreError> {
         let prefixes = [
             IdempotencyKey::shop_prefix(shop),
+            pause_id(shop),
             format!("deadletters#{shop}#"),
             // The outcome ledger of a pinrelay before one-record-per-event.
             format!("outcome#{shop}#"),
@@ -531,6 +588,16 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         Ok(self.table.delete_prefixes(&prefixes).await?)
     }
 }
+
+/// The item of a store's latest pause.
+fn pause_id(shop: &str) -> String {
+    format!("pause#{shop}")
+}
+
+/// Attributes of a pause item.
+const PAUSE_REASON: &str = "reason";
+const PAUSE_SINCE: &str = "since_ms";
+const PAUSE_LAST: &str = "last_ms";
 
 #[cfg(test)]
 mod tests {

@@ -632,11 +632,78 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         to: NaiveDate,
     ) -> impl Future<Output = Result<DeadLetterCounts, StoreError>> + Send;
 
+    /// Notes that `shop` is paused now for `reason` (the dispatcher, once per batch that paused
+    /// it), for the watch to name it.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn mark_paused(
+        &self,
+        shop: &str,
+        reason: PauseReason,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The latest pause of `shop`, if it was ever paused (kept for [`RECORD_TTL_SECONDS`]).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn pause(&self, shop: &str) -> impl Future<Output = Result<Option<Pause>, StoreError>> + Send;
+
     /// Deletes every record and count of a shop (`shop/redact`); returns how many.
     ///
     /// # Errors
     /// [`StoreError`]; the compliance message is then retried, and deletes what is left.
     fn delete_shop(&self, shop: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Why a store's events wait: something about the whole store, not one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseReason {
+    /// Pinterest refused its token or ad account (401, 403, 404): a human must fix it.
+    TokenRefused,
+    /// Pinterest rate-limits it (429).
+    RateLimited,
+}
+
+impl PauseReason {
+    /// Its label in records, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenRefused => "token_refused",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+
+    /// The reason of a label written by [`Self::as_str`].
+    pub fn parse(label: &str) -> Option<Self> {
+        match label {
+            "token_refused" => Some(Self::TokenRefused),
+            "rate_limited" => Some(Self::RateLimited),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PauseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TokenRefused => "Pinterest refused the store's conversion token or ad account",
+            Self::RateLimited => "Pinterest rate-limits the store",
+        })
+    }
+}
+
+/// A store's latest pause ([`IdempotencyStore::mark_paused`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pause {
+    /// Why, the last time.
+    pub reason: PauseReason,
+    /// The first time, since the record was created (it lasts [`RECORD_TTL_SECONDS`] after the
+    /// last).
+    pub since: DateTime<Utc>,
+    /// The last time.
+    pub last_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

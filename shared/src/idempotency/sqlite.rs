@@ -15,7 +15,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{
     Claim, ClaimRequest, DeadLetterCounts, Holder, IdempotencyKey, IdempotencyRecord,
-    IdempotencyStore, Mode, RECORD_TTL_SECONDS, Settled, Settlement, State, StoreError, Unheld,
+    IdempotencyStore, Mode, Pause, PauseReason, RECORD_TTL_SECONDS, Settled, Settlement, State,
+    StoreError, Unheld,
 };
 use crate::sqlite::{SqliteDatabase, SqliteError};
 
@@ -457,6 +458,54 @@ impl IdempotencyStore for SqliteIdempotencyStore {
             .collect())
     }
 
+    async fn mark_paused(
+        &self,
+        shop: &str,
+        reason: PauseReason,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let shop = shop.to_owned();
+        let at = now.timestamp_millis();
+        let expires_at = now.timestamp() + RECORD_TTL_SECONDS;
+        self.db
+            .call(false, move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO pauses (shop, reason, since_ms, last_ms, expires_at)
+                     VALUES (?1, ?2, ?3, ?3, ?4)
+                     ON CONFLICT (shop) DO UPDATE SET reason = ?2, last_ms = ?3, expires_at = ?4",
+                )?
+                .execute(params![shop, reason.as_str(), at, expires_at])?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn pause(&self, shop: &str) -> Result<Option<Pause>, StoreError> {
+        let key = shop.to_owned();
+        let row: Option<(String, i64, i64)> = self
+            .db
+            .call(false, move |conn| {
+                Ok(conn
+                    .prepare_cached("SELECT reason, since_ms, last_ms FROM pauses WHERE shop = ?1")?
+                    .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?)
+            })
+            .await?;
+        row.map(|(reason, since, last)| {
+            let corrupt = || StoreError::Corrupt {
+                key: format!("pause of {shop}"),
+                why: format!("unreadable pause ({reason}, {since}, {last})"),
+            };
+            Ok(Pause {
+                reason: PauseReason::parse(&reason).ok_or_else(corrupt)?,
+                since: DateTime::from_timestamp_millis(since).ok_or_else(corrupt)?,
+                last_at: DateTime::from_timestamp_millis(last).ok_or_else(corrupt)?,
+            })
+        })
+        .transpose()
+    }
+
     async fn delete_shop(&self, shop: &str) -> Result<u64, StoreError> {
         // Keys of the shop are exactly those in ["{shop}#", "{shop}$"): '$' follows '#' in bytes,
         // and a shop name cannot contain '#'.
@@ -474,7 +523,8 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                     "DELETE FROM dead_letter_counts WHERE shop = ?1",
                     params![shop],
                 )?;
-                Ok((records + counts) as u64)
+                let pauses = conn.execute("DELETE FROM pauses WHERE shop = ?1", params![shop])?;
+                Ok((records + counts + pauses) as u64)
             })
             .await?)
     }
