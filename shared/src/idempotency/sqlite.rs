@@ -486,10 +486,9 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         let row: Option<(String, i64, i64)> = self
             .db
             .call(false, move |conn| {
-                Ok(conn
-                    .prepare_cached("SELECT reason, since_ms, last_ms FROM pauses WHERE shop = ?1")?
+                conn.prepare_cached("SELECT reason, since_ms, last_ms FROM pauses WHERE shop = ?1")?
                     .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?)
+                    .optional()
             })
             .await?;
         row.map(|(reason, since, last)| {
