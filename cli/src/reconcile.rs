@@ -38,6 +38,9 @@ use pinrelay::queue::sqlite::SqliteQueue;
 use pinrelay::queue::sqs::SqsQueue;
 use pinrelay::queue::{EncodedMessage, Envelope, MAX_ENQUEUE_BYTES, Queue};
 use pinrelay::reconcile::{self, Period, Quality, ReconcileError, Report};
+use pinrelay::registry::aws::AwsRegistry;
+use pinrelay::registry::sqlite::SqliteRegistry;
+use pinrelay::registry::{Registry as _, STORE_SETTINGS, Shop};
 use pinrelay::shopify::admin::AdminApi;
 
 /// Arguments of `pinrelay reconcile`.
@@ -289,34 +292,78 @@ impl IdempotencyStore for Relay {
 /// The file in `serve`'s data directory that records the rules it runs with.
 pub const SETTINGS_FILE: &str = "settings.json";
 
-/// The relay's own conversion rules and `VALUE_SOURCE`, where they can be read: a stack's
-/// parameters (the settings of its functions), or the settings `serve` recorded in its data
-/// directory. `None`: this process's environment decides.
-async fn relay_rules(args: &Args) -> anyhow::Result<Option<pinrelay::mapping::Options>> {
-    let values: HashMap<String, String> = if let Some(stack) = &args.stack {
+/// The relay's own settings, where they can be read: a stack's parameters (the settings of its
+/// functions), or the settings `serve` recorded in its data directory (`SETTINGS_FILE`). Empty
+/// for a bare `--table`, or a data directory serve never ran on.
+async fn relay_values(args: &Args) -> anyhow::Result<HashMap<String, String>> {
+    if let Some(stack) = &args.stack {
         let sdk = aws::load(Budget::CLI).await;
-        crate::stack::Stack::describe(&sdk, stack)
+        return Ok(crate::stack::Stack::describe(&sdk, stack)
             .await?
-            .variables(&crate::stack::RULE_VARIABLES)
-    } else if args.table.is_none() {
-        let path = args.data_dir.join(SETTINGS_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(json) => serde_json::from_str(&json)
-                .with_context(|| format!("{} is not the settings serve records", path.display()))?,
-            Err(_) => return Ok(None),
-        }
-    } else {
-        return Ok(None);
-    };
-    if values.is_empty() {
+            .variables(&STORE_SETTINGS));
+    }
+    if args.table.is_some() {
+        return Ok(HashMap::new());
+    }
+    let path = args.data_dir.join(SETTINGS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(json) => serde_json::from_str(&json)
+            .with_context(|| format!("{} is not the settings serve records", path.display())),
+        Err(_) => Ok(HashMap::new()),
+    }
+}
+
+/// The store `--shop` names in the relay's registry (`pinrelay shops add`), when it is one.
+async fn registered_store(args: &Args) -> anyhow::Result<Option<Shop>> {
+    if let Some(stack) = &args.stack {
+        let sdk = aws::load(Budget::CLI).await;
+        let info = crate::stack::Stack::describe(&sdk, stack).await?;
+        let (Some(table), Some(prefix)) = (
+            info.output("IdempotencyTableName"),
+            info.output("ShopSecretsPrefix"),
+        ) else {
+            return Ok(None);
+        };
+        let registry = AwsRegistry::new(
+            Table::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            prefix,
+        );
+        return Ok(registry.get(&args.shop).await?);
+    }
+    if args.table.is_some() {
         return Ok(None);
     }
-    let get = |key: &'static str| values.get(key).cloned();
+    let registry = SqliteRegistry::new(crate::local::open_existing_db(&args.data_dir)?);
+    Ok(registry.get(&args.shop).await?)
+}
+
+/// The conversion rules and `VALUE_SOURCE` the relay judges `--shop`'s orders by: a registered
+/// store's own settings over the relay's (`values`); `None` when nothing records them.
+fn relay_rules(
+    values: &HashMap<String, String>,
+    store: Option<&Shop>,
+) -> anyhow::Result<Option<pinrelay::mapping::Options>> {
+    if values.is_empty() && store.is_none_or(|s| s.entry.settings.is_empty()) {
+        return Ok(None);
+    }
+    let relay = |key: &'static str| {
+        values
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .or_else(|| config::var(key))
+    };
+    let get = |key: &'static str| match store {
+        Some(store) => store.setting(key, &relay),
+        None => relay(key),
+    };
     Ok(Some(pinrelay::config::order_rules_from(&get)?))
 }
 
 /// Runs `pinrelay reconcile`.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    let mut api_token = config::var(config::keys::PINTEREST_API_TOKEN);
     let mut rules = match pinrelay::config::mapping_options() {
         Ok(rules) => rules,
         Err(e) => {
@@ -341,14 +388,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let admin_credentials =
-        match crate::input::admin_credentials("the app's Admin API access token (read_orders)") {
-            Ok(credentials) => credentials,
-            Err(message) => {
-                eprintln!("error: {message}");
-                return Ok(ExitCode::from(2));
-            }
-        };
+    // A registered store: its own Admin credentials, ad account and API token where the
+    // variables give none, and its own conversion rules.
+    let store = registered_store(&args).await?;
+    let own_credentials = store.as_ref().and_then(|s| s.secrets.admin_credentials());
+    let admin_credentials = match (
+        own_credentials,
+        crate::input::admin_credentials("the app's Admin API access token (read_orders)"),
+    ) {
+        (_, Ok(credentials)) | (Some(credentials), Err(_)) => credentials,
+        (None, Err(message)) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(store) = &store {
+        if args.ad_account_id.is_none() {
+            args.ad_account_id = Some(store.entry.ad_account_id.clone());
+        }
+        api_token = api_token.or_else(|| store.secrets.pinterest_api_token.clone());
+    }
     let admin = AdminApi::new(
         &args.shop,
         admin_credentials,
@@ -361,7 +420,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let relay = Relay::open(&args).await?;
     // The relay's own rules where it records them; the flag still overrides the value source.
-    if let Some(own) = relay_rules(&args).await? {
+    let values = relay_values(&args).await?;
+    if let Some(own) = relay_rules(&values, store.as_ref())? {
         let value_source = rules.value_source;
         rules = own;
         if args.value_source.is_some() {
@@ -385,7 +445,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         // The backfill's result is what was asked for: it comes first, and alone.
         return backfill(&args, &admin, &relay, &shop, &report).await;
     }
-    report.quality = quality(&args, lookback, &report).await;
+    report.quality = quality(&args, api_token, lookback, &report).await;
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -407,11 +467,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Pinterest's Event Quality of `checkout` events beside the report, when a token and ad account
 /// are given; a failure is a warning, never the end of the report.
-async fn quality(args: &Args, lookback: Lookback, report: &Report) -> Option<Quality> {
-    let (Some(token), Some(account)) = (
-        config::var(config::keys::PINTEREST_API_TOKEN),
-        &args.ad_account_id,
-    ) else {
+async fn quality(
+    args: &Args,
+    api_token: Option<String>,
+    lookback: Lookback,
+    report: &Report,
+) -> Option<Quality> {
+    let (Some(token), Some(account)) = (api_token, &args.ad_account_id) else {
         return None;
     };
     let api = PinterestHttp::new(PinterestHttpConfig {

@@ -581,3 +581,77 @@ async fn app_uninstalled_disables_the_store_and_a_replay_under_another_header_di
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_judges_a_registered_store_with_its_own_admin_token_and_rules() {
+    use crate::fake_shopify::{FakeOrder, FakeShopify};
+    let shopify = FakeShopify::start().await;
+    shopify.set_shop_domain(GAMMA.domain);
+    shopify.set_admin_token("shpat_gamma");
+    let now = Utc::now();
+    let at = |minutes: i64| {
+        (now - chrono::Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Secs, true)
+    };
+    let mut test_order = FakeOrder::new(3101, &at(90));
+    test_order.test = true;
+    shopify.add_orders([test_order, FakeOrder::new(3102, &at(60))]);
+
+    // Gamma counts test orders (its own setting); the relay's variables do not.
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    shops(
+        &data_dir,
+        &[
+            "add",
+            GAMMA.domain,
+            "--ad-account",
+            GAMMA.ad_account,
+            "--set",
+            "INCLUDE_TEST_ORDERS=true",
+        ],
+        &format!("{}\n{ACCESS_TOKEN}\n\nshpat_gamma\n", GAMMA.secret),
+    );
+    let mut command = Command::new(pinrelay_bin());
+    command
+        .args([
+            "reconcile",
+            "--shop",
+            GAMMA.domain,
+            "--since",
+            "1d",
+            "--json",
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--admin-url-base", &shopify.base_url()]);
+    for var in crate::helpers::SECRET_VARIABLES {
+        command.env_remove(var);
+    }
+    let out = command
+        .env_remove("INCLUDE_TEST_ORDERS")
+        .env_remove("PINTEREST_AD_ACCOUNT_ID")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let missing: Vec<u64> = report["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == "missing")
+        .map(|o| o["id"].as_u64().unwrap())
+        .collect();
+    // Under gamma's rules its test order counts: both orders are missing, none skipped.
+    assert_eq!(missing, [3101, 3102], "{report}");
+    assert!(
+        shopify
+            .requests()
+            .iter()
+            .all(|r| r.token.as_deref() == Some("shpat_gamma"))
+    );
+}
