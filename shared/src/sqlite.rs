@@ -31,7 +31,9 @@ pub const DB_FILE: &str = "relay.db";
 /// the record the ledger: `records` (one row per event, every state) and `dead_letter_counts`
 /// replace `idempotency` and `outcomes` ([`MIGRATE_TO_4`]). Version 5 added `shops`, the registry
 /// ([`crate::registry::sqlite`]): an older pinrelay would serve those stores' webhooks as unknown.
-const SCHEMA_VERSION: i64 = 5;
+/// Version 6 added `pinterest_grants`, the stores' Pinterest sign-ins and their refresh lease
+/// ([`crate::pinterest::oauth::sqlite`]): an older pinrelay would not renew them.
+const SCHEMA_VERSION: i64 = 6;
 
 /// How long a transaction waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -94,6 +96,13 @@ CREATE TABLE IF NOT EXISTS shops (
     domain     TEXT    PRIMARY KEY,
     entry      TEXT    NOT NULL,
     secrets    TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pinterest_grants (
+    shop           TEXT    PRIMARY KEY,
+    grant_json     TEXT,
+    lease_holder   TEXT,
+    lease_until_ms INTEGER,
+    updated_at_ms  INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
 
