@@ -25,8 +25,8 @@ pub mod sqlite;
 pub mod store;
 
 pub use store::{
-    ApiToken, GrantStore, GrantStoreError, Lease, RefreshError, RefreshOutcome, refresh_with_lease,
-    save_signed_in,
+    ApiToken, GrantStore, GrantStoreError, Lease, RefreshError, RefreshOutcome, log_refresh,
+    refresh_due, refresh_with_lease, save_signed_in,
 };
 
 /// Where the merchant signs in (Pinterest's authorize page).

@@ -226,6 +226,55 @@ async fn refresh_holding<S: GrantStore, E: TokenEndpoint>(
     })
 }
 
+/// The scheduled refresher's pass (serve's hourly task, the stack's hourly watch): renews each of
+/// `shops`' grants that is due, under its lease. A store that has not signed in, or whose grant is
+/// not due, costs one read and no write.
+pub async fn refresh_due<S: GrantStore, E: TokenEndpoint>(
+    store: &S,
+    endpoint: &E,
+    shops: &[String],
+    now: DateTime<Utc>,
+) -> Vec<(String, Result<RefreshOutcome, RefreshError>)> {
+    let mut outcomes = Vec::with_capacity(shops.len());
+    for shop in shops {
+        let outcome = match store.get(shop).await {
+            Err(e) => Err(RefreshError::Store(e)),
+            Ok(None) => Ok(RefreshOutcome::NotSignedIn),
+            Ok(Some(grant)) if needs_refresh(&grant, now) == Due::NotYet => {
+                Ok(RefreshOutcome::NotDue {
+                    refresh_token_days_left: refresh_token_days_left(&grant, now),
+                })
+            }
+            Ok(Some(_)) => refresh_with_lease(store, endpoint, shop, now, false).await,
+        };
+        outcomes.push((shop.clone(), outcome));
+    }
+    outcomes
+}
+
+/// Logs one store's refresh outcome: renewed (info), a failure with its fix (error), else debug.
+pub fn log_refresh(shop: &str, outcome: &Result<RefreshOutcome, RefreshError>) {
+    match outcome {
+        Ok(RefreshOutcome::Refreshed {
+            refresh_token_days_left,
+            ..
+        }) => tracing::info!(
+            outcome = "pinterest_sign_in_renewed",
+            shop,
+            refresh_token_days_left,
+            "renewed the store's Pinterest sign-in"
+        ),
+        Ok(other) => tracing::debug!(shop, outcome = ?other, "Pinterest sign-in checked"),
+        Err(e) => tracing::error!(
+            outcome = "pinterest_sign_in_failed",
+            shop,
+            error.message = %e,
+            error.cause_chain = ?e,
+            "cannot renew the store's Pinterest sign-in"
+        ),
+    }
+}
+
 /// Stores a new sign-in (from `pinrelay pinterest login`) under the lease, waiting up to
 /// `attempts` × 1 s for a refresher that holds it.
 ///
