@@ -23,8 +23,7 @@ use pinrelay::dynamodb::Table;
 use pinrelay::pinterest::oauth::aws::AwsGrantStore;
 use pinrelay::pinterest::oauth::sqlite::SqliteGrantStore;
 use pinrelay::pinterest::oauth::{
-    self, AdAccount, AppCredentials, Grant, GrantStore, OAuthClient, RefreshOutcome,
-    refresh_token_days_left,
+    self, AdAccount, AppCredentials, Grant, OAuthClient, RefreshOutcome, refresh_token_days_left,
 };
 use pinrelay::shopify::admin::shop_domain;
 use secrecy::SecretString;
@@ -148,17 +147,6 @@ impl Grants {
             aws_sdk_secretsmanager::Client::new(sdk),
             output("ShopSecretsPrefix")?,
         ))
-    }
-
-    /// `shop`'s grant.
-    ///
-    /// # Errors
-    /// The store failed.
-    pub async fn get(&self, shop: &str) -> anyhow::Result<Option<Grant>> {
-        Ok(match self {
-            Self::Local(store) => store.get(shop).await?,
-            Self::Aws(store) => store.get(shop).await?,
-        })
     }
 
     async fn save(&self, shop: &str, grant: &Grant) -> anyhow::Result<()> {

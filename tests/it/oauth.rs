@@ -153,6 +153,46 @@ async fn login_stores_a_grant_that_refresh_renews_and_rotates() {
     );
     assert_eq!(renewed.ad_account_id, AD_ACCOUNT_ID);
     assert_eq!(fake.refreshes(), 1);
+
+    // doctor shows the days left, and reads Event Quality with the signed-in token when
+    // PINTEREST_API_TOKEN is unset (the ad account is the sign-in's).
+    let mut doctor = tokio::process::Command::new(pinrelay_bin());
+    for variable in SECRET_VARIABLES {
+        doctor.env_remove(variable);
+    }
+    let output = doctor
+        .args(["doctor", "--json", "--shop", SHOP, "--data-dir"])
+        .arg(dir.path())
+        .env("PINTEREST_API_URL", fake.base_url())
+        .env_remove("PINTEREST_AD_ACCOUNT_ID")
+        .env_remove("WEBHOOK_URL")
+        .output()
+        .await
+        .unwrap();
+    let findings: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    let finding = |check: &str| {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == check)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {check} in {findings}"))
+    };
+    let sign_in = finding("pinterest_sign_in");
+    assert_eq!(sign_in["status"], "ok", "{sign_in}");
+    assert!(
+        sign_in["detail"].as_str().unwrap().contains("59 days"),
+        "{sign_in}"
+    );
+    let quality = finding("event_quality");
+    assert_eq!(quality["status"], "ok", "{quality}");
+    assert!(
+        fake.quality_requests()
+            .iter()
+            .all(|r| r.ad_account_id == AD_ACCOUNT_ID)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
