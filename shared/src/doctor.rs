@@ -1014,11 +1014,11 @@ mod tests {
         let shop = "a.myshopify.com";
         let skipped = pinterest_sign_in(None, shop, "--data-dir d", now);
         assert_eq!(skipped.status, Status::Skip);
-        let grant = crate::pinterest::oauth::tests::grant(now, 30, 45);
+        let grant = crate::pinterest::oauth::store::contract::grant_at(now, 30, 45);
         let ok = pinterest_sign_in(Some(&grant), shop, "--data-dir d", now);
         assert_eq!(ok.status, Status::Ok);
         assert!(ok.detail.contains("45 days"), "{}", ok.detail);
-        let grant = crate::pinterest::oauth::tests::grant(now, 30, 6);
+        let grant = crate::pinterest::oauth::store::contract::grant_at(now, 30, 6);
         let failed = pinterest_sign_in(Some(&grant), shop, "--stack s", now);
         assert_eq!(failed.status, Status::Fail);
         assert_eq!(

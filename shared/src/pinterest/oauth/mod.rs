@@ -582,26 +582,9 @@ fn parse<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, 
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A grant issued at `now` whose access token lasts `access_days` and refresh token
-    /// `refresh_days`.
-    pub(crate) fn grant(now: DateTime<Utc>, access_days: i64, refresh_days: i64) -> Grant {
-        Grant {
-            app: AppCredentials {
-                app_id: "1234".into(),
-                app_secret: SecretString::from("app-secret-value"),
-            },
-            access_token: SecretString::from("access-token-value"),
-            access_token_issued_at: now,
-            access_token_expires_at: now + chrono::Duration::days(access_days),
-            refresh_token: SecretString::from("refresh-token-value"),
-            refresh_token_expires_at: now + chrono::Duration::days(refresh_days),
-            scopes: vec!["ads:read".into()],
-            ad_account_id: "549755885175".into(),
-        }
-    }
+    use crate::pinterest::oauth::store::contract::grant_at as grant;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

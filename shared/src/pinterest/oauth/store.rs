@@ -427,6 +427,24 @@ pub mod contract {
         }
     }
 
+    /// A grant issued at `now` whose access token lasts `access_days` and refresh token
+    /// `refresh_days`.
+    pub fn grant_at(now: DateTime<Utc>, access_days: i64, refresh_days: i64) -> Grant {
+        Grant {
+            app: AppCredentials {
+                app_id: "1234".into(),
+                app_secret: SecretString::from("app-secret-value"),
+            },
+            access_token: SecretString::from("access-token-value"),
+            access_token_issued_at: now,
+            access_token_expires_at: now + chrono::Duration::days(access_days),
+            refresh_token: SecretString::from("refresh-token-value"),
+            refresh_token_expires_at: now + chrono::Duration::days(refresh_days),
+            scopes: vec!["ads:read".into()],
+            ad_account_id: "549755885175".into(),
+        }
+    }
+
     /// A due grant whose refresh token `endpoint` accepts once.
     pub fn due_grant(now: DateTime<Utc>) -> Grant {
         Grant {
