@@ -306,3 +306,43 @@ async fn moto_two_refreshers_racing_one_wins_the_token_survives() {
     let endpoint = contract::RotatingEndpoint::issuing("refresh-0");
     contract::two_refreshers_racing_one_wins_the_token_survives(&store, &endpoint, other).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_renews_a_due_sign_in_and_stores_the_rotated_refresh_token() {
+    let fake = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    let grant = due_grant(&fake);
+    {
+        let store = SqliteGrantStore::new(SqliteDatabase::open_in(&data_dir).unwrap());
+        save_signed_in(&store, SHOP, &grant, 1).await.unwrap();
+    }
+    let relay =
+        crate::relay::Relay::start(&data_dir, dir.path().join("serve.log"), "hush", &fake, &[]);
+    // serve checks the sign-ins as it starts (then hourly).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fake.refreshes() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not renew the due sign-in"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let renewed = loop {
+        let stored = grant_in(&data_dir).await.unwrap();
+        if stored.refresh_token.expose_secret() != grant.refresh_token.expose_secret() {
+            break stored;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewal was not stored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    drop(relay);
+    assert!(!fake.refresh_token_live(grant.refresh_token.expose_secret()));
+    assert!(fake.refresh_token_live(renewed.refresh_token.expose_secret()));
+    assert_eq!(fake.refreshes(), 1, "renewed once, not on every check");
+    assert!((renewed.refresh_token_expires_at - Utc::now()).num_days() >= 59);
+}

@@ -142,6 +142,7 @@ impl GrantStore for SqliteGrantStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::RefreshOutcome;
     use super::super::store::contract;
     use super::*;
 
@@ -198,5 +199,38 @@ mod tests {
             reader.reread().await.unwrap().unwrap().expose_secret(),
             "access-1"
         );
+    }
+
+    #[tokio::test]
+    async fn the_scheduled_pass_renews_only_due_sign_ins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteGrantStore::new(SqliteDatabase::open_in(dir.path()).unwrap());
+        let now = Utc::now();
+        let save = |shop: &'static str, grant| {
+            let store = store.clone();
+            async move { super::super::save_signed_in(&store, shop, &grant, 1).await }
+        };
+        save("due.myshopify.com", contract::due_grant(now))
+            .await
+            .unwrap();
+        save("fresh.myshopify.com", contract::grant_at(now, 30, 60))
+            .await
+            .unwrap();
+        let endpoint = contract::RotatingEndpoint::issuing("refresh-0");
+        let shops: Vec<String> = ["due", "fresh", "never"]
+            .iter()
+            .map(|s| format!("{s}.myshopify.com"))
+            .collect();
+        let outcomes = super::super::refresh_due(&store, &endpoint, &shops, now).await;
+        let outcomes: Vec<_> = outcomes.into_iter().map(|(_, o)| o.unwrap()).collect();
+        assert!(matches!(outcomes[0], RefreshOutcome::Refreshed { .. }));
+        assert_eq!(
+            outcomes[1],
+            RefreshOutcome::NotDue {
+                refresh_token_days_left: 60
+            }
+        );
+        assert_eq!(outcomes[2], RefreshOutcome::NotSignedIn);
+        assert_eq!(endpoint.refreshes(), 1);
     }
 }
