@@ -305,6 +305,16 @@ async fn moto_two_refreshers_racing_one_wins_the_token_survives() {
         .unwrap();
     let endpoint = contract::RotatingEndpoint::issuing("refresh-0");
     contract::two_refreshers_racing_one_wins_the_token_survives(&store, &endpoint, other).await;
+
+    // `pinrelay shops remove` takes the store's sign-in with it (no secret left at $0.40 a month).
+    use pinrelay::registry::Registry as _;
+    let registry = crate::registry::registry(&env, "pinrelay-oauth/shops/");
+    registry
+        .register(&crate::registry::shop(SHOP, AD_ACCOUNT_ID, "hush", "conv"))
+        .await
+        .unwrap();
+    assert!(registry.remove(SHOP).await.unwrap());
+    assert!(store.get(SHOP).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

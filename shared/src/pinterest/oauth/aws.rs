@@ -78,7 +78,8 @@ impl std::error::Error for SecretsError {
     }
 }
 
-fn lease_id(shop: &str) -> String {
+/// The id of `shop`'s lease item in the table.
+pub fn lease_id(shop: &str) -> String {
     format!("pinterest-oauth#{shop}")
 }
 
