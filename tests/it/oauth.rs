@@ -356,3 +356,61 @@ async fn serve_renews_a_due_sign_in_and_stores_the_rotated_refresh_token() {
     assert_eq!(fake.refreshes(), 1, "renewed once, not on every check");
     assert!((renewed.refresh_token_expires_at - Utc::now()).num_days() >= 59);
 }
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_a_wrong_app_secret_and_a_spent_refresh_token() {
+    use pinrelay::pinterest::oauth::{OAuthError, TokenEndpoint as _};
+    let fake = FakePinterest::start().await;
+    let client = OAuthClient::new(&fake.base_url(), Duration::from_secs(10)).unwrap();
+    let token = SecretString::from(fake.issue_refresh_token());
+    let wrong = AppCredentials {
+        app_id: APP_ID.to_owned(),
+        app_secret: SecretString::from("not-the-secret"),
+    };
+    let e = client.refresh(&wrong, &token).await.unwrap_err();
+    assert!(matches!(e, OAuthError::AppCredentials { .. }), "{e}");
+    assert!(e.to_string().contains("PINTEREST_APP_SECRET"), "{e}");
+    assert!(fake.refresh_token_live(token.expose_secret()), "not spent");
+
+    let app = AppCredentials {
+        app_id: APP_ID.to_owned(),
+        app_secret: SecretString::from(APP_SECRET),
+    };
+    let tokens = client.refresh(&app, &token).await.unwrap();
+    assert!(tokens.refresh_token.is_some(), "rotated");
+    assert!(tokens.refresh_token_expires_at(Utc::now()).is_some());
+    let e = client.refresh(&app, &token).await.unwrap_err();
+    assert!(matches!(e, OAuthError::GrantRefused { .. }), "{e}");
+    assert!(e.to_string().contains("pinrelay pinterest login"), "{e}");
+}
+
+#[tokio::test]
+async fn a_refresh_refused_by_pinterest_says_to_sign_in_again_and_keeps_the_grant() {
+    use pinrelay::pinterest::oauth::RefreshError;
+    let fake = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteGrantStore::new(SqliteDatabase::open_in(dir.path()).unwrap());
+    let mut grant = due_grant(&fake);
+    grant.refresh_token = SecretString::from("revoked-refresh-token");
+    save_signed_in(&store, SHOP, &grant, 1).await.unwrap();
+    let client = OAuthClient::new(&fake.base_url(), Duration::from_secs(10)).unwrap();
+    let e = refresh_with_lease(&store, &client, SHOP, Utc::now(), false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RefreshError::SignInAgain { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("pinrelay pinterest login --shop {SHOP}")),
+        "{e}"
+    );
+    // Nothing was overwritten, and the lease was given up: the next attempt may run.
+    let kept = store.get(SHOP).await.unwrap().unwrap();
+    assert_eq!(kept.refresh_token.expose_secret(), "revoked-refresh-token");
+    assert!(
+        store
+            .try_lease(SHOP, "next", Utc::now(), chrono::Duration::minutes(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
