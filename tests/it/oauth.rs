@@ -414,3 +414,61 @@ async fn a_refresh_refused_by_pinterest_says_to_sign_in_again_and_keeps_the_gran
             .is_some()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_stack_doctor_warns_of_an_expiring_sign_in_and_refresh_renews_it() {
+    let env = TestEnv::start().await;
+    let fake = FakePinterest::start().await;
+    let stack = "pinrelay-oauth-stack";
+    let prefix = format!("{stack}/shops/");
+    let template = serde_json::json!({
+        "Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic", "Properties": {}}},
+        "Outputs": {
+            "IdempotencyTableName": {"Value": env.table},
+            "ShopSecretsPrefix": {"Value": prefix},
+        },
+    });
+    env.create_stack(stack, &template, &[]).await;
+    let store = aws_store(&env, stack);
+    let mut grant = due_grant(&fake);
+    grant.refresh_token_expires_at = Utc::now() + chrono::Duration::days(5);
+    save_signed_in(&store, SHOP, &grant, 1).await.unwrap();
+
+    let run = |args: &'static [&'static str]| {
+        let (endpoint, api) = (env.endpoint.clone(), fake.base_url());
+        tokio::task::spawn_blocking(move || {
+            let mut command = crate::helpers::pinrelay_on_moto(&endpoint);
+            command
+                .args(args)
+                .args(["--shop", SHOP, "--stack", stack])
+                .env("PINTEREST_API_URL", &api);
+            for var in SECRET_VARIABLES {
+                command.env_remove(var);
+            }
+            command.output().unwrap()
+        })
+    };
+    let out = run(&["doctor", "--json"]).await.unwrap();
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let sign_in = findings
+        .iter()
+        .find(|f| f["check"] == "pinterest_sign_in")
+        .unwrap();
+    assert_eq!(sign_in["status"], "fail", "{sign_in}");
+    assert_eq!(
+        sign_in["fix"],
+        format!("pinrelay pinterest login --shop {SHOP} --stack {stack}")
+    );
+
+    let out = run(&["pinterest", "refresh"]).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let renewed = store.get(SHOP).await.unwrap().unwrap();
+    assert!(fake.refresh_token_live(renewed.refresh_token.expose_secret()));
+    assert!(!fake.refresh_token_live(grant.refresh_token.expose_secret()));
+    assert!((renewed.refresh_token_expires_at - Utc::now()).num_days() >= 59);
+}
