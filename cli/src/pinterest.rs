@@ -263,7 +263,13 @@ async fn callback(
             "the browser came back with a state this sign-in did not send (another sign-in, or a forged link); nothing was stored: run `pinrelay pinterest login` again".to_owned(),
         ),
         (Some(code), Some(_), None) => Ok(code.clone()),
-        _ => Err("the browser came back without a code or state; nothing was stored".to_owned()),
+        // Not Pinterest's redirect (someone opened the address by hand): keep waiting.
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Html("<!doctype html><title>pinrelay</title><p>This address waits for Pinterest's redirect: open the sign-in address the terminal printed.</p>"),
+            );
+        }
     };
     let page = match &outcome {
         Ok(_) => (

@@ -36,6 +36,9 @@ pub const AUTHORIZE_URL: &str = "https://www.pinterest.com/oauth/";
 /// `ads:write`) and the catalog probe (`catalogs:read`).
 pub const SCOPES: &str = "ads:read,ads:write,catalogs:read";
 
+/// Days a continuous refresh token lasts, when the token answer does not say.
+pub const REFRESH_TOKEN_LIFETIME_DAYS: i64 = 60;
+
 /// A refresh token is renewed once fewer days than this are left (of its 60).
 pub const REFRESH_TOKEN_RENEW_DAYS: i64 = 30;
 
@@ -174,7 +177,10 @@ impl Grant {
             access_token_issued_at: now,
             access_token_expires_at: tokens.access_token_expires_at(now),
             refresh_token,
-            refresh_token_expires_at: tokens.refresh_token_expires_at(now).unwrap_or(now),
+            // The answer's own expiry, else the documented 60 days of a continuous refresh token.
+            refresh_token_expires_at: tokens
+                .refresh_token_expires_at(now)
+                .unwrap_or(now + chrono::Duration::days(REFRESH_TOKEN_LIFETIME_DAYS)),
             scopes: tokens.scopes(),
             ad_account_id,
         })
@@ -657,6 +663,19 @@ mod tests {
             later + chrono::Duration::days(30)
         );
         assert_eq!(next.scopes, ["ads:read", "ads:write"]);
+    }
+
+    #[test]
+    fn a_code_exchange_without_a_refresh_expiry_counts_sixty_days() {
+        let now = at("2026-12-01T00:00:00Z");
+        let tokens: TokenResponse = serde_json::from_str(
+            r#"{"access_token":"a1","token_type":"bearer","expires_in":2592000,"scope":"ads:read","refresh_token":"r1"}"#,
+        )
+        .unwrap();
+        let app = grant(now, 1, 1).app;
+        let g = Grant::from_code_exchange(app, tokens, "1".into(), now).unwrap();
+        assert_eq!(refresh_token_days_left(&g, now), 60);
+        assert_eq!(needs_refresh(&g, now), Due::NotYet);
     }
 
     #[test]
