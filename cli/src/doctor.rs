@@ -149,8 +149,13 @@ struct Setup {
     catalog_country: Option<String>,
     webhook_url: Option<String>,
     api_version: String,
-    /// A registered store's own Pinterest API token (else `PINTEREST_API_TOKEN`).
+    /// A registered store's own Pinterest API token (else `PINTEREST_API_TOKEN`, else the
+    /// sign-in's access token).
     api_token: Option<SecretString>,
+    /// The store's sign-in to Pinterest (`pinrelay pinterest login`), when it has one.
+    grant: Option<pinrelay::pinterest::oauth::Grant>,
+    /// How commands name this relay in fixes: `--data-dir DIR`, `--stack NAME`, or nothing.
+    relay: String,
 }
 
 /// Runs the checks and prints them.
@@ -199,7 +204,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     let pinterest = |token: Option<SecretString>, test_mode: bool| -> anyhow::Result<_> {
-        let (Some(token), Some(account)) = (token, setup.ad_account.clone()) else {
+        let account = setup
+            .ad_account
+            .clone()
+            .or_else(|| setup.grant.as_ref().map(|g| g.ad_account_id.clone()));
+        let (Some(token), Some(account)) = (token, account) else {
             return Ok(None);
         };
         Ok(Some(PinterestHttp::new(PinterestHttpConfig {
@@ -262,10 +271,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .await,
     );
+    // The store's own API token, else PINTEREST_API_TOKEN, else the sign-in's access token.
     let api_token = setup
         .api_token
         .clone()
-        .or_else(|| config::var(keys::PINTEREST_API_TOKEN).map(SecretString::from));
+        .or_else(|| config::var(keys::PINTEREST_API_TOKEN).map(SecretString::from))
+        .or_else(|| setup.grant.as_ref().map(|g| g.access_token.clone()));
     let api = pinterest(api_token, false)?;
     findings.push(doctor::event_quality(api.as_ref()).await);
     findings.push(
@@ -278,6 +289,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .await,
     );
+
+    findings.push(doctor::pinterest_sign_in(
+        setup.grant.as_ref(),
+        &shop,
+        &setup.relay,
+        chrono::Utc::now(),
+    ));
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
@@ -390,8 +408,14 @@ async fn serve_counts(webhook_url: Option<&str>) -> Observed {
 
 /// `pinrelay serve`'s setup: its variables, and its data directory when given.
 async fn from_env(data_dir: Option<&std::path::Path>, shop: &str) -> anyhow::Result<Setup> {
-    let base = from_variables(data_dir, shop).await?;
+    let mut base = from_variables(data_dir, shop).await?;
     if let Some(dir) = data_dir {
+        use pinrelay::pinterest::oauth::GrantStore as _;
+        let grants = pinrelay::pinterest::oauth::sqlite::SqliteGrantStore::new(
+            crate::local::open_existing_db(dir)?,
+        );
+        base.grant = grants.get(shop).await?;
+        base.relay = format!("--data-dir {}", dir.display());
         let registry = SqliteRegistry::new(crate::local::open_existing_db(dir)?);
         if let Some(store) = registry.get(shop).await? {
             let relay = format!("--data-dir {}", dir.display());
@@ -456,6 +480,8 @@ async fn from_variables(data_dir: Option<&std::path::Path>, shop: &str) -> anyho
         api_version: config::var(keys::SHOPIFY_API_VERSION)
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
         api_token: None,
+        grant: None,
+        relay: String::new(),
     })
 }
 
@@ -625,7 +651,12 @@ async fn alarm_topic(
 async fn from_stack(name: &str, shop: &str) -> anyhow::Result<Setup> {
     let sdk = aws::load(Budget::CLI).await;
     let stack = Stack::describe(&sdk, name).await?;
-    let base = from_stack_outputs(&sdk, &stack, name, shop).await?;
+    let mut base = from_stack_outputs(&sdk, &stack, name, shop).await?;
+    base.relay = format!("--stack {name}");
+    if let Ok(grants) = crate::pinterest::Grants::of_stack(&sdk, &stack, name) {
+        use pinrelay::pinterest::oauth::GrantStore as _;
+        base.grant = grants.get(shop).await?;
+    }
     // A registered store (pinrelay shops --stack): its own secrets, ad account and settings.
     if let (Some(table), Some(prefix)) = (
         stack.output("IdempotencyTableName"),
@@ -733,6 +764,8 @@ async fn from_stack_outputs(
         api_version: config::var(keys::SHOPIFY_API_VERSION)
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
         api_token: None,
+        grant: None,
+        relay: String::new(),
     })
 }
 

@@ -13,6 +13,7 @@ mod dead_letters;
 mod doctor;
 mod input;
 mod local;
+mod pinterest;
 mod pixel;
 mod reconcile;
 mod replay;
@@ -55,6 +56,8 @@ enum Command {
     Pixel(pixel::Args),
     /// The stores the relay serves: add, list, show, update, remove.
     Shops(shops::Args),
+    /// Sign a store in to Pinterest (OAuth) and renew the sign-in.
+    Pinterest(pinterest::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor::run(args))),
         Command::Pixel(args) => runtime().and_then(|rt| rt.block_on(pixel::run(args))),
         Command::Shops(args) => runtime().and_then(|rt| rt.block_on(shops::run(args))),
+        Command::Pinterest(args) => runtime().and_then(|rt| rt.block_on(pinterest::run(args))),
     };
     match result {
         Ok(code) => code,

@@ -371,6 +371,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     settings.ingest.shops = shops.clone();
     let base_url =
         config::var(keys::PINTEREST_API_URL).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    let sign_ins = (
+        pinrelay::pinterest::oauth::sqlite::SqliteGrantStore::new(db.clone()),
+        pinrelay::pinterest::oauth::OAuthClient::new(&base_url, request_timeout)?,
+    );
     let routes = StoreRoutes::new(
         shops,
         target,
@@ -434,6 +438,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (stop, stopping) = watch::channel(false);
     let stop = Arc::new(stop);
     tokio::spawn(stop_on_signal(stop.clone()));
+    tokio::spawn(refresh_loop(sign_ins, stopping.clone()));
 
     let router = Router::new()
         .route("/healthz", get(healthz))
@@ -514,6 +519,38 @@ async fn stop_on_signal(stop: Arc<watch::Sender<bool>>) {
     }
     tracing::info!("shutting down: finishing requests in flight and the current batch");
     let _ = stop.send(true);
+}
+
+/// The stores' Pinterest sign-ins: checked at start and hourly, each due one renewed under its
+/// lease (serve is its data dir's only refresher; `pinrelay pinterest refresh` takes the same
+/// lease). Never exits on an error: a failure is logged with its fix, and tried again next hour.
+async fn refresh_loop(
+    (grants, client): (
+        pinrelay::pinterest::oauth::sqlite::SqliteGrantStore,
+        pinrelay::pinterest::oauth::OAuthClient,
+    ),
+    mut stopping: watch::Receiver<bool>,
+) {
+    const CHECK_EVERY: Duration = Duration::from_secs(3600);
+    while !*stopping.borrow() {
+        match grants.shops().await {
+            Ok(shops) => {
+                let outcomes =
+                    pinrelay::pinterest::oauth::refresh_due(&grants, &client, &shops, Utc::now())
+                        .await;
+                for (shop, outcome) in &outcomes {
+                    pinrelay::pinterest::oauth::log_refresh(shop, outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error.message = %e, "cannot read the stores' Pinterest sign-ins")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(CHECK_EVERY) => {}
+            _ = stopping.changed() => {}
+        }
+    }
 }
 
 /// Receives, dispatches and acknowledges until stopped; never exits on an error.

@@ -50,6 +50,10 @@ pub mod keys {
     /// A Pinterest API token with `ads:read` (and `catalogs:read`): what `reconcile` reads Event
     /// Quality with. Never the conversion token, which carries no API scopes.
     pub const PINTEREST_API_TOKEN: &str = "PINTEREST_API_TOKEN";
+    /// The Pinterest app's id, for `pinrelay pinterest login` (sign in to Pinterest).
+    pub const PINTEREST_APP_ID: &str = "PINTEREST_APP_ID";
+    /// The Pinterest app's secret, for `pinrelay pinterest login` (never a flag).
+    pub const PINTEREST_APP_SECRET: &str = "PINTEREST_APP_SECRET";
     /// Secrets Manager ARN of the Pinterest token.
     pub const PINTEREST_ACCESS_TOKEN_SECRET_ARN: &str = "PINTEREST_ACCESS_TOKEN_SECRET_ARN";
     /// `true` adds `?test=true` to every Pinterest request.

@@ -44,6 +44,8 @@ pub enum CheckId {
     PixelSettings,
     /// Someone receives the stack's alarms.
     AlarmSubscription,
+    /// The store's sign-in to Pinterest has days left before its refresh token expires.
+    PinterestSignIn,
 }
 
 impl CheckId {
@@ -62,6 +64,7 @@ impl CheckId {
             Self::StorefrontEndpoint => "storefront_endpoint",
             Self::PixelSettings => "pixel_settings",
             Self::AlarmSubscription => "alarm_subscription",
+            Self::PinterestSignIn => "pinterest_sign_in",
         }
     }
 }
@@ -140,6 +143,51 @@ impl Finding {
 #[must_use]
 pub fn passed(findings: &[Finding]) -> bool {
     findings.iter().all(|f| f.status != Status::Fail)
+}
+
+/// `pinterest_sign_in`: days left before the store's refresh token expires (pure). Skipped when
+/// the store has not signed in; failed under [`SIGN_IN_WARN_DAYS`] days, with the command that
+/// signs in again (`relay` is `--data-dir DIR` or `--stack NAME`).
+///
+/// [`SIGN_IN_WARN_DAYS`]: crate::pinterest::oauth::SIGN_IN_WARN_DAYS
+#[must_use]
+pub fn pinterest_sign_in(
+    grant: Option<&crate::pinterest::oauth::Grant>,
+    shop: &str,
+    relay: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Finding {
+    use crate::pinterest::oauth::{SIGN_IN_WARN_DAYS, refresh_token_days_left};
+    let id = CheckId::PinterestSignIn;
+    let login = format!("pinrelay pinterest login --shop {shop} {relay}");
+    let Some(grant) = grant else {
+        return Finding::skip(
+            id,
+            format!(
+                "not signed in to Pinterest (optional: `{}` gives audiences and the API token)",
+                login.trim_end()
+            ),
+        );
+    };
+    let days = refresh_token_days_left(grant, now);
+    let until = grant.refresh_token_expires_at.format("%Y-%m-%d");
+    if days < SIGN_IN_WARN_DAYS {
+        let detail = if grant.refresh_token_expires_at <= now {
+            format!("the Pinterest sign-in expired on {until}; the relay can no longer renew it")
+        } else {
+            format!(
+                "the Pinterest sign-in expires in {days} days ({until}) and was not renewed: is the refresher running (serve, or the stack's watch)?"
+            )
+        };
+        return Finding::fail(id, detail, login.trim_end().to_owned());
+    }
+    Finding::ok(
+        id,
+        format!(
+            "signed in (ad account {}); the refresh token has {days} days left ({until}), renewed by the refresher",
+            grant.ad_account_id
+        ),
+    )
 }
 
 /// The findings as aligned lines: status, id, detail, and `fix:` under each failure.
@@ -959,6 +1007,25 @@ pub fn alarm_subscription(topic: Option<(&str, &[AlarmSubscriber])>) -> Finding 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn oauth_sign_in_shows_days_left_and_fails_under_a_week() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+        let shop = "a.myshopify.com";
+        let skipped = pinterest_sign_in(None, shop, "--data-dir d", now);
+        assert_eq!(skipped.status, Status::Skip);
+        let grant = crate::pinterest::oauth::store::contract::grant_at(now, 30, 45);
+        let ok = pinterest_sign_in(Some(&grant), shop, "--data-dir d", now);
+        assert_eq!(ok.status, Status::Ok);
+        assert!(ok.detail.contains("45 days"), "{}", ok.detail);
+        let grant = crate::pinterest::oauth::store::contract::grant_at(now, 30, 6);
+        let failed = pinterest_sign_in(Some(&grant), shop, "--stack s", now);
+        assert_eq!(failed.status, Status::Fail);
+        assert_eq!(
+            failed.fix.as_deref(),
+            Some("pinrelay pinterest login --shop a.myshopify.com --stack s")
+        );
+    }
     use super::*;
 
     fn secret(name: &str, value: Option<&str>) -> Secret {

@@ -9,7 +9,9 @@
 //! - [`pinterest`]: the CAPI request model, normalization and hashing (pure), the
 //!   [`pinterest::ConversionsApi`] port and its HTTP and dry-run adapters; [`pinterest::quality`],
 //!   the Event Quality Score beside the relay's own match-key counts; [`pinterest::catalog`], the
-//!   catalog's item ids.
+//!   catalog's item ids; [`pinterest::oauth`], a store's sign-in to Pinterest (the token endpoint,
+//!   the [`pinterest::oauth::Grant`], when to renew it) and its one refresher at a time (the
+//!   [`pinterest::oauth::GrantStore`] port with a lease; SQLite and Secrets Manager adapters).
 //! - [`mapping`]: `translate(metadata, body, options, now)`, a Shopify webhook to a
 //!   [`mapping::Conversion`] (the event and the order behind it), a stated skip, or a compliance
 //!   request; [`mapping::require_identity`], checked once after enrichment (pure).

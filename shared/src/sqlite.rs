@@ -31,6 +31,9 @@ pub const DB_FILE: &str = "relay.db";
 /// the record the ledger: `records` (one row per event, every state) and `dead_letter_counts`
 /// replace `idempotency` and `outcomes` ([`MIGRATE_TO_4`]). Version 5 added `shops`, the registry
 /// ([`crate::registry::sqlite`]): an older pinrelay would serve those stores' webhooks as unknown.
+/// Version 6 added `pinterest_grants`, the stores' Pinterest sign-ins and their refresh lease
+/// ([`crate::pinterest::oauth::sqlite`]): an older pinrelay would not renew them; and `pauses`,
+/// each store's latest pause ([`crate::idempotency::IdempotencyStore::mark_paused`]).
 const SCHEMA_VERSION: i64 = 6;
 
 /// How long a transaction waits for another process holding the write lock.
@@ -101,6 +104,13 @@ CREATE TABLE IF NOT EXISTS pauses (
     since_ms   INTEGER NOT NULL,
     last_ms    INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pinterest_grants (
+    shop           TEXT    PRIMARY KEY,
+    grant_json     TEXT,
+    lease_holder   TEXT,
+    lease_until_ms INTEGER,
+    updated_at_ms  INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
 

@@ -26,6 +26,9 @@
 //!   `country` and `language` among its `item_ids` (an error record for each id it lacks, as the
 //!   real API may). [`FakePinterest::catalog_requests`] records each request.
 //!
+//! - OAuth (sign in to Pinterest): the authorize page, the token endpoint with rotating refresh
+//!   tokens, and the ad account listing; see the section "OAuth" near the end of this file.
+//!
 //! It does not model rate limits, event age checks or Pinterest's own event_id deduplication, and
 //! its quality scores are set, never computed from the events it accepted.
 
@@ -146,6 +149,8 @@ pub struct CatalogRequest {
 
 struct Shared {
     inner: Mutex<Inner>,
+    /// Sign-in state (the OAuth section at the end of this file).
+    oauth: Mutex<OAuthState>,
     validator: jsonschema::Validator,
     catalog_validator: jsonschema::Validator,
 }
@@ -183,6 +188,7 @@ impl FakePinterest {
             .expect("catalog request schema compiles");
         let shared = Arc::new(Shared {
             inner: Mutex::default(),
+            oauth: Mutex::default(),
             validator,
             catalog_validator,
         });
@@ -190,6 +196,7 @@ impl FakePinterest {
             .route("/v5/ad_accounts/{id}/events", post(events))
             .route("/v5/ad_accounts/{id}/conversion_eqs", get(conversion_eqs))
             .route("/v5/catalogs/items", post(catalog_items))
+            .merge(oauth_routes())
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -676,6 +683,258 @@ fn invalid(validator: &jsonschema::Validator, body: Option<&Value>) -> Option<Ve
         .map(|e| format!("{}: {e}", e.instance_path()))
         .collect();
     (!errors.is_empty()).then_some(errors)
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth: sign in to Pinterest (`pinrelay pinterest login`, the refreshers). Kept apart from the
+// Conversions API, Event Quality and catalog routes above.
+//
+// - `GET /oauth/` stands in for Pinterest's authorize page: it checks `client_id` ([`APP_ID`]),
+//   `response_type=code` and the scopes, issues a single-use code for the `redirect_uri`, and
+//   answers 302 to `redirect_uri?code=…&state=…`, as Pinterest does once the merchant allows it.
+// - `POST /v5/oauth/token` checks HTTP Basic ([`APP_ID`], [`APP_SECRET`]; 401 otherwise) and the
+//   form body: `authorization_code` takes a code it issued, once, for the same `redirect_uri`;
+//   `refresh_token` takes a live refresh token and rotates it: the old one is refused from then
+//   on (400), as Pinterest's continuous refresh tokens are. Issued access tokens are accepted by
+//   the routes above.
+// - `GET /v5/ad_accounts` lists [`FakePinterest::set_ad_accounts`] (default one account,
+//   [`AD_ACCOUNT_ID`]) to a token it issued or [`ACCESS_TOKEN`].
+// ---------------------------------------------------------------------------------------------
+
+/// The Pinterest app id the fake's token endpoint accepts.
+pub const APP_ID: &str = "1509876";
+/// The app secret that goes with [`APP_ID`].
+pub const APP_SECRET: &str = "fake-app-secret";
+/// Seconds an issued access token lasts (30 days, like Pinterest's).
+pub const ACCESS_TOKEN_SECONDS: i64 = 30 * 86_400;
+/// Seconds an issued refresh token lasts (60 days, continuous refresh).
+pub const REFRESH_TOKEN_SECONDS: i64 = 60 * 86_400;
+
+/// One token endpoint request, whatever its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// `grant_type`, as sent.
+    pub grant_type: Option<String>,
+    /// The status the fake answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct OAuthState {
+    issued: u64,
+    /// Code → the redirect URI it was issued for; removed when used.
+    codes: HashMap<String, String>,
+    /// Refresh token → still live.
+    refresh_tokens: HashMap<String, bool>,
+    /// `None`: the default single account.
+    ad_accounts: Option<Vec<Value>>,
+    token_requests: Vec<TokenRequest>,
+}
+
+impl OAuthState {
+    fn next(&mut self, kind: &str) -> String {
+        self.issued += 1;
+        format!("fake-{kind}-{}", self.issued)
+    }
+}
+
+impl Shared {
+    fn oauth(&self) -> MutexGuard<'_, OAuthState> {
+        self.oauth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl FakePinterest {
+    /// A single-use authorization code for `redirect_uri`, as the authorize page would issue.
+    pub fn issue_code(&self, redirect_uri: &str) -> String {
+        let mut oauth = self.shared.oauth();
+        let code = oauth.next("code");
+        oauth.codes.insert(code.clone(), redirect_uri.to_owned());
+        code
+    }
+
+    /// A live refresh token (to seed a stored grant).
+    pub fn issue_refresh_token(&self) -> String {
+        let mut oauth = self.shared.oauth();
+        let token = oauth.next("refresh");
+        oauth.refresh_tokens.insert(token.clone(), true);
+        token
+    }
+
+    /// Whether `refresh_token` would be accepted now (issued and not yet used).
+    pub fn refresh_token_live(&self, refresh_token: &str) -> bool {
+        self.shared
+            .oauth()
+            .refresh_tokens
+            .get(refresh_token)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// The ad accounts `GET /v5/ad_accounts` lists from now on: `(id, name)`.
+    pub fn set_ad_accounts(&self, accounts: &[(&str, &str)]) {
+        self.shared.oauth().ad_accounts = Some(
+            accounts
+                .iter()
+                .map(|(id, name)| json!({"id": id, "name": name, "currency": "USD", "country": "US"}))
+                .collect(),
+        );
+    }
+
+    /// Every token endpoint request, in order.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.shared.oauth().token_requests.clone()
+    }
+
+    /// Refreshes the token endpoint granted.
+    pub fn refreshes(&self) -> usize {
+        self.token_requests()
+            .iter()
+            .filter(|r| r.grant_type.as_deref() == Some("refresh_token") && r.status == 200)
+            .count()
+    }
+}
+
+fn oauth_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/oauth/", get(oauth_authorize))
+        .route("/v5/oauth/token", post(oauth_token))
+        .route("/v5/ad_accounts", get(oauth_ad_accounts))
+}
+
+fn oauth_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"code": 1, "message": message}))).into_response()
+}
+
+async fn oauth_authorize(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let param = |k: &str| query.get(k).map(String::as_str).unwrap_or_default();
+    if param("client_id") != APP_ID {
+        return oauth_error(StatusCode::BAD_REQUEST, "unknown client_id");
+    }
+    if param("response_type") != "code" || param("redirect_uri").is_empty() {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "response_type=code and redirect_uri are required",
+        );
+    }
+    let scopes: Vec<&str> = param("scope").split(',').collect();
+    for wanted in ["ads:read", "ads:write", "catalogs:read"] {
+        if !scopes.contains(&wanted) {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "a scope the relay needs is missing",
+            );
+        }
+    }
+    let redirect = param("redirect_uri").to_owned();
+    let code = {
+        let mut oauth = shared.oauth();
+        let code = oauth.next("code");
+        oauth.codes.insert(code.clone(), redirect.clone());
+        code
+    };
+    let mut location = match url::Url::parse(&redirect) {
+        Ok(url) => url,
+        Err(_) => return oauth_error(StatusCode::BAD_REQUEST, "redirect_uri is not a URL"),
+    };
+    location
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", param("state"));
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, location.to_string())],
+    )
+        .into_response()
+}
+
+/// Whether `headers` carry HTTP Basic with the fake app's id and secret.
+fn app_authorized(headers: &HeaderMap) -> bool {
+    use base64::Engine as _;
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .is_some_and(|decoded| decoded == format!("{APP_ID}:{APP_SECRET}").as_bytes())
+}
+
+async fn oauth_token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let grant_type = form.get("grant_type").cloned();
+    let mut oauth = shared.oauth();
+    let (status, response) = 'answer: {
+        if !app_authorized(&headers) {
+            break 'answer (
+                401,
+                oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "Authentication failed: invalid client credentials",
+                ),
+            );
+        }
+        let refused = |m: &str| (400, oauth_error(StatusCode::BAD_REQUEST, m));
+        let scope = "ads:read,ads:write,catalogs:read";
+        match grant_type.as_deref() {
+            Some("authorization_code") => {
+                let code = form.get("code").cloned().unwrap_or_default();
+                match oauth.codes.remove(&code) {
+                    Some(uri) if Some(&uri) == form.get("redirect_uri") => {}
+                    Some(_) => {
+                        break 'answer refused(
+                            "redirect_uri does not match the authorization request",
+                        );
+                    }
+                    None => break 'answer refused("Invalid authorization code"),
+                }
+            }
+            Some("refresh_token") => {
+                let token = form.get("refresh_token").cloned().unwrap_or_default();
+                match oauth.refresh_tokens.get_mut(&token) {
+                    Some(live @ true) => *live = false,
+                    _ => break 'answer refused("Invalid refresh token"),
+                }
+            }
+            _ => break 'answer refused("unsupported grant_type"),
+        }
+        let access = oauth.next("access");
+        let refresh = oauth.next("refresh");
+        oauth.refresh_tokens.insert(refresh.clone(), true);
+        shared.lock().tokens.insert(access.clone());
+        let now = chrono::Utc::now().timestamp();
+        let body = json!({
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": ACCESS_TOKEN_SECONDS,
+            "scope": scope,
+            "response_type": grant_type,
+            "refresh_token": refresh,
+            "refresh_token_expires_in": REFRESH_TOKEN_SECONDS,
+            "refresh_token_expires_at": now + REFRESH_TOKEN_SECONDS,
+        });
+        (200, axum::Json(body).into_response())
+    };
+    oauth
+        .token_requests
+        .push(TokenRequest { grant_type, status });
+    response
+}
+
+async fn oauth_ad_accounts(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &shared.lock()) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "Authentication failed.");
+    }
+    let items = shared.oauth().ad_accounts.clone().unwrap_or_else(|| {
+        vec![json!({"id": AD_ACCOUNT_ID, "name": "Fake store ads", "currency": "USD", "country": "US"})]
+    });
+    axum::Json(json!({"items": items, "bookmark": null})).into_response()
 }
 
 #[cfg(test)]

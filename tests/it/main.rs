@@ -13,6 +13,7 @@ mod idempotency;
 mod ingest;
 mod lambda_stores;
 mod limits;
+mod oauth;
 mod quality;
 mod queue;
 mod reconcile;

@@ -619,9 +619,22 @@ fn dispatch_may_call_exactly_the_dynamodb_operations_its_adapters_use() {
         watch,
         BTreeSet::from([
             "dynamodb:GetItem".to_owned(),
-            "dynamodb:BatchGetItem".to_owned()
+            "dynamodb:BatchGetItem".to_owned(),
+            "dynamodb:UpdateItem".to_owned(),
         ]),
-        "the watch only reads"
+        "the watch reads, and takes the Pinterest sign-ins' refresh lease"
+    );
+    // Its one write is the lease, on the pinterest-oauth#{domain} items alone.
+    let role = role_of(&t, "WatchFunction");
+    let lease = statements(&t)
+        .into_iter()
+        .filter(|(owner, _)| *owner == role)
+        .map(|(_, s)| s)
+        .find(|s| actions(s).contains("dynamodb:UpdateItem"))
+        .unwrap();
+    assert_eq!(
+        lease["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"][0].as_str(),
+        Some("pinterest-oauth#*")
     );
     assert_eq!(
         granted_to("IngestFunction"),

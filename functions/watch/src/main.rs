@@ -16,6 +16,13 @@
 //! its `shop`. A store without Admin credentials is skipped with a warning naming the command that
 //! adds them; a store whose watch fails fails the invocation only after the others were watched.
 //!
+//! With a registry it also renews the stores' Pinterest sign-ins (`pinrelay pinterest login
+//! --stack`) that are due, each under its lease in the table
+//! ([`pinrelay::pinterest::oauth::refresh_due`]): the only writer of their secrets besides
+//! `login`. A sign-in that cannot be renewed (expired, revoked) fails the invocation after the
+//! others, with a line naming `pinrelay pinterest login`, so `WatchErrorsAlarm` fires.
+//! `PINTEREST_API_URL` (default Pinterest's) is where the token endpoint is.
+//!
 //! Environment: read by [`config::watch_settings`], plus the Admin API credentials:
 //! `SHOPIFY_ADMIN_TOKEN`, or `SHOPIFY_CLIENT_ID` and `SHOPIFY_CLIENT_SECRET`, or
 //! `SHOPIFY_ADMIN_TOKEN_SECRET_ARN` (a token or a Dev Dashboard app's client id and secret; see
@@ -30,8 +37,10 @@ use pinrelay::config;
 use pinrelay::dynamodb::Table;
 use pinrelay::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use pinrelay::metrics::{self, Metrics};
-use pinrelay::registry::Shop;
+use pinrelay::pinterest::oauth::aws::AwsGrantStore;
+use pinrelay::pinterest::oauth::{self, OAuthClient};
 use pinrelay::registry::aws::AwsRegistry;
+use pinrelay::registry::{Registry as _, Shop};
 use pinrelay::shopify::admin::{AdminApi, AdminError, RetryPolicy};
 use pinrelay::telemetry::{self, Output};
 use pinrelay::watch::{self, StoreWatch, WatchConfig, WatchError, WatchReport};
@@ -50,6 +59,8 @@ struct Service {
 /// The shop registry and how a registered store's Admin API client is built.
 struct Stores {
     registry: AwsRegistry,
+    /// The stores' Pinterest sign-ins, and the token endpoint that renews them.
+    grants: (AwsGrantStore, OAuthClient),
     /// `SHOP_SECRETS_PREFIX`: `{stack}/shops/`, for the fix a skipped store's line names.
     prefix: String,
     api_version: String,
@@ -90,11 +101,23 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     )
     .context("Shopify Admin API client")?
     .with_retry_policy(RetryPolicy::WATCH);
+    let pinterest_api_url = config::var(config::keys::PINTEREST_API_URL)
+        .unwrap_or_else(|| pinrelay::pinterest::http::DEFAULT_BASE_URL.to_owned());
+    let token_endpoint = OAuthClient::new(&pinterest_api_url, std::time::Duration::from_secs(20))
+        .context("Pinterest OAuth client")?;
     let stores = settings.registry.map(|r| Stores {
         registry: AwsRegistry::new(
             Table::new(aws_sdk_dynamodb::Client::new(&sdk), &r.table),
             aws_sdk_secretsmanager::Client::new(&sdk),
             &r.secrets_prefix,
+        ),
+        grants: (
+            AwsGrantStore::new(
+                Table::new(aws_sdk_dynamodb::Client::new(&sdk), &r.table),
+                aws_sdk_secretsmanager::Client::new(&sdk),
+                &r.secrets_prefix,
+            ),
+            token_endpoint,
         ),
         prefix: r.secrets_prefix,
         api_version: settings.api_version.clone(),
@@ -186,14 +209,61 @@ async fn handle(
             failures.push("(shop registry)".to_owned());
         }
     }
+    let sign_ins = renew_sign_ins(stores, &service.config.shop, now, &mut failures).await;
     if let Some(a) = answer.as_object_mut() {
         a.insert("stores".to_owned(), Value::Object(answers));
+        a.insert("pinterest_sign_ins".to_owned(), sign_ins);
     }
     if failures.is_empty() {
         Ok(answer)
     } else {
         Err(anyhow::anyhow!("the watch failed for {}", failures.join(", ")).into())
     }
+}
+
+/// Renews the due Pinterest sign-ins of the default shop and the registered stores; a failed one
+/// is added to `failures`. The answer: each signed-in store's outcome.
+async fn renew_sign_ins(
+    stores: &Stores,
+    default_shop: &str,
+    now: chrono::DateTime<Utc>,
+    failures: &mut Vec<String>,
+) -> Value {
+    let mut shops = vec![default_shop.to_owned()];
+    match stores.registry.list().await {
+        Ok(entries) => shops.extend(
+            entries
+                .into_iter()
+                .filter(|e| e.enabled && e.domain != default_shop)
+                .map(|e| e.domain),
+        ),
+        Err(e) => tracing::error!(
+            error.message = %e,
+            "cannot list the registered stores; only the default shop's Pinterest sign-in was checked"
+        ),
+    }
+    let (grants, endpoint) = &stores.grants;
+    let mut answers = serde_json::Map::new();
+    for (shop, outcome) in oauth::refresh_due(grants, endpoint, &shops, now).await {
+        oauth::log_refresh(&shop, &outcome);
+        let answer = match outcome {
+            Ok(oauth::RefreshOutcome::NotSignedIn) => continue,
+            Ok(oauth::RefreshOutcome::Refreshed {
+                refresh_token_days_left,
+                ..
+            }) => json!({"renewed": true, "refresh_token_days_left": refresh_token_days_left}),
+            Ok(oauth::RefreshOutcome::NotDue {
+                refresh_token_days_left,
+            }) => json!({"renewed": false, "refresh_token_days_left": refresh_token_days_left}),
+            Ok(oauth::RefreshOutcome::Busy) => json!({"renewed": false, "busy": true}),
+            Err(e) => {
+                failures.push(format!("{shop} (Pinterest sign-in)"));
+                json!({"error": e.to_string()})
+            }
+        };
+        answers.insert(shop, answer);
+    }
+    Value::Object(answers)
 }
 
 /// Emits a watched shop's metrics (same names for every store, no shop dimension) and logs it.

@@ -511,7 +511,7 @@ export class PinrelayStack extends Stack {
     const watchLogGroup = new logs.CfnLogGroup(this, "WatchLogGroup", { retentionInDays: s.logRetentionDays });
     const watchRole = new iam.CfnRole(this, "WatchRole", {
       description:
-        "pinrelay watch - write its logs (and traces), read the Shopify Admin API token and the registered stores' secrets, read the outcome ledger.",
+        "pinrelay watch - write its logs (and traces), read the Shopify Admin API token and the registered stores' secrets, read the outcome ledger, renew the stores' Pinterest sign-ins.",
       assumeRolePolicyDocument: assumeRole,
       policies: [
         {
@@ -520,11 +520,29 @@ export class PinrelayStack extends Stack {
             Version: "2012-10-17",
             Statement: [
               { Sid: "Logs", Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: watchLogGroup.attrArn },
-              // Ledger lookups (shared/src/ledger/dynamodb.rs); the watch writes nothing.
+              // Ledger lookups (shared/src/ledger/dynamodb.rs); the watch writes none of them.
               { Sid: "Ledger", Effect: "Allow", Action: ["dynamodb:GetItem", "dynamodb:BatchGetItem"], Resource: this.idempotencyTable.attrArn },
               { Sid: "AdminToken", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: adminTokenSecretArn },
-              // Each registered store's Admin credentials (the registry's entries are read under Ledger).
+              // Each registered store's Admin credentials (the registry's entries are read under Ledger),
+              // and its Pinterest sign-in ({StackName}/shops/{domain}/pinterest-oauth).
               { Sid: "ShopSecrets", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: shopSecretsArn },
+              // The watch is the refresher: it writes the renewed Pinterest sign-ins (rotated refresh
+              // tokens) and nothing else. `pinrelay pinterest login` creates the secrets.
+              {
+                Sid: "PinterestSignInRenew",
+                Effect: "Allow",
+                Action: "secretsmanager:PutSecretValue",
+                Resource: `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${Aws.STACK_NAME}/shops/*/pinterest-oauth-*`,
+              },
+              // The refresh lease (shared/src/pinterest/oauth/aws.rs): conditional updates of the
+              // pinterest-oauth#{domain} items only.
+              {
+                Sid: "PinterestSignInLease",
+                Effect: "Allow",
+                Action: "dynamodb:UpdateItem",
+                Resource: this.idempotencyTable.attrArn,
+                Condition: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["pinterest-oauth#*"] } },
+              },
               ...xray,
             ],
           },
@@ -552,6 +570,8 @@ export class PinrelayStack extends Stack {
           SHOPIFY_ADMIN_TOKEN_SECRET_ARN: adminTokenSecretArn,
           // The registered stores, each watched with its own Admin credentials.
           SHOP_SECRETS_PREFIX: shopSecretsPrefix,
+          // The token endpoint that renews the stores' Pinterest sign-ins.
+          PINTEREST_API_URL: s.pinterestApiUrl,
           SHOPIFY_API_VERSION: "2026-07",
           // The topics `pinrelay subscribe` creates for the stack's checkoutOn.
           WATCH_TOPICS:

@@ -1,7 +1,7 @@
 //! Pinterest's side of the relay: the Conversions API request model, normalization and hashing of
 //! user data, the [`ConversionsApi`] port, and its adapters; [`quality`], Pinterest's Event
-//! Quality Score beside the relay's own match-key counts; and [`catalog`], which item ids the ad
-//! account's catalog holds.
+//! Quality Score beside the relay's own match-key counts; [`catalog`], which item ids the ad
+//! account's catalog holds; and [`oauth`], the store's sign-in to Pinterest and its renewal.
 
 pub mod api;
 pub mod catalog;
@@ -10,6 +10,7 @@ pub mod event;
 pub mod http;
 pub mod match_keys;
 pub mod normalize;
+pub mod oauth;
 pub mod quality;
 
 pub use api::{ConversionsApi, ConversionsApiError, EventStatus};

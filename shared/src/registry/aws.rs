@@ -505,6 +505,16 @@ impl Registry for AwsRegistry {
         self.index("DELETE", domain).await?;
         // Also a secret an interrupted `put` left without an entry: it would cost $0.40 a month.
         self.delete_secret(&secret).await?;
+        // And the store's Pinterest sign-in (`pinrelay pinterest login`), with its lease item.
+        self.delete_secret(&format!(
+            "{}{}",
+            self.secret_name(domain),
+            crate::pinterest::oauth::aws::SECRET_SUFFIX
+        ))
+        .await?;
+        self.table
+            .delete(&crate::pinterest::oauth::aws::lease_id(domain))
+            .await?;
         Ok(found)
     }
 }

@@ -221,7 +221,7 @@ pub trait Registry: Send + Sync + 'static {
     /// Adds or replaces a store, entry and secrets together.
     fn register(&self, shop: &Shop) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
-    /// Removes a store and its secrets; false when it was not registered.
+    /// Removes a store, its secrets and its Pinterest sign-in; false when it was not registered.
     fn remove(&self, domain: &str) -> impl Future<Output = Result<bool, RegistryError>> + Send;
 
     /// Enables or disables a store, its secrets untouched (`app/uninstalled`,

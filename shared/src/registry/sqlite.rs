@@ -122,6 +122,8 @@ impl Registry for SqliteRegistry {
         let removed = self
             .db
             .call(true, move |conn| {
+                // The store's Pinterest sign-in goes with it.
+                conn.execute("DELETE FROM pinterest_grants WHERE shop = ?1", params![key])?;
                 conn.execute("DELETE FROM shops WHERE domain = ?1", params![key])
             })
             .await?;
