@@ -31,7 +31,10 @@ pub const DB_FILE: &str = "relay.db";
 /// the record the ledger: `records` (one row per event, every state) and `dead_letter_counts`
 /// replace `idempotency` and `outcomes` ([`MIGRATE_TO_4`]). Version 5 added `shops`, the registry
 /// ([`crate::registry::sqlite`]): an older pinrelay would serve those stores' webhooks as unknown.
-const SCHEMA_VERSION: i64 = 5;
+/// Version 6 added the audience ledger (`audience_lists`, `audience_members`,
+/// `audience_removals`, [`crate::audiences::sqlite`]): an older pinrelay would not apply a
+/// customer's redaction to the lists.
+const SCHEMA_VERSION: i64 = 6;
 
 /// How long a transaction waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -94,6 +97,32 @@ CREATE TABLE IF NOT EXISTS shops (
     domain     TEXT    PRIMARY KEY,
     entry      TEXT    NOT NULL,
     secrets    TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audience_lists (
+    shop           TEXT    NOT NULL,
+    kind           TEXT    NOT NULL,
+    list_id        TEXT,
+    audience_id    TEXT,
+    watermark_ms   INTEGER,
+    last_full_ms   INTEGER,
+    last_resend_ms INTEGER,
+    holder         TEXT,
+    lease_until_ms INTEGER,
+    PRIMARY KEY (shop, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audience_members (
+    shop        TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    customer_id INTEGER NOT NULL,
+    hash        TEXT    NOT NULL,
+    PRIMARY KEY (shop, kind, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audience_removals (
+    shop        TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    customer_id INTEGER NOT NULL,
+    hash        TEXT    NOT NULL,
+    PRIMARY KEY (shop, kind, customer_id, hash)
 ) WITHOUT ROWID;
 ";
 

@@ -1,0 +1,1 @@
+//! The sync driver (filled in below).
