@@ -22,3 +22,4 @@ pub mod sync;
 pub use customer::{Customer, CustomerId, ListKind, MarketingState, record_hash};
 pub use ledger::{AudienceStore, Lease, LedgerError, ListState, Marks, PendingRemoval};
 pub use plan::{Batch, DEFAULT_BATCH_SIZE, Operation, Plan, Scope, plan};
+pub use sync::{CustomerSource, ListSummary, Mode, ProgressEvent, Settings, SyncError, sync};
