@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audiences;
 mod connect;
 mod dead_letters;
 mod doctor;
@@ -55,6 +56,8 @@ enum Command {
     Pixel(pixel::Args),
     /// The stores the relay serves: add, list, show, update, remove.
     Shops(shops::Args),
+    /// Keep a Pinterest customer list in step with the store's consenting customers.
+    Audiences(audiences::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor::run(args))),
         Command::Pixel(args) => runtime().and_then(|rt| rt.block_on(pixel::run(args))),
         Command::Shops(args) => runtime().and_then(|rt| rt.block_on(shops::run(args))),
+        Command::Audiences(args) => runtime().and_then(|rt| rt.block_on(audiences::run(args))),
     };
     match result {
         Ok(code) => code,
