@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use super::customer::{Customer, ListKind};
 use super::ledger::{AudienceStore, Lease, LedgerError, Marks};
-use super::plan::{Batch, DEFAULT_BATCH_SIZE, Operation, Plan, Scope, plan};
+use super::plan::{Batch, DEFAULT_BATCH_SIZE, Operation, Scope, plan};
 use crate::pinterest::audiences::{AudienceApiError, CustomerListsApi};
 use crate::shopify::admin::{AdminApi, AdminError};
 
@@ -284,13 +284,10 @@ where
             .into_iter()
             .map(|r| (r.customer_id, r.hash))
             .collect();
-        let planned = plan(&recorded, &customers, kind, scope);
-        let mut batches = Plan {
-            remove: pending,
-            ..Plan::default()
-        }
-        .batches(settings.batch_size);
-        batches.extend(planned.batches(settings.batch_size));
+        let mut planned = plan(&recorded, &customers, kind, scope);
+        // Removals of deleted or redacted customers go first, in the same requests as the plan's.
+        planned.remove.splice(0..0, pending);
+        let batches = planned.batches(settings.batch_size);
         let records: usize = batches.iter().map(|b| b.entries.len()).sum();
         progress(ProgressEvent::Planned { kind, records });
         let count = |op| {
@@ -315,7 +312,17 @@ where
             summaries.push(summary);
             continue;
         }
-        let sent = send(shop, kind, api, ledger, &mut summary, batches, progress).await;
+        let sent = send(
+            shop,
+            kind,
+            api,
+            ledger,
+            &mut summary,
+            batches,
+            now,
+            progress,
+        )
+        .await;
         summary.requests = sent.map_err(|(requests, source)| match source {
             Failure::Api(source) => SyncError::Pinterest {
                 kind,
@@ -367,6 +374,10 @@ enum Failure {
 
 /// Sends `batches` in order, creating the list with the first `ADD` when it has none, and records
 /// each once accepted. Returns the requests sent, or how many were accepted before the failure.
+///
+/// The first upload counts as a re-send (its time is recorded when the list is created), so a
+/// first run stopped half-way resumes with what is left rather than uploading everyone again.
+#[allow(clippy::too_many_arguments)]
 async fn send<A: CustomerListsApi, L: AudienceStore>(
     shop: &str,
     kind: ListKind,
@@ -374,6 +385,7 @@ async fn send<A: CustomerListsApi, L: AudienceStore>(
     ledger: &L,
     summary: &mut ListSummary,
     batches: Vec<Batch>,
+    now: DateTime<Utc>,
     progress: &mut (dyn FnMut(ProgressEvent) + Send),
 ) -> Result<usize, (usize, Failure)> {
     let mut requests = 0;
@@ -396,6 +408,14 @@ async fn send<A: CustomerListsApi, L: AudienceStore>(
                 if let Some(list_id) = created {
                     ledger
                         .set_ids(shop, kind, &list_id, None)
+                        .await
+                        .map_err(|e| (requests, Failure::Ledger(e)))?;
+                    let first_upload = Marks {
+                        last_resend: Some(now),
+                        ..Marks::default()
+                    };
+                    ledger
+                        .set_marks(shop, kind, first_upload)
                         .await
                         .map_err(|e| (requests, Failure::Ledger(e)))?;
                     summary.list_id = Some(list_id);
