@@ -473,3 +473,62 @@ async fn the_command_dry_runs_then_syncs_then_has_nothing_to_send() {
     assert_eq!(pinterest.customer_lists().len(), 1);
     assert_eq!(pinterest.audiences().len(), 1);
 }
+
+#[tokio::test]
+async fn a_list_held_by_another_writer_is_left_alone() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+    let lease = f
+        .ledger
+        .acquire(
+            SHOP_DOMAIN,
+            ListKind::Customers,
+            "other-run",
+            now,
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lease, pinrelay::audiences::Lease::Acquired);
+
+    let err = f
+        .sync_at(now, Mode::Live, &[ListKind::Customers])
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&err, SyncError::Busy { holder, .. } if holder == "other-run"),
+        "{err:?}"
+    );
+    assert!(f.pinterest.list_requests().is_empty());
+    assert!(f.shopify.customer_queries().is_empty(), "not even read");
+}
+
+#[tokio::test]
+async fn a_rate_limit_that_lasts_ends_the_run_with_a_typed_error_and_it_resumes() {
+    let f = Fixture::start().await;
+    f.pinterest.rate_limit_lists(3);
+
+    let err = f
+        .sync_at(Utc::now(), Mode::Live, &[ListKind::Customers])
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(
+            &err,
+            SyncError::Pinterest {
+                requests: 0,
+                source: pinrelay::pinterest::audiences::AudienceApiError::RateLimited {
+                    attempts: 3
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(f.pinterest.customer_lists().is_empty());
+    let run = f.sync(Utc::now()).await;
+    assert_eq!(run.added, 170);
+    assert_eq!(f.only_list(), hashes(1..=170));
+}
