@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`audiences`]: customer-list audiences: the consent rule, the record hash, the ADD/REMOVE
-//!   planner (pure), the [`audiences::AudienceStore`] ledger and its SQLite adapter, the sync driver.
+//!   planner (pure), the [`audiences::AudienceStore`] ledger and its SQLite and DynamoDB adapters,
+//!   the sync driver.
 //! - [`browser`]: first-party events from the storefront pixel: wire format, profiles (pure).
 //! - [`shopify`]: webhook HMAC verification, header metadata, typed payloads (pure); the Admin API
 //!   client [`shopify::AdminApi`] (a transport, one module per query: shop, orders, one order's

@@ -532,3 +532,68 @@ async fn a_rate_limit_that_lasts_ends_the_run_with_a_typed_error_and_it_resumes(
     assert_eq!(run.added, 170);
     assert_eq!(f.only_list(), hashes(1..=170));
 }
+
+#[tokio::test]
+async fn dynamodb_ledger_passes_the_audience_store_contract() {
+    let env = crate::helpers::TestEnv::start().await;
+    let client = crate::idempotency::serialized_dynamodb(&env).await;
+    let store = pinrelay::audiences::dynamodb::DynamoDbAudienceStore::new(
+        pinrelay::dynamodb::Table::new(client, &env.table),
+    );
+    pinrelay::audiences::contract::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn a_sync_on_the_dynamodb_ledger_resumes_like_on_sqlite() {
+    let env = crate::helpers::TestEnv::start().await;
+    let client = crate::idempotency::serialized_dynamodb(&env).await;
+    let ledger = pinrelay::audiences::dynamodb::DynamoDbAudienceStore::new(
+        pinrelay::dynamodb::Table::new(client, &env.table),
+    );
+    let f = Fixture::start().await;
+    let settings = f.settings(&[ListKind::Customers]);
+    let now = Utc::now();
+    let (fx, store, settings) = (&f, &ledger, &settings);
+    let run = move |now| async move {
+        sync(
+            SHOP_DOMAIN,
+            &fx.admin,
+            &fx.api,
+            store,
+            settings,
+            Mode::Live,
+            now,
+            &mut |_| {},
+        )
+        .await
+    };
+
+    f.pinterest.fail_list_writes_after(2);
+    assert!(run(now).await.is_err());
+    f.pinterest.heal_lists();
+    assert_eq!(
+        run(now + chrono::Duration::minutes(1)).await.unwrap()[0].added,
+        70
+    );
+    assert_eq!(f.only_list(), hashes(1..=170));
+    f.change(4, now + chrono::Duration::minutes(2), |c| {
+        c.data_sale_opt_out = true
+    });
+    let removals = ledger.remove_customer(SHOP_DOMAIN, 9).await.unwrap();
+    assert_eq!(removals.len(), 1);
+    assert!(f.shopify.delete_customer(9));
+    let third = run(now + chrono::Duration::minutes(3)).await.unwrap();
+    assert_eq!((third[0].added, third[0].removed), (0, 2));
+    assert_eq!(
+        f.only_list(),
+        hashes((1..=170).filter(|&i| i != 4 && i != 9))
+    );
+    assert_eq!(
+        ledger
+            .members(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap()
+            .len(),
+        168
+    );
+}

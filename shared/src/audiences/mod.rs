@@ -8,12 +8,15 @@
 //!   batches ([`plan::plan`], pure).
 //! - [`ledger`]: the [`AudienceStore`] port: per store and list, the ids Pinterest gave, each
 //!   customer id with the hash uploaded, the sync marks and a one-writer lease; its SQLite adapter
-//!   is [`sqlite`], and [`contract`] the suite every adapter passes.
+//!   is [`sqlite`], its DynamoDB adapter `dynamodb` (feature `dynamodb`), and [`contract`] the
+//!   suite every adapter passes.
 //! - [`sync`]: the driver: lease, create the list and its audience once, read customers, send the
 //!   batches, record each accepted one.
 
 pub mod contract;
 pub mod customer;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 pub mod ledger;
 pub mod plan;
 #[cfg(feature = "sqlite")]
