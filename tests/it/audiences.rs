@@ -597,3 +597,19 @@ async fn a_sync_on_the_dynamodb_ledger_resumes_like_on_sqlite() {
         168
     );
 }
+
+#[tokio::test]
+async fn a_removed_customer_still_in_the_read_is_not_added_back_by_the_run_that_removes_them() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+    f.sync(now).await;
+    // customers/delete arrived, but this run's read (a full comparison) still lists them.
+    f.ledger.remove_customer(SHOP_DOMAIN, 11).await.unwrap();
+    f.pinterest.clear_list_requests();
+
+    let run = f.sync(now + chrono::Duration::days(8)).await;
+
+    assert_eq!((run.added, run.removed), (0, 1));
+    assert_eq!(f.writes(), [("REMOVE".to_owned(), 1)]);
+    assert!(!f.only_list().contains(&hash(11)));
+}

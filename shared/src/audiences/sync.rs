@@ -10,8 +10,11 @@
 //! accepted it; move the marks forward only when every batch was accepted. A run stopped half-way
 //! repeats at most the request in flight, and loses no removal.
 //!
-//! Known limit: a customer deleted while the run reads a snapshot that still shows them can be
-//! added back until the next full comparison; the newer-consent-wins rule is not built yet.
+//! A customer with a pending removal (deleted or redacted, [`AudienceStore::remove_customer`])
+//! is never added back by the run that sends the removal, even if the customers it read still
+//! show them. Known limit: a customer who was no member yet when removed leaves no trace, so a
+//! run reading a snapshot from before the deletion can add them, until the next full comparison
+//! removes them; there are no tombstones, and consent webhooks are not wired yet.
 
 use std::future::Future;
 use std::time::Duration;
@@ -285,6 +288,11 @@ where
             .map(|r| (r.customer_id, r.hash))
             .collect();
         let mut planned = plan(&recorded, &customers, kind, scope);
+        // A customer removed (deleted, redacted) since is never added back from the customers
+        // read: the removal is newer than that read.
+        planned
+            .add
+            .retain(|(id, _)| !pending.iter().any(|(removed, _)| removed == id));
         // Removals of deleted or redacted customers go first, in the same requests as the plan's.
         planned.remove.splice(0..0, pending);
         let batches = planned.batches(settings.batch_size);
