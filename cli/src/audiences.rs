@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use pinrelay::audiences::sqlite::SqliteAudienceStore;
@@ -24,7 +23,6 @@ use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::registry::Registry as _;
 use pinrelay::registry::sqlite::SqliteRegistry;
 use pinrelay::shopify::admin::{AdminApi, shop_domain};
-use pinrelay::sqlite::SqliteDatabase;
 
 /// Arguments of `pinrelay audiences`.
 #[derive(clap::Args)]
@@ -90,14 +88,9 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     if args.batch_size == 0 {
         return usage("--batch-size is at least 1");
     }
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let db = SqliteDatabase::open_in(&args.data_dir).with_context(|| {
-        format!(
-            "cannot open the relay database in {}",
-            args.data_dir.display()
-        )
-    })?;
+    // An existing database only: a mistyped directory would otherwise start an empty record, and
+    // the run would create a second list on Pinterest and upload everyone to it.
+    let db = crate::local::open_existing_db(&args.data_dir)?;
     let registered = SqliteRegistry::new(db.clone()).get(&shop).await?;
 
     let (ad_account, store_token, store_admin) = match &registered {

@@ -444,6 +444,10 @@ async fn the_command_dry_runs_then_syncs_then_has_nothing_to_send() {
     let pinterest = FakePinterest::start().await;
     shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(3)));
     let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = cli(dir.path(), &shopify, &pinterest, &[]);
+    assert_eq!(code, 1, "no relay database in the directory: {err}");
+    assert!(err.contains("there is no relay database"), "{err}");
+    drop(SqliteDatabase::open_in(dir.path()).unwrap());
 
     let (code, out, err) = cli(dir.path(), &shopify, &pinterest, &["--dry-run"]);
     assert_eq!(code, 0, "{err}");
