@@ -1,10 +1,11 @@
 //! `pinrelay audiences sync`: keeps the store's Pinterest customer list (and, with
 //! `--purchasers`, a list of its consenting buyers) in step with its consenting customers.
 //!
-//! The relay's record is `serve`'s data directory (`--data-dir`); a store registered there brings
-//! its ad account, Admin credentials and `pinterest_api_token`; otherwise `PINTEREST_AD_ACCOUNT_ID`,
-//! the Admin variables and `PINTEREST_API_TOKEN` are used (`PINTEREST_API_TOKEN`, when set, wins
-//! for a registered store too). Not the OAuth sign-in, and not yet `--stack`.
+//! The relay's record is `serve`'s data directory (`--data-dir`) or a deployed stack's table
+//! (`--stack`); a store registered there brings its ad account, Admin credentials and
+//! `pinterest_api_token`; otherwise `PINTEREST_AD_ACCOUNT_ID`, the Admin variables and
+//! `PINTEREST_API_TOKEN` are used (`PINTEREST_API_TOKEN`, when set, wins for a registered store
+//! too). Not the OAuth sign-in, and not the stack's scheduled job.
 //!
 //! Exit codes: 0 done, 1 a request failed or another sync holds the list, 2 invalid arguments.
 
@@ -13,16 +14,25 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
+use pinrelay::audiences::dynamodb::DynamoDbAudienceStore;
 use pinrelay::audiences::sqlite::SqliteAudienceStore;
-use pinrelay::audiences::{ListKind, ListSummary, Mode, ProgressEvent, Scope, Settings, sync};
+use pinrelay::audiences::{
+    AudienceStore, ListKind, ListSummary, Mode, ProgressEvent, Scope, Settings, sync,
+};
+use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, keys};
+use pinrelay::dynamodb::Table;
 use pinrelay::pinterest::audiences::{PinterestAudiences, StaticToken};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
-use pinrelay::registry::Registry as _;
+use pinrelay::registry::Registry;
+use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::registry::sqlite::SqliteRegistry;
 use pinrelay::shopify::admin::{AdminApi, shop_domain};
+
+use crate::stack::Stack;
 
 /// Arguments of `pinrelay audiences`.
 #[derive(clap::Args)]
@@ -44,8 +54,11 @@ struct SyncArgs {
     #[arg(long)]
     shop: String,
     /// The local relay's data directory (`pinrelay serve --data-dir`): the record of each list.
-    #[arg(long, default_value = ".pinrelay")]
+    #[arg(long, default_value = ".pinrelay", conflicts_with = "stack")]
     data_dir: PathBuf,
+    /// A deployed stack: the record is kept in its table, the stores come from its registry.
+    #[arg(long)]
+    stack: Option<String>,
     /// Compute and print what would be sent; send nothing, record nothing.
     #[arg(long)]
     dry_run: bool,
@@ -88,10 +101,46 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     if args.batch_size == 0 {
         return usage("--batch-size is at least 1");
     }
+    if let Some(stack) = &args.stack {
+        let (registry, table) = stack_parts(stack).await?;
+        return run_with(&args, &shop, &registry, &DynamoDbAudienceStore::new(table)).await;
+    }
     // An existing database only: a mistyped directory would otherwise start an empty record, and
     // the run would create a second list on Pinterest and upload everyone to it.
     let db = crate::local::open_existing_db(&args.data_dir)?;
-    let registered = SqliteRegistry::new(db.clone()).get(&shop).await?;
+    let registry = SqliteRegistry::new(db.clone());
+    run_with(&args, &shop, &registry, &SqliteAudienceStore::new(db)).await
+}
+
+/// The registry and the table of stack `name`, from its outputs.
+async fn stack_parts(name: &str) -> anyhow::Result<(AwsRegistry, Table)> {
+    let sdk = aws::load(Budget::CLI).await;
+    let stack = Stack::describe(&sdk, name).await?;
+    let output = |key: &str| {
+        stack.output(key).with_context(|| {
+            format!("stack {name} has no {key} output: deploy this version of pinrelay's template (sam deploy or cdk deploy) to add it")
+        })
+    };
+    let table = Table::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        output("IdempotencyTableName")?,
+    );
+    let registry = AwsRegistry::new(
+        table.clone(),
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        output("ShopSecretsPrefix")?,
+    );
+    Ok((registry, table))
+}
+
+/// The sync with this registry and ledger.
+async fn run_with(
+    args: &SyncArgs,
+    shop: &str,
+    registry: &impl Registry,
+    ledger: &impl AudienceStore,
+) -> anyhow::Result<ExitCode> {
+    let registered = registry.get(shop).await?;
 
     let (ad_account, store_token, store_admin) = match &registered {
         Some(store) => (
@@ -129,7 +178,7 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let admin = AdminApi::new(
-        &shop,
+        shop,
         admin_credentials,
         &args.api_version,
         args.endpoints.admin_url_base.as_deref(),
@@ -147,7 +196,6 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         request_timeout: Duration::from_secs(60),
     })?;
     let api = PinterestAudiences::new(http, StaticToken(token.into()));
-    let ledger = SqliteAudienceStore::new(db);
 
     let mut kinds = vec![ListKind::Customers];
     if args.purchasers {
@@ -175,10 +223,10 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         ProgressEvent::Sent { records, .. } => bar.set_position(records as u64),
     };
     let result = sync(
-        &shop,
+        shop,
         &admin,
         &api,
-        &ledger,
+        ledger,
         &settings,
         mode,
         Utc::now(),
@@ -189,7 +237,7 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     match result {
         Ok(summaries) => {
             for summary in &summaries {
-                println!("{}", line(&shop, summary, args.dry_run));
+                println!("{}", line(shop, summary, args.dry_run));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -617,3 +617,66 @@ async fn a_removed_customer_still_in_the_read_is_not_added_back_by_the_run_that_
     assert_eq!(f.writes(), [("REMOVE".to_owned(), 1)]);
     assert!(!f.only_list().contains(&hash(11)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_keeps_its_record_in_a_stacks_table() {
+    let env = crate::helpers::TestEnv::start().await;
+    let stack = "pinrelay-audiences";
+    let template = serde_json::json!({
+        "Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic", "Properties": {}}},
+        "Outputs": {
+            "IdempotencyTableName": {"Value": env.table},
+            "ShopSecretsPrefix": {"Value": format!("{stack}/shops/")},
+        },
+    });
+    env.create_stack(stack, &template, &[]).await;
+    let shopify = FakeShopify::start().await;
+    let pinterest = FakePinterest::start().await;
+    shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(3)));
+    let run = || {
+        crate::helpers::pinrelay_on_moto(&env.endpoint)
+            .args(["audiences", "sync", "--shop", SHOP_DOMAIN, "--stack", stack])
+            .args([
+                "--admin-url-base",
+                &shopify.base_url(),
+                "--batch-size",
+                "50",
+            ])
+            .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("PINTEREST_API_TOKEN", ACCESS_TOKEN)
+            .env("PINTEREST_AD_ACCOUNT_ID", AD_ACCOUNT_ID)
+            .env("PINTEREST_API_URL", pinterest.base_url())
+            .env_remove("SHOPIFY_CLIENT_ID")
+            .env_remove("AUDIENCE_BATCH_SIZE")
+            .output()
+            .unwrap()
+    };
+
+    let first = run();
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(out.contains("170 added, 0 removed"), "{out}");
+    let second = run();
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        out.contains("0 added, 0 removed, 170 unchanged, in 0 request(s)"),
+        "{out}"
+    );
+
+    let ledger = pinrelay::audiences::dynamodb::DynamoDbAudienceStore::new(
+        pinrelay::dynamodb::Table::new(aws_sdk_dynamodb::Client::new(&env.sdk_config), &env.table),
+    );
+    let members = ledger
+        .members(SHOP_DOMAIN, ListKind::Customers)
+        .await
+        .unwrap();
+    assert_eq!(
+        members.values().cloned().collect::<BTreeSet<_>>(),
+        hashes(1..=170)
+    );
+    assert_eq!(pinterest.customer_lists().len(), 1);
+}
