@@ -680,3 +680,25 @@ async fn the_command_keeps_its_record_in_a_stacks_table() {
     );
     assert_eq!(pinterest.customer_lists().len(), 1);
 }
+
+#[tokio::test]
+async fn a_list_created_before_the_record_knew_it_is_used_not_created_again() {
+    let f = Fixture::start().await;
+    // A run created the list, then stopped before its id was recorded.
+    for i in 0..3 {
+        f.pinterest
+            .add_customer_list(&format!("someone else's list {i}"));
+    }
+    let id = f
+        .pinterest
+        .add_customer_list(&format!("pinrelay – {SHOP_DOMAIN} – customers"));
+
+    let run = f.sync(Utc::now()).await;
+
+    assert_eq!(run.list_id.as_deref(), Some(id.as_str()));
+    assert_eq!(run.added, 170);
+    let lists = f.pinterest.customer_lists();
+    assert_eq!(lists.len(), 4, "no second list");
+    assert_eq!(lists[3].records, hashes(1..=170));
+    assert!(f.writes().iter().all(|(op, _)| op == "ADD"));
+}

@@ -1070,6 +1070,19 @@ impl FakePinterest {
         self.shared.audiences().fail_after = Some(n);
     }
 
+    /// Adds a list as if an earlier request created it; returns its id.
+    pub fn add_customer_list(&self, name: &str) -> String {
+        let mut audiences = self.shared.audiences();
+        audiences.next_id += 1;
+        let id = format!("{}", 6_000 + audiences.next_id);
+        audiences.lists.push(FakeCustomerList {
+            id: id.clone(),
+            name: name.to_owned(),
+            records: Default::default(),
+        });
+        id
+    }
+
     /// Stops failing list writes.
     pub fn heal_lists(&self) {
         self.shared.audiences().fail_after = None;
@@ -1080,7 +1093,7 @@ fn audience_routes() -> axum::Router<Arc<Shared>> {
     axum::Router::new()
         .route(
             "/v5/ad_accounts/{id}/customer_lists",
-            post(create_customer_list),
+            post(create_customer_list).get(list_customer_lists),
         )
         .route(
             "/v5/ad_accounts/{id}/customer_lists/{list_id}",
@@ -1300,4 +1313,38 @@ async fn create_audience(
     );
     audiences.audiences.push(audience);
     record(&mut audiences, "POST", path, None, 0, response)
+}
+
+/// `GET …/customer_lists?page_size=&bookmark=`: the lists, oldest first; the bookmark is the
+/// index of the next page's first list.
+async fn list_customer_lists(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut audiences = shared.audiences();
+    let path = "customer_lists".to_owned();
+    if let Some(response) = gate(&headers, &shared, &mut audiences, false) {
+        return record(&mut audiences, "GET", path, None, 0, response);
+    }
+    let size: usize = query
+        .get("page_size")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25)
+        .clamp(1, 250);
+    let start: usize = query
+        .get("bookmark")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let items: Vec<Value> = audiences
+        .lists
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(list_json)
+        .collect();
+    let end = start + items.len();
+    let bookmark = (end < audiences.lists.len()).then(|| end.to_string());
+    let response = reply(200, json!({"items": items, "bookmark": bookmark}));
+    record(&mut audiences, "GET", path, None, 0, response)
 }

@@ -6,7 +6,8 @@
 //! customers; choose the [`Scope`] (a full comparison when the last is
 //! [`Settings::full_every`] old, with a re-send of everyone when the last re-send is
 //! [`Settings::resend_every`] old); plan; create the list with its first `ADD` batch (and its
-//! `CUSTOMER_LIST` audience) if it does not exist; send each batch and record it once Pinterest
+//! `CUSTOMER_LIST` audience) if the record has none and Pinterest has none of that name (a
+//! creation whose answer was lost is found, not repeated); send each batch and record it once Pinterest
 //! accepted it; move the marks forward only when every batch was accepted. A run stopped half-way
 //! repeats at most the request in flight, and loses no removal.
 //!
@@ -398,6 +399,20 @@ async fn send<A: CustomerListsApi, L: AudienceStore>(
 ) -> Result<usize, (usize, Failure)> {
     let mut requests = 0;
     let mut records = 0;
+    if summary.list_id.is_none() && batches.iter().any(|b| b.operation == Operation::Add) {
+        // A creation whose answer was lost (or not recorded) left a list: use it, not a second.
+        let found = api
+            .find_list(&kind.list_name(shop))
+            .await
+            .map_err(|e| (requests, Failure::Api(e)))?;
+        if let Some(list) = found {
+            ledger
+                .set_ids(shop, kind, &list.id, None)
+                .await
+                .map_err(|e| (requests, Failure::Ledger(e)))?;
+            summary.list_id = Some(list.id);
+        }
+    }
     for batch in batches {
         let accepted = match (&summary.list_id, batch.operation) {
             (Some(list_id), operation) => api

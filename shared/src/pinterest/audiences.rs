@@ -1,5 +1,5 @@
-//! Customer lists and their audiences (OpenAPI 5.23 `customer_lists/create`, `/update`, `/get`
-//! and `audiences/create`, scopes `ads:read` and `ads:write`): the [`CustomerListsApi`] port the
+//! Customer lists and their audiences (OpenAPI 5.23 `customer_lists/create`, `/update`, `/get`,
+//! `/list` and `audiences/create`, scopes `ads:read` and `ads:write`): the [`CustomerListsApi`] port the
 //! audience sync ([`crate::audiences::sync`]) talks to, and its HTTP adapter
 //! [`PinterestAudiences`] over [`PinterestHttp`]'s client.
 //!
@@ -51,6 +51,31 @@ pub struct CustomerListInfo {
     #[serde(default)]
     pub status: Option<String>,
 }
+
+/// One page of `GET …/customer_lists` (`Paginated` of `CustomerList`).
+#[derive(Debug, Deserialize)]
+struct ListPage {
+    #[serde(default)]
+    items: Vec<NamedList>,
+    #[serde(default)]
+    bookmark: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedList {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// Lists per page of [`CustomerListsApi::find_list`]: the most the spec allows.
+const LIST_PAGE_SIZE: u32 = 250;
+
+/// Pages [`CustomerListsApi::find_list`] reads at most (an ad account with more lists than
+/// that is not searched further).
+const LIST_PAGES: usize = 40;
 
 /// An audience as Pinterest describes it (`Audience`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -146,6 +171,16 @@ pub trait CustomerListsApi: Send + Sync {
         operation: Operation,
         records: &str,
     ) -> impl Future<Output = Result<(), AudienceApiError>> + Send;
+
+    /// `GET …/customer_lists` (every page): the first list named `name`, if any. The sync asks
+    /// before creating one, so a creation whose answer was lost is found rather than repeated.
+    ///
+    /// # Errors
+    /// An [`AudienceApiError`].
+    fn find_list(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<CustomerListInfo>, AudienceApiError>> + Send;
 
     /// `GET …/customer_lists/{list_id}`: the list and its status.
     ///
@@ -307,7 +342,17 @@ impl<T: ApiTokenSource> PinterestAudiences<T> {
                     .and_then(|v| v.trim().parse::<f64>().ok())
                     .filter(|s| s.is_finite() && *s >= 0.0)
                     .map(|s| Duration::from_secs_f64(s.min(backoff.max.as_secs_f64())));
-                let body = response.bytes().await.map_err(transport)?;
+                let body = match response.bytes().await {
+                    Ok(body) => body,
+                    // The request was received: only an idempotent one may go again.
+                    Err(e) if idempotent => {
+                        return Err(Failure::Retry {
+                            wait,
+                            error: transport(e),
+                        });
+                    }
+                    Err(e) => return Err(Failure::Fatal(transport(e))),
+                };
                 let message = || {
                     serde_json::from_slice::<ApiError>(&body)
                         .ok()
@@ -397,6 +442,43 @@ impl<T: ApiTokenSource> CustomerListsApi for PinterestAudiences<T> {
             )
             .await?;
         Ok(())
+    }
+
+    async fn find_list(&self, name: &str) -> Result<Option<CustomerListInfo>, AudienceApiError> {
+        let mut bookmark: Option<String> = None;
+        for _ in 0..LIST_PAGES {
+            let mut url = format!("{}?page_size={LIST_PAGE_SIZE}", self.url("customer_lists"));
+            if let Some(b) = &bookmark {
+                url.push_str("&bookmark=");
+                url.push_str(
+                    &url::form_urlencoded::byte_serialize(b.as_bytes()).collect::<String>(),
+                );
+            }
+            let page: ListPage = self
+                .call(
+                    "customer list lookup",
+                    reqwest::Method::GET,
+                    url,
+                    None,
+                    true,
+                )
+                .await?;
+            if let Some(list) = page
+                .items
+                .into_iter()
+                .find(|l| l.name.as_deref() == Some(name))
+            {
+                return Ok(Some(CustomerListInfo {
+                    id: list.id,
+                    status: list.status,
+                }));
+            }
+            match page.bookmark.filter(|b| !b.is_empty()) {
+                Some(next) => bookmark = Some(next),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     async fn get_list(&self, list_id: &str) -> Result<CustomerListInfo, AudienceApiError> {
