@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audiences;
 mod connect;
 mod dead_letters;
 mod doctor;
@@ -58,6 +59,8 @@ enum Command {
     Shops(shops::Args),
     /// Sign a store in to Pinterest (OAuth) and renew the sign-in.
     Pinterest(pinterest::Args),
+    /// Keep a Pinterest customer list in step with the store's consenting customers.
+    Audiences(audiences::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Pixel(args) => runtime().and_then(|rt| rt.block_on(pixel::run(args))),
         Command::Shops(args) => runtime().and_then(|rt| rt.block_on(shops::run(args))),
         Command::Pinterest(args) => runtime().and_then(|rt| rt.block_on(pinterest::run(args))),
+        Command::Audiences(args) => runtime().and_then(|rt| rt.block_on(audiences::run(args))),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,9 @@
 //!
 //! # Layout
 //!
+//! - [`audiences`]: customer-list audiences: the consent rule, the record hash, the ADD/REMOVE
+//!   planner (pure), the [`audiences::AudienceStore`] ledger and its SQLite and DynamoDB adapters,
+//!   the sync driver.
 //! - [`browser`]: first-party events from the storefront pixel: wire format, profiles (pure).
 //! - [`shopify`]: webhook HMAC verification, header metadata, typed payloads (pure); the Admin API
 //!   client [`shopify::AdminApi`] (a transport, one module per query: shop, orders, one order's
@@ -42,6 +45,7 @@
 //! - [`tls`]: the system CA certificates, loaded once for both HTTPS clients.
 #![warn(missing_docs)]
 
+pub mod audiences;
 #[cfg(feature = "aws-sdk")]
 pub mod aws;
 pub mod browser;

@@ -34,6 +34,9 @@ pub const DB_FILE: &str = "relay.db";
 /// Version 6 added `pinterest_grants`, the stores' Pinterest sign-ins and their refresh lease
 /// ([`crate::pinterest::oauth::sqlite`]): an older pinrelay would not renew them; and `pauses`,
 /// each store's latest pause ([`crate::idempotency::IdempotencyStore::mark_paused`]).
+/// The audience ledger (`audience_lists`, `audience_members`, `audience_removals`,
+/// [`crate::audiences::sqlite`]) came in version 6 too: an older pinrelay would not apply a
+/// customer's redaction to the lists.
 const SCHEMA_VERSION: i64 = 6;
 
 /// How long a transaction waits for another process holding the write lock.
@@ -111,6 +114,32 @@ CREATE TABLE IF NOT EXISTS pinterest_grants (
     lease_holder   TEXT,
     lease_until_ms INTEGER,
     updated_at_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audience_lists (
+    shop           TEXT    NOT NULL,
+    kind           TEXT    NOT NULL,
+    list_id        TEXT,
+    audience_id    TEXT,
+    watermark_ms   INTEGER,
+    last_full_ms   INTEGER,
+    last_resend_ms INTEGER,
+    holder         TEXT,
+    lease_until_ms INTEGER,
+    PRIMARY KEY (shop, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audience_members (
+    shop        TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    customer_id INTEGER NOT NULL,
+    hash        TEXT    NOT NULL,
+    PRIMARY KEY (shop, kind, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audience_removals (
+    shop        TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    customer_id INTEGER NOT NULL,
+    hash        TEXT    NOT NULL,
+    PRIMARY KEY (shop, kind, customer_id, hash)
 ) WITHOUT ROWID;
 ";
 

@@ -28,8 +28,11 @@
 //!
 //! - OAuth (sign in to Pinterest): the authorize page, the token endpoint with rotating refresh
 //!   tokens, and the ad account listing; see the section "OAuth" near the end of this file.
+//! - Customer lists and audiences (see the "Customer lists" section): lists kept as sets of
+//!   records, `ADD`/`REMOVE` applied, every list request recorded with its size, `records`
+//!   checked to be one comma-separated string of SHA-256 hex digests, 429s and failures injected.
 //!
-//! It does not model rate limits, event age checks or Pinterest's own event_id deduplication, and
+//! It does not model rate limits of the other endpoints, event age checks or Pinterest's own event_id deduplication, and
 //! its quality scores are set, never computed from the events it accepted.
 
 #![allow(dead_code)] // Shared by several test modules; each uses a part.
@@ -153,6 +156,7 @@ struct Shared {
     oauth: Mutex<OAuthState>,
     validator: jsonschema::Validator,
     catalog_validator: jsonschema::Validator,
+    audiences: Mutex<AudienceInner>,
 }
 
 impl Shared {
@@ -191,12 +195,14 @@ impl FakePinterest {
             oauth: Mutex::default(),
             validator,
             catalog_validator,
+            audiences: Mutex::default(),
         });
         let app = Router::new()
             .route("/v5/ad_accounts/{id}/events", post(events))
             .route("/v5/ad_accounts/{id}/conversion_eqs", get(conversion_eqs))
             .route("/v5/catalogs/items", post(catalog_items))
             .merge(oauth_routes())
+            .merge(audience_routes())
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -1229,4 +1235,374 @@ mod tests {
         assert!(fake.accepted_event_ids().is_empty());
         assert_eq!(fake.requests().len(), 1);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Customer lists and audiences (issue 24): `POST/PATCH/GET /v5/ad_accounts/{id}/customer_lists`,
+// `POST /v5/ad_accounts/{id}/audiences`. Kept apart from the other endpoints' state.
+// ---------------------------------------------------------------------------------------------
+
+/// One customer list the fake holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeCustomerList {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its records (SHA-256 hex digests), as a set.
+    pub records: std::collections::BTreeSet<String>,
+}
+
+/// One audience the fake holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeAudience {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `rule.customer_list_id`.
+    pub customer_list_id: String,
+}
+
+/// One customer-list or audience request, whatever its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRequest {
+    /// `POST`, `PATCH` or `GET`.
+    pub method: &'static str,
+    /// `customer_lists`, `customer_lists/{id}` or `audiences`.
+    pub path: String,
+    /// `operation_type` of a `PATCH` (`CREATE` for a list creation).
+    pub operation: Option<String>,
+    /// How many records the request carried.
+    pub records: usize,
+    /// The status answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct AudienceInner {
+    lists: Vec<FakeCustomerList>,
+    audiences: Vec<FakeAudience>,
+    requests: Vec<ListRequest>,
+    rate_limit_next: usize,
+    /// Writes (creations and updates) still accepted before every further one fails with 503.
+    fail_after: Option<usize>,
+    next_id: u64,
+}
+
+impl Shared {
+    fn audiences(&self) -> MutexGuard<'_, AudienceInner> {
+        self.audiences.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl FakePinterest {
+    /// The customer lists, oldest first.
+    pub fn customer_lists(&self) -> Vec<FakeCustomerList> {
+        self.shared.audiences().lists.clone()
+    }
+
+    /// The audiences, oldest first.
+    pub fn audiences(&self) -> Vec<FakeAudience> {
+        self.shared.audiences().audiences.clone()
+    }
+
+    /// Every customer-list and audience request, in order.
+    pub fn list_requests(&self) -> Vec<ListRequest> {
+        self.shared.audiences().requests.clone()
+    }
+
+    /// Forgets the recorded list requests (the lists stay).
+    pub fn clear_list_requests(&self) {
+        self.shared.audiences().requests.clear();
+    }
+
+    /// Answers the next `n` customer-list or audience requests 429 with `Retry-After: 0`.
+    pub fn rate_limit_lists(&self, n: usize) {
+        self.shared.audiences().rate_limit_next = n;
+    }
+
+    /// Accepts `n` more list writes, then answers every further one 503 until
+    /// [`FakePinterest::heal_lists`].
+    pub fn fail_list_writes_after(&self, n: usize) {
+        self.shared.audiences().fail_after = Some(n);
+    }
+
+    /// Adds a list as if an earlier request created it; returns its id.
+    pub fn add_customer_list(&self, name: &str) -> String {
+        let mut audiences = self.shared.audiences();
+        audiences.next_id += 1;
+        let id = format!("{}", 6_000 + audiences.next_id);
+        audiences.lists.push(FakeCustomerList {
+            id: id.clone(),
+            name: name.to_owned(),
+            records: Default::default(),
+        });
+        id
+    }
+
+    /// Stops failing list writes.
+    pub fn heal_lists(&self) {
+        self.shared.audiences().fail_after = None;
+    }
+}
+
+fn audience_routes() -> axum::Router<Arc<Shared>> {
+    axum::Router::new()
+        .route(
+            "/v5/ad_accounts/{id}/customer_lists",
+            post(create_customer_list).get(list_customer_lists),
+        )
+        .route(
+            "/v5/ad_accounts/{id}/customer_lists/{list_id}",
+            get(get_customer_list).patch(update_customer_list),
+        )
+        .route("/v5/ad_accounts/{id}/audiences", post(create_audience))
+}
+
+/// The records of `body["records"]`: one comma-separated string of 64-hex SHA-256 digests
+/// (lowercase), or the reason it is not.
+fn parse_records(body: &Value) -> Result<Vec<String>, String> {
+    let Some(records) = body["records"].as_str() else {
+        return Err("records must be one comma-separated string".to_owned());
+    };
+    records
+        .split(',')
+        .map(|r| {
+            let ok = r.len() == 64
+                && r.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            ok.then(|| r.to_owned())
+                .ok_or_else(|| "each record must be a lowercase SHA-256 hex digest".to_owned())
+        })
+        .collect()
+}
+
+fn list_json(list: &FakeCustomerList) -> Value {
+    let status = if list.records.len() >= 100 {
+        "READY"
+    } else {
+        "TOO_SMALL"
+    };
+    json!({
+        "ad_account_id": AD_ACCOUNT_ID, "id": list.id, "name": list.name, "status": status,
+        "num_uploaded_user_records": list.records.len(), "type": "customerlist",
+    })
+}
+
+/// The common gate of every list request: token, injected 429, injected write failures.
+fn gate(
+    headers: &HeaderMap,
+    shared: &Shared,
+    audiences: &mut AudienceInner,
+    write: bool,
+) -> Option<Response> {
+    if !authorized(headers, &shared.lock()) {
+        return Some(reply(401, error_body(401)));
+    }
+    if audiences.rate_limit_next > 0 {
+        audiences.rate_limit_next -= 1;
+        let mut response = reply(429, error_body(429));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("0"),
+        );
+        return Some(response);
+    }
+    if write && let Some(left) = audiences.fail_after.as_mut() {
+        if *left == 0 {
+            return Some(reply(503, error_body(503)));
+        }
+        *left -= 1;
+    }
+    None
+}
+
+fn record(
+    audiences: &mut AudienceInner,
+    method: &'static str,
+    path: String,
+    operation: Option<String>,
+    records: usize,
+    response: Response,
+) -> Response {
+    audiences.requests.push(ListRequest {
+        method,
+        path,
+        operation,
+        records,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn create_customer_list(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut audiences = shared.audiences();
+    let records = parse_records(&body);
+    let count = records.as_ref().map_or(0, Vec::len);
+    let path = "customer_lists".to_owned();
+    let op = Some("CREATE".to_owned());
+    if let Some(response) = gate(&headers, &shared, &mut audiences, true) {
+        return record(&mut audiences, "POST", path, op, count, response);
+    }
+    let (Some(name), Ok(records), Some("EMAIL")) =
+        (body["name"].as_str(), records, body["list_type"].as_str())
+    else {
+        let response = reply(
+            400,
+            json!({"code": 1, "message": "name, records (one string) and list_type EMAIL are required"}),
+        );
+        return record(&mut audiences, "POST", path, op, count, response);
+    };
+    audiences.next_id += 1;
+    let list = FakeCustomerList {
+        id: format!("{}", 6_000 + audiences.next_id),
+        name: name.to_owned(),
+        records: records.into_iter().collect(),
+    };
+    let response = reply(200, list_json(&list));
+    audiences.lists.push(list);
+    record(&mut audiences, "POST", path, op, count, response)
+}
+
+async fn update_customer_list(
+    State(shared): State<Arc<Shared>>,
+    Path((_, list_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut audiences = shared.audiences();
+    let records = parse_records(&body);
+    let count = records.as_ref().map_or(0, Vec::len);
+    let path = format!("customer_lists/{list_id}");
+    let op = body["operation_type"].as_str().map(str::to_owned);
+    if let Some(response) = gate(&headers, &shared, &mut audiences, true) {
+        return record(&mut audiences, "PATCH", path, op, count, response);
+    }
+    let Some(i) = audiences.lists.iter().position(|l| l.id == list_id) else {
+        return record(
+            &mut audiences,
+            "PATCH",
+            path,
+            op,
+            count,
+            reply(404, error_body(404)),
+        );
+    };
+    let response = match (op.as_deref(), records) {
+        (Some("ADD"), Ok(records)) => {
+            audiences.lists[i].records.extend(records);
+            reply(200, list_json(&audiences.lists[i]))
+        }
+        (Some("REMOVE"), Ok(records)) => {
+            for r in &records {
+                audiences.lists[i].records.remove(r);
+            }
+            reply(200, list_json(&audiences.lists[i]))
+        }
+        (_, Err(message)) => reply(400, json!({"code": 1, "message": message})),
+        _ => reply(
+            400,
+            json!({"code": 1, "message": "operation_type must be ADD or REMOVE"}),
+        ),
+    };
+    record(&mut audiences, "PATCH", path, op, count, response)
+}
+
+async fn get_customer_list(
+    State(shared): State<Arc<Shared>>,
+    Path((_, list_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut audiences = shared.audiences();
+    let path = format!("customer_lists/{list_id}");
+    if let Some(response) = gate(&headers, &shared, &mut audiences, false) {
+        return record(&mut audiences, "GET", path, None, 0, response);
+    }
+    let response = match audiences.lists.iter().find(|l| l.id == list_id) {
+        Some(list) => reply(200, list_json(list)),
+        None => reply(404, error_body(404)),
+    };
+    record(&mut audiences, "GET", path, None, 0, response)
+}
+
+async fn create_audience(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut audiences = shared.audiences();
+    let path = "audiences".to_owned();
+    if let Some(response) = gate(&headers, &shared, &mut audiences, false) {
+        return record(&mut audiences, "POST", path, None, 0, response);
+    }
+    let list_id = body["rule"]["customer_list_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let valid = body["audience_type"] == "CUSTOMER_LIST"
+        && body["name"].is_string()
+        && audiences.lists.iter().any(|l| l.id == list_id);
+    if !valid {
+        let response = reply(
+            400,
+            json!({"code": 1, "message": "audience_type CUSTOMER_LIST, name and rule.customer_list_id of an existing list are required"}),
+        );
+        return record(&mut audiences, "POST", path, None, 0, response);
+    }
+    audiences.next_id += 1;
+    let audience = FakeAudience {
+        id: format!("{}", 2_542_620_000_000u64 + audiences.next_id),
+        name: body["name"].as_str().unwrap_or_default().to_owned(),
+        customer_list_id: list_id,
+    };
+    let response = reply(
+        200,
+        json!({"id": audience.id, "name": audience.name, "audience_type": "CUSTOMER_LIST",
+               "ad_account_id": AD_ACCOUNT_ID, "rule": {"customer_list_id": audience.customer_list_id},
+               "status": "INITIALIZING"}),
+    );
+    audiences.audiences.push(audience);
+    record(&mut audiences, "POST", path, None, 0, response)
+}
+
+/// `GET …/customer_lists?page_size=&bookmark=`: the lists, oldest first; the bookmark is the
+/// index of the next page's first list.
+async fn list_customer_lists(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut audiences = shared.audiences();
+    let path = "customer_lists".to_owned();
+    if let Some(response) = gate(&headers, &shared, &mut audiences, false) {
+        return record(&mut audiences, "GET", path, None, 0, response);
+    }
+    let size: usize = query
+        .get("page_size")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25)
+        .clamp(1, 250);
+    let start: usize = query
+        .get("bookmark")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let items: Vec<Value> = audiences
+        .lists
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(list_json)
+        .collect();
+    let end = start + items.len();
+    let bookmark = (end < audiences.lists.len()).then(|| end.to_string());
+    let response = reply(200, json!({"items": items, "bookmark": bookmark}));
+    record(&mut audiences, "GET", path, None, 0, response)
 }

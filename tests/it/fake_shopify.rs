@@ -23,7 +23,11 @@
 //!   whose `extensions.cost` asks for a wait of about 10 ms; [`FakeShopify::stall_next`] hangs them.
 //! - [`FakeShopify::requests`] lists every request with its answer.
 //!
-//! It does not model query costs, other search terms than `created_at`, or REST pagination.
+//! - `customers` (audiences): the [`FakeCustomer`]s, oldest update first, `first`/`after` paging
+//!   (at most [`FakeShopify::set_page_size`] a page) and the `updated_at:>='…'` search term.
+//!
+//! It does not model query costs, other search terms than `created_at` and `updated_at`, or REST
+//! pagination.
 
 #![allow(dead_code)] // Shared by several test modules; each uses a part.
 
@@ -281,6 +285,7 @@ struct Inner {
     revoked: usize,
     shop_domain: String,
     admin_token: String,
+    customers: Vec<FakeCustomer>,
 }
 
 impl Default for Inner {
@@ -303,6 +308,7 @@ impl Default for Inner {
             revoked: 0,
             shop_domain: SHOP_DOMAIN.to_owned(),
             admin_token: ADMIN_TOKEN.to_owned(),
+            customers: Vec::new(),
         }
     }
 }
@@ -607,7 +613,9 @@ fn graphql_reply(
 
 /// The answer to one GraphQL query, by its root field.
 fn answer(inner: &mut Inner, query: &str, variables: &Value) -> Value {
-    if query.contains("webhookSubscriptionCreate(") {
+    if query.contains("customers(") {
+        customers(inner, variables)
+    } else if query.contains("webhookSubscriptionCreate(") {
         create_subscription(inner, variables)
     } else if query.contains("webhookSubscriptions(") {
         list_subscriptions(inner, query, variables)
@@ -898,4 +906,122 @@ async fn access_token(
         Json(json!({"access_token": token, "scope": scope, "expires_in": lifetime})),
     )
         .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Customers (audiences, issue 24)
+// ---------------------------------------------------------------------------------------------
+
+/// A customer of the fake shop, as the `customers` query answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeCustomer {
+    /// The numeric id (`gid://shopify/Customer/{id}`).
+    pub id: u64,
+    /// The default email address.
+    pub email: Option<String>,
+    /// `SUBSCRIBED`, `NOT_SUBSCRIBED`, `PENDING`, `UNSUBSCRIBED`, `REDACTED` or `INVALID`.
+    pub marketing_state: String,
+    /// `dataSaleOptOut`.
+    pub data_sale_opt_out: bool,
+    /// `numberOfOrders`.
+    pub number_of_orders: u64,
+    /// `updatedAt`.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl FakeCustomer {
+    /// A subscribed customer `customer{id}@example.com` without orders, updated at `updated_at`.
+    pub fn subscribed(id: u64, updated_at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            email: Some(format!("customer{id}@example.com")),
+            marketing_state: "SUBSCRIBED".to_owned(),
+            data_sale_opt_out: false,
+            number_of_orders: 0,
+            updated_at,
+        }
+    }
+
+    fn node(&self) -> Value {
+        json!({
+            "id": format!("gid://shopify/Customer/{}", self.id),
+            "defaultEmailAddress": self.email.as_ref().map(|e| json!({"emailAddress": e})),
+            "emailMarketingConsent": {"marketingState": self.marketing_state},
+            "dataSaleOptOut": self.data_sale_opt_out,
+            "numberOfOrders": self.number_of_orders.to_string(),
+            "updatedAt": self.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        })
+    }
+}
+
+impl FakeShopify {
+    /// Adds customers to the shop.
+    pub fn add_customers(&self, customers: impl IntoIterator<Item = FakeCustomer>) {
+        self.shared.lock().customers.extend(customers);
+    }
+
+    /// Changes customer `id` (then `updated_at` should move too); `false` when there is none.
+    pub fn update_customer(&self, id: u64, change: impl FnOnce(&mut FakeCustomer)) -> bool {
+        let mut inner = self.shared.lock();
+        match inner.customers.iter_mut().find(|c| c.id == id) {
+            Some(c) => {
+                change(c);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Deletes customer `id`, as `customers/delete` reports.
+    pub fn delete_customer(&self, id: u64) -> bool {
+        let mut inner = self.shared.lock();
+        let before = inner.customers.len();
+        inner.customers.retain(|c| c.id != id);
+        inner.customers.len() < before
+    }
+
+    /// The `customers` queries received, with their variables.
+    pub fn customer_queries(&self) -> Vec<Value> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.query.contains("customers("))
+            .map(|r| r.variables.clone())
+            .collect()
+    }
+}
+
+/// `customers(first:, after:, query: "updated_at:>='…'")`, oldest update first.
+fn customers(inner: &Inner, variables: &Value) -> Value {
+    let start = match start_after(variables) {
+        Ok(start) => start,
+        Err(e) => return e,
+    };
+    let since = match variables["query"].as_str() {
+        None | Some("") => None,
+        Some(q) => match q
+            .strip_prefix("updated_at:>='")
+            .and_then(|rest| rest.strip_suffix('\''))
+            .and_then(parse_time)
+        {
+            Some(t) => Some(t),
+            None => return graphql_error("the fake Admin API only knows updated_at:>='…'"),
+        },
+    };
+    let first = variables["first"].as_u64().unwrap_or(50) as usize;
+    let mut matching: Vec<&FakeCustomer> = inner
+        .customers
+        .iter()
+        .filter(|c| since.is_none_or(|t| c.updated_at >= t))
+        .collect();
+    matching.sort_by_key(|c| (c.updated_at, c.id));
+    let nodes: Vec<Value> = matching
+        .iter()
+        .skip(start)
+        .take(first.min(inner.page_size))
+        .map(|c| c.node())
+        .collect();
+    let end = start + nodes.len();
+    json!({"data": {"customers": page(nodes, end, matching.len())}})
 }

@@ -1,9 +1,11 @@
 //! Pinterest's side of the relay: the Conversions API request model, normalization and hashing of
 //! user data, the [`ConversionsApi`] port, and its adapters; [`quality`], Pinterest's Event
 //! Quality Score beside the relay's own match-key counts; [`catalog`], which item ids the ad
-//! account's catalog holds; and [`oauth`], the store's sign-in to Pinterest and its renewal.
+//! account's catalog holds; [`oauth`], the store's sign-in to Pinterest and its renewal; and
+//! [`audiences`], customer lists and their audiences.
 
 pub mod api;
+pub mod audiences;
 pub mod catalog;
 pub mod dry_run;
 pub mod event;

@@ -9,7 +9,8 @@
 //!   settings), [`orders`] (orders over a period, one order's REST payload), [`webhooks`] (the
 //!   subscriptions `pinrelay subscribe` manages), [`access_scopes`] (the scopes granted, and those
 //!   the relay needs), [`recent_line_items`] (the latest orders' products and variants),
-//!   [`newest_order`] (the newest order alone, with `read_orders` only).
+//!   [`newest_order`] (the newest order alone, with `read_orders` only), [`customers`] (consent,
+//!   data-sale opt-out and orders count, for the audience sync).
 //!
 //! A new query goes in its own file: a `const` query, `#[serde(rename_all = "camelCase")]` structs
 //! for its `data`, and one `impl AdminApi` method calling [`AdminApi::query`].
@@ -19,6 +20,7 @@
 
 pub mod access_scopes;
 pub mod credentials;
+pub mod customers;
 pub mod newest_order;
 pub mod orders;
 pub mod recent_line_items;
@@ -28,6 +30,7 @@ pub mod webhooks;
 
 pub use access_scopes::{RequiredScope, missing_scopes, required_scopes};
 pub use credentials::{AdminCredentials, Clock, TokenSource};
+pub use customers::{CUSTOMERS_PAGE_SIZE, CUSTOMERS_QUERY};
 pub use newest_order::NewestOrder;
 pub use orders::{AdminOrder, ORDERS_PAGE_SIZE, ORDERS_QUERY};
 pub use recent_line_items::{RecentLineItem, RecentOrder};

@@ -1,0 +1,704 @@
+//! Customer-list audiences (issue 24) against the fake Admin API and the fake Pinterest: the
+//! library's sync driver with the SQLite ledger, and `pinrelay audiences sync` end to end.
+//! No moto: the ledger is the relay database of a temporary data directory.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pinrelay::audiences::sqlite::SqliteAudienceStore;
+use pinrelay::audiences::{
+    AudienceStore as _, ListKind, ListSummary, Mode, Settings, SyncError, record_hash, sync,
+};
+use pinrelay::pinterest::audiences::{Backoff, PinterestAudiences, StaticToken};
+use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
+use pinrelay::shopify::admin::{AdminApi, AdminCredentials};
+use pinrelay::sqlite::SqliteDatabase;
+
+use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
+use crate::fake_shopify::{ADMIN_TOKEN, FakeCustomer, FakeShopify, SHOP_DOMAIN};
+use crate::subscribe::pinrelay_bin;
+
+/// The batch size of these tests: small, so 170 records take several requests.
+const BATCH: usize = 50;
+
+/// 250 customers: 1–170 subscribed (odd ids have ordered), 171–190 subscribed but opted out of
+/// data sale, 191–210 pending, 211–230 unsubscribed, 231–240 not subscribed, 241–250 redacted.
+fn store_customers(t0: DateTime<Utc>) -> Vec<FakeCustomer> {
+    (1..=250u64)
+        .map(|id| {
+            let mut c = FakeCustomer::subscribed(id, t0 + chrono::Duration::seconds(id as i64));
+            c.number_of_orders = id % 2;
+            match id {
+                1..=170 => {}
+                171..=190 => c.data_sale_opt_out = true,
+                191..=210 => c.marketing_state = "PENDING".into(),
+                211..=230 => c.marketing_state = "UNSUBSCRIBED".into(),
+                231..=240 => c.marketing_state = "NOT_SUBSCRIBED".into(),
+                _ => c.marketing_state = "REDACTED".into(),
+            }
+            c
+        })
+        .collect()
+}
+
+fn hash(id: u64) -> String {
+    record_hash(&format!("customer{id}@example.com")).unwrap()
+}
+
+fn hashes(ids: impl IntoIterator<Item = u64>) -> BTreeSet<String> {
+    ids.into_iter().map(hash).collect()
+}
+
+struct Fixture {
+    shopify: FakeShopify,
+    pinterest: FakePinterest,
+    _dir: tempfile::TempDir,
+    ledger: SqliteAudienceStore,
+    admin: AdminApi,
+    api: PinterestAudiences<StaticToken>,
+    t0: DateTime<Utc>,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let shopify = FakeShopify::start().await;
+        let pinterest = FakePinterest::start().await;
+        let t0 = Utc::now() - chrono::Duration::days(10);
+        shopify.add_customers(store_customers(t0));
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SqliteAudienceStore::new(SqliteDatabase::open_in(dir.path()).unwrap());
+        let admin = AdminApi::new(
+            SHOP_DOMAIN,
+            AdminCredentials::Token(ADMIN_TOKEN.to_owned().into()),
+            "2026-07",
+            Some(&shopify.base_url()),
+        )
+        .unwrap();
+        let http = PinterestHttp::new(PinterestHttpConfig {
+            base_url: pinterest.base_url(),
+            ad_account_id: AD_ACCOUNT_ID.to_owned(),
+            access_token: "not-the-conversion-token".to_owned().into(),
+            test_mode: false,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        })
+        .unwrap();
+        let api = PinterestAudiences::new(http, StaticToken(ACCESS_TOKEN.to_owned().into()))
+            .with_backoff(Backoff {
+                max_attempts: 3,
+                first: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+            });
+        Self {
+            shopify,
+            pinterest,
+            _dir: dir,
+            ledger,
+            admin,
+            api,
+            t0,
+        }
+    }
+
+    fn settings(&self, kinds: &[ListKind]) -> Settings {
+        Settings {
+            kinds: kinds.to_vec(),
+            batch_size: BATCH,
+            ..Settings::default()
+        }
+    }
+
+    async fn sync_at(
+        &self,
+        now: DateTime<Utc>,
+        mode: Mode,
+        kinds: &[ListKind],
+    ) -> Result<Vec<ListSummary>, SyncError> {
+        sync(
+            SHOP_DOMAIN,
+            &self.admin,
+            &self.api,
+            &self.ledger,
+            &self.settings(kinds),
+            mode,
+            now,
+            &mut |_| {},
+        )
+        .await
+    }
+
+    async fn sync(&self, now: DateTime<Utc>) -> ListSummary {
+        let mut summaries = self
+            .sync_at(now, Mode::Live, &[ListKind::Customers])
+            .await
+            .unwrap();
+        summaries.remove(0)
+    }
+
+    fn only_list(&self) -> BTreeSet<String> {
+        let lists = self.pinterest.customer_lists();
+        assert_eq!(lists.len(), 1, "one list per store and kind");
+        lists[0].records.clone()
+    }
+
+    /// The list writes (creations and updates) accepted since the last clear.
+    fn writes(&self) -> Vec<(String, usize)> {
+        self.pinterest
+            .list_requests()
+            .into_iter()
+            .filter(|r| {
+                r.method != "GET" && r.path.starts_with("customer_lists") && r.status == 200
+            })
+            .map(|r| (r.operation.unwrap_or_default(), r.records))
+            .collect()
+    }
+
+    fn change(&self, id: u64, at: DateTime<Utc>, f: impl FnOnce(&mut FakeCustomer)) {
+        assert!(self.shopify.update_customer(id, |c| {
+            f(c);
+            c.updated_at = at;
+        }));
+    }
+}
+
+#[tokio::test]
+async fn a_first_sync_uploads_exactly_the_consenting_customers_and_a_second_sends_nothing() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+
+    let first = f.sync(now).await;
+
+    assert_eq!(f.only_list(), hashes(1..=170));
+    assert_eq!((first.added, first.removed, first.requests), (170, 0, 4));
+    let writes = f.writes();
+    assert_eq!(
+        writes,
+        [
+            ("CREATE".to_owned(), 50),
+            ("ADD".to_owned(), 50),
+            ("ADD".to_owned(), 50),
+            ("ADD".to_owned(), 20)
+        ]
+    );
+    let audiences = f.pinterest.audiences();
+    assert_eq!(audiences.len(), 1);
+    assert_eq!(Some(&audiences[0].customer_list_id), first.list_id.as_ref());
+    assert_eq!(first.audience_id.as_ref(), Some(&audiences[0].id));
+    assert_eq!(first.status.as_deref(), Some("READY"));
+    assert_eq!(
+        f.pinterest.customer_lists()[0].name,
+        format!("pinrelay – {SHOP_DOMAIN} – customers")
+    );
+
+    f.pinterest.clear_list_requests();
+    let second = f.sync(now + chrono::Duration::hours(24)).await;
+
+    assert!(f.writes().is_empty(), "the second run sends nothing");
+    assert_eq!((second.added, second.removed), (0, 0));
+    assert_eq!(second.unchanged, 170);
+    assert_eq!(
+        f.pinterest.audiences().len(),
+        1,
+        "the audience is created once"
+    );
+    let last_query = f.shopify.customer_queries().pop().unwrap();
+    assert!(
+        last_query["query"]
+            .as_str()
+            .unwrap()
+            .starts_with("updated_at:>='"),
+        "the second run reads what changed: {last_query}"
+    );
+}
+
+#[tokio::test]
+async fn unsubscriptions_and_redactions_are_removed_exactly() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+    f.sync(now).await;
+    let later = now + chrono::Duration::hours(1);
+    for id in 1..=5 {
+        f.change(id, later, |c| c.marketing_state = "UNSUBSCRIBED".into());
+    }
+    for id in [6, 7] {
+        // customers/redact: the relay's handler removes them; Shopify no longer lists them.
+        let removals = f.ledger.remove_customer(SHOP_DOMAIN, id).await.unwrap();
+        assert_eq!(removals.len(), 1);
+        assert_eq!(removals[0].hash, hash(id));
+        assert!(f.shopify.delete_customer(id));
+    }
+    f.pinterest.clear_list_requests();
+
+    let run = f.sync(later + chrono::Duration::minutes(1)).await;
+
+    assert_eq!((run.added, run.removed), (0, 7));
+    assert_eq!(f.writes(), [("REMOVE".to_owned(), 7)]);
+    assert_eq!(f.only_list(), hashes(8..=170));
+    assert!(
+        f.ledger
+            .pending_removals(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_deletion_no_webhook_reported_is_removed_by_the_weekly_full_comparison() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+    f.sync(now).await;
+    assert!(f.shopify.delete_customer(3));
+
+    let daily = f.sync(now + chrono::Duration::days(1)).await;
+    assert_eq!(daily.removed, 0, "an incremental run cannot see a deletion");
+
+    let weekly = f.sync(now + chrono::Duration::days(7)).await;
+    assert_eq!((weekly.added, weekly.removed), (0, 1));
+    assert_eq!(f.only_list(), hashes((1..=170).filter(|&i| i != 3)));
+}
+
+#[tokio::test]
+async fn an_email_change_removes_the_old_hash_and_adds_the_new() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+    f.sync(now).await;
+    f.change(10, now + chrono::Duration::minutes(5), |c| {
+        c.email = Some("  New.Address@Example.com ".into());
+    });
+
+    let run = f.sync(now + chrono::Duration::minutes(10)).await;
+
+    assert_eq!((run.added, run.removed), (1, 1));
+    let list = f.only_list();
+    assert!(!list.contains(&hash(10)));
+    assert!(list.contains(&record_hash("new.address@example.com").unwrap()));
+    assert_eq!(list.len(), 170);
+}
+
+#[tokio::test]
+async fn a_run_stopped_half_way_resumes_to_the_same_membership_and_loses_no_removal() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+
+    f.pinterest.fail_list_writes_after(2);
+    let stopped = f
+        .sync_at(now, Mode::Live, &[ListKind::Customers])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(stopped, SyncError::Pinterest { requests: 2, .. }),
+        "{stopped:?}"
+    );
+    assert_eq!(
+        f.ledger
+            .members(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+    f.pinterest.heal_lists();
+    let resumed = f.sync(now + chrono::Duration::minutes(1)).await;
+    assert_eq!(
+        resumed.added, 70,
+        "only what was not accepted is sent again"
+    );
+    assert_eq!(f.only_list(), hashes(1..=170));
+
+    // 60 unsubscribe: two REMOVE requests; the run stops after the first.
+    let later = now + chrono::Duration::hours(1);
+    for id in 1..=60 {
+        f.change(id, later, |c| c.marketing_state = "UNSUBSCRIBED".into());
+    }
+    f.pinterest.fail_list_writes_after(1);
+    assert!(
+        f.sync_at(
+            later + chrono::Duration::minutes(1),
+            Mode::Live,
+            &[ListKind::Customers]
+        )
+        .await
+        .is_err()
+    );
+    f.pinterest.heal_lists();
+    let resumed = f.sync(later + chrono::Duration::minutes(2)).await;
+    assert_eq!(resumed.removed, 10);
+    assert_eq!(f.only_list(), hashes(61..=170));
+    assert_eq!(f.pinterest.customer_lists().len(), 1);
+    assert_eq!(f.pinterest.audiences().len(), 1);
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out() {
+    let f = Fixture::start().await;
+    f.pinterest.rate_limit_lists(2);
+
+    let run = f.sync(Utc::now()).await;
+
+    assert_eq!(run.added, 170);
+    assert_eq!(f.only_list(), hashes(1..=170));
+    let limited = f
+        .pinterest
+        .list_requests()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert_eq!(limited, 2);
+}
+
+#[tokio::test]
+async fn a_dry_run_plans_and_changes_nothing() {
+    let f = Fixture::start().await;
+
+    let summaries = f
+        .sync_at(
+            Utc::now(),
+            Mode::DryRun,
+            &[ListKind::Customers, ListKind::Purchasers],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!((summaries[0].added, summaries[0].requests), (170, 4));
+    assert_eq!(summaries[1].added, 85);
+    assert!(f.pinterest.list_requests().is_empty());
+    for kind in ListKind::ALL {
+        assert!(
+            f.ledger
+                .members(SHOP_DOMAIN, kind)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            f.ledger.state(SHOP_DOMAIN, kind).await.unwrap(),
+            Default::default()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_purchasers_list_holds_the_consenting_customers_who_ordered() {
+    let f = Fixture::start().await;
+
+    let summaries = f
+        .sync_at(
+            Utc::now(),
+            Mode::Live,
+            &[ListKind::Customers, ListKind::Purchasers],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(summaries.len(), 2);
+    let lists = f.pinterest.customer_lists();
+    assert_eq!(lists.len(), 2);
+    let purchasers = lists
+        .iter()
+        .find(|l| l.name.ends_with("purchasers"))
+        .unwrap();
+    assert_eq!(purchasers.records, hashes((1..=170).filter(|i| i % 2 == 1)));
+    assert_eq!(f.pinterest.audiences().len(), 2);
+    let _ = f.t0;
+}
+
+/// Runs `pinrelay audiences sync` against the fakes; returns (exit code, stdout, stderr).
+fn cli(
+    dir: &Path,
+    shopify: &FakeShopify,
+    pinterest: &FakePinterest,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let out = Command::new(pinrelay_bin())
+        .args(["audiences", "sync", "--shop", SHOP_DOMAIN, "--data-dir"])
+        .arg(dir)
+        .args([
+            "--admin-url-base",
+            &shopify.base_url(),
+            "--batch-size",
+            "50",
+        ])
+        .args(extra)
+        .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("PINTEREST_API_TOKEN", ACCESS_TOKEN)
+        .env("PINTEREST_AD_ACCOUNT_ID", AD_ACCOUNT_ID)
+        .env("PINTEREST_API_URL", pinterest.base_url())
+        .env_remove("SHOPIFY_CLIENT_ID")
+        .env_remove("AUDIENCE_BATCH_SIZE")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_dry_runs_then_syncs_then_has_nothing_to_send() {
+    let shopify = FakeShopify::start().await;
+    let pinterest = FakePinterest::start().await;
+    shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = cli(dir.path(), &shopify, &pinterest, &[]);
+    assert_eq!(code, 1, "no relay database in the directory: {err}");
+    assert!(err.contains("there is no relay database"), "{err}");
+    drop(SqliteDatabase::open_in(dir.path()).unwrap());
+
+    let (code, out, err) = cli(dir.path(), &shopify, &pinterest, &["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("would add 170, remove 0, 0 unchanged, in 4 request(s)"),
+        "{out}"
+    );
+    assert!(pinterest.list_requests().is_empty());
+
+    let (code, out, err) = cli(dir.path(), &shopify, &pinterest, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("customers list (list "), "{out}");
+    assert!(
+        out.contains("170 added, 0 removed, 0 unchanged, in 4 request(s)"),
+        "{out}"
+    );
+    assert!(out.contains("status READY"), "{out}");
+    assert!(!out.contains("@example.com") && !err.contains("@example.com"));
+    assert_eq!(pinterest.customer_lists()[0].records, hashes(1..=170));
+
+    let (code, out, err) = cli(dir.path(), &shopify, &pinterest, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("0 added, 0 removed, 170 unchanged, in 0 request(s)"),
+        "{out}"
+    );
+    assert_eq!(pinterest.customer_lists().len(), 1);
+    assert_eq!(pinterest.audiences().len(), 1);
+}
+
+#[tokio::test]
+async fn a_list_held_by_another_writer_is_left_alone() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+    let lease = f
+        .ledger
+        .acquire(
+            SHOP_DOMAIN,
+            ListKind::Customers,
+            "other-run",
+            now,
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lease, pinrelay::audiences::Lease::Acquired);
+
+    let err = f
+        .sync_at(now, Mode::Live, &[ListKind::Customers])
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&err, SyncError::Busy { holder, .. } if holder == "other-run"),
+        "{err:?}"
+    );
+    assert!(f.pinterest.list_requests().is_empty());
+    assert!(f.shopify.customer_queries().is_empty(), "not even read");
+}
+
+#[tokio::test]
+async fn a_rate_limit_that_lasts_ends_the_run_with_a_typed_error_and_it_resumes() {
+    let f = Fixture::start().await;
+    f.pinterest.rate_limit_lists(3);
+
+    let err = f
+        .sync_at(Utc::now(), Mode::Live, &[ListKind::Customers])
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(
+            &err,
+            SyncError::Pinterest {
+                requests: 0,
+                source: pinrelay::pinterest::audiences::AudienceApiError::RateLimited {
+                    attempts: 3
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(f.pinterest.customer_lists().is_empty());
+    let run = f.sync(Utc::now()).await;
+    assert_eq!(run.added, 170);
+    assert_eq!(f.only_list(), hashes(1..=170));
+}
+
+#[tokio::test]
+async fn dynamodb_ledger_passes_the_audience_store_contract() {
+    let env = crate::helpers::TestEnv::start().await;
+    let client = crate::idempotency::serialized_dynamodb(&env).await;
+    let store = pinrelay::audiences::dynamodb::DynamoDbAudienceStore::new(
+        pinrelay::dynamodb::Table::new(client, &env.table),
+    );
+    pinrelay::audiences::contract::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn a_sync_on_the_dynamodb_ledger_resumes_like_on_sqlite() {
+    let env = crate::helpers::TestEnv::start().await;
+    let client = crate::idempotency::serialized_dynamodb(&env).await;
+    let ledger = pinrelay::audiences::dynamodb::DynamoDbAudienceStore::new(
+        pinrelay::dynamodb::Table::new(client, &env.table),
+    );
+    let f = Fixture::start().await;
+    let settings = f.settings(&[ListKind::Customers]);
+    let now = Utc::now();
+    let (fx, store, settings) = (&f, &ledger, &settings);
+    let run = move |now| async move {
+        sync(
+            SHOP_DOMAIN,
+            &fx.admin,
+            &fx.api,
+            store,
+            settings,
+            Mode::Live,
+            now,
+            &mut |_| {},
+        )
+        .await
+    };
+
+    f.pinterest.fail_list_writes_after(2);
+    assert!(run(now).await.is_err());
+    f.pinterest.heal_lists();
+    assert_eq!(
+        run(now + chrono::Duration::minutes(1)).await.unwrap()[0].added,
+        70
+    );
+    assert_eq!(f.only_list(), hashes(1..=170));
+    f.change(4, now + chrono::Duration::minutes(2), |c| {
+        c.data_sale_opt_out = true
+    });
+    let removals = ledger.remove_customer(SHOP_DOMAIN, 9).await.unwrap();
+    assert_eq!(removals.len(), 1);
+    assert!(f.shopify.delete_customer(9));
+    let third = run(now + chrono::Duration::minutes(3)).await.unwrap();
+    assert_eq!((third[0].added, third[0].removed), (0, 2));
+    assert_eq!(
+        f.only_list(),
+        hashes((1..=170).filter(|&i| i != 4 && i != 9))
+    );
+    assert_eq!(
+        ledger
+            .members(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap()
+            .len(),
+        168
+    );
+}
+
+#[tokio::test]
+async fn a_removed_customer_still_in_the_read_is_not_added_back_by_the_run_that_removes_them() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+    f.sync(now).await;
+    // customers/delete arrived, but this run's read (a full comparison) still lists them.
+    f.ledger.remove_customer(SHOP_DOMAIN, 11).await.unwrap();
+    f.pinterest.clear_list_requests();
+
+    let run = f.sync(now + chrono::Duration::days(8)).await;
+
+    assert_eq!((run.added, run.removed), (0, 1));
+    assert_eq!(f.writes(), [("REMOVE".to_owned(), 1)]);
+    assert!(!f.only_list().contains(&hash(11)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_keeps_its_record_in_a_stacks_table() {
+    let env = crate::helpers::TestEnv::start().await;
+    let stack = "pinrelay-audiences";
+    let template = serde_json::json!({
+        "Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic", "Properties": {}}},
+        "Outputs": {
+            "IdempotencyTableName": {"Value": env.table},
+            "ShopSecretsPrefix": {"Value": format!("{stack}/shops/")},
+        },
+    });
+    env.create_stack(stack, &template, &[]).await;
+    let shopify = FakeShopify::start().await;
+    let pinterest = FakePinterest::start().await;
+    shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(3)));
+    let run = || {
+        crate::helpers::pinrelay_on_moto(&env.endpoint)
+            .args(["audiences", "sync", "--shop", SHOP_DOMAIN, "--stack", stack])
+            .args([
+                "--admin-url-base",
+                &shopify.base_url(),
+                "--batch-size",
+                "50",
+            ])
+            .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("PINTEREST_API_TOKEN", ACCESS_TOKEN)
+            .env("PINTEREST_AD_ACCOUNT_ID", AD_ACCOUNT_ID)
+            .env("PINTEREST_API_URL", pinterest.base_url())
+            .env_remove("SHOPIFY_CLIENT_ID")
+            .env_remove("AUDIENCE_BATCH_SIZE")
+            .output()
+            .unwrap()
+    };
+
+    let first = run();
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(out.contains("170 added, 0 removed"), "{out}");
+    let second = run();
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        out.contains("0 added, 0 removed, 170 unchanged, in 0 request(s)"),
+        "{out}"
+    );
+
+    let ledger = pinrelay::audiences::dynamodb::DynamoDbAudienceStore::new(
+        pinrelay::dynamodb::Table::new(aws_sdk_dynamodb::Client::new(&env.sdk_config), &env.table),
+    );
+    let members = ledger
+        .members(SHOP_DOMAIN, ListKind::Customers)
+        .await
+        .unwrap();
+    assert_eq!(
+        members.values().cloned().collect::<BTreeSet<_>>(),
+        hashes(1..=170)
+    );
+    assert_eq!(pinterest.customer_lists().len(), 1);
+}
+
+#[tokio::test]
+async fn a_list_created_before_the_record_knew_it_is_used_not_created_again() {
+    let f = Fixture::start().await;
+    // A run created the list, then stopped before its id was recorded.
+    for i in 0..3 {
+        f.pinterest
+            .add_customer_list(&format!("someone else's list {i}"));
+    }
+    let id = f
+        .pinterest
+        .add_customer_list(&format!("pinrelay – {SHOP_DOMAIN} – customers"));
+
+    let run = f.sync(Utc::now()).await;
+
+    assert_eq!(run.list_id.as_deref(), Some(id.as_str()));
+    assert_eq!(run.added, 170);
+    let lists = f.pinterest.customer_lists();
+    assert_eq!(lists.len(), 4, "no second list");
+    assert_eq!(lists[3].records, hashes(1..=170));
+    assert!(f.writes().iter().all(|(op, _)| op == "ADD"));
+}
