@@ -5,7 +5,8 @@
 //! (`--stack`); a store registered there brings its ad account, Admin credentials and
 //! `pinterest_api_token`; otherwise `PINTEREST_AD_ACCOUNT_ID`, the Admin variables and
 //! `PINTEREST_API_TOKEN` are used (`PINTEREST_API_TOKEN`, when set, wins for a registered store
-//! too). Not the OAuth sign-in, and not the stack's scheduled job.
+//! too); the store's Pinterest sign-in (`pinrelay pinterest login`) gives the token, and the ad
+//! account, where nothing else does. Not yet the stack's scheduled job.
 //!
 //! Exit codes: 0 done, 1 a request failed or another sync holds the list, 2 invalid arguments.
 
@@ -26,11 +27,15 @@ use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, keys};
 use pinrelay::dynamodb::Table;
 use pinrelay::pinterest::audiences::{PinterestAudiences, StaticToken};
+use pinrelay::pinterest::oauth::aws::AwsGrantStore;
+use pinrelay::pinterest::oauth::sqlite::SqliteGrantStore;
+use pinrelay::pinterest::oauth::{Grant, GrantStore as _};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::registry::Registry;
 use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::registry::sqlite::SqliteRegistry;
 use pinrelay::shopify::admin::{AdminApi, shop_domain};
+use secrecy::ExposeSecret as _;
 
 use crate::stack::Stack;
 
@@ -102,18 +107,34 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         return usage("--batch-size is at least 1");
     }
     if let Some(stack) = &args.stack {
-        let (registry, table) = stack_parts(stack).await?;
-        return run_with(&args, &shop, &registry, &DynamoDbAudienceStore::new(table)).await;
+        let (registry, table, grants) = stack_parts(stack).await?;
+        let signed_in = grants.get(&shop).await?;
+        return run_with(
+            &args,
+            &shop,
+            &registry,
+            &DynamoDbAudienceStore::new(table),
+            signed_in,
+        )
+        .await;
     }
     // An existing database only: a mistyped directory would otherwise start an empty record, and
     // the run would create a second list on Pinterest and upload everyone to it.
     let db = crate::local::open_existing_db(&args.data_dir)?;
     let registry = SqliteRegistry::new(db.clone());
-    run_with(&args, &shop, &registry, &SqliteAudienceStore::new(db)).await
+    let signed_in = SqliteGrantStore::new(db.clone()).get(&shop).await?;
+    run_with(
+        &args,
+        &shop,
+        &registry,
+        &SqliteAudienceStore::new(db),
+        signed_in,
+    )
+    .await
 }
 
-/// The registry and the table of stack `name`, from its outputs.
-async fn stack_parts(name: &str) -> anyhow::Result<(AwsRegistry, Table)> {
+/// The registry, the table and the Pinterest sign-ins of stack `name`, from its outputs.
+async fn stack_parts(name: &str) -> anyhow::Result<(AwsRegistry, Table, AwsGrantStore)> {
     let sdk = aws::load(Budget::CLI).await;
     let stack = Stack::describe(&sdk, name).await?;
     let output = |key: &str| {
@@ -130,7 +151,8 @@ async fn stack_parts(name: &str) -> anyhow::Result<(AwsRegistry, Table)> {
         aws_sdk_secretsmanager::Client::new(&sdk),
         output("ShopSecretsPrefix")?,
     );
-    Ok((registry, table))
+    let grants = crate::pinterest::Grants::of_stack(&sdk, &stack, name)?;
+    Ok((registry, table, grants))
 }
 
 /// The sync with this registry and ledger.
@@ -139,6 +161,7 @@ async fn run_with(
     shop: &str,
     registry: &impl Registry,
     ledger: &impl AudienceStore,
+    signed_in: Option<Grant>,
 ) -> anyhow::Result<ExitCode> {
     let registered = registry.get(shop).await?;
 
@@ -150,20 +173,25 @@ async fn run_with(
         ),
         None => (config::var(keys::PINTEREST_AD_ACCOUNT_ID), None, None),
     };
+    // `pinrelay pinterest login`: its ad account where none is given, its token where no other.
+    let ad_account = ad_account.or_else(|| signed_in.as_ref().map(|g| g.ad_account_id.clone()));
+    let signed_in_token = signed_in.map(|g| g.access_token.expose_secret().to_owned());
     let Some(ad_account) = ad_account else {
         return usage(&format!(
             "set {} to the Pinterest ad account id, or register the store (`pinrelay shops add`)",
             keys::PINTEREST_AD_ACCOUNT_ID
         ));
     };
-    let token = config::var(keys::PINTEREST_API_TOKEN).or(store_token);
+    let token = config::var(keys::PINTEREST_API_TOKEN)
+        .or(store_token)
+        .or(signed_in_token);
     let token = match (token, args.dry_run) {
         (Some(token), _) => token,
         // A dry run calls no Pinterest API.
         (None, true) => String::new(),
         (None, false) => {
             return usage(&format!(
-                "set {} to a Pinterest token with the ads:write scope (customer lists take an OAuth token, not the conversion token)",
+                "sign in with `pinrelay pinterest login --shop SHOP`, or set {} to a Pinterest token with the ads:write scope (customer lists take an OAuth token, not the conversion token)",
                 keys::PINTEREST_API_TOKEN
             ));
         }
