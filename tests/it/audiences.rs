@@ -702,3 +702,45 @@ async fn a_list_created_before_the_record_knew_it_is_used_not_created_again() {
     assert_eq!(lists[3].records, hashes(1..=170));
     assert!(f.writes().iter().all(|(op, _)| op == "ADD"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_uses_the_stores_pinterest_sign_in_when_no_token_is_set() {
+    use pinrelay::pinterest::oauth::{self, sqlite::SqliteGrantStore};
+    let shopify = FakeShopify::start().await;
+    let pinterest = FakePinterest::start().await;
+    pinterest.accept_token("signed-in-access-token");
+    shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(3)));
+    let dir = tempfile::tempdir().unwrap();
+    // `pinrelay pinterest login` stored this grant: its token and its ad account.
+    let db = SqliteDatabase::open_in(dir.path()).unwrap();
+    let mut grant = oauth::store::contract::grant_at(Utc::now(), 30, 60);
+    grant.access_token = "signed-in-access-token".to_owned().into();
+    grant.ad_account_id = AD_ACCOUNT_ID.to_owned();
+    oauth::save_signed_in(&SqliteGrantStore::new(db.clone()), SHOP_DOMAIN, &grant, 10)
+        .await
+        .unwrap();
+    drop(db);
+
+    let out = Command::new(pinrelay_bin())
+        .args(["audiences", "sync", "--shop", SHOP_DOMAIN, "--data-dir"])
+        .arg(dir.path())
+        .args(["--admin-url-base", &shopify.base_url()])
+        .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("PINTEREST_API_URL", pinterest.base_url())
+        .env_remove("PINTEREST_API_TOKEN")
+        .env_remove("PINTEREST_AD_ACCOUNT_ID")
+        .env_remove("SHOPIFY_CLIENT_ID")
+        .env_remove("AUDIENCE_BATCH_SIZE")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("170 added"), "{stdout}");
+    assert_eq!(pinterest.customer_lists()[0].records, hashes(1..=170));
+    assert!(
+        !stdout.contains("signed-in-access-token") && !stderr.contains("signed-in-access-token")
+    );
+}
