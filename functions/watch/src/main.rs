@@ -368,6 +368,7 @@ mod tests {
                 "orders_checked": 0,
                 "orders_missing": 1,
                 "recoverable_missing": 0,
+                "paused": null,
                 "accuracy_percent": null,
             })
         );
