@@ -61,6 +61,16 @@ fn shops(data_dir: &Path, args: &[&str], stdin: &str) {
     );
 }
 
+/// `pinrelay shops list --json`: the registered stores' entries.
+fn listed(data_dir: &Path) -> Vec<Value> {
+    let out = Command::new(pinrelay_bin())
+        .args(["shops", "list", "--json", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Registers `store` with Pinterest token `token` (its secrets on standard input).
 fn add(data_dir: &Path, store: &Store, token: &str) {
     let shop_id = store.shop_id.to_string();
@@ -480,12 +490,7 @@ async fn shop_redact_forgets_a_registered_store_with_its_secrets() {
     relay.drained(Duration::from_secs(15)).await;
 
     // Alpha's entry and secrets are gone; beta's stay.
-    let out = Command::new(pinrelay_bin())
-        .args(["shops", "list", "--json", "--data-dir"])
-        .arg(&data_dir)
-        .output()
-        .unwrap();
-    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = listed(&data_dir);
     let domains: Vec<&str> = listed.iter().filter_map(|e| e["domain"].as_str()).collect();
     assert_eq!(domains, [BETA.domain]);
     let out = Command::new(pinrelay_bin())
@@ -539,12 +544,7 @@ async fn app_uninstalled_disables_the_store_and_a_replay_under_another_header_di
     assert_eq!(status, 200);
     relay.drained(Duration::from_secs(15)).await;
 
-    let out = Command::new(pinrelay_bin())
-        .args(["shops", "list", "--json", "--data-dir"])
-        .arg(&data_dir)
-        .output()
-        .unwrap();
-    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = listed(&data_dir);
     let enabled: Vec<(&str, bool)> = listed
         .iter()
         .map(|e| {
