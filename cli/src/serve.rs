@@ -387,7 +387,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         queue.clone(),
         dispatch_config,
         metrics.clone(),
-    );
+    )
+    // `pinrelay audiences sync --data-dir`'s record: a redaction reaches it here.
+    .with_audiences(Arc::new(
+        pinrelay::audiences::sqlite::SqliteAudienceStore::new(db.clone()),
+    ));
     let report = match config::serve_report_settings()? {
         Some(r) => {
             let token = match r.token_for_report {

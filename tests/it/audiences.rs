@@ -744,3 +744,52 @@ async fn the_command_uses_the_stores_pinterest_sign_in_when_no_token_is_set() {
         !stdout.contains("signed-in-access-token") && !stderr.contains("signed-in-access-token")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customers_redact_webhook_takes_the_customer_off_the_list_at_the_next_sync() {
+    let shopify = FakeShopify::start().await;
+    let pinterest = FakePinterest::start().await;
+    shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    let relay = crate::relay::Relay::start(
+        &data_dir,
+        dir.path().join("serve.log"),
+        "redact-secret",
+        &pinterest,
+        &[],
+    );
+    let (code, out, err) = cli(&data_dir, &shopify, &pinterest, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("170 added"), "{out}");
+
+    // Shopify's customers/redact for customer 5 (still subscribed in the store's data).
+    let body = serde_json::json!({
+        "shop_id": 954_889,
+        "shop_domain": SHOP_DOMAIN,
+        "customer": {"id": 5, "email": "c5@example.com", "phone": null},
+        "orders_to_redact": [],
+    })
+    .to_string()
+    .into_bytes();
+    let status = crate::relay::post_webhook(
+        &relay.webhook_url(),
+        "customers/redact",
+        SHOP_DOMAIN,
+        "redact-secret",
+        "wh-redact-5",
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    relay.drained(Duration::from_secs(15)).await;
+
+    // The next sync sends its removal, whatever the store's data still says.
+    let (code, out, err) = cli(&data_dir, &shopify, &pinterest, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("0 added, 1 removed"), "{out}");
+    let mut expected = hashes(1..=170);
+    expected.remove(&hash(5));
+    assert_eq!(pinterest.customer_lists()[0].records, expected);
+    drop(relay);
+}

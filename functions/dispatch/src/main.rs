@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
+use pinrelay::audiences::dynamodb::DynamoDbAudienceStore;
 use pinrelay::aws::{self, Budget};
 use pinrelay::config;
 use pinrelay::dispatch::routes::http_factory;
@@ -91,6 +92,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.queue_url,
         config.dead_letter_queue_url,
     );
+    // The customer-list ledger (`pinrelay audiences sync --stack`) shares the table too: a
+    // redaction reaches it here.
+    let audiences = Arc::new(DynamoDbAudienceStore::new(table.clone()));
     let service: Service = Dispatcher::new(
         DynamoDbIdempotencyStore::new(table.clone()),
         DynamoDbProfileStore::new(table),
@@ -101,7 +105,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             config::var(metrics::LAMBDA_FUNCTION_NAME_VAR),
             "dispatch",
         )),
-    );
+    )
+    .with_audiences(audiences);
 
     lambda_runtime::run(service_fn(|event| handle(&service, event))).await
 }

@@ -4,9 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
+use futures::future::BoxFuture;
 
 use super::model::{DispatchConfig, Disposition, STORE_CONCURRENCY};
 use super::routes::Routes;
+use crate::audiences::AudienceStore;
 use crate::idempotency::{IdempotencyKey, IdempotencyStore};
 use crate::mapping::ComplianceRequest;
 use crate::profile::ProfileStore;
@@ -16,6 +18,7 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, R: Routes>(
     store: &S,
     profiles: &P,
     routes: &R,
+    audiences: Option<&dyn AudienceLedger>,
     config: &DispatchConfig,
     request: &ComplianceRequest,
     now: DateTime<Utc>,
@@ -31,7 +34,7 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, R: Routes>(
             customer_id,
             orders_to_redact,
         } => {
-            customer_redact(
+            let records = customer_redact(
                 store,
                 profiles,
                 config,
@@ -39,10 +42,19 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, R: Routes>(
                 *customer_id,
                 orders_to_redact,
             )
-            .await
+            .await;
+            let lists = match (audiences, customer_id) {
+                (Some(ledger), Some(id)) => redact_from_lists(ledger, shop_domain, *id).await,
+                _ => true,
+            };
+            records && lists
         }
         ComplianceRequest::ShopRedact { shop_domain } => {
-            shop_redact(store, profiles, routes, shop_domain).await
+            let lists = match audiences {
+                Some(ledger) => forget_lists(ledger, shop_domain).await,
+                None => true,
+            };
+            lists && shop_redact(store, profiles, routes, shop_domain).await
         }
         ComplianceRequest::AppUninstalled { shop_domain } => {
             app_uninstalled(routes, shop_domain).await
@@ -188,6 +200,84 @@ async fn app_uninstalled<R: Routes>(routes: &R, shop: &str) -> bool {
         }
         Err(e) => {
             tracing::warn!(shop, error.message = %e, "app/uninstalled: the store could not be disabled; will retry");
+            false
+        }
+    }
+}
+
+/// What compliance webhooks change in the customer-list ledger (`pinrelay audiences sync`'s
+/// record): object-safe, so a dispatcher holds any [`AudienceStore`].
+pub trait AudienceLedger: Send + Sync {
+    /// `customers/redact`: the customer's uploaded hashes are queued for removal from every list
+    /// (the next sync sends them first) and their rows deleted; how many were queued.
+    fn remove_customer<'a>(
+        &'a self,
+        shop: &'a str,
+        customer_id: u64,
+    ) -> BoxFuture<'a, Result<usize, String>>;
+
+    /// `shop/redact`: every list record of the shop deleted; how many lists were known.
+    fn forget_shop<'a>(&'a self, shop: &'a str) -> BoxFuture<'a, Result<usize, String>>;
+}
+
+impl<T: AudienceStore + 'static> AudienceLedger for T {
+    fn remove_customer<'a>(
+        &'a self,
+        shop: &'a str,
+        customer_id: u64,
+    ) -> BoxFuture<'a, Result<usize, String>> {
+        Box::pin(async move {
+            AudienceStore::remove_customer(self, shop, customer_id)
+                .await
+                .map(|r| r.len())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn forget_shop<'a>(&'a self, shop: &'a str) -> BoxFuture<'a, Result<usize, String>> {
+        Box::pin(async move {
+            AudienceStore::forget_shop(self, shop)
+                .await
+                .map(|lists| lists.len())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// `customers/redact` on the customer lists; false (retried) when the ledger failed.
+async fn redact_from_lists(ledger: &dyn AudienceLedger, shop: &str, customer_id: u64) -> bool {
+    match ledger.remove_customer(shop, customer_id).await {
+        Ok(queued) => {
+            tracing::info!(
+                shop,
+                customer_id,
+                queued,
+                outcome = "compliance",
+                "customers/redact: the customer's uploads are queued for removal from the store's customer lists (the next audiences sync sends them)"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(shop, error.message = %e, "customers/redact: the customer lists' record could not be updated; will retry");
+            false
+        }
+    }
+}
+
+/// `shop/redact` on the customer lists; false (retried) when the ledger failed.
+async fn forget_lists(ledger: &dyn AudienceLedger, shop: &str) -> bool {
+    match ledger.forget_shop(shop).await {
+        Ok(lists) => {
+            tracing::info!(
+                shop,
+                lists,
+                outcome = "compliance",
+                "shop/redact: deleted the store's customer-list records"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(shop, error.message = %e, "shop/redact: the customer lists' record could not be deleted; will retry");
             false
         }
     }

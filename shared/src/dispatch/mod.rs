@@ -29,6 +29,7 @@
 
 mod claim;
 mod compliance;
+pub use self::compliance::AudienceLedger;
 mod model;
 mod prepare;
 mod profiles;
@@ -39,6 +40,7 @@ mod settle;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -77,6 +79,7 @@ pub struct Dispatcher<S, P, R, I> {
     inbox: I,
     config: DispatchConfig,
     metrics: Metrics,
+    audiences: Option<Arc<dyn compliance::AudienceLedger>>,
 }
 
 impl<S: IdempotencyStore, P: ProfileStore, R: Routes, I: Inbox> Dispatcher<S, P, R, I> {
@@ -97,7 +100,17 @@ impl<S: IdempotencyStore, P: ProfileStore, R: Routes, I: Inbox> Dispatcher<S, P,
             inbox,
             config,
             metrics,
+            audiences: None,
         }
+    }
+
+    /// The same, applying compliance webhooks to the customer-list ledger too
+    /// (`pinrelay audiences sync`): a redacted customer's uploads are queued for removal, a
+    /// redacted shop's record deleted.
+    #[must_use]
+    pub fn with_audiences(mut self, ledger: Arc<dyn compliance::AudienceLedger>) -> Self {
+        self.audiences = Some(ledger);
+        self
     }
 
     /// Handles a batch. `deadline` is when the invocation ends: no Pinterest request starts that
@@ -213,6 +226,7 @@ impl<S: IdempotencyStore, P: ProfileStore, R: Routes, I: Inbox> Dispatcher<S, P,
                             &self.store,
                             &self.profiles,
                             &self.routes,
+                            self.audiences.as_deref(),
                             config,
                             &request,
                             now,
