@@ -22,6 +22,9 @@ use pinrelay::{ingest, metrics};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::stack::Stack;
+use pinrelay::audiences::dynamodb::DynamoDbAudienceStore;
+use pinrelay::audiences::sqlite::SqliteAudienceStore;
+use pinrelay::audiences::{AudienceStore as _, ListKind, ListState};
 use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::registry::sqlite::SqliteRegistry;
 use pinrelay::registry::{Registry as _, STORE_SETTINGS, Shop};
@@ -96,21 +99,51 @@ impl Token {
     }
 }
 
-/// The relay's records, where doctor looks up the latest order.
+/// The relay's records, where doctor looks up the latest order and the customer lists.
 enum Records {
     /// `pinrelay serve`'s data directory.
-    Local(SqliteIdempotencyStore),
+    Local(SqliteIdempotencyStore, SqliteAudienceStore),
     /// A stack's table.
-    Aws(DynamoDbIdempotencyStore),
+    Aws(DynamoDbIdempotencyStore, DynamoDbAudienceStore),
 }
 
 impl Records {
+    /// serve's records in `dir`.
+    fn local(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let db = crate::local::open_existing_db(dir)?;
+        Ok(Self::Local(
+            SqliteIdempotencyStore::new(db.clone()),
+            SqliteAudienceStore::new(db),
+        ))
+    }
+
+    /// A stack's records in `table`.
+    fn aws(table: Table) -> Self {
+        Self::Aws(
+            DynamoDbIdempotencyStore::new(table.clone()),
+            DynamoDbAudienceStore::new(table),
+        )
+    }
+
+    /// What the relay recorded of `shop`'s customer lists (`pinrelay audiences sync`).
+    async fn lists(&self, shop: &str) -> anyhow::Result<Vec<(ListKind, ListState)>> {
+        let mut out = Vec::new();
+        for kind in ListKind::ALL {
+            let state = match self {
+                Self::Local(_, ledger) => ledger.state(shop, kind).await?,
+                Self::Aws(_, ledger) => ledger.state(shop, kind).await?,
+            };
+            out.push((kind, state));
+        }
+        Ok(out)
+    }
+
     async fn has(&self, key: &IdempotencyKey) -> anyhow::Result<bool> {
         let now = chrono::Utc::now();
         let keys = std::slice::from_ref(key);
         let found = match self {
-            Self::Local(store) => store.get_many(keys, now).await?,
-            Self::Aws(store) => store.get_many(keys, now).await?,
+            Self::Local(store, _) => store.get_many(keys, now).await?,
+            Self::Aws(store, _) => store.get_many(keys, now).await?,
         };
         Ok(!found.is_empty())
     }
@@ -297,6 +330,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         chrono::Utc::now(),
     ));
 
+    findings.push(customer_lists(&setup, &shop, &args).await);
+
     if args.json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else {
@@ -467,9 +502,7 @@ async fn from_variables(data_dir: Option<&std::path::Path>, shop: &str) -> anyho
         catalog_country: options.catalog_country,
         webhook_secret_home: keys::SHOPIFY_WEBHOOK_SECRETS.to_owned(),
         records: match data_dir {
-            Some(dir) => Some(Records::Local(SqliteIdempotencyStore::new(
-                crate::local::open_existing_db(dir)?,
-            ))),
+            Some(dir) => Some(Records::local(dir)?),
             None => None,
         },
         observed: serve_counts(config::var(keys::WEBHOOK_URL).as_deref()).await,
@@ -745,12 +778,9 @@ async fn from_stack_outputs(
         content_id: catalog.content_id,
         catalog_country: catalog.catalog_country,
         webhook_secret_home: "the stack's ShopifyWebhookSecret".to_owned(),
-        records: stack.output("IdempotencyTableName").map(|table| {
-            Records::Aws(DynamoDbIdempotencyStore::new(Table::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                table,
-            )))
-        }),
+        records: stack
+            .output("IdempotencyTableName")
+            .map(|table| Records::aws(Table::new(aws_sdk_dynamodb::Client::new(&sdk), table))),
         observed: stack_counts(&sdk, &resources).await,
         alarm: alarm_topic(&sdk, resources.get("AlarmTopic")).await?,
         order_delay: Duration::from_secs(
@@ -790,4 +820,82 @@ pub async fn secret_value(
             aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
         )),
     }
+}
+
+/// `customer_lists`: the lists `pinrelay audiences sync` keeps for the shop, with their status
+/// on Pinterest when a token can read it (the API token, or the sign-in's).
+async fn customer_lists(setup: &Setup, shop: &str, args: &Args) -> doctor::Finding {
+    let lists = match &setup.records {
+        Some(records) => match records.lists(shop).await {
+            Ok(lists) => lists,
+            Err(e) => {
+                return doctor::customer_lists(
+                    &[],
+                    Err(format!("the relay's record cannot be read: {e}")),
+                    shop,
+                    &setup.relay,
+                );
+            }
+        },
+        None => Vec::new(),
+    };
+    // As for Event Quality: the store's own API token, else PINTEREST_API_TOKEN, else the
+    // sign-in's access token.
+    let token = setup
+        .api_token
+        .clone()
+        .or_else(|| config::var(keys::PINTEREST_API_TOKEN).map(SecretString::from))
+        .or_else(|| setup.grant.as_ref().map(|g| g.access_token.clone()));
+    let account = setup
+        .ad_account
+        .clone()
+        .or_else(|| setup.grant.as_ref().map(|g| g.ad_account_id.clone()));
+    let mut statuses = Vec::new();
+    for (kind, state) in &lists {
+        let Some(list_id) = &state.list_id else {
+            continue;
+        };
+        let status = match (&token, &account) {
+            (Some(token), Some(account)) => list_status(args, token.clone(), account, list_id)
+                .await
+                .map(Some),
+            _ => Ok(None),
+        };
+        match status {
+            Ok(status) => statuses.push((*kind, state.clone(), status)),
+            Err(e) => {
+                return doctor::customer_lists(&statuses, Err(e), shop, &setup.relay);
+            }
+        }
+    }
+    doctor::customer_lists(&statuses, Ok(()), shop, &setup.relay)
+}
+
+/// A customer list's status on Pinterest (`PROCESSING`, `READY`, `TOO_SMALL`, `UPLOADING`).
+async fn list_status(
+    args: &Args,
+    token: SecretString,
+    account: &str,
+    list_id: &str,
+) -> Result<String, String> {
+    use pinrelay::pinterest::audiences::CustomerListsApi as _;
+    use pinrelay::pinterest::audiences::{PinterestAudiences, StaticToken};
+    let http = pinrelay::pinterest::PinterestHttp::new(pinrelay::pinterest::PinterestHttpConfig {
+        base_url: args
+            .endpoints
+            .pinterest_api_url
+            .trim_end_matches('/')
+            .to_owned(),
+        ad_account_id: account.to_owned(),
+        access_token: String::new().into(),
+        test_mode: false,
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(20),
+    })
+    .map_err(|e| e.to_string())?;
+    PinterestAudiences::new(http, StaticToken(token))
+        .get_list(list_id)
+        .await
+        .map(|info| info.status.unwrap_or_else(|| "unknown".to_owned()))
+        .map_err(|e| e.to_string())
 }

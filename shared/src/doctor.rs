@@ -46,6 +46,8 @@ pub enum CheckId {
     AlarmSubscription,
     /// The store's sign-in to Pinterest has days left before its refresh token expires.
     PinterestSignIn,
+    /// The customer lists `pinrelay audiences sync` keeps, and their status on Pinterest.
+    CustomerLists,
 }
 
 impl CheckId {
@@ -65,6 +67,7 @@ impl CheckId {
             Self::PixelSettings => "pixel_settings",
             Self::AlarmSubscription => "alarm_subscription",
             Self::PinterestSignIn => "pinterest_sign_in",
+            Self::CustomerLists => "customer_lists",
         }
     }
 }
@@ -188,6 +191,61 @@ pub fn pinterest_sign_in(
             grant.ad_account_id
         ),
     )
+}
+
+/// `customer_lists`: each list the relay keeps for `shop` (kind, what it recorded, Pinterest's
+/// status when it could be read), or why Pinterest or the record could not be read. `skip` when
+/// the shop has no list; `relay` is how commands name this relay (`--stack NAME`, `--data-dir DIR`).
+#[must_use]
+pub fn customer_lists(
+    lists: &[(
+        crate::audiences::ListKind,
+        crate::audiences::ListState,
+        Option<String>,
+    )],
+    read: Result<(), String>,
+    shop: &str,
+    relay: &str,
+) -> Finding {
+    let id = CheckId::CustomerLists;
+    let sync = format!("pinrelay audiences sync --shop {shop} {relay}");
+    if let Err(e) = read {
+        return Finding::fail(
+            id,
+            format!("the customer lists could not be read: {e}"),
+            "check PINTEREST_API_TOKEN (ads:read) or sign in again with `pinrelay pinterest login`, then run doctor again".to_owned(),
+        );
+    }
+    if lists.is_empty() {
+        return Finding::skip(
+            id,
+            format!("no customer list yet (optional: `{}`)", sync.trim_end()),
+        );
+    }
+    let day = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d").to_string())
+    };
+    let described: Vec<String> = lists
+        .iter()
+        .map(|(kind, state, status)| {
+            let status = match status.as_deref() {
+                Some("TOO_SMALL") => {
+                    "TOO_SMALL (fewer than 100 matched Pinterest users: not targetable yet)"
+                        .to_owned()
+                }
+                Some(s) => s.to_owned(),
+                None => "status not read (no API token or sign-in)".to_owned(),
+            };
+            format!(
+                "{kind} list {} {status}, audience {}, last sync {}, last full comparison {}",
+                state.list_id.as_deref().unwrap_or("-"),
+                state.audience_id.as_deref().unwrap_or("not created"),
+                day(state.watermark),
+                day(state.last_full),
+            )
+        })
+        .collect();
+    Finding::ok(id, described.join("; "))
 }
 
 /// The findings as aligned lines: status, id, detail, and `fix:` under each failure.
@@ -1027,6 +1085,42 @@ mod tests {
         );
     }
     use super::*;
+
+    #[test]
+    fn customer_lists_are_skipped_until_synced_and_report_their_status() {
+        use crate::audiences::{ListKind, ListState};
+        let none = customer_lists(&[], Ok(()), "acme.myshopify.com", "--data-dir d");
+        assert_eq!(none.status, Status::Skip);
+        assert!(
+            none.detail
+                .contains("pinrelay audiences sync --shop acme.myshopify.com --data-dir d")
+        );
+        let state = ListState {
+            list_id: Some("42".into()),
+            audience_id: Some("7".into()),
+            ..ListState::default()
+        };
+        let small = customer_lists(
+            &[(ListKind::Customers, state.clone(), Some("TOO_SMALL".into()))],
+            Ok(()),
+            "acme.myshopify.com",
+            "",
+        );
+        assert_eq!(small.status, Status::Ok);
+        assert!(
+            small.detail.contains("list 42 TOO_SMALL") && small.detail.contains("audience 7"),
+            "{}",
+            small.detail
+        );
+        let refused = customer_lists(&[], Err("HTTP 401".into()), "acme.myshopify.com", "");
+        assert_eq!(refused.status, Status::Fail);
+        assert!(
+            refused
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("PINTEREST_API_TOKEN"))
+        );
+    }
 
     fn secret(name: &str, value: Option<&str>) -> Secret {
         Secret {

@@ -791,5 +791,29 @@ async fn a_customers_redact_webhook_takes_the_customer_off_the_list_at_the_next_
     let mut expected = hashes(1..=170);
     expected.remove(&hash(5));
     assert_eq!(pinterest.customer_lists()[0].records, expected);
+
+    // doctor reports the list and its status on Pinterest.
+    let out = Command::new(pinrelay_bin())
+        .args(["doctor", "--shop", SHOP_DOMAIN, "--json", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--admin-url-base", &shopify.base_url()])
+        .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("PINTEREST_API_TOKEN", ACCESS_TOKEN)
+        .env("PINTEREST_AD_ACCOUNT_ID", AD_ACCOUNT_ID)
+        .env("PINTEREST_API_URL", pinterest.base_url())
+        .output()
+        .unwrap();
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let lists = findings
+        .iter()
+        .find(|f| f["check"] == "customer_lists")
+        .unwrap();
+    assert_eq!(lists["status"], "ok", "{lists}");
+    let detail = lists["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("customers list") && detail.contains("READY"),
+        "{detail}"
+    );
     drop(relay);
 }
