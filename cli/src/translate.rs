@@ -178,5 +178,8 @@ fn describe(request: &ComplianceRequest) -> String {
         ComplianceRequest::AppUninstalled { shop_domain } => {
             format!("disable the registered store {shop_domain}")
         }
+        ComplianceRequest::CustomerDeleted { customer_id, .. } => {
+            format!("take customer {customer_id} off the customer lists")
+        }
     }
 }

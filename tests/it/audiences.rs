@@ -746,7 +746,7 @@ async fn the_command_uses_the_stores_pinterest_sign_in_when_no_token_is_set() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_customers_redact_webhook_takes_the_customer_off_the_list_at_the_next_sync() {
+async fn redact_and_delete_webhooks_take_the_customer_off_the_list_at_the_next_sync() {
     let shopify = FakeShopify::start().await;
     let pinterest = FakePinterest::start().await;
     shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(3)));
@@ -784,12 +784,29 @@ async fn a_customers_redact_webhook_takes_the_customer_off_the_list_at_the_next_
     assert_eq!(status, 200);
     relay.drained(Duration::from_secs(15)).await;
 
-    // The next sync sends its removal, whatever the store's data still says.
+    // And customers/delete for customer 6 (Shopify's body: the id).
+    let body = serde_json::json!({"id": 6, "phone": null, "addresses": []})
+        .to_string()
+        .into_bytes();
+    let status = crate::relay::post_webhook(
+        &relay.webhook_url(),
+        "customers/delete",
+        SHOP_DOMAIN,
+        "redact-secret",
+        "wh-delete-6",
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    relay.drained(Duration::from_secs(15)).await;
+
+    // The next sync sends both removals, whatever the store's data still says.
     let (code, out, err) = cli(&data_dir, &shopify, &pinterest, &[]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("0 added, 1 removed"), "{out}");
+    assert!(out.contains("0 added, 2 removed"), "{out}");
     let mut expected = hashes(1..=170);
     expected.remove(&hash(5));
+    expected.remove(&hash(6));
     assert_eq!(pinterest.customer_lists()[0].records, expected);
 
     // doctor reports the list and its status on Pinterest.

@@ -59,6 +59,13 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, R: Routes>(
         ComplianceRequest::AppUninstalled { shop_domain } => {
             app_uninstalled(routes, shop_domain).await
         }
+        ComplianceRequest::CustomerDeleted {
+            shop_domain,
+            customer_id,
+        } => match audiences {
+            Some(ledger) => redact_from_lists(ledger, shop_domain, *customer_id).await,
+            None => true,
+        },
     };
     if done {
         Disposition::Compliance
@@ -244,7 +251,8 @@ impl<T: AudienceStore + 'static> AudienceLedger for T {
     }
 }
 
-/// `customers/redact` on the customer lists; false (retried) when the ledger failed.
+/// `customers/redact` or `customers/delete` on the customer lists; false (retried) when the
+/// ledger failed.
 async fn redact_from_lists(ledger: &dyn AudienceLedger, shop: &str, customer_id: u64) -> bool {
     match ledger.remove_customer(shop, customer_id).await {
         Ok(queued) => {
@@ -253,7 +261,7 @@ async fn redact_from_lists(ledger: &dyn AudienceLedger, shop: &str, customer_id:
                 customer_id,
                 queued,
                 outcome = "compliance",
-                "customers/redact: the customer's uploads are queued for removal from the store's customer lists (the next audiences sync sends them)"
+                "the redacted or deleted customer's uploads are queued for removal from the store's customer lists (the next audiences sync sends them)"
             );
             true
         }

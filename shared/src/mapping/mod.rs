@@ -8,6 +8,7 @@
 //! | `customers/create` | one `signup` event, `event_id` = `signup-{customer id}`, for an account registration or a newsletter sign-up; any other customer is skipped (`not_a_signup`) |
 //! | `customers/data_request`, `customers/redact`, `shop/redact` | [`Outcome::Compliance`], never a Pinterest event |
 //! | `app/uninstalled` | [`ComplianceRequest::AppUninstalled`]: the registered store is disabled |
+//! | `customers/delete` | [`ComplianceRequest::CustomerDeleted`]: the customer leaves the customer lists |
 //! | `orders/updated` | skipped: it fires on every edit, fulfillment and refund of an order already sent |
 //! | `checkouts/create`, `checkouts/update` | skipped: checkouts are not purchases (most are abandoned), and Pinterest's `checkout` event means a completed purchase |
 //! | `carts/*` and any other topic | skipped: no purchase, and carts carry no identity |
@@ -33,7 +34,9 @@ use serde::de::DeserializeOwned;
 pub use self::money::{currency_amount, minor_units};
 pub use self::order::{ONLINE_STORE, OrderChannel, OrderFacts, order_rule};
 use crate::pinterest::Event;
-use crate::shopify::payload::{AppUninstalled, CustomersDataRequest, CustomersRedact, ShopRedact};
+use crate::shopify::payload::{
+    AppUninstalled, CustomersDataRequest, CustomersDelete, CustomersRedact, ShopRedact,
+};
 use crate::shopify::{Topic, WebhookMetadata};
 
 /// How orders become events; every field has a documented default and an env var (see README).
@@ -633,6 +636,16 @@ pub enum ComplianceRequest {
         /// The shop's domain.
         shop_domain: String,
     },
+    /// `customers/delete` (not a compliance topic, never an event): the customer's uploads are
+    /// queued for removal from the shop's customer lists. Its body names no shop; Shopify's
+    /// customer ids are unique across shops, so a body replayed under another shop's header
+    /// removes nobody there.
+    CustomerDeleted {
+        /// The shop's domain.
+        shop_domain: String,
+        /// Shopify's customer id.
+        customer_id: u64,
+    },
 }
 
 /// What is wrong with a JSON body, without quoting it: serde's own text quotes the offending value
@@ -757,6 +770,17 @@ pub fn translate(
             required(topic, r.id.is_some(), "id")?;
             Ok(Outcome::Compliance(ComplianceRequest::AppUninstalled {
                 shop_domain: metadata.shop_domain.clone(),
+            }))
+        }
+        Topic::CustomersDelete => {
+            let r: CustomersDelete = parse(topic, body)?;
+            let customer_id = r.id.ok_or_else(|| MappingError::ComplianceMismatch {
+                topic: topic.to_string(),
+                why: "its body has no id".to_owned(),
+            })?;
+            Ok(Outcome::Compliance(ComplianceRequest::CustomerDeleted {
+                shop_domain: metadata.shop_domain.clone(),
+                customer_id,
             }))
         }
         Topic::OrdersUpdated

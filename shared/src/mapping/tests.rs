@@ -482,6 +482,24 @@ fn app_uninstalled_body(domain: &str) -> String {
 }
 
 #[test]
+fn customers_delete_takes_the_customer_off_the_lists() {
+    // Shopify's sample body (trimmed): the id and nothing else of use.
+    let body = r#"{"id": 706405506930370084, "phone": null, "addresses": [], "tax_exemptions": [], "email_marketing_consent": null, "admin_graphql_api_id": "gid://shopify/Customer/706405506930370084"}"#;
+    assert_eq!(
+        run("customers/delete", body, &defaults()).unwrap(),
+        Outcome::Compliance(ComplianceRequest::CustomerDeleted {
+            shop_domain: SHOP.into(),
+            customer_id: 706_405_506_930_370_084,
+        })
+    );
+    let err = run("customers/delete", r#"{"phone": null}"#, &defaults()).unwrap_err();
+    assert!(
+        matches!(err, MappingError::ComplianceMismatch { .. }),
+        "{err}"
+    );
+}
+
+#[test]
 fn app_uninstalled_disables_the_store_it_names_and_only_that_one() {
     assert_eq!(
         run("app/uninstalled", &app_uninstalled_body(SHOP), &defaults()).unwrap(),

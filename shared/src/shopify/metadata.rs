@@ -31,6 +31,8 @@ pub enum Topic {
     ShopRedact,
     /// `app/uninstalled`: the store removed the app; a registered store is disabled.
     AppUninstalled,
+    /// `customers/delete`: a customer was deleted; their uploads leave the customer lists.
+    CustomersDelete,
     /// Any other topic, kept verbatim (lowercase).
     Other(String),
 }
@@ -49,6 +51,7 @@ impl Topic {
             Topic::CustomersRedact => "customers/redact",
             Topic::ShopRedact => "shop/redact",
             Topic::AppUninstalled => "app/uninstalled",
+            Topic::CustomersDelete => "customers/delete",
             Topic::Other(s) => s,
         }
     }
@@ -87,6 +90,7 @@ impl FromStr for Topic {
             "customers_redact" => "customers/redact",
             "shop_redact" => "shop/redact",
             "app_uninstalled" => "app/uninstalled",
+            "customers_delete" => "customers/delete",
             other => other,
         };
         Ok(match normalized {
@@ -100,6 +104,7 @@ impl FromStr for Topic {
             "customers/redact" => Topic::CustomersRedact,
             "shop/redact" => Topic::ShopRedact,
             "app/uninstalled" => Topic::AppUninstalled,
+            "customers/delete" => Topic::CustomersDelete,
             other => Topic::Other(other.to_owned()),
         })
     }

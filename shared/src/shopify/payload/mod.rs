@@ -361,6 +361,14 @@ pub struct AppUninstalled {
     pub myshopify_domain: Option<String>,
 }
 
+/// `customers/delete`: the deleted customer's id (the body carries nothing else of use).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CustomersDelete {
+    /// The customer's numeric id.
+    #[serde(default, deserialize_with = "de::id")]
+    pub id: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
