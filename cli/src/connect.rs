@@ -231,6 +231,7 @@ async fn finish(
             shop: args.shop.clone(),
             tag_id: tag_id.clone(),
             stack: stack.clone(),
+            data_dir: data_dir.map(std::path::Path::to_owned),
         };
         match crate::pixel::render(&pixel).await? {
             Ok(source) => {

@@ -10,6 +10,10 @@ use pinrelay::config::{self, keys};
 use pinrelay::shopify::admin::shop_domain;
 
 use crate::stack::Stack;
+use pinrelay::dynamodb::Table;
+use pinrelay::registry::Registry as _;
+use pinrelay::registry::aws::AwsRegistry;
+use pinrelay::registry::sqlite::SqliteRegistry;
 
 /// The pixel as published in `infra/shopify/custom-pixel.js`.
 const PIXEL: &str = include_str!("../../infra/shopify/custom-pixel.js");
@@ -35,8 +39,12 @@ pub struct Args {
     pub tag_id: String,
     /// A deployed stack: its WebhookUrl output and parameters; without it, serve's variables
     /// (WEBHOOK_URL and the conversion settings).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "data_dir")]
     pub stack: Option<String>,
+    /// serve's data directory: a store registered there (`pinrelay shops add`) brings its own
+    /// settings.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Runs the command.
@@ -64,12 +72,29 @@ pub async fn render(args: &Args) -> anyhow::Result<Result<String, String>> {
             args.shop
         )));
     };
-    let (webhook_url, settings) = match &args.stack {
+    let (webhook_url, mut settings, store) = match &args.stack {
         Some(name) => {
-            let stack = Stack::describe(&aws::load(Budget::CLI).await, name).await?;
+            let sdk = aws::load(Budget::CLI).await;
+            let stack = Stack::describe(&sdk, name).await?;
+            let store = match (
+                stack.output("IdempotencyTableName"),
+                stack.output("ShopSecretsPrefix"),
+            ) {
+                (Some(table), Some(prefix)) => {
+                    AwsRegistry::new(
+                        Table::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+                        aws_sdk_secretsmanager::Client::new(&sdk),
+                        prefix,
+                    )
+                    .get(&shop)
+                    .await?
+                }
+                _ => None,
+            };
             (
                 stack.output("WebhookUrl"),
                 stack.variables(&PIXEL_VARIABLES),
+                store,
             )
         }
         None => (
@@ -78,8 +103,24 @@ pub async fn render(args: &Args) -> anyhow::Result<Result<String, String>> {
                 .iter()
                 .filter_map(|variable| Some(((*variable).to_owned(), config::var(variable)?)))
                 .collect(),
+            match &args.data_dir {
+                Some(dir) => {
+                    SqliteRegistry::new(crate::local::open_existing_db(dir)?)
+                        .get(&shop)
+                        .await?
+                }
+                None => None,
+            },
         ),
     };
+    // A registered store's own settings over the relay's.
+    if let Some(store) = &store {
+        for key in PIXEL_VARIABLES {
+            if let Some(value) = store.setting(key, &|_| None) {
+                settings.insert(key.to_owned(), value);
+            }
+        }
+    }
     let Some(webhook_url) = webhook_url else {
         return Ok(Err(
             "the relay's public URL is unknown: set WEBHOOK_URL (serve) or pass --stack".to_owned(),

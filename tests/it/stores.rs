@@ -655,3 +655,43 @@ async fn reconcile_judges_a_registered_store_with_its_own_admin_token_and_rules(
             .all(|r| r.token.as_deref() == Some("shpat_gamma"))
     );
 }
+
+#[test]
+fn the_pixel_of_a_registered_store_carries_its_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    shops(
+        &data_dir,
+        &[
+            "add",
+            GAMMA.domain,
+            "--ad-account",
+            GAMMA.ad_account,
+            "--set",
+            "CHECKOUT_ON=paid",
+        ],
+        &format!("{}\n{ACCESS_TOKEN}\n\n\n", GAMMA.secret),
+    );
+    let pixel = |shop: &str| {
+        let out = Command::new(pinrelay_bin())
+            .args(["pixel", "--shop", shop, "--tag-id", "2612345678901"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("WEBHOOK_URL", "https://relay.example/webhooks/shopify")
+            .env_remove("CHECKOUT_ON")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let gamma = pixel(GAMMA.domain);
+    assert!(gamma.contains("var CHECKOUT_ON = \"paid\";"), "{gamma}");
+    assert!(gamma.contains("var SHOP_DOMAIN = \"gamma.myshopify.com\";"));
+    // A shop that is not registered gets the relay's settings.
+    let other = pixel("delta.myshopify.com");
+    assert!(other.contains("var CHECKOUT_ON = \"created\";"), "{other}");
+}
