@@ -292,50 +292,43 @@ impl IdempotencyStore for Relay {
 /// The file in `serve`'s data directory that records the rules it runs with.
 pub const SETTINGS_FILE: &str = "settings.json";
 
-/// The relay's own settings, where they can be read: a stack's parameters (the settings of its
-/// functions), or the settings `serve` recorded in its data directory (`SETTINGS_FILE`). Empty
-/// for a bare `--table`, or a data directory serve never ran on.
-async fn relay_values(args: &Args) -> anyhow::Result<HashMap<String, String>> {
-    if let Some(stack) = &args.stack {
-        let sdk = aws::load(Budget::CLI).await;
-        return Ok(crate::stack::Stack::describe(&sdk, stack)
-            .await?
-            .variables(&STORE_SETTINGS));
-    }
-    if args.table.is_some() {
-        return Ok(HashMap::new());
-    }
-    let path = args.data_dir.join(SETTINGS_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(json) => serde_json::from_str(&json)
-            .with_context(|| format!("{} is not the settings serve records", path.display())),
-        Err(_) => Ok(HashMap::new()),
-    }
-}
-
-/// The store `--shop` names in the relay's registry (`pinrelay shops add`), when it is one.
-async fn registered_store(args: &Args) -> anyhow::Result<Option<Shop>> {
+/// The relay's own settings, where they can be read (a stack's parameters, the settings of its
+/// functions, or the settings `serve` recorded in its data directory, `SETTINGS_FILE`; empty for
+/// a bare `--table`, or a data directory serve never ran on), and the store `--shop` names in
+/// its registry (`pinrelay shops add`), when it is one. A stack is described once for both.
+async fn relay_context(args: &Args) -> anyhow::Result<(HashMap<String, String>, Option<Shop>)> {
     if let Some(stack) = &args.stack {
         let sdk = aws::load(Budget::CLI).await;
         let info = crate::stack::Stack::describe(&sdk, stack).await?;
-        let (Some(table), Some(prefix)) = (
+        let values = info.variables(&STORE_SETTINGS);
+        let store = match (
             info.output("IdempotencyTableName"),
             info.output("ShopSecretsPrefix"),
-        ) else {
-            return Ok(None);
+        ) {
+            (Some(table), Some(prefix)) => {
+                AwsRegistry::new(
+                    Table::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+                    aws_sdk_secretsmanager::Client::new(&sdk),
+                    prefix,
+                )
+                .get(&args.shop)
+                .await?
+            }
+            _ => None,
         };
-        let registry = AwsRegistry::new(
-            Table::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-            aws_sdk_secretsmanager::Client::new(&sdk),
-            prefix,
-        );
-        return Ok(registry.get(&args.shop).await?);
+        return Ok((values, store));
     }
     if args.table.is_some() {
-        return Ok(None);
+        return Ok((HashMap::new(), None));
     }
+    let path = args.data_dir.join(SETTINGS_FILE);
+    let values = match std::fs::read_to_string(&path) {
+        Ok(json) => serde_json::from_str(&json)
+            .with_context(|| format!("{} is not the settings serve records", path.display()))?,
+        Err(_) => HashMap::new(),
+    };
     let registry = SqliteRegistry::new(crate::local::open_existing_db(&args.data_dir)?);
-    Ok(registry.get(&args.shop).await?)
+    Ok((values, registry.get(&args.shop).await?))
 }
 
 /// The conversion rules and `VALUE_SOURCE` the relay judges `--shop`'s orders by: a registered
@@ -390,7 +383,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     };
     // A registered store: its own Admin credentials, ad account and API token where the
     // variables give none, and its own conversion rules.
-    let store = registered_store(&args).await?;
+    let (values, store) = relay_context(&args).await?;
     let own_credentials = store.as_ref().and_then(|s| s.secrets.admin_credentials());
     let admin_credentials = match (
         own_credentials,
@@ -420,7 +413,6 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     };
     let relay = Relay::open(&args).await?;
     // The relay's own rules where it records them; the flag still overrides the value source.
-    let values = relay_values(&args).await?;
     if let Some(own) = relay_rules(&values, store.as_ref())? {
         let value_source = rules.value_source;
         rules = own;

@@ -718,7 +718,7 @@ fn the_queue_redrives_to_the_dead_letter_queue_after_max_receive_count() {
     // A paused store's messages come back for Pinterest's 7 days within the queue's count: the
     // schedule of a refused token (15 min doubling to 12 h) and of a rate limit (1 min).
     let config = pinrelay::dispatch::DispatchConfig::default();
-    for from in [config.retry_max, config.retry_base] {
+    for (from, deliveries) in [(config.retry_max, 20), (config.retry_base, 24)] {
         let (mut waited, mut receives) = (std::time::Duration::ZERO, 1u32);
         let event_time = 1_700_000_000;
         while waited < config.max_event_age {
@@ -727,6 +727,11 @@ fn the_queue_redrives_to_the_dead_letter_queue_after_max_receive_count() {
             waited += config.pause(receives, from, std::time::Duration::ZERO, event_time, now);
             receives += 1;
         }
+        // The README's figures: deliveries until the one that skips the event `expired`.
+        assert_eq!(
+            receives, deliveries,
+            "deliveries to cover 7 days from {from:?}"
+        );
         assert!(
             u64::from(receives) + u64::from(config.max_receive_count) < max,
             "{receives} receives to cover 7 days"

@@ -77,7 +77,7 @@ impl Default for DispatchConfig {
 /// The queue's own redrive count (SQS `maxReceiveCount`, serve's queue): above
 /// [`DispatchConfig::max_receive_count`], so the dispatcher dead-letters a failing message itself,
 /// with its reason, while a paused store's messages ([`Disposition::Paused`]) keep coming back for
-/// Pinterest's 7 days (about 25 receives on [`PAUSE_MAX`]'s schedule); the queue's count only
+/// Pinterest's 7 days (20 deliveries for a refused token, 24 for a rate limit); the queue's count only
 /// catches messages whose every delivery crashed.
 pub const QUEUE_MAX_RECEIVES: u32 = 50;
 
