@@ -12,11 +12,14 @@
 //!   suite every adapter passes.
 //! - [`sync`]: the driver: lease, create the list and its audience once, read customers, send the
 //!   batches, record each accepted one.
+//! - [`job`]: the scheduled job over every store that keeps lists (`AUDIENCE_LISTS`): the stack's
+//!   schedule and `pinrelay serve` run it.
 
 pub mod contract;
 pub mod customer;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+pub mod job;
 pub mod ledger;
 pub mod plan;
 #[cfg(feature = "sqlite")]

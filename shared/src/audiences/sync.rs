@@ -361,6 +361,7 @@ where
             watermark: watermark.max(state.watermark),
             last_full: full.then_some(now),
             last_resend: matches!(scope, Scope::Full { resend: true }).then_some(now),
+            last_sync: Some(now),
         };
         ledger.set_marks(shop, kind, marks).await?;
         if let Some(list_id) = &summary.list_id {
