@@ -806,8 +806,8 @@ pub fn serve_settings() -> Result<ServeSettings, ConfigError> {
 }
 
 /// `SHOP_DOMAIN`, else the first of `SHOPIFY_SHOP_DOMAINS`: the shop the watch and `serve`'s
-/// reconcile page look at.
-fn watched_shop() -> Option<String> {
+/// reconcile page look at, and the default store of the audience job.
+pub fn watched_shop() -> Option<String> {
     var(keys::SHOP_DOMAIN).or_else(|| {
         var(keys::SHOPIFY_SHOP_DOMAINS)?
             .split(',')

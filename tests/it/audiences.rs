@@ -26,7 +26,7 @@ const BATCH: usize = 50;
 
 /// 250 customers: 1–170 subscribed (odd ids have ordered), 171–190 subscribed but opted out of
 /// data sale, 191–210 pending, 211–230 unsubscribed, 231–240 not subscribed, 241–250 redacted.
-fn store_customers(t0: DateTime<Utc>) -> Vec<FakeCustomer> {
+pub(crate) fn store_customers(t0: DateTime<Utc>) -> Vec<FakeCustomer> {
     (1..=250u64)
         .map(|id| {
             let mut c = FakeCustomer::subscribed(id, t0 + chrono::Duration::seconds(id as i64));
@@ -48,7 +48,7 @@ fn hash(id: u64) -> String {
     record_hash(&format!("customer{id}@example.com")).unwrap()
 }
 
-fn hashes(ids: impl IntoIterator<Item = u64>) -> BTreeSet<String> {
+pub(crate) fn hashes(ids: impl IntoIterator<Item = u64>) -> BTreeSet<String> {
     ids.into_iter().map(hash).collect()
 }
 

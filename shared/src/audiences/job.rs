@@ -400,7 +400,7 @@ pub async fn run_stores<R, G, L>(
     grants: &G,
     ledger: &L,
     default: Option<DefaultStore>,
-    var: &dyn Fn(&'static str) -> Option<String>,
+    var: &(dyn Fn(&'static str) -> Option<String> + Sync),
     endpoints: &Endpoints,
     settings: &JobSettings,
     now: DateTime<Utc>,
