@@ -537,9 +537,10 @@ impl AdminApi {
         lines: &mut Lines,
         line: &mut (dyn FnMut(&[u8]) -> Result<(), AdminError> + Send),
     ) -> Result<(), retry::Failure<AdminError>> {
-        let unreachable = |source| AdminError::Unreachable {
+        // reqwest's error names the URL it failed on: the signature is dropped from it too.
+        let unreachable = |source: reqwest::Error| AdminError::Unreachable {
             url: shown.to_owned(),
-            source,
+            source: source.without_url(),
         };
         let backoff = self.retry_policy().min_wait;
         let timed_out = || retry::Failure::Retry {
