@@ -1,6 +1,9 @@
 //! The sync driver: brings each of a store's customer lists in step with its consenting
 //! customers. Reads customers through a [`CustomerSource`], talks to Pinterest through a
-//! [`CustomerListsApi`], records in an [`AudienceStore`]. Time comes in as `now`.
+//! [`CustomerListsApi`], records in an [`AudienceStore`]. Time comes in as `now`. A full read
+//! is Shopify's bulk export of the customers; one not ready by [`Settings::read_deadline`] ends
+//! the run with [`SyncError::ReadContinues`] before anything is sent, and the next run continues
+//! with the same export.
 //!
 //! Per list: take the one-writer lease; send the pending removals of deleted or redacted
 //! customers; choose the [`Scope`] (a full comparison when the last is
@@ -26,29 +29,43 @@ use super::customer::{Customer, ListKind};
 use super::ledger::{AudienceStore, Lease, LedgerError, Marks};
 use super::plan::{Batch, DEFAULT_BATCH_SIZE, Operation, Scope, plan};
 use crate::pinterest::audiences::{AudienceApiError, CustomerListsApi};
-use crate::shopify::admin::{AdminApi, AdminError};
+use crate::shopify::admin::{AdminApi, AdminError, supports_bulk_operations};
+use tokio::time::Instant;
 
 /// Where customers come from: the Admin API in production, a fixed list in tests.
 pub trait CustomerSource: Send + Sync {
     /// Every customer (`since` is `None`) or those updated at or after `since`; `progress` gets
-    /// the running count.
+    /// the running count. `now` is the run's time; `deadline`, when set, is when a read that
+    /// waits (a bulk export) stops waiting.
     ///
     /// # Errors
-    /// MUST return the Admin API's error when a page cannot be read.
+    /// MUST return the Admin API's error when a page cannot be read, and
+    /// [`AdminError::BulkOperationRunning`] when the deadline came before the export was ready.
     fn customers(
         &self,
         since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> impl Future<Output = Result<Vec<Customer>, AdminError>> + Send;
 }
 
+/// A full read is a bulk operation (when the API version has `bulkOperations`), continued by
+/// the next run when cut off by the deadline; a read since a time is the paged `customers` query.
 impl CustomerSource for AdminApi {
     async fn customers(
         &self,
         since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<Vec<Customer>, AdminError> {
-        AdminApi::customers(self, since, progress).await
+        match since {
+            None if supports_bulk_operations(self.version()) => {
+                AdminApi::customers_bulk(self, now, deadline, progress).await
+            }
+            since => AdminApi::customers(self, since, progress).await,
+        }
     }
 }
 
@@ -69,6 +86,9 @@ pub struct Settings {
     pub lease_ttl: Duration,
     /// Who holds the lease (a process id, a Lambda request id).
     pub holder: String,
+    /// When a full read stops waiting for Shopify's export ([`SyncError::ReadContinues`]);
+    /// `None` waits for it.
+    pub read_deadline: Option<Instant>,
 }
 
 impl Default for Settings {
@@ -81,6 +101,7 @@ impl Default for Settings {
             force_full: false,
             lease_ttl: Duration::from_secs(15 * 60),
             holder: format!("pid-{}", std::process::id()),
+            read_deadline: None,
         }
     }
 }
@@ -161,6 +182,18 @@ pub enum SyncError {
     /// Customers could not be read.
     #[error("could not read the store's customers")]
     Shopify(#[source] AdminError),
+    /// Shopify's export of the customers was not ready by [`Settings::read_deadline`]; nothing
+    /// was sent, and the next run continues with the same export.
+    #[error(
+        "Shopify is still exporting the store's customers (bulk operation {operation}); nothing was sent, and the next run continues with this export"
+    )]
+    ReadContinues {
+        /// The bulk operation the next run continues.
+        operation: String,
+        /// The Admin API's error.
+        #[source]
+        source: AdminError,
+    },
     /// Pinterest failed; what was accepted before is recorded and the next run resumes.
     #[error(
         "the {kind} list sync stopped after {requests} accepted requests; run it again to resume"
@@ -274,9 +307,17 @@ where
         lists.iter().filter_map(|(_, s, _)| s.watermark).min()
     };
     let customers = source
-        .customers(since, &mut |n| progress(ProgressEvent::Read(n)))
+        .customers(since, now, settings.read_deadline, &mut |n| {
+            progress(ProgressEvent::Read(n))
+        })
         .await
-        .map_err(SyncError::Shopify)?;
+        .map_err(|e| match e {
+            AdminError::BulkOperationRunning { ref id, .. } => SyncError::ReadContinues {
+                operation: id.clone(),
+                source: e,
+            },
+            e => SyncError::Shopify(e),
+        })?;
     let watermark = customers.iter().map(|c| c.updated_at).max();
 
     let mut summaries = Vec::new();

@@ -10,7 +10,9 @@
 //!   subscriptions `pinrelay subscribe` manages), [`access_scopes`] (the scopes granted, and those
 //!   the relay needs), [`recent_line_items`] (the latest orders' products and variants),
 //!   [`newest_order`] (the newest order alone, with `read_orders` only), [`customers`] (consent,
-//!   data-sale opt-out and orders count, for the audience sync).
+//!   data-sale opt-out and orders count, for the audience sync, page by page or in bulk).
+//! - [`bulk`]: bulk query operations (`bulkOperationRunQuery`): start or continue one, poll it,
+//!   stream its JSONL line by line from Shopify's signed URL (no token sent there).
 //!
 //! A new query goes in its own file: a `const` query, `#[serde(rename_all = "camelCase")]` structs
 //! for its `data`, and one `impl AdminApi` method calling [`AdminApi::query`].
@@ -19,6 +21,7 @@
 //! [`super::verify()`].
 
 pub mod access_scopes;
+pub mod bulk;
 pub mod credentials;
 pub mod customers;
 pub mod newest_order;
@@ -29,8 +32,9 @@ pub mod transport;
 pub mod webhooks;
 
 pub use access_scopes::{RequiredScope, missing_scopes, required_scopes};
+pub use bulk::{BulkOperation, BulkPolling, BulkStatus, supports_bulk_operations};
 pub use credentials::{AdminCredentials, Clock, TokenSource};
-pub use customers::{CUSTOMERS_PAGE_SIZE, CUSTOMERS_QUERY};
+pub use customers::{BULK_CUSTOMERS_QUERY, CUSTOMERS_PAGE_SIZE, CUSTOMERS_QUERY};
 pub use newest_order::NewestOrder;
 pub use orders::{AdminOrder, ORDERS_PAGE_SIZE, ORDERS_QUERY};
 pub use recent_line_items::{RecentLineItem, RecentOrder};
