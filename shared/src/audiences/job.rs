@@ -31,6 +31,10 @@ use crate::shopify::admin::{AdminApi, AdminCredentials, AdminError};
 /// How often the job runs: the stack's schedule and `serve`'s timer.
 pub const TICK: Duration = Duration::from_secs(15 * 60);
 
+/// How long past the deadline the job waits for a read that stops by itself at the deadline
+/// ([`SyncError::ReadContinues`]); the callers' deadlines leave a minute before Lambda's.
+const READ_STOP_MARGIN: Duration = Duration::from_secs(5);
+
 /// Hours between two syncs of a store unless `AUDIENCE_SYNC_HOURS` says otherwise.
 pub const DEFAULT_SYNC_HOURS: u32 = 24;
 
@@ -265,8 +269,9 @@ pub enum Run {
     },
     /// A sync completed: one summary per list.
     Synced(Vec<ListSummary>),
-    /// The run's time ran out before this store's sync completed (or began): what Pinterest
-    /// accepted is recorded, and the next run resumes.
+    /// The run's time ran out before this store's sync completed (or began), or Shopify's export
+    /// of its customers is not ready yet: what Pinterest accepted is recorded, and the next run
+    /// resumes (continuing the same export).
     OutOfTime,
 }
 
@@ -343,6 +348,9 @@ where
         kinds: kinds.to_vec(),
         batch_size: settings.batch_size,
         holder: settings.holder.clone(),
+        // Shopify's export of a large store may take longer than a run: waiting for it stops a
+        // little before the deadline, and the next run continues the same export.
+        read_deadline: Some(deadline),
         ..Settings::default()
     };
     let mut quiet = |_| {};
@@ -356,7 +364,13 @@ where
         now,
         &mut quiet,
     );
-    match tokio::time::timeout_at(deadline, run).await {
+    // The read gets a margin over the deadline so that its own stop (which names the export it
+    // waits for) comes first.
+    match tokio::time::timeout_at(deadline + READ_STOP_MARGIN, run).await {
+        Ok(Err(SyncError::ReadContinues { operation, .. })) => {
+            tracing::info!(shop, operation = %operation, "Shopify's export of the customers is not ready; the next run continues it");
+            Ok(Run::OutOfTime)
+        }
         Ok(summaries) => Ok(Run::Synced(summaries?)),
         Err(_) => {
             // The sync was dropped mid-way: give its leases back so the next run need not wait
