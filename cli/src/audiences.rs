@@ -6,7 +6,9 @@
 //! `pinterest_api_token`; otherwise `PINTEREST_AD_ACCOUNT_ID`, the Admin variables and
 //! `PINTEREST_API_TOKEN` are used (`PINTEREST_API_TOKEN`, when set, wins for a registered store
 //! too); the store's Pinterest sign-in (`pinrelay pinterest login`) gives the token, and the ad
-//! account, where nothing else does. Not yet the stack's scheduled job.
+//! account, where nothing else does ([`Credentials::resolve`], as for the audience job). The lists
+//! are the store's `AUDIENCE_LISTS` (default: the customers list), plus `--purchasers`. The same
+//! sync runs on a schedule in the stack and in `serve` ([`pinrelay::audiences::job`]).
 //!
 //! Exit codes: 0 done, 1 a request failed or another sync holds the list, 2 invalid arguments.
 
@@ -19,6 +21,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use pinrelay::audiences::dynamodb::DynamoDbAudienceStore;
+use pinrelay::audiences::job::{Credentials, Endpoints, Fallback, MissingCredential, parse_lists};
 use pinrelay::audiences::sqlite::SqliteAudienceStore;
 use pinrelay::audiences::{
     AudienceStore, ListKind, ListSummary, Mode, ProgressEvent, Scope, Settings, sync,
@@ -26,16 +29,14 @@ use pinrelay::audiences::{
 use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, keys};
 use pinrelay::dynamodb::Table;
-use pinrelay::pinterest::audiences::{PinterestAudiences, StaticToken};
 use pinrelay::pinterest::oauth::aws::AwsGrantStore;
 use pinrelay::pinterest::oauth::sqlite::SqliteGrantStore;
 use pinrelay::pinterest::oauth::{Grant, GrantStore as _};
-use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::registry::Registry;
 use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::registry::sqlite::SqliteRegistry;
-use pinrelay::shopify::admin::{AdminApi, shop_domain};
-use secrecy::ExposeSecret as _;
+use pinrelay::shopify::admin::shop_domain;
+use secrecy::SecretString;
 
 use crate::stack::Stack;
 
@@ -165,68 +166,72 @@ async fn run_with(
 ) -> anyhow::Result<ExitCode> {
     let registered = registry.get(shop).await?;
 
-    let (ad_account, store_token, store_admin) = match &registered {
-        Some(store) => (
-            Some(store.entry.ad_account_id.clone()),
-            store.secrets.pinterest_api_token.clone(),
-            store.secrets.admin_credentials(),
+    // Where each credential comes from is decided once, for this command and the audience job
+    // alike: PINTEREST_API_TOKEN, else the store's registered token, else its sign-in; the ad
+    // account from the registry, else PINTEREST_AD_ACCOUNT_ID, else the sign-in; the store's Admin
+    // credentials, else the Admin variables.
+    let env_admin =
+        crate::input::admin_credentials("the app's Admin API access token (read_customers)");
+    let fallback = |api_token: Option<SecretString>| Fallback {
+        ad_account_id: config::var(keys::PINTEREST_AD_ACCOUNT_ID),
+        api_token: api_token
+            .or_else(|| config::var(keys::PINTEREST_API_TOKEN).map(SecretString::from)),
+        admin: env_admin.as_ref().ok().cloned(),
+    };
+    let resolved = match Credentials::resolve(
+        shop,
+        registered.as_ref(),
+        signed_in.as_ref(),
+        fallback(None),
+    ) {
+        // A dry run calls no Pinterest API: it needs no token.
+        Err(MissingCredential::PinterestToken { .. }) if args.dry_run => Credentials::resolve(
+            shop,
+            registered.as_ref(),
+            signed_in.as_ref(),
+            fallback(Some(SecretString::from(String::new()))),
         ),
-        None => (config::var(keys::PINTEREST_AD_ACCOUNT_ID), None, None),
+        resolved => resolved,
     };
-    // `pinrelay pinterest login`: its ad account where none is given, its token where no other.
-    let ad_account = ad_account.or_else(|| signed_in.as_ref().map(|g| g.ad_account_id.clone()));
-    let signed_in_token = signed_in.map(|g| g.access_token.expose_secret().to_owned());
-    let Some(ad_account) = ad_account else {
-        return usage(&format!(
-            "set {} to the Pinterest ad account id, or register the store (`pinrelay shops add`)",
-            keys::PINTEREST_AD_ACCOUNT_ID
-        ));
-    };
-    let token = config::var(keys::PINTEREST_API_TOKEN)
-        .or(store_token)
-        .or(signed_in_token);
-    let token = match (token, args.dry_run) {
-        (Some(token), _) => token,
-        // A dry run calls no Pinterest API.
-        (None, true) => String::new(),
-        (None, false) => {
+    let credentials = match resolved {
+        Ok(credentials) => credentials,
+        Err(MissingCredential::AdAccount { .. }) => {
+            return usage(&format!(
+                "set {} to the Pinterest ad account id, sign in with `pinrelay pinterest login --shop {shop}`, or register the store (`pinrelay shops add`)",
+                keys::PINTEREST_AD_ACCOUNT_ID
+            ));
+        }
+        Err(MissingCredential::PinterestToken { .. }) => {
             return usage(&format!(
                 "sign in with `pinrelay pinterest login --shop SHOP`, or set {} to a Pinterest token with the ads:write scope (customer lists take an OAuth token, not the conversion token)",
                 keys::PINTEREST_API_TOKEN
             ));
         }
+        Err(MissingCredential::Admin { .. }) => {
+            return usage(&env_admin.err().unwrap_or_default());
+        }
     };
-    let admin_credentials = match store_admin {
-        Some(credentials) => credentials,
-        None => match crate::input::admin_credentials(
-            "the app's Admin API access token (read_customers)",
-        ) {
-            Ok(credentials) => credentials,
-            Err(message) => return usage(&message),
-        },
-    };
-    let admin = AdminApi::new(
-        shop,
-        admin_credentials,
-        &args.api_version,
-        args.endpoints.admin_url_base.as_deref(),
-    )?;
-    let http = PinterestHttp::new(PinterestHttpConfig {
-        base_url: args
-            .endpoints
-            .pinterest_api_url
-            .trim_end_matches('/')
-            .to_owned(),
-        ad_account_id: ad_account,
-        access_token: String::new().into(),
-        test_mode: false,
-        connect_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(60),
-    })?;
-    let api = PinterestAudiences::new(http, StaticToken(token.into()));
+    let (admin, api) = Endpoints {
+        api_version: args.api_version.clone(),
+        admin_api_url: args.endpoints.admin_url_base.clone(),
+        pinterest_api_url: args.endpoints.pinterest_api_url.clone(),
+    }
+    .clients(shop, credentials)?;
 
-    let mut kinds = vec![ListKind::Customers];
-    if args.purchasers {
+    // The lists: the store's AUDIENCE_LISTS (what the audience job keeps), else the customers
+    // list; --purchasers adds the second.
+    let configured = match &registered {
+        Some(store) => store.setting(keys::AUDIENCE_LISTS, &config::var),
+        None => config::var(keys::AUDIENCE_LISTS),
+    };
+    let mut kinds = match parse_lists(configured.as_deref()) {
+        Ok(kinds) => kinds,
+        Err(e) => return usage(&e.to_string()),
+    };
+    if kinds.is_empty() {
+        kinds.push(ListKind::Customers);
+    }
+    if args.purchasers && !kinds.contains(&ListKind::Purchasers) {
         kinds.push(ListKind::Purchasers);
     }
     let settings = Settings {
