@@ -278,6 +278,12 @@ fn apply_settings(
         known(&key)?;
         settings.remove(&key);
     }
+    // A list name the audience job would refuse at every run is refused now.
+    pinrelay::audiences::job::parse_lists(
+        settings
+            .get(pinrelay::config::keys::AUDIENCE_LISTS)
+            .map(String::as_str),
+    )?;
     Ok(())
 }
 
@@ -415,4 +421,25 @@ fn table(entries: &[ShopEntry]) -> String {
         out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_lists_are_checked_when_set() {
+        let mut settings = BTreeMap::new();
+        apply_settings(
+            &mut settings,
+            &["audience_lists=customers,purchasers".to_owned()],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(settings["AUDIENCE_LISTS"], "customers,purchasers");
+        let e = apply_settings(&mut settings, &["AUDIENCE_LISTS=buyers".to_owned()], &[])
+            .unwrap_err();
+        assert!(e.to_string().contains("AUDIENCE_LISTS"), "{e}");
+        assert!(apply_settings(&mut settings, &["NOPE=1".to_owned()], &[]).is_err());
+    }
 }
