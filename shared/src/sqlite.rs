@@ -36,8 +36,10 @@ pub const DB_FILE: &str = "relay.db";
 /// each store's latest pause ([`crate::idempotency::IdempotencyStore::mark_paused`]).
 /// The audience ledger (`audience_lists`, `audience_members`, `audience_removals`,
 /// [`crate::audiences::sqlite`]) came in version 6 too: an older pinrelay would not apply a
-/// customer's redaction to the lists.
-const SCHEMA_VERSION: i64 = 6;
+/// customer's redaction to the lists. Version 7 added `audience_rechecks`, the customers whose
+/// consent changed ([`crate::audiences::AudienceStore::queue_recheck`]): an older pinrelay would
+/// not apply a withdrawal queued there.
+const SCHEMA_VERSION: i64 = 7;
 
 /// How long a transaction waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -140,6 +142,12 @@ CREATE TABLE IF NOT EXISTS audience_removals (
     customer_id INTEGER NOT NULL,
     hash        TEXT    NOT NULL,
     PRIMARY KEY (shop, kind, customer_id, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audience_rechecks (
+    shop        TEXT    NOT NULL,
+    customer_id INTEGER NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    PRIMARY KEY (shop, customer_id)
 ) WITHOUT ROWID;
 ";
 

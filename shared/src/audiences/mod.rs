@@ -24,6 +24,6 @@ pub mod sqlite;
 pub mod sync;
 
 pub use customer::{Customer, CustomerId, ListKind, MarketingState, record_hash};
-pub use ledger::{AudienceStore, Lease, LedgerError, ListState, Marks, PendingRemoval};
+pub use ledger::{AudienceStore, Lease, LedgerError, ListState, Marks, PendingRemoval, Recheck};
 pub use plan::{Batch, DEFAULT_BATCH_SIZE, Operation, Plan, Scope, plan};
 pub use sync::{CustomerSource, ListSummary, Mode, ProgressEvent, Settings, SyncError, sync};
