@@ -10,7 +10,8 @@
 //!   subscriptions `pinrelay subscribe` manages), [`access_scopes`] (the scopes granted, and those
 //!   the relay needs), [`recent_line_items`] (the latest orders' products and variants),
 //!   [`newest_order`] (the newest order alone, with `read_orders` only), [`customers`] (consent,
-//!   data-sale opt-out and orders count, for the audience sync).
+//!   data-sale opt-out and orders count, for the audience sync), [`customer_nodes`] (the same, for
+//!   given customer ids: a consent webhook's re-check).
 //!
 //! A new query goes in its own file: a `const` query, `#[serde(rename_all = "camelCase")]` structs
 //! for its `data`, and one `impl AdminApi` method calling [`AdminApi::query`].
@@ -20,6 +21,7 @@
 
 pub mod access_scopes;
 pub mod credentials;
+pub mod customer_nodes;
 pub mod customers;
 pub mod newest_order;
 pub mod orders;
@@ -30,6 +32,7 @@ pub mod webhooks;
 
 pub use access_scopes::{RequiredScope, missing_scopes, required_scopes};
 pub use credentials::{AdminCredentials, Clock, TokenSource};
+pub use customer_nodes::{CUSTOMER_NODES_MAX, CUSTOMER_NODES_QUERY};
 pub use customers::{CUSTOMERS_PAGE_SIZE, CUSTOMERS_QUERY};
 pub use newest_order::NewestOrder;
 pub use orders::{AdminOrder, ORDERS_PAGE_SIZE, ORDERS_QUERY};
