@@ -1066,6 +1066,39 @@ impl CustomerSource for StaleRead<'_> {
     }
 }
 
+/// A full sync at `at` whose store read still shows customer `id` subscribed; with `webhook_at`,
+/// their consent webhook queues a re-check while the read is under way.
+async fn stale_full_sync(
+    f: &Fixture,
+    id: CustomerId,
+    webhook_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> ListSummary {
+    let source = StaleRead {
+        admin: &f.admin,
+        ledger: &f.ledger,
+        id,
+        webhook_at,
+    };
+    let settings = Settings {
+        force_full: true,
+        ..f.settings(&[ListKind::Customers])
+    };
+    sync(
+        SHOP_DOMAIN,
+        &source,
+        &f.api,
+        &f.ledger,
+        &settings,
+        Mode::Live,
+        at,
+        &mut |_| {},
+    )
+    .await
+    .unwrap()
+    .remove(0)
+}
+
 #[tokio::test]
 async fn newer_consent_wins_over_a_sync_reading_an_older_snapshot() {
     let f = Fixture::start().await;
@@ -1085,38 +1118,16 @@ async fn newer_consent_wins_over_a_sync_reading_an_older_snapshot() {
             .removed,
         1
     );
-    let run = |source: StaleRead<'_>, at| {
-        let settings = Settings {
-            force_full: true,
-            ..f.settings(&[ListKind::Customers])
-        };
-        async move {
-            sync(
-                SHOP_DOMAIN,
-                &source,
-                &f.api,
-                &f.ledger,
-                &settings,
-                Mode::Live,
-                at,
-                &mut |_| {},
-            )
-            .await
-            .unwrap()
-            .remove(0)
-        }
-    };
-
     // A full sync whose store read still shows them subscribed, and meanwhile their consent
     // webhook queues another re-check: the run does not add them back.
     f.pinterest.clear_list_requests();
-    let stale = StaleRead {
-        admin: &f.admin,
-        ledger: &f.ledger,
-        id: 20,
-        webhook_at: Some(now + chrono::Duration::minutes(3)),
-    };
-    let summary = run(stale, now + chrono::Duration::minutes(3)).await;
+    let summary = stale_full_sync(
+        &f,
+        20,
+        Some(now + chrono::Duration::minutes(3)),
+        now + chrono::Duration::minutes(3),
+    )
+    .await;
     assert_eq!((summary.added, summary.removed), (0, 0));
     assert!(f.writes().is_empty(), "{:?}", f.writes());
     assert!(!f.only_list().contains(&hash(20)));
@@ -1128,26 +1139,12 @@ async fn newer_consent_wins_over_a_sync_reading_an_older_snapshot() {
 
     // A re-check queued before a run wins over its stale read too: read by id, they are
     // unsubscribed. The run clears it.
-    let stale = StaleRead {
-        admin: &f.admin,
-        ledger: &f.ledger,
-        id: 20,
-        webhook_at: None,
-    };
-    let summary = run(stale, now + chrono::Duration::minutes(4)).await;
+    let summary = stale_full_sync(&f, 20, None, now + chrono::Duration::minutes(4)).await;
     assert_eq!((summary.added, summary.removed), (0, 0));
     assert!(!f.only_list().contains(&hash(20)));
     assert!(f.ledger.rechecks(SHOP_DOMAIN).await.unwrap().is_empty());
 
     // Without a re-check, the same stale read would add them back: the guard is what stops it.
-    let stale = StaleRead {
-        admin: &f.admin,
-        ledger: &f.ledger,
-        id: 20,
-        webhook_at: None,
-    };
-    assert_eq!(
-        run(stale, now + chrono::Duration::minutes(5)).await.added,
-        1
-    );
+    let summary = stale_full_sync(&f, 20, None, now + chrono::Duration::minutes(5)).await;
+    assert_eq!(summary.added, 1);
 }

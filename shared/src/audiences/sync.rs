@@ -30,12 +30,11 @@
 //! trace, so a run reading a snapshot from before the deletion can add them, until the next full
 //! comparison removes them; there are no tombstones.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-
-use std::collections::{BTreeMap, BTreeSet};
 
 use super::customer::{Customer, CustomerId, ListKind};
 use super::ledger::{AudienceStore, Lease, LedgerError, Marks, Recheck};
