@@ -10,6 +10,10 @@
 //! - `GET /reconcile` (when `SHOPIFY_ADMIN_TOKEN`, or `SHOPIFY_CLIENT_ID` and `SHOPIFY_CLIENT_SECRET`, are set): the `pinrelay reconcile` report of the
 //!   shop's orders against this relay's records, as the HTML page (`?format=json` for the JSON,
 //!   `?since=14d` for another window). Served to loopback clients only: it lists orders and values.
+//! - The audience job ([`pinrelay::audiences::job`]), when a store keeps customer lists
+//!   (`AUDIENCE_LISTS`, the relay's or a registered store's own): at start, then every 15
+//!   minutes, each such store's lists are synced once `AUDIENCE_SYNC_HOURS` old, with the store's
+//!   Pinterest sign-in (or `PINTEREST_API_TOKEN`) and Admin credentials.
 //! - SIGINT/SIGTERM: stop accepting, answer requests in flight, let the dispatcher finish its batch.
 //! - One process per data directory, enforced by an exclusive lock on `serve.lock`: a batch's
 //!   deadline is the visibility timeout, no Pinterest request starts that could not finish before
@@ -375,6 +379,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         pinrelay::pinterest::oauth::sqlite::SqliteGrantStore::new(db.clone()),
         pinrelay::pinterest::oauth::OAuthClient::new(&base_url, request_timeout)?,
     );
+    // Checked now, so a bad value stops serve at start rather than every run of the job.
+    pinrelay::audiences::job::parse_lists(config::var(keys::AUDIENCE_LISTS).as_deref())?;
+    pinrelay::audiences::job::JobSettings::from_vars(&config::var, String::new())?;
+    let audience_endpoints = pinrelay::audiences::job::Endpoints {
+        api_version: config::var(keys::SHOPIFY_API_VERSION)
+            .unwrap_or_else(|| pinrelay::shopify::admin::DEFAULT_API_VERSION.to_owned()),
+        admin_api_url: config::var(keys::SHOPIFY_ADMIN_API_URL),
+        pinterest_api_url: base_url.clone(),
+    };
     let routes = StoreRoutes::new(
         shops,
         target,
@@ -443,6 +456,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(stop);
     tokio::spawn(stop_on_signal(stop.clone()));
     tokio::spawn(refresh_loop(sign_ins, stopping.clone()));
+    tokio::spawn(audience_loop(
+        db.clone(),
+        audience_endpoints,
+        stopping.clone(),
+    ));
 
     let router = Router::new()
         .route("/healthz", get(healthz))
@@ -552,6 +570,69 @@ async fn refresh_loop(
         }
         tokio::select! {
             () = tokio::time::sleep(CHECK_EVERY) => {}
+            _ = stopping.changed() => {}
+        }
+    }
+}
+
+/// The audience job on the data directory: at start, then every [`job::TICK`], every store that
+/// keeps lists and is due is synced ([`job::run_stores`]); a run stops at the next tick's time and
+/// the next resumes it. Never exits on an error: each store's failure is logged with its fix.
+///
+/// [`job::TICK`]: pinrelay::audiences::job::TICK
+/// [`job::run_stores`]: pinrelay::audiences::job::run_stores
+async fn audience_loop(
+    db: SqliteDatabase,
+    endpoints: pinrelay::audiences::job::Endpoints,
+    mut stopping: watch::Receiver<bool>,
+) {
+    use pinrelay::audiences::job::{self, DefaultStore, Fallback, JobSettings};
+    let registry = SqliteRegistry::new(db.clone());
+    let grants = pinrelay::pinterest::oauth::sqlite::SqliteGrantStore::new(db.clone());
+    let ledger = pinrelay::audiences::sqlite::SqliteAudienceStore::new(db);
+    let holder = format!("serve-{}", std::process::id());
+    while !*stopping.borrow() {
+        let started = tokio::time::Instant::now();
+        match JobSettings::from_vars(&config::var, holder.clone()) {
+            Ok(settings) => {
+                let default = config::watched_shop().map(|shop| DefaultStore {
+                    shop,
+                    fallback: Fallback {
+                        ad_account_id: config::var(keys::PINTEREST_AD_ACCOUNT_ID),
+                        api_token: config::var(keys::PINTEREST_API_TOKEN)
+                            .map(secrecy::SecretString::from),
+                        admin: config::admin_credentials().ok().flatten(),
+                    },
+                });
+                let run = job::run_stores(
+                    &registry,
+                    &grants,
+                    &ledger,
+                    default,
+                    &config::var,
+                    &endpoints,
+                    &settings,
+                    Utc::now(),
+                    started + job::TICK,
+                );
+                tokio::select! {
+                    outcomes = run => match outcomes {
+                        Ok(outcomes) => {
+                            for (shop, outcome) in &outcomes {
+                                job::log_outcome(shop, outcome);
+                            }
+                        }
+                        Err(e) => tracing::error!(error.message = %e, outcome = "audiences_failed", "the audience job cannot list the stores"),
+                    },
+                    // Stopping drops the run: what Pinterest accepted is recorded, and the lease
+                    // lapses by itself.
+                    _ = stopping.changed() => break,
+                }
+            }
+            Err(e) => tracing::error!(error.message = %e, "audience job settings"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(started + job::TICK) => {}
             _ = stopping.changed() => {}
         }
     }

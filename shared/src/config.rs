@@ -114,6 +114,13 @@ pub mod keys {
     pub const WATCH_LOOKBACK_HOURS: &str = "WATCH_LOOKBACK_HOURS";
     /// Comma-separated topics whose subscriptions the watch checks.
     pub const WATCH_TOPICS: &str = "WATCH_TOPICS";
+    /// The customer lists the audience job keeps: `customers`, `customers,purchasers`, or empty
+    /// (none: the default). A per-store setting.
+    pub const AUDIENCE_LISTS: &str = "AUDIENCE_LISTS";
+    /// Hours between the audience job's syncs of a store (default 24).
+    pub const AUDIENCE_SYNC_HOURS: &str = "AUDIENCE_SYNC_HOURS";
+    /// The most records one customer-list request carries (default 10,000).
+    pub const AUDIENCE_BATCH_SIZE: &str = "AUDIENCE_BATCH_SIZE";
 }
 
 /// Default of `ORDER_DELAY_SECONDS`: time for the pixel's checkout to be recorded before the order.
@@ -799,8 +806,8 @@ pub fn serve_settings() -> Result<ServeSettings, ConfigError> {
 }
 
 /// `SHOP_DOMAIN`, else the first of `SHOPIFY_SHOP_DOMAINS`: the shop the watch and `serve`'s
-/// reconcile page look at.
-fn watched_shop() -> Option<String> {
+/// reconcile page look at, and the default store of the audience job.
+pub fn watched_shop() -> Option<String> {
     var(keys::SHOP_DOMAIN).or_else(|| {
         var(keys::SHOPIFY_SHOP_DOMAINS)?
             .split(',')

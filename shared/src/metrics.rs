@@ -85,10 +85,13 @@ pub mod names {
     /// 1 for a watched store that dispatch paused within the lookback (its Pinterest token
     /// refused, or rate-limited), else 0: the `Sum` counts paused stores (the watch).
     pub const STORES_PAUSED: &str = "StoresPaused";
+    /// Stores whose customer-list sync failed in the audience job's run (every 15 minutes): the
+    /// `Maximum` is alarmed.
+    pub const AUDIENCE_SYNC_FAILURES: &str = "AudienceSyncFailures";
 }
 
 /// The metrics the EMF sink stores in CloudWatch, as (name, `Reason` dimension value): `None`
-/// is the metric with the `Function` dimension alone. Twelve metrics, $3.60 a month; each is watched
+/// is the metric with the `Function` dimension alone. Thirteen metrics, $3.90 a month; each is watched
 /// by an alarm in `template.yaml` or, for the watch's `OrdersChecked` and `ReconcileAccuracy`
 /// (one value an hour), drawn on the dashboard beside the alarmed `OrdersMissing`
 /// (`tests/it/template.rs` checks that alarms and dashboard use only these).
@@ -105,6 +108,7 @@ pub const PUBLISHED: &[(&str, Option<&str>)] = &[
     (names::ORDERS_CHECKED, None),
     (names::RECONCILE_ACCURACY, None),
     (names::STORES_PAUSED, None),
+    (names::AUDIENCE_SYNC_FAILURES, None),
 ];
 
 /// Whether the EMF sink stores `name` under this `Reason` as a CloudWatch metric.

@@ -36,10 +36,15 @@ pub const DB_FILE: &str = "relay.db";
 /// each store's latest pause ([`crate::idempotency::IdempotencyStore::mark_paused`]).
 /// The audience ledger (`audience_lists`, `audience_members`, `audience_removals`,
 /// [`crate::audiences::sqlite`]) came in version 6 too: an older pinrelay would not apply a
-/// customer's redaction to the lists. Version 7 added `audience_rechecks`, the customers whose
-/// consent changed ([`crate::audiences::AudienceStore::queue_recheck`]): an older pinrelay would
-/// not apply a withdrawal queued there.
-const SCHEMA_VERSION: i64 = 7;
+/// customer's redaction to the lists. Version 7 added `audience_lists.last_sync_ms`, when the
+/// scheduled audience job last completed a list's sync ([`MIGRATE_TO_7`]). Version 8 added
+/// `audience_rechecks`, the customers whose consent changed
+/// ([`crate::audiences::AudienceStore::queue_recheck`]): an older pinrelay would not apply a
+/// withdrawal queued there.
+const SCHEMA_VERSION: i64 = 8;
+
+/// From version 6 to 7: the column the audience job's schedule reads (`NULL`: due now).
+const MIGRATE_TO_7: &str = "ALTER TABLE audience_lists ADD COLUMN last_sync_ms INTEGER;";
 
 /// How long a transaction waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -125,6 +130,7 @@ CREATE TABLE IF NOT EXISTS audience_lists (
     watermark_ms   INTEGER,
     last_full_ms   INTEGER,
     last_resend_ms INTEGER,
+    last_sync_ms   INTEGER,
     holder         TEXT,
     lease_until_ms INTEGER,
     PRIMARY KEY (shop, kind)
@@ -375,10 +381,11 @@ impl SqliteDatabase {
                 found: version,
             });
         }
-        let migrate = if (1..=3).contains(&version) {
-            MIGRATE_TO_4
-        } else {
-            ""
+        // A file of version 4 or 5 gets `audience_lists` from SCHEMA, with the column.
+        let migrate = match version {
+            1..=3 => MIGRATE_TO_4,
+            6 => MIGRATE_TO_7,
+            _ => "",
         };
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA} {migrate} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
@@ -503,6 +510,38 @@ mod tests {
             SqliteDatabase::open(&path),
             Err(SqliteError::TooNew { found: 99, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_version_6_file_keeps_its_lists_and_gains_the_sync_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE audience_lists (shop TEXT NOT NULL, kind TEXT NOT NULL, list_id TEXT,
+               audience_id TEXT, watermark_ms INTEGER, last_full_ms INTEGER,
+               last_resend_ms INTEGER, holder TEXT, lease_until_ms INTEGER,
+               PRIMARY KEY (shop, kind)) WITHOUT ROWID;
+             INSERT INTO audience_lists (shop, kind, list_id) VALUES ('a', 'customers', 'L1');
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+        drop(conn);
+        let db = SqliteDatabase::open(&path).unwrap();
+        let (list, last_sync): (String, Option<i64>) = db
+            .call(false, |conn| {
+                conn.query_row(
+                    "SELECT list_id, last_sync_ms FROM audience_lists WHERE shop = 'a'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!((list.as_str(), last_sync), ("L1", None));
+        drop(db);
+        // Opening it again (now the current version) migrates nothing twice.
+        SqliteDatabase::open(&path).unwrap();
     }
 
     #[tokio::test]

@@ -15,8 +15,7 @@ use pinrelay::audiences::{
 };
 use pinrelay::pinterest::audiences::{Backoff, PinterestAudiences, StaticToken};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
-use pinrelay::shopify::admin::AdminError;
-use pinrelay::shopify::admin::{AdminApi, AdminCredentials};
+use pinrelay::shopify::admin::{AdminApi, AdminCredentials, AdminError, BulkPolling};
 use pinrelay::sqlite::SqliteDatabase;
 
 use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
@@ -26,9 +25,15 @@ use crate::subscribe::pinrelay_bin;
 /// The batch size of these tests: small, so 170 records take several requests.
 const BATCH: usize = 50;
 
+/// Short waits between a bulk export's status polls.
+const BULK_POLLING: BulkPolling = BulkPolling {
+    first: Duration::from_millis(5),
+    max: Duration::from_millis(20),
+};
+
 /// 250 customers: 1–170 subscribed (odd ids have ordered), 171–190 subscribed but opted out of
 /// data sale, 191–210 pending, 211–230 unsubscribed, 231–240 not subscribed, 241–250 redacted.
-fn store_customers(t0: DateTime<Utc>) -> Vec<FakeCustomer> {
+pub(crate) fn store_customers(t0: DateTime<Utc>) -> Vec<FakeCustomer> {
     (1..=250u64)
         .map(|id| {
             let mut c = FakeCustomer::subscribed(id, t0 + chrono::Duration::seconds(id as i64));
@@ -50,7 +55,7 @@ fn hash(id: u64) -> String {
     record_hash(&format!("customer{id}@example.com")).unwrap()
 }
 
-fn hashes(ids: impl IntoIterator<Item = u64>) -> BTreeSet<String> {
+pub(crate) fn hashes(ids: impl IntoIterator<Item = u64>) -> BTreeSet<String> {
     ids.into_iter().map(hash).collect()
 }
 
@@ -78,7 +83,10 @@ impl Fixture {
             "2026-07",
             Some(&shopify.base_url()),
         )
-        .unwrap();
+        .unwrap()
+        .with_bulk_polling(BULK_POLLING);
+        // Full reads are bulk exports that answer RUNNING twice before they complete.
+        shopify.set_bulk_polls(2);
         let http = PinterestHttp::new(PinterestHttpConfig {
             base_url: pinterest.base_url(),
             ad_account_id: AD_ACCOUNT_ID.to_owned(),
@@ -119,12 +127,21 @@ impl Fixture {
         mode: Mode,
         kinds: &[ListKind],
     ) -> Result<Vec<ListSummary>, SyncError> {
+        self.sync_with(now, mode, &self.settings(kinds)).await
+    }
+
+    async fn sync_with(
+        &self,
+        now: DateTime<Utc>,
+        mode: Mode,
+        settings: &Settings,
+    ) -> Result<Vec<ListSummary>, SyncError> {
         sync(
             SHOP_DOMAIN,
             &self.admin,
             &self.api,
             &self.ledger,
-            &self.settings(kinds),
+            settings,
             mode,
             now,
             &mut |_| {},
@@ -192,6 +209,12 @@ async fn a_first_sync_uploads_exactly_the_consenting_customers_and_a_second_send
 
     assert_eq!(f.only_list(), hashes(1..=170));
     assert_eq!((first.added, first.removed, first.requests), (170, 0, 4));
+    assert_eq!(
+        f.shopify.bulk_runs(),
+        1,
+        "the first (full) read is a bulk export"
+    );
+    assert!(f.shopify.customer_queries().is_empty(), "no paged read");
     let writes = f.writes();
     assert_eq!(
         writes,
@@ -223,6 +246,7 @@ async fn a_first_sync_uploads_exactly_the_consenting_customers_and_a_second_send
         1,
         "the audience is created once"
     );
+    assert_eq!(f.shopify.bulk_runs(), 1, "an incremental read is no export");
     let last_query = f.shopify.customer_queries().pop().unwrap();
     assert!(
         last_query["query"]
@@ -1040,9 +1064,12 @@ impl CustomerSource for StaleRead<'_> {
     async fn customers(
         &self,
         since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        deadline: Option<tokio::time::Instant>,
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<Vec<Customer>, AdminError> {
-        let mut read = self.admin.customers(since, progress).await?;
+        let mut read =
+            CustomerSource::customers(self.admin, since, now, deadline, progress).await?;
         read.retain(|c| c.id != self.id);
         read.push(Customer::new(
             self.id,
@@ -1147,4 +1174,204 @@ async fn newer_consent_wins_over_a_sync_reading_an_older_snapshot() {
     // Without a re-check, the same stale read would add them back: the guard is what stops it.
     let summary = stale_full_sync(&f, 20, None, now + chrono::Duration::minutes(5)).await;
     assert_eq!(summary.added, 1);
+}
+
+#[tokio::test]
+async fn a_full_read_is_a_bulk_export_downloaded_without_the_admin_token() {
+    let f = Fixture::start().await;
+
+    let run = f.sync(Utc::now()).await;
+
+    assert_eq!(run.added, 170);
+    assert_eq!(f.only_list(), hashes(1..=170));
+    assert_eq!(f.shopify.bulk_runs(), 1);
+    let ops = f.shopify.bulk_operations();
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].status, "COMPLETED");
+    assert_eq!(ops[0].objects, 250);
+    assert_eq!(ops[0].query, pinrelay::shopify::admin::BULK_CUSTOMERS_QUERY);
+    let downloads = f.shopify.bulk_downloads();
+    assert_eq!(downloads.len(), 1);
+    assert_eq!(downloads[0].file, "1.jsonl");
+    assert_eq!(
+        downloads[0].authorization, None,
+        "no Authorization to the file's host"
+    );
+    assert_eq!(
+        downloads[0].access_token, None,
+        "no Admin token to the file's host"
+    );
+    assert!(f.shopify.customer_queries().is_empty(), "no paged read");
+}
+
+#[tokio::test]
+async fn an_export_not_ready_by_the_deadline_stops_the_run_and_the_next_continues_it() {
+    let f = Fixture::start().await;
+    f.shopify.set_bulk_polls(1_000_000);
+    let now = Utc::now();
+    let settings = |deadline| Settings {
+        read_deadline: deadline,
+        ..f.settings(&[ListKind::Customers])
+    };
+    let soon = || Some(tokio::time::Instant::now() + Duration::from_millis(40));
+
+    let stopped = f
+        .sync_with(now, Mode::Live, &settings(soon()))
+        .await
+        .unwrap_err();
+
+    let SyncError::ReadContinues { operation, source } = &stopped else {
+        panic!("{stopped:?}");
+    };
+    assert_eq!(operation, "gid://shopify/BulkOperation/1");
+    assert!(
+        matches!(source, AdminError::BulkOperationRunning { .. }),
+        "{source:?}"
+    );
+    assert!(
+        stopped.to_string().contains("next run continues"),
+        "{stopped}"
+    );
+    assert!(f.pinterest.list_requests().is_empty(), "nothing sent");
+    assert!(
+        f.ledger
+            .members(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        f.ledger
+            .state(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap()
+            .last_full,
+        None
+    );
+
+    // Still running at the next run's deadline: the same export, not a second one.
+    let again = f
+        .sync_with(
+            now + chrono::Duration::minutes(15),
+            Mode::Live,
+            &settings(soon()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&again, SyncError::ReadContinues { operation, .. } if operation == "gid://shopify/BulkOperation/1"),
+        "{again:?}"
+    );
+    assert_eq!(f.shopify.bulk_runs(), 1);
+
+    // It completed between runs: the next run reads it.
+    f.shopify.finish_bulk_operations();
+    let run = f
+        .sync_with(
+            now + chrono::Duration::minutes(30),
+            Mode::Live,
+            &settings(soon()),
+        )
+        .await
+        .unwrap()
+        .remove(0);
+
+    assert_eq!(f.shopify.bulk_runs(), 1, "no second bulkOperationRunQuery");
+    assert_eq!(f.shopify.bulk_downloads().len(), 1);
+    assert_eq!(run.added, 170);
+    assert_eq!(f.only_list(), hashes(1..=170));
+}
+
+#[tokio::test]
+async fn a_failed_export_stops_the_run_with_what_to_do_and_changes_nothing() {
+    let f = Fixture::start().await;
+    f.shopify.fail_next_bulk_operation("ACCESS_DENIED");
+    let now = Utc::now();
+
+    let err = f
+        .sync_at(now, Mode::Live, &[ListKind::Customers])
+        .await
+        .unwrap_err();
+
+    let SyncError::Shopify(source) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        matches!(source, AdminError::BulkOperationFailed { status: "FAILED", error_code: Some(code), .. } if code == "ACCESS_DENIED"),
+        "{source:?}"
+    );
+    let message = source.to_string();
+    assert!(
+        message.contains("read_customers") && message.contains("protected customer data"),
+        "{message}"
+    );
+    assert!(f.pinterest.list_requests().is_empty(), "nothing sent");
+    assert!(f.shopify.bulk_downloads().is_empty());
+    assert!(
+        f.ledger
+            .members(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        f.ledger
+            .state(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap(),
+        Default::default()
+    );
+
+    // Once access is granted, the next run starts a new export (a failed one is not continued).
+    let run = f.sync(now + chrono::Duration::minutes(5)).await;
+    assert_eq!(f.shopify.bulk_runs(), 2);
+    assert_eq!(run.added, 170);
+    assert_eq!(f.only_list(), hashes(1..=170));
+}
+
+#[tokio::test]
+async fn a_store_without_customers_exports_no_file_and_reads_none() {
+    let shopify = FakeShopify::start().await;
+    let admin = AdminApi::new(
+        SHOP_DOMAIN,
+        AdminCredentials::Token(ADMIN_TOKEN.to_owned().into()),
+        "2026-07",
+        Some(&shopify.base_url()),
+    )
+    .unwrap()
+    .with_bulk_polling(BULK_POLLING);
+
+    let customers = admin
+        .customers_bulk(Utc::now(), None, &mut |_| {})
+        .await
+        .unwrap();
+
+    assert!(customers.is_empty());
+    assert_eq!(shopify.bulk_operations()[0].status, "COMPLETED");
+    assert!(
+        shopify.bulk_downloads().is_empty(),
+        "url: null, nothing to download"
+    );
+}
+
+#[tokio::test]
+async fn an_api_version_before_bulk_operations_reads_page_by_page() {
+    use pinrelay::audiences::CustomerSource;
+    let shopify = FakeShopify::start().await;
+    shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(1)));
+    let admin = AdminApi::new(
+        SHOP_DOMAIN,
+        AdminCredentials::Token(ADMIN_TOKEN.to_owned().into()),
+        "2025-10",
+        Some(&shopify.base_url()),
+    )
+    .unwrap();
+
+    let customers = CustomerSource::customers(&admin, None, Utc::now(), None, &mut |_| {})
+        .await
+        .unwrap();
+
+    assert_eq!(customers.len(), 250);
+    assert_eq!(shopify.bulk_runs(), 0);
+    assert_eq!(shopify.customer_queries().len(), 1);
 }

@@ -28,6 +28,16 @@
 //! - `nodes(ids: …)` (a consent re-check): each `gid://shopify/Customer/N` asked, as the
 //!   `customers` query's node, or `null` when the shop has no such customer; more than 250 ids is
 //!   Shopify's error. [`FakeShopify::customer_node_queries`] lists the ids asked.
+//! - Bulk query operations (audiences' full reads): `bulkOperationRunQuery` starts one
+//!   (`bulkOperation {id status}` and `userErrors`; at most five in progress); `node(id:)` reads
+//!   one; `bulkOperations` answers, under each alias, the search in the variable of the same name
+//!   (`operation_type:`, `status:` and `created_at:>'…'` terms). An operation answers `RUNNING` to
+//!   [`FakeShopify::set_bulk_polls`] status reads, then completes (or fails with the code of
+//!   [`FakeShopify::fail_next_bulk_operation`]); [`FakeShopify::finish_bulk_operations`]
+//!   completes them at once. On completion the customers are written as JSONL, one `customers`
+//!   node a line, served at `GET /bulk/{id}.jsonl?signature=…` on the fake's own server without
+//!   any check; [`FakeShopify::bulk_downloads`] records the credential headers each download
+//!   carried. A completion with no customer has `url: null`.
 //!
 //! It does not model query costs, other search terms than `created_at` and `updated_at`, or REST
 //! pagination.
@@ -289,6 +299,11 @@ struct Inner {
     shop_domain: String,
     admin_token: String,
     customers: Vec<FakeCustomer>,
+    base_url: String,
+    bulk_operations: Vec<FakeBulkOperation>,
+    bulk_polls: usize,
+    bulk_fail_next: Option<String>,
+    bulk_downloads: Vec<BulkDownload>,
 }
 
 impl Default for Inner {
@@ -312,6 +327,11 @@ impl Default for Inner {
             shop_domain: SHOP_DOMAIN.to_owned(),
             admin_token: ADMIN_TOKEN.to_owned(),
             customers: Vec::new(),
+            base_url: String::new(),
+            bulk_operations: Vec::new(),
+            bulk_polls: 0,
+            bulk_fail_next: None,
+            bulk_downloads: Vec::new(),
         }
     }
 }
@@ -376,11 +396,13 @@ impl FakeShopify {
             .route("/admin/api/{version}/graphql.json", post(graphql))
             .route("/admin/api/{version}/orders/{file}", get(order))
             .route("/admin/oauth/access_token", post(access_token))
+            .route("/bulk/{file}", get(bulk_file))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
+        shared.lock().base_url = format!("http://{addr}");
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -618,6 +640,12 @@ fn graphql_reply(
 fn answer(inner: &mut Inner, query: &str, variables: &Value) -> Value {
     if query.contains("nodes(ids:") {
         customer_nodes(inner, variables)
+    } else if query.contains("bulkOperationRunQuery(") {
+        run_bulk_operation(inner, variables)
+    } else if query.contains("bulkOperations(") {
+        list_bulk_operations(inner, variables)
+    } else if query.contains("node(id:") && query.contains("BulkOperation") {
+        read_bulk_operation(inner, variables)
     } else if query.contains("customers(") {
         customers(inner, variables)
     } else if query.contains("webhookSubscriptionCreate(") {
@@ -1068,4 +1096,265 @@ fn customers(inner: &Inner, variables: &Value) -> Value {
         .collect();
     let end = start + nodes.len();
     json!({"data": {"customers": page(nodes, end, matching.len())}})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk query operations (audiences' full reads)
+// ---------------------------------------------------------------------------------------------
+
+/// One bulk query operation of the fake shop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeBulkOperation {
+    /// The numeric id (`gid://shopify/BulkOperation/{id}`).
+    pub id: u64,
+    /// The query document it runs.
+    pub query: String,
+    /// `CREATED`, `RUNNING`, `COMPLETED` or `FAILED`.
+    pub status: &'static str,
+    /// `errorCode` once failed.
+    pub error_code: Option<String>,
+    /// Status reads still answered `RUNNING`.
+    pub polls_left: usize,
+    /// The code it fails with when it ends.
+    fail_with: Option<String>,
+    /// `createdAt`.
+    pub created_at: DateTime<Utc>,
+    /// `completedAt`.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The JSONL written on completion (empty when no customer).
+    pub jsonl: String,
+    /// Lines of the JSONL (`objectCount`).
+    pub objects: usize,
+}
+
+/// One download of a bulk operation's file, with the credential headers it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkDownload {
+    /// The file requested (`{id}.jsonl`).
+    pub file: String,
+    /// `Authorization`, as sent.
+    pub authorization: Option<String>,
+    /// `X-Shopify-Access-Token`, as sent.
+    pub access_token: Option<String>,
+}
+
+impl FakeBulkOperation {
+    fn gid(&self) -> String {
+        format!("gid://shopify/BulkOperation/{}", self.id)
+    }
+
+    fn node(&self, base_url: &str) -> Value {
+        let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let url = (self.status == "COMPLETED" && !self.jsonl.is_empty()).then(|| {
+            format!(
+                "{base_url}/bulk/{}.jsonl?signature=fake-{}",
+                self.id, self.id
+            )
+        });
+        json!({
+            "id": self.gid(),
+            "status": self.status,
+            "errorCode": self.error_code,
+            "objectCount": self.objects.to_string(),
+            "url": url,
+            "partialDataUrl": null,
+            "createdAt": time(&self.created_at),
+            "completedAt": self.completed_at.as_ref().map(time),
+            "query": self.query,
+        })
+    }
+
+    /// Ends it: completed with the customers as JSONL, or failed.
+    fn finish(&mut self, customers: &[FakeCustomer], now: DateTime<Utc>) {
+        if !matches!(self.status, "CREATED" | "RUNNING") {
+            return;
+        }
+        self.polls_left = 0;
+        if let Some(code) = self.fail_with.take() {
+            self.status = "FAILED";
+            self.error_code = Some(code);
+            return;
+        }
+        let mut sorted: Vec<&FakeCustomer> = customers.iter().collect();
+        sorted.sort_by_key(|c| c.id);
+        self.jsonl = sorted.iter().map(|c| format!("{}\n", c.node())).collect();
+        self.objects = sorted.len();
+        self.status = "COMPLETED";
+        self.completed_at = Some(now);
+    }
+}
+
+impl FakeShopify {
+    /// New bulk operations answer `RUNNING` to this many status reads before they end.
+    pub fn set_bulk_polls(&self, polls: usize) {
+        self.shared.lock().bulk_polls = polls;
+    }
+
+    /// The next bulk operation started ends `FAILED` with this `errorCode` (`ACCESS_DENIED`).
+    pub fn fail_next_bulk_operation(&self, error_code: &str) {
+        self.shared.lock().bulk_fail_next = Some(error_code.to_owned());
+    }
+
+    /// Ends every bulk operation in progress now.
+    pub fn finish_bulk_operations(&self) {
+        let mut inner = self.shared.lock();
+        let now = inner.now();
+        let customers = inner.customers.clone();
+        for op in &mut inner.bulk_operations {
+            op.finish(&customers, now);
+        }
+    }
+
+    /// Every bulk operation, oldest first.
+    pub fn bulk_operations(&self) -> Vec<FakeBulkOperation> {
+        self.shared.lock().bulk_operations.clone()
+    }
+
+    /// The `bulkOperationRunQuery` calls answered (with or without `userErrors`).
+    pub fn bulk_runs(&self) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| {
+                r.status == 200 && !r.throttled && r.query.contains("bulkOperationRunQuery(")
+            })
+            .count()
+    }
+
+    /// Every download of a bulk operation's file, in order.
+    pub fn bulk_downloads(&self) -> Vec<BulkDownload> {
+        self.shared.lock().bulk_downloads.clone()
+    }
+}
+
+fn run_bulk_operation(inner: &mut Inner, variables: &Value) -> Value {
+    let Some(query) = variables["query"].as_str().filter(|q| !q.trim().is_empty()) else {
+        return graphql_error("Variable $query of type String! was provided invalid value");
+    };
+    let running = inner
+        .bulk_operations
+        .iter()
+        .filter(|op| matches!(op.status, "CREATED" | "RUNNING"))
+        .count();
+    if running >= 5 {
+        return json!({"data": {"bulkOperationRunQuery": {"bulkOperation": null, "userErrors": [
+            {"field": null, "message": "A bulk query operation for this app and shop is already in progress"}
+        ]}}});
+    }
+    let now = inner.now();
+    let op = FakeBulkOperation {
+        id: inner.bulk_operations.len() as u64 + 1,
+        query: query.to_owned(),
+        status: "CREATED",
+        error_code: None,
+        polls_left: inner.bulk_polls,
+        fail_with: inner.bulk_fail_next.take(),
+        created_at: now,
+        completed_at: None,
+        jsonl: String::new(),
+        objects: 0,
+    };
+    let answer = json!({"data": {"bulkOperationRunQuery": {
+        "bulkOperation": {"id": op.gid(), "status": op.status},
+        "userErrors": []
+    }}});
+    inner.bulk_operations.push(op);
+    answer
+}
+
+/// `node(id:)` of a bulk operation: one status read.
+fn read_bulk_operation(inner: &mut Inner, variables: &Value) -> Value {
+    let now = inner.now();
+    let customers = inner.customers.clone();
+    let base_url = inner.base_url.clone();
+    let id = variables["id"].as_str().unwrap_or_default();
+    let Some(op) = inner.bulk_operations.iter_mut().find(|op| op.gid() == id) else {
+        return json!({"data": {"node": null}});
+    };
+    if matches!(op.status, "CREATED" | "RUNNING") {
+        if op.polls_left > 0 {
+            op.polls_left -= 1;
+            op.status = "RUNNING";
+        } else {
+            op.finish(&customers, now);
+        }
+    }
+    json!({"data": {"node": op.node(&base_url)}})
+}
+
+/// `bulkOperations`: each variable is a search answered under the alias of its name.
+fn list_bulk_operations(inner: &Inner, variables: &Value) -> Value {
+    let Some(searches) = variables.as_object() else {
+        return graphql_error("the fake answers bulkOperations searches given as variables");
+    };
+    let mut data = serde_json::Map::new();
+    for (alias, search) in searches {
+        let search = search.as_str().unwrap_or_default();
+        let mut nodes = Vec::new();
+        for op in inner.bulk_operations.iter().rev() {
+            match bulk_search_matches(search, op) {
+                Ok(true) => nodes.push(op.node(&inner.base_url)),
+                Ok(false) => {}
+                Err(message) => return graphql_error(&message),
+            }
+        }
+        data.insert(alias.clone(), json!({ "nodes": nodes }));
+    }
+    json!({ "data": data })
+}
+
+fn bulk_search_matches(search: &str, op: &FakeBulkOperation) -> Result<bool, String> {
+    for term in search.split_whitespace() {
+        let inside = if let Some(kind) = term.strip_prefix("operation_type:") {
+            kind == "query"
+        } else if let Some(status) = term.strip_prefix("status:") {
+            status.eq_ignore_ascii_case(op.status)
+        } else if let Some(bound) = term.strip_prefix("created_at:>") {
+            let bound = bound.trim_start_matches('=').trim_matches(['\'', '"']);
+            let bound = parse_time(bound).ok_or_else(|| format!("{bound:?} is not RFC 3339"))?;
+            op.created_at > bound
+        } else {
+            return Err(format!(
+                "the fake does not filter bulk operations on {term:?}"
+            ));
+        };
+        if !inside {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `GET /bulk/{id}.jsonl`: the file of a completed operation, with no credential checked.
+async fn bulk_file(
+    State(shared): State<Arc<Shared>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = shared.lock();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    inner.bulk_downloads.push(BulkDownload {
+        file: file.clone(),
+        authorization: header("authorization"),
+        access_token: header("x-shopify-access-token"),
+    });
+    let op = file
+        .strip_suffix(".jsonl")
+        .and_then(|id| id.parse::<u64>().ok())
+        .and_then(|id| inner.bulk_operations.iter().find(|op| op.id == id));
+    match op {
+        Some(op) if op.status == "COMPLETED" => (
+            StatusCode::OK,
+            [("content-type", "application/jsonl")],
+            op.jsonl.clone(),
+        )
+            .into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }

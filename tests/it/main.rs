@@ -2,6 +2,7 @@
 //! body against Pinterest's schema, and the real binaries. See `helpers.rs` for `TestEnv`.
 
 mod admin;
+mod audience_job;
 mod audiences;
 mod browser;
 mod cli;

@@ -13,7 +13,7 @@ use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
 use crate::subscribe::pinrelay_bin;
 
 /// Settings the relay reads; cleared so the shell cannot change a test's outcome.
-const CLEARED_ENV: [&str; 21] = [
+const CLEARED_ENV: [&str; 24] = [
     "DEFAULT_COUNTRY",
     "ORDER_SOURCES",
     "SHOPIFY_SHOP_DOMAINS",
@@ -35,6 +35,10 @@ const CLEARED_ENV: [&str; 21] = [
     "PINTEREST_TEST_MODE",
     "PINRELAY_RETRY_BASE_MS",
     "PINRELAY_VISIBILITY_TIMEOUT_MS",
+    // No test uploads customer lists unless it says so.
+    "AUDIENCE_LISTS",
+    "AUDIENCE_SYNC_HOURS",
+    "PINTEREST_API_TOKEN",
 ];
 
 /// A running `pinrelay serve`; dropping it kills the process.

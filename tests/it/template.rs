@@ -621,8 +621,10 @@ fn dispatch_may_call_exactly_the_dynamodb_operations_its_adapters_use() {
             "dynamodb:GetItem".to_owned(),
             "dynamodb:BatchGetItem".to_owned(),
             "dynamodb:UpdateItem".to_owned(),
+            "dynamodb:PutItem".to_owned(),
+            "dynamodb:DeleteItem".to_owned(),
         ]),
-        "the watch reads, and takes the Pinterest sign-ins' refresh lease"
+        "the watch reads, takes the Pinterest sign-ins' refresh lease and keeps the audience ledger"
     );
     // Its one write is the lease, on the pinterest-oauth#{domain} items alone.
     let role = role_of(&t, "WatchFunction");
@@ -1048,12 +1050,32 @@ fn ingest_can_reserve_concurrency_so_a_flood_cannot_starve_dispatch() {
 #[test]
 fn the_watch_runs_on_a_schedule_that_may_invoke_exactly_it() {
     let t = template();
-    let schedule = resources(&t)
-        .values()
-        .filter(|r| r["Type"].as_str() == Some("AWS::Scheduler::Schedule"))
-        .collect::<Vec<_>>();
-    assert_eq!(schedule.len(), 1, "one schedule runs the watch");
-    let props = &schedule[0]["Properties"];
+    let schedules = resources(&t)
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Scheduler::Schedule"))
+        .map(|(name, r)| (name.as_str().unwrap_or_default().to_owned(), r))
+        .collect::<BTreeMap<_, _>>();
+    assert_eq!(
+        schedules.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["AudienceSchedule", "WatchInvocationSchedule"],
+        "the watch's schedule and the audience job's"
+    );
+    // The audience job: every 15 minutes, the watch function with {"job": "audiences"}, under
+    // the same role.
+    let audience = &schedules["AudienceSchedule"]["Properties"];
+    assert_eq!(
+        audience["ScheduleExpression"].as_str(),
+        Some("rate(15 minutes)")
+    );
+    assert_eq!(referred_one(&audience["Target"]["Arn"]), "WatchFunction");
+    let input: serde_json::Value =
+        serde_json::from_str(audience["Target"]["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(input, serde_json::json!({"job": "audiences"}));
+    let props = &schedules["WatchInvocationSchedule"]["Properties"];
+    assert_eq!(
+        referred_one(&audience["Target"]["RoleArn"]),
+        referred_one(&props["Target"]["RoleArn"])
+    );
     assert_eq!(referred_one(&props["ScheduleExpression"]), "WatchSchedule");
     assert_eq!(
         t["Parameters"]["WatchSchedule"]["Default"].as_str(),

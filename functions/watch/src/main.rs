@@ -23,6 +23,15 @@
 //! others, with a line naming `pinrelay pinterest login`, so `WatchErrorsAlarm` fires.
 //! `PINTEREST_API_URL` (default Pinterest's) is where the token endpoint is.
 //!
+//! Invoked with `{"job": "audiences"}` (the stack's second schedule, every 15 minutes) it runs the
+//! audience job instead ([`pinrelay::audiences::job`]): every store that keeps customer lists
+//! (`AUDIENCE_LISTS`, the stack's or the registered store's own) is synced once its last sync is
+//! `AUDIENCE_SYNC_HOURS` old, with its Pinterest sign-in (or registered `pinterest_api_token`),
+//! its ad account and its Admin credentials, until 60 seconds before the invocation's deadline; a
+//! sync cut off there resumes in the next run. It writes `AudienceSyncFailures` (stores whose sync
+//! failed), alarmed by `AudienceSyncAlarm`, and one line per store and list. A store's failure does
+//! not fail the invocation (the watch's `WatchErrorsAlarm` is about the watch).
+//!
 //! Environment: read by [`config::watch_settings`], plus the Admin API credentials:
 //! `SHOPIFY_ADMIN_TOKEN`, or `SHOPIFY_CLIENT_ID` and `SHOPIFY_CLIENT_SECRET`, or
 //! `SHOPIFY_ADMIN_TOKEN_SECRET_ARN` (a token or a Dev Dashboard app's client id and secret; see
@@ -32,6 +41,8 @@
 use anyhow::Context as _;
 use chrono::Utc;
 use lambda_runtime::{LambdaEvent, service_fn};
+use pinrelay::audiences::dynamodb::DynamoDbAudienceStore;
+use pinrelay::audiences::job::{self, DefaultStore, Endpoints, Fallback, JobSettings, Run};
 use pinrelay::aws::{self, Budget};
 use pinrelay::config;
 use pinrelay::dynamodb::Table;
@@ -41,7 +52,7 @@ use pinrelay::pinterest::oauth::aws::AwsGrantStore;
 use pinrelay::pinterest::oauth::{self, OAuthClient};
 use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::registry::{Registry as _, Shop};
-use pinrelay::shopify::admin::{AdminApi, AdminError, RetryPolicy};
+use pinrelay::shopify::admin::{AdminApi, AdminCredentials, AdminError, RetryPolicy};
 use pinrelay::telemetry::{self, Output};
 use pinrelay::watch::{self, StoreWatch, WatchConfig, WatchError, WatchReport};
 use serde_json::{Value, json};
@@ -54,6 +65,16 @@ struct Service {
     metrics: Metrics,
     /// The registered stores (`SHOP_SECRETS_PREFIX`), when the stack has a registry.
     stores: Option<Stores>,
+    /// What the audience job (`{"job": "audiences"}`) needs beside the above.
+    audiences: Audiences,
+}
+
+/// The audience job's parts.
+struct Audiences {
+    ledger: DynamoDbAudienceStore,
+    /// The default store's Admin credentials (the registered stores bring their own).
+    admin_credentials: AdminCredentials,
+    endpoints: Endpoints,
 }
 
 /// The shop registry and how a registered store's Admin API client is built.
@@ -95,7 +116,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .context("Shopify Admin API credentials")?;
     let admin = AdminApi::new(
         &settings.watch.shop,
-        credentials,
+        credentials.clone(),
         &settings.api_version,
         settings.admin_api_url.as_deref(),
     )
@@ -123,9 +144,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         api_version: settings.api_version.clone(),
         admin_api_url: settings.admin_api_url.clone(),
     });
+    let audiences = Audiences {
+        ledger: DynamoDbAudienceStore::new(Table::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &settings.table,
+        )),
+        admin_credentials: credentials,
+        endpoints: Endpoints {
+            api_version: settings.api_version.clone(),
+            admin_api_url: settings.admin_api_url.clone(),
+            pinterest_api_url: pinterest_api_url.clone(),
+        },
+    };
+    // Checked at start, so a bad value fails the deploy's first run rather than every tick.
+    JobSettings::from_vars(&config::var, String::new()).context("audience job settings")?;
     let service = Service {
         admin,
         stores,
+        audiences,
         records: DynamoDbIdempotencyStore::new(Table::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             settings.table,
@@ -142,8 +178,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
 async fn handle(
     service: &Service,
-    _event: LambdaEvent<Value>,
+    event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_runtime::Error> {
+    if event.payload.get("job").and_then(Value::as_str) == Some("audiences") {
+        return Ok(run_audiences(service, &event.context).await);
+    }
     let now = Utc::now();
     let default = watch::watch(&service.admin, &service.records, &service.config, now).await;
     let Some(stores) = &service.stores else {
@@ -219,6 +258,100 @@ async fn handle(
     } else {
         Err(anyhow::anyhow!("the watch failed for {}", failures.join(", ")).into())
     }
+}
+
+/// Time the audience job leaves before the invocation's deadline: a sync still going then is
+/// dropped and its leases released.
+const AUDIENCE_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The audience job: every store that keeps lists and is due is synced until shortly before the
+/// deadline. Never fails the invocation: failures are counted in `AudienceSyncFailures`.
+async fn run_audiences(service: &Service, context: &lambda_runtime::Context) -> Value {
+    let now = Utc::now();
+    let left =
+        chrono::DateTime::from_timestamp_millis(i64::try_from(context.deadline).unwrap_or(0))
+            .map(|d| (d - now).to_std().unwrap_or_default())
+            .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + left.saturating_sub(AUDIENCE_MARGIN);
+    let settings = match JobSettings::from_vars(&config::var, context.request_id.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error.message = %e, "audience job settings");
+            service.metrics.gauges(&[(
+                metrics::names::AUDIENCE_SYNC_FAILURES,
+                1.0,
+                metrics::Unit::Count,
+            )]);
+            return json!({"error": e.to_string()});
+        }
+    };
+    let a = &service.audiences;
+    let default = DefaultStore {
+        shop: service.config.shop.clone(),
+        fallback: Fallback {
+            ad_account_id: config::var(config::keys::PINTEREST_AD_ACCOUNT_ID),
+            api_token: None,
+            admin: Some(a.admin_credentials.clone()),
+        },
+    };
+    let outcomes = match &service.stores {
+        Some(stores) => {
+            job::run_stores(
+                &stores.registry,
+                &stores.grants.0,
+                &a.ledger,
+                Some(default),
+                &config::var,
+                &a.endpoints,
+                &settings,
+                now,
+                deadline,
+            )
+            .await
+        }
+        None => {
+            // A stack always has a registry; without one no sign-in can be read either.
+            Ok(Vec::new())
+        }
+    };
+    let outcomes = match outcomes {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error.message = %e, outcome = "audiences_failed", "the audience job cannot list the stores");
+            service.metrics.gauges(&[(
+                metrics::names::AUDIENCE_SYNC_FAILURES,
+                1.0,
+                metrics::Unit::Count,
+            )]);
+            return json!({"error": e.to_string()});
+        }
+    };
+    let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count();
+    service.metrics.gauges(&[(
+        metrics::names::AUDIENCE_SYNC_FAILURES,
+        failed as f64,
+        metrics::Unit::Count,
+    )]);
+    let mut answer = serde_json::Map::new();
+    for (shop, outcome) in &outcomes {
+        job::log_outcome(shop, outcome);
+        let value = match outcome {
+            Ok(Run::NotDue { next }) => json!({"next": next.to_rfc3339()}),
+            Ok(Run::Synced(lists)) => Value::Array(
+                lists
+                    .iter()
+                    .map(|l| {
+                        json!({"list": l.kind.label(), "added": l.added, "removed": l.removed,
+                               "unchanged": l.unchanged, "requests": l.requests, "status": l.status})
+                    })
+                    .collect(),
+            ),
+            Ok(Run::OutOfTime) => json!({"continues": true}),
+            Err(e) => json!({"error": e.to_string()}),
+        };
+        answer.insert(shop.clone(), value);
+    }
+    Value::Object(answer)
 }
 
 /// Renews the due Pinterest sign-ins of the default shop and the registered stores; a failed one

@@ -102,7 +102,14 @@ export interface PinrelaySettings {
   readonly watchSchedule?: string;
   /** Hours of orders each watch run checks, 1-168 (`WatchLookbackHours`). */
   readonly watchLookbackHours?: number;
+  /** The customer lists kept in step with the consenting customers: "", "customers", "purchasers" or "customers,purchasers" (`AudienceLists`). */
+  readonly audienceLists?: AudienceLists;
+  /** Hours between two syncs of a store's customer lists, 1-168 (`AudienceSyncHours`). */
+  readonly audienceSyncHours?: number;
 }
+
+/** The values of `AudienceLists`. */
+export type AudienceLists = "" | "customers" | "purchasers" | "customers,purchasers";
 
 /** Props of [`PinrelayStack`]: the settings plus the usual stack props. */
 export interface PinrelayStackProps extends StackProps, PinrelaySettings {
@@ -146,6 +153,8 @@ export const PINRELAY_DEFAULTS: Required<Omit<PinrelaySettings, "pinterestAdAcco
   watchShopifyAdminTokenSecretArn: "",
   watchSchedule: "rate(1 hour)",
   watchLookbackHours: 6,
+  audienceLists: "",
+  audienceSyncHours: 24,
 };
 
 const LOG_RETENTION_DAYS = [
@@ -199,6 +208,9 @@ export function resolveSettings(props: PinrelaySettings): Required<PinrelaySetti
   if (!SECRET_ARN.test(s.watchShopifyAdminTokenSecretArn)) fail("watchShopifyAdminTokenSecretArn", "must be a Secrets Manager secret ARN or empty");
   if (!/^(rate|cron)\(.+\)$/.test(s.watchSchedule)) fail("watchSchedule", "must be a rate(...) or cron(...) expression");
   range("watchLookbackHours", s.watchLookbackHours, 1, 168);
+  if (!["", "customers", "purchasers", "customers,purchasers"].includes(s.audienceLists))
+    fail("audienceLists", 'must be "", "customers", "purchasers" or "customers,purchasers"');
+  range("audienceSyncHours", s.audienceSyncHours, 1, 168);
   return s;
 }
 
@@ -511,7 +523,7 @@ export class PinrelayStack extends Stack {
     const watchLogGroup = new logs.CfnLogGroup(this, "WatchLogGroup", { retentionInDays: s.logRetentionDays });
     const watchRole = new iam.CfnRole(this, "WatchRole", {
       description:
-        "pinrelay watch - write its logs (and traces), read the Shopify Admin API token and the registered stores' secrets, read the outcome ledger, renew the stores' Pinterest sign-ins.",
+        "pinrelay watch - write its logs (and traces), read the Shopify Admin API token and the registered stores' secrets, read the outcome ledger, renew the stores' Pinterest sign-ins, keep the audience ledger.",
       assumeRolePolicyDocument: assumeRole,
       policies: [
         {
@@ -543,6 +555,15 @@ export class PinrelayStack extends Stack {
                 Resource: this.idempotencyTable.attrArn,
                 Condition: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["pinterest-oauth#*"] } },
               },
+              // The audience job's record of each customer list (shared/src/audiences/dynamodb.rs):
+              // the audience#{domain}#… items only.
+              {
+                Sid: "AudienceLedger",
+                Effect: "Allow",
+                Action: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                Resource: this.idempotencyTable.attrArn,
+                Condition: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["audience#*"] } },
+              },
               ...xray,
             ],
           },
@@ -551,15 +572,18 @@ export class PinrelayStack extends Stack {
     });
     this.watchFunction = new lambda.CfnFunction(this, "WatchFunction", {
       description:
-        "pinrelay watch - hourly, checks the store's webhook subscriptions and that recent orders reached the relay.",
+        "pinrelay watch - hourly, checks the store's webhook subscriptions and that recent orders reached the relay; every 15 minutes, the audience job.",
       code: code("WatchCode", "watch"),
       handler: "bootstrap",
       runtime: "provided.al2023",
       architectures: [s.architecture],
       role: watchRole.attrArn,
-      // Pages of orders plus the Admin API client's throttling waits.
-      timeout: 120,
-      memorySize: 128,
+      // The hourly watch takes seconds (pages of orders plus the Admin API client's throttling
+      // waits); the audience job uses up to the whole 15 minutes and stops a minute before,
+      // leaving the rest of a long sync to its next run. 256 MB holds a store of about 500,000
+      // customers' hashes.
+      timeout: 900,
+      memorySize: 256,
       tracingConfig: { mode: tracing },
       loggingConfig: loggingConfig(watchLogGroup),
       environment: {
@@ -595,6 +619,12 @@ export class PinrelayStack extends Stack {
           CATALOG_COUNTRY: s.catalogCountry,
           ORDER_CONSENT_POLICY: s.orderConsentPolicy,
           DEFAULT_COUNTRY: s.defaultCountry,
+          // The audience job ({"job": "audiences"}, AudienceSchedule).
+          AUDIENCE_LISTS: s.audienceLists,
+          AUDIENCE_SYNC_HOURS: String(s.audienceSyncHours),
+          // Records a customer-list request carries: Pinterest publishes no limit, so at most 10,000.
+          AUDIENCE_BATCH_SIZE: "10000",
+          PINTEREST_AD_ACCOUNT_ID: s.pinterestAdAccountId,
           RUST_LOG: s.applicationLogLevel,
         },
       },
@@ -630,6 +660,20 @@ export class PinrelayStack extends Stack {
       flexibleTimeWindow: { mode: "OFF" },
       state: "ENABLED",
       target: { arn: this.watchFunction.attrArn, roleArn: watchSchedulerRole.attrArn, input: "{}" },
+    });
+    new scheduler.CfnSchedule(this, "AudienceSchedule", {
+      description:
+        "pinrelay - runs the audience job (customer lists of the stores with AUDIENCE_LISTS; each synced when AudienceSyncHours old).",
+      scheduleExpression: "rate(15 minutes)",
+      flexibleTimeWindow: { mode: "OFF" },
+      state: "ENABLED",
+      target: {
+        arn: this.watchFunction.attrArn,
+        roleArn: watchSchedulerRole.attrArn,
+        input: '{"job": "audiences"}',
+        // A run that failed to start is not retried: the next comes 15 minutes later.
+        retryPolicy: { maximumRetryAttempts: 0 },
+      },
     });
 
     // ------------------------------------------------------------ alarms
@@ -823,6 +867,25 @@ export class PinrelayStack extends Stack {
       statistic: "Sum",
       period: 3600,
       evaluationPeriods: 1,
+      threshold: 1,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+    alarm("AudienceSyncAlarm", {
+      alarmDescription:
+        "A store's customer-list sync failed in two audience job runs in a row " +
+        "(AudienceSyncFailures, Maximum: how many stores): its Pinterest list is not kept in step, " +
+        "and a customer who withdrew consent may still be on it. The watch log's audiences_failed " +
+        "line names the store and the fix: usually a Pinterest sign-in to renew (`pinrelay " +
+        `pinterest login --stack ${Aws.STACK_NAME} --shop SHOP\`), Admin credentials without ` +
+        "read_customers, or Pinterest's rate limit. `pinrelay audiences sync --stack " +
+        `${Aws.STACK_NAME} --shop SHOP\` runs it by hand and prints the error.`,
+      namespace: "pinrelay",
+      metricName: "AudienceSyncFailures",
+      dimensions: pinrelayDims(watch),
+      statistic: "Maximum",
+      period: 900,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
       threshold: 1,
       comparisonOperator: "GreaterThanOrEqualToThreshold",
     });
@@ -1063,6 +1126,7 @@ function dashboardBody(r: DashboardRefs): object {
         ["pinrelay", "WebhookSubscriptionsMissing", "Function", r.watch, { label: "subscriptions missing" }],
         ["pinrelay", "OrdersMissing", "Function", r.watch, { label: "orders missing" }],
         ["pinrelay", "StoresPaused", "Function", r.watch, { label: "stores paused", stat: "Sum" }],
+        ["pinrelay", "AudienceSyncFailures", "Function", r.watch, { label: "customer-list syncs failed" }],
         ["pinrelay", "OrdersChecked", "Function", r.watch, { label: "orders checked" }],
         ["pinrelay", "ReconcileAccuracy", "Function", r.watch, { label: "accuracy (%)", yAxis: "right" }],
         ["AWS/Lambda", "Errors", "FunctionName", r.watch, { label: "watch errors", stat: "Sum" }],

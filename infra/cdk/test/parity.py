@@ -81,6 +81,8 @@ NON_DEFAULTS = {
     "WatchShopifyAdminTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:shopify-admin-MnOpQr",
     "WatchSchedule": "rate(30 minutes)",
     "WatchLookbackHours": "12",
+    "AudienceLists": "customers,purchasers",
+    "AudienceSyncHours": "6",
 }
 # template.yaml's rule BatchingWindowForLargeBatches: the CDK app must refuse this too.
 RULE_VIOLATION = {"PinterestAdAccountId": ACCOUNT, "DispatchBatchSize": "100", "DispatchBatchingWindowSeconds": "0"}

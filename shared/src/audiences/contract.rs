@@ -134,6 +134,7 @@ pub async fn ids_and_marks_are_kept_and_moved_forward<S: AudienceStore>(store: &
         watermark: Some(at(10)),
         last_full: Some(at(5)),
         last_resend: None,
+        last_sync: Some(at(7)),
     };
     store.set_marks(shop, KIND, marks).await.unwrap();
     let newer = Marks {
@@ -155,6 +156,7 @@ pub async fn ids_and_marks_are_kept_and_moved_forward<S: AudienceStore>(store: &
         "a mark not given is left as it is"
     );
     assert_eq!(state.last_resend, None);
+    assert_eq!(state.last_sync, Some(at(7)), "the job's mark is kept");
 }
 
 pub async fn one_writer_holds_the_lease_until_it_releases_or_it_expires<S: AudienceStore>(

@@ -3,7 +3,7 @@
 //!
 //! | item `id` | attributes |
 //! |---|---|
-//! | `audience#{shop}#{kind}` | `list_id`, `audience_id` (S); `watermark_ms`, `last_full_ms`, `last_resend_ms` (N); the lease: `holder` (S), `lease_until_ms` (N) |
+//! | `audience#{shop}#{kind}` | `list_id`, `audience_id` (S); `watermark_ms`, `last_full_ms`, `last_resend_ms`, `last_sync_ms` (N); the lease: `holder` (S), `lease_until_ms` (N) |
 //! | `audience#{shop}#{kind}#m#{bucket}` | `m` (M: customer id → hash) for the customers whose id modulo [`BUCKETS`] is `bucket`; `v` (N), the version each write checks |
 //! | `audience#{shop}#removals` | `r` (M: `{kind}#{customer id}#{hash}` → `""`), the removals not yet accepted; `v` (N) |
 //! | `audience#{shop}#rechecks#{bucket}` | `c` (M: customer id → the re-check's time in ms, as a string) for the customers whose id modulo [`RECHECK_BUCKETS`] is `bucket`; `v` (N) |
@@ -330,6 +330,7 @@ impl AudienceStore for DynamoDbAudienceStore {
             watermark: get_time(shop, &item, "watermark_ms")?,
             last_full: get_time(shop, &item, "last_full_ms")?,
             last_resend: get_time(shop, &item, "last_resend_ms")?,
+            last_sync: get_time(shop, &item, "last_sync_ms")?,
         })
     }
 
@@ -352,6 +353,7 @@ impl AudienceStore for DynamoDbAudienceStore {
             ("watermark_ms", marks.watermark),
             ("last_full_ms", marks.last_full),
             ("last_resend_ms", marks.last_resend),
+            ("last_sync_ms", marks.last_sync),
         ]
         .into_iter()
         .filter_map(|(name, t)| Some((name, n(t?.timestamp_millis()))))

@@ -29,6 +29,9 @@ pub struct ListState {
     pub last_full: Option<DateTime<Utc>>,
     /// When every member was last re-sent (Pinterest does not re-match people who join later).
     pub last_resend: Option<DateTime<Utc>>,
+    /// When the last sync of the list completed: the scheduled job syncs again a day later
+    /// ([`super::job`]).
+    pub last_sync: Option<DateTime<Utc>>,
 }
 
 /// Sync marks to move forward; `None` leaves a mark as it is.
@@ -40,6 +43,8 @@ pub struct Marks {
     pub last_full: Option<DateTime<Utc>>,
     /// New [`ListState::last_resend`].
     pub last_resend: Option<DateTime<Utc>>,
+    /// New [`ListState::last_sync`].
+    pub last_sync: Option<DateTime<Utc>>,
 }
 
 /// A hash to withdraw from a list because its customer was deleted or redacted: kept until

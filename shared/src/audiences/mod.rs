@@ -14,11 +14,14 @@
 //! - [`sync`]: the driver: lease, create the list and its audience once, read customers (and the
 //!   re-checked ones by id), send the batches, record each accepted one; [`sync_pending`], the
 //!   light pass (pending removals and re-checks only).
+//! - [`job`]: the scheduled job over every store that keeps lists (`AUDIENCE_LISTS`): the stack's
+//!   schedule and `pinrelay serve` run it.
 
 pub mod contract;
 pub mod customer;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+pub mod job;
 pub mod ledger;
 pub mod plan;
 #[cfg(feature = "sqlite")]

@@ -125,20 +125,31 @@ impl AudienceStore for SqliteAudienceStore {
             Option<i64>,
             Option<i64>,
             Option<i64>,
+            Option<i64>,
         );
         let row: Option<Row> = self
             .db
             .call(false, move |conn| {
                 conn.query_row(
-                    "SELECT list_id, audience_id, watermark_ms, last_full_ms, last_resend_ms
+                    "SELECT list_id, audience_id, watermark_ms, last_full_ms, last_resend_ms,
+                            last_sync_ms
                      FROM audience_lists WHERE shop = ?1 AND kind = ?2",
                     params![key, kind.label()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    },
                 )
                 .optional()
             })
             .await?;
-        let Some((list_id, audience_id, watermark, last_full, last_resend)) = row else {
+        let Some((list_id, audience_id, watermark, last_full, last_resend, last_sync)) = row else {
             return Ok(ListState::default());
         };
         Ok(ListState {
@@ -147,6 +158,7 @@ impl AudienceStore for SqliteAudienceStore {
             watermark: time(shop, watermark)?,
             last_full: time(shop, last_full)?,
             last_resend: time(shop, last_resend)?,
+            last_sync: time(shop, last_sync)?,
         })
     }
 
@@ -180,18 +192,21 @@ impl AudienceStore for SqliteAudienceStore {
         self.db
             .call(true, move |conn| {
                 conn.execute(
-                    "INSERT INTO audience_lists (shop, kind, watermark_ms, last_full_ms, last_resend_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO audience_lists
+                       (shop, kind, watermark_ms, last_full_ms, last_resend_ms, last_sync_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (shop, kind) DO UPDATE SET
                        watermark_ms = coalesce(?3, watermark_ms),
                        last_full_ms = coalesce(?4, last_full_ms),
-                       last_resend_ms = coalesce(?5, last_resend_ms)",
+                       last_resend_ms = coalesce(?5, last_resend_ms),
+                       last_sync_ms = coalesce(?6, last_sync_ms)",
                     params![
                         shop,
                         kind.label(),
                         marks.watermark.map(ms),
                         marks.last_full.map(ms),
-                        marks.last_resend.map(ms)
+                        marks.last_resend.map(ms),
+                        marks.last_sync.map(ms)
                     ],
                 )
             })

@@ -1,6 +1,9 @@
 //! The sync driver: brings each of a store's customer lists in step with its consenting
 //! customers. Reads customers through a [`CustomerSource`], talks to Pinterest through a
-//! [`CustomerListsApi`], records in an [`AudienceStore`]. Time comes in as `now`.
+//! [`CustomerListsApi`], records in an [`AudienceStore`]. Time comes in as `now`. A full read
+//! is Shopify's bulk export of the customers; one not ready by [`Settings::read_deadline`] ends
+//! the run with [`SyncError::ReadContinues`] before anything is sent, and the next run continues
+//! with the same export.
 //!
 //! Per list: take the one-writer lease; send the pending removals of deleted or redacted
 //! customers; choose the [`Scope`] (a full comparison when the last is
@@ -40,18 +43,23 @@ use super::customer::{Customer, CustomerId, ListKind};
 use super::ledger::{AudienceStore, Lease, LedgerError, Marks, Recheck};
 use super::plan::{Batch, DEFAULT_BATCH_SIZE, Operation, Scope, plan};
 use crate::pinterest::audiences::{AudienceApiError, CustomerListsApi};
-use crate::shopify::admin::{AdminApi, AdminError};
+use crate::shopify::admin::{AdminApi, AdminError, supports_bulk_operations};
+use tokio::time::Instant;
 
 /// Where customers come from: the Admin API in production, a fixed list in tests.
 pub trait CustomerSource: Send + Sync {
     /// Every customer (`since` is `None`) or those updated at or after `since`; `progress` gets
-    /// the running count.
+    /// the running count. `now` is the run's time; `deadline`, when set, is when a read that
+    /// waits (a bulk export) stops waiting.
     ///
     /// # Errors
-    /// MUST return the Admin API's error when a page cannot be read.
+    /// MUST return the Admin API's error when a page cannot be read, and
+    /// [`AdminError::BulkOperationRunning`] when the deadline came before the export was ready.
     fn customers(
         &self,
         since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> impl Future<Output = Result<Vec<Customer>, AdminError>> + Send;
 
@@ -66,13 +74,22 @@ pub trait CustomerSource: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Customer>, AdminError>> + Send;
 }
 
+/// A full read is a bulk operation (when the API version has `bulkOperations`), continued by
+/// the next run when cut off by the deadline; a read since a time is the paged `customers` query.
 impl CustomerSource for AdminApi {
     async fn customers(
         &self,
         since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<Vec<Customer>, AdminError> {
-        AdminApi::customers(self, since, progress).await
+        match since {
+            None if supports_bulk_operations(self.version()) => {
+                AdminApi::customers_bulk(self, now, deadline, progress).await
+            }
+            since => AdminApi::customers(self, since, progress).await,
+        }
     }
 
     async fn customers_by_id(&self, ids: &[CustomerId]) -> Result<Vec<Customer>, AdminError> {
@@ -97,6 +114,9 @@ pub struct Settings {
     pub lease_ttl: Duration,
     /// Who holds the lease (a process id, a Lambda request id).
     pub holder: String,
+    /// When a full read stops waiting for Shopify's export ([`SyncError::ReadContinues`]);
+    /// `None` waits for it.
+    pub read_deadline: Option<Instant>,
 }
 
 impl Default for Settings {
@@ -109,6 +129,7 @@ impl Default for Settings {
             force_full: false,
             lease_ttl: Duration::from_secs(15 * 60),
             holder: format!("pid-{}", std::process::id()),
+            read_deadline: None,
         }
     }
 }
@@ -189,6 +210,18 @@ pub enum SyncError {
     /// Customers could not be read.
     #[error("could not read the store's customers")]
     Shopify(#[source] AdminError),
+    /// Shopify's export of the customers was not ready by [`Settings::read_deadline`]; nothing
+    /// was sent, and the next run continues with the same export.
+    #[error(
+        "Shopify is still exporting the store's customers (bulk operation {operation}); nothing was sent, and the next run continues with this export"
+    )]
+    ReadContinues {
+        /// The bulk operation the next run continues.
+        operation: String,
+        /// The Admin API's error.
+        #[source]
+        source: AdminError,
+    },
     /// Pinterest failed; what was accepted before is recorded and the next run resumes.
     #[error(
         "the {kind} list sync stopped after {requests} accepted requests; run it again to resume"
@@ -399,9 +432,17 @@ where
     let rechecks = ledger.rechecks(shop).await?;
     let mut customers = match pass {
         Pass::Sync => source
-            .customers(since, &mut |n| progress(ProgressEvent::Read(n)))
+            .customers(since, now, settings.read_deadline, &mut |n| {
+                progress(ProgressEvent::Read(n))
+            })
             .await
-            .map_err(SyncError::Shopify)?,
+            .map_err(|e| match e {
+                AdminError::BulkOperationRunning { ref id, .. } => SyncError::ReadContinues {
+                    operation: id.clone(),
+                    source: e,
+                },
+                e => SyncError::Shopify(e),
+            })?,
         Pass::Pending => Vec::new(),
     };
     // Only the store's read moves the watermark: a re-check read later may be newer than
@@ -526,12 +567,15 @@ where
                 .await?;
             summary.audience_id = Some(audience.id);
         }
+        // The light pass moves no mark: the watermark, the full comparison and the job's
+        // schedule (`last_sync`) follow the store's reads only.
         if pass == Pass::Sync {
             let full = matches!(scope, Scope::Full { .. });
             let marks = Marks {
                 watermark: watermark.max(state.watermark),
                 last_full: full.then_some(now),
                 last_resend: matches!(scope, Scope::Full { resend: true }).then_some(now),
+                last_sync: Some(now),
             };
             ledger.set_marks(shop, kind, marks).await?;
         }

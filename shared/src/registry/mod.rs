@@ -41,7 +41,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 const MAX_UNKNOWN: usize = 10_000;
 
 /// The settings a store may set for itself; any other falls back to the relay's variable.
-pub const STORE_SETTINGS: [&str; 14] = [
+pub const STORE_SETTINGS: [&str; 15] = [
     keys::ORDER_SOURCES,
     keys::CHECKOUT_ON,
     keys::PAID_STATUSES,
@@ -56,6 +56,7 @@ pub const STORE_SETTINGS: [&str; 14] = [
     keys::STORE_URL,
     keys::INCLUDE_TEST_ORDERS,
     keys::SEND_POS_ORDERS,
+    keys::AUDIENCE_LISTS,
 ];
 
 /// What the registry says of a store that may be shown: no secret.

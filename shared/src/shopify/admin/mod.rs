@@ -10,8 +10,10 @@
 //!   subscriptions `pinrelay subscribe` manages), [`access_scopes`] (the scopes granted, and those
 //!   the relay needs), [`recent_line_items`] (the latest orders' products and variants),
 //!   [`newest_order`] (the newest order alone, with `read_orders` only), [`customers`] (consent,
-//!   data-sale opt-out and orders count, for the audience sync), [`customer_nodes`] (the same, for
-//!   given customer ids: a consent webhook's re-check).
+//!   data-sale opt-out and orders count, for the audience sync, page by page or in bulk),
+//!   [`customer_nodes`] (the same, for given customer ids: a consent webhook's re-check).
+//! - [`bulk`]: bulk query operations (`bulkOperationRunQuery`): start or continue one, poll it,
+//!   stream its JSONL line by line from Shopify's signed URL (no token sent there).
 //!
 //! A new query goes in its own file: a `const` query, `#[serde(rename_all = "camelCase")]` structs
 //! for its `data`, and one `impl AdminApi` method calling [`AdminApi::query`].
@@ -20,6 +22,7 @@
 //! [`super::verify()`].
 
 pub mod access_scopes;
+pub mod bulk;
 pub mod credentials;
 pub mod customer_nodes;
 pub mod customers;
@@ -31,9 +34,10 @@ pub mod transport;
 pub mod webhooks;
 
 pub use access_scopes::{RequiredScope, missing_scopes, required_scopes};
+pub use bulk::{BulkOperation, BulkPolling, BulkStatus, supports_bulk_operations};
 pub use credentials::{AdminCredentials, Clock, TokenSource};
 pub use customer_nodes::{CUSTOMER_NODES_MAX, CUSTOMER_NODES_QUERY};
-pub use customers::{CUSTOMERS_PAGE_SIZE, CUSTOMERS_QUERY};
+pub use customers::{BULK_CUSTOMERS_QUERY, CUSTOMERS_PAGE_SIZE, CUSTOMERS_QUERY};
 pub use newest_order::NewestOrder;
 pub use orders::{AdminOrder, ORDERS_PAGE_SIZE, ORDERS_QUERY};
 pub use recent_line_items::{RecentLineItem, RecentOrder};

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::bulk::BulkPolling;
 use super::credentials::{AdminCredentials, Clock, TokenSource};
 use super::{is_api_version, shop_domain};
 use crate::retry::{self, Failure};
@@ -106,6 +107,55 @@ pub enum AdminError {
         /// The parse error, when there is one.
         #[source]
         source: Option<serde_json::Error>,
+    },
+    /// A bulk operation was still running when the read's deadline came; the next read
+    /// continues with it.
+    #[error(
+        "Shopify is still exporting (bulk operation {id}, {status}, {object_count} objects so far); the next run continues with this export"
+    )]
+    BulkOperationRunning {
+        /// The operation's id.
+        id: String,
+        /// `CREATED` or `RUNNING`.
+        status: &'static str,
+        /// Objects exported so far.
+        object_count: u64,
+    },
+    /// A bulk operation ended without data: `FAILED`, `CANCELED` or `EXPIRED`.
+    #[error("bulk operation {id} ended {status}: {}", super::bulk::failure_advice(status, error_code.as_deref()))]
+    BulkOperationFailed {
+        /// The operation's id.
+        id: String,
+        /// Its status.
+        status: &'static str,
+        /// Shopify's `errorCode` (`ACCESS_DENIED`, `TIMEOUT`, `INTERNAL_SERVER_ERROR`).
+        error_code: Option<String>,
+    },
+    /// `bulkOperationRunQuery` answered `userErrors`.
+    #[error("Shopify would not start the export: {}", .0.join("; "))]
+    BulkOperationRefused(Vec<String>),
+    /// The export's file did not arrive in time.
+    #[error("the export's file at {url} did not arrive in time; run again")]
+    BulkDownloadTimedOut {
+        /// The file's URL without its signature.
+        url: String,
+    },
+    /// The export's file answered an HTTP error.
+    #[error(
+        "the export's file at {url} answered HTTP {status}; run again (an expired file is exported anew)"
+    )]
+    BulkDownloadStatus {
+        /// The file's URL without its signature.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A line of an export is not what the query selects (its content is not shown: it may hold
+    /// an email address).
+    #[error("line {line} of the customers export has an unexpected shape; check the API version")]
+    BulkExportLine {
+        /// The line's number, from 1.
+        line: u64,
     },
     /// The request did not get an answer (DNS, connection, timeout).
     #[error("cannot reach the Admin API at {url}")]
@@ -201,6 +251,7 @@ pub struct AdminApi {
     version: String,
     tokens: TokenSource,
     retry: RetryPolicy,
+    pub(super) bulk_polling: BulkPolling,
 }
 
 impl AdminApi {
@@ -249,6 +300,7 @@ impl AdminApi {
             version: api_version.to_owned(),
             tokens,
             retry: RetryPolicy::default(),
+            bulk_polling: BulkPolling::default(),
         })
     }
 
@@ -257,6 +309,28 @@ impl AdminApi {
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// The same client with other waits between the status polls of a bulk operation.
+    #[must_use]
+    pub fn with_bulk_polling(mut self, polling: BulkPolling) -> Self {
+        self.bulk_polling = polling;
+        self
+    }
+
+    /// The base URL (`https://{shop}`, or the one given).
+    pub(super) fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The waits and attempts of this client.
+    pub(super) fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// The HTTP client, without credentials (they are added per request).
+    pub(super) fn http_client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// The same client reading the time from `clock` to judge a minted token's expiry (tests);

@@ -1,0 +1,613 @@
+//! The audience job: what the stack's schedule (every [`TICK`], in the watch function) and
+//! `pinrelay serve` (with `AUDIENCE_LISTS`) run to keep each store's customer lists in step
+//! without anyone typing `pinrelay audiences sync`.
+//!
+//! Each run goes over the stores that keep lists (the default store's `AUDIENCE_LISTS`, each
+//! registered store's own setting or the default's), the most overdue first. A store is synced
+//! ([`super::sync`]) when its last completed sync is [`JobSettings::every`] old (daily by default);
+//! the sync itself decides between the incremental read, the weekly full comparison and the
+//! monthly re-send. A run never outlasts its deadline: a sync still going then is dropped, its
+//! leases are released, and since the record moves only after Pinterest accepted a request, the
+//! next run (a tick later) resumes where it stopped, repeating at most the request in flight. A
+//! store that cannot be synced (no ad account, no Pinterest token, no Admin credentials) is
+//! reported with its fix, and the others still run.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::customer::ListKind;
+use super::ledger::AudienceStore;
+use super::plan::DEFAULT_BATCH_SIZE;
+use super::sync::{CustomerSource, ListSummary, Mode, Settings, SyncError, sync};
+use crate::config::{InvalidVar, keys};
+use crate::pinterest::audiences::{CustomerListsApi, PinterestAudiences, StaticToken};
+use crate::pinterest::oauth::{Grant, GrantStore, GrantStoreError};
+use crate::pinterest::{PinterestHttp, PinterestHttpConfig};
+use crate::registry::{Registry, RegistryError, Shop};
+use crate::shopify::admin::{AdminApi, AdminCredentials, AdminError};
+
+/// How often the job runs: the stack's schedule and `serve`'s timer.
+pub const TICK: Duration = Duration::from_secs(15 * 60);
+
+/// How long past the deadline the job waits for a read that stops by itself at the deadline
+/// ([`SyncError::ReadContinues`]); the callers' deadlines leave a minute before Lambda's.
+const READ_STOP_MARGIN: Duration = Duration::from_secs(5);
+
+/// Hours between two syncs of a store unless `AUDIENCE_SYNC_HOURS` says otherwise.
+pub const DEFAULT_SYNC_HOURS: u32 = 24;
+
+/// How the job runs.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// A store is synced again once its last completed sync is this old.
+    pub every: chrono::Duration,
+    /// The most records a request carries.
+    pub batch_size: usize,
+    /// Who holds the lists' leases (the Lambda request id, serve's process).
+    pub holder: String,
+}
+
+impl JobSettings {
+    /// `AUDIENCE_SYNC_HOURS` (default 24, at least 1) and `AUDIENCE_BATCH_SIZE` (default 10,000)
+    /// from `var`.
+    ///
+    /// # Errors
+    /// [`InvalidVar`] naming the variable.
+    pub fn from_vars(
+        var: &dyn Fn(&'static str) -> Option<String>,
+        holder: String,
+    ) -> Result<Self, InvalidVar> {
+        let number = |key, default: usize, expected| match var(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or(InvalidVar {
+                    key,
+                    value: v,
+                    expected,
+                }),
+        };
+        let hours = number(
+            keys::AUDIENCE_SYNC_HOURS,
+            DEFAULT_SYNC_HOURS as usize,
+            "a whole number of hours, at least 1 (24: daily)",
+        )?;
+        let batch_size = number(
+            keys::AUDIENCE_BATCH_SIZE,
+            DEFAULT_BATCH_SIZE,
+            "a whole number of records, at least 1",
+        )?;
+        Ok(Self {
+            every: chrono::Duration::hours(i64::try_from(hours).unwrap_or(i64::MAX / 3_600_000)),
+            batch_size,
+            holder,
+        })
+    }
+}
+
+/// Reads `AUDIENCE_LISTS`: `customers`, `purchasers`, both comma-separated, or empty / `none`
+/// for no list.
+///
+/// # Errors
+/// [`InvalidVar`] for any other word.
+pub fn parse_lists(value: Option<&str>) -> Result<Vec<ListKind>, InvalidVar> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    if value.eq_ignore_ascii_case("none") || value.eq_ignore_ascii_case("off") {
+        return Ok(Vec::new());
+    }
+    let mut kinds = Vec::new();
+    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let kind = ListKind::from_label(&word.to_ascii_lowercase()).ok_or(InvalidVar {
+            key: keys::AUDIENCE_LISTS,
+            value: value.to_owned(),
+            expected: "customers, purchasers, customers,purchasers, or none",
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds.sort();
+    Ok(kinds)
+}
+
+/// What a store's sync runs with: its ad account, a Pinterest token with `ads:write`, and
+/// Admin credentials with `read_customers`.
+pub struct Credentials {
+    /// The Pinterest ad account that owns the lists.
+    pub ad_account_id: String,
+    /// The customer-list token.
+    pub token: SecretString,
+    /// The store's Admin API credentials.
+    pub admin: AdminCredentials,
+}
+
+/// What a store has when it is not registered, or what the caller gives beside the registry:
+/// the relay's variables (`PINTEREST_AD_ACCOUNT_ID`, `PINTEREST_API_TOKEN`, the Admin ones).
+#[derive(Default)]
+pub struct Fallback {
+    /// `PINTEREST_AD_ACCOUNT_ID`.
+    pub ad_account_id: Option<String>,
+    /// `PINTEREST_API_TOKEN`: wins over a registered or signed-in token when set.
+    pub api_token: Option<SecretString>,
+    /// The Admin credentials, for the store they belong to only.
+    pub admin: Option<AdminCredentials>,
+}
+
+/// Something a store's sync needs is not there; each says how to give it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MissingCredential {
+    /// No ad account.
+    #[error(
+        "{shop} has no Pinterest ad account for its customer lists: sign in with `pinrelay pinterest login --shop {shop}`, or register the store with its ad account"
+    )]
+    AdAccount {
+        /// The store.
+        shop: String,
+    },
+    /// No token that can write customer lists.
+    #[error(
+        "{shop} has no Pinterest token for customer lists (the conversion token cannot write them): sign in with `pinrelay pinterest login --shop {shop}`"
+    )]
+    PinterestToken {
+        /// The store.
+        shop: String,
+    },
+    /// No Admin credentials.
+    #[error(
+        "{shop} has no Shopify Admin credentials to read its customers: run `pinrelay shops update {shop} --secrets` (read_customers)"
+    )]
+    Admin {
+        /// The store.
+        shop: String,
+    },
+}
+
+impl Credentials {
+    /// Decides where each credential of `shop` comes from, once for every caller: the ad account
+    /// from the registry, else `fallback`, else the sign-in; the token from `fallback`
+    /// (`PINTEREST_API_TOKEN`), else the store's registered API token, else the sign-in; the
+    /// Admin credentials from the registry, else `fallback`.
+    ///
+    /// # Errors
+    /// [`MissingCredential`]: the first thing missing, with its fix.
+    pub fn resolve(
+        shop: &str,
+        registered: Option<&Shop>,
+        signed_in: Option<&Grant>,
+        fallback: Fallback,
+    ) -> Result<Self, MissingCredential> {
+        let ad_account_id = registered
+            .map(|s| s.entry.ad_account_id.clone())
+            .filter(|a| !a.is_empty())
+            .or(fallback.ad_account_id)
+            .or_else(|| signed_in.map(|g| g.ad_account_id.clone()))
+            .ok_or_else(|| MissingCredential::AdAccount {
+                shop: shop.to_owned(),
+            })?;
+        let token = fallback
+            .api_token
+            .or_else(|| {
+                registered
+                    .and_then(|s| s.secrets.pinterest_api_token.clone())
+                    .map(SecretString::from)
+            })
+            .or_else(|| signed_in.map(|g| g.access_token.clone()))
+            .ok_or_else(|| MissingCredential::PinterestToken {
+                shop: shop.to_owned(),
+            })?;
+        let admin = registered
+            .and_then(|s| s.secrets.admin_credentials())
+            .or(fallback.admin)
+            .ok_or_else(|| MissingCredential::Admin {
+                shop: shop.to_owned(),
+            })?;
+        Ok(Self {
+            ad_account_id,
+            token,
+            admin,
+        })
+    }
+}
+
+/// Where the APIs are.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The Admin API version (`YYYY-MM`).
+    pub api_version: String,
+    /// The Admin API's base URL (tests point it at a fake); `None` for the shop's own.
+    pub admin_api_url: Option<String>,
+    /// Pinterest's API base URL.
+    pub pinterest_api_url: String,
+}
+
+impl Endpoints {
+    /// The Admin API client and the customer-lists client of `shop` with `credentials`.
+    ///
+    /// # Errors
+    /// [`JobError::Client`] when a client cannot be built.
+    pub fn clients(
+        &self,
+        shop: &str,
+        credentials: Credentials,
+    ) -> Result<(AdminApi, PinterestAudiences<StaticToken>), JobError> {
+        let admin = AdminApi::new(
+            shop,
+            credentials.admin,
+            &self.api_version,
+            self.admin_api_url.as_deref(),
+        )
+        .map_err(JobError::Admin)?;
+        let http = PinterestHttp::new(PinterestHttpConfig {
+            base_url: self.pinterest_api_url.trim_end_matches('/').to_owned(),
+            ad_account_id: credentials.ad_account_id,
+            access_token: String::new().into(),
+            test_mode: false,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+        })
+        .map_err(|e| JobError::Client(e.to_string()))?;
+        Ok((
+            admin,
+            PinterestAudiences::new(http, StaticToken(credentials.token)),
+        ))
+    }
+}
+
+/// What the job did for one store.
+#[derive(Debug)]
+pub enum Run {
+    /// Synced less than [`JobSettings::every`] ago: nothing to do until `next`.
+    NotDue {
+        /// When the store is due.
+        next: DateTime<Utc>,
+    },
+    /// A sync completed: one summary per list.
+    Synced(Vec<ListSummary>),
+    /// The run's time ran out before this store's sync completed (or began), or Shopify's export
+    /// of its customers is not ready yet: what Pinterest accepted is recorded, and the next run
+    /// resumes (continuing the same export).
+    OutOfTime,
+}
+
+/// Why the job could not sync a store.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A credential is missing.
+    #[error(transparent)]
+    Missing(#[from] MissingCredential),
+    /// The store's `AUDIENCE_LISTS` (or another setting) is invalid.
+    #[error(transparent)]
+    Setting(#[from] InvalidVar),
+    /// The registry could not be read.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The Pinterest sign-ins could not be read.
+    #[error(transparent)]
+    SignIn(#[from] GrantStoreError),
+    /// The Admin API client could not be built.
+    #[error(transparent)]
+    Admin(AdminError),
+    /// A client could not be built.
+    #[error("the customer-lists client could not be built: {0}")]
+    Client(String),
+    /// The sync failed; what was accepted before is recorded.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// The latest completed sync of `shop`'s lists of `kinds` (`None` when any was never synced).
+async fn last_sync<L: AudienceStore>(
+    shop: &str,
+    kinds: &[ListKind],
+    ledger: &L,
+) -> Result<Option<DateTime<Utc>>, JobError> {
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for &kind in kinds {
+        let state = ledger.state(shop, kind).await.map_err(SyncError::from)?;
+        match state.last_sync {
+            None => return Ok(None),
+            Some(t) => oldest = Some(oldest.map_or(t, |o| o.min(t))),
+        }
+    }
+    Ok(oldest)
+}
+
+/// Runs the job for one store: syncs its lists of `kinds` when due, within `deadline`.
+///
+/// # Errors
+/// [`JobError::Sync`] when the sync failed (what Pinterest accepted before is recorded).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_store<S, A, L>(
+    shop: &str,
+    kinds: &[ListKind],
+    source: &S,
+    api: &A,
+    ledger: &L,
+    settings: &JobSettings,
+    now: DateTime<Utc>,
+    deadline: tokio::time::Instant,
+) -> Result<Run, JobError>
+where
+    S: CustomerSource,
+    A: CustomerListsApi,
+    L: AudienceStore,
+{
+    if let Some(last) = last_sync(shop, kinds, ledger).await? {
+        let next = last + settings.every;
+        if now < next {
+            return Ok(Run::NotDue { next });
+        }
+    }
+    let sync_settings = Settings {
+        kinds: kinds.to_vec(),
+        batch_size: settings.batch_size,
+        holder: settings.holder.clone(),
+        // Shopify's export of a large store may take longer than a run: waiting for it stops a
+        // little before the deadline, and the next run continues the same export.
+        read_deadline: Some(deadline),
+        ..Settings::default()
+    };
+    let mut quiet = |_| {};
+    let run = sync(
+        shop,
+        source,
+        api,
+        ledger,
+        &sync_settings,
+        Mode::Live,
+        now,
+        &mut quiet,
+    );
+    // The read gets a margin over the deadline so that its own stop (which names the export it
+    // waits for) comes first.
+    match tokio::time::timeout_at(deadline + READ_STOP_MARGIN, run).await {
+        Ok(Err(SyncError::ReadContinues { operation, .. })) => {
+            tracing::info!(shop, operation = %operation, "Shopify's export of the customers is not ready; the next run continues it");
+            Ok(Run::OutOfTime)
+        }
+        Ok(summaries) => Ok(Run::Synced(summaries?)),
+        Err(_) => {
+            // The sync was dropped mid-way: give its leases back so the next run need not wait
+            // for them to expire.
+            for &kind in kinds {
+                if let Err(e) = ledger.release(shop, kind, &settings.holder).await {
+                    tracing::warn!(shop, list = kind.label(), error.message = %e, "audience lease not released; it expires");
+                }
+            }
+            Ok(Run::OutOfTime)
+        }
+    }
+}
+
+/// A store the job keeps lists for.
+struct Due {
+    shop: String,
+    kinds: Vec<ListKind>,
+    registered: Option<Shop>,
+    last_sync: Option<DateTime<Utc>>,
+}
+
+/// The default store (the relay's variables) and its own credentials.
+pub struct DefaultStore {
+    /// Its domain.
+    pub shop: String,
+    /// Its variables' credentials.
+    pub fallback: Fallback,
+}
+
+/// Runs the job over every store that keeps lists: `default` (its lists from `var`'s
+/// `AUDIENCE_LISTS`) and every enabled registered store (its own `AUDIENCE_LISTS`, else the
+/// default's), the most overdue first, one at a time, until `deadline`. Returns one outcome per
+/// store that keeps lists; a store whose lists are `none` is not in it.
+///
+/// # Errors
+/// [`JobError::Registry`] when the registry cannot be listed (no store is synced then).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_stores<R, G, L>(
+    registry: &R,
+    grants: &G,
+    ledger: &L,
+    default: Option<DefaultStore>,
+    var: &(dyn Fn(&'static str) -> Option<String> + Sync),
+    endpoints: &Endpoints,
+    settings: &JobSettings,
+    now: DateTime<Utc>,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<(String, Result<Run, JobError>)>, JobError>
+where
+    R: Registry,
+    G: GrantStore,
+    L: AudienceStore,
+{
+    let mut outcomes = Vec::new();
+    let mut stores = Vec::new();
+    let default_shop = default.as_ref().map(|d| d.shop.to_ascii_lowercase());
+    let mut default_fallback = None;
+    if let Some(d) = default {
+        match parse_lists(var(keys::AUDIENCE_LISTS).as_deref()) {
+            Ok(kinds) if kinds.is_empty() => {}
+            Ok(kinds) => {
+                stores.push(Due {
+                    shop: d.shop.clone(),
+                    kinds,
+                    registered: None,
+                    last_sync: None,
+                });
+                default_fallback = Some(d.fallback);
+            }
+            Err(e) => outcomes.push((d.shop, Err(e.into()))),
+        }
+    }
+    for entry in registry.list().await? {
+        if !entry.enabled || Some(entry.domain.to_ascii_lowercase()) == default_shop {
+            continue;
+        }
+        let shop = match registry.get(&entry.domain).await {
+            Ok(Some(shop)) => shop,
+            Ok(None) => continue,
+            Err(e) => {
+                outcomes.push((entry.domain, Err(e.into())));
+                continue;
+            }
+        };
+        match parse_lists(shop.setting(keys::AUDIENCE_LISTS, var).as_deref()) {
+            Ok(kinds) if kinds.is_empty() => {}
+            Ok(kinds) => stores.push(Due {
+                shop: entry.domain,
+                kinds,
+                registered: Some(shop),
+                last_sync: None,
+            }),
+            Err(e) => outcomes.push((entry.domain, Err(e.into()))),
+        }
+    }
+    for store in &mut stores {
+        store.last_sync = last_sync(&store.shop, &store.kinds, ledger)
+            .await
+            .ok()
+            .flatten();
+    }
+    // The most overdue first (never synced before all), so a store whose sync takes a whole run
+    // cannot keep the others waiting forever.
+    stores.sort_by_key(|s| s.last_sync);
+
+    for store in stores {
+        if tokio::time::Instant::now() >= deadline {
+            outcomes.push((store.shop, Ok(Run::OutOfTime)));
+            continue;
+        }
+        let outcome = async {
+            let signed_in = grants.get(&store.shop).await?;
+            let fallback = match store.registered {
+                // The variables' Admin credentials belong to the default store only.
+                Some(_) => Fallback {
+                    ad_account_id: None,
+                    api_token: None,
+                    admin: None,
+                },
+                None => default_fallback.take().unwrap_or_default(),
+            };
+            let credentials = Credentials::resolve(
+                &store.shop,
+                store.registered.as_ref(),
+                signed_in.as_ref(),
+                fallback,
+            )?;
+            let (admin, api) = endpoints.clients(&store.shop, credentials)?;
+            run_store(
+                &store.shop,
+                &store.kinds,
+                &admin,
+                &api,
+                ledger,
+                settings,
+                now,
+                deadline,
+            )
+            .await
+        }
+        .await;
+        outcomes.push((store.shop, outcome));
+    }
+    Ok(outcomes)
+}
+
+/// Logs one store's outcome: what was sent, that it continues, or what to fix.
+pub fn log_outcome(shop: &str, outcome: &Result<Run, JobError>) {
+    match outcome {
+        Ok(Run::NotDue { next }) => {
+            tracing::debug!(outcome = "audiences_not_due", shop, next = %next.to_rfc3339(), "customer lists are in step; next sync then");
+        }
+        Ok(Run::Synced(lists)) => {
+            for l in lists {
+                tracing::info!(
+                    outcome = "audiences_synced",
+                    shop,
+                    list = l.kind.label(),
+                    list_id = l.list_id.as_deref(),
+                    added = l.added,
+                    removed = l.removed,
+                    unchanged = l.unchanged,
+                    requests = l.requests,
+                    status = l.status.as_deref(),
+                    "customer list synced"
+                );
+            }
+        }
+        Ok(Run::OutOfTime) => tracing::warn!(
+            outcome = "audiences_continue",
+            shop,
+            "the customer-list sync did not finish in this run; the next run resumes it"
+        ),
+        Err(e) => tracing::error!(
+            outcome = "audiences_failed",
+            shop,
+            error.message = %e,
+            error.cause_chain = ?e,
+            "customer-list sync failed"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret as _;
+
+    #[test]
+    fn lists_parse_and_anything_else_is_refused() {
+        assert_eq!(parse_lists(None).unwrap(), vec![]);
+        assert_eq!(parse_lists(Some(" none ")).unwrap(), vec![]);
+        assert_eq!(
+            parse_lists(Some("customers")).unwrap(),
+            vec![ListKind::Customers]
+        );
+        assert_eq!(
+            parse_lists(Some("Purchasers, customers,customers")).unwrap(),
+            vec![ListKind::Customers, ListKind::Purchasers]
+        );
+        let e = parse_lists(Some("customers,buyers")).unwrap_err();
+        assert_eq!(e.key, keys::AUDIENCE_LISTS);
+    }
+
+    #[test]
+    fn settings_default_to_daily_and_refuse_zero() {
+        let none = |_| None;
+        let s = JobSettings::from_vars(&none, "t".into()).unwrap();
+        assert_eq!(s.every, chrono::Duration::hours(24));
+        assert_eq!(s.batch_size, DEFAULT_BATCH_SIZE);
+        let zero = |k| (k == keys::AUDIENCE_SYNC_HOURS).then(|| "0".to_owned());
+        assert!(JobSettings::from_vars(&zero, "t".into()).is_err());
+        let six = |k| (k == keys::AUDIENCE_SYNC_HOURS).then(|| "6".to_owned());
+        assert_eq!(
+            JobSettings::from_vars(&six, "t".into()).unwrap().every,
+            chrono::Duration::hours(6)
+        );
+    }
+
+    #[test]
+    fn credentials_come_from_the_registry_then_the_variables_then_the_sign_in() {
+        let fallback = || Fallback {
+            ad_account_id: Some("549755885175".into()),
+            api_token: None,
+            admin: Some(AdminCredentials::Token(SecretString::from("shpat_x"))),
+        };
+        let c = Credentials::resolve("a.myshopify.com", None, None, fallback());
+        assert!(matches!(c, Err(MissingCredential::PinterestToken { .. })));
+        let with_token = Fallback {
+            api_token: Some(SecretString::from("pina_x")),
+            ..fallback()
+        };
+        let c = Credentials::resolve("a.myshopify.com", None, None, with_token).unwrap();
+        assert_eq!(c.ad_account_id, "549755885175");
+        assert_eq!(c.token.expose_secret(), "pina_x");
+        let c = Credentials::resolve("a.myshopify.com", None, None, Fallback::default());
+        assert!(matches!(c, Err(MissingCredential::AdAccount { .. })));
+    }
+}

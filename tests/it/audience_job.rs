@@ -1,0 +1,392 @@
+//! The audience job as the stack runs it (the watch function invoked with `{"job":
+//! "audiences"}` every 15 minutes): [`job::run_stores`] on moto, with the DynamoDB ledger, the
+//! shop registry and the Pinterest sign-ins of [`AwsGrantStore`], against the fake Admin API and
+//! the fake Pinterest. Which stores keep lists, when each is due, what a store without a token
+//! gets told, and that a run cut off by its deadline leaves the next run free to resume.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pinrelay::audiences::dynamodb::DynamoDbAudienceStore;
+use pinrelay::audiences::job::{
+    self, DefaultStore, Endpoints, Fallback, JobError, JobSettings, MissingCredential, Run,
+};
+use pinrelay::audiences::{AudienceStore as _, Customer, CustomerSource, ListKind};
+use pinrelay::config::keys;
+use pinrelay::dynamodb::Table;
+use pinrelay::pinterest::oauth::aws::AwsGrantStore;
+use pinrelay::pinterest::oauth::{AppCredentials, Grant, save_signed_in};
+use pinrelay::registry::Registry as _;
+use pinrelay::registry::aws::AwsRegistry;
+use pinrelay::shopify::admin::{AdminApi, AdminCredentials, AdminError};
+use secrecy::SecretString;
+
+use crate::audiences::{hashes, store_customers};
+use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
+use crate::fake_shopify::{ADMIN_TOKEN, FakeShopify};
+use crate::helpers::TestEnv;
+use crate::registry::shop;
+
+const PREFIX: &str = "pinrelay-audiences/shops/";
+const DEFAULT: &str = "legacy.myshopify.com";
+
+struct Stack {
+    _env: TestEnv,
+    shopify: FakeShopify,
+    pinterest: FakePinterest,
+    registry: AwsRegistry,
+    grants: AwsGrantStore,
+    ledger: DynamoDbAudienceStore,
+    endpoints: Endpoints,
+}
+
+impl Stack {
+    /// The default store keeps `customers` (the stack's `AudienceLists`) and signed in to
+    /// Pinterest; `alpha` keeps both lists with its own API token; `beta` keeps none; `gamma`
+    /// inherits `customers` but has no Pinterest token.
+    async fn start() -> Self {
+        let env = TestEnv::start().await;
+        let shopify = FakeShopify::start().await;
+        let pinterest = FakePinterest::start().await;
+        shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(10)));
+        let client = crate::idempotency::serialized_dynamodb(&env).await;
+        let table = Table::new(client, &env.table);
+        let registry = AwsRegistry::new(table.clone(), env.secrets.clone(), PREFIX);
+        let grants = AwsGrantStore::new(table.clone(), env.secrets.clone(), PREFIX);
+        // Domain, its own settings, its registered Pinterest API token.
+        type Store<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+        let stores: [Store; 3] = [
+            (
+                "alpha.myshopify.com",
+                &[(keys::AUDIENCE_LISTS, "customers,purchasers")],
+                Some(ACCESS_TOKEN),
+            ),
+            (
+                "beta.myshopify.com",
+                &[(keys::AUDIENCE_LISTS, "none")],
+                None,
+            ),
+            ("gamma.myshopify.com", &[], None),
+        ];
+        for (domain, settings, api_token) in stores {
+            let mut s = shop(domain, AD_ACCOUNT_ID, "secret", "conversion-token");
+            s.entry.settings = settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>();
+            s.secrets.shopify_admin_token = Some(ADMIN_TOKEN.to_owned());
+            s.secrets.pinterest_api_token = api_token.map(str::to_owned);
+            registry.register(&s).await.unwrap();
+        }
+        let now = Utc::now();
+        let grant = Grant {
+            app: AppCredentials {
+                app_id: "1234".into(),
+                app_secret: SecretString::from("app-secret"),
+            },
+            access_token: SecretString::from(ACCESS_TOKEN),
+            access_token_issued_at: now,
+            access_token_expires_at: now + chrono::Duration::days(30),
+            refresh_token: SecretString::from("refresh"),
+            refresh_token_expires_at: now + chrono::Duration::days(60),
+            scopes: vec!["ads:read".into(), "ads:write".into()],
+            ad_account_id: AD_ACCOUNT_ID.to_owned(),
+        };
+        save_signed_in(&grants, DEFAULT, &grant, 1).await.unwrap();
+        Self {
+            endpoints: Endpoints {
+                api_version: "2026-07".to_owned(),
+                admin_api_url: Some(shopify.base_url()),
+                pinterest_api_url: pinterest.base_url(),
+            },
+            _env: env,
+            shopify,
+            pinterest,
+            registry,
+            grants,
+            ledger: DynamoDbAudienceStore::new(table),
+        }
+    }
+
+    async fn run(
+        &self,
+        now: DateTime<Utc>,
+        deadline: tokio::time::Instant,
+    ) -> BTreeMap<String, Result<Run, JobError>> {
+        let var = |key: &'static str| (key == keys::AUDIENCE_LISTS).then(|| "customers".to_owned());
+        let default = DefaultStore {
+            shop: DEFAULT.to_owned(),
+            fallback: Fallback {
+                ad_account_id: None,
+                api_token: None,
+                admin: Some(AdminCredentials::Token(ADMIN_TOKEN.to_owned().into())),
+            },
+        };
+        job::run_stores(
+            &self.registry,
+            &self.grants,
+            &self.ledger,
+            Some(default),
+            &var,
+            &self.endpoints,
+            &settings(),
+            now,
+            deadline,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    }
+
+    fn list(&self, shop: &str, kind: ListKind) -> std::collections::BTreeSet<String> {
+        let lists = self.pinterest.customer_lists();
+        let named: Vec<_> = lists
+            .iter()
+            .filter(|l| l.name == kind.list_name(shop))
+            .collect();
+        assert_eq!(named.len(), 1, "one {kind} list of {shop}");
+        named[0].records.clone()
+    }
+
+    fn writes(&self) -> usize {
+        self.pinterest
+            .list_requests()
+            .iter()
+            .filter(|r| r.method != "GET" && r.status == 200)
+            .count()
+    }
+}
+
+fn settings() -> JobSettings {
+    JobSettings {
+        every: chrono::Duration::hours(24),
+        batch_size: 50,
+        holder: "job-test".to_owned(),
+    }
+}
+
+fn later() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(120)
+}
+
+#[tokio::test]
+async fn each_store_that_keeps_lists_is_synced_once_a_day_and_a_store_without_a_token_is_told_how()
+{
+    let s = Stack::start().await;
+    let now = Utc::now();
+    let first = s.run(now, later()).await;
+
+    assert_eq!(
+        first.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["alpha.myshopify.com", "gamma.myshopify.com", DEFAULT],
+        "beta keeps no list"
+    );
+    let Ok(Run::Synced(lists)) = &first[DEFAULT] else {
+        panic!(
+            "the default store is synced with its sign-in: {:?}",
+            first[DEFAULT]
+        );
+    };
+    assert_eq!((lists.len(), lists[0].added), (1, 170));
+    let Ok(Run::Synced(lists)) = &first["alpha.myshopify.com"] else {
+        panic!("alpha is synced: {:?}", first["alpha.myshopify.com"]);
+    };
+    assert_eq!(
+        lists.iter().map(|l| (l.kind, l.added)).collect::<Vec<_>>(),
+        [(ListKind::Customers, 170), (ListKind::Purchasers, 85)]
+    );
+    match &first["gamma.myshopify.com"] {
+        Err(JobError::Missing(MissingCredential::PinterestToken { shop })) => {
+            assert_eq!(shop, "gamma.myshopify.com");
+            let message = first["gamma.myshopify.com"]
+                .as_ref()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.contains("pinrelay pinterest login --shop gamma.myshopify.com"),
+                "{message}"
+            );
+        }
+        other => panic!("gamma has no token: {other:?}"),
+    }
+    assert_eq!(s.list(DEFAULT, ListKind::Customers), hashes(1..=170));
+    assert_eq!(
+        s.list("alpha.myshopify.com", ListKind::Customers),
+        hashes(1..=170)
+    );
+    assert_eq!(
+        s.list("alpha.myshopify.com", ListKind::Purchasers),
+        hashes((1..=170).filter(|i| i % 2 == 1))
+    );
+    assert_eq!(s.pinterest.customer_lists().len(), 3);
+
+    // An hour later nothing is due: no request reaches Pinterest.
+    let writes = s.writes();
+    let second = s.run(now + chrono::Duration::hours(1), later()).await;
+    // Due a day after the last sync (kept to the millisecond).
+    assert!(
+        matches!(second[DEFAULT], Ok(Run::NotDue { next })
+            if (next - now - chrono::Duration::hours(24)).num_milliseconds().abs() <= 1),
+        "{:?}",
+        second[DEFAULT]
+    );
+    assert!(matches!(
+        second["alpha.myshopify.com"],
+        Ok(Run::NotDue { .. })
+    ));
+    assert_eq!(s.writes(), writes);
+
+    // A day later the unsubscription of customer 3 reaches both stores' lists.
+    s.shopify.update_customer(3, |c| {
+        c.marketing_state = "UNSUBSCRIBED".into();
+        c.updated_at = now + chrono::Duration::hours(2);
+    });
+    let third = s.run(now + chrono::Duration::hours(25), later()).await;
+    for shop in [DEFAULT, "alpha.myshopify.com"] {
+        let Ok(Run::Synced(lists)) = &third[shop] else {
+            panic!("{shop} is due again: {:?}", third[shop]);
+        };
+        assert_eq!((lists[0].added, lists[0].removed), (0, 1), "{shop}");
+    }
+    assert_eq!(
+        s.list(DEFAULT, ListKind::Customers),
+        hashes((1..=170).filter(|&i| i != 3))
+    );
+
+    // A run whose time is up starts no store: each continues in the next run.
+    let late = s
+        .run(
+            now + chrono::Duration::hours(50),
+            tokio::time::Instant::now(),
+        )
+        .await;
+    assert!(matches!(late[DEFAULT], Ok(Run::OutOfTime)));
+    assert!(matches!(late["alpha.myshopify.com"], Ok(Run::OutOfTime)));
+}
+
+/// A customer source that takes longer than the job's deadline.
+struct Slow<'a>(&'a AdminApi);
+
+impl CustomerSource for Slow<'_> {
+    async fn customers(
+        &self,
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        _deadline: Option<tokio::time::Instant>,
+        progress: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<Vec<Customer>, AdminError> {
+        // Deaf to the deadline: the job's own timeout has to cut it.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        CustomerSource::customers(self.0, since, now, None, progress).await
+    }
+
+    async fn customers_by_id(
+        &self,
+        ids: &[pinrelay::audiences::CustomerId],
+    ) -> Result<Vec<Customer>, AdminError> {
+        CustomerSource::customers_by_id(self.0, ids).await
+    }
+}
+
+#[tokio::test]
+async fn a_sync_cut_off_by_the_deadline_gives_its_lease_back_and_the_next_run_completes_it() {
+    let s = Stack::start().await;
+    let admin = AdminApi::new(
+        DEFAULT,
+        AdminCredentials::Token(ADMIN_TOKEN.to_owned().into()),
+        "2026-07",
+        Some(&s.shopify.base_url()),
+    )
+    .unwrap();
+    let credentials = job::Credentials {
+        ad_account_id: AD_ACCOUNT_ID.to_owned(),
+        token: SecretString::from(ACCESS_TOKEN),
+        admin: AdminCredentials::Token(ADMIN_TOKEN.to_owned().into()),
+    };
+    let (_, api) = s.endpoints.clients(DEFAULT, credentials).unwrap();
+    let kinds = [ListKind::Customers];
+    let now = Utc::now();
+
+    let cut = job::run_store(
+        DEFAULT,
+        &kinds,
+        &Slow(&admin),
+        &api,
+        &s.ledger,
+        &settings(),
+        now,
+        tokio::time::Instant::now() + Duration::from_millis(1500),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(cut, Run::OutOfTime), "{cut:?}");
+    assert!(s.pinterest.customer_lists().is_empty());
+    let state = s.ledger.state(DEFAULT, ListKind::Customers).await.unwrap();
+    assert_eq!(state.last_sync, None, "still due");
+
+    // The next run (another holder: the next invocation) is not kept out by a lease.
+    let next = JobSettings {
+        holder: "next-invocation".to_owned(),
+        ..settings()
+    };
+    let done = job::run_store(
+        DEFAULT,
+        &kinds,
+        &admin,
+        &api,
+        &s.ledger,
+        &next,
+        now + chrono::Duration::minutes(15),
+        later(),
+    )
+    .await
+    .unwrap();
+    let Run::Synced(lists) = done else {
+        panic!("the next run completes: {done:?}");
+    };
+    assert_eq!(lists[0].added, 170);
+    assert_eq!(s.list(DEFAULT, ListKind::Customers), hashes(1..=170));
+}
+
+#[tokio::test]
+async fn serve_runs_the_job_at_start_for_a_store_that_keeps_a_list() {
+    let shopify = FakeShopify::start().await;
+    let pinterest = FakePinterest::start().await;
+    shopify.add_customers(store_customers(Utc::now() - chrono::Duration::days(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let admin_url = shopify.base_url();
+    let relay = crate::relay::Relay::start(
+        &dir.path().join("relay"),
+        dir.path().join("serve.log"),
+        "job-secret",
+        &pinterest,
+        &[
+            ("AUDIENCE_LISTS", "customers"),
+            ("SHOP_DOMAIN", crate::fake_shopify::SHOP_DOMAIN),
+            ("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("SHOPIFY_ADMIN_API_URL", &admin_url),
+            ("PINTEREST_API_TOKEN", ACCESS_TOKEN),
+        ],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pinterest
+        .customer_lists()
+        .first()
+        .is_none_or(|l| l.records.len() < 170)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not sync the list:\n{}",
+            relay.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pinterest.customer_lists()[0].records, hashes(1..=170));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !relay.log_tail().contains("audiences_synced") {
+        assert!(std::time::Instant::now() < deadline, "{}", relay.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
