@@ -7,7 +7,9 @@
 //!    or a deployed stack's table (`--stack NAME` reads the stack's outputs, or `--table`).
 //! 3. Each order is classified ([`pinrelay::reconcile`]) and the report printed as a table, or as
 //!    JSON (`--json`), and written as a self-contained page (`--html FILE`). With a Pinterest token
-//!    and ad account, Pinterest's Event Quality of `checkout` events is shown beside the relay's.
+//!    and ad account, Pinterest's Event Quality of `checkout` events is shown beside the relay's,
+//!    and the customer lists the relay keeps for the shop with their status on Pinterest (the
+//!    token is `PINTEREST_API_TOKEN`, the registered store's, or the store's Pinterest sign-in).
 //! 4. `--backfill` fetches each missing order still inside Pinterest's 7 days (REST, the webhook's
 //!    own shape) and sends it through the relay's queue, so dispatch claims it like the webhook it
 //!    replaces: run twice, it is still sent once. `--dry-run` lists them only.
@@ -23,6 +25,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
+use pinrelay::audiences::dynamodb::DynamoDbAudienceStore;
+use pinrelay::audiences::sqlite::SqliteAudienceStore;
 use pinrelay::aws::{self, Budget};
 use pinrelay::config;
 use pinrelay::dynamodb::Table;
@@ -32,6 +36,8 @@ use pinrelay::idempotency::{
     Claim, ClaimRequest, DeadLetterCounts, Holder, IdempotencyKey, IdempotencyRecord,
     IdempotencyStore, Pause, PauseReason, Settlement, StoreError, Unheld,
 };
+use pinrelay::pinterest::oauth::aws::AwsGrantStore;
+use pinrelay::pinterest::oauth::sqlite::SqliteGrantStore;
 use pinrelay::pinterest::quality::{IngestionSource, Lookback};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
 use pinrelay::queue::sqlite::SqliteQueue;
@@ -42,6 +48,7 @@ use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::registry::sqlite::SqliteRegistry;
 use pinrelay::registry::{Registry as _, STORE_SETTINGS, Shop};
 use pinrelay::shopify::admin::AdminApi;
+use secrecy::ExposeSecret as _;
 
 /// Arguments of `pinrelay reconcile`.
 #[derive(clap::Args)]
@@ -109,12 +116,17 @@ enum Relay {
     Local {
         records: SqliteIdempotencyStore,
         queue: SqliteQueue,
+        audiences: SqliteAudienceStore,
+        grants: SqliteGrantStore,
     },
     /// A deployed stack.
     Aws {
         records: DynamoDbIdempotencyStore,
         queue: Option<SqsQueue>,
         dead_letters: Option<(aws_sdk_sqs::Client, String)>,
+        audiences: DynamoDbAudienceStore,
+        /// The stack's Pinterest sign-ins (`--stack` only: a bare `--table` names no secrets).
+        grants: Option<AwsGrantStore>,
     },
 }
 
@@ -124,13 +136,17 @@ impl Relay {
             let db = crate::local::open_existing_db(&args.data_dir)?;
             return Ok(Relay::Local {
                 records: SqliteIdempotencyStore::new(db.clone()),
-                queue: SqliteQueue::new(db),
+                queue: SqliteQueue::new(db.clone()),
+                audiences: SqliteAudienceStore::new(db.clone()),
+                grants: SqliteGrantStore::new(db),
             });
         }
         let sdk = aws::load(Budget::CLI).await;
+        let mut grants = None;
         let (table, queue_url, dlq_url) = match &args.stack {
             Some(stack) => {
                 let stack_info = crate::stack::Stack::describe(&sdk, stack).await?;
+                grants = crate::pinterest::Grants::of_stack(&sdk, &stack_info, stack).ok();
                 let get = |k: &str| stack_info.output(k);
                 let table = get("IdempotencyTableName").with_context(|| {
                     format!(
@@ -146,13 +162,13 @@ impl Relay {
             ),
         };
         let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let table = Table::new(aws_sdk_dynamodb::Client::new(&sdk), table);
         Ok(Relay::Aws {
-            records: DynamoDbIdempotencyStore::new(Table::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                table,
-            )),
+            records: DynamoDbIdempotencyStore::new(table.clone()),
             queue: queue_url.map(|url| SqsQueue::new(sqs.clone(), url)),
             dead_letters: dlq_url.map(|url| (sqs, url)),
+            audiences: DynamoDbAudienceStore::new(table),
+            grants,
         })
     }
 
@@ -437,7 +453,24 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         // The backfill's result is what was asked for: it comes first, and alone.
         return backfill(&args, &admin, &relay, &shop, &report).await;
     }
-    report.quality = quality(&args, api_token, lookback, &report).await;
+    // The store's Pinterest sign-in, where no variable or registered token gives one.
+    let signed_in = relay.signed_in(&shop).await;
+    if args.ad_account_id.is_none() {
+        args.ad_account_id = signed_in.as_ref().map(|g| g.ad_account_id.clone());
+    }
+    let api_token = api_token.or_else(|| {
+        signed_in
+            .as_ref()
+            .map(|g| g.access_token.expose_secret().to_owned())
+    });
+    report.quality = quality(&args, api_token.clone(), lookback, &report).await;
+    report.customer_lists = match relay.customer_lists(&args, api_token, &shop).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("warning: the customer lists are not shown: {e}");
+            Vec::new()
+        }
+    };
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -455,6 +488,60 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("report written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+impl Relay {
+    /// `shop`'s Pinterest sign-in in this relay, if any (a failure to read it is no sign-in).
+    async fn signed_in(&self, shop: &str) -> Option<pinrelay::pinterest::oauth::Grant> {
+        use pinrelay::pinterest::oauth::GrantStore as _;
+        match self {
+            Relay::Local { grants, .. } => grants.get(shop).await.ok().flatten(),
+            Relay::Aws {
+                grants: Some(grants),
+                ..
+            } => grants.get(shop).await.ok().flatten(),
+            Relay::Aws { grants: None, .. } => None,
+        }
+    }
+
+    /// The customer lists the relay keeps for `shop`, each with Pinterest's status when a token
+    /// and ad account can read it.
+    async fn customer_lists(
+        &self,
+        args: &Args,
+        api_token: Option<String>,
+        shop: &str,
+    ) -> anyhow::Result<Vec<reconcile::CustomerListRow>> {
+        use pinrelay::pinterest::audiences::{PinterestAudiences, StaticToken};
+        let api = match (api_token, &args.ad_account_id) {
+            (Some(token), Some(account)) => {
+                let http = PinterestHttp::new(PinterestHttpConfig {
+                    base_url: args
+                        .endpoints
+                        .pinterest_api_url
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    ad_account_id: account.clone(),
+                    access_token: String::new().into(),
+                    test_mode: false,
+                    connect_timeout: Duration::from_secs(5),
+                    request_timeout: Duration::from_secs(20),
+                })?;
+                Ok(PinterestAudiences::new(http, StaticToken(token.into())))
+            }
+            _ => Err(
+                "no Pinterest token (sign in with `pinrelay pinterest login`, or set PINTEREST_API_TOKEN)"
+                    .to_owned(),
+            ),
+        };
+        let api = api.as_ref().map_err(Clone::clone);
+        Ok(match self {
+            Relay::Local { audiences, .. } => {
+                reconcile::customer_lists(audiences, api, shop).await?
+            }
+            Relay::Aws { audiences, .. } => reconcile::customer_lists(audiences, api, shop).await?,
+        })
+    }
 }
 
 /// Pinterest's Event Quality of `checkout` events beside the report, when a token and ad account

@@ -147,6 +147,46 @@ struct ReportPage {
     records: SqliteIdempotencyStore,
     rules: pinrelay::mapping::Options,
     access: ReportAccess,
+    /// The customer lists' record and the Pinterest sign-ins, for the lists' section.
+    lists: (
+        pinrelay::audiences::sqlite::SqliteAudienceStore,
+        pinrelay::pinterest::oauth::sqlite::SqliteGrantStore,
+    ),
+    /// Pinterest's API, where the lists' status is read.
+    pinterest_api_url: String,
+}
+
+impl ReportPage {
+    /// The customer lists this relay keeps for `shop`, each with Pinterest's status when a token
+    /// (`PINTEREST_API_TOKEN`, else the store's sign-in) and ad account can read it.
+    async fn customer_lists(
+        &self,
+        shop: &str,
+    ) -> Result<Vec<reconcile::CustomerListRow>, pinrelay::audiences::LedgerError> {
+        use pinrelay::pinterest::audiences::{PinterestAudiences, StaticToken};
+        use pinrelay::pinterest::oauth::GrantStore as _;
+        let (ledger, grants) = &self.lists;
+        let grant = grants.get(shop).await.ok().flatten();
+        let token = config::var(keys::PINTEREST_API_TOKEN)
+            .map(secrecy::SecretString::from)
+            .or_else(|| grant.as_ref().map(|g| g.access_token.clone()));
+        let account = config::var(keys::PINTEREST_AD_ACCOUNT_ID)
+            .or_else(|| grant.as_ref().map(|g| g.ad_account_id.clone()));
+        let api = match (token, account) {
+            (Some(token), Some(account)) => PinterestHttp::new(PinterestHttpConfig {
+                base_url: self.pinterest_api_url.trim_end_matches('/').to_owned(),
+                ad_account_id: account,
+                access_token: String::new().into(),
+                test_mode: false,
+                connect_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(20),
+            })
+            .map(|http| PinterestAudiences::new(http, StaticToken(token)))
+            .map_err(|e| e.to_string()),
+            _ => Err("no Pinterest token: sign in with `pinrelay pinterest login`".to_owned()),
+        };
+        reconcile::customer_lists(ledger, api.as_ref().map_err(Clone::clone), shop).await
+    }
 }
 
 /// Who may read the report: a request naming one of `allowed_hosts` (against DNS rebinding) with
@@ -426,6 +466,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 )?,
                 records: store.clone(),
                 rules: r.rules,
+                lists: (
+                    pinrelay::audiences::sqlite::SqliteAudienceStore::new(db.clone()),
+                    pinrelay::pinterest::oauth::sqlite::SqliteGrantStore::new(db.clone()),
+                ),
+                pinterest_api_url: config::var(keys::PINTEREST_API_URL)
+                    .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
                 access: ReportAccess {
                     token,
                     allowed_hosts: r.allowed_hosts,
@@ -861,6 +907,16 @@ async fn reconcile_page(
         &mut |_| {},
     )
     .await;
+    let fetched = match fetched {
+        Ok(mut report) => {
+            match page.customer_lists(&report.shop).await {
+                Ok(rows) => report.customer_lists = rows,
+                Err(e) => tracing::warn!(error.message = %e, "the customer lists are not shown"),
+            }
+            Ok(report)
+        }
+        Err(e) => Err(e),
+    };
     match fetched {
         Ok(report) if query.format.as_deref() == Some("json") => axum::Json(report).into_response(),
         Ok(report) => (

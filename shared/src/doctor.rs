@@ -240,7 +240,7 @@ pub fn customer_lists(
                 "{kind} list {} {status}, audience {}, last sync {}, last full comparison {}",
                 state.list_id.as_deref().unwrap_or("-"),
                 state.audience_id.as_deref().unwrap_or("not created"),
-                day(state.watermark),
+                day(state.last_sync.or(state.watermark)),
                 day(state.last_full),
             )
         })

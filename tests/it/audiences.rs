@@ -519,6 +519,32 @@ async fn the_command_dry_runs_then_syncs_then_has_nothing_to_send() {
     );
     assert_eq!(pinterest.customer_lists().len(), 1);
     assert_eq!(pinterest.audiences().len(), 1);
+
+    // The reconcile report shows the list: what the relay uploaded beside Pinterest's status.
+    let out = Command::new(pinrelay_bin())
+        .args(["reconcile", "--shop", SHOP_DOMAIN, "--json", "--data-dir"])
+        .arg(dir.path())
+        .args(["--admin-url-base", &shopify.base_url()])
+        .env("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("PINTEREST_API_TOKEN", ACCESS_TOKEN)
+        .env("PINTEREST_AD_ACCOUNT_ID", AD_ACCOUNT_ID)
+        .env("PINTEREST_API_URL", pinterest.base_url())
+        .env_remove("SHOPIFY_CLIENT_ID")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lists = report["customer_lists"].as_array().expect("customer_lists");
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    assert_eq!(lists[0]["list"], "customers");
+    assert_eq!(lists[0]["members"], 170);
+    assert_eq!(lists[0]["pending_removals"], 0);
+    assert_eq!(lists[0]["status"], "READY");
+    assert_eq!(
+        lists[0]["list_id"].as_str(),
+        Some(pinterest.customer_lists()[0].id.as_str())
+    );
 }
 
 #[tokio::test]

@@ -74,6 +74,7 @@ pub fn html(report: &Report) -> String {
                     (chart_coverage(&report.totals))
                     (values(&report.totals))
                     (quality(report))
+                    (customer_lists(report))
                     (days_table(report))
                     (orders(report))
                     (without_order(report))
@@ -705,6 +706,56 @@ fn quality(r: &Report) -> Markup {
                      flagged; compare the columns to find the one to blame. The relay column counts \
                      the window's sent events."
                 }
+            }
+        }
+    }
+}
+
+fn customer_lists(r: &Report) -> Markup {
+    if r.customer_lists.is_empty() {
+        return markup! {};
+    }
+    let day = |t: Option<DateTime<Utc>>| {
+        t.map_or_else(
+            || "never".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        )
+    };
+    markup! {
+        section aria-labelledby="h-lists" {
+            h2 #h-lists { "Customer lists (Pinterest audiences)" }
+            table {
+                thead { tr {
+                    th scope="col" { "list" }
+                    th scope="col" { "Pinterest list" }
+                    th scope="col" { "status" }
+                    th.num scope="col" { "members uploaded" }
+                    th.num scope="col" { "removals pending" }
+                    th scope="col" { "last sync" }
+                    th scope="col" { "last full comparison" }
+                } }
+                tbody {
+                    @for l in &r.customer_lists {
+                        @let path = |field: &str| format!("customer_lists.{}.{field}", l.list);
+                        tr {
+                            th scope="row" { (l.list) }
+                            td { code { (l.list_id.as_deref().unwrap_or("–")) } }
+                            td {
+                                @match (&l.status, &l.status_unread) {
+                                    (Some(s), _) => span class={ "status " (s.to_ascii_lowercase()) } data-metric=(path("status")) { (s) },
+                                    (None, why) => span.empty data-metric=(path("status")) data-value="null" title=[why] { "not read" },
+                                }
+                            }
+                            td.num { span data-metric=(path("members")) { (l.members) } }
+                            td.num { span data-metric=(path("pending_removals")) { (l.pending_removals) } }
+                            td { (day(l.last_sync)) }
+                            td { (day(l.last_full)) }
+                        }
+                    }
+                }
+            }
+            p.hint {
+                "Members are the hashed emails the relay uploaded and has not removed: consenting                  customers only. Pinterest does not say how many it matched; TOO_SMALL means fewer                  than 100, and the audience cannot be targeted yet."
             }
         }
     }

@@ -531,9 +531,83 @@ pub struct Report {
     pub orders: Vec<OrderRow>,
     /// Pinterest's Event Quality beside the relay's coverage, when an ad account token was given.
     pub quality: Option<Quality>,
+    /// The customer lists the relay keeps for the shop (`pinrelay audiences sync`, the audience
+    /// job), with Pinterest's status of each; empty (and left out of the JSON) when it keeps none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub customer_lists: Vec<CustomerListRow>,
     /// Dead letters of the shop that name no order (an undecodable message, an invalid payload),
     /// by reason, over the window's days (UTC): each is in the dead-letter queue with its reason.
     pub dead_letters_without_order: BTreeMap<String, u64>,
+}
+
+/// One customer list of the shop as the relay recorded it, beside Pinterest's status of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerListRow {
+    /// `customers` or `purchasers`.
+    pub list: String,
+    /// Pinterest's list id (`None` before the first upload).
+    pub list_id: Option<String>,
+    /// Its `CUSTOMER_LIST` audience.
+    pub audience_id: Option<String>,
+    /// Pinterest's status (`READY`, `PROCESSING`, `UPLOADING`, `TOO_SMALL` under 100 matched
+    /// users); `None` when it could not be read ([`CustomerListRow::status_unread`] says why).
+    pub status: Option<String>,
+    /// Why the status is missing: no token, or Pinterest's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_unread: Option<String>,
+    /// Hashes the relay uploaded and has not removed: its record of the list's members.
+    pub members: u64,
+    /// Removals of deleted or redacted customers Pinterest has not accepted yet.
+    pub pending_removals: u64,
+    /// When the last sync completed.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// When the last full comparison completed.
+    pub last_full: Option<DateTime<Utc>>,
+}
+
+/// The rows of `shop`'s lists kept in `ledger` (lists never synced left out), each with
+/// Pinterest's status read through `api` when given.
+///
+/// # Errors
+/// [`crate::audiences::LedgerError`] when the record cannot be read.
+pub async fn customer_lists<L, A>(
+    ledger: &L,
+    api: Result<&A, String>,
+    shop: &str,
+) -> Result<Vec<CustomerListRow>, crate::audiences::LedgerError>
+where
+    L: crate::audiences::AudienceStore,
+    A: crate::pinterest::audiences::CustomerListsApi,
+{
+    let mut rows = Vec::new();
+    for kind in crate::audiences::ListKind::ALL {
+        let state = ledger.state(shop, kind).await?;
+        if state.list_id.is_none() && state.last_sync.is_none() {
+            continue;
+        }
+        let members = ledger.members(shop, kind).await?.len() as u64;
+        let pending_removals = ledger.pending_removals(shop, kind).await?.len() as u64;
+        let (status, status_unread) = match (&state.list_id, &api) {
+            (None, _) => (None, Some("no list on Pinterest yet".to_owned())),
+            (Some(_), Err(why)) => (None, Some(why.clone())),
+            (Some(id), Ok(api)) => match api.get_list(id).await {
+                Ok(info) => (info.status, None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+        };
+        rows.push(CustomerListRow {
+            list: kind.label().to_owned(),
+            list_id: state.list_id,
+            audience_id: state.audience_id,
+            status,
+            status_unread,
+            members,
+            pending_removals,
+            last_sync: state.last_sync,
+            last_full: state.last_full,
+        });
+    }
+    Ok(rows)
 }
 
 /// Pinterest's view of the `checkout` events (its Event Quality Score) beside the relay's own.
@@ -623,6 +697,7 @@ impl Report {
                 .collect(),
             orders: rows,
             quality: None,
+            customer_lists: Vec::new(),
             dead_letters_without_order: BTreeMap::new(),
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Quality, Report, Status, Totals};
+use super::{CustomerListRow, Quality, Report, Status, Totals};
 
 /// The report as text for a terminal (plain ASCII columns, no colour).
 pub fn table(report: &Report) -> String {
@@ -121,7 +121,45 @@ pub fn table(report: &Report) -> String {
     if let Some(q) = &report.quality {
         quality(&mut out, q);
     }
+    if !report.customer_lists.is_empty() {
+        customer_lists(&mut out, &report.customer_lists);
+    }
     out
+}
+
+/// The customer lists: one line each, what the relay uploaded beside Pinterest's status.
+fn customer_lists(out: &mut String, lists: &[CustomerListRow]) {
+    let _ = writeln!(
+        out,
+        "
+customer lists (Pinterest audiences):"
+    );
+    let day = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or_else(
+            || "never".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        )
+    };
+    for l in lists {
+        let status = match (&l.status, &l.status_unread) {
+            (Some(s), _) if s == "TOO_SMALL" => {
+                "TOO_SMALL (fewer than 100 matched Pinterest users: not targetable yet)".to_owned()
+            }
+            (Some(s), _) => s.clone(),
+            (None, Some(why)) => format!("status not read: {why}"),
+            (None, None) => "status unknown".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} list {}: {} members uploaded, {} removals pending; {status}; last sync {}, last full comparison {}",
+            l.list,
+            l.list_id.as_deref().unwrap_or("-"),
+            l.members,
+            l.pending_removals,
+            day(l.last_sync),
+            day(l.last_full),
+        );
+    }
 }
 
 /// Pinterest's Event Quality beside the relay's coverage: one line per component, then the hints

@@ -514,3 +514,56 @@ fn the_day_chart_stacks_each_days_statuses_in_one_bar() {
         "no orders-vs-sent pairs any more"
     );
 }
+
+#[test]
+fn the_customer_lists_are_shown_with_what_was_uploaded_and_pinterests_status() {
+    let mut report = full_report();
+    assert!(
+        !serde_json::to_value(&report)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .contains_key("customer_lists"),
+        "a shop without lists has no section"
+    );
+    report.customer_lists = vec![
+        CustomerListRow {
+            list: "customers".into(),
+            list_id: Some("L1".into()),
+            audience_id: Some("A1".into()),
+            status: Some("TOO_SMALL".into()),
+            status_unread: None,
+            members: 85,
+            pending_removals: 2,
+            last_sync: Some(now()),
+            last_full: None,
+        },
+        CustomerListRow {
+            list: "purchasers".into(),
+            list_id: Some("L2".into()),
+            audience_id: None,
+            status: None,
+            status_unread: Some("no Pinterest token".into()),
+            members: 40,
+            pending_removals: 0,
+            last_sync: Some(now()),
+            last_full: Some(now()),
+        },
+    ];
+    let text = table(&report);
+    assert!(
+        text.contains("customers list L1: 85 members uploaded, 2 removals pending; TOO_SMALL"),
+        "{text}"
+    );
+    assert!(
+        text.contains("purchasers list L2: 40 members uploaded, 0 removals pending; status not read: no Pinterest token"),
+        "{text}"
+    );
+    let page = html(&report);
+    assert!(page.contains(r#"data-metric="customer_lists.customers.members">85<"#));
+    assert!(page.contains(r#"data-metric="customer_lists.customers.status">TOO_SMALL<"#));
+    assert!(page.contains(r#"data-metric="customer_lists.purchasers.status" data-value="null""#));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["customer_lists"][0]["members"], 85);
+    assert_eq!(json["customer_lists"][1]["status"], serde_json::Value::Null);
+}
