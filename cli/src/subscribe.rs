@@ -31,7 +31,8 @@ pub struct Args {
     pub address: String,
     /// Comma-separated webhook topics; by default the ones the conversion rules need
     /// (orders/create and customers/create, and orders/paid with --checkout-on paid), and
-    /// app/uninstalled (which disables a registered store).
+    /// app/uninstalled (which disables a registered store). For customer lists (`audiences
+    /// sync`, `read_customers`) add customers/delete and customers_email_marketing_consent/update.
     #[arg(long, value_delimiter = ',')]
     pub topics: Vec<String>,
     /// When a purchase counts, as the relay's CHECKOUT_ON: created or paid (decides the default

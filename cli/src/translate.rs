@@ -181,5 +181,8 @@ fn describe(request: &ComplianceRequest) -> String {
         ComplianceRequest::CustomerDeleted { customer_id, .. } => {
             format!("take customer {customer_id} off the customer lists")
         }
+        ComplianceRequest::ConsentChanged { customer_id, .. } => {
+            format!("re-check customer {customer_id}'s consent for the customer lists")
+        }
     }
 }

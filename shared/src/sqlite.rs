@@ -37,8 +37,11 @@ pub const DB_FILE: &str = "relay.db";
 /// The audience ledger (`audience_lists`, `audience_members`, `audience_removals`,
 /// [`crate::audiences::sqlite`]) came in version 6 too: an older pinrelay would not apply a
 /// customer's redaction to the lists. Version 7 added `audience_lists.last_sync_ms`, when the
-/// scheduled audience job last completed a list's sync ([`MIGRATE_TO_7`]).
-const SCHEMA_VERSION: i64 = 7;
+/// scheduled audience job last completed a list's sync ([`MIGRATE_TO_7`]). Version 8 added
+/// `audience_rechecks`, the customers whose consent changed
+/// ([`crate::audiences::AudienceStore::queue_recheck`]): an older pinrelay would not apply a
+/// withdrawal queued there.
+const SCHEMA_VERSION: i64 = 8;
 
 /// From version 6 to 7: the column the audience job's schedule reads (`NULL`: due now).
 const MIGRATE_TO_7: &str = "ALTER TABLE audience_lists ADD COLUMN last_sync_ms INTEGER;";
@@ -145,6 +148,12 @@ CREATE TABLE IF NOT EXISTS audience_removals (
     customer_id INTEGER NOT NULL,
     hash        TEXT    NOT NULL,
     PRIMARY KEY (shop, kind, customer_id, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audience_rechecks (
+    shop        TEXT    NOT NULL,
+    customer_id INTEGER NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    PRIMARY KEY (shop, customer_id)
 ) WITHOUT ROWID;
 ";
 
@@ -531,7 +540,7 @@ mod tests {
             .unwrap();
         assert_eq!((list.as_str(), last_sync), ("L1", None));
         drop(db);
-        // Opening it again (now version 7) migrates nothing twice.
+        // Opening it again (now the current version) migrates nothing twice.
         SqliteDatabase::open(&path).unwrap();
     }
 

@@ -281,6 +281,13 @@ impl CustomerSource for Slow<'_> {
         tokio::time::sleep(Duration::from_secs(10)).await;
         CustomerSource::customers(self.0, since, now, None, progress).await
     }
+
+    async fn customers_by_id(
+        &self,
+        ids: &[pinrelay::audiences::CustomerId],
+    ) -> Result<Vec<Customer>, AdminError> {
+        CustomerSource::customers_by_id(self.0, ids).await
+    }
 }
 
 #[tokio::test]

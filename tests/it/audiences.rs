@@ -10,7 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pinrelay::audiences::sqlite::SqliteAudienceStore;
 use pinrelay::audiences::{
-    AudienceStore as _, ListKind, ListSummary, Mode, Settings, SyncError, record_hash, sync,
+    AudienceStore as _, Customer, CustomerId, CustomerSource, ListKind, ListSummary,
+    MarketingState, Mode, Settings, SyncError, record_hash, sync, sync_pending,
 };
 use pinrelay::pinterest::audiences::{Backoff, PinterestAudiences, StaticToken};
 use pinrelay::pinterest::{PinterestHttp, PinterestHttpConfig};
@@ -146,6 +147,23 @@ impl Fixture {
             &mut |_| {},
         )
         .await
+    }
+
+    /// The light pass on the customers list.
+    async fn sync_pending(&self, now: DateTime<Utc>) -> ListSummary {
+        sync_pending(
+            SHOP_DOMAIN,
+            &self.admin,
+            &self.api,
+            &self.ledger,
+            &self.settings(&[ListKind::Customers]),
+            Mode::Live,
+            now,
+            &mut |_| {},
+        )
+        .await
+        .unwrap()
+        .remove(0)
     }
 
     async fn sync(&self, now: DateTime<Utc>) -> ListSummary {
@@ -884,6 +902,304 @@ async fn redact_and_delete_webhooks_take_the_customer_off_the_list_at_the_next_s
         "{detail}"
     );
     drop(relay);
+}
+
+/// Posts a consent webhook (`customers_email_marketing_consent/update`) to serve and waits until
+/// the relay handled it.
+async fn post_consent(relay: &crate::relay::Relay, webhook_id: &str, body: serde_json::Value) {
+    let status = crate::relay::post_webhook(
+        &relay.webhook_url(),
+        "customers_email_marketing_consent/update",
+        SHOP_DOMAIN,
+        "consent-secret",
+        webhook_id,
+        &body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    relay.drained(Duration::from_secs(15)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consent_withdrawal_through_serve_is_removed_by_the_light_pass() {
+    let f = Fixture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("relay");
+    let relay = crate::relay::Relay::start(
+        &data_dir,
+        dir.path().join("serve.log"),
+        "consent-secret",
+        &f.pinterest,
+        &[],
+    );
+    // The ledger serve's dispatch writes: the relay database of its data directory.
+    let ledger = SqliteAudienceStore::new(SqliteDatabase::open_in(&data_dir).unwrap());
+    let settings = f.settings(&[ListKind::Customers]);
+    let now = Utc::now();
+    let first = sync(
+        SHOP_DOMAIN,
+        &f.admin,
+        &f.api,
+        &ledger,
+        &settings,
+        Mode::Live,
+        now,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(first[0].added, 170);
+
+    // Customer 12 unsubscribes; Shopify sends the consent webhook (keys unconfirmed: the relay
+    // reads only the id, and the consent again from the Admin API).
+    f.change(12, now + chrono::Duration::minutes(1), |c| {
+        c.marketing_state = "UNSUBSCRIBED".into()
+    });
+    post_consent(
+        &relay,
+        "wh-consent-12",
+        serde_json::json!({
+            "customer_id": 12,
+            "email_address": "customer12@example.com",
+            "email_marketing_consent": {"state": "unsubscribed", "opt_in_level": null},
+        }),
+    )
+    .await;
+    // A body naming no customer is dead-lettered with its reason, quoting nothing of it.
+    post_consent(
+        &relay,
+        "wh-consent-nobody",
+        serde_json::json!({"email_address": "someone@example.com"}),
+    )
+    .await;
+    let queue = pinrelay::queue::sqlite::SqliteQueue::open_in(&data_dir).unwrap();
+    let letters = queue.dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].reason.starts_with("no_customer_id: ")
+            && !letters[0].reason.contains("someone@"),
+        "{}",
+        letters[0].reason
+    );
+    let queued = ledger.rechecks(SHOP_DOMAIN).await.unwrap();
+    assert_eq!(
+        queued.iter().map(|r| r.customer_id).collect::<Vec<_>>(),
+        [12]
+    );
+
+    // The light pass, minutes later: exactly that hash leaves the list, and the store is not read.
+    f.shopify.clear_requests();
+    f.pinterest.clear_list_requests();
+    let pass = sync_pending(
+        SHOP_DOMAIN,
+        &f.admin,
+        &f.api,
+        &ledger,
+        &settings,
+        Mode::Live,
+        now + chrono::Duration::minutes(15),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((pass[0].added, pass[0].removed), (0, 1));
+    assert_eq!(f.writes(), [("REMOVE".to_owned(), 1)]);
+    let mut expected = hashes(1..=170);
+    expected.remove(&hash(12));
+    assert_eq!(f.only_list(), expected);
+    assert!(
+        f.shopify.customer_queries().is_empty(),
+        "no read of the whole store"
+    );
+    assert_eq!(f.shopify.customer_node_queries(), [vec![12]]);
+    assert!(ledger.rechecks(SHOP_DOMAIN).await.unwrap().is_empty());
+    assert!(
+        !ledger
+            .members(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap()
+            .contains_key(&12)
+    );
+
+    // The next pass has nothing to do, and asks nothing.
+    f.shopify.clear_requests();
+    f.pinterest.clear_list_requests();
+    let idle = sync_pending(
+        SHOP_DOMAIN,
+        &f.admin,
+        &f.api,
+        &ledger,
+        &settings,
+        Mode::Live,
+        now + chrono::Duration::minutes(30),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (idle[0].added, idle[0].removed, idle[0].requests),
+        (0, 0, 0)
+    );
+    assert!(f.shopify.requests().is_empty());
+    assert!(f.writes().is_empty());
+    drop(relay);
+}
+
+#[tokio::test]
+async fn the_light_pass_adds_a_customer_who_subscribes_and_removes_one_deleted_since() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+    f.sync(now).await;
+    f.change(215, now + chrono::Duration::minutes(1), |c| {
+        c.marketing_state = "SUBSCRIBED".into()
+    });
+    assert!(f.shopify.delete_customer(30));
+    for id in [215, 30, 240] {
+        f.ledger
+            .queue_recheck(SHOP_DOMAIN, id, now + chrono::Duration::minutes(1))
+            .await
+            .unwrap();
+    }
+    f.pinterest.clear_list_requests();
+    f.shopify.clear_requests();
+
+    let pass = f.sync_pending(now + chrono::Duration::minutes(5)).await;
+
+    assert_eq!((pass.added, pass.removed), (1, 1));
+    assert_eq!(
+        f.writes(),
+        [("REMOVE".to_owned(), 1), ("ADD".to_owned(), 1)]
+    );
+    let expected: BTreeSet<String> = hashes((1..=170).filter(|&i| i != 30).chain([215]));
+    assert_eq!(f.only_list(), expected);
+    assert!(f.shopify.customer_queries().is_empty());
+    assert_eq!(f.shopify.customer_node_queries(), [vec![30, 215, 240]]);
+    assert!(f.ledger.rechecks(SHOP_DOMAIN).await.unwrap().is_empty());
+}
+
+/// The store as read at the start of a run that meets a consent webhook: `customers` answers
+/// customer `id` still subscribed, and the webhook queues its re-check while the read is under way.
+struct StaleRead<'a> {
+    admin: &'a AdminApi,
+    ledger: &'a SqliteAudienceStore,
+    id: CustomerId,
+    webhook_at: Option<DateTime<Utc>>,
+}
+
+impl CustomerSource for StaleRead<'_> {
+    async fn customers(
+        &self,
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        deadline: Option<tokio::time::Instant>,
+        progress: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<Vec<Customer>, AdminError> {
+        let mut read =
+            CustomerSource::customers(self.admin, since, now, deadline, progress).await?;
+        read.retain(|c| c.id != self.id);
+        read.push(Customer::new(
+            self.id,
+            Some(&format!("customer{}@example.com", self.id)),
+            MarketingState::Subscribed,
+            false,
+            0,
+            Utc::now() - chrono::Duration::days(1),
+        ));
+        if let Some(at) = self.webhook_at {
+            self.ledger
+                .queue_recheck(SHOP_DOMAIN, self.id, at)
+                .await
+                .unwrap();
+        }
+        Ok(read)
+    }
+
+    async fn customers_by_id(&self, ids: &[CustomerId]) -> Result<Vec<Customer>, AdminError> {
+        self.admin.customers_by_id(ids).await
+    }
+}
+
+/// A full sync at `at` whose store read still shows customer `id` subscribed; with `webhook_at`,
+/// their consent webhook queues a re-check while the read is under way.
+async fn stale_full_sync(
+    f: &Fixture,
+    id: CustomerId,
+    webhook_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> ListSummary {
+    let source = StaleRead {
+        admin: &f.admin,
+        ledger: &f.ledger,
+        id,
+        webhook_at,
+    };
+    let settings = Settings {
+        force_full: true,
+        ..f.settings(&[ListKind::Customers])
+    };
+    sync(
+        SHOP_DOMAIN,
+        &source,
+        &f.api,
+        &f.ledger,
+        &settings,
+        Mode::Live,
+        at,
+        &mut |_| {},
+    )
+    .await
+    .unwrap()
+    .remove(0)
+}
+
+#[tokio::test]
+async fn newer_consent_wins_over_a_sync_reading_an_older_snapshot() {
+    let f = Fixture::start().await;
+    let now = Utc::now();
+    f.sync(now).await;
+    // Customer 20 unsubscribes; the light pass removes them.
+    f.change(20, now + chrono::Duration::minutes(1), |c| {
+        c.marketing_state = "UNSUBSCRIBED".into()
+    });
+    f.ledger
+        .queue_recheck(SHOP_DOMAIN, 20, now + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.sync_pending(now + chrono::Duration::minutes(2))
+            .await
+            .removed,
+        1
+    );
+    // A full sync whose store read still shows them subscribed, and meanwhile their consent
+    // webhook queues another re-check: the run does not add them back.
+    f.pinterest.clear_list_requests();
+    let summary = stale_full_sync(
+        &f,
+        20,
+        Some(now + chrono::Duration::minutes(3)),
+        now + chrono::Duration::minutes(3),
+    )
+    .await;
+    assert_eq!((summary.added, summary.removed), (0, 0));
+    assert!(f.writes().is_empty(), "{:?}", f.writes());
+    assert!(!f.only_list().contains(&hash(20)));
+    assert_eq!(
+        f.ledger.rechecks(SHOP_DOMAIN).await.unwrap().len(),
+        1,
+        "the re-check queued during the run is left for the next"
+    );
+
+    // A re-check queued before a run wins over its stale read too: read by id, they are
+    // unsubscribed. The run clears it.
+    let summary = stale_full_sync(&f, 20, None, now + chrono::Duration::minutes(4)).await;
+    assert_eq!((summary.added, summary.removed), (0, 0));
+    assert!(!f.only_list().contains(&hash(20)));
+    assert!(f.ledger.rechecks(SHOP_DOMAIN).await.unwrap().is_empty());
+
+    // Without a re-check, the same stale read would add them back: the guard is what stops it.
+    let summary = stale_full_sync(&f, 20, None, now + chrono::Duration::minutes(5)).await;
+    assert_eq!(summary.added, 1);
 }
 
 #[tokio::test]

@@ -25,6 +25,9 @@
 //!
 //! - `customers` (audiences): the [`FakeCustomer`]s, oldest update first, `first`/`after` paging
 //!   (at most [`FakeShopify::set_page_size`] a page) and the `updated_at:>='…'` search term.
+//! - `nodes(ids: …)` (a consent re-check): each `gid://shopify/Customer/N` asked, as the
+//!   `customers` query's node, or `null` when the shop has no such customer; more than 250 ids is
+//!   Shopify's error. [`FakeShopify::customer_node_queries`] lists the ids asked.
 //! - Bulk query operations (audiences' full reads): `bulkOperationRunQuery` starts one
 //!   (`bulkOperation {id status}` and `userErrors`; at most five in progress); `node(id:)` reads
 //!   one; `bulkOperations` answers, under each alias, the search in the variable of the same name
@@ -635,7 +638,9 @@ fn graphql_reply(
 
 /// The answer to one GraphQL query, by its root field.
 fn answer(inner: &mut Inner, query: &str, variables: &Value) -> Value {
-    if query.contains("bulkOperationRunQuery(") {
+    if query.contains("nodes(ids:") {
+        customer_nodes(inner, variables)
+    } else if query.contains("bulkOperationRunQuery(") {
         run_bulk_operation(inner, variables)
     } else if query.contains("bulkOperations(") {
         list_bulk_operations(inner, variables)
@@ -1008,6 +1013,24 @@ impl FakeShopify {
         inner.customers.len() < before
     }
 
+    /// The ids asked by each `nodes` query (a consent re-check), as numbers.
+    pub fn customer_node_queries(&self) -> Vec<Vec<u64>> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.query.contains("nodes(ids:"))
+            .map(|r| {
+                r.variables["ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|g| g.as_str()?.rsplit('/').next()?.parse().ok())
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The `customers` queries received, with their variables.
     pub fn customer_queries(&self) -> Vec<Value> {
         self.shared
@@ -1018,6 +1041,27 @@ impl FakeShopify {
             .map(|r| r.variables.clone())
             .collect()
     }
+}
+
+/// `nodes(ids: [...])`: each customer asked, `null` when there is none.
+fn customer_nodes(inner: &Inner, variables: &Value) -> Value {
+    let Some(ids) = variables["ids"].as_array() else {
+        return graphql_error("Variable $ids of type [ID!]! was provided invalid value");
+    };
+    if ids.len() > 250 {
+        return graphql_error("The maximum number of ids that can be fetched at once is 250");
+    }
+    let nodes: Vec<Value> = ids
+        .iter()
+        .map(|gid| {
+            gid.as_str()
+                .and_then(|g| g.strip_prefix("gid://shopify/Customer/"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .and_then(|id| inner.customers.iter().find(|c| c.id == id))
+                .map_or(Value::Null, FakeCustomer::node)
+        })
+        .collect();
+    json!({"data": {"nodes": nodes}})
 }
 
 /// `customers(first:, after:, query: "updated_at:>='…'")`, oldest update first.

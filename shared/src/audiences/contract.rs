@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::customer::{CustomerId, ListKind};
-use super::ledger::{AudienceStore, Lease, ListState, Marks};
+use super::ledger::{AudienceStore, Lease, ListState, Marks, Recheck};
 use super::plan::{Batch, Operation};
 
 const KIND: ListKind = ListKind::Customers;
@@ -33,6 +33,66 @@ pub async fn run_all<S: AudienceStore>(store: &S) {
     one_writer_holds_the_lease_until_it_releases_or_it_expires(store).await;
     a_removed_customer_stays_pending_until_pinterest_accepts_the_removal(store).await;
     forgetting_a_shop_deletes_all_its_rows_and_no_other_shops(store).await;
+    a_recheck_keeps_its_newest_time_and_is_cleared_only_once_applied(store).await;
+}
+
+fn recheck(customer_id: CustomerId, s: i64) -> Recheck {
+    Recheck {
+        customer_id,
+        at: at(s),
+    }
+}
+
+pub async fn a_recheck_keeps_its_newest_time_and_is_cleared_only_once_applied<S: AudienceStore>(
+    store: &S,
+) {
+    let shop = "recheck.myshopify.com";
+    let other = "recheck-other.myshopify.com";
+    assert!(store.rechecks(shop).await.unwrap().is_empty());
+    store.queue_recheck(shop, 7, at(10)).await.unwrap();
+    store.queue_recheck(shop, 7, at(10)).await.unwrap();
+    store.queue_recheck(shop, 3, at(20)).await.unwrap();
+    store.queue_recheck(shop, 7, at(5)).await.unwrap();
+    store.queue_recheck(other, 7, at(1)).await.unwrap();
+    assert_eq!(
+        store.rechecks(shop).await.unwrap(),
+        [recheck(3, 20), recheck(7, 10)],
+        "one re-check per customer, by id, an older time never replaces a newer"
+    );
+    store.queue_recheck(shop, 7, at(30)).await.unwrap();
+    assert_eq!(
+        store.rechecks(shop).await.unwrap(),
+        [recheck(3, 20), recheck(7, 30)],
+        "a newer time replaces an older"
+    );
+
+    // A pass read both at their old times; 7 was queued again meanwhile.
+    store
+        .clear_rechecks(shop, &[recheck(3, 20), recheck(7, 10)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rechecks(shop).await.unwrap(),
+        [recheck(7, 30)],
+        "a re-check queued again with a newer time stays"
+    );
+    store.clear_rechecks(shop, &[recheck(7, 30)]).await.unwrap();
+    store.clear_rechecks(shop, &[]).await.unwrap();
+    assert!(store.rechecks(shop).await.unwrap().is_empty());
+    assert_eq!(
+        store.rechecks(other).await.unwrap(),
+        [recheck(7, 1)],
+        "each shop has its own"
+    );
+
+    // A deleted customer's re-check goes with them; a redacted shop's with the shop.
+    store.queue_recheck(shop, 8, at(40)).await.unwrap();
+    store.queue_recheck(shop, 9, at(40)).await.unwrap();
+    store.remove_customer(shop, 8).await.unwrap();
+    assert_eq!(store.rechecks(shop).await.unwrap(), [recheck(9, 40)]);
+    store.forget_shop(shop).await.unwrap();
+    assert!(store.rechecks(shop).await.unwrap().is_empty());
+    assert_eq!(store.rechecks(other).await.unwrap().len(), 1);
 }
 
 pub async fn accepted_batches_change_the_record<S: AudienceStore>(store: &S) {

@@ -6,6 +6,7 @@
 //! | `audience#{shop}#{kind}` | `list_id`, `audience_id` (S); `watermark_ms`, `last_full_ms`, `last_resend_ms`, `last_sync_ms` (N); the lease: `holder` (S), `lease_until_ms` (N) |
 //! | `audience#{shop}#{kind}#m#{bucket}` | `m` (M: customer id → hash) for the customers whose id modulo [`BUCKETS`] is `bucket`; `v` (N), the version each write checks |
 //! | `audience#{shop}#removals` | `r` (M: `{kind}#{customer id}#{hash}` → `""`), the removals not yet accepted; `v` (N) |
+//! | `audience#{shop}#rechecks#{bucket}` | `c` (M: customer id → the re-check's time in ms, as a string) for the customers whose id modulo [`RECHECK_BUCKETS`] is `bucket`; `v` (N) |
 //!
 //! Members are spread over [`BUCKETS`] items so none nears DynamoDB's 400 KB item limit: a member
 //! takes about 90 bytes, so a list holds about [`BUCKETS`] × 4,000 members (one million) before a
@@ -22,12 +23,20 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::customer::{CustomerId, ListKind};
-use super::ledger::{AudienceStore, Lease, LedgerError, ListState, Marks, PendingRemoval};
+use super::ledger::{AudienceStore, Lease, LedgerError, ListState, Marks, PendingRemoval, Recheck};
 use super::plan::{Batch, Operation};
 use crate::dynamodb::{ID, Table, TableError};
 
 /// Items a list's members are spread over.
 pub const BUCKETS: u64 = 256;
+
+/// Items the re-checks of a store are spread over.
+pub const RECHECK_BUCKETS: u64 = 64;
+
+/// The most re-checks one item holds (an entry takes about 40 bytes: about 160 KB, well under
+/// DynamoDB's 400 KB), so a store holds [`RECHECK_BUCKETS`] × this many (256,000) before a
+/// re-check is refused (the webhook is then retried until a pass clears the queue).
+pub const MAX_RECHECKS_PER_BUCKET: usize = 4_000;
 
 /// Attempts at a versioned rewrite before the conflict is reported.
 const REWRITE_ATTEMPTS: u32 = 8;
@@ -67,6 +76,17 @@ fn bucket_key(shop: &str, kind: ListKind, bucket: u64) -> String {
 fn removals_key(shop: &str) -> String {
     format!("audience#{shop}#removals")
 }
+
+fn recheck_key(shop: &str, bucket: u64) -> String {
+    format!("audience#{shop}#rechecks#{bucket}")
+}
+
+/// A re-check bucket is full.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "item {0} holds {MAX_RECHECKS_PER_BUCKET} consent re-checks, the most it keeps; run the audience sync to clear them"
+)]
+struct RechecksFull(String);
 
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
@@ -452,6 +472,9 @@ impl AudienceStore for DynamoDbAudienceStore {
             self.rewrite(&bucket, "m", |map| (map.remove(&key).is_some(), ()))
                 .await?;
         }
+        let recheck = recheck_key(shop, customer_id % RECHECK_BUCKETS);
+        self.rewrite(&recheck, "c", |map| (map.remove(&key).is_some(), ()))
+            .await?;
         for kind in ListKind::ALL {
             removals.extend(
                 self.pending_removals(shop, kind)
@@ -463,9 +486,89 @@ impl AudienceStore for DynamoDbAudienceStore {
         Ok(removals)
     }
 
+    async fn queue_recheck(
+        &self,
+        shop: &str,
+        customer_id: CustomerId,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let id = recheck_key(shop, customer_id % RECHECK_BUCKETS);
+        let key = customer_id.to_string();
+        let at_ms = at.timestamp_millis();
+        let full = self
+            .rewrite(&id, "c", |map| {
+                let stored = map.get(&key).and_then(|v| v.parse::<i64>().ok());
+                if stored.is_some_and(|t| t >= at_ms) {
+                    return (false, false);
+                }
+                if stored.is_none() && map.len() >= MAX_RECHECKS_PER_BUCKET {
+                    return (false, true);
+                }
+                map.insert(key.clone(), at_ms.to_string());
+                (true, false)
+            })
+            .await?;
+        if full {
+            return Err(LedgerError::Storage(Box::new(RechecksFull(id))));
+        }
+        Ok(())
+    }
+
+    async fn rechecks(&self, shop: &str) -> Result<Vec<Recheck>, LedgerError> {
+        let ids: Vec<String> = (0..RECHECK_BUCKETS).map(|b| recheck_key(shop, b)).collect();
+        let mut rechecks = Vec::new();
+        for item in self.table.get_many(&ids).await? {
+            for (id, at) in map_of(Some(&item), "c").0 {
+                let parsed = id.parse().ok().zip(
+                    at.parse::<i64>()
+                        .ok()
+                        .and_then(DateTime::from_timestamp_millis),
+                );
+                let Some((customer_id, at)) = parsed else {
+                    return Err(LedgerError::Corrupt {
+                        shop: shop.to_owned(),
+                        detail: format!("re-check {id}"),
+                    });
+                };
+                rechecks.push(Recheck { customer_id, at });
+            }
+        }
+        rechecks.sort();
+        Ok(rechecks)
+    }
+
+    async fn clear_rechecks(&self, shop: &str, done: &[Recheck]) -> Result<(), LedgerError> {
+        let mut by_bucket: BTreeMap<u64, Vec<&Recheck>> = BTreeMap::new();
+        for r in done {
+            by_bucket
+                .entry(r.customer_id % RECHECK_BUCKETS)
+                .or_default()
+                .push(r);
+        }
+        for (bucket, done) in by_bucket {
+            self.rewrite(&recheck_key(shop, bucket), "c", |map| {
+                let before = map.len();
+                for r in &done {
+                    let key = r.customer_id.to_string();
+                    let newer = map
+                        .get(&key)
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .is_some_and(|t| t > r.at.timestamp_millis());
+                    if !newer {
+                        map.remove(&key);
+                    }
+                }
+                (map.len() != before, ())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn forget_shop(&self, shop: &str) -> Result<Vec<(ListKind, ListState)>, LedgerError> {
         let mut states = Vec::new();
         let mut ids = vec![removals_key(shop)];
+        ids.extend((0..RECHECK_BUCKETS).map(|b| recheck_key(shop, b)));
         for kind in ListKind::ALL {
             let state = self.state(shop, kind).await?;
             if state != ListState::default() {

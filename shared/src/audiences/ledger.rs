@@ -2,7 +2,8 @@
 //! no readable membership, so this record is the only way to send differences and to withdraw
 //! what was uploaded. It holds customer ids and SHA-256 hashes, never an email.
 //!
-//! Adapters: [`super::sqlite::SqliteAudienceStore`] (the relay database of `pinrelay serve`).
+//! Adapters: [`super::sqlite::SqliteAudienceStore`] (the relay database of `pinrelay serve`) and
+//! `super::dynamodb::DynamoDbAudienceStore` (the stack's table).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -58,6 +59,17 @@ pub struct PendingRemoval {
     pub customer_id: CustomerId,
     /// The hash uploaded for them.
     pub hash: String,
+}
+
+/// A customer to read again because their consent changed (a
+/// `customers_email_marketing_consent/update` webhook): the next pass reads them by id and applies
+/// their fresh state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Recheck {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// When their consent changed (the webhook's trigger time, else when it was received).
+    pub at: DateTime<Utc>,
 }
 
 /// The answer to a lease request.
@@ -186,7 +198,7 @@ pub trait AudienceStore: Send + Sync + 'static {
     /// A customer was deleted (`customers/delete`) or redacted (`customers/redact`): their
     /// member rows on every list of `shop` become pending removals, returned with the hashes to
     /// `REMOVE`. Once Pinterest accepts those, [`AudienceStore::record`] clears them; the next
-    /// sync sends any still pending.
+    /// sync sends any still pending. The customer's queued re-check, if any, is cleared.
     ///
     /// # Errors
     /// MUST return [`LedgerError`] when the storage fails; nothing is then changed.
@@ -196,8 +208,40 @@ pub trait AudienceStore: Send + Sync + 'static {
         customer_id: CustomerId,
     ) -> impl Future<Output = Result<Vec<PendingRemoval>, LedgerError>> + Send;
 
-    /// `shop/redact`: deletes everything recorded for `shop` (lists, members, pending removals)
-    /// and returns the lists' states as they were, so the caller can remove their audiences.
+    /// Queues a re-check of `customer_id` at `at` (their consent changed); idempotent: a newer
+    /// `at` replaces an older one, an older one leaves the newer in place.
+    ///
+    /// # Errors
+    /// MUST return [`LedgerError`] when the storage fails (or is full); nothing is then queued.
+    fn queue_recheck(
+        &self,
+        shop: &str,
+        customer_id: CustomerId,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
+    /// The re-checks queued for `shop`, by customer id.
+    ///
+    /// # Errors
+    /// MUST return [`LedgerError`] when the storage fails or a value is unreadable.
+    fn rechecks(
+        &self,
+        shop: &str,
+    ) -> impl Future<Output = Result<Vec<Recheck>, LedgerError>> + Send;
+
+    /// Clears the re-checks `done` once their fresh state was applied: each only if it was not
+    /// queued again with a newer time meanwhile.
+    ///
+    /// # Errors
+    /// MUST return [`LedgerError`] when the storage fails.
+    fn clear_rechecks(
+        &self,
+        shop: &str,
+        done: &[Recheck],
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
+    /// `shop/redact`: deletes everything recorded for `shop` (lists, members, pending removals,
+    /// re-checks) and returns the lists' states as they were, so the caller can remove their audiences.
     ///
     /// # Errors
     /// MUST return [`LedgerError`] when the storage fails; nothing is then deleted.

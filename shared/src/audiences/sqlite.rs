@@ -1,7 +1,8 @@
 //! [`SqliteAudienceStore`]: the [`AudienceStore`] of `pinrelay serve` and `pinrelay audiences sync
-//! --data-dir`, three tables of the relay database ([`crate::sqlite`]): `audience_lists` (ids,
-//! marks, lease), `audience_members` (customer id → hash) and `audience_removals` (removals not
-//! yet accepted by Pinterest). No email is stored.
+//! --data-dir`, four tables of the relay database ([`crate::sqlite`]): `audience_lists` (ids,
+//! marks, lease), `audience_members` (customer id → hash), `audience_removals` (removals not
+//! yet accepted by Pinterest) and `audience_rechecks` (customers whose consent changed). No email
+//! is stored.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension as _, params};
 
 use super::customer::{CustomerId, ListKind};
-use super::ledger::{AudienceStore, Lease, LedgerError, ListState, Marks, PendingRemoval};
+use super::ledger::{AudienceStore, Lease, LedgerError, ListState, Marks, PendingRemoval, Recheck};
 use super::plan::{Batch, Operation};
 use crate::sqlite::{SqliteDatabase, SqliteError};
 
@@ -326,6 +327,10 @@ impl AudienceStore for SqliteAudienceStore {
                     "DELETE FROM audience_members WHERE shop = ?1 AND customer_id = ?2",
                     params![key, sql_id(id)],
                 )?;
+                conn.execute(
+                    "DELETE FROM audience_rechecks WHERE shop = ?1 AND customer_id = ?2",
+                    params![key, sql_id(id)],
+                )?;
                 let mut statement = conn.prepare(
                     "SELECT r.kind, r.hash, l.list_id FROM audience_removals r
                      LEFT JOIN audience_lists l ON l.shop = r.shop AND l.kind = r.kind
@@ -354,6 +359,71 @@ impl AudienceStore for SqliteAudienceStore {
             .collect()
     }
 
+    async fn queue_recheck(
+        &self,
+        shop: &str,
+        id: CustomerId,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let shop = shop.to_owned();
+        self.db
+            .call(true, move |conn| {
+                conn.execute(
+                    "INSERT INTO audience_rechecks (shop, customer_id, at_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (shop, customer_id) DO UPDATE SET at_ms = max(at_ms, ?3)",
+                    params![shop, sql_id(id), ms(at)],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn rechecks(&self, shop: &str) -> Result<Vec<Recheck>, LedgerError> {
+        let key = shop.to_owned();
+        let rows: Vec<(i64, i64)> = self
+            .db
+            .call(false, move |conn| {
+                let mut statement = conn.prepare(
+                    "SELECT customer_id, at_ms FROM audience_rechecks WHERE shop = ?1
+                     ORDER BY customer_id",
+                )?;
+                let rows = statement
+                    .query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, at)| {
+                Ok(Recheck {
+                    customer_id: customer_id(shop, id)?,
+                    at: time(shop, Some(at))?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn clear_rechecks(&self, shop: &str, done: &[Recheck]) -> Result<(), LedgerError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let shop = shop.to_owned();
+        let done = done.to_vec();
+        self.db
+            .call(true, move |conn| {
+                let mut delete = conn.prepare_cached(
+                    "DELETE FROM audience_rechecks
+                     WHERE shop = ?1 AND customer_id = ?2 AND at_ms <= ?3",
+                )?;
+                for r in &done {
+                    delete.execute(params![shop, sql_id(r.customer_id), ms(r.at)])?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn forget_shop(&self, shop: &str) -> Result<Vec<(ListKind, ListState)>, LedgerError> {
         let mut states = Vec::new();
         for kind in ListKind::ALL {
@@ -365,7 +435,12 @@ impl AudienceStore for SqliteAudienceStore {
         let key = shop.to_owned();
         self.db
             .call(true, move |conn| {
-                for table in ["audience_lists", "audience_members", "audience_removals"] {
+                for table in [
+                    "audience_lists",
+                    "audience_members",
+                    "audience_removals",
+                    "audience_rechecks",
+                ] {
                     conn.execute(
                         &format!("DELETE FROM {table} WHERE shop = ?1"),
                         params![key],

@@ -16,17 +16,31 @@
 //!
 //! A customer with a pending removal (deleted or redacted, [`AudienceStore::remove_customer`])
 //! is never added back by the run that sends the removal, even if the customers it read still
-//! show them. Known limit: a customer who was no member yet when removed leaves no trace, so a
-//! run reading a snapshot from before the deletion can add them, until the next full comparison
-//! removes them; there are no tombstones, and consent webhooks are not wired yet.
+//! show them.
+//!
+//! Consent changes (`customers_email_marketing_consent/update`, through the queue) are queued
+//! re-checks ([`AudienceStore::queue_recheck`]). Each run reads the re-checked customers by id
+//! after the store's read ([`CustomerSource::customers_by_id`]); their fresh state replaces theirs
+//! in the read, and one not found leaves every list. Newer consent wins: the re-checks are read
+//! again right before the lists are sent, and a customer queued since the run's first read (or
+//! queued again with a newer time) gets no `ADD` from this run; the next run reads them fresh.
+//! The re-checks are cleared once every list was sent, each only if not queued again since, and
+//! only when the run covered every list the store has. [`sync_pending`] is the light pass that does
+//! only this and the pending removals, without reading the store, so that a withdrawal reaches
+//! Pinterest within minutes of its webhook.
+//!
+//! Known limit: a customer who was no member yet when deleted (not a consent change) leaves no
+//! trace, so a run reading a snapshot from before the deletion can add them, until the next full
+//! comparison removes them; there are no tombstones.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::customer::{Customer, ListKind};
-use super::ledger::{AudienceStore, Lease, LedgerError, Marks};
+use super::customer::{Customer, CustomerId, ListKind};
+use super::ledger::{AudienceStore, Lease, LedgerError, Marks, Recheck};
 use super::plan::{Batch, DEFAULT_BATCH_SIZE, Operation, Scope, plan};
 use crate::pinterest::audiences::{AudienceApiError, CustomerListsApi};
 use crate::shopify::admin::{AdminApi, AdminError, supports_bulk_operations};
@@ -48,6 +62,16 @@ pub trait CustomerSource: Send + Sync {
         deadline: Option<Instant>,
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> impl Future<Output = Result<Vec<Customer>, AdminError>> + Send;
+
+    /// The customers of `ids` that exist, read now; an id left out is a customer the store no
+    /// longer has.
+    ///
+    /// # Errors
+    /// MUST return the Admin API's error when they cannot be read.
+    fn customers_by_id(
+        &self,
+        ids: &[CustomerId],
+    ) -> impl Future<Output = Result<Vec<Customer>, AdminError>> + Send;
 }
 
 /// A full read is a bulk operation (when the API version has `bulkOperations`), continued by
@@ -66,6 +90,10 @@ impl CustomerSource for AdminApi {
             }
             since => AdminApi::customers(self, since, progress).await,
         }
+    }
+
+    async fn customers_by_id(&self, ids: &[CustomerId]) -> Result<Vec<Customer>, AdminError> {
+        AdminApi::customers_by_id(self, ids).await
     }
 }
 
@@ -230,8 +258,88 @@ where
     A: CustomerListsApi,
     L: AudienceStore,
 {
+    run(
+        Pass::Sync,
+        shop,
+        source,
+        api,
+        ledger,
+        settings,
+        mode,
+        now,
+        progress,
+    )
+    .await
+}
+
+/// The light pass, every few minutes: sends `shop`'s pending removals and applies its consent
+/// re-checks ([`AudienceStore::rechecks`], read fresh by id) to each list of [`Settings::kinds`],
+/// without reading the whole store; no mark moves, and a list not created yet gets no `ADD` (its
+/// first [`sync`] reads everyone). Summaries say [`Scope::Incremental`], and their `unchanged`
+/// counts only re-checked members.
+///
+/// # Errors
+/// [`SyncError`], as [`sync`].
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_pending<S, A, L>(
+    shop: &str,
+    source: &S,
+    api: &A,
+    ledger: &L,
+    settings: &Settings,
+    mode: Mode,
+    now: DateTime<Utc>,
+    progress: &mut (dyn FnMut(ProgressEvent) + Send),
+) -> Result<Vec<ListSummary>, SyncError>
+where
+    S: CustomerSource,
+    A: CustomerListsApi,
+    L: AudienceStore,
+{
+    run(
+        Pass::Pending,
+        shop,
+        source,
+        api,
+        ledger,
+        settings,
+        mode,
+        now,
+        progress,
+    )
+    .await
+}
+
+/// Which pass a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// [`sync`]: the store's customers (all, or changed since the watermark) and the re-checks.
+    Sync,
+    /// [`sync_pending`]: pending removals and re-checks only.
+    Pending,
+}
+
+/// Runs `pass` under the lists' leases, and gives them back.
+#[allow(clippy::too_many_arguments)]
+async fn run<S, A, L>(
+    pass: Pass,
+    shop: &str,
+    source: &S,
+    api: &A,
+    ledger: &L,
+    settings: &Settings,
+    mode: Mode,
+    now: DateTime<Utc>,
+    progress: &mut (dyn FnMut(ProgressEvent) + Send),
+) -> Result<Vec<ListSummary>, SyncError>
+where
+    S: CustomerSource,
+    A: CustomerListsApi,
+    L: AudienceStore,
+{
     let mut leased = Vec::new();
     let result = sync_leased(
+        pass,
         shop,
         source,
         api,
@@ -251,8 +359,21 @@ where
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The re-checks queued since `read` was taken (new, or queued again with a newer time): their
+/// customers' consent may have changed after the state this run applies.
+fn newer_rechecks(read: &[Recheck], latest: &[Recheck]) -> BTreeSet<CustomerId> {
+    let read: BTreeMap<CustomerId, DateTime<Utc>> =
+        read.iter().map(|r| (r.customer_id, r.at)).collect();
+    latest
+        .iter()
+        .filter(|r| read.get(&r.customer_id).is_none_or(|at| r.at > *at))
+        .map(|r| r.customer_id)
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
 async fn sync_leased<S, A, L>(
+    pass: Pass,
     shop: &str,
     source: &S,
     api: &A,
@@ -288,7 +409,9 @@ where
         }
         let state = ledger.state(shop, kind).await?;
         let due = |last: Option<DateTime<Utc>>, every| last.is_none_or(|t| now - t >= every);
-        let scope = if settings.force_full || due(state.last_full, settings.full_every) {
+        let scope = if pass == Pass::Pending {
+            Scope::Incremental
+        } else if settings.force_full || due(state.last_full, settings.full_every) {
             Scope::Full {
                 resend: due(state.last_resend, settings.resend_every),
             }
@@ -306,23 +429,50 @@ where
     } else {
         lists.iter().filter_map(|(_, s, _)| s.watermark).min()
     };
-    let customers = source
-        .customers(since, now, settings.read_deadline, &mut |n| {
-            progress(ProgressEvent::Read(n))
-        })
-        .await
-        .map_err(|e| match e {
-            AdminError::BulkOperationRunning { ref id, .. } => SyncError::ReadContinues {
-                operation: id.clone(),
-                source: e,
-            },
-            e => SyncError::Shopify(e),
-        })?;
+    let rechecks = ledger.rechecks(shop).await?;
+    let mut customers = match pass {
+        Pass::Sync => source
+            .customers(since, now, settings.read_deadline, &mut |n| {
+                progress(ProgressEvent::Read(n))
+            })
+            .await
+            .map_err(|e| match e {
+                AdminError::BulkOperationRunning { ref id, .. } => SyncError::ReadContinues {
+                    operation: id.clone(),
+                    source: e,
+                },
+                e => SyncError::Shopify(e),
+            })?,
+        Pass::Pending => Vec::new(),
+    };
+    // Only the store's read moves the watermark: a re-check read later may be newer than
+    // customers changed in between, which the next incremental read must still see.
     let watermark = customers.iter().map(|c| c.updated_at).max();
+    // Re-checked customers are read now, after the store's read: their fresh state replaces
+    // theirs in it, and one not found is gone from every list.
+    let rechecked: BTreeSet<CustomerId> = rechecks.iter().map(|r| r.customer_id).collect();
+    let mut gone = rechecked.clone();
+    if !rechecked.is_empty() {
+        let ids: Vec<CustomerId> = rechecked.iter().copied().collect();
+        let fresh = source
+            .customers_by_id(&ids)
+            .await
+            .map_err(SyncError::Shopify)?;
+        customers.retain(|c| !rechecked.contains(&c.id));
+        for c in &fresh {
+            gone.remove(&c.id);
+        }
+        customers.extend(fresh.into_iter().filter(|c| rechecked.contains(&c.id)));
+    }
 
     let mut summaries = Vec::new();
     for (kind, state, scope) in lists {
-        let recorded = ledger.members(shop, kind).await?;
+        // The light pass without re-checks only sends pending removals: no member is needed.
+        let recorded = if pass == Pass::Pending && rechecks.is_empty() {
+            BTreeMap::new()
+        } else {
+            ledger.members(shop, kind).await?
+        };
         let pending: Vec<(u64, String)> = ledger
             .pending_removals(shop, kind)
             .await?
@@ -330,11 +480,31 @@ where
             .map(|r| (r.customer_id, r.hash))
             .collect();
         let mut planned = plan(&recorded, &customers, kind, scope);
+        // A re-checked customer the store no longer has leaves the list (a full comparison
+        // already removes them; an incremental one would leave them).
+        for id in &gone {
+            if let Some(hash) = recorded.get(id)
+                && !planned.remove.iter().any(|(r, h)| r == id && h == hash)
+            {
+                planned.remove.push((*id, hash.clone()));
+                planned.unchanged = planned.unchanged.saturating_sub(1);
+            }
+        }
         // A customer removed (deleted, redacted) since is never added back from the customers
         // read: the removal is newer than that read.
         planned
             .add
             .retain(|(id, _)| !pending.iter().any(|(removed, _)| removed == id));
+        // Newer consent wins: a customer whose consent changed after this run's reads (a
+        // re-check queued since) is not added from them; the next run reads them fresh.
+        if !planned.add.is_empty() {
+            let newer = newer_rechecks(&rechecks, &ledger.rechecks(shop).await?);
+            planned.add.retain(|(id, _)| !newer.contains(id));
+        }
+        // The light pass creates no list: the first sync reads everyone.
+        if pass == Pass::Pending && state.list_id.is_none() {
+            planned.add.clear();
+        }
         // Removals of deleted or redacted customers go first, in the same requests as the plan's.
         planned.remove.splice(0..0, pending);
         let batches = planned.batches(settings.batch_size);
@@ -397,15 +567,21 @@ where
                 .await?;
             summary.audience_id = Some(audience.id);
         }
-        let full = matches!(scope, Scope::Full { .. });
-        let marks = Marks {
-            watermark: watermark.max(state.watermark),
-            last_full: full.then_some(now),
-            last_resend: matches!(scope, Scope::Full { resend: true }).then_some(now),
-            last_sync: Some(now),
-        };
-        ledger.set_marks(shop, kind, marks).await?;
-        if let Some(list_id) = &summary.list_id {
+        // The light pass moves no mark: the watermark, the full comparison and the job's
+        // schedule (`last_sync`) follow the store's reads only.
+        if pass == Pass::Sync {
+            let full = matches!(scope, Scope::Full { .. });
+            let marks = Marks {
+                watermark: watermark.max(state.watermark),
+                last_full: full.then_some(now),
+                last_resend: matches!(scope, Scope::Full { resend: true }).then_some(now),
+                last_sync: Some(now),
+            };
+            ledger.set_marks(shop, kind, marks).await?;
+        }
+        if let Some(list_id) = &summary.list_id
+            && (pass == Pass::Sync || summary.requests > 0)
+        {
             match api.get_list(list_id).await {
                 Ok(list) => summary.status = list.status,
                 Err(e) => {
@@ -414,6 +590,26 @@ where
             }
         }
         summaries.push(summary);
+    }
+    if mode == Mode::Live && !rechecks.is_empty() {
+        // Applied to every list of this run; a list of the store left out of it keeps them
+        // owed, so they stay queued until a run covers every list.
+        let mut covered = true;
+        for kind in ListKind::ALL {
+            if !settings.kinds.contains(&kind) && ledger.state(shop, kind).await?.list_id.is_some()
+            {
+                covered = false;
+            }
+        }
+        if covered {
+            ledger.clear_rechecks(shop, &rechecks).await?;
+        } else {
+            tracing::info!(
+                shop,
+                rechecks = rechecks.len(),
+                "consent re-checks kept: a list of the store was not part of this run"
+            );
+        }
     }
     Ok(summaries)
 }

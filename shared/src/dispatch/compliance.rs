@@ -10,7 +10,7 @@ use super::model::{DispatchConfig, Disposition, STORE_CONCURRENCY};
 use super::routes::Routes;
 use crate::audiences::AudienceStore;
 use crate::idempotency::{IdempotencyKey, IdempotencyStore};
-use crate::mapping::ComplianceRequest;
+use crate::mapping::{ComplianceRequest, SkipReason};
 use crate::profile::ProfileStore;
 
 /// Carries out one request: [`Disposition::Compliance`] when done, a retry when a store failed.
@@ -65,6 +65,24 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, R: Routes>(
         } => match audiences {
             Some(ledger) => redact_from_lists(ledger, shop_domain, *customer_id).await,
             None => true,
+        },
+        ComplianceRequest::ConsentChanged {
+            shop_domain,
+            customer_id,
+            at,
+        } => match audiences {
+            Some(ledger) => recheck(ledger, shop_domain, *customer_id, at.unwrap_or(now)).await,
+            None => {
+                let reason = SkipReason::NoAudienceLedger;
+                tracing::info!(
+                    shop = %shop_domain,
+                    customer_id,
+                    reason = reason.label(),
+                    outcome = "skipped",
+                    "{reason}"
+                );
+                return Disposition::Skipped(reason);
+            }
         },
     };
     if done {
@@ -225,6 +243,15 @@ pub trait AudienceLedger: Send + Sync {
 
     /// `shop/redact`: every list record of the shop deleted; how many lists were known.
     fn forget_shop<'a>(&'a self, shop: &'a str) -> BoxFuture<'a, Result<usize, String>>;
+
+    /// `customers_email_marketing_consent/update`: a re-check of the customer queued at `at`
+    /// (the next audiences pass reads them by id).
+    fn queue_recheck<'a>(
+        &'a self,
+        shop: &'a str,
+        customer_id: u64,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 impl<T: AudienceStore + 'static> AudienceLedger for T {
@@ -248,6 +275,45 @@ impl<T: AudienceStore + 'static> AudienceLedger for T {
                 .map(|lists| lists.len())
                 .map_err(|e| e.to_string())
         })
+    }
+
+    fn queue_recheck<'a>(
+        &'a self,
+        shop: &'a str,
+        customer_id: u64,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            AudienceStore::queue_recheck(self, shop, customer_id, at)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// A consent change on the customer lists: the customer's re-check queued; false (retried) when
+/// the ledger failed.
+async fn recheck(
+    ledger: &dyn AudienceLedger,
+    shop: &str,
+    customer_id: u64,
+    at: DateTime<Utc>,
+) -> bool {
+    match ledger.queue_recheck(shop, customer_id, at).await {
+        Ok(()) => {
+            tracing::info!(
+                shop,
+                customer_id,
+                at = %at,
+                outcome = "compliance",
+                "the customer's consent changed: a re-check is queued for the store's customer lists (the next audiences pass reads them again)"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(shop, error.message = %e, "customers_email_marketing_consent/update: the customer lists' record could not be updated; will retry");
+            false
+        }
     }
 }
 

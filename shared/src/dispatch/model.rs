@@ -181,6 +181,11 @@ pub enum DeadLetterReason {
     /// The message's shop is not (or no longer) served by this relay: not registered, disabled
     /// (`app/uninstalled`), or outside the allow-list. Replayable once the store is registered.
     ShopNotServed(String),
+    /// A webhook that must name a customer (a consent change) names none: nobody to re-check.
+    NoCustomerId {
+        /// Its topic.
+        topic: String,
+    },
     /// Every delivery the queue allows failed with a retryable error.
     RetriesExhausted {
         /// Deliveries so far.
@@ -199,6 +204,7 @@ impl DeadLetterReason {
             DeadLetterReason::PinterestRejected(_) => "pinterest_rejected",
             DeadLetterReason::InDoubt(_) => "in_doubt",
             DeadLetterReason::ShopNotServed(_) => "shop_not_served",
+            DeadLetterReason::NoCustomerId { .. } => "no_customer_id",
             DeadLetterReason::RetriesExhausted { .. } => "retries_exhausted",
         }
     }
@@ -213,6 +219,10 @@ impl fmt::Display for DeadLetterReason {
             | DeadLetterReason::InvalidPayload(why)
             | DeadLetterReason::ComplianceMismatch(why)
             | DeadLetterReason::PinterestRejected(why) => write!(f, "{label}: {why}"),
+            DeadLetterReason::NoCustomerId { topic } => write!(
+                f,
+                "{label}: the {topic} body names no customer (customer_id or id), so there is nobody to re-check"
+            ),
             DeadLetterReason::RetriesExhausted { attempts } => {
                 write!(f, "{label}: still failing after {attempts} attempts")
             }

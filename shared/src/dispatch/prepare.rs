@@ -7,7 +7,9 @@ use super::model::{
 };
 use crate::browser::{self, BrowserOutcome, ReceivedBrowserEvent};
 use crate::idempotency::IdempotencyKey;
-use crate::mapping::{self, MappingError, Outcome, SkipReason, json_error_summary};
+use crate::mapping::{
+    self, ComplianceRequest, MappingError, Outcome, SkipReason, json_error_summary,
+};
 use crate::queue::{Envelope, Received, RelayFacts, Source};
 
 /// The skip of a claimed event older than Pinterest accepts (`max_event_age`). Checked after the
@@ -106,8 +108,18 @@ pub(super) fn prepare<'a>(
                     Disposition::Skipped(reason),
                 );
             }
-            Ok(Outcome::Compliance(request)) => {
+            Ok(Outcome::Compliance(mut request)) => {
+                // A consent change without `X-Shopify-Triggered-At` dates from its receipt.
+                if let ComplianceRequest::ConsentChanged { at, .. } = &mut request {
+                    at.get_or_insert(envelope.received_at);
+                }
                 return Prepared::Compliance(message, context, request);
+            }
+            Err(MappingError::NoCustomerId { topic }) => {
+                let reason = DeadLetterReason::NoCustomerId {
+                    topic: topic.to_string(),
+                };
+                return decided(context, Disposition::DeadLettered(reason));
             }
             Err(e @ MappingError::ComplianceMismatch { .. }) => {
                 let reason = DeadLetterReason::ComplianceMismatch(e.to_string());

@@ -1510,3 +1510,83 @@ async fn under_checkout_on_paid_a_pending_order_waits_for_its_payment_then_is_se
     assert_eq!(w.run(&api, &[pending]).await.counts.processed, 1);
     assert_eq!(api.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn a_consent_change_queues_a_recheck_with_a_ledger_and_is_skipped_without_one() {
+    use crate::audiences::sqlite::SqliteAudienceStore;
+    use crate::audiences::{AudienceStore as _, Recheck};
+
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let triggered = w.now - chrono::Duration::minutes(3);
+    let mut envelope = webhook(
+        Topic::CustomersEmailMarketingConsentUpdate,
+        &json!({"customer_id": "gid://shopify/Customer/42"}),
+        w.now,
+    );
+    envelope.metadata.triggered_at = Some(triggered);
+    let consent = message("consent", 1, &envelope);
+    let mut untimed = webhook(
+        Topic::CustomersEmailMarketingConsentUpdate,
+        &json!({"customer_id": 43}),
+        w.now - chrono::Duration::minutes(1),
+    );
+    untimed.metadata.triggered_at = None;
+    let untimed = message("untimed", 1, &untimed);
+    let nobody = message(
+        "nobody",
+        1,
+        &webhook(
+            Topic::CustomersEmailMarketingConsentUpdate,
+            &json!({"email_address": "a@b.co"}),
+            w.now,
+        ),
+    );
+
+    // Without an audience ledger: skipped with its reason.
+    let report = w.run(&api, std::slice::from_ref(&consent)).await;
+    assert_eq!(
+        report.dispositions["consent"],
+        Disposition::Skipped(SkipReason::NoAudienceLedger)
+    );
+
+    // With one: the re-check is queued at the webhook's time (else its receipt).
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = SqliteAudienceStore::new(SqliteDatabase::open_in(dir.path()).unwrap());
+    let report = w
+        .dispatcher(&api, World::config())
+        .with_audiences(Arc::new(ledger.clone()))
+        .dispatch(
+            &[consent, untimed, nobody],
+            w.now,
+            w.now + chrono::Duration::seconds(30),
+        )
+        .await;
+    assert_eq!(report.dispositions["consent"], Disposition::Compliance);
+    assert_eq!(report.dispositions["untimed"], Disposition::Compliance);
+    assert_eq!(
+        ledger.rechecks(SHOP).await.unwrap(),
+        [
+            Recheck {
+                customer_id: 42,
+                at: triggered
+            },
+            Recheck {
+                customer_id: 43,
+                at: w.now - chrono::Duration::minutes(1)
+            }
+        ]
+    );
+    // A body naming no customer is dead-lettered with its typed reason, quoting nothing.
+    assert_eq!(
+        report.dispositions["nobody"],
+        Disposition::DeadLettered(DeadLetterReason::NoCustomerId {
+            topic: "customers_email_marketing_consent/update".into()
+        })
+    );
+    let dead = w.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].1.starts_with("no_customer_id: "), "{dead:?}");
+    assert!(!dead[0].1.contains("a@b.co"));
+    assert_eq!(api.requests().len(), 0, "never a Pinterest event");
+}

@@ -9,6 +9,7 @@
 //! | `customers/data_request`, `customers/redact`, `shop/redact` | [`Outcome::Compliance`], never a Pinterest event |
 //! | `app/uninstalled` | [`ComplianceRequest::AppUninstalled`]: the registered store is disabled |
 //! | `customers/delete` | [`ComplianceRequest::CustomerDeleted`]: the customer leaves the customer lists |
+//! | `customers_email_marketing_consent/update` | [`ComplianceRequest::ConsentChanged`]: the customer lists re-check the customer (`customer_id`, else `id`); a body naming no customer is dead-lettered ([`MappingError::NoCustomerId`]) |
 //! | `orders/updated` | skipped: it fires on every edit, fulfillment and refund of an order already sent |
 //! | `checkouts/create`, `checkouts/update` | skipped: checkouts are not purchases (most are abandoned), and Pinterest's `checkout` event means a completed purchase |
 //! | `carts/*` and any other topic | skipped: no purchase, and carts carry no identity |
@@ -35,7 +36,8 @@ pub use self::money::{currency_amount, minor_units};
 pub use self::order::{ONLINE_STORE, OrderChannel, OrderFacts, order_rule};
 use crate::pinterest::Event;
 use crate::shopify::payload::{
-    AppUninstalled, CustomersDataRequest, CustomersDelete, CustomersRedact, ShopRedact,
+    AppUninstalled, CustomersDataRequest, CustomersDelete, CustomersEmailMarketingConsentUpdate,
+    CustomersRedact, ShopRedact,
 };
 use crate::shopify::{Topic, WebhookMetadata};
 
@@ -501,6 +503,9 @@ pub enum SkipReason {
     /// The shopper has not given marketing consent: a browser event without it, or an order whose
     /// shopper refused it while `ORDER_CONSENT_POLICY` is `skip`.
     Consent,
+    /// A consent change for the customer lists, and this dispatcher keeps no audience ledger
+    /// (`pinrelay audiences sync` reads consent again at its next run).
+    NoAudienceLedger,
 }
 
 impl SkipReason {
@@ -523,7 +528,8 @@ impl SkipReason {
             | SkipReason::CancelledOrder
             | SkipReason::VoidedOrder
             | SkipReason::Unpaid { .. }
-            | SkipReason::Consent => true,
+            | SkipReason::Consent
+            | SkipReason::NoAudienceLedger => true,
         }
     }
 
@@ -545,6 +551,7 @@ impl SkipReason {
             SkipReason::VoidedOrder => "voided_order",
             SkipReason::Unpaid { .. } => "unpaid",
             SkipReason::Consent => "consent",
+            SkipReason::NoAudienceLedger => "no_audience_ledger",
         }
     }
 }
@@ -599,6 +606,9 @@ impl std::fmt::Display for SkipReason {
             SkipReason::Consent => f.write_str(
                 "the shopper has not given marketing consent (for an order: refused in the browser, and ORDER_CONSENT_POLICY is skip)",
             ),
+            SkipReason::NoAudienceLedger => f.write_str(
+                "a consent change for the customer lists, and this dispatcher keeps no audience ledger; the next audiences sync reads consent again",
+            ),
         }
     }
 }
@@ -645,6 +655,18 @@ pub enum ComplianceRequest {
         shop_domain: String,
         /// Shopify's customer id.
         customer_id: u64,
+    },
+    /// `customers_email_marketing_consent/update` (never an event): the customer's email
+    /// marketing consent changed; the customer lists re-check them (read by id at the next
+    /// audiences pass). Like `customers/delete`, its body names no shop.
+    ConsentChanged {
+        /// The shop's domain.
+        shop_domain: String,
+        /// Shopify's customer id.
+        customer_id: u64,
+        /// When it changed: `X-Shopify-Triggered-At`; dispatch fills in the envelope's received
+        /// time when the delivery had none.
+        at: Option<DateTime<Utc>>,
     },
 }
 
@@ -701,6 +723,13 @@ pub enum MappingError {
         topic: String,
         /// What disagrees.
         why: String,
+    },
+    /// A body that must name a customer (`customers_email_marketing_consent/update`: `customer_id`
+    /// or `id`) names none that reads as a customer id.
+    #[error("the {topic} body names no customer (customer_id or id); there is nobody to re-check")]
+    NoCustomerId {
+        /// The topic.
+        topic: Topic,
     },
     /// The event id template produced an empty id or names an unknown placeholder.
     #[error("EVENT_ID_TEMPLATE {template:?} is invalid: {why}")]
@@ -781,6 +810,17 @@ pub fn translate(
             Ok(Outcome::Compliance(ComplianceRequest::CustomerDeleted {
                 shop_domain: metadata.shop_domain.clone(),
                 customer_id,
+            }))
+        }
+        Topic::CustomersEmailMarketingConsentUpdate => {
+            let r: CustomersEmailMarketingConsentUpdate = parse(topic, body)?;
+            let customer_id = r.customer().ok_or_else(|| MappingError::NoCustomerId {
+                topic: topic.clone(),
+            })?;
+            Ok(Outcome::Compliance(ComplianceRequest::ConsentChanged {
+                shop_domain: metadata.shop_domain.clone(),
+                customer_id,
+                at: metadata.triggered_at,
             }))
         }
         Topic::OrdersUpdated

@@ -500,6 +500,60 @@ fn customers_delete_takes_the_customer_off_the_lists() {
 }
 
 #[test]
+fn a_consent_change_queues_a_recheck_of_the_customer_it_names() {
+    // The payload's keys are unconfirmed: customer_id, else id; a number, a numeric string or a
+    // customer's global id.
+    for body in [
+        r#"{"customer_id": 706405506930370084, "email_address": "a@b.co", "email_marketing_consent": {"state": "unsubscribed"}}"#,
+        r#"{"customer_id": "706405506930370084"}"#,
+        r#"{"id": "gid://shopify/Customer/706405506930370084"}"#,
+        r#"{"customer_id": null, "id": 706405506930370084}"#,
+    ] {
+        assert_eq!(
+            run(
+                "customers_email_marketing_consent/update",
+                body,
+                &defaults()
+            )
+            .unwrap(),
+            Outcome::Compliance(ComplianceRequest::ConsentChanged {
+                shop_domain: SHOP.into(),
+                customer_id: 706_405_506_930_370_084,
+                at: None,
+            }),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        "CUSTOMERS_EMAIL_MARKETING_CONSENT_UPDATE"
+            .parse::<Topic>()
+            .unwrap(),
+        Topic::CustomersEmailMarketingConsentUpdate,
+        "the GraphQL enum form too"
+    );
+    for body in [
+        r#"{"email_address": "a@b.co"}"#,
+        r#"{"customer_id": "gid://shopify/Order/1"}"#,
+    ] {
+        let err = run(
+            "customers_email_marketing_consent/update",
+            body,
+            &defaults(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                MappingError::NoCustomerId { topic }
+                    if *topic == Topic::CustomersEmailMarketingConsentUpdate
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("a@b.co"), "{err}");
+    }
+}
+
+#[test]
 fn app_uninstalled_disables_the_store_it_names_and_only_that_one() {
     assert_eq!(
         run("app/uninstalled", &app_uninstalled_body(SHOP), &defaults()).unwrap(),

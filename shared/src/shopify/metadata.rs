@@ -33,6 +33,9 @@ pub enum Topic {
     AppUninstalled,
     /// `customers/delete`: a customer was deleted; their uploads leave the customer lists.
     CustomersDelete,
+    /// `customers_email_marketing_consent/update`: a customer's email marketing consent changed;
+    /// the customer lists re-check them.
+    CustomersEmailMarketingConsentUpdate,
     /// Any other topic, kept verbatim (lowercase).
     Other(String),
 }
@@ -52,6 +55,9 @@ impl Topic {
             Topic::ShopRedact => "shop/redact",
             Topic::AppUninstalled => "app/uninstalled",
             Topic::CustomersDelete => "customers/delete",
+            Topic::CustomersEmailMarketingConsentUpdate => {
+                "customers_email_marketing_consent/update"
+            }
             Topic::Other(s) => s,
         }
     }
@@ -91,6 +97,9 @@ impl FromStr for Topic {
             "shop_redact" => "shop/redact",
             "app_uninstalled" => "app/uninstalled",
             "customers_delete" => "customers/delete",
+            "customers_email_marketing_consent_update" => {
+                "customers_email_marketing_consent/update"
+            }
             other => other,
         };
         Ok(match normalized {
@@ -105,6 +114,9 @@ impl FromStr for Topic {
             "shop/redact" => Topic::ShopRedact,
             "app/uninstalled" => Topic::AppUninstalled,
             "customers/delete" => Topic::CustomersDelete,
+            "customers_email_marketing_consent/update" => {
+                Topic::CustomersEmailMarketingConsentUpdate
+            }
             other => Topic::Other(other.to_owned()),
         })
     }

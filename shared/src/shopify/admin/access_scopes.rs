@@ -5,7 +5,7 @@
 //! | scope | needed by |
 //! |---|---|
 //! | `read_orders` | the `orders/create` and `orders/paid` webhooks; reconcile, replay and the watch (`orders`, `orders/{id}.json`); [`AdminApi::recent_line_items`] |
-//! | `read_customers` | the `customers/create` webhook |
+//! | `read_customers` | the `customers/create` webhook; for customer lists, the `customers/delete` and `customers_email_marketing_consent/update` webhooks and the customers read |
 //! | `read_products` | only the catalog-id probe: the products and variants of [`AdminApi::recent_line_items`] ([`CATALOG_PROBE_SCOPE`], not in [`required_scopes`]) |
 //!
 //! Reading the shop (`shop`) and the webhook subscriptions needs no scope. A `write_` scope grants
@@ -42,7 +42,10 @@ pub struct RequiredScope {
 pub fn topic_scope(topic: &str) -> Option<&'static str> {
     match topic.split_once('/')?.0 {
         "orders" => Some("read_orders"),
-        "customers" => Some("read_customers"),
+        // The consent topics are named `customers_…_consent/update`, not `customers/…`.
+        "customers" | "customers_email_marketing_consent" | "customers_marketing_consent" => {
+            Some("read_customers")
+        }
         "products" => Some("read_products"),
         "checkouts" => Some("read_checkouts"),
         _ => None,
@@ -175,6 +178,10 @@ mod tests {
     fn topics_map_to_their_read_scope() {
         assert_eq!(topic_scope("orders/paid"), Some("read_orders"));
         assert_eq!(topic_scope("customers/create"), Some("read_customers"));
+        assert_eq!(
+            topic_scope("customers_email_marketing_consent/update"),
+            Some("read_customers")
+        );
         assert_eq!(topic_scope("app/uninstalled"), None);
         assert_eq!(topic_scope("nonsense"), None);
     }

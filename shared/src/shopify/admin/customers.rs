@@ -43,9 +43,11 @@ struct Data {
     customers: Page<CustomerNode>,
 }
 
+/// One `Customer` node with the fields of [`CUSTOMERS_QUERY`] (also read by
+/// [`super::customer_nodes`]).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CustomerNode {
+pub(super) struct CustomerNode {
     id: String,
     #[serde(default)]
     default_email_address: Option<EmailAddress>,
@@ -80,7 +82,7 @@ enum Count {
 }
 
 impl CustomerNode {
-    fn into_customer(self) -> Result<Customer, AdminError> {
+    pub(super) fn into_customer(self) -> Result<Customer, AdminError> {
         let id = legacy_id(&self.id).ok_or(AdminError::UnexpectedAnswer {
             what: "customers (id)",
             source: None,

@@ -10,7 +10,8 @@
 //!   subscriptions `pinrelay subscribe` manages), [`access_scopes`] (the scopes granted, and those
 //!   the relay needs), [`recent_line_items`] (the latest orders' products and variants),
 //!   [`newest_order`] (the newest order alone, with `read_orders` only), [`customers`] (consent,
-//!   data-sale opt-out and orders count, for the audience sync, page by page or in bulk).
+//!   data-sale opt-out and orders count, for the audience sync, page by page or in bulk),
+//!   [`customer_nodes`] (the same, for given customer ids: a consent webhook's re-check).
 //! - [`bulk`]: bulk query operations (`bulkOperationRunQuery`): start or continue one, poll it,
 //!   stream its JSONL line by line from Shopify's signed URL (no token sent there).
 //!
@@ -23,6 +24,7 @@
 pub mod access_scopes;
 pub mod bulk;
 pub mod credentials;
+pub mod customer_nodes;
 pub mod customers;
 pub mod newest_order;
 pub mod orders;
@@ -34,6 +36,7 @@ pub mod webhooks;
 pub use access_scopes::{RequiredScope, missing_scopes, required_scopes};
 pub use bulk::{BulkOperation, BulkPolling, BulkStatus, supports_bulk_operations};
 pub use credentials::{AdminCredentials, Clock, TokenSource};
+pub use customer_nodes::{CUSTOMER_NODES_MAX, CUSTOMER_NODES_QUERY};
 pub use customers::{BULK_CUSTOMERS_QUERY, CUSTOMERS_PAGE_SIZE, CUSTOMERS_QUERY};
 pub use newest_order::NewestOrder;
 pub use orders::{AdminOrder, ORDERS_PAGE_SIZE, ORDERS_QUERY};

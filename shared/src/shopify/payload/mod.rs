@@ -369,6 +369,42 @@ pub struct CustomersDelete {
     pub id: Option<u64>,
 }
 
+/// `customers_email_marketing_consent/update`: whose email marketing consent changed. Its keys
+/// are unconfirmed (findings §1), so only the customer's id is read, from `customer_id`, else
+/// `id` ([`consent_customer_id`]); the consent itself is read again from the Admin API.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CustomersEmailMarketingConsentUpdate {
+    /// `customer_id`, as sent.
+    #[serde(default)]
+    pub customer_id: serde_json::Value,
+    /// `id`, as sent.
+    #[serde(default)]
+    pub id: serde_json::Value,
+}
+
+impl CustomersEmailMarketingConsentUpdate {
+    /// The customer's numeric id: `customer_id`, else `id`, each read by [`consent_customer_id`].
+    pub fn customer(&self) -> Option<u64> {
+        consent_customer_id(&self.customer_id).or_else(|| consent_customer_id(&self.id))
+    }
+}
+
+/// A customer id as a consent webhook may carry it: a number, a numeric string, or a
+/// `gid://shopify/Customer/N`; `None` for anything else (another type's global id included).
+pub fn consent_customer_id(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            match s.strip_prefix("gid://shopify/Customer/") {
+                Some(tail) => tail.split('?').next()?.parse().ok(),
+                None => s.parse().ok(),
+            }
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +538,50 @@ mod tests {
     fn ignores_unknown_fields_and_accepts_an_empty_object() {
         let o: Order = serde_json::from_str(r#"{"brand_new_field":{"x":[1,2]}}"#).unwrap();
         assert_eq!(o, Order::default());
+    }
+
+    #[test]
+    fn a_consent_webhook_names_its_customer_by_number_string_or_global_id() {
+        let read = |body: serde_json::Value| {
+            serde_json::from_value::<CustomersEmailMarketingConsentUpdate>(body)
+                .unwrap()
+                .customer()
+        };
+        assert_eq!(read(serde_json::json!({"customer_id": 42})), Some(42));
+        assert_eq!(read(serde_json::json!({"customer_id": " 42 "})), Some(42));
+        assert_eq!(
+            read(serde_json::json!({"customer_id": "gid://shopify/Customer/42"})),
+            Some(42)
+        );
+        assert_eq!(
+            read(serde_json::json!({"customer_id": null, "id": 7})),
+            Some(7),
+            "id when customer_id is missing"
+        );
+        assert_eq!(
+            read(serde_json::json!({"customer_id": 42, "id": 7})),
+            Some(42),
+            "customer_id first"
+        );
+        assert_eq!(
+            read(serde_json::json!({"id": "gid://shopify/Customer/9?x=1"})),
+            Some(9)
+        );
+        assert_eq!(
+            read(serde_json::json!({"id": "gid://shopify/Order/9"})),
+            None,
+            "another type's global id is no customer"
+        );
+        for nobody in [
+            serde_json::json!({}),
+            serde_json::json!({"customer_id": -1}),
+            serde_json::json!({"customer_id": 4.5}),
+            serde_json::json!({"customer_id": "x"}),
+            serde_json::json!({"customer_id": {"id": 1}}),
+            serde_json::json!({"email_address": "a@b.co"}),
+        ] {
+            assert_eq!(read(nobody.clone()), None, "{nobody}");
+        }
     }
 
     #[test]
