@@ -437,8 +437,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(settings["AUDIENCE_LISTS"], "customers,purchasers");
-        let e = apply_settings(&mut settings, &["AUDIENCE_LISTS=buyers".to_owned()], &[])
-            .unwrap_err();
+        let e =
+            apply_settings(&mut settings, &["AUDIENCE_LISTS=buyers".to_owned()], &[]).unwrap_err();
         assert!(e.to_string().contains("AUDIENCE_LISTS"), "{e}");
         assert!(apply_settings(&mut settings, &["NOPE=1".to_owned()], &[]).is_err());
     }

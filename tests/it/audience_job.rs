@@ -227,7 +227,7 @@ async fn each_store_that_keeps_lists_is_synced_once_a_day_and_a_store_without_a_
     let second = s.run(now + chrono::Duration::hours(1), later()).await;
     // Due a day after the last sync (kept to the millisecond).
     assert!(
-        matches!(second[DEFAULT], Ok(Run::NotDue { next })
+        matches!(second[DEFAULT], Ok(Run::NotDue { next, pending: None })
             if (next - now - chrono::Duration::hours(24)).num_milliseconds().abs() <= 1),
         "{:?}",
         second[DEFAULT]
@@ -238,21 +238,52 @@ async fn each_store_that_keeps_lists_is_synced_once_a_day_and_a_store_without_a_
     ));
     assert_eq!(s.writes(), writes);
 
-    // A day later the unsubscription of customer 3 reaches both stores' lists.
+    // Between syncs a consent webhook (customers_email_marketing_consent/update) queued a
+    // re-check of customer 7, who unsubscribed: the next run sends that removal alone, reading
+    // only that customer.
+    s.shopify.update_customer(7, |c| {
+        c.marketing_state = "UNSUBSCRIBED".into();
+        c.updated_at = now + chrono::Duration::minutes(90);
+    });
+    s.ledger
+        .queue_recheck(DEFAULT, 7, now + chrono::Duration::minutes(90))
+        .await
+        .unwrap();
+    let light = s.run(now + chrono::Duration::hours(2), later()).await;
+    match &light[DEFAULT] {
+        Ok(Run::NotDue {
+            pending: Some(lists),
+            ..
+        }) => assert_eq!((lists[0].added, lists[0].removed), (0, 1)),
+        other => panic!("the light pass runs: {other:?}"),
+    }
+    assert!(matches!(
+        light["alpha.myshopify.com"],
+        Ok(Run::NotDue { pending: None, .. })
+    ));
+    assert_eq!(s.writes(), writes + 1, "one REMOVE");
+    assert_eq!(
+        s.list(DEFAULT, ListKind::Customers),
+        hashes((1..=170).filter(|&i| i != 7))
+    );
+    assert!(s.ledger.rechecks(DEFAULT).await.unwrap().is_empty());
+
+    // A day later the unsubscription of customer 3 reaches both stores' lists (and alpha, which
+    // shares the fake store's customers but got no webhook, sees customer 7's too).
     s.shopify.update_customer(3, |c| {
         c.marketing_state = "UNSUBSCRIBED".into();
         c.updated_at = now + chrono::Duration::hours(2);
     });
     let third = s.run(now + chrono::Duration::hours(25), later()).await;
-    for shop in [DEFAULT, "alpha.myshopify.com"] {
+    for (shop, removed) in [(DEFAULT, 1), ("alpha.myshopify.com", 2)] {
         let Ok(Run::Synced(lists)) = &third[shop] else {
             panic!("{shop} is due again: {:?}", third[shop]);
         };
-        assert_eq!((lists[0].added, lists[0].removed), (0, 1), "{shop}");
+        assert_eq!((lists[0].added, lists[0].removed), (0, removed), "{shop}");
     }
     assert_eq!(
         s.list(DEFAULT, ListKind::Customers),
-        hashes((1..=170).filter(|&i| i != 3))
+        hashes((1..=170).filter(|&i| i != 3 && i != 7))
     );
 
     // A run whose time is up starts no store: each continues in the next run.

@@ -336,7 +336,12 @@ async fn run_audiences(service: &Service, context: &lambda_runtime::Context) -> 
     for (shop, outcome) in &outcomes {
         job::log_outcome(shop, outcome);
         let value = match outcome {
-            Ok(Run::NotDue { next }) => json!({"next": next.to_rfc3339()}),
+            Ok(Run::NotDue { next, pending }) => json!({
+                "next": next.to_rfc3339(),
+                "pending_sent": pending.as_ref().map(|lists| lists.iter().map(|l| json!({
+                    "list": l.kind.label(), "added": l.added, "removed": l.removed,
+                })).collect::<Vec<_>>()),
+            }),
             Ok(Run::Synced(lists)) => Value::Array(
                 lists
                     .iter()

@@ -3,7 +3,10 @@
 //! without anyone typing `pinrelay audiences sync`.
 //!
 //! Each run goes over the stores that keep lists (the default store's `AUDIENCE_LISTS`, each
-//! registered store's own setting or the default's), the most overdue first. A store is synced
+//! registered store's own setting or the default's), the most overdue first. Between syncs, a
+//! store with work left by webhooks (a consent re-check, a deleted or redacted customer) gets the
+//! light pass ([`super::sync::sync_pending`]), so a withdrawal reaches Pinterest within minutes.
+//! A store is synced
 //! ([`super::sync`]) when its last completed sync is [`JobSettings::every`] old (daily by default);
 //! the sync itself decides between the incremental read, the weekly full comparison and the
 //! monthly re-send. A run never outlasts its deadline: a sync still going then is dropped, its
@@ -20,7 +23,7 @@ use secrecy::SecretString;
 use super::customer::ListKind;
 use super::ledger::AudienceStore;
 use super::plan::DEFAULT_BATCH_SIZE;
-use super::sync::{CustomerSource, ListSummary, Mode, Settings, SyncError, sync};
+use super::sync::{CustomerSource, ListSummary, Mode, Settings, SyncError, sync, sync_pending};
 use crate::config::{InvalidVar, keys};
 use crate::pinterest::audiences::{CustomerListsApi, PinterestAudiences, StaticToken};
 use crate::pinterest::oauth::{Grant, GrantStore, GrantStoreError};
@@ -262,10 +265,13 @@ impl Endpoints {
 /// What the job did for one store.
 #[derive(Debug)]
 pub enum Run {
-    /// Synced less than [`JobSettings::every`] ago: nothing to do until `next`.
+    /// Synced less than [`JobSettings::every`] ago: only what webhooks left was sent (the
+    /// light pass, [`super::sync::sync_pending`]) until `next`.
     NotDue {
         /// When the store is due.
         next: DateTime<Utc>,
+        /// What the light pass sent, one summary per list; `None` when nothing was pending.
+        pending: Option<Vec<ListSummary>>,
     },
     /// A sync completed: one summary per list.
     Synced(Vec<ListSummary>),
@@ -338,12 +344,6 @@ where
     A: CustomerListsApi,
     L: AudienceStore,
 {
-    if let Some(last) = last_sync(shop, kinds, ledger).await? {
-        let next = last + settings.every;
-        if now < next {
-            return Ok(Run::NotDue { next });
-        }
-    }
     let sync_settings = Settings {
         kinds: kinds.to_vec(),
         batch_size: settings.batch_size,
@@ -354,6 +354,39 @@ where
         ..Settings::default()
     };
     let mut quiet = |_| {};
+    if let Some(last) = last_sync(shop, kinds, ledger).await? {
+        let next = last + settings.every;
+        if now < next {
+            // Not due: only what webhooks asked for since (consent withdrawn or given, a customer
+            // deleted or redacted), so it reaches Pinterest within a run or two.
+            if !has_pending(shop, kinds, ledger).await? {
+                return Ok(Run::NotDue {
+                    next,
+                    pending: None,
+                });
+            }
+            let pass = sync_pending(
+                shop,
+                source,
+                api,
+                ledger,
+                &sync_settings,
+                Mode::Live,
+                now,
+                &mut quiet,
+            );
+            return match tokio::time::timeout_at(deadline, pass).await {
+                Ok(summaries) => Ok(Run::NotDue {
+                    next,
+                    pending: Some(summaries?),
+                }),
+                Err(_) => {
+                    release(shop, kinds, ledger, &settings.holder).await;
+                    Ok(Run::OutOfTime)
+                }
+            };
+        }
+    }
     let run = sync(
         shop,
         source,
@@ -373,16 +406,48 @@ where
         }
         Ok(summaries) => Ok(Run::Synced(summaries?)),
         Err(_) => {
-            // The sync was dropped mid-way: give its leases back so the next run need not wait
-            // for them to expire.
-            for &kind in kinds {
-                if let Err(e) = ledger.release(shop, kind, &settings.holder).await {
-                    tracing::warn!(shop, list = kind.label(), error.message = %e, "audience lease not released; it expires");
-                }
-            }
+            release(shop, kinds, ledger, &settings.holder).await;
             Ok(Run::OutOfTime)
         }
     }
+}
+
+/// Gives back the leases of a sync dropped mid-way, so the next run need not wait for them to
+/// expire.
+async fn release<L: AudienceStore>(shop: &str, kinds: &[ListKind], ledger: &L, holder: &str) {
+    for &kind in kinds {
+        if let Err(e) = ledger.release(shop, kind, holder).await {
+            tracing::warn!(shop, list = kind.label(), error.message = %e, "audience lease not released; it expires");
+        }
+    }
+}
+
+/// Whether webhooks left work for the light pass: consent re-checks, or removals of deleted or
+/// redacted customers.
+async fn has_pending<L: AudienceStore>(
+    shop: &str,
+    kinds: &[ListKind],
+    ledger: &L,
+) -> Result<bool, JobError> {
+    if !ledger
+        .rechecks(shop)
+        .await
+        .map_err(SyncError::from)?
+        .is_empty()
+    {
+        return Ok(true);
+    }
+    for &kind in kinds {
+        if !ledger
+            .pending_removals(shop, kind)
+            .await
+            .map_err(SyncError::from)?
+            .is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A store the job keeps lists for.
@@ -521,8 +586,28 @@ where
 /// Logs one store's outcome: what was sent, that it continues, or what to fix.
 pub fn log_outcome(shop: &str, outcome: &Result<Run, JobError>) {
     match outcome {
-        Ok(Run::NotDue { next }) => {
+        Ok(Run::NotDue {
+            next,
+            pending: None,
+        }) => {
             tracing::debug!(outcome = "audiences_not_due", shop, next = %next.to_rfc3339(), "customer lists are in step; next sync then");
+        }
+        Ok(Run::NotDue {
+            next,
+            pending: Some(lists),
+        }) => {
+            for l in lists {
+                tracing::info!(
+                    outcome = "audiences_pending_sent",
+                    shop,
+                    list = l.kind.label(),
+                    added = l.added,
+                    removed = l.removed,
+                    requests = l.requests,
+                    next = %next.to_rfc3339(),
+                    "consent changes and removals sent"
+                );
+            }
         }
         Ok(Run::Synced(lists)) => {
             for l in lists {
