@@ -340,6 +340,34 @@ async fn a_sync_cut_off_by_the_deadline_gives_its_lease_back_and_the_next_run_co
     let kinds = [ListKind::Customers];
     let now = Utc::now();
 
+    // `pinrelay audiences sync` runs by hand and holds the list: the job waits its turn, which
+    // is no failure (AudienceSyncFailures does not count it).
+    let ttl = Duration::from_secs(900);
+    s.ledger
+        .acquire(DEFAULT, ListKind::Customers, "a-terminal", now, ttl)
+        .await
+        .unwrap();
+    let busy = job::run_store(
+        DEFAULT,
+        &kinds,
+        &admin,
+        &api,
+        &s.ledger,
+        &settings(),
+        now,
+        later(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&busy, Run::Busy { holder, .. } if holder == "a-terminal"),
+        "{busy:?}"
+    );
+    s.ledger
+        .release(DEFAULT, ListKind::Customers, "a-terminal")
+        .await
+        .unwrap();
+
     let cut = job::run_store(
         DEFAULT,
         &kinds,

@@ -1401,3 +1401,78 @@ async fn an_api_version_before_bulk_operations_reads_page_by_page() {
     assert_eq!(shopify.bulk_runs(), 0);
     assert_eq!(shopify.customer_queries().len(), 1);
 }
+
+/// A customer source during whose read another writer takes the list over (the first run's
+/// lease lapsed: it stalled past its time-to-live).
+struct TakenOverDuringRead<'a> {
+    admin: &'a AdminApi,
+    ledger: &'a SqliteAudienceStore,
+}
+
+impl pinrelay::audiences::CustomerSource for TakenOverDuringRead<'_> {
+    async fn customers(
+        &self,
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        deadline: Option<tokio::time::Instant>,
+        progress: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<Vec<pinrelay::audiences::Customer>, AdminError> {
+        let read = pinrelay::audiences::CustomerSource::customers(
+            self.admin, since, now, deadline, progress,
+        )
+        .await;
+        let later = now + chrono::Duration::hours(1);
+        let taken = self
+            .ledger
+            .acquire(
+                SHOP_DOMAIN,
+                ListKind::Customers,
+                "the-next-writer",
+                later,
+                Duration::from_secs(900),
+            )
+            .await
+            .unwrap();
+        assert_eq!(taken, pinrelay::audiences::Lease::Acquired);
+        read
+    }
+
+    async fn customers_by_id(
+        &self,
+        ids: &[pinrelay::audiences::CustomerId],
+    ) -> Result<Vec<pinrelay::audiences::Customer>, AdminError> {
+        self.admin.customers_by_id(ids).await
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_lost_its_lease_stops_before_its_first_request() {
+    let f = Fixture::start().await;
+    let source = TakenOverDuringRead {
+        admin: &f.admin,
+        ledger: &f.ledger,
+    };
+    let result = sync(
+        SHOP_DOMAIN,
+        &source,
+        &f.api,
+        &f.ledger,
+        &f.settings(&[ListKind::Customers]),
+        Mode::Live,
+        Utc::now(),
+        &mut |_| {},
+    )
+    .await;
+    match result {
+        Err(SyncError::Busy { holder, .. }) => assert_eq!(holder, "the-next-writer"),
+        other => panic!("the run stops: {other:?}"),
+    }
+    assert!(f.writes().is_empty(), "nothing was sent");
+    assert!(
+        f.ledger
+            .members(SHOP_DOMAIN, ListKind::Customers)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -352,6 +352,9 @@ async fn run_audiences(service: &Service, context: &lambda_runtime::Context) -> 
                     .collect(),
             ),
             Ok(Run::OutOfTime) => json!({"continues": true}),
+            Ok(Run::Busy { holder, until }) => {
+                json!({"busy": holder, "until": until.to_rfc3339()})
+            }
             Err(e) => json!({"error": e.to_string()}),
         };
         answer.insert(shop.clone(), value);

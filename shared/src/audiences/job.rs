@@ -275,6 +275,14 @@ pub enum Run {
     },
     /// A sync completed: one summary per list.
     Synced(Vec<ListSummary>),
+    /// Another writer holds one of the lists (`pinrelay audiences sync` run by hand, or a run
+    /// whose lease has not expired): not a failure; the next run tries again.
+    Busy {
+        /// Who holds it.
+        holder: String,
+        /// Until when, unless released sooner.
+        until: DateTime<Utc>,
+    },
     /// The run's time ran out before this store's sync completed (or began), or Shopify's export
     /// of its customers is not ready yet: what Pinterest accepted is recorded, and the next run
     /// resumes (continuing the same export).
@@ -376,6 +384,7 @@ where
                 &mut quiet,
             );
             return match tokio::time::timeout_at(deadline, pass).await {
+                Ok(Err(SyncError::Busy { holder, until, .. })) => Ok(Run::Busy { holder, until }),
                 Ok(summaries) => Ok(Run::NotDue {
                     next,
                     pending: Some(summaries?),
@@ -404,6 +413,7 @@ where
             tracing::info!(shop, operation = %operation, "Shopify's export of the customers is not ready; the next run continues it");
             Ok(Run::OutOfTime)
         }
+        Ok(Err(SyncError::Busy { holder, until, .. })) => Ok(Run::Busy { holder, until }),
         Ok(summaries) => Ok(Run::Synced(summaries?)),
         Err(_) => {
             release(shop, kinds, ledger, &settings.holder).await;
@@ -625,6 +635,13 @@ pub fn log_outcome(shop: &str, outcome: &Result<Run, JobError>) {
                 );
             }
         }
+        Ok(Run::Busy { holder, until }) => tracing::info!(
+            outcome = "audiences_busy",
+            shop,
+            holder,
+            until = %until.to_rfc3339(),
+            "another sync holds the customer lists; the next run tries again"
+        ),
         Ok(Run::OutOfTime) => tracing::warn!(
             outcome = "audiences_continue",
             shop,

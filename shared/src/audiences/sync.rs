@@ -10,8 +10,10 @@
 //! [`Settings::full_every`] old, with a re-send of everyone when the last re-send is
 //! [`Settings::resend_every`] old); plan; create the list with its first `ADD` batch (and its
 //! `CUSTOMER_LIST` audience) if the record has none and Pinterest has none of that name (a
-//! creation whose answer was lost is found, not repeated); send each batch and record it once Pinterest
-//! accepted it; move the marks forward only when every batch was accepted. A run stopped half-way
+//! creation whose answer was lost is found, not repeated); renew the lease before each batch (a
+//! run that lost it to another writer stops with [`SyncError::Busy`] before sending more); send
+//! each batch and record it once Pinterest accepted it; move the marks forward only when every
+//! batch was accepted. A run stopped half-way
 //! repeats at most the request in flight, and loses no removal.
 //!
 //! A customer with a pending removal (deleted or redacted, [`AudienceStore::remove_customer`])
@@ -539,7 +541,7 @@ where
             ledger,
             &mut summary,
             batches,
-            now,
+            (now, settings),
             progress,
         )
         .await;
@@ -550,6 +552,12 @@ where
                 source,
             },
             Failure::Ledger(e) => SyncError::Ledger(e),
+            Failure::LeaseLost { holder, until } => SyncError::Busy {
+                shop: shop.to_owned(),
+                kind,
+                holder,
+                until,
+            },
         })?;
         if let Some(list_id) = &summary.list_id
             && summary.audience_id.is_none()
@@ -617,6 +625,11 @@ where
 enum Failure {
     Api(AudienceApiError),
     Ledger(LedgerError),
+    /// The lease lapsed (a run longer than its time-to-live) and another writer took it.
+    LeaseLost {
+        holder: String,
+        until: DateTime<Utc>,
+    },
 }
 
 /// Sends `batches` in order, creating the list with the first `ADD` when it has none, and records
@@ -632,11 +645,15 @@ async fn send<A: CustomerListsApi, L: AudienceStore>(
     ledger: &L,
     summary: &mut ListSummary,
     batches: Vec<Batch>,
-    now: DateTime<Utc>,
+    (now, settings): (DateTime<Utc>, &Settings),
     progress: &mut (dyn FnMut(ProgressEvent) + Send),
 ) -> Result<usize, (usize, Failure)> {
     let mut requests = 0;
     let mut records = 0;
+    // `now` is the run's start; the lease is renewed against the time since, so a run longer
+    // than its time-to-live keeps it, and one that lost it (stalled past it, and another writer
+    // took over) stops before its next request.
+    let started = std::time::Instant::now();
     if summary.list_id.is_none() && batches.iter().any(|b| b.operation == Operation::Add) {
         // A creation whose answer was lost (or not recorded) left a list: use it, not a second.
         let found = api
@@ -652,6 +669,17 @@ async fn send<A: CustomerListsApi, L: AudienceStore>(
         }
     }
     for batch in batches {
+        let at = now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+        match ledger
+            .acquire(shop, kind, &settings.holder, at, settings.lease_ttl)
+            .await
+        {
+            Ok(Lease::Acquired) => {}
+            Ok(Lease::Held { holder, until }) => {
+                return Err((requests, Failure::LeaseLost { holder, until }));
+            }
+            Err(e) => return Err((requests, Failure::Ledger(e))),
+        }
         let accepted = match (&summary.list_id, batch.operation) {
             (Some(list_id), operation) => api
                 .update_list(list_id, operation, &batch.records())
