@@ -44,7 +44,7 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, R: Routes>(
             )
             .await;
             let lists = match (audiences, customer_id) {
-                (Some(ledger), Some(id)) => redact_from_lists(ledger, shop_domain, *id).await,
+                (Some(ledger), Some(id)) => redact_from_lists(ledger, shop_domain, *id, now).await,
                 _ => true,
             };
             records && lists
@@ -63,7 +63,7 @@ pub(super) async fn comply<S: IdempotencyStore, P: ProfileStore, R: Routes>(
             shop_domain,
             customer_id,
         } => match audiences {
-            Some(ledger) => redact_from_lists(ledger, shop_domain, *customer_id).await,
+            Some(ledger) => redact_from_lists(ledger, shop_domain, *customer_id, now).await,
             None => true,
         },
         ComplianceRequest::ConsentChanged {
@@ -317,10 +317,24 @@ async fn recheck(
     }
 }
 
-/// `customers/redact` or `customers/delete` on the customer lists; false (retried) when the
-/// ledger failed.
-async fn redact_from_lists(ledger: &dyn AudienceLedger, shop: &str, customer_id: u64) -> bool {
-    match ledger.remove_customer(shop, customer_id).await {
+/// `customers/redact` or `customers/delete` on the customer lists: the customer's uploads queued
+/// for removal, and a re-check at `now`, so that a run reading an older snapshot of the store
+/// (where they still are) does not add them back, even if they were never uploaded; false
+/// (retried) when the ledger failed.
+async fn redact_from_lists(
+    ledger: &dyn AudienceLedger,
+    shop: &str,
+    customer_id: u64,
+    now: DateTime<Utc>,
+) -> bool {
+    let removed = match ledger.remove_customer(shop, customer_id).await {
+        Ok(queued) => ledger
+            .queue_recheck(shop, customer_id, now)
+            .await
+            .map(|()| queued),
+        Err(e) => Err(e),
+    };
+    match removed {
         Ok(queued) => {
             tracing::info!(
                 shop,

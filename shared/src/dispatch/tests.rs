@@ -1590,3 +1590,34 @@ async fn a_consent_change_queues_a_recheck_with_a_ledger_and_is_skipped_without_
     assert!(!dead[0].1.contains("a@b.co"));
     assert_eq!(api.requests().len(), 0, "never a Pinterest event");
 }
+
+#[tokio::test]
+async fn a_deleted_customer_is_queued_for_removal_and_for_a_recheck() {
+    use crate::audiences::sqlite::SqliteAudienceStore;
+    use crate::audiences::{AudienceStore as _, Recheck};
+
+    let w = World::new();
+    let api = ScriptedApi::accepting();
+    let deleted = message(
+        "deleted",
+        1,
+        &webhook(Topic::CustomersDelete, &json!({"id": 77}), w.now),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = SqliteAudienceStore::new(SqliteDatabase::open_in(dir.path()).unwrap());
+    let report = w
+        .dispatcher(&api, World::config())
+        .with_audiences(Arc::new(ledger.clone()))
+        .dispatch(&[deleted], w.now, w.now + chrono::Duration::seconds(30))
+        .await;
+    assert_eq!(report.dispositions["deleted"], Disposition::Compliance);
+    // Never uploaded, so nothing to remove; the re-check is what keeps a run reading an older
+    // snapshot from adding them.
+    assert_eq!(
+        ledger.rechecks(SHOP).await.unwrap(),
+        [Recheck {
+            customer_id: 77,
+            at: w.now
+        }]
+    );
+}
