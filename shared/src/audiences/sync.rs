@@ -31,9 +31,9 @@
 //! only this and the pending removals, without reading the store, so that a withdrawal reaches
 //! Pinterest within minutes of its webhook.
 //!
-//! Known limit: a customer who was no member yet when deleted (not a consent change) leaves no
-//! trace, so a run reading a snapshot from before the deletion can add them, until the next full
-//! comparison removes them; there are no tombstones.
+//! A deletion or redaction (`customers/delete`, `customers/redact`, through dispatch) queues a
+//! re-check too, so even a customer who was no member yet is read again by id (and found gone)
+//! rather than added from a snapshot taken before it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
