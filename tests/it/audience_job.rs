@@ -21,6 +21,7 @@ use pinrelay::registry::Registry as _;
 use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::shopify::admin::{AdminApi, AdminCredentials, AdminError};
 use secrecy::SecretString;
+use serde_json::json;
 
 use crate::audiences::{hashes, store_customers};
 use crate::fake_pinterest::{ACCESS_TOKEN, AD_ACCOUNT_ID, FakePinterest};
@@ -32,7 +33,7 @@ const PREFIX: &str = "pinrelay-audiences/shops/";
 const DEFAULT: &str = "legacy.myshopify.com";
 
 struct Stack {
-    _env: TestEnv,
+    env: TestEnv,
     shopify: FakeShopify,
     pinterest: FakePinterest,
     registry: AwsRegistry,
@@ -100,7 +101,7 @@ impl Stack {
                 admin_api_url: Some(shopify.base_url()),
                 pinterest_api_url: pinterest.base_url(),
             },
-            _env: env,
+            env,
             shopify,
             pinterest,
             registry,
@@ -448,4 +449,72 @@ async fn serve_runs_the_job_at_start_for_a_store_that_keeps_a_list() {
         assert!(std::time::Instant::now() < deadline, "{}", relay.log_tail());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_lambda_runs_the_audience_job_when_its_schedule_invokes_it() {
+    let s = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = vec![
+        ("AWS_ENDPOINT_URL", s.env.endpoint.clone()),
+        ("AWS_REGION", crate::helpers::REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("SHOPIFY_SHOP_DOMAINS", DEFAULT.to_owned()),
+        (
+            "WEBHOOK_URL",
+            "https://relay.example/webhooks/shopify".to_owned(),
+        ),
+        ("IDEMPOTENCY_TABLE", s.env.table.clone()),
+        ("SHOPIFY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ("SHOPIFY_ADMIN_API_URL", s.shopify.base_url()),
+        ("SHOPIFY_API_VERSION", "2026-07".to_owned()),
+        ("SHOP_SECRETS_PREFIX", PREFIX.to_owned()),
+        ("PINTEREST_API_URL", s.pinterest.base_url()),
+        ("PINTEREST_AD_ACCOUNT_ID", AD_ACCOUNT_ID.to_owned()),
+        ("AUDIENCE_LISTS", "customers".to_owned()),
+        ("AUDIENCE_SYNC_HOURS", "24".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let mut watch = crate::runtime_api::Function::start(
+        "watch",
+        "pinrelay-WatchFunction-emulated",
+        &env,
+        dir.path().join("watch.log"),
+    )
+    .await;
+
+    // The AudienceSchedule's event: the default store (signed in) and alpha are synced, gamma
+    // (no token) is reported with its fix; the invocation itself succeeds.
+    let answer = watch
+        .invoke(json!({"job": "audiences"}), Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", watch.log()));
+    assert_eq!(answer[DEFAULT][0]["list"], "customers", "{answer}");
+    assert_eq!(answer[DEFAULT][0]["added"], 170, "{answer}");
+    assert_eq!(answer["alpha.myshopify.com"][1]["list"], "purchasers");
+    assert_eq!(answer["alpha.myshopify.com"][1]["added"], 85);
+    let gamma = answer["gamma.myshopify.com"]["error"].as_str().unwrap();
+    assert!(gamma.contains("pinrelay pinterest login"), "{gamma}");
+    assert!(answer.get("beta.myshopify.com").is_none(), "{answer}");
+    assert_eq!(s.list(DEFAULT, ListKind::Customers), hashes(1..=170));
+    // One failed store in the EMF metric the alarm watches; the failure's line names the store.
+    let log = watch.log();
+    let emf = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("AudienceSyncFailures").is_some())
+        .unwrap_or_else(|| panic!("no AudienceSyncFailures metric:\n{log}"));
+    assert_eq!(emf["AudienceSyncFailures"].as_f64(), Some(1.0));
+    assert!(log.contains("audiences_failed") && log.contains("gamma.myshopify.com"));
+    assert!(!log.contains("@example.com"), "no email in the log");
+
+    // The next run, minutes later: nothing is due and nothing is sent.
+    let writes = s.writes();
+    let answer = watch
+        .invoke(json!({"job": "audiences"}), Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(answer[DEFAULT]["next"].is_string(), "{answer}");
+    assert_eq!(s.writes(), writes);
 }

@@ -23,6 +23,7 @@ mod registry;
 mod relay;
 mod replay;
 mod report;
+mod runtime_api;
 mod serve;
 mod stores;
 mod subscribe;
