@@ -879,23 +879,16 @@ async fn list_status(
     list_id: &str,
 ) -> Result<String, String> {
     use pinrelay::pinterest::audiences::CustomerListsApi as _;
-    use pinrelay::pinterest::audiences::{PinterestAudiences, StaticToken};
-    let http = pinrelay::pinterest::PinterestHttp::new(pinrelay::pinterest::PinterestHttpConfig {
-        base_url: args
-            .endpoints
-            .pinterest_api_url
-            .trim_end_matches('/')
-            .to_owned(),
-        ad_account_id: account.to_owned(),
-        access_token: String::new().into(),
-        test_mode: false,
-        connect_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(20),
-    })
-    .map_err(|e| e.to_string())?;
-    PinterestAudiences::new(http, StaticToken(token))
-        .get_list(list_id)
-        .await
-        .map(|info| info.status.unwrap_or_else(|| "unknown".to_owned()))
-        .map_err(|e| e.to_string())
+    use pinrelay::pinterest::audiences::PinterestAudiences;
+    PinterestAudiences::with_token(
+        &args.endpoints.pinterest_api_url,
+        account,
+        token,
+        Duration::from_secs(20),
+    )
+    .map_err(|e| e.to_string())?
+    .get_list(list_id)
+    .await
+    .map(|info| info.status.unwrap_or_else(|| "unknown".to_owned()))
+    .map_err(|e| e.to_string())
 }

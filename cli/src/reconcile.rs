@@ -512,23 +512,14 @@ impl Relay {
         api_token: Option<String>,
         shop: &str,
     ) -> anyhow::Result<Vec<reconcile::CustomerListRow>> {
-        use pinrelay::pinterest::audiences::{PinterestAudiences, StaticToken};
+        use pinrelay::pinterest::audiences::PinterestAudiences;
         let api = match (api_token, &args.ad_account_id) {
-            (Some(token), Some(account)) => {
-                let http = PinterestHttp::new(PinterestHttpConfig {
-                    base_url: args
-                        .endpoints
-                        .pinterest_api_url
-                        .trim_end_matches('/')
-                        .to_owned(),
-                    ad_account_id: account.clone(),
-                    access_token: String::new().into(),
-                    test_mode: false,
-                    connect_timeout: Duration::from_secs(5),
-                    request_timeout: Duration::from_secs(20),
-                })?;
-                Ok(PinterestAudiences::new(http, StaticToken(token.into())))
-            }
+            (Some(token), Some(account)) => Ok(PinterestAudiences::with_token(
+                &args.endpoints.pinterest_api_url,
+                account,
+                token.into(),
+                Duration::from_secs(20),
+            )?),
             _ => Err(
                 "no Pinterest token (sign in with `pinrelay pinterest login`, or set PINTEREST_API_TOKEN)"
                     .to_owned(),

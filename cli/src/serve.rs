@@ -163,7 +163,7 @@ impl ReportPage {
         &self,
         shop: &str,
     ) -> Result<Vec<reconcile::CustomerListRow>, pinrelay::audiences::LedgerError> {
-        use pinrelay::pinterest::audiences::{PinterestAudiences, StaticToken};
+        use pinrelay::pinterest::audiences::PinterestAudiences;
         use pinrelay::pinterest::oauth::GrantStore as _;
         let (ledger, grants) = &self.lists;
         let grant = grants.get(shop).await.ok().flatten();
@@ -173,15 +173,12 @@ impl ReportPage {
         let account = config::var(keys::PINTEREST_AD_ACCOUNT_ID)
             .or_else(|| grant.as_ref().map(|g| g.ad_account_id.clone()));
         let api = match (token, account) {
-            (Some(token), Some(account)) => PinterestHttp::new(PinterestHttpConfig {
-                base_url: self.pinterest_api_url.trim_end_matches('/').to_owned(),
-                ad_account_id: account,
-                access_token: String::new().into(),
-                test_mode: false,
-                connect_timeout: Duration::from_secs(5),
-                request_timeout: Duration::from_secs(20),
-            })
-            .map(|http| PinterestAudiences::new(http, StaticToken(token)))
+            (Some(token), Some(account)) => PinterestAudiences::with_token(
+                &self.pinterest_api_url,
+                &account,
+                token,
+                Duration::from_secs(20),
+            )
             .map_err(|e| e.to_string()),
             _ => Err("no Pinterest token: sign in with `pinrelay pinterest login`".to_owned()),
         };

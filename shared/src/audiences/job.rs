@@ -27,7 +27,6 @@ use super::sync::{CustomerSource, ListSummary, Mode, Settings, SyncError, sync, 
 use crate::config::{InvalidVar, keys};
 use crate::pinterest::audiences::{CustomerListsApi, PinterestAudiences, StaticToken};
 use crate::pinterest::oauth::{Grant, GrantStore, GrantStoreError};
-use crate::pinterest::{PinterestHttp, PinterestHttpConfig};
 use crate::registry::{Registry, RegistryError, Shop};
 use crate::shopify::admin::{AdminApi, AdminCredentials, AdminError};
 
@@ -246,19 +245,14 @@ impl Endpoints {
             self.admin_api_url.as_deref(),
         )
         .map_err(JobError::Admin)?;
-        let http = PinterestHttp::new(PinterestHttpConfig {
-            base_url: self.pinterest_api_url.trim_end_matches('/').to_owned(),
-            ad_account_id: credentials.ad_account_id,
-            access_token: String::new().into(),
-            test_mode: false,
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(60),
-        })
+        let api = PinterestAudiences::with_token(
+            &self.pinterest_api_url,
+            &credentials.ad_account_id,
+            credentials.token,
+            Duration::from_secs(60),
+        )
         .map_err(|e| JobError::Client(e.to_string()))?;
-        Ok((
-            admin,
-            PinterestAudiences::new(http, StaticToken(credentials.token)),
-        ))
+        Ok((admin, api))
     }
 }
 

@@ -266,6 +266,30 @@ pub struct PinterestAudiences<T> {
     backoff: Backoff,
 }
 
+impl PinterestAudiences<StaticToken> {
+    /// The customer lists of `ad_account_id` at Pinterest's `base_url`, called with `token` (a
+    /// sign-in's or `PINTEREST_API_TOKEN`), each request allowed `request_timeout`.
+    ///
+    /// # Errors
+    /// The HTTPS client cannot be built.
+    pub fn with_token(
+        base_url: &str,
+        ad_account_id: &str,
+        token: SecretString,
+        request_timeout: std::time::Duration,
+    ) -> Result<Self, reqwest::Error> {
+        let http = PinterestHttp::new(crate::pinterest::PinterestHttpConfig {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            ad_account_id: ad_account_id.to_owned(),
+            access_token: String::new().into(),
+            test_mode: false,
+            connect_timeout: std::time::Duration::from_secs(5).min(request_timeout),
+            request_timeout,
+        })?;
+        Ok(Self::new(http, StaticToken(token)))
+    }
+}
+
 impl<T: ApiTokenSource> PinterestAudiences<T> {
     /// Calls through `http`'s client (its conversion token is not used) with `tokens`' token.
     pub fn new(http: PinterestHttp, tokens: T) -> Self {
