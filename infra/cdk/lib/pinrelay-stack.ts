@@ -580,9 +580,9 @@ export class PinrelayStack extends Stack {
       role: watchRole.attrArn,
       // The hourly watch takes seconds (pages of orders plus the Admin API client's throttling
       // waits); the audience job uses up to the whole 15 minutes and stops a minute before,
-      // leaving the rest of a long sync to its next run. 256 MB: a sync holds the store's customers
-      // (id, hash, state) and its list record in memory, an estimate of a few hundred bytes a
-      // customer (not measured on Lambda).
+      // leaving the rest of a long sync to its next run. 256 MB: a full comparison holds 268 bytes
+      // a customer for one list at its peak (BENCHMARKS.md, Audiences), so a few hundred thousand
+      // customers with both lists.
       timeout: 900,
       memorySize: 256,
       tracingConfig: { mode: tracing },
