@@ -189,6 +189,9 @@ struct Setup {
     grant: Option<pinrelay::pinterest::oauth::Grant>,
     /// How commands name this relay in fixes: `--data-dir DIR`, `--stack NAME`, or nothing.
     relay: String,
+    /// `AUDIENCE_LISTS`: the customer lists the audience job keeps for the store (raw, checked
+    /// by `customer_lists`).
+    audience_lists: Option<String>,
 }
 
 /// Runs the checks and prints them.
@@ -509,6 +512,7 @@ async fn from_variables(data_dir: Option<&std::path::Path>, shop: &str) -> anyho
         alarm: None,
         order_delay: serve_order_delay(),
         pixel_command: format!("pinrelay pixel --shop {shop} --tag-id YOUR_TAG_ID"),
+        audience_lists: config::var(keys::AUDIENCE_LISTS),
         webhook_url: config::var(keys::WEBHOOK_URL),
         api_version: config::var(keys::SHOPIFY_API_VERSION)
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
@@ -570,6 +574,11 @@ fn with_store(
     base.catalog_country = options.catalog_country;
     base.api_token = secrets.pinterest_api_token.clone().map(SecretString::from);
     base.pixel_command = format!("pinrelay pixel --shop {domain} --tag-id YOUR_TAG_ID {relay}");
+    base.audience_lists =
+        store.setting(keys::AUDIENCE_LISTS, &|k| match (k, &base.audience_lists) {
+            (keys::AUDIENCE_LISTS, Some(v)) => Some(v.clone()),
+            _ => fallback(k),
+        });
     Ok(base)
 }
 
@@ -790,6 +799,10 @@ async fn from_stack_outputs(
                 .unwrap_or(config::DEFAULT_ORDER_DELAY_SECONDS),
         ),
         pixel_command: format!("pinrelay pixel --shop {shop} --tag-id YOUR_TAG_ID --stack {name}"),
+        audience_lists: stack
+            .variables(&[keys::AUDIENCE_LISTS])
+            .remove(keys::AUDIENCE_LISTS)
+            .filter(|v| !v.is_empty()),
         webhook_url: stack.output("WebhookUrl"),
         api_version: config::var(keys::SHOPIFY_API_VERSION)
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
@@ -850,6 +863,13 @@ async fn customer_lists(setup: &Setup, shop: &str, args: &Args) -> doctor::Findi
         .ad_account
         .clone()
         .or_else(|| setup.grant.as_ref().map(|g| g.ad_account_id.clone()));
+    // Lists the audience job should keep but has not created yet: can it run for this store?
+    if lists.iter().all(|(_, state)| state.list_id.is_none())
+        && let Some(finding) =
+            audience_job_readiness(setup, shop, token.is_some(), account.is_some())
+    {
+        return finding;
+    }
     let mut statuses = Vec::new();
     for (kind, state) in &lists {
         let Some(list_id) = &state.list_id else {
@@ -869,6 +889,58 @@ async fn customer_lists(setup: &Setup, shop: &str, args: &Args) -> doctor::Findi
         }
     }
     doctor::customer_lists(&statuses, Ok(()), shop, &setup.relay)
+}
+
+/// For a store whose `AUDIENCE_LISTS` names lists none of which exists yet: whether the audience
+/// job has what it needs (a Pinterest token that can write lists, an ad account, Admin
+/// credentials), as the finding; `None` when the store keeps no list.
+fn audience_job_readiness(
+    setup: &Setup,
+    shop: &str,
+    has_token: bool,
+    has_account: bool,
+) -> Option<doctor::Finding> {
+    use pinrelay::audiences::job::parse_lists;
+    let id = doctor::CheckId::CustomerLists;
+    let kinds = match parse_lists(setup.audience_lists.as_deref()) {
+        Ok(kinds) if kinds.is_empty() => return None,
+        Ok(kinds) => kinds,
+        Err(e) => {
+            return Some(doctor::Finding::fail(
+                id,
+                e.to_string(),
+                "set AUDIENCE_LISTS to customers, purchasers or customers,purchasers".to_owned(),
+            ));
+        }
+    };
+    let names: Vec<&str> = kinds.iter().map(|k| k.label()).collect();
+    let login = format!("pinrelay pinterest login --shop {shop} {}", setup.relay);
+    let missing = if !has_token {
+        Some("no Pinterest token that can write customer lists (the conversion token cannot)")
+    } else if !has_account {
+        Some("no Pinterest ad account for the lists")
+    } else if setup.admin.value.is_none() {
+        Some("no Admin credentials to read the customers (read_customers)")
+    } else {
+        None
+    };
+    Some(match missing {
+        Some(what) => doctor::Finding::fail(
+            id,
+            format!(
+                "AUDIENCE_LISTS keeps the {} list(s), but the audience job cannot run for {shop}: {what}",
+                names.join(" and ")
+            ),
+            format!("sign in with `{}`, then run doctor again", login.trim_end()),
+        ),
+        None => doctor::Finding::ok(
+            id,
+            format!(
+                "AUDIENCE_LISTS keeps the {} list(s): the audience job creates them at its next run (every 15 minutes)",
+                names.join(" and ")
+            ),
+        ),
+    })
 }
 
 /// A customer list's status on Pinterest (`PROCESSING`, `READY`, `TOO_SMALL`, `UPLOADING`).

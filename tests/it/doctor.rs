@@ -44,6 +44,9 @@ enum Break {
     MissingScope,
     /// The catalog names its items by SKU; the relay sends variant ids.
     CatalogBySku,
+    /// `AUDIENCE_LISTS` keeps a customer list, but nothing can write it (no API token, no
+    /// sign-in).
+    AudienceListsWithoutToken,
 }
 
 struct Run {
@@ -179,10 +182,15 @@ async fn doctor(broken: Break, api_token: bool) -> Run {
             .env_remove("CONTENT_ID")
             .env_remove("CATALOG_COUNTRY")
             .env_remove("SHOPIFY_API_VERSION");
-        if api_token {
+        if api_token && broken != Break::AudienceListsWithoutToken {
             command.env("PINTEREST_API_TOKEN", ACCESS_TOKEN);
         } else {
             command.env_remove("PINTEREST_API_TOKEN");
+        }
+        if broken == Break::AudienceListsWithoutToken {
+            command.env("AUDIENCE_LISTS", "customers");
+        } else {
+            command.env_remove("AUDIENCE_LISTS");
         }
         command.output().unwrap()
     })
@@ -300,6 +308,11 @@ async fn each_broken_part_fails_its_own_check_with_its_fix() {
             Break::CatalogBySku,
             "catalog_ids",
             "set CONTENT_ID=sku (stack parameter ContentId)",
+        ),
+        (
+            Break::AudienceListsWithoutToken,
+            "customer_lists",
+            "pinrelay pinterest login --shop acme.myshopify.com --data-dir",
         ),
     ] {
         // With the API token, so catalog_ids runs too and must pass but for its own break.
