@@ -336,6 +336,7 @@ async fn a_sync_cut_off_by_the_deadline_gives_its_lease_back_and_the_next_run_co
         ad_account_id: AD_ACCOUNT_ID.to_owned(),
         token: SecretString::from(ACCESS_TOKEN),
         admin: AdminCredentials::Token(ADMIN_TOKEN.to_owned().into()),
+        from_sign_in: false,
     };
     let (_, api) = s.endpoints.clients(DEFAULT, credentials).unwrap();
     let kinds = [ListKind::Customers];
@@ -517,4 +518,64 @@ async fn the_watch_lambda_runs_the_audience_job_when_its_schedule_invokes_it() {
         .unwrap();
     assert!(answer[DEFAULT]["next"].is_string(), "{answer}");
     assert_eq!(s.writes(), writes);
+}
+
+#[tokio::test]
+async fn a_sign_in_renewed_during_a_run_is_read_again_after_pinterests_401() {
+    use pinrelay::pinterest::audiences::{CustomerListsApi as _, PinterestAudiences};
+    use pinrelay::pinterest::oauth::ApiToken;
+    use pinrelay::pinterest::oauth::sqlite::SqliteGrantStore;
+
+    let pinterest = FakePinterest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let grants =
+        SqliteGrantStore::new(pinrelay::sqlite::SqliteDatabase::open_in(dir.path()).unwrap());
+    let grant = |token: &str| {
+        let now = Utc::now();
+        Grant {
+            app: AppCredentials {
+                app_id: "1234".into(),
+                app_secret: SecretString::from("app-secret"),
+            },
+            access_token: SecretString::from(token.to_owned()),
+            access_token_issued_at: now,
+            access_token_expires_at: now + chrono::Duration::days(30),
+            refresh_token: SecretString::from("refresh"),
+            refresh_token_expires_at: now + chrono::Duration::days(60),
+            scopes: vec!["ads:write".into()],
+            ad_account_id: AD_ACCOUNT_ID.to_owned(),
+        }
+    };
+    pinterest.accept_token("access-before-renewal");
+    save_signed_in(&grants, DEFAULT, &grant("access-before-renewal"), 1)
+        .await
+        .unwrap();
+    let api = PinterestAudiences::with_tokens(
+        &pinterest.base_url(),
+        AD_ACCOUNT_ID,
+        job::ListsToken::SignIn(ApiToken::new(grants.clone(), DEFAULT)),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(api.find_list("none yet").await.unwrap(), None);
+
+    // The refresher renews the sign-in and Pinterest stops taking the old token: the next
+    // request is answered 401, the token read again, and the request goes through.
+    save_signed_in(&grants, DEFAULT, &grant(ACCESS_TOKEN), 1)
+        .await
+        .unwrap();
+    pinterest.refuse_token("access-before-renewal");
+    assert_eq!(api.find_list("none yet").await.unwrap(), None);
+    let statuses: Vec<u16> = pinterest.list_requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 401, 200]);
+
+    // A token given once has nothing newer to read: the 401 stands.
+    let given = PinterestAudiences::with_token(
+        &pinterest.base_url(),
+        AD_ACCOUNT_ID,
+        SecretString::from("access-before-renewal"),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert!(given.find_list("none yet").await.is_err());
 }

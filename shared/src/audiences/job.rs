@@ -25,8 +25,10 @@ use super::ledger::AudienceStore;
 use super::plan::DEFAULT_BATCH_SIZE;
 use super::sync::{CustomerSource, ListSummary, Mode, Settings, SyncError, sync, sync_pending};
 use crate::config::{InvalidVar, keys};
-use crate::pinterest::audiences::{CustomerListsApi, PinterestAudiences, StaticToken};
-use crate::pinterest::oauth::{Grant, GrantStore, GrantStoreError};
+use crate::pinterest::audiences::{
+    ApiTokenSource, CustomerListsApi, PinterestAudiences, StaticToken,
+};
+use crate::pinterest::oauth::{ApiToken, Grant, GrantStore, GrantStoreError};
 use crate::registry::{Registry, RegistryError, Shop};
 use crate::shopify::admin::{AdminApi, AdminCredentials, AdminError};
 
@@ -127,6 +129,9 @@ pub struct Credentials {
     pub token: SecretString,
     /// The store's Admin API credentials.
     pub admin: AdminCredentials,
+    /// Whether the token is the store's sign-in's (read again after a 401: the refresher may
+    /// have renewed it), not one given once.
+    pub from_sign_in: bool,
 }
 
 /// What a store has when it is not registered, or what the caller gives beside the registry:
@@ -192,13 +197,13 @@ impl Credentials {
             .ok_or_else(|| MissingCredential::AdAccount {
                 shop: shop.to_owned(),
             })?;
-        let token = fallback
-            .api_token
-            .or_else(|| {
-                registered
-                    .and_then(|s| s.secrets.pinterest_api_token.clone())
-                    .map(SecretString::from)
-            })
+        let given = fallback.api_token.or_else(|| {
+            registered
+                .and_then(|s| s.secrets.pinterest_api_token.clone())
+                .map(SecretString::from)
+        });
+        let from_sign_in = given.is_none() && signed_in.is_some();
+        let token = given
             .or_else(|| signed_in.map(|g| g.access_token.clone()))
             .ok_or_else(|| MissingCredential::PinterestToken {
                 shop: shop.to_owned(),
@@ -213,6 +218,7 @@ impl Credentials {
             ad_account_id,
             token,
             admin,
+            from_sign_in,
         })
     }
 }
@@ -238,6 +244,20 @@ impl Endpoints {
         shop: &str,
         credentials: Credentials,
     ) -> Result<(AdminApi, PinterestAudiences<StaticToken>), JobError> {
+        let tokens = StaticToken(credentials.token.clone());
+        self.clients_with(shop, credentials, tokens)
+    }
+
+    /// [`Endpoints::clients`] with the customer lists called with `tokens`' token.
+    ///
+    /// # Errors
+    /// [`JobError::Client`] when a client cannot be built.
+    pub fn clients_with<T: ApiTokenSource>(
+        &self,
+        shop: &str,
+        credentials: Credentials,
+        tokens: T,
+    ) -> Result<(AdminApi, PinterestAudiences<T>), JobError> {
         let admin = AdminApi::new(
             shop,
             credentials.admin,
@@ -245,10 +265,10 @@ impl Endpoints {
             self.admin_api_url.as_deref(),
         )
         .map_err(JobError::Admin)?;
-        let api = PinterestAudiences::with_token(
+        let api = PinterestAudiences::with_tokens(
             &self.pinterest_api_url,
             &credentials.ad_account_id,
-            credentials.token,
+            tokens,
             Duration::from_secs(60),
         )
         .map_err(|e| JobError::Client(e.to_string()))?;
@@ -454,6 +474,31 @@ async fn has_pending<L: AudienceStore>(
     Ok(false)
 }
 
+/// The token a store's sync calls Pinterest with: one given once (`PINTEREST_API_TOKEN`, a
+/// registered store's), or its sign-in, read again after a 401 (the refresher renews it).
+pub enum ListsToken<G> {
+    /// Given once.
+    Given(StaticToken),
+    /// The store's sign-in in the grant store.
+    SignIn(ApiToken<G>),
+}
+
+impl<G: GrantStore> ApiTokenSource for ListsToken<G> {
+    async fn access_token(&self) -> Result<SecretString, Box<dyn std::error::Error + Send + Sync>> {
+        match self {
+            Self::Given(token) => token.access_token().await,
+            Self::SignIn(token) => token.access_token().await,
+        }
+    }
+
+    async fn reread(&self) -> Option<SecretString> {
+        match self {
+            Self::Given(_) => None,
+            Self::SignIn(token) => ApiTokenSource::reread(token).await,
+        }
+    }
+}
+
 /// A store the job keeps lists for.
 struct Due {
     shop: String,
@@ -491,7 +536,7 @@ pub async fn run_stores<R, G, L>(
 ) -> Result<Vec<(String, Result<Run, JobError>)>, JobError>
 where
     R: Registry,
-    G: GrantStore,
+    G: GrantStore + Clone,
     L: AudienceStore,
 {
     let mut outcomes = Vec::new();
@@ -568,7 +613,12 @@ where
                 signed_in.as_ref(),
                 fallback,
             )?;
-            let (admin, api) = endpoints.clients(&store.shop, credentials)?;
+            let tokens = if credentials.from_sign_in {
+                ListsToken::SignIn(ApiToken::new(grants.clone(), store.shop.clone()))
+            } else {
+                ListsToken::Given(StaticToken(credentials.token.clone()))
+            };
+            let (admin, api) = endpoints.clients_with(&store.shop, credentials, tokens)?;
             run_store(
                 &store.shop,
                 &store.kinds,

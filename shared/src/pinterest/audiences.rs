@@ -29,6 +29,34 @@ pub trait ApiTokenSource: Send + Sync {
     fn access_token(
         &self,
     ) -> impl Future<Output = Result<SecretString, Box<dyn std::error::Error + Send + Sync>>> + Send;
+
+    /// The token read again after Pinterest answered 401 (a sign-in's refresher may have renewed
+    /// it since); `None` when there is nothing newer to read, as for a token given once.
+    fn reread(&self) -> impl Future<Output = Option<SecretString>> + Send {
+        async { None }
+    }
+}
+
+/// A store's Pinterest sign-in: its current access token, read again after a 401.
+impl<S: crate::pinterest::oauth::GrantStore> ApiTokenSource
+    for crate::pinterest::oauth::ApiToken<S>
+{
+    async fn access_token(&self) -> Result<SecretString, Box<dyn std::error::Error + Send + Sync>> {
+        match self.get().await {
+            Ok(Some(token)) => Ok(token),
+            Ok(None) => Err(
+                "the store is not signed in to Pinterest: run `pinrelay pinterest login`".into(),
+            ),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+
+    async fn reread(&self) -> Option<SecretString> {
+        crate::pinterest::oauth::ApiToken::reread(self)
+            .await
+            .ok()
+            .flatten()
+    }
 }
 
 /// A token given once: `PINTEREST_API_TOKEN`, or a registered store's `pinterest_api_token`.
@@ -278,6 +306,22 @@ impl PinterestAudiences<StaticToken> {
         token: SecretString,
         request_timeout: std::time::Duration,
     ) -> Result<Self, reqwest::Error> {
+        Self::with_tokens(base_url, ad_account_id, StaticToken(token), request_timeout)
+    }
+}
+
+impl<T: ApiTokenSource> PinterestAudiences<T> {
+    /// [`PinterestAudiences::with_token`] with the tokens of `tokens` (a sign-in read again
+    /// after a 401).
+    ///
+    /// # Errors
+    /// The HTTPS client cannot be built.
+    pub fn with_tokens(
+        base_url: &str,
+        ad_account_id: &str,
+        tokens: T,
+        request_timeout: std::time::Duration,
+    ) -> Result<Self, reqwest::Error> {
         let http = PinterestHttp::new(crate::pinterest::PinterestHttpConfig {
             base_url: base_url.trim_end_matches('/').to_owned(),
             ad_account_id: ad_account_id.to_owned(),
@@ -286,11 +330,9 @@ impl PinterestAudiences<StaticToken> {
             connect_timeout: std::time::Duration::from_secs(5).min(request_timeout),
             request_timeout,
         })?;
-        Ok(Self::new(http, StaticToken(token)))
+        Ok(Self::new(http, tokens))
     }
-}
 
-impl<T: ApiTokenSource> PinterestAudiences<T> {
     /// Calls through `http`'s client (its conversion token is not used) with `tokens`' token.
     pub fn new(http: PinterestHttp, tokens: T) -> Self {
         Self {
@@ -315,7 +357,9 @@ impl<T: ApiTokenSource> PinterestAudiences<T> {
     }
 
     /// Sends one request, retrying 429s (and, when `idempotent`, 5xx and lost answers), and
-    /// parses a 2xx body as `R`.
+    /// parses a 2xx body as `R`. A 401 is tried once more with the token read again, when it
+    /// changed (a 401 means Pinterest did not act on the request, so even a creation may go
+    /// again).
     async fn call<R: for<'de> Deserialize<'de>>(
         &self,
         what: &str,
@@ -329,6 +373,40 @@ impl<T: ApiTokenSource> PinterestAudiences<T> {
             .access_token()
             .await
             .map_err(AudienceApiError::Token)?;
+        let first = self
+            .call_with(
+                &token,
+                what,
+                method.clone(),
+                url.clone(),
+                body.clone(),
+                idempotent,
+            )
+            .await;
+        match first {
+            Err(AudienceApiError::Unauthorized { status: 401, .. }) => {
+                match self.tokens.reread().await {
+                    Some(renewed) if renewed.expose_secret() != token.expose_secret() => {
+                        self.call_with(&renewed, what, method, url, body, idempotent)
+                            .await
+                    }
+                    _ => first,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// [`Self::call`] with `token`.
+    async fn call_with<R: for<'de> Deserialize<'de>>(
+        &self,
+        token: &SecretString,
+        what: &str,
+        method: reqwest::Method,
+        url: String,
+        body: Option<serde_json::Value>,
+        idempotent: bool,
+    ) -> Result<R, AudienceApiError> {
         let backoff = self.backoff;
         let attempts = backoff.max_attempts.max(1);
         let base_url = self.http.config.base_url.clone();
