@@ -6,10 +6,9 @@
 //! registered store's own setting or the default's), the most overdue first. Between syncs, a
 //! store with work left by webhooks (a consent re-check, a deleted or redacted customer) gets the
 //! light pass ([`super::sync::sync_pending`]), so a withdrawal reaches Pinterest within minutes.
-//! A store is synced
-//! ([`super::sync`]) when its last completed sync is [`JobSettings::every`] old (daily by default);
-//! the sync itself decides between the incremental read, the weekly full comparison and the
-//! monthly re-send. A run never outlasts its deadline: a sync still going then is dropped, its
+//! A store is synced ([`super::sync`]) when its last completed sync is [`JobSettings::every`] old
+//! (daily by default); the sync itself decides between the incremental read, the weekly full
+//! comparison and the monthly re-send. A run never outlasts its deadline: a sync still going then is dropped, its
 //! leases are released, and since the record moves only after Pinterest accepted a request, the
 //! next run (a tick later) resumes where it stopped, repeating at most the request in flight. A
 //! store that cannot be synced (no ad account, no Pinterest token, no Admin credentials) is
