@@ -6,7 +6,7 @@
 //! registered store's own setting or the default's), the most overdue first. Between syncs, a
 //! store with work left by webhooks (a consent re-check, a deleted or redacted customer) gets the
 //! light pass ([`super::sync::sync_pending`]), so a withdrawal reaches Pinterest within minutes.
-//! A store is synced ([`super::sync`]) when its last completed sync is [`JobSettings::every`] old
+//! A store is synced ([`super::sync()`]) when its last completed sync is [`JobSettings::every`] old
 //! (daily by default); the sync itself decides between the incremental read, the weekly full
 //! comparison and the monthly re-send. A run never outlasts its deadline: a sync still going then is dropped, its
 //! leases are released, and since the record moves only after Pinterest accepted a request, the

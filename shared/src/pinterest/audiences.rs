@@ -1,6 +1,6 @@
 //! Customer lists and their audiences (OpenAPI 5.23 `customer_lists/create`, `/update`, `/get`,
 //! `/list` and `audiences/create`, scopes `ads:read` and `ads:write`): the [`CustomerListsApi`] port the
-//! audience sync ([`crate::audiences::sync`]) talks to, and its HTTP adapter
+//! audience sync ([`crate::audiences::sync()`]) talks to, and its HTTP adapter
 //! [`PinterestAudiences`] over [`PinterestHttp`]'s client.
 //!
 //! `records` is one comma-separated string of SHA-256 hex digests, never an array. A 429 is
