@@ -6,7 +6,8 @@
 //! `pinterest_api_token`; otherwise `PINTEREST_AD_ACCOUNT_ID`, the Admin variables and
 //! `PINTEREST_API_TOKEN` are used (`PINTEREST_API_TOKEN`, when set, wins for a registered store
 //! too); the store's Pinterest sign-in (`pinrelay pinterest login`) gives the token, and the ad
-//! account, where nothing else does ([`Credentials::resolve`], as for the audience job). The lists
+//! account, where nothing else does ([`Credentials::resolve`], as for the audience job); a
+//! sign-in's token is read again after Pinterest's 401. The lists
 //! are the store's `AUDIENCE_LISTS` (default: the customers list), plus `--purchasers`. The same
 //! sync runs on a schedule in the stack and in `serve` ([`pinrelay::audiences::job`]).
 //!
@@ -21,7 +22,9 @@ use anyhow::Context as _;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use pinrelay::audiences::dynamodb::DynamoDbAudienceStore;
-use pinrelay::audiences::job::{Credentials, Endpoints, Fallback, MissingCredential, parse_lists};
+use pinrelay::audiences::job::{
+    Credentials, Endpoints, Fallback, ListsToken, MissingCredential, parse_lists,
+};
 use pinrelay::audiences::sqlite::SqliteAudienceStore;
 use pinrelay::audiences::{
     AudienceStore, ListKind, ListSummary, Mode, ProgressEvent, Scope, Settings, sync,
@@ -29,9 +32,10 @@ use pinrelay::audiences::{
 use pinrelay::aws::{self, Budget};
 use pinrelay::config::{self, keys};
 use pinrelay::dynamodb::Table;
+use pinrelay::pinterest::audiences::StaticToken;
 use pinrelay::pinterest::oauth::aws::AwsGrantStore;
 use pinrelay::pinterest::oauth::sqlite::SqliteGrantStore;
-use pinrelay::pinterest::oauth::{Grant, GrantStore as _};
+use pinrelay::pinterest::oauth::{ApiToken, GrantStore};
 use pinrelay::registry::Registry;
 use pinrelay::registry::aws::AwsRegistry;
 use pinrelay::registry::sqlite::SqliteRegistry;
@@ -109,13 +113,12 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(stack) = &args.stack {
         let (registry, table, grants) = stack_parts(stack).await?;
-        let signed_in = grants.get(&shop).await?;
         return run_with(
             &args,
             &shop,
             &registry,
             &DynamoDbAudienceStore::new(table),
-            signed_in,
+            &grants,
         )
         .await;
     }
@@ -123,13 +126,13 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     // the run would create a second list on Pinterest and upload everyone to it.
     let db = crate::local::open_existing_db(&args.data_dir)?;
     let registry = SqliteRegistry::new(db.clone());
-    let signed_in = SqliteGrantStore::new(db.clone()).get(&shop).await?;
+    let grants = SqliteGrantStore::new(db.clone());
     run_with(
         &args,
         &shop,
         &registry,
         &SqliteAudienceStore::new(db),
-        signed_in,
+        &grants,
     )
     .await
 }
@@ -162,9 +165,10 @@ async fn run_with(
     shop: &str,
     registry: &impl Registry,
     ledger: &impl AudienceStore,
-    signed_in: Option<Grant>,
+    grants: &(impl GrantStore + Clone),
 ) -> anyhow::Result<ExitCode> {
     let registered = registry.get(shop).await?;
+    let signed_in = grants.get(shop).await?;
 
     // Where each credential comes from is decided once, for this command and the audience job
     // alike: PINTEREST_API_TOKEN, else the store's registered token, else its sign-in; the ad
@@ -211,12 +215,18 @@ async fn run_with(
             return usage(&env_admin.err().unwrap_or_default());
         }
     };
+    // The sign-in's token is read again after a 401 (the refresher may renew it during a long run).
+    let tokens = if credentials.from_sign_in {
+        ListsToken::SignIn(ApiToken::new(grants.clone(), shop))
+    } else {
+        ListsToken::Given(StaticToken(credentials.token.clone()))
+    };
     let (admin, api) = Endpoints {
         api_version: args.api_version.clone(),
         admin_api_url: args.endpoints.admin_url_base.clone(),
         pinterest_api_url: args.endpoints.pinterest_api_url.clone(),
     }
-    .clients(shop, credentials)?;
+    .clients_with(shop, credentials, tokens)?;
 
     // The lists: the store's AUDIENCE_LISTS (what the audience job keeps), else the customers
     // list; --purchasers adds the second.
