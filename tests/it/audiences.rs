@@ -1476,3 +1476,68 @@ async fn a_run_that_lost_its_lease_stops_before_its_first_request() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_full_dynamodb_removals_item_refuses_the_next_removal_and_keeps_the_member() {
+    use pinrelay::audiences::dynamodb::{DynamoDbAudienceStore, MAX_PENDING_REMOVALS};
+    use pinrelay::audiences::{Batch, Operation};
+
+    let env = crate::helpers::TestEnv::start().await;
+    let client = crate::idempotency::serialized_dynamodb(&env).await;
+    let ledger =
+        DynamoDbAudienceStore::new(pinrelay::dynamodb::Table::new(client.clone(), &env.table));
+    let shop = "full.myshopify.com";
+    let member = Batch {
+        operation: Operation::Add,
+        entries: vec![(9, hash(9))],
+    };
+    ledger
+        .record(shop, ListKind::Customers, &member)
+        .await
+        .unwrap();
+    // The removals item already holds the most it keeps (about 285 KB: DynamoDB, and the limits
+    // layer in front of moto, would refuse one much larger).
+    let pending: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = (0
+        ..MAX_PENDING_REMOVALS)
+        .map(|i| {
+            (
+                format!("customers#{}#{}", 1_000_000 + i, hash(i as u64)),
+                aws_sdk_dynamodb::types::AttributeValue::S(String::new()),
+            )
+        })
+        .collect();
+    client
+        .put_item()
+        .table_name(&env.table)
+        .item(
+            "id",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("audience#{shop}#removals")),
+        )
+        .item("r", aws_sdk_dynamodb::types::AttributeValue::M(pending))
+        .item("v", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let refused = ledger.remove_customer(shop, 9).await.unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            pinrelay::audiences::LedgerError::Full { most, what: "pending removals", .. }
+                if *most == MAX_PENDING_REMOVALS
+        ),
+        "{refused}"
+    );
+    // Nothing is lost: the customer is still a member, so the retried webhook (or the next full
+    // comparison) removes them once the queue is sent.
+    let members = ledger.members(shop, ListKind::Customers).await.unwrap();
+    assert_eq!(members.get(&9), Some(&hash(9)));
+    assert_eq!(
+        ledger
+            .pending_removals(shop, ListKind::Customers)
+            .await
+            .unwrap()
+            .len(),
+        MAX_PENDING_REMOVALS
+    );
+}

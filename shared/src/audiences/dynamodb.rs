@@ -9,8 +9,10 @@
 //! | `audience#{shop}#rechecks#{bucket}` | `c` (M: customer id → the re-check's time in ms, as a string) for the customers whose id modulo [`RECHECK_BUCKETS`] is `bucket`; `v` (N) |
 //!
 //! Members are spread over [`BUCKETS`] items so none nears DynamoDB's 400 KB item limit: a member
-//! takes about 90 bytes, so a list holds about [`BUCKETS`] × 4,000 members (one million) before a
-//! bucket would. A bucket is rewritten whole under its version (read, change, conditional put,
+//! takes about 85 bytes, so a list holds [`BUCKETS`] × [`MAX_MEMBERS_PER_BUCKET`] members (about
+//! a million). Each map item is bounded ([`MAX_MEMBERS_PER_BUCKET`], [`MAX_PENDING_REMOVALS`],
+//! [`MAX_RECHECKS_PER_BUCKET`]): past its bound a write is refused with what it means, never
+//! left to DynamoDB's size error. A bucket is rewritten whole under its version (read, change, conditional put,
 //! again on a conflict), so a removal from a webhook and a sync's write never undo each other.
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +39,16 @@ pub const RECHECK_BUCKETS: u64 = 64;
 /// DynamoDB's 400 KB), so a store holds [`RECHECK_BUCKETS`] × this many (256,000) before a
 /// re-check is refused (the webhook is then retried until a pass clears the queue).
 pub const MAX_RECHECKS_PER_BUCKET: usize = 4_000;
+
+/// The most pending removals a store's removals item holds (an entry, `{kind}#{customer
+/// id}#{hash}`, takes about 95 bytes: about 285 KB, under DynamoDB's 400 KB). Past it a deletion
+/// or redaction is refused (its webhook is retried) until a sync or the light pass sends them.
+pub const MAX_PENDING_REMOVALS: usize = 3_000;
+
+/// The most members one bucket item holds (an entry takes about 85 bytes: about 340 KB, under
+/// DynamoDB's 400 KB), so a list holds [`BUCKETS`] × this many (about a million) before an `ADD`
+/// is refused with what it means rather than DynamoDB's size error.
+pub const MAX_MEMBERS_PER_BUCKET: usize = 4_000;
 
 /// Attempts at a versioned rewrite before the conflict is reported.
 const REWRITE_ATTEMPTS: u32 = 8;
@@ -81,12 +93,15 @@ fn recheck_key(shop: &str, bucket: u64) -> String {
     format!("audience#{shop}#rechecks#{bucket}")
 }
 
-/// A re-check bucket is full.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "item {0} holds {MAX_RECHECKS_PER_BUCKET} consent re-checks, the most it keeps; run the audience sync to clear them"
-)]
-struct RechecksFull(String);
+/// [`LedgerError::Full`] of `item`.
+fn item_full(item: String, most: usize, what: &'static str, fix: &'static str) -> LedgerError {
+    LedgerError::Full {
+        item,
+        most,
+        what,
+        fix,
+    }
+}
 
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
@@ -386,24 +401,38 @@ impl AudienceStore for DynamoDbAudienceStore {
             by_bucket.entry(entry.0 % BUCKETS).or_default().push(entry);
         }
         for (bucket, entries) in by_bucket {
-            self.rewrite(&bucket_key(shop, kind, bucket), "m", |map| {
-                let mut changed = false;
-                for (id, hash) in &entries {
-                    let key = id.to_string();
-                    match batch.operation {
-                        Operation::Add => {
-                            changed |= map.insert(key, hash.clone()).as_ref() != Some(hash);
+            let id = bucket_key(shop, kind, bucket);
+            let full = self
+                .rewrite(&id, "m", |map| {
+                    let mut changed = false;
+                    for (id, hash) in &entries {
+                        let key = id.to_string();
+                        match batch.operation {
+                            Operation::Add => {
+                                changed |= map.insert(key, hash.clone()).as_ref() != Some(hash);
+                            }
+                            Operation::Remove if map.get(&key) == Some(hash) => {
+                                map.remove(&key);
+                                changed = true;
+                            }
+                            Operation::Remove => {}
                         }
-                        Operation::Remove if map.get(&key) == Some(hash) => {
-                            map.remove(&key);
-                            changed = true;
-                        }
-                        Operation::Remove => {}
                     }
-                }
-                (changed, ())
-            })
-            .await?;
+                    // Only an `ADD` can fill a bucket; a removal is always recorded.
+                    if batch.operation == Operation::Add && map.len() > MAX_MEMBERS_PER_BUCKET {
+                        return (false, true);
+                    }
+                    (changed, false)
+                })
+                .await?;
+            if full {
+                return Err(item_full(
+                    id,
+                    MAX_MEMBERS_PER_BUCKET,
+                    "members",
+                    "the list is larger than this relay's DynamoDB record keeps (about a million members)",
+                ));
+            }
         }
         if batch.operation == Operation::Remove {
             self.rewrite(&removals_key(shop), "r", |map| {
@@ -465,10 +494,26 @@ impl AudienceStore for DynamoDbAudienceStore {
             };
             // Pending first, then out of the members: a stop in between leaves both, never neither.
             let pending = format!("{}#{customer_id}#{hash}", kind.label());
-            self.rewrite(&removals_key(shop), "r", |map| {
-                (map.insert(pending.clone(), String::new()).is_none(), ())
-            })
-            .await?;
+            let full = self
+                .rewrite(&removals_key(shop), "r", |map| {
+                    if map.contains_key(&pending) {
+                        return (false, false);
+                    }
+                    if map.len() >= MAX_PENDING_REMOVALS {
+                        return (false, true);
+                    }
+                    map.insert(pending.clone(), String::new());
+                    (true, false)
+                })
+                .await?;
+            if full {
+                return Err(item_full(
+                    removals_key(shop),
+                    MAX_PENDING_REMOVALS,
+                    "pending removals",
+                    "the webhook is retried; run the audience sync (or let the audience job's next run) send them",
+                ));
+            }
             self.rewrite(&bucket, "m", |map| (map.remove(&key).is_some(), ()))
                 .await?;
         }
@@ -509,7 +554,12 @@ impl AudienceStore for DynamoDbAudienceStore {
             })
             .await?;
         if full {
-            return Err(LedgerError::Storage(Box::new(RechecksFull(id))));
+            return Err(item_full(
+                id,
+                MAX_RECHECKS_PER_BUCKET,
+                "consent re-checks",
+                "run the audience sync (or let the audience job's next run) clear them",
+            ));
         }
         Ok(())
     }

@@ -92,6 +92,21 @@ pub enum LedgerError {
     /// The storage failed.
     #[error("the audience ledger could not be read or written; check the data directory")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An item holds the most entries it keeps under the storage's item limit (DynamoDB's
+    /// 400 KB): the write is refused, nothing is changed.
+    #[error(
+        "{item} holds {most} {what}, the most it keeps under DynamoDB's 400 KB item limit; {fix}"
+    )]
+    Full {
+        /// The item.
+        item: String,
+        /// How many entries it keeps at most.
+        most: usize,
+        /// What the entries are.
+        what: &'static str,
+        /// What clears room.
+        fix: &'static str,
+    },
     /// A stored value could not be read back.
     #[error("the audience ledger of {shop} holds an unreadable value ({detail})")]
     Corrupt {
