@@ -365,6 +365,61 @@ where
     A: CustomerListsApi,
     L: AudienceStore,
 {
+    let (_, work) = work(shop, kinds, ledger, settings, now).await?;
+    execute(
+        work, shop, kinds, source, api, ledger, settings, now, deadline,
+    )
+    .await
+}
+
+/// What a store's run has to do, decided from the record alone (before any credential is read).
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    /// Synced recently, and no webhook left work: nothing until `next`.
+    Nothing { next: DateTime<Utc> },
+    /// Synced recently; webhooks left work for the light pass.
+    Pending { next: DateTime<Utc> },
+    /// Due: the sync.
+    Sync,
+}
+
+/// The store's last completed sync (for ordering the stores) and its [`Work`].
+async fn work<L: AudienceStore>(
+    shop: &str,
+    kinds: &[ListKind],
+    ledger: &L,
+    settings: &JobSettings,
+    now: DateTime<Utc>,
+) -> Result<(Option<DateTime<Utc>>, Work), JobError> {
+    let last = last_sync(shop, kinds, ledger).await?;
+    let work = match last.map(|t| t + settings.every).filter(|next| now < *next) {
+        // Not due: only what webhooks asked for since (consent withdrawn or given, a customer
+        // deleted or redacted), so it reaches Pinterest within a run or two.
+        Some(next) if has_pending(shop, kinds, ledger).await? => Work::Pending { next },
+        Some(next) => Work::Nothing { next },
+        None => Work::Sync,
+    };
+    Ok((last, work))
+}
+
+/// Does `work` for one store, within `deadline`.
+#[allow(clippy::too_many_arguments)]
+async fn execute<S, A, L>(
+    work: Work,
+    shop: &str,
+    kinds: &[ListKind],
+    source: &S,
+    api: &A,
+    ledger: &L,
+    settings: &JobSettings,
+    now: DateTime<Utc>,
+    deadline: tokio::time::Instant,
+) -> Result<Run, JobError>
+where
+    S: CustomerSource,
+    A: CustomerListsApi,
+    L: AudienceStore,
+{
     let sync_settings = Settings {
         kinds: kinds.to_vec(),
         batch_size: settings.batch_size,
@@ -375,17 +430,14 @@ where
         ..Settings::default()
     };
     let mut quiet = |_| {};
-    if let Some(last) = last_sync(shop, kinds, ledger).await? {
-        let next = last + settings.every;
-        if now < next {
-            // Not due: only what webhooks asked for since (consent withdrawn or given, a customer
-            // deleted or redacted), so it reaches Pinterest within a run or two.
-            if !has_pending(shop, kinds, ledger).await? {
-                return Ok(Run::NotDue {
-                    next,
-                    pending: None,
-                });
-            }
+    match work {
+        Work::Nothing { next } => {
+            return Ok(Run::NotDue {
+                next,
+                pending: None,
+            });
+        }
+        Work::Pending { next } => {
             let pass = sync_pending(
                 shop,
                 source,
@@ -408,6 +460,7 @@ where
                 }
             };
         }
+        Work::Sync => {}
     }
     let run = sync(
         shop,
@@ -502,8 +555,8 @@ impl<G: GrantStore> ApiTokenSource for ListsToken<G> {
 struct Due {
     shop: String,
     kinds: Vec<ListKind>,
-    registered: Option<Shop>,
-    last_sync: Option<DateTime<Utc>>,
+    /// A registered store (its entry and secrets are in the registry), not the default one.
+    registered: bool,
 }
 
 /// The default store (the relay's variables) and its own credentials.
@@ -549,8 +602,7 @@ where
                 stores.push(Due {
                     shop: d.shop.clone(),
                     kinds,
-                    registered: None,
-                    last_sync: None,
+                    registered: false,
                 });
                 default_fallback = Some(d.fallback);
             }
@@ -561,43 +613,57 @@ where
         if !entry.enabled || Some(entry.domain.to_ascii_lowercase()) == default_shop {
             continue;
         }
-        let shop = match registry.get(&entry.domain).await {
-            Ok(Some(shop)) => shop,
-            Ok(None) => continue,
-            Err(e) => {
-                outcomes.push((entry.domain, Err(e.into())));
-                continue;
-            }
-        };
-        match parse_lists(shop.setting(keys::AUDIENCE_LISTS, var).as_deref()) {
+        // The entry's own setting decides: no secret is read for a store that keeps no list.
+        match parse_lists(entry.setting(keys::AUDIENCE_LISTS, var).as_deref()) {
             Ok(kinds) if kinds.is_empty() => {}
             Ok(kinds) => stores.push(Due {
                 shop: entry.domain,
                 kinds,
-                registered: Some(shop),
-                last_sync: None,
+                registered: true,
             }),
             Err(e) => outcomes.push((entry.domain, Err(e.into()))),
         }
     }
-    for store in &mut stores {
-        store.last_sync = last_sync(&store.shop, &store.kinds, ledger)
-            .await
-            .ok()
-            .flatten();
+    // What each store has to do, from the record alone: the secrets and the sign-in are read
+    // only for a store with work.
+    let mut planned = Vec::new();
+    for store in stores {
+        match work(&store.shop, &store.kinds, ledger, settings, now).await {
+            Ok((last, work)) => planned.push((last, work, store)),
+            Err(e) => outcomes.push((store.shop, Err(e))),
+        }
     }
     // The most overdue first (never synced before all), so a store whose sync takes a whole run
     // cannot keep the others waiting forever.
-    stores.sort_by_key(|s| s.last_sync);
+    planned.sort_by_key(|(last, _, _)| *last);
 
-    for store in stores {
+    for (_, work, store) in planned {
+        if let Work::Nothing { next } = work {
+            outcomes.push((
+                store.shop,
+                Ok(Run::NotDue {
+                    next,
+                    pending: None,
+                }),
+            ));
+            continue;
+        }
         if tokio::time::Instant::now() >= deadline {
             outcomes.push((store.shop, Ok(Run::OutOfTime)));
             continue;
         }
         let outcome = async {
+            let registered = if store.registered {
+                match registry.get(&store.shop).await? {
+                    Some(shop) => Some(shop),
+                    // Removed since the listing.
+                    None => return Ok(None),
+                }
+            } else {
+                None
+            };
             let signed_in = grants.get(&store.shop).await?;
-            let fallback = match store.registered {
+            let fallback = match registered {
                 // The variables' Admin credentials belong to the default store only.
                 Some(_) => Fallback {
                     ad_account_id: None,
@@ -608,7 +674,7 @@ where
             };
             let credentials = Credentials::resolve(
                 &store.shop,
-                store.registered.as_ref(),
+                registered.as_ref(),
                 signed_in.as_ref(),
                 fallback,
             )?;
@@ -618,7 +684,8 @@ where
                 ListsToken::Given(StaticToken(credentials.token.clone()))
             };
             let (admin, api) = endpoints.clients_with(&store.shop, credentials, tokens)?;
-            run_store(
+            execute(
+                work,
                 &store.shop,
                 &store.kinds,
                 &admin,
@@ -629,9 +696,14 @@ where
                 deadline,
             )
             .await
+            .map(Some)
         }
         .await;
-        outcomes.push((store.shop, outcome));
+        match outcome {
+            Ok(None) => {}
+            Ok(Some(run)) => outcomes.push((store.shop, Ok(run))),
+            Err(e) => outcomes.push((store.shop, Err(e))),
+        }
     }
     Ok(outcomes)
 }

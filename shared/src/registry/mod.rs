@@ -80,6 +80,21 @@ pub struct ShopEntry {
     pub updated_at: DateTime<Utc>,
 }
 
+impl ShopEntry {
+    /// A setting of this store: its own value, else `fallback`'s (the relay's variable).
+    pub fn setting(
+        &self,
+        key: &'static str,
+        fallback: &dyn Fn(&'static str) -> Option<String>,
+    ) -> Option<String> {
+        self.settings
+            .get(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .or_else(|| fallback(key))
+    }
+}
+
 /// A store's secrets. `Debug` shows which are set, never a value.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShopSecrets {
@@ -163,12 +178,7 @@ impl Shop {
         key: &'static str,
         fallback: &dyn Fn(&'static str) -> Option<String>,
     ) -> Option<String> {
-        self.entry
-            .settings
-            .get(key)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .or_else(|| fallback(key))
+        self.entry.setting(key, fallback)
     }
 
     /// Its conversion rules and mapping options: its own settings over `fallback`'s.
